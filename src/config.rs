@@ -1,0 +1,120 @@
+//! The server's configuration: one clap struct, every flag also readable from
+//! `SYNCROOM_<FLAG>`. The doc comments below *are* the `--help` text, so they are
+//! written for an operator, not for the next programmer.
+//!
+//! Every number that bounds memory or time lives here with a name and a default,
+//! so it can be tuned without reading the code.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// syncroom: synchronized media rooms over Server-Sent Events.
+///
+/// Hosts control playback with small POSTs; every listener follows one event stream.
+/// Each flag can also be set through the environment variable shown with it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "syncroom", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on (HTTP). The demo page is served at its root.
+    #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
+    #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_secs)]
+    pub keepalive: Duration,
+
+    /// Replayable events kept per room for `Last-Event-ID` resume.
+    #[arg(long, env = "SYNCROOM_HISTORY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub history: u32,
+
+    /// Close a room (`closed`, reason `expired`) after this long with no listeners and no commands (seconds).
+    #[arg(long, env = "SYNCROOM_ROOM_TTL", default_value = "3600", value_parser = parse_secs)]
+    pub room_ttl: Duration,
+
+    /// End an event stream after this age (seconds, jittered down by up to 15 %); clients reconnect and resume.
+    #[arg(long, env = "SYNCROOM_MAX_STREAM_AGE", default_value = "1800", value_parser = parse_secs)]
+    pub max_stream_age: Duration,
+
+    /// Base reconnection delay sent in each stream's `retry:` line (milliseconds); each stream adds up to as much again at random.
+    #[arg(long, env = "SYNCROOM_RETRY_MS", default_value_t = 2000)]
+    pub retry_ms: u32,
+
+    /// Most open event streams on this node; past it new streams get `503 unavailable`.
+    /// Default: the open-file limit less a reserve for everything else.
+    #[arg(long, env = "SYNCROOM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Events a listener may fall behind before it is resynchronized with a fresh snapshot.
+    #[arg(long, env = "SYNCROOM_LISTENER_BUFFER", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub listener_buffer: u32,
+
+    /// Most items in one room's queue.
+    #[arg(long, env = "SYNCROOM_MAX_QUEUE", default_value_t = 500)]
+    pub max_queue: usize,
+
+    /// Chat messages each client address may send per minute (sustained).
+    #[arg(long, env = "SYNCROOM_CHAT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub chat_per_minute: u32,
+
+    /// Chat messages a client address may send at once before the per-minute rate applies.
+    #[arg(long, env = "SYNCROOM_CHAT_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chat_burst: u32,
+
+    /// Log format on stderr; the level comes from `RUST_LOG` (default `info`).
+    #[arg(long, env = "SYNCROOM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Config {
+    /// The defaults, as `syncroom` with no flags and no environment would have them.
+    /// Tests start from this and change what they exercise.
+    pub fn defaults() -> Self {
+        // Parsing an empty command line cannot fail: every field has a default.
+        Self::try_parse_from(["syncroom"]).expect("defaults parse")
+    }
+}
+
+/// Parses seconds given as `15`, `0.25` or `1800`, refusing negatives and non-numbers.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("`{text}` is not a usable number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_decimals_and_refuse_garbage() {
+        assert_eq!(parse_secs("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_secs("15"), Ok(Duration::from_secs(15)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs("inf").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let config = Config::defaults();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.history, 1024);
+        assert_eq!(config.keepalive, Duration::from_secs(15));
+        assert_eq!(config.room_ttl, Duration::from_secs(3600));
+        assert_eq!(config.max_stream_age, Duration::from_secs(1800));
+    }
+}

@@ -1,0 +1,198 @@
+//! `GET /api/rooms/{room_id}/events`: one room's Server-Sent Events stream.
+//!
+//! The body is a stream of pre-encoded frames written as they are: the actor
+//! encoded each event once, and every listener writes the same `Bytes`. Per
+//! listener there is one broadcast receiver and two timers, nothing more.
+//!
+//! A stream starts with `retry:` (jittered per connection), then a snapshot or
+//! the replay of missed events, then live frames. It ends on `closed`, at its
+//! maximum age (jittered, so reconnects spread out), or at server shutdown.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{sleep, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::error::ApiError;
+use super::{AppState, StreamSlot};
+use crate::room::event::{retry_frame, SharedFrame, KEEPALIVE};
+use crate::room::handle::ListenerGuard;
+use crate::room::RoomHandle;
+
+/// Longest display name a listener may give, in characters.
+pub const MAX_LISTENER_NAME_CHARS: usize = 64;
+/// Streams end between this fraction of the maximum age and the full age.
+const MAX_AGE_JITTER_FLOOR: f64 = 0.85;
+/// How long a client turned away at capacity is asked to wait.
+const FULL_RETRY_AFTER_SECS: u64 = 5;
+
+#[derive(Debug, serde::Deserialize)]
+pub struct EventsQuery {
+    name: Option<String>,
+    last_event_id: Option<String>,
+}
+
+pub async fn events(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::InvalidValue(e.body_text()))?;
+    if let Some(name) = &query.name {
+        if name.chars().count() > MAX_LISTENER_NAME_CHARS {
+            return Err(ApiError::InvalidValue(format!(
+                "`name` must be at most {MAX_LISTENER_NAME_CHARS} characters"
+            )));
+        }
+    }
+    let handle = app.registry.get(&room_id).ok_or(ApiError::RoomNotFound)?;
+    let slot = app.take_stream_slot().ok_or(ApiError::Unavailable {
+        message: "this server holds as many event streams as it may; try again shortly",
+        retry_after_secs: FULL_RETRY_AFTER_SECS,
+    })?;
+    // The header is what a browser's EventSource sends on reconnect; it wins over
+    // a query parameter that may date from the page's first load. An id that does
+    // not parse is treated like an unknown one: the stream starts with a snapshot.
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(query.last_event_id)
+        .and_then(|id| id.trim().parse::<u64>().ok());
+    let subscription = handle.subscribe(last_event_id).await?;
+    tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or(""), resumed = last_event_id.is_some(), "listener joined");
+
+    let config = &app.config;
+    let retry_ms = {
+        let base = u64::from(config.retry_ms);
+        base + rand::rng().random_range(0..=base)
+    };
+    let max_age = config
+        .max_stream_age
+        .mul_f64(rand::rng().random_range(MAX_AGE_JITTER_FLOOR..=1.0));
+
+    let mut start = VecDeque::with_capacity(subscription.start.len() + 1);
+    start.push_back(retry_frame(retry_ms));
+    start.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
+    let listener = Listener {
+        start,
+        version: subscription.version,
+        events_rx: subscription.events_rx,
+        handle,
+        keepalive_every: config.keepalive,
+        keepalive: Box::pin(sleep(config.keepalive)),
+        max_age: Box::pin(sleep(max_age)),
+        shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
+        ended: false,
+        app: app.clone(),
+        _guard: subscription.guard,
+        _slot: slot,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(
+        listener,
+        |mut listener| async move {
+            let chunk = listener.next_chunk().await?;
+            Some((Ok::<_, Infallible>(chunk), listener))
+        },
+    ));
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// One open stream.
+struct Listener {
+    /// Written before anything live: `retry:`, then the snapshot or the replay.
+    start: VecDeque<Bytes>,
+    /// The last version written; live frames at or below it are skipped.
+    version: u64,
+    events_rx: Receiver<SharedFrame>,
+    handle: RoomHandle,
+    keepalive_every: Duration,
+    keepalive: Pin<Box<Sleep>>,
+    max_age: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// `closed` was written: the next poll ends the stream.
+    ended: bool,
+    app: Arc<AppState>,
+    // Held for their `Drop`: counting this listener in the room and on the node.
+    _guard: ListenerGuard,
+    _slot: StreamSlot,
+}
+
+impl Listener {
+    /// The next bytes to write, or `None` to end the stream.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        if let Some(chunk) = self.start.pop_front() {
+            return Some(chunk);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut self.shutdown => return None,
+                _ = &mut self.max_age => return None,
+                received = self.events_rx.recv() => match received {
+                    Ok(frame) => {
+                        if let Some(version) = frame.version {
+                            if version <= self.version {
+                                continue;
+                            }
+                            self.version = version;
+                        }
+                        if let Some(fanout) = &frame.fanout {
+                            if let Some(elapsed) = fanout.written() {
+                                self.app.metrics.fanout_seconds.observe(elapsed.as_secs_f64());
+                            }
+                        }
+                        self.ended = frame.ends_stream;
+                        self.reset_keepalive();
+                        return Some(frame.bytes.clone());
+                    }
+                    // Too slow: the ring moved past us. A fresh snapshot puts this
+                    // listener back on its feet (the state is idempotent); what is
+                    // still in the ring at or below its version is skipped above.
+                    Err(RecvError::Lagged(_)) => {
+                        let snapshot = self.handle.resync().await.ok()?;
+                        self.version = snapshot.version.unwrap_or(self.version);
+                        self.reset_keepalive();
+                        return Some(snapshot.bytes.clone());
+                    }
+                    // The actor ended without `closed` (server stopping).
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = &mut self.keepalive => {
+                    self.reset_keepalive();
+                    return Some(Bytes::from_static(KEEPALIVE));
+                }
+            }
+        }
+    }
+
+    fn reset_keepalive(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.keepalive_every;
+        self.keepalive.as_mut().reset(deadline);
+    }
+}

@@ -1,0 +1,110 @@
+//! Request extractors whose every rejection is an [`ApiError`], so a malformed
+//! request gets the same JSON error shape as everything else.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderMap};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::room::handle::HostToken;
+
+/// Largest request body accepted (shared/API.md: 16 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// A JSON body of at most [`MAX_BODY_BYTES`], or `None` for an empty body (which
+/// needs no `Content-Type`). Order of checks: size (413), then media type (415),
+/// then syntax (400 `invalid_json`).
+pub struct JsonBody(pub Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+        let too_large = ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+            return Err(too_large);
+        }
+        let is_json = is_json_content_type(request.headers());
+        let body: Body = request.into_body();
+        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large)
+            }
+            Err(_) => {
+                return Err(ApiError::InvalidJson(
+                    "the request body could not be read".into(),
+                ))
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBody(None));
+        }
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(&bytes)
+            .map(|value| JsonBody(Some(value)))
+            .map_err(|error| ApiError::InvalidJson(format!("the body is not valid JSON: {error}")))
+    }
+}
+
+/// `application/json`, with or without parameters such as `charset=utf-8`.
+fn is_json_content_type(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<HostToken> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .then(|| HostToken(token.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json_content_type(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        assert!(is_json_content_type(&headers));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(!is_json_content_type(&headers));
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_and_other_schemes_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc"),
+        );
+        assert_eq!(bearer_token(&headers).map(|t| t.0), Some("abc".to_owned()));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert!(bearer_token(&headers).is_none());
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert!(bearer_token(&headers).is_none());
+    }
+}

@@ -1,0 +1,209 @@
+//! The HTTP face of the server: axum handlers that translate requests into room
+//! calls and answers back into HTTP. No room logic lives here.
+//!
+//! - [`rooms`]: create, get, list, delete, commands, chat.
+//! - [`events`]: the SSE stream.
+//! - [`pages`]: the embedded demo page and its assets.
+//! - [`error`]: [`ApiError`], the one error type, and its JSON body.
+//! - [`extract`]: body and header extractors that reject with [`ApiError`].
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod pages;
+pub mod rooms;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::room::actor::RoomSettings;
+use crate::room::{Clock, SystemClock};
+use crate::telemetry::Metrics;
+
+/// File descriptors kept back for everything that is not an event stream
+/// (command requests, the listener socket, logs) when `--max-connections` is not set.
+const FD_RESERVE: usize = 256;
+/// How often idle rate-limiter entries are forgotten, bounding its memory.
+const LIMITER_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub config: Config,
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: CancellationToken,
+    /// Chat messages per client address.
+    pub chat_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    open_streams: AtomicUsize,
+    max_streams: usize,
+}
+
+impl AppState {
+    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let settings = RoomSettings {
+            history: config.history as usize,
+            listener_buffer: config.listener_buffer as usize,
+            ttl: config.room_ttl,
+        };
+        let registry = Registry::new(
+            settings,
+            config.max_queue,
+            clock.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        let max_streams = config.max_connections.unwrap_or_else(default_max_streams);
+        let quota = Quota::per_minute(nonzero(config.chat_per_minute))
+            .allow_burst(nonzero(config.chat_burst));
+        Self {
+            config,
+            registry,
+            metrics,
+            clock,
+            shutdown,
+            chat_limiter: RateLimiter::keyed(quota),
+            open_streams: AtomicUsize::new(0),
+            max_streams,
+        }
+    }
+
+    /// The most event streams this node holds at once.
+    pub fn max_connections(&self) -> usize {
+        self.max_streams
+    }
+
+    /// Claims room for one more event stream, or `None` at capacity.
+    fn take_stream_slot(self: &Arc<Self>) -> Option<StreamSlot> {
+        let before = self.open_streams.fetch_add(1, Ordering::AcqRel);
+        if before >= self.max_streams {
+            self.open_streams.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        self.metrics.connections.inc();
+        Some(StreamSlot { app: self.clone() })
+    }
+}
+
+/// One counted event stream; dropping it frees the place.
+pub struct StreamSlot {
+    app: Arc<AppState>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.app.open_streams.fetch_sub(1, Ordering::AcqRel);
+        self.app.metrics.connections.dec();
+    }
+}
+
+fn nonzero(value: u32) -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(value).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
+/// Raises the open-file soft limit to the hard limit and keeps a reserve.
+fn default_max_streams() -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    (limit as usize).saturating_sub(FD_RESERVE).max(1)
+}
+
+/// All routes, with the state they share.
+pub fn router(app: Arc<AppState>) -> Router {
+    spawn_limiter_sweeper(&app);
+    Router::new()
+        .route("/api/rooms", post(rooms::create).get(rooms::list))
+        .route(
+            "/api/rooms/{room_id}",
+            get(rooms::get_room).delete(rooms::delete),
+        )
+        .route("/api/rooms/{room_id}/commands", post(rooms::command))
+        .route("/api/rooms/{room_id}/chat", post(rooms::chat))
+        .route("/api/rooms/{room_id}/events", get(events::events))
+        .route("/api/time", get(time))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/", get(pages::index))
+        .route("/r/{room_id}", get(pages::index))
+        .route("/static/{*path}", get(pages::asset))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(app)
+}
+
+/// Forgets rate-limiter entries of clients that have gone quiet.
+fn spawn_limiter_sweeper(app: &Arc<AppState>) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(LIMITER_SWEEP_EVERY);
+        loop {
+            every.tick().await;
+            let Some(app) = app.upgrade() else { break };
+            if app.shutdown.is_cancelled() {
+                break;
+            }
+            app.chat_limiter.retain_recent();
+            app.chat_limiter.shrink_to_fit();
+        }
+    });
+}
+
+async fn time(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({ "server_time": app.clock.now_ms() }))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    if app.shutdown.is_cancelled() {
+        return Err(ApiError::Unavailable {
+            message: "this server is shutting down",
+            retry_after_secs: 1,
+        });
+    }
+    Ok(Json(json!({ "status": "ready" })))
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,210 @@
+//! Room routes: create, get, list, delete, commands and chat. Each handler checks
+//! the request's shape, calls the room and writes the answer; nothing more.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use governor::clock::{Clock as _, DefaultClock};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::{bearer_token, JsonBody};
+use super::AppState;
+use crate::registry::CreateRoom;
+use crate::room::handle::RoomError;
+use crate::room::state::Control;
+use crate::room::{Command, CommandError, RoomHandle};
+
+fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
+    app.registry.get(room_id).ok_or(ApiError::RoomNotFound)
+}
+
+/// `POST /api/rooms`: every field optional, an empty body is fine.
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let request = match body {
+        None => CreateRoom::default(),
+        Some(body) => decode_create(body)?,
+    };
+    let created = app.registry.create(request)?;
+    let location = format!("/api/rooms/{}", created.room_id);
+    let body = json!({
+        "room_id": created.room_id,
+        "host_token": created.host_token,
+        "room": created.room,
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// The create body, with `control` checked by hand so an unknown mode is
+/// `invalid_value` rather than a shape error.
+fn decode_create(body: Value) -> Result<CreateRoom, ApiError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        #[serde(default)]
+        room_id: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        control: Option<String>,
+        #[serde(default)]
+        video_id: Option<String>,
+    }
+    if !body.is_object() {
+        return Err(ApiError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let raw: Raw = serde_json::from_value(body)
+        .map_err(|e| ApiError::InvalidJson(format!("the body is not a room: {e}")))?;
+    let control = match raw.control.as_deref() {
+        None => None,
+        Some("host") => Some(Control::Host),
+        Some("open") => Some(Control::Open),
+        Some(_) => {
+            return Err(ApiError::InvalidValue(
+                "`control` must be \"host\" or \"open\"".into(),
+            ))
+        }
+    };
+    Ok(CreateRoom {
+        room_id: raw.room_id,
+        name: raw.name,
+        control,
+        video_id: raw.video_id,
+    })
+}
+
+/// `GET /api/rooms/{room_id}`.
+pub async fn get_room(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = room(&app, &room_id)?.view().await?;
+    Ok(Json(view).into_response())
+}
+
+/// `GET /api/rooms`: busiest first.
+pub async fn list(State(app): State<Arc<AppState>>) -> Json<Value> {
+    Json(json!({ "rooms": app.registry.list() }))
+}
+
+/// `DELETE /api/rooms/{room_id}`: host token in every control mode.
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    room(&app, &room_id)?.delete(bearer_token(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/rooms/{room_id}/commands`.
+pub async fn command(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    let handle = room(&app, &room_id)?;
+    let decoded = Command::decode(body.unwrap_or(Value::Null));
+    let type_name = decoded
+        .as_ref()
+        .map(|request| request.command.type_name())
+        .unwrap_or("unknown");
+    let outcome = match decoded {
+        Err(error) => Err(RoomError::Refused(error)),
+        Ok(request) => {
+            handle
+                .command(request, bearer_token(&headers), arrived)
+                .await
+        }
+    };
+    match outcome {
+        Ok(reply) => {
+            app.metrics
+                .command(type_name, if reply.changed { "applied" } else { "noop" });
+            Ok(Json(reply).into_response())
+        }
+        Err(error) => {
+            let error = ApiError::from(error);
+            app.metrics.command(type_name, error.code());
+            Err(error)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    name: String,
+    text: String,
+}
+
+/// `POST /api/rooms/{room_id}/chat`: no token, rate-limited per client address.
+pub async fn chat(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let handle = room(&app, &room_id)?;
+    let body = body
+        .ok_or_else(|| ApiError::InvalidJson("send {\"name\": \"…\", \"text\": \"…\"}".into()))?;
+    if !body.is_object() {
+        return Err(ApiError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let message: ChatBody = serde_json::from_value(body).map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with("missing field") {
+            ApiError::InvalidCommand(text)
+        } else {
+            ApiError::InvalidJson(text)
+        }
+    })?;
+    // Validate before counting against the rate limit: a typo costs nothing.
+    crate::room::command::check_text(
+        "name",
+        &message.name,
+        crate::room::state::MAX_CHAT_NAME_CHARS,
+        false,
+    )
+    .and_then(|_| {
+        crate::room::command::check_text(
+            "text",
+            &message.text,
+            crate::room::state::MAX_CHAT_TEXT_CHARS,
+            false,
+        )
+    })
+    .map_err(ApiError::from)?;
+    if let Err(not_until) = app.chat_limiter.check_key(&peer.ip()) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        return Err(ApiError::RateLimited {
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        });
+    }
+    let version = handle
+        .chat(message.name, message.text)
+        .await
+        .map_err(|error| match error {
+            RoomError::Refused(CommandError::InvalidValue(m)) => ApiError::InvalidValue(m),
+            other => other.into(),
+        })?;
+    Ok(Json(json!({ "version": version })))
+}

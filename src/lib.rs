@@ -1,0 +1,58 @@
+//! syncroom: synchronized media rooms over Server-Sent Events.
+//!
+//! A room's playback state (video, position at a server timestamp, paused, rate)
+//! lives in one actor task per room. Hosts change it with small POSTs; every
+//! listener follows one SSE stream that carries only changes. Clients compute the
+//! current position from the server clock, so nothing is sent per second.
+//!
+//! The map of the crate:
+//! - [`config`]: the command line (`--help` is written there).
+//! - [`room`]: the pure state machine ([`room::state`]), commands and events, and the
+//!   actor shell that sequences commands and fans out pre-encoded SSE frames.
+//! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
+//! - [`http`]: axum handlers that only translate HTTP to room calls and back.
+//! - [`telemetry`]: logging and the Prometheus metrics registry.
+//!
+//! The binary is a thin wrapper: tests start the same server through [`run`] on
+//! `127.0.0.1:0`.
+
+pub mod config;
+pub mod http;
+pub mod registry;
+pub mod room;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Serves the whole API on `listener` until `shutdown` is cancelled.
+///
+/// On shutdown the listener stops accepting, every open event stream ends (so
+/// open SSE bodies cannot hold the process up) and in-flight requests finish.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Arc::new(http::AppState::new(config, shutdown.clone()));
+    let router = http::router(app.clone());
+    let local = listener.local_addr()?;
+    tracing::info!(
+        addr = %local,
+        max_connections = app.max_connections(),
+        "syncroom listening"
+    );
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
+    app.registry.close_all();
+    tracing::info!("syncroom stopped");
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Room id → [`RoomHandle`]: creation, lookup, listing.
+//!
+//! A `DashMap` so lookups from many connections never queue behind one lock. The
+//! fan-out path never touches it: a listener holds its room's broadcast receiver
+//! directly. A room leaves the map when its actor ends (deleted, expired), and
+//! only if the entry is still that room (an id can be re-created meanwhile).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rand::RngCore;
+use tokio_util::sync::CancellationToken;
+
+use crate::room::actor::{self, ActorContext, RoomSettings};
+use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
+use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
+use crate::telemetry::Metrics;
+
+/// Most rooms returned by `GET /api/rooms`.
+pub const LISTING_LIMIT: usize = 100;
+
+/// What a client asks for when creating a room; every field optional.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct CreateRoom {
+    #[serde(default)]
+    pub room_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub control: Option<Control>,
+    #[serde(default)]
+    pub video_id: Option<String>,
+}
+
+/// A created room: its id, its host token (shown once) and its first snapshot.
+#[derive(Debug)]
+pub struct Created {
+    pub room_id: String,
+    pub host_token: String,
+    pub room: RoomView,
+}
+
+/// One line of the room listing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RoomSummary {
+    pub room_id: String,
+    pub name: String,
+    pub listeners: u64,
+    pub video_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CreateError {
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("a room with this id exists already")]
+    Exists,
+}
+
+/// Every room this node holds.
+pub struct Registry {
+    rooms: Arc<DashMap<Arc<str>, RoomHandle>>,
+    next_generation: AtomicU64,
+    settings: RoomSettings,
+    max_queue: usize,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+}
+
+impl Registry {
+    pub fn new(
+        settings: RoomSettings,
+        max_queue: usize,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            rooms: Arc::new(DashMap::new()),
+            next_generation: AtomicU64::new(1),
+            settings,
+            max_queue,
+            clock,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Validates the request and starts the room's actor.
+    pub fn create(&self, request: CreateRoom) -> Result<Created, CreateError> {
+        let room_id = match request.room_id {
+            Some(id) if is_room_id(&id) => id,
+            Some(_) => {
+                return Err(CreateError::InvalidValue(
+                    "`room_id` must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
+                ))
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let name = match &request.name {
+            Some(name) => check_text("name", name, MAX_ROOM_NAME_CHARS, true)
+                .map_err(|e| CreateError::InvalidValue(e.to_string()))?
+                .to_owned(),
+            None => String::new(),
+        };
+        let name = if name.is_empty() {
+            room_id.clone()
+        } else {
+            name
+        };
+        if let Some(video_id) = &request.video_id {
+            if !is_video_id(video_id) {
+                return Err(CreateError::InvalidValue(
+                    "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])".into(),
+                ));
+            }
+        }
+        let host_token = new_host_token();
+        let now = self.clock.now_ms();
+        let room = Room::new(
+            room_id.clone(),
+            name,
+            request.control.unwrap_or(Control::Host),
+            request.video_id,
+            &host_token,
+            self.max_queue,
+            now,
+        );
+        let view = room.view(0, now);
+        let key: Arc<str> = Arc::from(room_id.as_str());
+        match self.rooms.entry(key.clone()) {
+            Entry::Occupied(_) => Err(CreateError::Exists),
+            Entry::Vacant(slot) => {
+                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                let handle = actor::spawn(room, generation, self.actor_context(key, generation));
+                slot.insert(handle);
+                self.metrics.rooms.inc();
+                tracing::info!(%room_id, "room created");
+                Ok(Created {
+                    room_id,
+                    host_token,
+                    room: view,
+                })
+            }
+        }
+    }
+
+    fn actor_context(&self, key: Arc<str>, generation: u64) -> ActorContext {
+        let rooms = Arc::downgrade(&self.rooms);
+        let metrics = self.metrics.clone();
+        ActorContext {
+            settings: self.settings.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
+            on_exit: Box::new(move || {
+                if let Some(rooms) = rooms.upgrade() {
+                    rooms.remove_if(&key, |_, handle| handle.generation() == generation);
+                }
+                metrics.rooms.dec();
+            }),
+        }
+    }
+
+    /// The room with this id, if it is open. Ids that cannot be room ids are not.
+    pub fn get(&self, room_id: &str) -> Option<RoomHandle> {
+        self.rooms.get(room_id).map(|entry| entry.value().clone())
+    }
+
+    /// The busiest rooms first, at most [`LISTING_LIMIT`].
+    pub fn list(&self) -> Vec<RoomSummary> {
+        let mut rooms: Vec<RoomSummary> = self
+            .rooms
+            .iter()
+            .map(|entry| {
+                let shared = entry.value().shared();
+                RoomSummary {
+                    room_id: entry.key().to_string(),
+                    name: shared.name.clone(),
+                    listeners: shared.listeners() as u64,
+                    video_id: shared.video_id(),
+                }
+            })
+            .collect();
+        rooms.sort_by(|a, b| {
+            b.listeners
+                .cmp(&a.listeners)
+                .then_with(|| a.room_id.cmp(&b.room_id))
+        });
+        rooms.truncate(LISTING_LIMIT);
+        rooms
+    }
+
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// Forgets every room. Their actors end on the shutdown token; this drops the
+    /// last handles so nothing keeps them alive.
+    pub fn close_all(&self) {
+        self.rooms.clear();
+    }
+}
+
+/// 256 random bits from the OS-seeded CSPRNG, hex: URL-safe, shown once.
+fn new_host_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_tokens_are_long_url_safe_and_fresh() {
+        let a = new_host_token();
+        let b = new_host_token();
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

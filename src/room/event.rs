@@ -1,0 +1,335 @@
+//! What rooms emit, and its encoding into Server-Sent Events frames.
+//!
+//! An event is serialized exactly once, into a [`Frame`] holding the finished SSE
+//! bytes. The same frame (an `Arc`) goes into the room's history ring and to every
+//! listener, so fan-out costs a reference count, not a serialization, per listener.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::state::{Control, PlaybackState, QueueItem, RoomView};
+
+/// Why a `state` event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    Play,
+    Pause,
+    Seek,
+    Load,
+    Rate,
+    Duration,
+    Next,
+    Ended,
+}
+
+/// Why a room closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseReason {
+    Deleted,
+    Expired,
+}
+
+/// One id-carrying event: one version of the room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub version: u64,
+    pub server_time: i64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    State { cause: Cause, state: PlaybackState },
+    Queue { queue: Vec<QueueItem> },
+    Chat { name: String, text: String },
+    Control { control: Control },
+    Closed { reason: CloseReason },
+}
+
+impl EventKind {
+    /// The SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::State { .. } => "state",
+            EventKind::Queue { .. } => "queue",
+            EventKind::Chat { .. } => "chat",
+            EventKind::Control { .. } => "control",
+            EventKind::Closed { .. } => "closed",
+        }
+    }
+}
+
+// The `data:` payloads, field for field as shared/API.md lists them.
+#[derive(Serialize)]
+struct StateData<'a> {
+    version: u64,
+    cause: Cause,
+    state: &'a PlaybackState,
+    server_time: i64,
+}
+
+#[derive(Serialize)]
+struct QueueData<'a> {
+    version: u64,
+    queue: &'a [QueueItem],
+    server_time: i64,
+}
+
+#[derive(Serialize)]
+struct ChatData<'a> {
+    version: u64,
+    name: &'a str,
+    text: &'a str,
+    server_time: i64,
+}
+
+#[derive(Serialize)]
+struct ControlData {
+    version: u64,
+    control: Control,
+    server_time: i64,
+}
+
+#[derive(Serialize)]
+struct ClosedData {
+    version: u64,
+    reason: CloseReason,
+}
+
+#[derive(Serialize)]
+struct PresenceData {
+    listeners: u64,
+    server_time: i64,
+}
+
+impl Event {
+    /// The event's JSON `data`.
+    pub fn data(&self) -> Vec<u8> {
+        let (version, server_time) = (self.version, self.server_time);
+        let encoded = match &self.kind {
+            EventKind::State { cause, state } => serde_json::to_vec(&StateData {
+                version,
+                cause: *cause,
+                state,
+                server_time,
+            }),
+            EventKind::Queue { queue } => serde_json::to_vec(&QueueData {
+                version,
+                queue,
+                server_time,
+            }),
+            EventKind::Chat { name, text } => serde_json::to_vec(&ChatData {
+                version,
+                name,
+                text,
+                server_time,
+            }),
+            EventKind::Control { control } => serde_json::to_vec(&ControlData {
+                version,
+                control: *control,
+                server_time,
+            }),
+            EventKind::Closed { reason } => serde_json::to_vec(&ClosedData {
+                version,
+                reason: *reason,
+            }),
+        };
+        // Serializing these plain structs cannot fail: no maps with non-string
+        // keys, no custom Serialize impls.
+        encoded.unwrap_or_default()
+    }
+
+    /// The finished SSE frame, ready for every listener.
+    pub fn to_frame(&self, arrived: Option<Instant>) -> Frame {
+        Frame {
+            version: Some(self.version),
+            bytes: sse_frame(Some(self.version), self.kind.name(), &self.data()),
+            ends_stream: matches!(self.kind, EventKind::Closed { .. }),
+            fanout: arrived.map(FanoutTimer::new),
+        }
+    }
+}
+
+/// One encoded SSE message, shared by the history ring and every listener.
+#[derive(Debug)]
+pub struct Frame {
+    /// The SSE id, for id-carrying events; `None` for `presence`.
+    pub version: Option<u64>,
+    pub bytes: Bytes,
+    /// A `closed` frame: the stream ends after writing it.
+    pub ends_stream: bool,
+    /// Measures command arrival → written to every local listener.
+    pub fanout: Option<FanoutTimer>,
+}
+
+impl Frame {
+    /// The `snapshot` frame for a room view: id = the version it shows.
+    pub fn snapshot(view: &RoomView) -> Frame {
+        let data = serde_json::to_vec(view).unwrap_or_default();
+        Frame {
+            version: Some(view.version),
+            bytes: sse_frame(Some(view.version), "snapshot", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+
+    /// A `presence` frame: no id, never replayed.
+    pub fn presence(listeners: u64, server_time: i64) -> Frame {
+        let data = serde_json::to_vec(&PresenceData {
+            listeners,
+            server_time,
+        })
+        .unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "presence", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+}
+
+/// Counts down the listeners still to write a frame; the last one to write it
+/// reports how long the whole fan-out took since the command arrived.
+#[derive(Debug)]
+pub struct FanoutTimer {
+    arrived: Instant,
+    remaining: AtomicUsize,
+}
+
+impl FanoutTimer {
+    fn new(arrived: Instant) -> Self {
+        Self {
+            arrived,
+            remaining: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sets how many listeners the frame was sent to. Called by the actor right
+    /// after the broadcast, before any listener can have counted down past zero
+    /// (a listener that already wrote it made `remaining` wrap, fixed up here).
+    pub fn expect(&self, listeners: usize) {
+        self.remaining.fetch_add(listeners, Ordering::AcqRel);
+    }
+
+    /// One listener wrote the frame. Returns the fan-out time if it was the last.
+    pub fn written(&self) -> Option<std::time::Duration> {
+        let before = self.remaining.fetch_sub(1, Ordering::AcqRel);
+        (before == 1).then(|| self.arrived.elapsed())
+    }
+}
+
+/// The SSE comment sent on an idle stream so proxies and dead peers notice it.
+pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+/// The first bytes of every stream: the reconnection delay for the browser.
+pub fn retry_frame(retry_ms: u64) -> Bytes {
+    Bytes::from(format!("retry: {retry_ms}\n\n"))
+}
+
+/// `id:`, `event:` and one `data:` line. serde_json never writes a raw newline, so
+/// one data line always holds the whole JSON.
+fn sse_frame(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(data.len() + event.len() + 40);
+    if let Some(id) = id {
+        frame.put_slice(b"id: ");
+        frame.put_slice(itoa::Buffer::new().format(id).as_bytes());
+        frame.put_u8(b'\n');
+    }
+    frame.put_slice(b"event: ");
+    frame.put_slice(event.as_bytes());
+    frame.put_slice(b"\ndata: ");
+    frame.put_slice(data);
+    frame.put_slice(b"\n\n");
+    frame.freeze()
+}
+
+/// Shared ownership of a frame, as broadcast to listeners.
+pub type SharedFrame = Arc<Frame>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_event_encodes_as_one_sse_message() {
+        let event = Event {
+            version: 17,
+            server_time: 1_000,
+            kind: EventKind::State {
+                cause: Cause::Seek,
+                state: PlaybackState {
+                    video_id: Some("dQw4w9WgXcQ".into()),
+                    position: 42.5,
+                    paused: false,
+                    rate: 1.0,
+                    duration: None,
+                    updated_at: 999,
+                },
+            },
+        };
+        let frame = event.to_frame(None);
+        assert_eq!(
+            std::str::from_utf8(&frame.bytes).unwrap(),
+            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
+        );
+        assert_eq!(frame.version, Some(17));
+        assert!(!frame.ends_stream);
+    }
+
+    #[test]
+    fn chat_text_with_newlines_stays_on_one_data_line() {
+        let event = Event {
+            version: 2,
+            server_time: 1,
+            kind: EventKind::Chat {
+                name: "a".into(),
+                text: "x\ny\r\n".into(),
+            },
+        };
+        let frame = event.to_frame(None);
+        let text = std::str::from_utf8(&frame.bytes).unwrap();
+        assert_eq!(text.matches('\n').count(), 4, "{text}");
+    }
+
+    #[test]
+    fn closed_ends_the_stream_and_presence_has_no_id() {
+        let closed = Event {
+            version: 5,
+            server_time: 1,
+            kind: EventKind::Closed {
+                reason: CloseReason::Expired,
+            },
+        }
+        .to_frame(None);
+        assert!(closed.ends_stream);
+        assert_eq!(
+            std::str::from_utf8(&closed.bytes).unwrap(),
+            "id: 5\nevent: closed\ndata: {\"version\":5,\"reason\":\"expired\"}\n\n"
+        );
+        let presence = Frame::presence(3, 9);
+        assert_eq!(presence.version, None);
+        assert_eq!(
+            std::str::from_utf8(&presence.bytes).unwrap(),
+            "event: presence\ndata: {\"listeners\":3,\"server_time\":9}\n\n"
+        );
+    }
+
+    #[test]
+    fn the_fanout_timer_reports_once_when_the_last_listener_writes() {
+        let timer = FanoutTimer::new(Instant::now());
+        // A fast listener may write before the actor has counted the listeners.
+        assert!(timer.written().is_none());
+        timer.expect(3);
+        assert!(timer.written().is_none());
+        assert!(timer.written().is_some());
+        assert!(timer.written().is_none());
+    }
+}

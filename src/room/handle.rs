@@ -1,0 +1,262 @@
+//! [`RoomHandle`]: the cheap, cloneable face of a room actor. HTTP handlers and
+//! event streams talk to a room only through it: a request goes into the actor's
+//! bounded inbox with a oneshot for the answer.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+
+use super::command::{CommandError, CommandRequest};
+use super::event::SharedFrame;
+use super::state::RoomView;
+
+/// A host token on its way to the actor. Its `Debug` never shows the secret, so
+/// it cannot leak into a log line by accident.
+#[derive(Clone)]
+pub struct HostToken(pub String);
+
+impl fmt::Debug for HostToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HostToken(<redacted>)")
+    }
+}
+
+/// What the actor is asked to do. Every variant carries the oneshot its answer
+/// goes back on (`respond_to`).
+#[derive(Debug)]
+pub(crate) enum Request {
+    Command {
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: Instant,
+        respond_to: oneshot::Sender<Result<CommandReply, CommandError>>,
+    },
+    Chat {
+        name: String,
+        text: String,
+        respond_to: oneshot::Sender<Result<u64, CommandError>>,
+    },
+    View {
+        respond_to: oneshot::Sender<RoomView>,
+    },
+    Subscribe {
+        last_event_id: Option<u64>,
+        respond_to: oneshot::Sender<Subscription>,
+    },
+    Resync {
+        respond_to: oneshot::Sender<SharedFrame>,
+    },
+    Delete {
+        token: Option<HostToken>,
+        respond_to: oneshot::Sender<Result<(), CommandError>>,
+    },
+}
+
+/// The answer to a command: the room's version after it, and the room.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandReply {
+    pub version: u64,
+    pub room: RoomView,
+    /// False for a command that changed nothing (and emitted no event).
+    #[serde(skip)]
+    pub changed: bool,
+}
+
+/// A room call that could not be answered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RoomError {
+    /// The actor is gone: the room was closed (or the server is stopping).
+    #[error("the room is closed")]
+    Closed,
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+}
+
+/// State that readers outside the actor need without a round trip: the listing
+/// (`GET /api/rooms`) reads it for every room at once.
+#[derive(Debug)]
+pub struct RoomShared {
+    pub name: String,
+    /// Open event streams on this room (on this node).
+    listeners: AtomicUsize,
+    /// Wakes the actor when `listeners` changes, for presence and expiry.
+    pub(crate) listeners_changed: Notify,
+    /// The loaded video, kept in step by the actor. A std mutex: held for a clone.
+    video_id: Mutex<Option<String>>,
+}
+
+impl RoomShared {
+    pub(crate) fn new(name: String, video_id: Option<String>) -> Self {
+        Self {
+            name,
+            listeners: AtomicUsize::new(0),
+            listeners_changed: Notify::new(),
+            video_id: Mutex::new(video_id),
+        }
+    }
+
+    pub fn listeners(&self) -> usize {
+        self.listeners.load(Ordering::Acquire)
+    }
+
+    pub fn video_id(&self) -> Option<String> {
+        self.video_id
+            .lock()
+            .map(|video| video.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub(crate) fn set_video_id(&self, video_id: Option<String>) {
+        match self.video_id.lock() {
+            Ok(mut slot) => *slot = video_id,
+            Err(poisoned) => *poisoned.into_inner() = video_id,
+        }
+    }
+}
+
+/// Counts one listener for as long as it lives; dropping it (the stream ended or
+/// the client went away) counts the listener out and tells the actor.
+#[derive(Debug)]
+pub struct ListenerGuard {
+    shared: Arc<RoomShared>,
+}
+
+impl ListenerGuard {
+    pub(crate) fn new(shared: Arc<RoomShared>) -> Self {
+        shared.listeners.fetch_add(1, Ordering::AcqRel);
+        shared.listeners_changed.notify_one();
+        Self { shared }
+    }
+}
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
+        self.shared.listeners_changed.notify_one();
+    }
+}
+
+/// A new listener's start: the frames to write first (a snapshot, or the replay
+/// of what it missed) and the live feed, subscribed at the same instant so that
+/// nothing falls between the two.
+#[derive(Debug)]
+pub struct Subscription {
+    pub start: Vec<SharedFrame>,
+    /// The version the listener is at once `start` is written; live frames at or
+    /// below it are duplicates and are skipped.
+    pub version: u64,
+    pub events_rx: broadcast::Receiver<SharedFrame>,
+    pub guard: ListenerGuard,
+}
+
+/// The face of one room actor. Cloning is a few reference counts.
+#[derive(Debug, Clone)]
+pub struct RoomHandle {
+    room_id: Arc<str>,
+    /// Tells this room from an earlier one with the same id (deleted, re-created).
+    generation: u64,
+    requests_tx: mpsc::Sender<Request>,
+    shared: Arc<RoomShared>,
+}
+
+impl RoomHandle {
+    pub(crate) fn new(
+        room_id: Arc<str>,
+        generation: u64,
+        requests_tx: mpsc::Sender<Request>,
+        shared: Arc<RoomShared>,
+    ) -> Self {
+        Self {
+            room_id,
+            generation,
+            requests_tx,
+            shared,
+        }
+    }
+
+    pub fn room_id(&self) -> &str {
+        &self.room_id
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn shared(&self) -> &RoomShared {
+        &self.shared
+    }
+
+    /// Applies a command; `arrived` starts the fan-out latency measurement.
+    pub async fn command(
+        &self,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: Instant,
+    ) -> Result<CommandReply, RoomError> {
+        let reply = self
+            .call(|respond_to| Request::Command {
+                request,
+                token,
+                arrived,
+                respond_to,
+            })
+            .await?;
+        Ok(reply?)
+    }
+
+    /// Posts a chat message; answers the version it became.
+    pub async fn chat(&self, name: String, text: String) -> Result<u64, RoomError> {
+        let version = self
+            .call(|respond_to| Request::Chat {
+                name,
+                text,
+                respond_to,
+            })
+            .await?;
+        Ok(version?)
+    }
+
+    /// The room's snapshot now.
+    pub async fn view(&self) -> Result<RoomView, RoomError> {
+        self.call(|respond_to| Request::View { respond_to }).await
+    }
+
+    /// Opens a listener, resuming after `last_event_id` when the room still can.
+    pub async fn subscribe(&self, last_event_id: Option<u64>) -> Result<Subscription, RoomError> {
+        self.call(|respond_to| Request::Subscribe {
+            last_event_id,
+            respond_to,
+        })
+        .await
+    }
+
+    /// A fresh `snapshot` frame for a listener that fell behind.
+    pub async fn resync(&self) -> Result<SharedFrame, RoomError> {
+        self.call(|respond_to| Request::Resync { respond_to }).await
+    }
+
+    /// Closes the room (host token required): listeners get `closed`.
+    pub async fn delete(&self, token: Option<HostToken>) -> Result<(), RoomError> {
+        let result = self
+            .call(|respond_to| Request::Delete { token, respond_to })
+            .await?;
+        Ok(result?)
+    }
+
+    /// Sends one request and waits for its answer. A full inbox makes the caller
+    /// wait (backpressure on this room only); a gone actor is [`RoomError::Closed`].
+    async fn call<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request,
+    ) -> Result<T, RoomError> {
+        let (respond_to, answer) = oneshot::channel();
+        self.requests_tx
+            .send(request(respond_to))
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        answer.await.map_err(|_| RoomError::Closed)
+    }
+}

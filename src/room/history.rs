@@ -1,0 +1,116 @@
+//! The ring of a room's most recent id-carrying frames, which makes resume with
+//! `Last-Event-ID` exact: a listener that reconnects gets every event after the
+//! last one it saw, from the very same encoded bytes, or a snapshot when the ring
+//! no longer reaches back that far.
+
+use std::collections::VecDeque;
+
+use super::event::SharedFrame;
+
+/// At most `capacity` consecutive frames, oldest first.
+#[derive(Debug)]
+pub struct History {
+    frames: VecDeque<SharedFrame>,
+    capacity: usize,
+}
+
+impl History {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            // Grown on demand: most rooms never fill a 1024-event ring.
+            frames: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Keeps `frame`, forgetting the oldest one when full. Frames without an id
+    /// (presence) are never replayed and are not kept.
+    pub fn push(&mut self, frame: SharedFrame) {
+        if frame.version.is_none() {
+            return;
+        }
+        if self.frames.len() == self.capacity {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(frame);
+    }
+
+    /// The frames after `last_seen`, if this ring can say exactly what they are for
+    /// a room now at `version`: `Some(empty)` when the listener is up to date,
+    /// `None` when it must get a snapshot instead (an id from the future, or one
+    /// older than the ring reaches).
+    pub fn after(&self, last_seen: u64, version: u64) -> Option<Vec<SharedFrame>> {
+        if last_seen > version {
+            return None;
+        }
+        let missed = (version - last_seen) as usize;
+        if missed > self.frames.len() {
+            return None;
+        }
+        Some(
+            self.frames
+                .iter()
+                .skip(self.frames.len() - missed)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::room::event::Frame;
+    use std::sync::Arc;
+
+    fn frame(version: u64) -> SharedFrame {
+        Arc::new(Frame {
+            version: Some(version),
+            bytes: bytes::Bytes::from(version.to_string()),
+            ends_stream: false,
+            fanout: None,
+        })
+    }
+
+    fn versions(frames: Option<Vec<SharedFrame>>) -> Option<Vec<u64>> {
+        frames.map(|f| f.iter().filter_map(|f| f.version).collect())
+    }
+
+    #[test]
+    fn replays_exactly_the_missed_frames() {
+        let mut history = History::new(4);
+        for version in 2..=7 {
+            history.push(frame(version));
+        }
+        // Holds 4..=7.
+        assert_eq!(versions(history.after(7, 7)), Some(vec![]));
+        assert_eq!(versions(history.after(5, 7)), Some(vec![6, 7]));
+        assert_eq!(versions(history.after(3, 7)), Some(vec![4, 5, 6, 7]));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_replay() {
+        let mut history = History::new(4);
+        for version in 2..=7 {
+            history.push(frame(version));
+        }
+        assert_eq!(versions(history.after(2, 7)), None, "too old");
+        assert_eq!(versions(history.after(8, 7)), None, "from the future");
+        assert_eq!(versions(history.after(0, 7)), None, "before creation");
+    }
+
+    #[test]
+    fn a_new_room_resumes_from_its_creation() {
+        let mut history = History::new(4);
+        assert_eq!(versions(history.after(1, 1)), Some(vec![]));
+        history.push(frame(2));
+        assert_eq!(versions(history.after(1, 2)), Some(vec![2]));
+    }
+
+    #[test]
+    fn presence_is_not_kept() {
+        let mut history = History::new(4);
+        history.push(Arc::new(Frame::presence(1, 1)));
+        assert_eq!(versions(history.after(1, 1)), Some(vec![]));
+    }
+}

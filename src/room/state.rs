@@ -1,0 +1,958 @@
+//! The pure room state machine: [`Room::apply`] turns (room, command, now) into
+//! events, with no I/O, no tokio and no clock of its own. Everything that decides
+//! what a room does lives here and is unit-tested here; the actor only sequences.
+//!
+//! The playback state is kept as "position at `updated_at`" and never ticks: the
+//! current position is computed on demand ([`PlaybackState::position_at`]), which
+//! is why nothing needs to be sent while a video simply plays.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::command::{check_text, Command, CommandError};
+use super::event::{Cause, CloseReason, Event, EventKind};
+
+/// Largest position or duration accepted, in seconds (about 11.5 days): far past
+/// any video, small enough that millisecond arithmetic stays exact.
+pub const MAX_POSITION: f64 = 1_000_000.0;
+/// Longest chat author name and message, in characters.
+pub const MAX_CHAT_NAME_CHARS: usize = 64;
+pub const MAX_CHAT_TEXT_CHARS: usize = 500;
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+/// Two positions closer than this (seconds) are the same position: a command that
+/// lands within it changes nothing and emits nothing.
+const SAME_POSITION: f64 = 0.001;
+/// The end-of-video timer may wake a hair early by the wall clock; within this
+/// many seconds of the end the video counts as ended.
+const END_TOLERANCE: f64 = 0.05;
+
+/// Who may send playback commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Control {
+    /// Only requests with the host token.
+    Host,
+    /// Anyone.
+    Open,
+}
+
+/// The playback state of a room, exactly the `state` object of shared/API.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlaybackState {
+    pub video_id: Option<String>,
+    /// Where playback was at `updated_at`, in seconds.
+    pub position: f64,
+    pub paused: bool,
+    pub rate: f64,
+    pub duration: Option<f64>,
+    /// Server Unix time in milliseconds.
+    pub updated_at: i64,
+}
+
+impl PlaybackState {
+    /// A room's state before any video is loaded.
+    pub fn empty(now: i64) -> Self {
+        Self {
+            video_id: None,
+            position: 0.0,
+            paused: true,
+            rate: 1.0,
+            duration: None,
+            updated_at: now,
+        }
+    }
+
+    /// The position at server time `now`, as every client computes it:
+    /// `paused ? position : position + (now - updated_at) / 1000 * rate`,
+    /// clamped to `[0, duration]` when the duration is known.
+    pub fn position_at(&self, now: i64) -> f64 {
+        let position = if self.paused {
+            self.position
+        } else {
+            self.position + (now - self.updated_at) as f64 / 1000.0 * self.rate
+        };
+        self.clamp(position)
+    }
+
+    /// When (server ms) a playing video with a known duration reaches its end.
+    pub fn ends_at(&self) -> Option<i64> {
+        let duration = self.duration?;
+        if self.paused {
+            return None;
+        }
+        let remaining_ms = (duration - self.position).max(0.0) / self.rate * 1000.0;
+        Some(self.updated_at + remaining_ms.ceil() as i64)
+    }
+
+    fn clamp(&self, position: f64) -> f64 {
+        let position = position.max(0.0);
+        match self.duration {
+            Some(duration) => position.min(duration),
+            None => position,
+        }
+    }
+
+    /// The same state re-expressed at `now`: same current position, new anchor.
+    fn anchored_at(&self, now: i64) -> Self {
+        Self {
+            position: self.position_at(now),
+            updated_at: now,
+            ..self.clone()
+        }
+    }
+
+    /// True when a client could not tell `self` from `other` at `now`, so moving
+    /// from one to the other is no change at all.
+    fn same_as(&self, other: &Self, now: i64) -> bool {
+        self.video_id == other.video_id
+            && self.paused == other.paused
+            && self.rate == other.rate
+            && self.duration == other.duration
+            && (self.position_at(now) - other.position_at(now)).abs() < SAME_POSITION
+    }
+}
+
+/// One entry of a room's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueItem {
+    pub item_id: String,
+    pub video_id: String,
+    pub title: Option<String>,
+}
+
+/// Everything a room is. Owned by exactly one actor; mutated only by the methods
+/// below, each of which either fails having changed nothing or returns the events
+/// that describe its change (each event one version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub room_id: String,
+    pub name: String,
+    pub control: Control,
+    /// The event counter: 1 at creation, +1 per id-carrying event.
+    pub version: u64,
+    pub state: PlaybackState,
+    pub queue: Vec<QueueItem>,
+    /// The host token's SHA-256; the token itself is never kept.
+    pub host_token_hash: [u8; 32],
+    /// Source of queue item ids, so they are unique and stable within the room.
+    pub next_item_number: u64,
+    /// Most items the queue may hold.
+    pub max_queue: usize,
+}
+
+/// The `room` object of shared/API.md: a snapshot at `server_time`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomView {
+    pub room_id: String,
+    pub name: String,
+    pub control: Control,
+    pub version: u64,
+    pub state: PlaybackState,
+    pub queue: Vec<QueueItem>,
+    pub listeners: u64,
+    pub server_time: i64,
+}
+
+/// Hashes a host token for storage and comparison.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// What the room should do when a caller presents (or not) a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A playback or queue command: host token needed only in `host` rooms.
+    Command,
+    /// Changing `control` or closing the room: host token always needed.
+    HostOnly,
+}
+
+impl Room {
+    /// A new room at version 1. A room created with a video starts paused at 0,
+    /// waiting for its host to press play.
+    pub fn new(
+        room_id: String,
+        name: String,
+        control: Control,
+        video_id: Option<String>,
+        host_token: &str,
+        max_queue: usize,
+        now: i64,
+    ) -> Self {
+        let mut state = PlaybackState::empty(now);
+        state.video_id = video_id;
+        Self {
+            room_id,
+            name,
+            control,
+            version: 1,
+            state,
+            queue: Vec::new(),
+            host_token_hash: hash_token(host_token),
+            next_item_number: 1,
+            max_queue,
+        }
+    }
+
+    /// The snapshot clients see.
+    pub fn view(&self, listeners: u64, now: i64) -> RoomView {
+        RoomView {
+            room_id: self.room_id.clone(),
+            name: self.name.clone(),
+            control: self.control,
+            version: self.version,
+            state: self.state.clone(),
+            queue: self.queue.clone(),
+            listeners,
+            server_time: now,
+        }
+    }
+
+    /// Checks the caller's token for `access`. The comparison of hashes is in
+    /// constant time, so response timing tells nothing about the token.
+    pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
+        if access == Access::Command && self.control == Control::Open {
+            return Ok(());
+        }
+        let token = token.ok_or(CommandError::Unauthorized)?;
+        if bool::from(hash_token(token).ct_eq(&self.host_token_hash)) {
+            Ok(())
+        } else {
+            Err(CommandError::Forbidden)
+        }
+    }
+
+    /// The `expected_version` guard: refuses unless the room is at `expected`.
+    pub fn check_version(&self, expected: Option<u64>) -> Result<(), CommandError> {
+        match expected {
+            Some(expected) if expected != self.version => Err(CommandError::VersionConflict {
+                expected,
+                actual: self.version,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies one command at server time `now`. On error nothing has changed. An
+    /// empty list means the command changed nothing (and the version stays).
+    pub fn apply(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
+        command.validate()?;
+        let current = &self.state;
+        let (cause, state) = match command {
+            Command::Play { position } => {
+                let mut state = current.anchored_at(now);
+                if let Some(position) = position {
+                    state.position = state.clamp(position);
+                } else if state.duration.is_some_and(|d| state.position >= d) {
+                    // Play on an ended video starts it again, as players do.
+                    state.position = 0.0;
+                }
+                state.paused = false;
+                (Cause::Play, state)
+            }
+            Command::Pause { position } => {
+                let mut state = current.anchored_at(now);
+                if let Some(position) = position {
+                    state.position = state.clamp(position);
+                }
+                state.paused = true;
+                (Cause::Pause, state)
+            }
+            Command::Seek { position } => {
+                let mut state = current.anchored_at(now);
+                state.position = state.clamp(position);
+                (Cause::Seek, state)
+            }
+            Command::Load {
+                video_id,
+                position,
+                paused,
+                duration,
+            } => {
+                let mut state = PlaybackState {
+                    video_id: Some(video_id),
+                    position: 0.0,
+                    paused: paused.unwrap_or(false),
+                    rate: current.rate,
+                    duration,
+                    updated_at: now,
+                };
+                state.position = state.clamp(position.unwrap_or(0.0));
+                (Cause::Load, state)
+            }
+            Command::Rate { rate } => {
+                let mut state = current.anchored_at(now);
+                state.rate = rate;
+                (Cause::Rate, state)
+            }
+            Command::Duration { duration } => {
+                let mut state = current.anchored_at(now);
+                state.duration = Some(duration);
+                state.position = state.clamp(state.position);
+                (Cause::Duration, state)
+            }
+            Command::QueueAdd { video_id, title } => {
+                if self.queue.len() >= self.max_queue {
+                    return Err(CommandError::InvalidValue(format!(
+                        "the queue is full ({} items)",
+                        self.max_queue
+                    )));
+                }
+                let title = match title {
+                    Some(title) => Some(check_text("title", &title, usize::MAX, true)?.to_owned())
+                        .filter(|t| !t.is_empty()),
+                    None => None,
+                };
+                let item_id = format!("q{}", self.next_item_number);
+                self.next_item_number += 1;
+                self.queue.push(QueueItem {
+                    item_id,
+                    video_id,
+                    title,
+                });
+                return Ok(vec![self.queue_event(now)]);
+            }
+            Command::QueueRemove { item_id } => {
+                let index = self.queue_index(&item_id)?;
+                self.queue.remove(index);
+                return Ok(vec![self.queue_event(now)]);
+            }
+            Command::QueueMove { item_id, index } => {
+                let from = self.queue_index(&item_id)?;
+                // Past the end means "to the end", as a drag to the bottom does.
+                let to = usize::try_from(index)
+                    .unwrap_or(usize::MAX)
+                    .min(self.queue.len() - 1);
+                if from == to {
+                    return Ok(Vec::new());
+                }
+                let item = self.queue.remove(from);
+                self.queue.insert(to, item);
+                return Ok(vec![self.queue_event(now)]);
+            }
+            Command::Next {} => return Ok(self.advance(now)),
+            Command::Control { control } => {
+                if control == self.control {
+                    return Ok(Vec::new());
+                }
+                self.control = control;
+                return Ok(vec![self.event(now, EventKind::Control { control })]);
+            }
+        };
+        Ok(self.set_state(state, cause, now).into_iter().collect())
+    }
+
+    /// Called when the end-of-video timer fires. Loads the next queued item, or
+    /// pauses at the end. Returns nothing if the video is not, in fact, at its end
+    /// (the state changed since the timer was armed).
+    pub fn on_end(&mut self, now: i64) -> Vec<Event> {
+        let Some(duration) = self.state.duration else {
+            return Vec::new();
+        };
+        if self.state.paused || self.state.position_at(now) < duration - END_TOLERANCE {
+            return Vec::new();
+        }
+        if !self.queue.is_empty() {
+            return self.advance(now);
+        }
+        let state = PlaybackState {
+            position: duration,
+            paused: true,
+            updated_at: now,
+            ..self.state.clone()
+        };
+        self.set_state(state, Cause::Ended, now)
+            .into_iter()
+            .collect()
+    }
+
+    /// A chat message: validated, trimmed, one event.
+    pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
+        let name = check_text("name", name, MAX_CHAT_NAME_CHARS, false)?.to_owned();
+        let text = check_text("text", text, MAX_CHAT_TEXT_CHARS, false)?.to_owned();
+        Ok(self.event(now, EventKind::Chat { name, text }))
+    }
+
+    /// The room's last event.
+    pub fn close(&mut self, reason: CloseReason, now: i64) -> Event {
+        self.event(now, EventKind::Closed { reason })
+    }
+
+    /// Loads the queue's first item and drops it from the queue: a `state` event
+    /// (cause `next`) then a `queue` event. Nothing when the queue is empty.
+    fn advance(&mut self, now: i64) -> Vec<Event> {
+        if self.queue.is_empty() {
+            return Vec::new();
+        }
+        let item = self.queue.remove(0);
+        self.state = PlaybackState {
+            video_id: Some(item.video_id),
+            position: 0.0,
+            paused: false,
+            rate: self.state.rate,
+            duration: None,
+            updated_at: now,
+        };
+        let state = self.state.clone();
+        let loaded = self.event(
+            now,
+            EventKind::State {
+                cause: Cause::Next,
+                state,
+            },
+        );
+        vec![loaded, self.queue_event(now)]
+    }
+
+    /// Moves to `state` unless a client could not tell the difference.
+    fn set_state(&mut self, state: PlaybackState, cause: Cause, now: i64) -> Option<Event> {
+        if state.same_as(&self.state, now) {
+            return None;
+        }
+        self.state = state.clone();
+        Some(self.event(now, EventKind::State { cause, state }))
+    }
+
+    fn queue_index(&self, item_id: &str) -> Result<usize, CommandError> {
+        self.queue
+            .iter()
+            .position(|item| item.item_id == item_id)
+            .ok_or_else(|| {
+                CommandError::InvalidValue(format!(
+                    "no queue item has the id `{}`",
+                    item_id.chars().take(64).collect::<String>()
+                ))
+            })
+    }
+
+    fn queue_event(&mut self, now: i64) -> Event {
+        let queue = self.queue.clone();
+        self.event(now, EventKind::Queue { queue })
+    }
+
+    /// Every id-carrying event goes through here: this is the only place the
+    /// version grows, so ids are consecutive by construction.
+    fn event(&mut self, now: i64, kind: EventKind) -> Event {
+        self.version += 1;
+        Event {
+            version: self.version,
+            server_time: now,
+            kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_763_800_000_000;
+    const VIDEO: &str = "dQw4w9WgXcQ";
+    const OTHER: &str = "9bZkp7q19f0";
+
+    fn room() -> Room {
+        Room::new("r".into(), "r".into(), Control::Host, None, "secret", 3, T0)
+    }
+
+    fn loaded(paused: bool, duration: Option<f64>) -> Room {
+        let mut room = room();
+        room.apply(
+            Command::Load {
+                video_id: VIDEO.into(),
+                position: None,
+                paused: Some(paused),
+                duration,
+            },
+            T0,
+        )
+        .unwrap();
+        room
+    }
+
+    fn causes(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::State { cause, .. } => format!("state:{cause:?}"),
+                EventKind::Queue { .. } => "queue".into(),
+                EventKind::Chat { .. } => "chat".into(),
+                EventKind::Control { .. } => "control".into(),
+                EventKind::Closed { .. } => "closed".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_room_is_at_version_1_paused_with_no_video() {
+        let room = room();
+        assert_eq!(room.version, 1);
+        assert_eq!(room.state, PlaybackState::empty(T0));
+        assert_ne!(room.host_token_hash, [0; 32]);
+    }
+
+    #[test]
+    fn position_extrapolates_at_every_rate() {
+        for rate in [0.25, 0.5, 1.0, 1.5, 2.0] {
+            let state = PlaybackState {
+                video_id: Some(VIDEO.into()),
+                position: 10.0,
+                paused: false,
+                rate,
+                duration: None,
+                updated_at: T0,
+            };
+            assert!((state.position_at(T0 + 4_000) - (10.0 + 4.0 * rate)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn position_is_clamped_to_zero_and_duration() {
+        let mut state = PlaybackState {
+            video_id: Some(VIDEO.into()),
+            position: 200.0,
+            paused: false,
+            rate: 2.0,
+            duration: Some(212.0),
+            updated_at: T0,
+        };
+        assert_eq!(state.position_at(T0 + 60_000), 212.0);
+        // A client whose clock runs behind asks about the past: never below 0.
+        state.position = 0.0;
+        assert_eq!(state.position_at(T0 - 5_000), 0.0);
+    }
+
+    #[test]
+    fn paused_position_does_not_move() {
+        let room = loaded(true, None);
+        assert_eq!(room.state.position_at(T0 + 100_000), 0.0);
+    }
+
+    #[test]
+    fn play_resumes_from_the_paused_position() {
+        let mut room = loaded(true, None);
+        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
+        let events = room
+            .apply(Command::Play { position: None }, T0 + 5_000)
+            .unwrap();
+        assert_eq!(causes(&events), ["state:Play"]);
+        assert!(!room.state.paused);
+        assert_eq!(room.state.position, 30.0);
+        assert_eq!(room.state.updated_at, T0 + 5_000);
+    }
+
+    #[test]
+    fn play_with_a_position_starts_there() {
+        let mut room = loaded(true, None);
+        room.apply(
+            Command::Play {
+                position: Some(12.5),
+            },
+            T0 + 1,
+        )
+        .unwrap();
+        assert_eq!(room.state.position, 12.5);
+    }
+
+    #[test]
+    fn play_on_an_ended_video_starts_it_again() {
+        let mut room = loaded(true, Some(100.0));
+        room.apply(Command::Seek { position: 100.0 }, T0).unwrap();
+        room.apply(Command::Play { position: None }, T0 + 1)
+            .unwrap();
+        assert_eq!(room.state.position, 0.0);
+    }
+
+    #[test]
+    fn pause_freezes_the_extrapolated_position() {
+        let mut room = loaded(false, None);
+        let events = room
+            .apply(Command::Pause { position: None }, T0 + 2_500)
+            .unwrap();
+        assert_eq!(causes(&events), ["state:Pause"]);
+        assert!(room.state.paused);
+        assert!((room.state.position - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pause_trusts_the_hosts_position() {
+        let mut room = loaded(false, None);
+        room.apply(
+            Command::Pause {
+                position: Some(2.4),
+            },
+            T0 + 2_500,
+        )
+        .unwrap();
+        assert_eq!(room.state.position, 2.4);
+    }
+
+    #[test]
+    fn seek_keeps_playing_or_paused() {
+        let mut playing = loaded(false, None);
+        playing
+            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .unwrap();
+        assert!(!playing.state.paused);
+        assert_eq!(playing.state.position, 50.0);
+        let mut paused = loaded(true, None);
+        paused
+            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .unwrap();
+        assert!(paused.state.paused);
+    }
+
+    #[test]
+    fn seek_past_the_end_lands_on_the_end() {
+        let mut room = loaded(true, Some(100.0));
+        room.apply(Command::Seek { position: 500.0 }, T0).unwrap();
+        assert_eq!(room.state.position, 100.0);
+    }
+
+    #[test]
+    fn load_defaults_to_playing_from_zero_and_keeps_the_rate() {
+        let mut room = loaded(true, None);
+        room.apply(Command::Rate { rate: 1.5 }, T0).unwrap();
+        room.apply(Command::Seek { position: 40.0 }, T0).unwrap();
+        let events = room
+            .apply(
+                Command::Load {
+                    video_id: OTHER.into(),
+                    position: None,
+                    paused: None,
+                    duration: Some(90.0),
+                },
+                T0 + 10,
+            )
+            .unwrap();
+        assert_eq!(causes(&events), ["state:Load"]);
+        assert_eq!(
+            room.state,
+            PlaybackState {
+                video_id: Some(OTHER.into()),
+                position: 0.0,
+                paused: false,
+                rate: 1.5,
+                duration: Some(90.0),
+                updated_at: T0 + 10,
+            }
+        );
+    }
+
+    #[test]
+    fn rate_change_reanchors_so_the_position_is_continuous() {
+        let mut room = loaded(false, None);
+        room.apply(Command::Rate { rate: 2.0 }, T0 + 10_000)
+            .unwrap();
+        assert!((room.state.position - 10.0).abs() < 1e-9);
+        assert!((room.state.position_at(T0 + 15_000) - 20.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn duration_clamps_the_position() {
+        let mut room = loaded(true, None);
+        room.apply(Command::Seek { position: 300.0 }, T0).unwrap();
+        room.apply(Command::Duration { duration: 212.0 }, T0)
+            .unwrap();
+        assert_eq!(room.state.duration, Some(212.0));
+        assert_eq!(room.state.position, 212.0);
+    }
+
+    #[test]
+    fn invalid_commands_change_nothing() {
+        let mut room = loaded(false, None);
+        let before = room.clone();
+        for command in [
+            Command::Seek { position: -1.0 },
+            Command::Seek { position: f64::NAN },
+            Command::Rate { rate: 3.0 },
+            Command::Rate {
+                rate: f64::INFINITY,
+            },
+            Command::Duration { duration: 0.0 },
+            Command::Load {
+                video_id: "bad".into(),
+                position: None,
+                paused: None,
+                duration: None,
+            },
+            Command::QueueRemove {
+                item_id: "nope".into(),
+            },
+            Command::QueueMove {
+                item_id: "nope".into(),
+                index: 0,
+            },
+        ] {
+            assert!(room.apply(command.clone(), T0 + 5).is_err(), "{command:?}");
+            assert_eq!(room, before, "{command:?}");
+        }
+    }
+
+    #[test]
+    fn commands_that_change_nothing_emit_nothing_and_keep_the_version() {
+        let mut room = loaded(true, None);
+        room.apply(Command::Seek { position: 7.0 }, T0).unwrap();
+        let version = room.version;
+        let before = room.clone();
+        for command in [
+            Command::Pause { position: None },
+            Command::Pause {
+                position: Some(7.0),
+            },
+            Command::Seek { position: 7.0 },
+            Command::Rate { rate: 1.0 },
+            Command::Next {},
+            Command::Control {
+                control: Control::Host,
+            },
+        ] {
+            assert_eq!(
+                room.apply(command.clone(), T0 + 3_000),
+                Ok(vec![]),
+                "{command:?}"
+            );
+            assert_eq!(room.version, version);
+        }
+        assert_eq!(room, before);
+        // Playing: play again is nothing, even later, as the position just moved on.
+        let mut playing = loaded(false, None);
+        let before = playing.clone();
+        assert_eq!(
+            playing.apply(Command::Play { position: None }, T0 + 9_000),
+            Ok(vec![])
+        );
+        assert_eq!(playing, before);
+    }
+
+    #[test]
+    fn versions_grow_by_one_per_event() {
+        let mut room = room();
+        let mut expected = room.version;
+        let commands = [
+            Command::Load {
+                video_id: VIDEO.into(),
+                position: None,
+                paused: None,
+                duration: None,
+            },
+            Command::Pause { position: None },
+            Command::QueueAdd {
+                video_id: OTHER.into(),
+                title: None,
+            },
+            Command::Next {},
+        ];
+        for (i, command) in commands.into_iter().enumerate() {
+            let events = room.apply(command, T0 + 1_000 * i as i64).unwrap();
+            for event in &events {
+                expected += 1;
+                assert_eq!(event.version, expected);
+            }
+            assert_eq!(room.version, expected);
+        }
+        // next = state + queue: two versions.
+        assert_eq!(room.version, 6);
+    }
+
+    #[test]
+    fn host_rooms_need_the_token_and_open_rooms_do_not() {
+        let mut room = room();
+        assert_eq!(
+            room.authorize(None, Access::Command),
+            Err(CommandError::Unauthorized)
+        );
+        assert_eq!(
+            room.authorize(Some("wrong"), Access::Command),
+            Err(CommandError::Forbidden)
+        );
+        assert_eq!(room.authorize(Some("secret"), Access::Command), Ok(()));
+        room.apply(
+            Command::Control {
+                control: Control::Open,
+            },
+            T0,
+        )
+        .unwrap();
+        assert_eq!(room.authorize(None, Access::Command), Ok(()));
+        assert_eq!(
+            room.authorize(None, Access::HostOnly),
+            Err(CommandError::Unauthorized)
+        );
+        assert_eq!(room.authorize(Some("secret"), Access::HostOnly), Ok(()));
+    }
+
+    #[test]
+    fn expected_version_must_match() {
+        let room = room();
+        assert_eq!(room.check_version(None), Ok(()));
+        assert_eq!(room.check_version(Some(1)), Ok(()));
+        assert_eq!(
+            room.check_version(Some(2)),
+            Err(CommandError::VersionConflict {
+                expected: 2,
+                actual: 1
+            })
+        );
+    }
+
+    #[test]
+    fn queue_items_get_unique_ids_and_move_in_order() {
+        let mut room = room();
+        for video in [VIDEO, OTHER, "aaaaaaaaaaa"] {
+            room.apply(
+                Command::QueueAdd {
+                    video_id: video.into(),
+                    title: Some(" t ".into()),
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.clone()).collect();
+        assert_eq!(ids, ["q1", "q2", "q3"]);
+        assert_eq!(room.queue[0].title.as_deref(), Some("t"));
+        room.apply(
+            Command::QueueMove {
+                item_id: "q3".into(),
+                index: 0,
+            },
+            T0,
+        )
+        .unwrap();
+        room.apply(
+            Command::QueueMove {
+                item_id: "q1".into(),
+                index: 99,
+            },
+            T0,
+        )
+        .unwrap();
+        let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
+        assert_eq!(ids, ["q3", "q2", "q1"]);
+        room.apply(
+            Command::QueueRemove {
+                item_id: "q2".into(),
+            },
+            T0,
+        )
+        .unwrap();
+        // Ids are never reused, even after a removal.
+        room.apply(
+            Command::QueueAdd {
+                video_id: VIDEO.into(),
+                title: None,
+            },
+            T0,
+        )
+        .unwrap();
+        let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
+        assert_eq!(ids, ["q3", "q1", "q4"]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_more() {
+        let mut room = room(); // max_queue 3
+        for _ in 0..3 {
+            room.apply(
+                Command::QueueAdd {
+                    video_id: VIDEO.into(),
+                    title: None,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        let before = room.clone();
+        assert!(matches!(
+            room.apply(
+                Command::QueueAdd {
+                    video_id: VIDEO.into(),
+                    title: None
+                },
+                T0
+            ),
+            Err(CommandError::InvalidValue(_))
+        ));
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn next_loads_the_first_item_and_drops_it() {
+        let mut room = loaded(true, Some(100.0));
+        room.apply(
+            Command::QueueAdd {
+                video_id: OTHER.into(),
+                title: None,
+            },
+            T0,
+        )
+        .unwrap();
+        let events = room.apply(Command::Next {}, T0 + 50).unwrap();
+        assert_eq!(causes(&events), ["state:Next", "queue"]);
+        assert_eq!(room.state.video_id.as_deref(), Some(OTHER));
+        assert!(!room.state.paused);
+        assert_eq!(room.state.duration, None);
+        assert!(room.queue.is_empty());
+    }
+
+    #[test]
+    fn the_end_timer_pauses_at_the_end_with_an_empty_queue() {
+        let mut room = loaded(false, Some(10.0));
+        room.apply(Command::Rate { rate: 2.0 }, T0).unwrap();
+        assert_eq!(room.state.ends_at(), Some(T0 + 5_000));
+        assert_eq!(room.on_end(T0 + 4_000), vec![]);
+        let events = room.on_end(T0 + 5_000);
+        assert_eq!(causes(&events), ["state:Ended"]);
+        assert!(room.state.paused);
+        assert_eq!(room.state.position, 10.0);
+        // Once ended, the timer has nothing more to do.
+        assert_eq!(room.state.ends_at(), None);
+        assert_eq!(room.on_end(T0 + 6_000), vec![]);
+    }
+
+    #[test]
+    fn the_end_timer_advances_to_the_queue() {
+        let mut room = loaded(false, Some(10.0));
+        room.apply(
+            Command::QueueAdd {
+                video_id: OTHER.into(),
+                title: None,
+            },
+            T0,
+        )
+        .unwrap();
+        let events = room.on_end(T0 + 10_000);
+        assert_eq!(causes(&events), ["state:Next", "queue"]);
+        assert_eq!(room.state.video_id.as_deref(), Some(OTHER));
+    }
+
+    #[test]
+    fn a_paused_video_never_ends() {
+        let mut room = loaded(true, Some(10.0));
+        assert_eq!(room.state.ends_at(), None);
+        assert_eq!(room.on_end(T0 + 60_000), vec![]);
+    }
+
+    #[test]
+    fn chat_is_trimmed_and_validated() {
+        let mut room = room();
+        let event = room.chat(" Ann ", " hi ", T0).unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::Chat {
+                name: "Ann".into(),
+                text: "hi".into()
+            }
+        );
+        assert_eq!(event.version, 2);
+        let before = room.clone();
+        assert!(room.chat("", "hi", T0).is_err());
+        assert!(room.chat("Ann", "", T0).is_err());
+        assert!(room.chat("Ann", &"x".repeat(501), T0).is_err());
+        assert!(room.chat(&"x".repeat(65), "hi", T0).is_err());
+        assert!(room.chat("Ann", "a\u{0}b", T0).is_err());
+        assert_eq!(room, before);
+    }
+}

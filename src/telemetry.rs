@@ -1,0 +1,121 @@
+//! Logs and metrics.
+//!
+//! Logs go through `tracing` to stderr, filtered by `RUST_LOG` (default `info`),
+//! as text or JSON. Metrics live in a per-server [`Metrics`] registry rather than a
+//! process-global one, so several servers in one process (the tests) each count
+//! their own; `/metrics` renders it in the Prometheus text format.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global tracing subscriber. Called once, by the binary.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (only possible in tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The labels of `syncroom_commands_total`: both from small fixed sets, so the
+/// number of series stays bounded whatever clients send.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub r#type: &'static str,
+    pub outcome: &'static str,
+}
+
+/// The server's metrics. Cheap to update from any task (atomics inside).
+pub struct Metrics {
+    registry: Registry,
+    /// Open event streams on this node.
+    pub connections: Gauge,
+    /// Rooms held by this node.
+    pub rooms: Gauge,
+    /// Id-carrying events emitted.
+    pub events: Counter,
+    /// Commands by type and outcome (`applied`, `noop`, or the error code).
+    pub commands: Family<CommandLabels, Counter>,
+    /// Command arrival → its event written to every local listener.
+    pub fanout_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let connections = Gauge::default();
+        let rooms = Gauge::default();
+        let events = Counter::default();
+        let commands = Family::<CommandLabels, Counter>::default();
+        // 50 µs .. ~1.6 s.
+        let fanout_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "syncroom_connections",
+            "Open event streams",
+            connections.clone(),
+        );
+        registry.register("syncroom_rooms", "Rooms on this node", rooms.clone());
+        registry.register(
+            "syncroom_events",
+            "Id-carrying room events emitted",
+            events.clone(),
+        );
+        registry.register(
+            "syncroom_commands",
+            "Commands received, by type and outcome",
+            commands.clone(),
+        );
+        registry.register(
+            "syncroom_command_fanout_seconds",
+            "Time from a command's arrival to its event being written to every local listener",
+            fanout_seconds.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            rooms,
+            events,
+            commands,
+            fanout_seconds,
+        }
+    }
+
+    /// Counts one command.
+    pub fn command(&self, r#type: &'static str, outcome: &'static str) {
+        self.commands
+            .get_or_create(&CommandLabels { r#type, outcome })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
