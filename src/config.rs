@@ -62,6 +62,18 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_CHAT_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub chat_burst: u32,
 
+    /// Cut off a connection whose request headers have not all arrived after this long (seconds).
+    #[arg(long, env = "SYNCROOM_HEADER_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub header_timeout: Duration,
+
+    /// Cut off a request whose body has not all arrived after this long (seconds).
+    #[arg(long, env = "SYNCROOM_BODY_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    pub body_timeout: Duration,
+
+    /// On SIGTERM, give open connections this long to finish before exiting (seconds).
+    #[arg(long, env = "SYNCROOM_SHUTDOWN_GRACE", default_value = "10", value_parser = parse_secs)]
+    pub shutdown_grace: Duration,
+
     /// Log format on stderr; the level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "SYNCROOM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -46,12 +46,7 @@ pub async fn run(
         max_connections = app.max_connections(),
         "syncroom listening"
     );
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
+    http::serve::serve(listener, router, app.connection_limits(), shutdown).await?;
     app.registry.close_all();
     tracing::info!("syncroom stopped");
     Ok(())

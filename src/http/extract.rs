@@ -7,7 +7,10 @@ use axum::http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use super::error::ApiError;
+use super::AppState;
 use crate::room::handle::HostToken;
 
 /// Largest request body accepted (shared/API.md: 16 KiB).
@@ -18,10 +21,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// then syntax (400 `invalid_json`).
 pub struct JsonBody(pub Option<Value>);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<Arc<AppState>> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, app: &Arc<AppState>) -> Result<Self, ApiError> {
         let too_large = ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
         };
@@ -35,7 +38,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let is_json = is_json_content_type(request.headers());
         let body: Body = request.into_body();
-        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        let collect = Limited::new(body, MAX_BODY_BYTES).collect();
+        let Ok(collected) = tokio::time::timeout(app.config.body_timeout, collect).await else {
+            return Err(ApiError::RequestTimeout);
+        };
+        let bytes = match collected {
             Ok(collected) => collected.to_bytes(),
             Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
                 return Err(too_large)

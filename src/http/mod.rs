@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod pages;
 pub mod rooms;
+pub mod serve;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,8 @@ use crate::telemetry::Metrics;
 /// File descriptors kept back for everything that is not an event stream
 /// (command requests, the listener socket, logs) when `--max-connections` is not set.
 const FD_RESERVE: usize = 256;
+/// File descriptors kept back from TCP connections for files, logs and the like.
+const FD_RESERVE_NON_TCP: usize = 64;
 /// How often idle rate-limiter entries are forgotten, bounding its memory.
 const LIMITER_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -54,6 +57,8 @@ pub struct AppState {
     pub chat_limiter: DefaultKeyedRateLimiter<IpAddr>,
     open_streams: AtomicUsize,
     max_streams: usize,
+    /// The process's open-file limit, raised to its hard limit at start.
+    fd_limit: usize,
 }
 
 impl AppState {
@@ -72,7 +77,10 @@ impl AppState {
             metrics.clone(),
             shutdown.clone(),
         );
-        let max_streams = config.max_connections.unwrap_or_else(default_max_streams);
+        let fd_limit = raise_fd_limit();
+        let max_streams = config
+            .max_connections
+            .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1));
         let quota = Quota::per_minute(nonzero(config.chat_per_minute))
             .allow_burst(nonzero(config.chat_burst));
         Self {
@@ -84,12 +92,22 @@ impl AppState {
             chat_limiter: RateLimiter::keyed(quota),
             open_streams: AtomicUsize::new(0),
             max_streams,
+            fd_limit,
         }
     }
 
     /// The most event streams this node holds at once.
     pub fn max_connections(&self) -> usize {
         self.max_streams
+    }
+
+    /// The TCP connection limits for the accept loop.
+    pub fn connection_limits(&self) -> serve::ConnectionLimits {
+        serve::ConnectionLimits {
+            max_connections: self.fd_limit.saturating_sub(FD_RESERVE_NON_TCP).max(1),
+            header_timeout: self.config.header_timeout,
+            shutdown_grace: self.config.shutdown_grace,
+        }
     }
 
     /// Claims room for one more event stream, or `None` at capacity.
@@ -120,10 +138,10 @@ fn nonzero(value: u32) -> std::num::NonZeroU32 {
     std::num::NonZeroU32::new(value).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
-/// Raises the open-file soft limit to the hard limit and keeps a reserve.
-fn default_max_streams() -> usize {
+/// Raises the open-file soft limit to the hard limit; answers the limit in force.
+fn raise_fd_limit() -> usize {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    (limit as usize).saturating_sub(FD_RESERVE).max(1)
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// All routes, with the state they share.

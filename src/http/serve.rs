@@ -1,0 +1,126 @@
+//! The accept loop: our own instead of `axum::serve`, for three things it does not
+//! offer: a cap on open TCP connections (so the process never runs into its
+//! open-file limit), a deadline for request headers (a client that trickles them,
+//! slowloris-style, is cut off), and a bounded graceful shutdown.
+//!
+//! Each connection is one HTTP/1.1 hyper connection on its own task; the client's
+//! address reaches handlers as axum's `ConnectInfo<SocketAddr>`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// How long accepting pauses after an error such as running out of file
+/// descriptors, so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// The connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Most open TCP connections; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// After shutdown begins, open connections get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
+/// connections finish (event streams end on the same token) for at most
+/// `shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Per-connection errors (the peer reset before we accepted) and
+                // resource exhaustion alike: note it, breathe, carry on.
+                tracing::debug!(%error, "accept failed");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: at the connection limit");
+            continue;
+        };
+        // Events are small and latency matters more than packet count.
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        let header_timeout = limits.header_timeout;
+        connections.spawn(async move {
+            serve_connection(stream, peer, router, header_timeout, shutdown).await;
+            drop(slot);
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(limits.shutdown_grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period"
+        );
+    }
+    Ok(())
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        // The router's error type is Infallible: every failure is a response.
+        async move { router.oneshot(request.map(Body::new)).await }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        // Clients hanging up mid-request and header timeouts land here.
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
