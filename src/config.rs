@@ -46,6 +46,35 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
+    /// Most event streams one client address may hold open at once (`429` past it).
+    #[arg(long, env = "SYNCROOM_MAX_STREAMS_PER_CLIENT", default_value_t = 100)]
+    pub max_streams_per_client: usize,
+
+    /// Most listeners in one room on this node (`503` past it). Default: no limit but `--max-connections`.
+    #[arg(long, env = "SYNCROOM_MAX_LISTENERS_PER_ROOM")]
+    pub max_listeners_per_room: Option<usize>,
+
+    /// Most rooms on this node (`503` on creation past it).
+    #[arg(long, env = "SYNCROOM_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
+    /// Commands, room creations and deletions each client address may send per minute (sustained).
+    #[arg(long, env = "SYNCROOM_COMMANDS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub commands_per_minute: u32,
+
+    /// Commands a client address may send at once before the per-minute rate applies.
+    #[arg(long, env = "SYNCROOM_COMMANDS_BURST", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub commands_burst: u32,
+
+    /// Take the client address from the last `X-Forwarded-For` entry (set this only behind a proxy that appends it).
+    #[arg(long, env = "SYNCROOM_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
+    /// Let pages from this origin call the API from the browser (CORS); repeat for several, or `*` for any.
+    /// Default: none (same origin only).
+    #[arg(long = "cors-origin", env = "SYNCROOM_CORS_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
     /// Events a listener may fall behind before it is resynchronized with a fresh snapshot.
     #[arg(long, env = "SYNCROOM_LISTENER_BUFFER", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub listener_buffer: u32,
@@ -107,6 +136,22 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a usable number of seconds"))
 }
 
+/// An origin such as `https://party.example` (scheme, host, optional port), or `*`.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let plausible = text == "*"
+        || ((text.starts_with("http://") || text.starts_with("https://"))
+            && !text.ends_with('/')
+            && text.bytes().all(|b| b.is_ascii_graphic()));
+    if plausible {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not an origin such as https://party.example (no path, no trailing slash) or *"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +163,16 @@ mod tests {
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
         assert!(parse_secs("inf").is_err());
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        assert!(parse_origin("https://party.example").is_ok());
+        assert!(parse_origin("http://127.0.0.1:3000").is_ok());
+        assert!(parse_origin("*").is_ok());
+        assert!(parse_origin("party.example").is_err());
+        assert!(parse_origin("https://party.example/").is_err());
+        assert!(parse_origin("https://a b").is_err());
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub enum CreateError {
     InvalidValue(String),
     #[error("a room with this id exists already")]
     Exists,
+    #[error("this server holds as many rooms as it may")]
+    Full,
 }
 
 /// Every room this node holds.
@@ -65,6 +67,7 @@ pub struct Registry {
     next_generation: AtomicU64,
     settings: RoomSettings,
     max_queue: usize,
+    max_rooms: usize,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -74,6 +77,7 @@ impl Registry {
     pub fn new(
         settings: RoomSettings,
         max_queue: usize,
+        max_rooms: usize,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
@@ -83,6 +87,7 @@ impl Registry {
             next_generation: AtomicU64::new(1),
             settings,
             max_queue,
+            max_rooms,
             clock,
             metrics,
             shutdown,
@@ -91,6 +96,10 @@ impl Registry {
 
     /// Validates the request and starts the room's actor.
     pub fn create(&self, request: CreateRoom) -> Result<Created, CreateError> {
+        // A soft limit: concurrent creations may pass it by a few.
+        if self.rooms.len() >= self.max_rooms {
+            return Err(CreateError::Full);
+        }
         let room_id = match request.room_id {
             Some(id) if is_room_id(&id) => id,
             Some(_) => {

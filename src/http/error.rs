@@ -148,6 +148,10 @@ impl From<CreateError> for ApiError {
         match error {
             CreateError::InvalidValue(m) => ApiError::InvalidValue(m),
             CreateError::Exists => ApiError::RoomExists,
+            CreateError::Full => ApiError::Unavailable {
+                message: "this server holds as many rooms as it may; try again later",
+                retry_after_secs: 60,
+            },
         }
     }
 }

@@ -26,7 +26,8 @@ use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::error::ApiError;
-use super::{AppState, StreamSlot};
+use super::limits::{ClientIp, StreamSlot};
+use super::AppState;
 use crate::room::event::{retry_frame, SharedFrame, KEEPALIVE};
 use crate::room::handle::ListenerGuard;
 use crate::room::RoomHandle;
@@ -47,6 +48,7 @@ pub struct EventsQuery {
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    client: ClientIp,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -59,10 +61,15 @@ pub async fn events(
         }
     }
     let handle = app.registry.get(&room_id).ok_or(ApiError::RoomNotFound)?;
-    let slot = app.take_stream_slot().ok_or(ApiError::Unavailable {
-        message: "this server holds as many event streams as it may; try again shortly",
-        retry_after_secs: FULL_RETRY_AFTER_SECS,
-    })?;
+    if let Some(max) = app.config.max_listeners_per_room {
+        if handle.shared().listeners() >= max {
+            return Err(ApiError::Unavailable {
+                message: "this room holds as many listeners as it may; try again shortly",
+                retry_after_secs: FULL_RETRY_AFTER_SECS,
+            });
+        }
+    }
+    let slot = app.take_stream_slot(client)?;
     // The header is what a browser's EventSource sends on reconnect; it wins over
     // a query parameter that may date from the page's first load. An id that does
     // not parse is treated like an unknown one: the stream starts with a snapshot.

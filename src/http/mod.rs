@@ -10,27 +10,28 @@
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod limits;
 pub mod pages;
 pub mod rooms;
 pub mod serve;
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+use limits::{RateLimit, StreamCounts};
 
 use crate::config::Config;
 use crate::registry::Registry;
@@ -43,6 +44,8 @@ use crate::telemetry::Metrics;
 const FD_RESERVE: usize = 256;
 /// File descriptors kept back from TCP connections for files, logs and the like.
 const FD_RESERVE_NON_TCP: usize = 64;
+/// How long browsers may cache a CORS preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// How often idle rate-limiter entries are forgotten, bounding its memory.
 const LIMITER_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -54,7 +57,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub shutdown: CancellationToken,
     /// Chat messages per client address.
-    pub chat_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    pub chat_limit: RateLimit,
+    /// Commands, room creations and deletions per client address.
+    pub write_limit: RateLimit,
+    stream_counts: StreamCounts,
     open_streams: AtomicUsize,
     max_streams: usize,
     /// The process's open-file limit, raised to its hard limit at start.
@@ -73,6 +79,7 @@ impl AppState {
         let registry = Registry::new(
             settings,
             config.max_queue,
+            config.max_rooms,
             clock.clone(),
             metrics.clone(),
             shutdown.clone(),
@@ -81,15 +88,17 @@ impl AppState {
         let max_streams = config
             .max_connections
             .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1));
-        let quota = Quota::per_minute(nonzero(config.chat_per_minute))
-            .allow_burst(nonzero(config.chat_burst));
+        let chat_limit = RateLimit::new(config.chat_per_minute, config.chat_burst);
+        let write_limit = RateLimit::new(config.commands_per_minute, config.commands_burst);
         Self {
             config,
             registry,
             metrics,
             clock,
             shutdown,
-            chat_limiter: RateLimiter::keyed(quota),
+            chat_limit,
+            write_limit,
+            stream_counts: StreamCounts::default(),
             open_streams: AtomicUsize::new(0),
             max_streams,
             fd_limit,
@@ -109,33 +118,6 @@ impl AppState {
             shutdown_grace: self.config.shutdown_grace,
         }
     }
-
-    /// Claims room for one more event stream, or `None` at capacity.
-    fn take_stream_slot(self: &Arc<Self>) -> Option<StreamSlot> {
-        let before = self.open_streams.fetch_add(1, Ordering::AcqRel);
-        if before >= self.max_streams {
-            self.open_streams.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        self.metrics.connections.inc();
-        Some(StreamSlot { app: self.clone() })
-    }
-}
-
-/// One counted event stream; dropping it frees the place.
-pub struct StreamSlot {
-    app: Arc<AppState>,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.app.open_streams.fetch_sub(1, Ordering::AcqRel);
-        self.app.metrics.connections.dec();
-    }
-}
-
-fn nonzero(value: u32) -> std::num::NonZeroU32 {
-    std::num::NonZeroU32::new(value).unwrap_or(std::num::NonZeroU32::MIN)
 }
 
 /// Raises the open-file soft limit to the hard limit; answers the limit in force.
@@ -165,10 +147,42 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/static/{*path}", get(pages::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower::util::option_layer(cors_layer(
+            &app.config.cors_origins,
+        )))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
+}
+
+/// CORS for the configured origins; `None` (same origin only) when there are none.
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        // The flag's parser admitted only printable ASCII, which always converts.
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::LOCATION, header::RETRY_AFTER])
+            .max_age(CORS_MAX_AGE),
+    )
 }
 
 /// Forgets rate-limiter entries of clients that have gone quiet.
@@ -182,8 +196,8 @@ fn spawn_limiter_sweeper(app: &Arc<AppState>) {
             if app.shutdown.is_cancelled() {
                 break;
             }
-            app.chat_limiter.retain_recent();
-            app.chat_limiter.shrink_to_fit();
+            app.chat_limit.sweep();
+            app.write_limit.sweep();
         }
     });
 }

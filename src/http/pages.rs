@@ -13,9 +13,27 @@ use super::error::ApiError;
 #[exclude = "test/*"]
 struct Assets;
 
+/// What the page may load: itself, and exactly what the YouTube IFrame player needs.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
+script-src 'self' https://www.youtube.com https://s.ytimg.com; \
+frame-src https://www.youtube.com https://www.youtube-nocookie.com; \
+img-src 'self' data: https://i.ytimg.com; \
+style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'";
+
 /// `GET /` and `GET /r/{room_id}`: the page; it reads the room id from the URL.
 pub async fn index() -> Result<Response, ApiError> {
-    serve("index.html")
+    let mut response = serve("index.html")?;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    // The YouTube player wants to know the embedding origin, nothing more.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    Ok(response)
 }
 
 /// `GET /static/{path}`.
@@ -33,6 +51,10 @@ fn serve(path: &str) -> Result<Response, ApiError> {
             (header::CONTENT_TYPE, content_type),
             // Always revalidate: a new server version must not meet an old script.
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
         ],
         file.data,
     )

@@ -1,20 +1,19 @@
 //! Room routes: create, get, list, delete, commands and chat. Each handler checks
 //! the request's shape, calls the room and writes the answer; nothing more.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use governor::clock::{Clock as _, DefaultClock};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{bearer_token, JsonBody};
+use super::limits::ClientIp;
 use super::AppState;
 use crate::registry::CreateRoom;
 use crate::room::handle::RoomError;
@@ -28,8 +27,10 @@ fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
 /// `POST /api/rooms`: every field optional, an empty body is fine.
 pub async fn create(
     State(app): State<Arc<AppState>>,
+    client: ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    app.write_limit.check(client)?;
     let request = match body {
         None => CreateRoom::default(),
         Some(body) => decode_create(body)?,
@@ -106,8 +107,10 @@ pub async fn list(State(app): State<Arc<AppState>>) -> Json<Value> {
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    client: ClientIp,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
+    app.write_limit.check(client)?;
     room(&app, &room_id)?.delete(bearer_token(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -116,10 +119,12 @@ pub async fn delete(
 pub async fn command(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
+    client: ClientIp,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
+    app.write_limit.check(client)?;
     let handle = room(&app, &room_id)?;
     let decoded = Command::decode(body.unwrap_or(Value::Null));
     let type_name = decoded
@@ -158,7 +163,7 @@ struct ChatBody {
 pub async fn chat(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let handle = room(&app, &room_id)?;
@@ -193,12 +198,7 @@ pub async fn chat(
         )
     })
     .map_err(ApiError::from)?;
-    if let Err(not_until) = app.chat_limiter.check_key(&peer.ip()) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        return Err(ApiError::RateLimited {
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        });
-    }
+    app.chat_limit.check(client)?;
     let version = handle
         .chat(message.name, message.text)
         .await
