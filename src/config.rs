@@ -103,6 +103,11 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_SHUTDOWN_GRACE", default_value = "10", value_parser = parse_secs)]
     pub shutdown_grace: Duration,
 
+    /// On shutdown, streams end with a `retry:` spread at random over this long (seconds), so
+    /// the clients of a restarting server come back gradually rather than all at once.
+    #[arg(long, env = "SYNCROOM_SHUTDOWN_RETRY_SPREAD", default_value = "10", value_parser = parse_secs)]
+    pub shutdown_retry_spread: Duration,
+
     /// Log format on stderr; the level comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "SYNCROOM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

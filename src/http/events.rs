@@ -159,7 +159,14 @@ impl Listener {
         loop {
             tokio::select! {
                 biased;
-                _ = &mut self.shutdown => return None,
+                // The server is stopping: tell the browser to come back after a
+                // random share of the spread, so a restart meets no reconnect storm.
+                _ = &mut self.shutdown => {
+                    self.ended = true;
+                    let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
+                    let base = u64::from(self.app.config.retry_ms);
+                    return Some(retry_frame(base + rand::rng().random_range(0..=spread)));
+                }
                 _ = &mut self.max_age => return None,
                 received = self.events_rx.recv() => match received {
                     Ok(frame) => {

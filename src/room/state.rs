@@ -956,3 +956,136 @@ mod tests {
         assert_eq!(room, before);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Property tests: the rules that must hold for every sequence of commands.
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: i64 = 1_763_800_000_000;
+
+    fn video() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("dQw4w9WgXcQ".to_owned()),
+            Just("9bZkp7q19f0".to_owned())
+        ]
+    }
+
+    /// Any command, including out-of-range values and unknown item ids.
+    fn command() -> impl Strategy<Value = Command> {
+        let position = prop_oneof![0.0..400.0f64, Just(-1.0), Just(f64::NAN)];
+        prop_oneof![
+            proptest::option::of(position.clone()).prop_map(|position| Command::Play { position }),
+            proptest::option::of(position.clone()).prop_map(|position| Command::Pause { position }),
+            position
+                .clone()
+                .prop_map(|position| Command::Seek { position }),
+            (
+                video(),
+                proptest::option::of(position),
+                proptest::option::of(any::<bool>()),
+                proptest::option::of(prop_oneof![1.0..300.0f64, Just(0.0)]),
+            )
+                .prop_map(|(video_id, position, paused, duration)| Command::Load {
+                    video_id,
+                    position,
+                    paused,
+                    duration,
+                }),
+            prop_oneof![0.1..2.5f64, Just(0.25), Just(2.0)].prop_map(|rate| Command::Rate { rate }),
+            (1.0..300.0f64).prop_map(|duration| Command::Duration { duration }),
+            video().prop_map(|video_id| Command::QueueAdd {
+                video_id,
+                title: None
+            }),
+            (1..6u64).prop_map(|n| Command::QueueRemove {
+                item_id: format!("q{n}")
+            }),
+            ((1..6u64), (0..5u64)).prop_map(|(n, index)| Command::QueueMove {
+                item_id: format!("q{n}"),
+                index
+            }),
+            Just(Command::Next {}),
+            prop_oneof![Just(Control::Host), Just(Control::Open)]
+                .prop_map(|control| Command::Control { control }),
+        ]
+    }
+
+    fn new_room() -> Room {
+        Room::new("r".into(), "r".into(), Control::Host, None, "t", 4, T0)
+    }
+
+    proptest! {
+        #[test]
+        fn versions_are_consecutive_and_errors_change_nothing(
+            steps in proptest::collection::vec((command(), 0..5_000i64), 1..60)
+        ) {
+            let mut room = new_room();
+            let mut now = T0;
+            for (command, wait) in steps {
+                now += wait;
+                let before = room.clone();
+                match room.apply(command, now) {
+                    Ok(events) => {
+                        for (i, event) in events.iter().enumerate() {
+                            prop_assert_eq!(event.version, before.version + 1 + i as u64);
+                        }
+                        prop_assert_eq!(room.version, before.version + events.len() as u64);
+                        if events.is_empty() {
+                            prop_assert_eq!(&room, &before);
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(&room, &before),
+                }
+                for event in room.on_end(now) {
+                    prop_assert!(event.version <= room.version);
+                }
+            }
+        }
+
+        #[test]
+        fn the_position_always_stays_within_the_video(
+            steps in proptest::collection::vec((command(), 0..20_000i64), 1..60),
+            probe in 0..600_000i64,
+        ) {
+            let mut room = new_room();
+            let mut now = T0;
+            for (command, wait) in steps {
+                now += wait;
+                let _ = room.apply(command, now);
+                let position = room.state.position_at(now + probe);
+                prop_assert!(position >= 0.0 && position.is_finite());
+                if let Some(duration) = room.state.duration {
+                    prop_assert!(position <= duration);
+                }
+            }
+        }
+
+        #[test]
+        fn pause_play_and_rate_changes_keep_the_position_continuous(
+            steps in proptest::collection::vec((command(), 0..20_000i64), 0..30),
+            change in prop_oneof![
+                Just(Command::Pause { position: None }),
+                Just(Command::Play { position: None }),
+                (0.25..=2.0f64).prop_map(|rate| Command::Rate { rate }),
+            ],
+            wait in 0..10_000i64,
+        ) {
+            let mut room = new_room();
+            let mut now = T0;
+            for (command, step) in steps {
+                now += step;
+                let _ = room.apply(command, now);
+            }
+            now += wait;
+            let before = room.state.position_at(now);
+            let ended = room.state.duration.is_some_and(|d| before >= d);
+            let _ = room.apply(change, now);
+            // Play on an ended video restarts it: the one intended jump.
+            if !ended {
+                prop_assert!((room.state.position_at(now) - before).abs() < 1e-6);
+            }
+        }
+    }
+}
