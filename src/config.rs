@@ -21,6 +21,11 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Keep rooms (state, version, queue, host token hash) in this directory so they survive a
+    /// restart. Default: rooms live in memory only.
+    #[arg(long, env = "SYNCROOM_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+
     /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
     #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_secs)]
     pub keepalive: Duration,

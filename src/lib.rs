@@ -11,6 +11,7 @@
 //!   actor shell that sequences commands and fans out pre-encoded SSE frames.
 //! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
+//! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
@@ -20,6 +21,7 @@ pub mod config;
 pub mod http;
 pub mod registry;
 pub mod room;
+pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -38,7 +40,20 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = Arc::new(http::AppState::new(config, shutdown.clone()));
+    let store = match &config.data_dir {
+        Some(dir) => Some(store::RoomStore::open(dir)?),
+        None => None,
+    };
+    let app = Arc::new(http::AppState::new(config, shutdown.clone(), store.clone()));
+    if let Some(store) = &store {
+        let rooms = store.load()?;
+        tracing::info!(
+            rooms = rooms.len(),
+            "rooms restored from the data directory"
+        );
+        app.registry.restore(rooms);
+        tokio::spawn(store.clone().run_writer(shutdown.clone()));
+    }
     let router = http::router(app.clone());
     let local = listener.local_addr()?;
     tracing::info!(
@@ -48,6 +63,9 @@ pub async fn run(
     );
     http::serve::serve(listener, router, app.connection_limits(), shutdown).await?;
     app.registry.close_all();
+    if let Some(store) = &store {
+        store.flush().await;
+    }
     tracing::info!("syncroom stopped");
     Ok(())
 }

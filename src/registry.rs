@@ -11,11 +11,11 @@ use std::sync::Arc;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::RngCore;
-use tokio_util::sync::CancellationToken;
 
 use crate::room::actor::{self, ActorContext, RoomSettings};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
 use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
+use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
 /// Most rooms returned by `GET /api/rooms`.
@@ -70,7 +70,7 @@ pub struct Registry {
     max_rooms: usize,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
+    store: Option<Arc<RoomStore>>,
 }
 
 impl Registry {
@@ -80,7 +80,7 @@ impl Registry {
         max_rooms: usize,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
-        shutdown: CancellationToken,
+        store: Option<Arc<RoomStore>>,
     ) -> Self {
         Self {
             rooms: Arc::new(DashMap::new()),
@@ -90,7 +90,7 @@ impl Registry {
             max_rooms,
             clock,
             metrics,
-            shutdown,
+            store,
         }
     }
 
@@ -143,6 +143,9 @@ impl Registry {
         match self.rooms.entry(key.clone()) {
             Entry::Occupied(_) => Err(CreateError::Exists),
             Entry::Vacant(slot) => {
+                if let Some(store) = &self.store {
+                    store.save(&room);
+                }
                 let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
                 let handle = actor::spawn(room, generation, self.actor_context(key, generation));
                 slot.insert(handle);
@@ -164,13 +167,30 @@ impl Registry {
             settings: self.settings.clone(),
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
-            shutdown: self.shutdown.clone(),
+            store: self.store.clone(),
             on_exit: Box::new(move || {
                 if let Some(rooms) = rooms.upgrade() {
                     rooms.remove_if(&key, |_, handle| handle.generation() == generation);
                 }
                 metrics.rooms.dec();
             }),
+        }
+    }
+
+    /// Brings back rooms kept on disk, as they were (same version, same token).
+    pub fn restore(&self, rooms: Vec<Room>) {
+        for mut room in rooms {
+            // The queue bound is the running server's, not the one it was kept with.
+            room.max_queue = self.max_queue;
+            let key: Arc<str> = Arc::from(room.room_id.as_str());
+            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+            let handle = actor::spawn(
+                room,
+                generation,
+                self.actor_context(key.clone(), generation),
+            );
+            self.rooms.insert(key, handle);
+            self.metrics.rooms.inc();
         }
     }
 
@@ -211,8 +231,8 @@ impl Registry {
         self.rooms.is_empty()
     }
 
-    /// Forgets every room. Their actors end on the shutdown token; this drops the
-    /// last handles so nothing keeps them alive.
+    /// Forgets every room (at shutdown): dropping the last handles ends the actors
+    /// once they have answered what is already in their inboxes.
     pub fn close_all(&self) {
         self.rooms.clear();
     }

@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::room::actor::RoomSettings;
 use crate::room::{Clock, SystemClock};
+use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
 /// File descriptors kept back for everything that is not an event stream
@@ -68,7 +69,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken) -> Self {
+    pub fn new(config: Config, shutdown: CancellationToken, store: Option<Arc<RoomStore>>) -> Self {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let settings = RoomSettings {
@@ -82,7 +83,7 @@ impl AppState {
             config.max_rooms,
             clock.clone(),
             metrics.clone(),
-            shutdown.clone(),
+            store,
         );
         let fd_limit = raise_fd_limit();
         let max_streams = config

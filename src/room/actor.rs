@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
 
 use super::event::{CloseReason, Event, EventKind, Frame, SharedFrame};
 use super::handle::{CommandReply, ListenerGuard, Request, RoomHandle, RoomShared, Subscription};
 use super::history::History;
 use super::state::{Access, Room};
 use super::{Clock, Command};
+use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
 /// Requests that may wait in one room's inbox before callers wait for room.
@@ -47,7 +47,8 @@ pub struct ActorContext {
     pub settings: RoomSettings,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    pub shutdown: CancellationToken,
+    /// Where the room is kept across restarts (`--data-dir`), if anywhere.
+    pub store: Option<Arc<RoomStore>>,
     /// Called once when the actor ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
 }
@@ -116,14 +117,16 @@ impl RoomActor {
             let expire_at = self.expiry_deadline();
             tokio::select! {
                 biased;
-                _ = self.context.shutdown.cancelled() => break,
                 request = self.requests_rx.recv() => match request {
                     Some(request) => {
                         if self.handle(request) == Flow::Stop {
                             break;
                         }
                     }
-                    // Every handle is gone: nobody can reach this room.
+                    // Every handle is gone (the room was dropped from the registry at
+                    // shutdown): nobody can reach this room any more. Requests
+                    // already queued were answered first, so in-flight commands
+                    // complete during a graceful shutdown.
                     None => break,
                 },
                 _ = self.shared.listeners_changed.notified() => self.on_listeners_changed(),
@@ -242,6 +245,20 @@ impl RoomActor {
 
     /// Encodes each event once, keeps it for replay and sends it to every listener.
     fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.context.store {
+            let closed = matches!(
+                events.last().map(|e| &e.kind),
+                Some(EventKind::Closed { .. })
+            );
+            if closed {
+                store.forget(&self.room.room_id);
+            } else {
+                store.save(&self.room);
+            }
+        }
         for event in events {
             if let EventKind::State { state, .. } = &event.kind {
                 self.shared.set_video_id(state.video_id.clone());
@@ -366,7 +383,7 @@ mod tests {
                 },
                 clock,
                 metrics: Arc::new(Metrics::new()),
-                shutdown: CancellationToken::new(),
+                store: None,
                 on_exit: Box::new(move || flag.store(true, Ordering::SeqCst)),
             },
         );
