@@ -151,10 +151,26 @@ pub fn router(app: Arc<AppState>) -> Router {
         .layer(tower::util::option_layer(cors_layer(
             &app.config.cors_origins,
         )))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
+}
+
+/// The span of one request: method, path and the request id (set by the outer
+/// layer). No headers: they may carry the host token.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+    )
 }
 
 /// CORS for the configured origins; `None` (same origin only) when there are none.
