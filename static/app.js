@@ -1,0 +1,699 @@
+/**
+ * app.js — the demo page: create or join a room, watch in sync, control, queue, chat.
+ *
+ * Routes: `/` (home) and `/r/{room_id}` (a room). `?player=sim` forces the
+ * simulated player; otherwise the YouTube IFrame API is tried and, if it does
+ * not load within a few seconds, the simulated player takes its place.
+ * `?simskew=0.03` makes the simulated player's clock run 3 % fast, to watch the
+ * drift correction at work.
+ *
+ * The host token of a room created here is kept in localStorage under
+ * `syncroom:host:{room_id}`; it never appears in a URL.
+ *
+ * For tests and embedders the live client is exposed as `window.syncroom`.
+ */
+
+import { SyncRoom, createRoom, listRooms, ApiError, PlayerState } from './syncroom.js';
+import { parseYouTube, parseTimestamp, formatTime } from './sync-core.js';
+import { SimPlayer } from './sim-player.js';
+
+const YT_TIMEOUT_MS = 3000;
+const params = new URLSearchParams(location.search);
+const forcedPlayer = params.get('player'); // 'sim' | 'youtube' | null
+
+const $ = (id) => document.getElementById(id);
+const store = {
+  get(key) { try { return localStorage.getItem(key); } catch { return null; } },
+  set(key, value) { try { localStorage.setItem(key, value); } catch { /* private mode: keep in memory only */ } },
+  remove(key) { try { localStorage.removeItem(key); } catch { /* nothing to remove */ } },
+};
+const hostKey = (roomId) => `syncroom:host:${roomId}`;
+
+/* ------------------------------------------------------------------ toasts */
+
+function toast(message, kind = 'info') {
+  const node = document.createElement('div');
+  node.className = `toast toast-${kind}`;
+  node.textContent = message;
+  $('toasts').append(node);
+  setTimeout(() => node.classList.add('leaving'), 3800);
+  setTimeout(() => node.remove(), 4300);
+}
+
+function describeError(err) {
+  if (err instanceof ApiError) {
+    if (err.code === 'rate_limited') return `Slow down — try again in ${err.retryAfter ?? 'a few'} s.`;
+    if (err.code === 'unauthorized' || err.code === 'forbidden') return 'Only the host can do that.';
+    return err.message;
+  }
+  return 'Could not reach the server.';
+}
+
+/* ------------------------------------------------------------------ routing */
+
+function show(view) {
+  for (const id of ['view-home', 'view-room', 'view-missing']) $(id).hidden = id !== view;
+}
+
+function roomIdFromPath(pathname) {
+  const m = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/.exec(pathname);
+  return m ? m[1] : null;
+}
+
+/** Keeps `?player=` across in-page navigation (useful for testing), nothing else. */
+function roomPath(roomId) {
+  return `/r/${encodeURIComponent(roomId)}${forcedPlayer ? `?player=${encodeURIComponent(forcedPlayer)}` : ''}`;
+}
+
+/* ------------------------------------------------------------------ home */
+
+function initHome() {
+  show('view-home');
+  document.title = 'syncroom — watch together, in sync';
+  const savedName = store.get('syncroom:name');
+  if (savedName) $('create-you').value = savedName;
+
+  $('create-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const err = $('create-error');
+    err.textContent = '';
+    const you = $('create-you').value.trim();
+    const videoText = $('create-video').value.trim();
+    const fields = { control: document.querySelector('input[name="control"]:checked').value };
+    const name = $('create-name').value.trim();
+    if (name) fields.name = name;
+    let start = null;
+    if (videoText) {
+      const parsed = parseYouTube(videoText);
+      if (!parsed) { err.textContent = 'That does not look like a YouTube link or video id.'; return; }
+      fields.video_id = parsed.videoId;
+      start = parsed.start;
+    }
+    $('create-btn').disabled = true;
+    try {
+      const created = await createRoom(fields);
+      store.set(hostKey(created.room_id), created.host_token);
+      store.set('syncroom:name', you);
+      history.pushState({}, '', roomPath(created.room_id));
+      // The click on "Create" already counts as the interaction autoplay needs.
+      await enterRoom(created.room_id, { autoJoinAs: you, initialRoom: created.room, startAt: start });
+    } catch (ex) {
+      err.textContent = describeError(ex);
+    } finally {
+      $('create-btn').disabled = false;
+    }
+  });
+
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = $('join-link').value.trim();
+    let id = null;
+    try { id = roomIdFromPath(new URL(text, location.origin).pathname); } catch { id = null; }
+    if (!id && /^[A-Za-z0-9_-]{1,64}$/.test(text)) id = text;
+    if (!id) { $('join-error').textContent = 'Paste a room link (…/r/name) or a room id.'; return; }
+    location.assign(roomPath(id));
+  });
+
+  listRooms().then(({ rooms }) => {
+    const list = $('room-list');
+    list.textContent = '';
+    if (!rooms || rooms.length === 0) {
+      const li = document.createElement('li');
+      li.className = 'empty';
+      li.textContent = 'No rooms yet — create the first one.';
+      list.append(li);
+      return;
+    }
+    for (const r of rooms.slice(0, 8)) {
+      const li = document.createElement('li');
+      const a = document.createElement('a');
+      a.href = roomPath(r.room_id);
+      const title = document.createElement('span');
+      title.className = 'room-name';
+      title.textContent = r.name || r.room_id;
+      const count = document.createElement('span');
+      count.className = 'room-count';
+      count.textContent = `${r.listeners} watching`;
+      a.append(title, count);
+      li.append(a);
+      list.append(li);
+    }
+  }).catch(() => {
+    $('room-list').textContent = '';
+  });
+}
+
+/* ------------------------------------------------------------------ players */
+
+let ytApiPromise = null;
+
+/** Loads the YouTube IFrame API, or rejects within `timeoutMs`. */
+function loadYouTubeApi(timeoutMs) {
+  if (ytApiPromise) return ytApiPromise;
+  ytApiPromise = new Promise((resolve, reject) => {
+    if (window.YT && window.YT.Player) { resolve(window.YT); return; }
+    const timer = setTimeout(() => reject(new Error('YouTube API timed out')), timeoutMs);
+    const previous = window.onYouTubeIframeAPIReady;
+    window.onYouTubeIframeAPIReady = () => {
+      clearTimeout(timer);
+      if (typeof previous === 'function') previous();
+      resolve(window.YT);
+    };
+    const script = document.createElement('script');
+    script.src = 'https://www.youtube.com/iframe_api';
+    script.async = true;
+    script.onerror = () => { clearTimeout(timer); reject(new Error('YouTube API failed to load')); };
+    document.head.append(script);
+  });
+  return ytApiPromise;
+}
+
+/** Resolves to `{player, kind}`: a ready YT.Player, or a SimPlayer when YouTube is unavailable. */
+async function createPlayer(container) {
+  const host = document.createElement('div');
+  host.id = 'player-inner';
+  container.textContent = '';
+  container.append(host);
+  if (forcedPlayer !== 'sim') {
+    try {
+      const YT = await loadYouTubeApi(YT_TIMEOUT_MS);
+      const player = await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('YouTube player timed out')), 8000);
+        // eslint-disable-next-line no-new
+        new YT.Player(host, {
+          width: '100%', height: '100%',
+          playerVars: { playsinline: 1, rel: 0, modestbranding: 1, origin: location.origin },
+          events: { onReady: (e) => { clearTimeout(timer); resolve(e.target); } },
+        });
+      });
+      return { player, kind: 'youtube' };
+    } catch (err) {
+      if (forcedPlayer === 'youtube') throw err;
+      container.textContent = '';
+      const fresh = document.createElement('div');
+      fresh.id = 'player-inner';
+      container.append(fresh);
+      toast('YouTube is unreachable — using the simulated player.', 'warn');
+      return { player: await readySim(fresh), kind: 'sim' };
+    }
+  }
+  return { player: await readySim(host), kind: 'sim' };
+}
+
+/** `?simskew=0.03` makes the simulated player's clock run 3 % fast (a demo of drift correction). */
+function readySim(element) {
+  const skew = Number(params.get('simskew')) || 0;
+  return new Promise((resolve) => {
+    const p = new SimPlayer(element, { skew, events: { onReady: () => resolve(p) } });
+  });
+}
+
+/* ------------------------------------------------------------------ room */
+
+const ui = {
+  room: null, // SyncRoom
+  player: null,
+  playerKind: null,
+  joined: false,
+  name: '',
+  chat: [], // {version, name, text}
+  seeking: false,
+  reportedDuration: null,
+};
+
+function exposeApi(roomId) {
+  window.syncroom = {
+    roomId,
+    get client() { return ui.room; },
+    get connected() { return Boolean(ui.room && ui.room.connected); },
+    get isHost() { return Boolean(ui.room && ui.room.hostToken); },
+    get joined() { return ui.joined; },
+    get playerKind() { return ui.playerKind; },
+    // NaN until a player is attached: there is no local position to compare yet.
+    playerPosition() { return ui.room && ui.player ? ui.room.playerPosition() : NaN; },
+    roomPosition() { return ui.room ? ui.room.roomPosition() : 0; },
+    clockOffset() { return ui.room ? ui.room.clockOffset() : 0; },
+    state() { return ui.room && ui.room.state ? { ...ui.room.state } : null; },
+    version() { return ui.room && ui.room.room ? ui.room.room.version : null; },
+    health() { return ui.room ? ui.room.health() : null; },
+    stats() { return ui.room ? { ...ui.room.stats, lastEventId: ui.room.lastEventId } : null; },
+    chatMessages() { return ui.chat.map((m) => ({ ...m })); },
+  };
+}
+
+async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startAt = null } = {}) {
+  exposeApi(roomId);
+  let snapshot = initialRoom;
+  if (!snapshot) {
+    try {
+      snapshot = await (await fetchRoom(roomId));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        show('view-missing');
+        return;
+      }
+      snapshot = null; // the stream will tell us more
+    }
+  }
+  show('view-room');
+  $('topbar-room').hidden = false;
+  const displayName = (snapshot && snapshot.name) || roomId;
+  $('room-title').textContent = displayName;
+  document.title = `${displayName} — syncroom`;
+  $('share-link').value = `${location.origin}/r/${encodeURIComponent(roomId)}`;
+  const token = store.get(hostKey(roomId));
+  $('role-pill').hidden = !token;
+  if (snapshot) $('listeners-count').textContent = String(snapshot.listeners ?? 0);
+
+  // Start loading the player right away; joining does not wait for YouTube.
+  const playerReady = createPlayer($('player'));
+
+  const join = async (name) => {
+    ui.name = name;
+    store.set('syncroom:name', name);
+    $('join-modal').hidden = true;
+    await startRoom(roomId, name, token, playerReady, startAt);
+  };
+
+  if (autoJoinAs) {
+    await join(autoJoinAs);
+    return;
+  }
+  $('join-modal').hidden = false;
+  $('join-title').textContent = `Join “${displayName}”`;
+  if (token) {
+    $('join-eyebrow').textContent = 'Welcome back, host';
+    $('join-sub').textContent = 'You created this room, so you control playback.';
+  }
+  const nameInput = $('join-name');
+  nameInput.value = store.get('syncroom:name') || '';
+  nameInput.focus();
+  $('join-room-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = nameInput.value.trim();
+    if (!name) return;
+    join(name);
+  }, { once: true });
+}
+
+async function fetchRoom(roomId) {
+  const res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { cache: 'no-store' });
+  const body = await res.json().catch(() => null);
+  if (!res.ok) {
+    const e = body && body.error ? body.error : {};
+    throw new ApiError(res.status, e.code, e.message);
+  }
+  return body;
+}
+
+async function startRoom(roomId, name, token, playerReady, startAt) {
+  const room = new SyncRoom({ roomId, name, hostToken: token });
+  ui.room = room;
+  wireRoomEvents(room);
+  wireControls(room);
+  $('chat-input').disabled = false;
+  $('chat-send').disabled = false;
+  const started = room.start();
+  ui.joined = true;
+  setInterval(refresh, 250);
+  refresh();
+
+  playerReady.then(({ player, kind }) => {
+    ui.player = player;
+    ui.playerKind = kind;
+    $('h-player').textContent = kind === 'youtube' ? 'YouTube' : 'Simulated';
+    room.attachPlayer(player);
+    if (player.addEventListener) {
+      player.addEventListener('onError', (e) => toast(`The player could not play this video (error ${e.data}).`, 'warn'));
+    }
+  }).catch((err) => {
+    toast(`No player: ${err.message}`, 'error');
+  });
+
+  await started;
+  // A room created with a start time in its first link: jump there once.
+  if (startAt && room.canControl) room.command({ type: 'seek', position: startAt }).catch(() => {});
+}
+
+/* ------------------------------------------------------------------ room events */
+
+function wireRoomEvents(room) {
+  room.addEventListener('connection', (e) => renderConnection(e.detail.status));
+  room.addEventListener('snapshot', (e) => {
+    renderQueue(e.detail.queue || []);
+    renderControl();
+    $('listeners-count').textContent = String(e.detail.listeners ?? 0);
+    $('room-title').textContent = e.detail.name || room.roomId;
+  });
+  room.addEventListener('state', () => refresh());
+  room.addEventListener('queue', (e) => renderQueue(e.detail.queue || []));
+  room.addEventListener('control', () => renderControl());
+  room.addEventListener('presence', (e) => { $('listeners-count').textContent = String(e.detail.listeners); });
+  room.addEventListener('chat', (e) => addChat(e.detail));
+  room.addEventListener('closed', (e) => {
+    const why = { deleted: 'The host closed this room.', expired: 'This room expired after being idle.', not_found: 'This room no longer exists.' };
+    const banner = $('closed-banner');
+    banner.textContent = why[e.detail.reason] || 'This room was closed.';
+    banner.hidden = false;
+    setControlsEnabled(false);
+    $('chat-input').disabled = true;
+    $('chat-send').disabled = true;
+    if (e.detail.reason !== 'not_found') store.remove(hostKey(room.roomId));
+    if (ui.player) ui.player.pauseVideo();
+  });
+  room.addEventListener('localchange', (e) => onLocalChange(room, e.detail));
+  room.addEventListener('hold', (e) => { $('hold-banner').hidden = !e.detail.held; });
+  room.addEventListener('autoplayblocked', () => { $('click-to-join').hidden = false; });
+}
+
+/** The person used the player's own controls: if they may control the room, that is a command. */
+function onLocalChange(room, change) {
+  if (!room.canControl) return;
+  let cmd = null;
+  if (change.type === 'play') cmd = { type: 'play', position: change.position };
+  else if (change.type === 'pause') cmd = { type: 'pause', position: change.position };
+  else if (change.type === 'seek') cmd = { type: 'seek', position: change.position };
+  else if (change.type === 'rate') cmd = { type: 'rate', rate: change.rate };
+  if (cmd) send(cmd);
+}
+
+function renderConnection(status) {
+  const pill = $('conn-pill');
+  pill.dataset.status = status;
+  $('conn-text').textContent = {
+    connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', closed: 'Closed',
+  }[status] || status;
+}
+
+function renderControl() {
+  const room = ui.room;
+  if (!room) return;
+  const can = room.canControl;
+  setControlsEnabled(can);
+  $('load-form').hidden = !can;
+  $('host-tools').hidden = !room.hostToken;
+  $('open-control').checked = Boolean(room.room && room.room.control === 'open');
+  $('control-note').hidden = can;
+  $('control-note').textContent = 'The host controls playback — you follow along.';
+  renderQueue(room.room ? room.room.queue || [] : []);
+}
+
+function setControlsEnabled(enabled) {
+  for (const id of ['btn-play', 'btn-back', 'btn-fwd', 'seek-range', 'seek-input', 'seek-btn', 'rate-select', 'btn-next']) {
+    $(id).disabled = !enabled;
+  }
+  $('transport').classList.toggle('readonly', !enabled);
+}
+
+/** The periodic redraw of the transport: time, progress, play/pause, speed. */
+function refresh() {
+  const room = ui.room;
+  if (!room) return;
+  const st = room.state;
+  const hasVideo = Boolean(st && st.video_id);
+  renderHealth(room.health());
+  $('player-empty').hidden = hasVideo;
+  $('player').classList.toggle('is-empty', !hasVideo);
+  if (!hasVideo) {
+    $('player-empty-text').textContent = room.canControl
+      ? 'Nothing playing yet — paste a YouTube link below.'
+      : 'Nothing playing yet — waiting for the host.';
+  }
+  const pos = ui.player ? room.playerPosition() : room.roomPosition();
+  const duration = st && st.duration ? st.duration : (ui.player && hasVideo ? ui.player.getDuration() : 0);
+  $('time-now').textContent = formatTime(pos);
+  $('time-total').textContent = formatTime(duration || 0);
+  const range = $('seek-range');
+  range.max = String(duration || 0);
+  if (!ui.seeking) range.value = String(Math.min(pos, duration || 0));
+  range.setAttribute('aria-valuetext', `${formatTime(pos)} of ${formatTime(duration || 0)}`);
+  const playing = Boolean(st && !st.paused && hasVideo && room.status !== 'closed');
+  const btn = $('btn-play');
+  btn.classList.toggle('is-playing', playing);
+  btn.setAttribute('aria-label', playing ? 'Pause' : 'Play');
+  if (st) {
+    const sel = $('rate-select');
+    if (document.activeElement !== sel) sel.value = String(st.rate);
+  }
+  // The host's player learns a video's length after loading it: tell the room once.
+  if (room.canControl && hasVideo && st.duration == null && ui.player
+      && ui.player.getPlayerState() !== PlayerState.UNSTARTED
+      && ui.player.getVideoData().video_id === st.video_id) {
+    const d = Number(ui.player.getDuration());
+    const key = `${st.video_id}`;
+    if (d > 0 && ui.reportedDuration !== key) {
+      ui.reportedDuration = key;
+      send({ type: 'duration', duration: d }, { quiet: true });
+    }
+  }
+}
+
+function renderHealth(h) {
+  const fmt = (v, digits = 1) => (v === null || v === undefined ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(digits)} ms`);
+  $('h-offset').textContent = fmt(h.offsetMs);
+  $('h-rtt').textContent = h.rttMs === null ? '—' : `${h.rttMs.toFixed(1)} ms`;
+  $('h-drift').textContent = fmt(h.driftMs);
+  $('h-avg').textContent = h.driftAvgMs === null ? '—' : `${h.driftAvgMs.toFixed(1)} ms`;
+  const modeText = {
+    'in-sync': 'none needed', nudging: `nudging speed (${h.rate ? `${h.rate.toFixed(3)}×` : ''})`,
+    seeking: 'seeking', buffering: 'buffering', loading: 'loading', starting: 'starting',
+    waiting: 'waiting', hold: 'paused by you', blocked: 'needs a click', 'no-player': 'no player yet',
+  };
+  $('h-mode').textContent = modeText[h.mode] || h.mode;
+  const avg = h.driftAvgMs;
+  let quality = 'unknown';
+  let summary = '—';
+  if (h.status !== 'live') { quality = 'warn'; summary = h.status === 'closed' ? 'closed' : 'reconnecting'; }
+  else if (avg === null || h.mode === 'waiting' || h.mode === 'loading') { quality = 'unknown'; summary = 'waiting'; }
+  else if (avg < 40) { quality = 'good'; summary = `±${Math.max(1, Math.round(avg))} ms`; }
+  else if (avg < 250) { quality = 'ok'; summary = `±${Math.round(avg)} ms`; }
+  else { quality = 'bad'; summary = `±${(avg / 1000).toFixed(1)} s`; }
+  $('health-dot').dataset.quality = quality;
+  $('health-summary').textContent = summary;
+}
+
+/* ------------------------------------------------------------------ queue */
+
+function renderQueue(queue) {
+  const list = $('queue-list');
+  list.textContent = '';
+  $('queue-count').textContent = String(queue.length);
+  $('queue-empty').hidden = queue.length > 0;
+  const can = Boolean(ui.room && ui.room.canControl);
+  queue.forEach((item, index) => {
+    const li = document.createElement('li');
+    li.className = 'queue-item';
+    li.dataset.itemId = item.item_id;
+    const dot = document.createElement('span');
+    dot.className = 'queue-dot';
+    dot.style.setProperty('--hue', String(hue(item.video_id)));
+    dot.setAttribute('aria-hidden', 'true');
+    const label = document.createElement('span');
+    label.className = item.title ? 'queue-title' : 'queue-title is-id';
+    label.textContent = item.title || item.video_id;
+    li.append(dot, label);
+    if (can) {
+      const tools = document.createElement('span');
+      tools.className = 'queue-tools';
+      const who = item.title || item.video_id;
+      tools.append(
+        iconButton('▶', `Play ${who} now`, () => playQueued(item)),
+        iconButton('↑', `Move ${who} up`, () => send({ type: 'queue_move', item_id: item.item_id, index: index - 1 }), index === 0),
+        iconButton('↓', `Move ${who} down`, () => send({ type: 'queue_move', item_id: item.item_id, index: index + 1 }), index === queue.length - 1),
+        iconButton('✕', `Remove ${who}`, () => send({ type: 'queue_remove', item_id: item.item_id })),
+      );
+      li.append(tools);
+    }
+    list.append(li);
+  });
+  $('btn-next').disabled = !can || queue.length === 0;
+}
+
+async function playQueued(item) {
+  try {
+    await ui.room.command({ type: 'load', video_id: item.video_id });
+    await ui.room.command({ type: 'queue_remove', item_id: item.item_id });
+  } catch (err) {
+    toast(describeError(err), 'error');
+  }
+}
+
+function iconButton(text, label, onClick, disabled = false) {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = 'btn btn-icon btn-tiny';
+  b.textContent = text;
+  b.setAttribute('aria-label', label);
+  b.title = label;
+  b.disabled = disabled;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function hue(text) {
+  let h = 0;
+  for (let i = 0; i < text.length; i += 1) h = (h * 31 + text.charCodeAt(i)) % 360;
+  return h;
+}
+
+/* ------------------------------------------------------------------ chat */
+
+function addChat(msg) {
+  ui.chat.push({ version: msg.version, name: msg.name, text: msg.text, server_time: msg.server_time });
+  const list = $('chat-list');
+  const li = document.createElement('li');
+  li.className = 'chat-msg';
+  if (msg.name === ui.name) li.classList.add('mine');
+  li.dataset.version = String(msg.version);
+  const head = document.createElement('div');
+  head.className = 'chat-head';
+  const who = document.createElement('strong');
+  who.className = 'chat-name';
+  who.textContent = msg.name; // text, never HTML
+  who.style.setProperty('--hue', String(hue(msg.name)));
+  const when = document.createElement('time');
+  const at = new Date(msg.server_time || Date.now());
+  when.dateTime = at.toISOString();
+  when.textContent = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  head.append(who, when);
+  const body = document.createElement('p');
+  body.className = 'chat-text';
+  body.textContent = msg.text; // text, never HTML
+  li.append(head, body);
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  list.append(li);
+  while (list.children.length > 300) list.firstElementChild.remove();
+  if (nearBottom) list.scrollTop = list.scrollHeight;
+}
+
+/* ------------------------------------------------------------------ controls */
+
+async function send(cmd, { quiet = false } = {}) {
+  try {
+    return await ui.room.command(cmd);
+  } catch (err) {
+    if (!quiet) toast(describeError(err), 'error');
+    return null;
+  }
+}
+
+function currentPosition() {
+  return ui.player ? ui.room.playerPosition() : ui.room.roomPosition();
+}
+
+function wireControls(room) {
+  $('btn-play').addEventListener('click', () => {
+    const st = room.state;
+    if (!st || !st.video_id) { toast('Load a video first.', 'info'); return; }
+    if (st.paused) send({ type: 'play' });
+    else send({ type: 'pause', position: currentPosition() });
+  });
+  const jump = (delta) => {
+    const st = room.state;
+    if (!st || !st.video_id) return;
+    let target = Math.max(0, room.roomPosition() + delta);
+    if (st.duration) target = Math.min(target, st.duration);
+    send({ type: 'seek', position: target });
+  };
+  $('btn-back').addEventListener('click', () => jump(-10));
+  $('btn-fwd').addEventListener('click', () => jump(10));
+
+  const range = $('seek-range');
+  range.addEventListener('input', () => {
+    ui.seeking = true;
+    $('time-now').textContent = formatTime(Number(range.value));
+  });
+  range.addEventListener('change', () => {
+    ui.seeking = false;
+    send({ type: 'seek', position: Number(range.value) });
+  });
+  range.addEventListener('blur', () => { ui.seeking = false; });
+
+  $('seek-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const secs = parseTimestamp($('seek-input').value);
+    if (secs === null) { toast('Type a time like 90, 1:30 or 1m30s.', 'info'); return; }
+    send({ type: 'seek', position: secs });
+    $('seek-input').value = '';
+  });
+
+  $('rate-select').addEventListener('change', (e) => send({ type: 'rate', rate: Number(e.target.value) }));
+  $('btn-next').addEventListener('click', () => send({ type: 'next' }));
+
+  const readVideo = () => {
+    const err = $('load-error');
+    err.textContent = '';
+    const parsed = parseYouTube($('load-input').value);
+    if (!parsed) { err.textContent = 'That does not look like a YouTube link or video id.'; return null; }
+    return parsed;
+  };
+  $('load-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const parsed = readVideo();
+    if (!parsed) return;
+    const res = await send({ type: 'load', video_id: parsed.videoId, position: parsed.start ?? 0 });
+    if (res) $('load-input').value = '';
+  });
+  $('queue-add-btn').addEventListener('click', async () => {
+    const parsed = readVideo();
+    if (!parsed) return;
+    const res = await send({ type: 'queue_add', video_id: parsed.videoId });
+    if (res) { $('load-input').value = ''; toast('Added to the queue.', 'info'); }
+  });
+
+  $('open-control').addEventListener('change', (e) => {
+    send({ type: 'control', control: e.target.checked ? 'open' : 'host' });
+  });
+  $('close-room').addEventListener('click', async () => {
+    if (!window.confirm('Close this room for everyone?')) return;
+    try { await room.close(); } catch (err) { toast(describeError(err), 'error'); }
+  });
+  $('copy-link').addEventListener('click', async () => {
+    const input = $('share-link');
+    try {
+      await navigator.clipboard.writeText(input.value);
+      toast('Link copied — send it to your friends.', 'info');
+    } catch {
+      input.select();
+      document.execCommand('copy');
+    }
+  });
+
+  $('chat-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const input = $('chat-input');
+    const text = input.value.trim();
+    if (!text) return;
+    $('chat-error').textContent = '';
+    try {
+      await room.chat(ui.name, text);
+      input.value = '';
+    } catch (err) {
+      $('chat-error').textContent = describeError(err);
+    }
+  });
+
+  $('hold-resume').addEventListener('click', () => { room.resume(); $('hold-banner').hidden = true; });
+  $('click-to-join-btn').addEventListener('click', () => { $('click-to-join').hidden = true; room.resume(); });
+
+  // Keyboard shortcuts for whoever controls (not while typing): Space/K play-pause, J/L ∓10 s.
+  document.addEventListener('keydown', (e) => {
+    if (!room.canControl || e.altKey || e.ctrlKey || e.metaKey) return;
+    const t = e.target;
+    if (t instanceof HTMLElement && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT', 'BUTTON'].includes(t.tagName))) return;
+    if (e.key === ' ' || e.key === 'k') { e.preventDefault(); $('btn-play').click(); }
+    else if (e.key === 'j') jump(-10);
+    else if (e.key === 'l') jump(10);
+  });
+}
+
+/* ------------------------------------------------------------------ boot */
+
+function boot() {
+  const roomId = roomIdFromPath(location.pathname);
+  if (roomId) enterRoom(roomId);
+  else initHome();
+}
+
+window.addEventListener('popstate', () => location.reload());
+boot();

@@ -1,0 +1,285 @@
+/**
+ * sync-core.js — the pure arithmetic of staying in sync, with no DOM and no I/O.
+ *
+ * Everything here is a plain function of its arguments so it can be unit-tested
+ * in node (`node --test static/test/`) and reused by any client:
+ *
+ * - {@link roomPosition}: where a room's playback is at a given server time
+ *   (the formula of the API contract, clamped to `[0, duration]`).
+ * - {@link estimateOffset}: an NTP-style clock offset from `/api/time` samples,
+ *   trusting the sample with the lowest round trip.
+ * - {@link decideCorrection}: what a player should do about a measured drift:
+ *   nothing, nudge its playback rate a little, or seek.
+ * - {@link parseYouTube}: a YouTube video id (and start time) from the link
+ *   forms people paste.
+ *
+ * Units: positions and drifts are seconds (the YouTube IFrame API's unit);
+ * clock times and offsets are milliseconds.
+ *
+ * @module sync-core
+ */
+
+/** The playback rates the API accepts (`rate` command). */
+export const MIN_RATE = 0.25;
+export const MAX_RATE = 2.0;
+
+/**
+ * Default drift-correction thresholds. Every one can be overridden by
+ * passing an object with the same keys to {@link decideCorrection}
+ * (and to `SyncRoom` in syncroom.js, as `options.correction`).
+ */
+export const DEFAULT_CORRECTION = Object.freeze({
+  /** Seconds of drift (either way) above which a playing player starts nudging its rate. */
+  nudgeStart: 0.02,
+  /** Seconds of drift below which a nudge in progress stops (hysteresis, so it does not flap). */
+  nudgeStop: 0.005,
+  /** Seconds of drift above which nudging would take too long: seek instead. */
+  seekThreshold: 1.0,
+  /**
+   * Seconds of drift above which a player seeks right after a discrete change
+   * (play, pause, seek, load: a `state` event). A person who pressed "seek"
+   * expects everyone to land at once, not to glide there over several seconds.
+   */
+  eventSeekThreshold: 0.1,
+  /** Seconds of drift tolerated right after the room paused or moved while paused (seeking a paused player is free). */
+  pausedTolerance: 0.01,
+  /**
+   * Seconds of drift tolerated on the periodic checks of a paused player: looser, so a
+   * player that reports frame-aligned positions is not sought again and again.
+   */
+  pausedResync: 0.25,
+  /** Seconds of drift tolerated when a stopped player starts playing: seek first beyond it. */
+  startTolerance: 0.01,
+  /** Largest rate change, as a fraction of the room's rate (0.08 = ±8 %). */
+  maxNudge: 0.08,
+  /** Smallest rate change used while nudging, so a player that rounds rates still moves. */
+  minNudge: 0.02,
+  /** Fraction of rate change per second of drift (1: 0.05 s of drift → 5 %). */
+  nudgeGain: 1.0,
+  /**
+   * Seconds of drift above which a player that cannot change its rate finely
+   * (it ignored or rounded a nudge) seeks; below it, such a player is left alone.
+   */
+  seekThresholdWithoutNudge: 0.25,
+});
+
+/**
+ * The room's playback position at server time `serverNowMs`, exactly as the API
+ * contract defines it:
+ * `paused ? position : position + (server_now - updated_at) / 1000 * rate`,
+ * clamped to `[0, duration]` when `duration` is known.
+ *
+ * @param {{position:number, paused:boolean, rate:number, updated_at:number, duration?:number|null}} state
+ *        a room `state` object as sent by the server
+ * @param {number} serverNowMs the current server time in milliseconds
+ * @returns {number} seconds (0 when `state` is missing)
+ */
+export function roomPosition(state, serverNowMs) {
+  if (!state) return 0;
+  const base = Number(state.position) || 0;
+  let pos = base;
+  if (!state.paused) {
+    const rate = Number.isFinite(state.rate) ? state.rate : 1;
+    pos = base + ((serverNowMs - state.updated_at) / 1000) * rate;
+  }
+  if (pos < 0) pos = 0;
+  const duration = state.duration;
+  if (typeof duration === 'number' && Number.isFinite(duration) && duration >= 0 && pos > duration) {
+    pos = duration;
+  }
+  return pos;
+}
+
+/**
+ * One clock sample: the local time a `/api/time` request was sent (`sentAt`),
+ * the `server_time` it answered, and the local time the answer arrived
+ * (`receivedAt`). All milliseconds; `sentAt`/`receivedAt` from one local clock.
+ *
+ * @typedef {{sentAt:number, serverTime:number, receivedAt:number}} ClockSample
+ */
+
+/**
+ * The offset and round trip of one sample, NTP style: the server read its clock
+ * half-way through the round trip (the symmetric-path assumption), so
+ * `offset = serverTime - (sentAt + receivedAt) / 2`; `server ≈ local + offset`.
+ *
+ * @param {ClockSample} sample
+ * @returns {{offset:number, rtt:number}} milliseconds
+ */
+export function sampleOffset(sample) {
+  const rtt = sample.receivedAt - sample.sentAt;
+  return { offset: sample.serverTime - (sample.sentAt + sample.receivedAt) / 2, rtt };
+}
+
+/**
+ * The clock offset estimate from several samples: the one with the lowest round
+ * trip wins, because queueing delays only ever add time, so the fastest answer is
+ * the one whose midpoint assumption is most nearly true. Its error is at most
+ * `rtt / 2` (reported as `error`). Samples with a negative or non-finite round
+ * trip are ignored.
+ *
+ * @param {ClockSample[]} samples
+ * @returns {{offset:number, rtt:number, error:number, samples:number}|null}
+ *          milliseconds; `null` with no usable sample
+ */
+export function estimateOffset(samples) {
+  let best = null;
+  let used = 0;
+  for (const s of samples || []) {
+    if (!s) continue;
+    const { offset, rtt } = sampleOffset(s);
+    if (!Number.isFinite(offset) || !Number.isFinite(rtt) || rtt < 0) continue;
+    used += 1;
+    if (best === null || rtt < best.rtt) best = { offset, rtt };
+  }
+  if (best === null) return null;
+  return { offset: best.offset, rtt: best.rtt, error: best.rtt / 2, samples: used };
+}
+
+/**
+ * What a player should do about its drift from the room.
+ *
+ * @param {object} input
+ * @param {number} input.drift seconds, the player's position minus the room's
+ *        (positive: the player is ahead)
+ * @param {boolean} input.paused whether the room is paused
+ * @param {number} [input.rate=1] the room's playback rate
+ * @param {boolean} [input.nudging=false] whether a rate nudge is in progress
+ *        (for the hysteresis between `nudgeStart` and `nudgeStop`)
+ * @param {boolean} [input.afterEvent=false] true right after a discrete change
+ *        of the room (a `state` event): uses `eventSeekThreshold` (playing) or
+ *        `pausedTolerance` (paused) instead of `seekThreshold` / `pausedResync`
+ * @param {boolean} [input.starting=false] true when the player is stopped and about
+ *        to start playing: seek beyond `startTolerance`, never nudge
+ * @param {boolean} [input.canNudge=true] false for a player that does not take
+ *        fine playback rates: it seeks beyond `seekThresholdWithoutNudge` instead
+ * @param {Partial<typeof DEFAULT_CORRECTION>} [options] thresholds
+ * @returns {{action:'none'|'nudge'|'seek', rate:number}} `rate` is the playback
+ *          rate to set: the room's rate, or the nudged one
+ */
+export function decideCorrection(input, options = {}) {
+  const o = { ...DEFAULT_CORRECTION, ...options };
+  const rate = clampRate(Number.isFinite(input.rate) ? input.rate : 1);
+  const drift = Number(input.drift);
+  if (!Number.isFinite(drift)) return { action: 'none', rate };
+  const size = Math.abs(drift);
+
+  if (input.paused) {
+    const tolerance = input.afterEvent ? o.pausedTolerance : Math.max(o.pausedTolerance, o.pausedResync);
+    return { action: size > tolerance ? 'seek' : 'none', rate };
+  }
+  if (input.starting) {
+    return { action: size > o.startTolerance ? 'seek' : 'none', rate };
+  }
+  const canNudge = input.canNudge !== false;
+  const steadySeekAt = canNudge ? o.seekThreshold : Math.min(o.seekThreshold, o.seekThresholdWithoutNudge);
+  const seekAt = input.afterEvent ? Math.min(o.eventSeekThreshold, steadySeekAt) : steadySeekAt;
+  if (size > seekAt) return { action: 'seek', rate };
+  if (!canNudge) return { action: 'none', rate };
+
+  const threshold = input.nudging ? o.nudgeStop : o.nudgeStart;
+  if (size <= threshold) return { action: 'none', rate };
+
+  const fraction = Math.min(o.maxNudge, Math.max(o.minNudge, size * o.nudgeGain));
+  // Ahead (drift > 0): slow down; behind: speed up.
+  const nudged = clampRate(rate * (drift > 0 ? 1 - fraction : 1 + fraction));
+  if (nudged === rate) {
+    // At the edge of the allowed rates a nudge cannot move the player: seek.
+    return { action: 'seek', rate };
+  }
+  return { action: 'nudge', rate: nudged };
+}
+
+/** Clamps a playback rate into the API's `[0.25, 2.0]`. */
+export function clampRate(rate) {
+  return Math.min(MAX_RATE, Math.max(MIN_RATE, rate));
+}
+
+const VIDEO_ID = /^[A-Za-z0-9_-]{11}$/;
+
+/** Whether `id` is a syntactically valid YouTube video id (11 characters of `[A-Za-z0-9_-]`). */
+export function isVideoId(id) {
+  return typeof id === 'string' && VIDEO_ID.test(id);
+}
+
+/**
+ * Parses a YouTube time like `90`, `90s`, `1m30s`, `1h2m3s` or `1:30` into seconds.
+ * @param {string|null} text
+ * @returns {number|null}
+ */
+export function parseTimestamp(text) {
+  if (text == null) return null;
+  const t = String(text).trim();
+  if (t === '') return null;
+  if (/^\d+(\.\d+)?s?$/.test(t)) return parseFloat(t);
+  const hms = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(t);
+  if (hms && (hms[1] || hms[2] || hms[3])) {
+    return (Number(hms[1] || 0) * 3600) + (Number(hms[2] || 0) * 60) + Number(hms[3] || 0);
+  }
+  const colon = /^(?:(\d+):)?(\d{1,2}):(\d{1,2})$/.exec(t);
+  if (colon) return Number(colon[1] || 0) * 3600 + Number(colon[2]) * 60 + Number(colon[3]);
+  return null;
+}
+
+const YOUTUBE_HOSTS = new Set([
+  'youtube.com', 'www.youtube.com', 'm.youtube.com', 'music.youtube.com',
+  'gaming.youtube.com', 'youtube-nocookie.com', 'www.youtube-nocookie.com',
+]);
+
+/**
+ * Extracts a video id (and an optional start time in seconds) from what a person
+ * pastes: a raw 11-character id, or a link of the forms
+ * `youtube.com/watch?v=ID`, `youtu.be/ID`, `youtube.com/embed/ID`,
+ * `youtube.com/shorts/ID`, `youtube.com/live/ID`, `youtube.com/v/ID`,
+ * `music.youtube.com/watch?v=ID`, `m.youtube.com/...`, `youtube-nocookie.com/embed/ID`,
+ * with or without the scheme, with `t=`/`start=` honoured.
+ *
+ * @param {string} input
+ * @returns {{videoId:string, start:number|null}|null} `null` when no id is found
+ */
+export function parseYouTube(input) {
+  if (typeof input !== 'string') return null;
+  const text = input.trim();
+  if (isVideoId(text)) return { videoId: text, start: null };
+  let url;
+  try {
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`);
+  } catch {
+    return null;
+  }
+  const host = url.hostname.toLowerCase();
+  const parts = url.pathname.split('/').filter(Boolean);
+  let id = null;
+  if (host === 'youtu.be' || host === 'www.youtu.be') {
+    id = parts[0] || null;
+  } else if (YOUTUBE_HOSTS.has(host)) {
+    if (parts[0] === 'watch' || parts.length === 0) {
+      id = url.searchParams.get('v');
+    } else if (['embed', 'shorts', 'live', 'v', 'e'].includes(parts[0])) {
+      id = parts[1] || null;
+    } else if (parts[0] === 'attribution_link') {
+      const inner = url.searchParams.get('u');
+      if (inner) return parseYouTube(`https://www.youtube.com${inner}`);
+    }
+  } else {
+    return null;
+  }
+  if (!isVideoId(id)) return null;
+  // `t` can also hide in the fragment (`#t=1m30s`).
+  const hash = new URLSearchParams(url.hash.replace(/^#/, ''));
+  const start = parseTimestamp(url.searchParams.get('t') ?? url.searchParams.get('start') ?? hash.get('t'));
+  return { videoId: id, start };
+}
+
+/**
+ * Formats seconds as `m:ss` or `h:mm:ss` for people.
+ * @param {number} seconds
+ */
+export function formatTime(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
+  const s = Math.floor(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}

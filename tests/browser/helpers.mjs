@@ -1,0 +1,197 @@
+// Shared helpers of the browser tests: start the real server binary on a free
+// port, launch Debian's Chromium through playwright-core, open isolated pages,
+// poll with generous timeouts, keep screenshots under target/browser-artifacts/.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ARTIFACTS = path.join(ROOT, 'target', 'browser-artifacts');
+export const SERVER_BIN = process.env.SYNCROOM_BIN || path.join(ROOT, 'target', 'debug', 'syncroom');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+/** A port that was free a moment ago: bind 0, read it, close. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `fn` until it returns a truthy value; throws with `what` after `timeout` ms. */
+export async function waitFor(fn, { timeout = 15000, interval = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    }
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+/**
+ * Starts `target/debug/syncroom` on a free port with `args`; resolves once
+ * `/healthz` answers. Its log goes to target/browser-artifacts/server-<name>.log.
+ */
+export async function startServer(name, args = [], { port: fixedPort = null } = {}) {
+  if (!fs.existsSync(SERVER_BIN)) {
+    throw new Error(`server binary missing: ${SERVER_BIN} (run cargo build)`);
+  }
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    const port = fixedPort ?? await freePort();
+    const logPath = path.join(ARTIFACTS, `server-${name}.log`);
+    const log = fs.openSync(logPath, 'w');
+    const proc = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, ...args], {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
+    });
+    let exited = null;
+    proc.on('exit', (code, signal) => { exited = { code, signal }; });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(async () => {
+        if (exited) throw new Error(`server exited early: ${JSON.stringify(exited)}; see ${logPath}`);
+        const res = await fetch(`${url}/healthz`).catch(() => null);
+        return res && res.ok;
+      }, { timeout: 20000, interval: 100, what: `server on ${url}` });
+    } catch (err) {
+      proc.kill('SIGKILL');
+      fs.closeSync(log);
+      // Somebody took the port between our probe and the bind: try another.
+      if (exited && attempt < 2 && !fixedPort && /address|in use/i.test(fs.readFileSync(logPath, 'utf8'))) continue;
+      throw err;
+    }
+    return {
+      url,
+      port,
+      proc,
+      logPath,
+      async stop() {
+        if (this.stopped) return;
+        this.stopped = true;
+        if (exited) { fs.closeSync(log); return; }
+        const done = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await done;
+        clearTimeout(timer);
+        fs.closeSync(log);
+      },
+    };
+  }
+  throw new Error('could not start the server');
+}
+
+/** Launches Debian's Chromium headless, with a fresh profile (never downloads a browser). */
+export async function launchBrowser() {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (tests/browser/run.sh does)`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // playwright gives each launch a fresh temporary user-data-dir.
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Pages of one test share one browser: none of them may be throttled as "hidden".
+      '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+      '--disable-backgrounding-occluded-windows',
+    ],
+  });
+}
+
+/**
+ * Opens a page in its own browser context (its own localStorage: a listener must
+ * not see the host's token). Records page errors and requests to other origins.
+ * YouTube is blocked: tests are offline and deterministic.
+ */
+export async function openPage(browser, { viewport = { width: 1280, height: 860 }, mobile = false, allowYouTube = false } = {}) {
+  const context = await browser.newContext({
+    viewport,
+    deviceScaleFactor: mobile ? 2 : 1,
+    isMobile: mobile,
+    hasTouch: mobile,
+    colorScheme: 'dark',
+  });
+  if (!allowYouTube) await context.route(/youtube\.com|ytimg\.com|googlevideo\.com/, (route) => route.abort());
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.errors = [];
+  page.foreignRequests = [];
+  page.on('pageerror', (err) => page.errors.push(String(err && err.stack ? err.stack : err)));
+  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`console: ${msg.text()}`); });
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (!['127.0.0.1', 'localhost'].includes(u.hostname) && u.protocol !== 'data:') page.foreignRequests.push(req.url());
+  });
+  return page;
+}
+
+/** Saves a full-page screenshot under target/browser-artifacts/. */
+export async function screenshot(page, name) {
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  // A sticky header would otherwise be drawn where the page happens to be scrolled.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+/** Reads a page's live client in one evaluation (one instant of its clock). */
+export function probe(page) {
+  return page.evaluate(() => {
+    const s = window.syncroom;
+    if (!s || !s.client) return null;
+    return {
+      at: performance.timeOrigin + performance.now(),
+      player: s.playerPosition(),
+      room: s.roomPosition(),
+      offset: s.clockOffset(),
+      connected: s.connected,
+      state: s.state(),
+      version: s.version(),
+      kind: s.playerKind,
+      health: s.health(),
+    };
+  });
+}
+
+/** Sends a JSON request to the server; resolves to `{status, body}`. */
+export async function api(base, method, route, body, token) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${base}${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = text; }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+/** Joins a room page as a listener: fill the name, click "Join & watch", wait for the live stream. */
+export async function joinAsListener(page, base, roomId, name, { query = '?player=sim' } = {}) {
+  await page.goto(`${base}/r/${roomId}${query}`);
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('button', { name: 'Join & watch' }).click();
+  await waitFor(() => page.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.playerKind)),
+    { timeout: 20000, what: `${name} to connect` });
+}
+
+export const fmtMs = (seconds) => `${(seconds * 1000).toFixed(1)} ms`;

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs the browser client's tests: the node unit tests of its pure functions
+# (tests/js/) and the real-Chromium tests of the demo page (tests/browser/).
+#
+# Installs what it needs and fails (never skips) when it cannot:
+#   - Debian's chromium (apt-get) when /usr/bin/chromium is missing;
+#   - playwright-core (npm ci, from the committed package-lock.json) when
+#     node_modules is missing or older than the lock file;
+#   - the server binary (cargo build; the tests start target/debug/syncroom).
+#
+# Screenshots, server logs and drift figures land in target/browser-artifacts/.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+log() { printf '==> %s\n' "$*"; }
+
+command -v node >/dev/null || { echo "node is required (v20 or newer)" >&2; exit 1; }
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "node $(node --version) is too old: v20 or newer is required" >&2
+  exit 1
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian's chromium"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium
+fi
+[ -x /usr/bin/chromium ] || { echo "/usr/bin/chromium is still missing" >&2; exit 1; }
+
+# npm ci when node_modules is missing or stale (the lock file changed since).
+stamp="$here/node_modules/.syncroom-lock.sha256"
+want="$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)"
+if [ ! -f "$here/node_modules/playwright-core/package.json" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "npm ci (tests/browser)"
+  (cd "$here" && npm ci --no-audit --no-fund)
+  echo "$want" > "$stamp"
+fi
+
+log "cargo build"
+(cd "$root" && cargo build --quiet --bin syncroom)
+
+mkdir -p "$root/target/browser-artifacts"
+
+log "node unit tests of the client (tests/js)"
+(cd "$root" && node --test tests/js/)
+
+log "browser tests in headless Chromium (tests/browser)"
+# One file at a time: each starts its own server and browser on a 2-core machine.
+(cd "$here" && node --test --test-concurrency=1 ./*.test.mjs)

@@ -1,0 +1,279 @@
+// The drift-correction loop of static/syncroom.js (PlayerSync), driven in node by a
+// virtual clock and a fake YouTube-like player whose media clock can run fast or slow.
+import { test, describe, beforeEach, afterEach, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+const realPerformance = globalThis.performance;
+const clock = { t: 1_000_000 };
+// PlayerSync reads performance.now(); give it the virtual clock.
+Object.defineProperty(globalThis, 'performance', {
+  configurable: true, writable: true,
+  value: { now: () => clock.t, timeOrigin: 0 },
+});
+
+const { PlayerSync, PlayerState } = await import('../../static/syncroom.js');
+const { roomPosition } = await import('../../static/sync-core.js');
+
+/** A player with the YT.Player methods PlayerSync uses, on the virtual clock. */
+class FakePlayer {
+  constructor({ skew = 0 } = {}) {
+    this.skew = skew;
+    this.state = PlayerState.UNSTARTED;
+    this.rate = 1;
+    this.base = 0;
+    this.baseAt = clock.t;
+    this.video = null;
+    this.calls = [];
+    this.listeners = {};
+  }
+
+  raw() {
+    if (this.state !== PlayerState.PLAYING) return this.base;
+    return this.base + ((clock.t - this.baseAt) / 1000) * this.rate * (1 + this.skew);
+  }
+
+  rebase(pos) { this.base = pos; this.baseAt = clock.t; }
+
+  fire(name, data) { for (const fn of this.listeners[name] || []) fn({ target: this, data }); }
+
+  setState(s) { if (s !== this.state) { this.state = s; this.fire('onStateChange', s); } }
+
+  addEventListener(name, fn) { (this.listeners[name] ||= []).push(fn); }
+
+  removeEventListener() {}
+
+  getCurrentTime() { return this.raw(); }
+
+  getDuration() { return 300; }
+
+  getPlayerState() { return this.state; }
+
+  getPlaybackRate() { return this.rate; }
+
+  setPlaybackRate(r) { this.rebase(this.raw()); this.rate = r; this.calls.push(['rate', r]); }
+
+  seekTo(s) { this.rebase(s); this.calls.push(['seek', s]); }
+
+  playVideo() { this.rebase(this.raw()); this.setState(PlayerState.PLAYING); this.calls.push(['play']); }
+
+  pauseVideo() { this.rebase(this.raw()); this.setState(PlayerState.PAUSED); this.calls.push(['pause']); }
+
+  loadVideoById({ videoId, startSeconds }) {
+    this.video = videoId; this.rebase(startSeconds); this.setState(PlayerState.PLAYING); this.calls.push(['load', videoId]);
+  }
+
+  cueVideoById({ videoId, startSeconds }) {
+    this.video = videoId; this.rebase(startSeconds); this.setState(PlayerState.CUED); this.calls.push(['cue', videoId]);
+  }
+}
+
+let room;
+let emitted;
+let sync;
+let player;
+
+function attach(options = {}, { canControl = false } = {}) {
+  player = new FakePlayer(options);
+  emitted = [];
+  sync = new PlayerSync(player, {
+    state: () => room,
+    serverNow: () => clock.t,
+    canControl: () => canControl,
+    emit: (type, detail) => emitted.push([type, detail]),
+  }, { interval: 1e9 });
+  return sync;
+}
+
+/** Advances the virtual clock in 200 ms ticks, running the periodic check each time. */
+function run(ms, each) {
+  for (let done = 0; done < ms; done += 200) {
+    clock.t += 200;
+    sync.apply(false);
+    if (each) each();
+  }
+}
+
+const drift = () => player.getCurrentTime() - roomPosition(room, clock.t);
+
+beforeEach(() => {
+  room = { video_id: 'dQw4w9WgXcQ', position: 10, paused: false, rate: 1, duration: 300, updated_at: clock.t };
+});
+
+afterEach(() => { if (sync) sync.stop(); });
+
+after(() => {
+  Object.defineProperty(globalThis, 'performance', { configurable: true, writable: true, value: realPerformance });
+});
+
+describe('PlayerSync: following the room', () => {
+  test('loads the room video at the room position and plays it', () => {
+    attach();
+    sync.roomChanged();
+    assert.deepEqual(player.calls[0], ['load', 'dQw4w9WgXcQ']);
+    run(600);
+    assert.equal(player.state, PlayerState.PLAYING);
+    assert.ok(Math.abs(drift()) < 0.001, `drift ${drift()}`);
+    assert.equal(sync.mode, 'in-sync');
+  });
+
+  test('a paused room cues the video without playing it, at the exact position', () => {
+    room = { ...room, paused: true, position: 42 };
+    attach();
+    sync.roomChanged();
+    assert.deepEqual(player.calls[0], ['cue', 'dQw4w9WgXcQ']);
+    run(400);
+    assert.notEqual(player.state, PlayerState.PLAYING);
+    assert.equal(player.getCurrentTime(), 42);
+  });
+
+  test('a pause lands on the room position; a seek while paused too', () => {
+    attach();
+    sync.roomChanged();
+    run(1000);
+    room = { ...room, paused: true, position: roomPosition(room, clock.t) - 0.03, updated_at: clock.t };
+    sync.roomChanged();
+    assert.equal(player.state, PlayerState.PAUSED);
+    assert.ok(Math.abs(drift()) < 1e-9);
+    room = { ...room, position: 100, updated_at: clock.t };
+    sync.roomChanged();
+    assert.equal(player.getCurrentTime(), 100);
+  });
+
+  test('a player whose clock runs 3 % fast is held near the room by nudging, not seeking', () => {
+    attach({ skew: 0.03 });
+    sync.roomChanged();
+    run(400);
+    const seeksBefore = sync.seeks;
+    let worst = 0;
+    run(60_000, () => { worst = Math.max(worst, Math.abs(drift())); });
+    assert.equal(sync.seeks, seeksBefore, 'no seek for a steady small drift');
+    assert.ok(sync.nudges > 0, 'nudged');
+    assert.ok(worst < 0.06, `worst drift ${worst.toFixed(3)} s`);
+    assert.ok(player.rate < 1, `slowed down (rate ${player.rate})`);
+  });
+
+  test('a player that runs 0.5 % slow is nudged faster within the bounds', () => {
+    attach({ skew: -0.005 });
+    sync.roomChanged();
+    run(400);
+    let worst = 0;
+    let fastest = 0;
+    run(60_000, () => { worst = Math.max(worst, Math.abs(drift())); fastest = Math.max(fastest, player.rate); });
+    assert.ok(worst < 0.03, `worst drift ${worst.toFixed(3)} s`);
+    assert.ok(fastest > 1 && fastest <= 1 + sync.correction.maxNudge + 1e-9, `fastest rate ${fastest}`);
+  });
+
+  test('a large slip (a stall of 3 s) is fixed by one seek', () => {
+    attach();
+    sync.roomChanged();
+    run(1000);
+    player.rebase(player.raw() - 3); // e.g. the player stalled while buffering
+    const before = sync.seeks;
+    run(2000);
+    assert.equal(sync.seeks, before + 1);
+    assert.ok(Math.abs(drift()) < 0.001);
+  });
+
+  test('a rate change follows the room rate', () => {
+    attach();
+    sync.roomChanged();
+    run(1000);
+    room = { ...room, position: roomPosition(room, clock.t), rate: 1.5, updated_at: clock.t };
+    sync.roomChanged();
+    run(1000);
+    assert.equal(player.rate, 1.5);
+    assert.ok(Math.abs(drift()) < 0.001);
+  });
+
+  test('a new video is loaded when the room loads one', () => {
+    attach();
+    sync.roomChanged();
+    run(400);
+    room = { ...room, video_id: '9bZkp7q19f0', position: 0, updated_at: clock.t };
+    sync.roomChanged();
+    assert.deepEqual(player.calls.at(-1), ['load', '9bZkp7q19f0']);
+  });
+});
+
+describe('PlayerSync: the person at this player', () => {
+  test("a listener's own pause holds their player until resume()", () => {
+    attach();
+    sync.roomChanged();
+    run(4000); // past the settling time after a load
+    player.rebase(player.raw());
+    player.setState(PlayerState.PAUSED); // as the player's own pause button would
+    assert.deepEqual(emitted.at(-1), ['hold', { held: true }]);
+    run(1000);
+    assert.equal(player.state, PlayerState.PAUSED, 'not forced back to play');
+    sync.resume();
+    run(400);
+    assert.equal(player.state, PlayerState.PLAYING);
+    assert.ok(Math.abs(drift()) < 0.001);
+  });
+
+  test("a controller's own seek becomes a localchange, and is not undone while it travels", () => {
+    attach({}, { canControl: true });
+    sync.roomChanged();
+    run(4000); // past the settling time after a load
+    player.rebase(120); // the person dragged the player's own progress bar
+    run(200);
+    const change = emitted.find(([type]) => type === 'localchange');
+    assert.ok(change, 'localchange emitted');
+    assert.equal(change[1].type, 'seek');
+    assert.ok(Math.abs(change[1].position - 120) < 0.3);
+    run(1000);
+    assert.ok(player.getCurrentTime() > 120, 'the player was left where the person put it');
+  });
+
+  test("a controller's own pause becomes a localchange", () => {
+    attach({}, { canControl: true });
+    sync.roomChanged();
+    run(4000); // past the settling time after a load
+    player.pauseVideo();
+    player.calls.pop();
+    // pauseVideo() above went through the fake, not PlayerSync: it counts as the person's.
+    const change = emitted.find(([type]) => type === 'localchange');
+    assert.ok(change);
+    assert.equal(change[1].type, 'pause');
+  });
+});
+
+
+describe('PlayerSync: a player that rounds rates (like a YouTube menu)', () => {
+  test('stops nudging once a nudge did not take, and seeks past seekThresholdWithoutNudge instead', () => {
+    attach({ skew: 0.01 });
+    // This player only takes quarter steps: 1.02 becomes 1.
+    player.setPlaybackRate = function setPlaybackRate(r) {
+      this.rebase(this.raw());
+      this.rate = Math.round(r * 4) / 4;
+      this.calls.push(['rate', this.rate]);
+    };
+    sync.roomChanged();
+    run(400);
+    let worst = 0;
+    run(60_000, () => { worst = Math.max(worst, Math.abs(drift())); });
+    assert.equal(sync.canNudge, false);
+    assert.ok(sync.seeks >= 2, `seeks ${sync.seeks}`);
+    assert.ok(worst < sync.correction.seekThresholdWithoutNudge + 0.05, `worst ${worst}`);
+  });
+});
+
+describe('PlayerSync: a state change seen before its event', () => {
+  test("a controller's pause noticed by the periodic check first is reported once, and not undone", () => {
+    attach({}, { canControl: true });
+    sync.roomChanged();
+    run(4000);
+    // The player pauses, but its event is still on the way.
+    const fire = player.fire;
+    const queued = [];
+    player.fire = (name, data) => queued.push([name, data]);
+    player.pauseVideo();
+    run(200);
+    assert.equal(player.state, PlayerState.PAUSED, 'not restarted by the check');
+    player.fire = fire;
+    for (const [name, data] of queued) player.fire(name, data);
+    const changes = emitted.filter(([type]) => type === 'localchange');
+    assert.equal(changes.length, 1);
+    assert.equal(changes[0][1].type, 'pause');
+  });
+});
