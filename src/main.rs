@@ -10,7 +10,7 @@ use syncroom::config::Config;
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
     syncroom::telemetry::init_logging(config.log_format);
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+    let listener = match bind(config.listen) {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(addr = %config.listen, %error, "cannot listen");
@@ -26,6 +26,21 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Binds with a deep accept backlog: when thousands of browsers reconnect at once
+/// (a restart, a network blip) the kernel queues them instead of dropping SYNs.
+/// The kernel caps it at `net.core.somaxconn`.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    const BACKLOG: u32 = 4096;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM.

@@ -190,7 +190,13 @@ impl Listener {
                     // still in the ring at or below its version is skipped above.
                     Err(RecvError::Lagged(_)) => {
                         let snapshot = self.handle.resync().await.ok()?;
-                        self.version = snapshot.version.unwrap_or(self.version);
+                        // Lagged only on frames without a version (presence): this
+                        // listener already has the state, so send nothing twice.
+                        match snapshot.version {
+                            Some(version) if version <= self.version => continue,
+                            Some(version) => self.version = version,
+                            None => {}
+                        }
                         self.reset_keepalive();
                         return Some(snapshot.bytes.clone());
                     }

@@ -61,7 +61,19 @@ impl FromRequest<Arc<AppState>> for JsonBody {
         }
         serde_json::from_slice(&bytes)
             .map(|value| JsonBody(Some(value)))
-            .map_err(|error| ApiError::InvalidJson(format!("the body is not valid JSON: {error}")))
+            .map_err(json_error)
+    }
+}
+
+/// JSON has no infinity: a number too large for a double (`1e400`) is how a
+/// non-finite value arrives, and shared/API.md calls that `invalid_value`.
+/// serde_json reports it as a syntax error, so it is told apart by its message
+/// (pinned by a unit test below).
+fn json_error(error: serde_json::Error) -> ApiError {
+    if error.to_string().starts_with("number out of range") {
+        ApiError::InvalidValue(format!("a number is not finite: {error}"))
+    } else {
+        ApiError::InvalidJson(format!("the body is not valid JSON: {error}"))
     }
 }
 
@@ -113,5 +125,23 @@ mod tests {
         assert!(bearer_token(&headers).is_none());
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
         assert!(bearer_token(&headers).is_none());
+    }
+
+    #[test]
+    fn numbers_beyond_a_double_are_invalid_values_and_garbage_is_invalid_json() {
+        let parse = |raw: &str| json_error(serde_json::from_str::<Value>(raw).unwrap_err());
+        assert!(matches!(
+            parse(r#"{"position": 1e400}"#),
+            ApiError::InvalidValue(_)
+        ));
+        assert!(matches!(
+            parse(r#"{"position": -1e400}"#),
+            ApiError::InvalidValue(_)
+        ));
+        assert!(matches!(
+            parse(r#"{"position": }"#),
+            ApiError::InvalidJson(_)
+        ));
+        assert!(matches!(parse("nope"), ApiError::InvalidJson(_)));
     }
 }

@@ -1,0 +1,819 @@
+//! `POST /api/rooms/{room_id}/commands`: each playback command, its validation,
+//! `expected_version`, no-op commands, and who may send commands.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const VIDEO: &str = "dQw4w9WgXcQ";
+const OTHER: &str = "9bZkp7q19f0";
+
+fn position(state: &Value) -> f64 {
+    state["position"].as_f64().expect("numeric position")
+}
+
+/// The client-side formula of API.md.
+fn current_position(room: &Value) -> f64 {
+    let state = &room["state"];
+    let pos = position(state);
+    if state["paused"] == true {
+        return pos;
+    }
+    let elapsed_ms = room["server_time"].as_i64().unwrap() - state["updated_at"].as_i64().unwrap();
+    let mut now = pos + elapsed_ms as f64 / 1000.0 * state["rate"].as_f64().unwrap();
+    if let Some(duration) = state["duration"].as_f64() {
+        now = now.clamp(0.0, duration);
+    }
+    now
+}
+
+/// Sends `body` as the host, asserts the listener sees one `state` event with
+/// `cause` at the answer's version, and returns (answer, event data).
+async fn command_with_event(
+    app: &TestApp,
+    listener: &mut SseStream,
+    room: &str,
+    token: &str,
+    body: Value,
+    cause: &str,
+) -> (Value, Value) {
+    let answer = app.command_ok(room, Some(token), body).await;
+    let event = listener.expect_versioned().await;
+    assert_eq!(event.event, "state", "{event:?}");
+    assert_eq!(
+        json!(event.id_num()),
+        answer["version"],
+        "event id is the new version"
+    );
+    let data = event.json();
+    assert_eq!(data["version"], answer["version"]);
+    assert_eq!(data["cause"], cause);
+    assert!(data["server_time"].is_i64(), "server_time in {data}");
+    assert_eq!(
+        data["state"], answer["room"]["state"],
+        "event and answer agree"
+    );
+    (answer, data)
+}
+
+async fn listening_room(app: &TestApp) -> (String, String, SseStream) {
+    let (room, token) = app.video_room().await;
+    let mut listener = app.events(&room).await;
+    listener.expect_snapshot().await;
+    (room, token, listener)
+}
+
+// ---------------------------------------------------------------- play / pause / seek
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_resumes_and_emits_a_state_event() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    let (answer, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "play"}),
+        "play",
+    )
+    .await;
+    assert_eq!(answer["version"], 2);
+    assert_eq!(data["state"]["paused"], false);
+    assert_eq!(data["state"]["video_id"], VIDEO);
+    assert_eq!(position(&data["state"]), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_from_a_position_starts_there() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "play", "position": 42.5}),
+        "play",
+    )
+    .await;
+    assert_eq!(data["state"]["paused"], false);
+    assert_eq!(position(&data["state"]), 42.5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_at_a_position_stops_there() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "play"}),
+        "play",
+    )
+    .await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "pause", "position": 12.25}),
+        "pause",
+    )
+    .await;
+    assert_eq!(data["state"]["paused"], true);
+    assert_eq!(position(&data["state"]), 12.25);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_without_a_position_stops_where_playback_had_got_to() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    let started = tokio::time::Instant::now();
+    command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "play", "position": 10.0}),
+        "play",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "pause"}),
+        "pause",
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let at = position(&data["state"]);
+    assert!(
+        at >= 10.35,
+        "paused at {at}: playback had run at least 0.4 s"
+    );
+    assert!(
+        at <= 10.0 + elapsed + 0.05,
+        "paused at {at}: more than {elapsed} s played"
+    );
+    assert_eq!(data["state"]["paused"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_jumps_and_keeps_a_paused_room_paused() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "seek", "position": 30.0}),
+        "seek",
+    )
+    .await;
+    assert_eq!(data["state"]["paused"], true);
+    assert_eq!(position(&data["state"]), 30.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_jumps_and_keeps_a_playing_room_playing() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "play"}),
+        "play",
+    )
+    .await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "seek", "position": 100.0}),
+        "seek",
+    )
+    .await;
+    assert_eq!(data["state"]["paused"], false);
+    assert_eq!(position(&data["state"]), 100.0);
+}
+
+// ---------------------------------------------------------------- load / rate / duration
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_switches_video_playing_from_zero_by_default() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "duration", "duration": 212.0}),
+        "duration",
+    )
+    .await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "load", "video_id": OTHER}),
+        "load",
+    )
+    .await;
+    let state = &data["state"];
+    assert_eq!(state["video_id"], OTHER);
+    assert_eq!(position(state), 0.0);
+    assert_eq!(state["paused"], false);
+    assert_eq!(
+        state["duration"],
+        Value::Null,
+        "a new video's length is not known yet"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_takes_position_paused_and_duration() {
+    let app = spawn_app(&[]).await;
+    let (room, token, _) = app.create_room(json!({})).await;
+    let mut listener = app.events(&room).await;
+    listener.expect_snapshot().await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "load", "video_id": OTHER, "position": 5.5, "paused": true, "duration": 300.0}),
+        "load",
+    )
+    .await;
+    let state = &data["state"];
+    assert_eq!(state["video_id"], OTHER);
+    assert_eq!(position(state), 5.5);
+    assert_eq!(state["paused"], true);
+    assert_eq!(state["duration"].as_f64(), Some(300.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_changes_speed_within_quarter_to_double() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    for rate in [0.25, 2.0, 1.5] {
+        let (_, data) = command_with_event(
+            &app,
+            &mut listener,
+            &room,
+            &token,
+            json!({"type": "rate", "rate": rate}),
+            "rate",
+        )
+        .await;
+        assert_eq!(data["state"]["rate"].as_f64(), Some(rate));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_reports_the_length_of_the_loaded_video() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    let (_, data) = command_with_event(
+        &app,
+        &mut listener,
+        &room,
+        &token,
+        json!({"type": "duration", "duration": 212.0}),
+        "duration",
+    )
+    .await;
+    assert_eq!(data["state"]["duration"].as_f64(), Some(212.0));
+}
+
+// ---------------------------------------------------------------- extrapolation
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_position_extrapolates_with_the_server_clock_and_rate() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let started = tokio::time::Instant::now();
+    app.command_ok(&room, Some(&token), json!({"type": "rate", "rate": 2.0}))
+        .await;
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "play", "position": 10.0}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let snapshot = app.get_room(&room).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let now = current_position(&snapshot);
+    assert!(
+        now >= 10.0 + 0.5 * 2.0 - 0.02,
+        "at {now}: 0.5 s at rate 2 has passed"
+    );
+    assert!(
+        now <= 10.0 + elapsed * 2.0 + 0.05,
+        "at {now}: only {elapsed} s passed"
+    );
+    // A paused room does not move.
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "pause", "position": 20.0}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(current_position(&app.get_room(&room).await), 20.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_position_is_where_playback_was_at_updated_at() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "play", "position": 50.0}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A rate change restamps the state; the stored position must already
+    // include what was played before it.
+    let answer = app
+        .command_ok(&room, Some(&token), json!({"type": "rate", "rate": 0.5}))
+        .await;
+    let state = &answer["room"]["state"];
+    assert!(
+        position(state) >= 50.25,
+        "{state}: the 0.3 s played before are kept"
+    );
+    assert_eq!(state["paused"], false);
+    let a = current_position(&app.get_room(&room).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let b = current_position(&app.get_room(&room).await);
+    assert!(b > a, "playback moves on: {a} then {b}");
+}
+
+// ---------------------------------------------------------------- validation
+
+async fn assert_refused(
+    app: &TestApp,
+    room: &str,
+    token: &str,
+    body: Value,
+    status: u16,
+    code: &str,
+) {
+    let before = app.get_room(room).await;
+    let response = app.command(room, Some(token), body.clone()).await;
+    let got = response.status().as_u16();
+    if got != status {
+        panic!(
+            "{body}: expected {status} {code}, got {got}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    assert_error(response, status, code).await;
+    assert_eq!(
+        fingerprint(&app.get_room(room).await),
+        fingerprint(&before),
+        "{body} changed the room"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_position_is_400_invalid_value_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    for body in [
+        json!({"type": "play", "position": -1.0}),
+        json!({"type": "pause", "position": -0.5}),
+        json!({"type": "seek", "position": -3}),
+        json!({"type": "load", "video_id": OTHER, "position": -1.0}),
+    ] {
+        assert_refused(&app, &room, &token, body, 400, "invalid_value").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_finite_position_is_400_invalid_value_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let before = app.get_room(&room).await;
+    // JSON has no infinity; a number too large for a double is how one arrives.
+    for raw in [
+        r#"{"type": "seek", "position": 1e400}"#,
+        r#"{"type": "play", "position": -1e400}"#,
+    ] {
+        let response = app
+            .client
+            .post(app.url(&format!("/api/rooms/{room}/commands")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "invalid_value").await;
+    }
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_outside_quarter_to_double_is_400_invalid_value() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    for rate in [0.0, 0.2, 2.01, 3.0, -1.0] {
+        assert_refused(
+            &app,
+            &room,
+            &token,
+            json!({"type": "rate", "rate": rate}),
+            400,
+            "invalid_value",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_video_id_is_400_invalid_value() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    for video in ["short", "dQw4w9WgXcQx", "dQw4w9WgXc!", ""] {
+        assert_refused(
+            &app,
+            &room,
+            &token,
+            json!({"type": "load", "video_id": video}),
+            400,
+            "invalid_value",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negative_duration_is_400_invalid_value() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    assert_refused(
+        &app,
+        &room,
+        &token,
+        json!({"type": "duration", "duration": -5.0}),
+        400,
+        "invalid_value",
+    )
+    .await;
+    assert_refused(
+        &app,
+        &room,
+        &token,
+        json!({"type": "load", "video_id": OTHER, "duration": -1.0}),
+        400,
+        "invalid_value",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_command_type_is_400_invalid_command() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    assert_refused(
+        &app,
+        &room,
+        &token,
+        json!({"type": "rewind"}),
+        400,
+        "invalid_command",
+    )
+    .await;
+    assert_refused(
+        &app,
+        &room,
+        &token,
+        json!({"position": 3.0}),
+        400,
+        "invalid_command",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_field_is_400_invalid_command() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    for body in [
+        json!({"type": "seek"}),
+        json!({"type": "load"}),
+        json!({"type": "rate"}),
+        json!({"type": "duration"}),
+        json!({"type": "control"}),
+    ] {
+        assert_refused(&app, &room, &token, body, 400, "invalid_command").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_that_is_not_json_is_400_invalid_json() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let before = app.get_room(&room).await;
+    for raw in ["{\"type\": \"play\"", "play", "{type: play}", ""] {
+        let response = app
+            .client
+            .post(app.url(&format!("/api/rooms/{room}/commands")))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "invalid_json").await;
+    }
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_of_the_wrong_shape_is_400_invalid_json() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    for body in [
+        json!({"type": "seek", "position": "abc"}),
+        json!({"type": "play", "position": true}),
+        json!({"type": "load", "video_id": 42}),
+        json!({"type": "pause", "expected_version": "one"}),
+        json!([1, 2]),
+        json!("play"),
+    ] {
+        assert_refused(&app, &room, &token, body, 400, "invalid_json").await;
+    }
+}
+
+// ---------------------------------------------------------------- expected_version
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_with_matching_expected_version_applies() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let answer = app
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "play", "expected_version": 1}),
+        )
+        .await;
+    assert_eq!(answer["version"], 2);
+    assert_eq!(answer["room"]["state"]["paused"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_with_stale_expected_version_is_409_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    app.command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    listener.expect_versioned().await;
+    for stale in [1, 3, 100] {
+        assert_refused(
+            &app,
+            &room,
+            &token,
+            json!({"type": "seek", "position": 9.0, "expected_version": stale}),
+            409,
+            "version_conflict",
+        )
+        .await;
+    }
+    listener.expect_quiet(QUIET).await;
+}
+
+// ---------------------------------------------------------------- no-op commands
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_that_changes_nothing_emits_nothing_and_keeps_the_version() {
+    let app = spawn_app(&[]).await;
+    let (room, token, mut listener) = listening_room(&app).await;
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "pause", "position": 7.0}),
+    )
+    .await;
+    assert_eq!(listener.expect_versioned().await.id_num(), 2);
+
+    for no_op in [
+        json!({"type": "pause", "position": 7.0}),
+        json!({"type": "pause"}),
+        json!({"type": "seek", "position": 7.0}),
+        json!({"type": "rate", "rate": 1.0}),
+        json!({"type": "control", "control": "host"}),
+        json!({"type": "pause", "expected_version": 2}),
+    ] {
+        let answer = app.command_ok(&room, Some(&token), no_op.clone()).await;
+        assert_eq!(answer["version"], 2, "{no_op} changed the version");
+    }
+    app.command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    let answer = app
+        .command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    assert_eq!(
+        answer["version"], 3,
+        "playing a playing room changes nothing"
+    );
+
+    // The next event the listener sees is the play, right after version 2.
+    let event = listener.expect_versioned().await;
+    assert_eq!(event.id_num(), 3, "no event for the no-ops: {event:?}");
+    assert_eq!(event.json()["cause"], "play");
+    listener.expect_quiet(QUIET).await;
+}
+
+// ---------------------------------------------------------------- who may command
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_without_token_in_a_host_room_is_401_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, _) = app.video_room().await;
+    let before = app.get_room(&room).await;
+    let response = app.command(&room, None, json!({"type": "play"})).await;
+    assert_error(response, 401, "unauthorized").await;
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_with_a_wrong_token_is_403_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let (_, other_token) = app.video_room().await;
+    let before = app.get_room(&room).await;
+    let mangled = format!("{token}x");
+    for wrong in ["wrong", other_token.as_str(), mangled.as_str()] {
+        let response = app
+            .command(&room, Some(wrong), json!({"type": "play"}))
+            .await;
+        assert_error(response, 403, "forbidden").await;
+    }
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_with_a_non_bearer_authorization_is_refused() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/rooms/{room}/commands")))
+        .header("authorization", format!("Basic {token}"))
+        .json(&json!({"type": "play"}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    assert!(
+        status == 401 || status == 403,
+        "Basic auth is not the host token: {status}"
+    );
+    assert_eq!(app.get_room(&room).await["version"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_in_an_open_room_need_no_token() {
+    let app = spawn_app(&[]).await;
+    let (room, _, _) = app
+        .create_room(json!({"control": "open", "video_id": VIDEO}))
+        .await;
+    let answer = app.command_ok(&room, None, json!({"type": "play"})).await;
+    assert_eq!(answer["version"], 2);
+    let answer = app
+        .command_ok(&room, None, json!({"type": "seek", "position": 20.0}))
+        .await;
+    assert_eq!(answer["version"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_command_always_needs_the_host_token() {
+    let app = spawn_app(&[]).await;
+    let (room, token, _) = app.create_room(json!({"control": "open"})).await;
+    let before = app.get_room(&room).await;
+    assert_error(
+        app.command(&room, None, json!({"type": "control", "control": "host"}))
+            .await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_error(
+        app.command(
+            &room,
+            Some("guess"),
+            json!({"type": "control", "control": "host"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+    let answer = app
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "control", "control": "host"}),
+        )
+        .await;
+    assert_eq!(answer["room"]["control"], "host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_to_a_missing_room_is_404_room_not_found() {
+    let app = spawn_app(&[]).await;
+    let response = app
+        .command("ghost", Some("token"), json!({"type": "play"}))
+        .await;
+    assert_error(response, 404, "room_not_found").await;
+    let response = app.command("bad%20id", None, json!({"type": "play"})).await;
+    assert_error(response, 404, "room_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_answer_is_the_new_version_and_room() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let answer = app
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 3.0}),
+        )
+        .await;
+    assert_eq!(answer["version"], 2);
+    let snapshot = &answer["room"];
+    assert_eq!(snapshot["room_id"], json!(room));
+    assert_eq!(position(&snapshot["state"]), 3.0);
+    assert!(snapshot.get("host_token").is_none());
+    assert_eq!(
+        fingerprint(snapshot),
+        fingerprint(&app.get_room(&room).await)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_past_the_per_client_rate_are_429_with_retry_after_and_change_nothing() {
+    let app = spawn_app(&["--commands-burst", "4", "--commands-per-minute", "1"]).await;
+    // Creating the room is the first write of the burst.
+    let (room, token) = app.video_room().await;
+    for position in [1.0, 2.0, 3.0] {
+        app.command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": position}),
+        )
+        .await;
+    }
+    let before = app.get_room(&room).await;
+    let response = app
+        .command(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 4.0}),
+        )
+        .await;
+    let headers = assert_error(response, 429, "rate_limited").await;
+    assert!((1..=60).contains(&retry_after_secs(&headers)));
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
+}
