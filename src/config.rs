@@ -26,6 +26,22 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
 
+    /// Share rooms with other nodes through Redis: `redis://[:PASSWORD@]HOST:PORT[/DB]` or
+    /// `rediss://` for TLS. Every node given the same Redis serves every room. Default: rooms
+    /// live in this process only.
+    #[arg(
+        long,
+        env = "SYNCROOM_REDIS",
+        conflicts_with = "data_dir",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
+
+    /// With `--redis`: longest wait for Redis (seconds) before a request is answered
+    /// `503 unavailable`, having changed nothing.
+    #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_secs)]
+    pub redis_timeout: Duration,
+
     /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
     #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_secs)]
     pub keepalive: Duration,
@@ -59,7 +75,7 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_LISTENERS_PER_ROOM")]
     pub max_listeners_per_room: Option<usize>,
 
-    /// Most rooms on this node (`503` on creation past it).
+    /// Most rooms on this node, or in the whole cluster with `--redis` (`503` on creation past it).
     #[arg(long, env = "SYNCROOM_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 

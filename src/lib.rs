@@ -12,11 +12,13 @@
 //! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
+//! - [`backplane`]: rooms shared by many nodes through Redis (`--redis`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
 //! `127.0.0.1:0`.
 
+pub mod backplane;
 pub mod config;
 pub mod http;
 pub mod registry;
@@ -44,7 +46,16 @@ pub async fn run(
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
     };
-    let app = Arc::new(http::AppState::new(config, shutdown.clone(), store.clone()));
+    let backplane = match &config.redis {
+        Some(url) => Some(connect_redis(url, &config).await?),
+        None => None,
+    };
+    let app = Arc::new(http::AppState::new(
+        config,
+        shutdown.clone(),
+        store.clone(),
+        backplane,
+    ));
     if let Some(store) = &store {
         let rooms = store.load()?;
         tracing::info!(
@@ -68,4 +79,24 @@ pub async fn run(
     }
     tracing::info!("syncroom stopped");
     Ok(())
+}
+
+/// Connects to Redis, failing start-up if it cannot be reached now. The URL is
+/// never logged: it may hold a password.
+async fn connect_redis(
+    url: &str,
+    config: &Config,
+) -> std::io::Result<Arc<backplane::RedisBackplane>> {
+    let settings = backplane::redis::RedisSettings {
+        url: url.to_owned(),
+        timeout: config.redis_timeout,
+        history: config.history as usize,
+        ttl: config.room_ttl,
+        max_queue: config.max_queue,
+    };
+    let backplane = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock))
+        .await
+        .map_err(|error| std::io::Error::other(format!("cannot reach redis: {error}")))?;
+    tracing::info!("rooms are shared through redis");
+    Ok(backplane)
 }

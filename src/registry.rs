@@ -12,7 +12,9 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::RngCore;
 
-use crate::room::actor::{self, ActorContext, RoomSettings};
+use crate::backplane::redis::{CreateOutcome, FeedAlarm};
+use crate::backplane::{RedisBackplane, Unavailable};
+use crate::room::actor::{self, ActorContext, RoomSettings, SharedLink, INBOX_CAPACITY};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
 use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
 use crate::store::RoomStore;
@@ -59,6 +61,8 @@ pub enum CreateError {
     Exists,
     #[error("this server holds as many rooms as it may")]
     Full,
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 /// Every room this node holds.
@@ -71,6 +75,10 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     store: Option<Arc<RoomStore>>,
+    /// Redis mode: rooms live in Redis; `rooms` holds this node's mirrors.
+    backplane: Option<Arc<RedisBackplane>>,
+    /// Redis mode: one opener per room id at a time, so a room gets one mirror.
+    opening: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Registry {
@@ -91,13 +99,27 @@ impl Registry {
             clock,
             metrics,
             store,
+            backplane: None,
+            opening: DashMap::new(),
         }
     }
 
-    /// Validates the request and starts the room's actor.
-    pub fn create(&self, request: CreateRoom) -> Result<Created, CreateError> {
+    /// Shares rooms through Redis instead of keeping them here.
+    pub fn with_backplane(mut self, backplane: Arc<RedisBackplane>) -> Self {
+        self.backplane = Some(backplane);
+        self
+    }
+
+    /// The Redis backplane, in Redis mode.
+    pub fn backplane(&self) -> Option<&Arc<RedisBackplane>> {
+        self.backplane.as_ref()
+    }
+
+    /// Validates the request and starts the room's actor (in Redis mode: stores
+    /// the room there; mirrors start when a node first serves it).
+    pub async fn create(&self, request: CreateRoom) -> Result<Created, CreateError> {
         // A soft limit: concurrent creations may pass it by a few.
-        if self.rooms.len() >= self.max_rooms {
+        if self.backplane.is_none() && self.rooms.len() >= self.max_rooms {
             return Err(CreateError::Full);
         }
         let room_id = match request.room_id {
@@ -139,6 +161,20 @@ impl Registry {
             now,
         );
         let view = room.view(0, now);
+        if let Some(backplane) = &self.backplane {
+            return match backplane.create(&room, self.max_rooms).await? {
+                CreateOutcome::Created => {
+                    tracing::info!(%room_id, "shared room created");
+                    Ok(Created {
+                        room_id,
+                        host_token,
+                        room: view,
+                    })
+                }
+                CreateOutcome::Exists => Err(CreateError::Exists),
+                CreateOutcome::Full => Err(CreateError::Full),
+            };
+        }
         let key: Arc<str> = Arc::from(room_id.as_str());
         match self.rooms.entry(key.clone()) {
             Entry::Occupied(_) => Err(CreateError::Exists),
@@ -163,6 +199,7 @@ impl Registry {
     fn actor_context(&self, key: Arc<str>, generation: u64) -> ActorContext {
         let rooms = Arc::downgrade(&self.rooms);
         let metrics = self.metrics.clone();
+        let backplane = self.backplane.clone();
         ActorContext {
             settings: self.settings.clone(),
             clock: self.clock.clone(),
@@ -172,8 +209,12 @@ impl Registry {
                 if let Some(rooms) = rooms.upgrade() {
                     rooms.remove_if(&key, |_, handle| handle.generation() == generation);
                 }
+                if let Some(backplane) = backplane {
+                    backplane.unroute(&key, generation);
+                }
                 metrics.rooms.dec();
             }),
+            link: None,
         }
     }
 
@@ -194,13 +235,73 @@ impl Registry {
         }
     }
 
-    /// The room with this id, if it is open. Ids that cannot be room ids are not.
-    pub fn get(&self, room_id: &str) -> Option<RoomHandle> {
-        self.rooms.get(room_id).map(|entry| entry.value().clone())
+    /// The room with this id, if it is open. In Redis mode a room this node does
+    /// not serve yet is looked up there and gets a mirror here.
+    pub async fn get(&self, room_id: &str) -> Result<Option<RoomHandle>, Unavailable> {
+        if let Some(entry) = self.rooms.get(room_id) {
+            return Ok(Some(entry.value().clone()));
+        }
+        match &self.backplane {
+            Some(backplane) if is_room_id(room_id) => self.open_mirror(backplane, room_id).await,
+            _ => Ok(None),
+        }
     }
 
-    /// The busiest rooms first, at most [`LISTING_LIMIT`].
-    pub fn list(&self) -> Vec<RoomSummary> {
+    async fn open_mirror(
+        &self,
+        backplane: &Arc<RedisBackplane>,
+        room_id: &str,
+    ) -> Result<Option<RoomHandle>, Unavailable> {
+        let key: Arc<str> = Arc::from(room_id);
+        let lock = self.opening.entry(key.clone()).or_default().clone();
+        let opened = async {
+            let _one_opener = lock.lock().await;
+            if let Some(entry) = self.rooms.get(room_id) {
+                return Ok(Some(entry.value().clone()));
+            }
+            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+            let inbox = tokio::sync::mpsc::channel(INBOX_CAPACITY);
+            let alarm = Arc::new(FeedAlarm::default());
+            // Route first: whatever is published from now on reaches the inbox.
+            backplane.route(room_id, generation, inbox.0.downgrade(), alarm.clone());
+            let opened = match backplane.open(room_id).await {
+                Ok(Some(opened)) => opened,
+                other => {
+                    backplane.unroute(room_id, generation);
+                    return other.map(|_| None);
+                }
+            };
+            let mut context = self.actor_context(key.clone(), generation);
+            context.link = Some(SharedLink {
+                backplane: backplane.clone(),
+                alarm,
+                inbox: inbox.0.downgrade(),
+                listeners: opened.listeners,
+                reported: 0,
+            });
+            let handle =
+                actor::spawn_with_inbox(opened.room, generation, context, inbox, opened.history);
+            self.rooms.insert(key.clone(), handle.clone());
+            self.metrics.rooms.inc();
+            Ok(Some(handle))
+        }
+        .await;
+        // Later openers find the room in `rooms`; the lock only had to span this one.
+        self.opening
+            .remove_if(&key, |_, held| Arc::ptr_eq(held, &lock));
+        opened
+    }
+
+    /// The busiest rooms first, at most [`LISTING_LIMIT`]: every shared room in
+    /// Redis mode, this node's rooms otherwise.
+    pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
+        if let Some(backplane) = &self.backplane {
+            return backplane.list().await;
+        }
+        Ok(self.list_local())
+    }
+
+    fn list_local(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()

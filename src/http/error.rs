@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::backplane::Unavailable;
 use crate::registry::CreateError;
 use crate::room::handle::RoomError;
 use crate::room::CommandError;
@@ -139,6 +140,7 @@ impl From<RoomError> for ApiError {
         match error {
             RoomError::Closed => ApiError::RoomNotFound,
             RoomError::Refused(error) => error.into(),
+            RoomError::Unavailable(error) => error.into(),
         }
     }
 }
@@ -152,6 +154,16 @@ impl From<CreateError> for ApiError {
                 message: "this server holds as many rooms as it may; try again later",
                 retry_after_secs: 60,
             },
+            CreateError::Unavailable(error) => error.into(),
+        }
+    }
+}
+
+impl From<Unavailable> for ApiError {
+    fn from(_: Unavailable) -> Self {
+        ApiError::Unavailable {
+            message: "the shared room store is not answering; nothing changed, try again shortly",
+            retry_after_secs: 1,
         }
     }
 }

@@ -60,7 +60,11 @@ pub async fn events(
             )));
         }
     }
-    let handle = app.registry.get(&room_id).ok_or(ApiError::RoomNotFound)?;
+    let handle = app
+        .registry
+        .get(&room_id)
+        .await?
+        .ok_or(ApiError::RoomNotFound)?;
     if let Some(max) = app.config.max_listeners_per_room {
         if handle.shared().listeners() >= max {
             return Err(ApiError::Unavailable {

@@ -34,6 +34,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 use limits::{RateLimit, StreamCounts};
 
+use crate::backplane::RedisBackplane;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::room::actor::RoomSettings;
@@ -70,7 +71,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, shutdown: CancellationToken, store: Option<Arc<RoomStore>>) -> Self {
+    pub fn new(
+        config: Config,
+        shutdown: CancellationToken,
+        store: Option<Arc<RoomStore>>,
+        backplane: Option<Arc<RedisBackplane>>,
+    ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let settings = RoomSettings {
@@ -86,6 +92,10 @@ impl AppState {
             metrics.clone(),
             store,
         );
+        let registry = match backplane {
+            Some(backplane) => registry.with_backplane(backplane),
+            None => registry,
+        };
         let fd_limit = raise_fd_limit();
         let max_streams = config
             .max_connections
@@ -239,6 +249,11 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Val
             message: "this server is shutting down",
             retry_after_secs: 1,
         });
+    }
+    if let Some(backplane) = app.registry.backplane() {
+        if !backplane.ready().await {
+            return Err(crate::backplane::Unavailable.into());
+        }
     }
     Ok(Json(json!({ "status": "ready" })))
 }

@@ -20,8 +20,11 @@ use crate::room::handle::RoomError;
 use crate::room::state::Control;
 use crate::room::{Command, CommandError, RoomHandle};
 
-fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
-    app.registry.get(room_id).ok_or(ApiError::RoomNotFound)
+async fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
+    app.registry
+        .get(room_id)
+        .await?
+        .ok_or(ApiError::RoomNotFound)
 }
 
 /// `POST /api/rooms`: every field optional, an empty body is fine.
@@ -35,7 +38,7 @@ pub async fn create(
         None => CreateRoom::default(),
         Some(body) => decode_create(body)?,
     };
-    let created = app.registry.create(request)?;
+    let created = app.registry.create(request).await?;
     let location = format!("/api/rooms/{}", created.room_id);
     let body = json!({
         "room_id": created.room_id,
@@ -94,13 +97,13 @@ pub async fn get_room(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let view = room(&app, &room_id)?.view().await?;
+    let view = room(&app, &room_id).await?.view().await?;
     Ok(Json(view).into_response())
 }
 
 /// `GET /api/rooms`: busiest first.
-pub async fn list(State(app): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({ "rooms": app.registry.list() }))
+pub async fn list(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "rooms": app.registry.list().await? })))
 }
 
 /// `DELETE /api/rooms/{room_id}`: host token in every control mode.
@@ -111,7 +114,10 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     app.write_limit.check(client)?;
-    room(&app, &room_id)?.delete(bearer_token(&headers)).await?;
+    room(&app, &room_id)
+        .await?
+        .delete(bearer_token(&headers))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,7 +131,7 @@ pub async fn command(
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
     app.write_limit.check(client)?;
-    let handle = room(&app, &room_id)?;
+    let handle = room(&app, &room_id).await?;
     let decoded = Command::decode(body.unwrap_or(Value::Null));
     let type_name = decoded
         .as_ref()
@@ -166,7 +172,7 @@ pub async fn chat(
     client: ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let handle = room(&app, &room_id)?;
+    let handle = room(&app, &room_id).await?;
     let body = body
         .ok_or_else(|| ApiError::InvalidJson("send {\"name\": \"…\", \"text\": \"…\"}".into()))?;
     if !body.is_object() {

@@ -12,6 +12,7 @@
 //! - presence: at most one `presence` event per second, only on change;
 //! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +20,14 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::{sleep_until, Instant};
 
 use super::event::{CloseReason, Event, EventKind, Frame, SharedFrame};
-use super::handle::{CommandReply, ListenerGuard, Request, RoomHandle, RoomShared, Subscription};
+use super::handle::{
+    CommandReply, ListenerGuard, Request, RoomError, RoomHandle, RoomShared, Subscription,
+};
 use super::history::History;
 use super::state::{Access, Room};
 use super::{Clock, Command};
+use crate::backplane::redis::{CatchUp, CommitError, Feed, FeedAlarm, HEARTBEAT};
+use crate::backplane::{RedisBackplane, Unavailable};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -30,6 +35,15 @@ use crate::telemetry::Metrics;
 pub const INBOX_CAPACITY: usize = 256;
 /// Presence events are coalesced to at most one per this interval.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
+/// A mirror (Redis mode) with no listeners here goes after this long idle; the
+/// room itself lives on in Redis until its own TTL.
+const MIRROR_IDLE: Duration = Duration::from_secs(60);
+/// Out-of-order events a mirror holds while it fills a gap; past it, it resyncs.
+const MAX_PENDING: usize = 1024;
+/// Pause before a failed catch-up (Redis unreachable) is tried again.
+const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
+/// Pause before an end-of-video commit that changed nothing is tried again.
+const END_RETRY: Duration = Duration::from_secs(1);
 
 /// The knobs every room shares, from the command line.
 #[derive(Debug, Clone)]
@@ -51,11 +65,64 @@ pub struct ActorContext {
     pub store: Option<Arc<RoomStore>>,
     /// Called once when the actor ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
+    /// Redis mode: the room lives in Redis and this actor is this node's mirror.
+    pub link: Option<SharedLink>,
+}
+
+/// A mirror actor's way to the shared room.
+#[derive(Clone)]
+pub struct SharedLink {
+    pub backplane: Arc<RedisBackplane>,
+    /// Raised when the feed may have lost messages.
+    pub alarm: Arc<FeedAlarm>,
+    /// The actor's own inbox, for answers of the work it spawns. Weak: the actor
+    /// still ends when every handle is gone.
+    pub(crate) inbox: mpsc::WeakSender<Request>,
+    /// The listener total over every node, as last heard.
+    pub listeners: u64,
+    /// This node's count as last reported (it is part of `listeners`).
+    pub reported: u64,
+}
+
+impl SharedLink {
+    /// The total now: as last heard, with this node's count brought up to date
+    /// (a new listener's snapshot counts itself, as on a single node).
+    fn listeners_now(&self, local: usize) -> u64 {
+        (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
+    }
+}
+
+impl SharedLink {
+    /// Hands the actor what was committed (before the committer answers its
+    /// client, so a read that follows sees it).
+    async fn deliver(&self, feed: Feed) {
+        if let Some(inbox) = self.inbox.upgrade() {
+            // A gone actor has nobody left to tell.
+            let _ = inbox.send(Request::Feed(feed)).await;
+        }
+    }
 }
 
 /// Starts the actor for `room` and returns its handle.
 pub fn spawn(room: Room, generation: u64, context: ActorContext) -> RoomHandle {
-    let (requests_tx, requests_rx) = mpsc::channel(INBOX_CAPACITY);
+    spawn_with_inbox(
+        room,
+        generation,
+        context,
+        mpsc::channel(INBOX_CAPACITY),
+        Vec::new(),
+    )
+}
+
+/// Starts an actor on an inbox made beforehand (a mirror's feed is routed to it
+/// before the room is read), with `history` (oldest first) already replayable.
+pub(crate) fn spawn_with_inbox(
+    room: Room,
+    generation: u64,
+    context: ActorContext,
+    (requests_tx, requests_rx): (mpsc::Sender<Request>, mpsc::Receiver<Request>),
+    history: Vec<Event>,
+) -> RoomHandle {
     let (events_tx, _) = broadcast::channel(context.settings.listener_buffer.max(1));
     let shared = Arc::new(RoomShared::new(
         room.name.clone(),
@@ -67,9 +134,18 @@ pub fn spawn(room: Room, generation: u64, context: ActorContext) -> RoomHandle {
         requests_tx,
         shared.clone(),
     );
+    let mut ring = History::new(context.settings.history);
+    for event in history {
+        ring.push(Arc::new(event.to_frame(None)));
+    }
     let actor = RoomActor {
-        history: History::new(context.settings.history),
+        history: ring,
         room,
+        pending: BTreeMap::new(),
+        catching_up: false,
+        catch_up_retry_at: None,
+        end_wait: None,
+        reported_at: None,
         events_tx,
         requests_rx,
         shared,
@@ -82,8 +158,18 @@ pub fn spawn(room: Room, generation: u64, context: ActorContext) -> RoomHandle {
 }
 
 struct RoomActor {
+    /// The room (in-memory mode), or this node's mirror of it (Redis mode).
     room: Room,
     history: History,
+    /// Mirror only: events past a gap, waiting for it to be filled.
+    pending: BTreeMap<u64, (Event, Option<std::time::Instant>)>,
+    /// Mirror only: a catch-up read is under way.
+    catching_up: bool,
+    catch_up_retry_at: Option<Instant>,
+    /// Mirror only: the end timer fired at this version; wait before firing again.
+    end_wait: Option<(u64, Instant)>,
+    /// Mirror only: when this node last reported its listener count.
+    reported_at: Option<Instant>,
     events_tx: broadcast::Sender<SharedFrame>,
     requests_rx: mpsc::Receiver<Request>,
     shared: Arc<RoomShared>,
@@ -111,10 +197,12 @@ enum Flow {
 
 impl RoomActor {
     async fn run(mut self) {
+        let alarm = self.context.link.as_ref().map(|link| link.alarm.clone());
         loop {
             let end_at = self.end_deadline();
             let presence_at = self.presence_deadline();
             let expire_at = self.expiry_deadline();
+            let link_at = self.link_deadline();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -130,11 +218,17 @@ impl RoomActor {
                     None => break,
                 },
                 _ = self.shared.listeners_changed.notified() => self.on_listeners_changed(),
+                _ = wait_alarm(alarm.as_deref()) => self.start_catch_up(),
                 _ = sleep_until_some(end_at) => self.on_end_timer(),
                 _ = sleep_until_some(presence_at) => self.send_presence(),
+                _ = sleep_until_some(link_at) => self.on_link_timer(),
                 _ = sleep_until_some(expire_at) => {
                     if self.shared.listeners() == 0 {
-                        self.close(CloseReason::Expired);
+                        // A mirror just goes: the room lives on in Redis, which
+                        // expires it by itself, once, for the whole cluster.
+                        if self.context.link.is_none() {
+                            self.close(CloseReason::Expired);
+                        }
                         break;
                     }
                 }
@@ -148,6 +242,9 @@ impl RoomActor {
     }
 
     fn handle(&mut self, request: Request) -> Flow {
+        if let Some(link) = self.context.link.clone() {
+            return self.handle_mirrored(request, link);
+        }
         // A requester that stopped waiting (client gone) is no error: the answer is
         // simply dropped. That is what every `let _ = respond_to.send(..)` means.
         match request {
@@ -157,17 +254,14 @@ impl RoomActor {
                 arrived,
                 respond_to,
             } => {
-                let access = match request.command {
-                    Command::Control { .. } => Access::HostOnly,
-                    _ => Access::Command,
-                };
+                let access = access_for(&request.command);
                 let now = self.now();
                 let result = self
                     .room
                     .authorize(token.as_ref().map(|t| t.0.as_str()), access)
                     .and_then(|()| self.room.check_version(request.expected_version))
                     .and_then(|()| self.room.apply(request.command, now));
-                let reply = result.map(|events| {
+                let reply = result.map_err(RoomError::from).map(|events| {
                     self.last_activity = Instant::now();
                     let changed = !events.is_empty();
                     self.publish(events, Some(arrived));
@@ -190,8 +284,31 @@ impl RoomActor {
                     self.publish(vec![event], None);
                     self.room.version
                 });
-                let _ = respond_to.send(reply);
+                let _ = respond_to.send(reply.map_err(RoomError::from));
             }
+            Request::Delete { token, respond_to } => {
+                let allowed = self
+                    .room
+                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly);
+                let stop = allowed.is_ok();
+                if stop {
+                    self.close(CloseReason::Deleted);
+                }
+                let _ = respond_to.send(allowed.map_err(RoomError::from));
+                if stop {
+                    return Flow::Stop;
+                }
+            }
+            // Only mirrors are fed.
+            Request::Feed(_) => {}
+            other => self.handle_read(other),
+        }
+        Flow::Continue
+    }
+
+    /// Requests that only read the room: the same in both modes.
+    fn handle_read(&mut self, request: Request) {
+        match request {
             Request::View { respond_to } => {
                 let _ = respond_to.send(self.view(self.now()));
             }
@@ -204,25 +321,285 @@ impl RoomActor {
             Request::Resync { respond_to } => {
                 let _ = respond_to.send(Arc::new(Frame::snapshot(&self.view(self.now()))));
             }
-            Request::Delete { token, respond_to } => {
-                let allowed = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly);
-                let stop = allowed.is_ok();
-                if stop {
-                    self.close(CloseReason::Deleted);
-                }
-                let _ = respond_to.send(allowed);
-                if stop {
-                    return Flow::Stop;
-                }
+            _ => {}
+        }
+    }
+
+    /// Redis mode: changes are committed to the shared room by a spawned task
+    /// (the actor never waits on Redis) and come back as [`Feed`] in version order.
+    fn handle_mirrored(&mut self, request: Request, link: SharedLink) -> Flow {
+        let room_id = self.room.room_id.clone();
+        match request {
+            Request::Command {
+                request,
+                token,
+                arrived,
+                respond_to,
+            } => {
+                self.last_activity = Instant::now();
+                let local = self.shared.listeners();
+                let access = access_for(&request.command);
+                let command = request.command;
+                let expected = request.expected_version;
+                tokio::spawn(async move {
+                    let committed = link
+                        .backplane
+                        .commit(&room_id, |room, now| {
+                            room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
+                            room.check_version(expected)?;
+                            room.apply(command.clone(), now)
+                        })
+                        .await;
+                    let reply = match committed {
+                        Ok(committed) => {
+                            let now = link.backplane.now_ms();
+                            let changed = !committed.events.is_empty();
+                            link.deliver(Feed::Events {
+                                events: committed.events,
+                                arrived: Some(arrived),
+                            })
+                            .await;
+                            Ok(CommandReply {
+                                version: committed.room.version,
+                                room: committed.room.view(link.listeners_now(local), now),
+                                changed,
+                            })
+                        }
+                        Err(error) => Err(RoomError::from(error)),
+                    };
+                    let _ = respond_to.send(reply);
+                });
             }
+            Request::Chat {
+                name,
+                text,
+                respond_to,
+            } => {
+                self.last_activity = Instant::now();
+                tokio::spawn(async move {
+                    let committed = link
+                        .backplane
+                        .commit(&room_id, |room, now| {
+                            Ok(vec![room.chat(&name, &text, now)?])
+                        })
+                        .await;
+                    let reply = match committed {
+                        Ok(committed) => {
+                            let version = committed.room.version;
+                            link.deliver(Feed::Events {
+                                events: committed.events,
+                                arrived: None,
+                            })
+                            .await;
+                            Ok(version)
+                        }
+                        Err(error) => Err(RoomError::from(error)),
+                    };
+                    let _ = respond_to.send(reply);
+                });
+            }
+            Request::Delete { token, respond_to } => {
+                tokio::spawn(async move {
+                    let committed = link
+                        .backplane
+                        .commit(&room_id, |room, now| {
+                            room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                            Ok(vec![room.close(CloseReason::Deleted, now)])
+                        })
+                        .await;
+                    let reply = match committed {
+                        Ok(committed) => {
+                            link.deliver(Feed::Events {
+                                events: committed.events,
+                                arrived: None,
+                            })
+                            .await;
+                            Ok(())
+                        }
+                        Err(error) => Err(RoomError::from(error)),
+                    };
+                    let _ = respond_to.send(reply);
+                });
+            }
+            Request::Feed(Feed::Events { events, arrived }) => {
+                return self.on_feed_events(events, arrived);
+            }
+            Request::Feed(Feed::Presence {
+                listeners,
+                server_time,
+            }) => self.on_listener_total(listeners, server_time),
+            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(result),
+            other => self.handle_read(other),
         }
         Flow::Continue
     }
 
+    /// Mirror: takes committed events in version order, whatever order they came
+    /// in; a gap is filled from the shared history.
+    fn on_feed_events(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) -> Flow {
+        for event in events {
+            if event.version > self.room.version {
+                self.pending.insert(event.version, (event, arrived));
+            }
+        }
+        if self.pending.len() > MAX_PENDING {
+            // Too far behind to buffer: start over from the room as it is now.
+            self.pending.clear();
+            self.start_catch_up();
+            return Flow::Continue;
+        }
+        self.drain_pending()
+    }
+
+    fn drain_pending(&mut self) -> Flow {
+        while let Some(entry) = self.pending.first_entry() {
+            let version = *entry.key();
+            if version <= self.room.version {
+                entry.remove();
+                continue;
+            }
+            if version != self.room.version + 1 {
+                break;
+            }
+            let (event, arrived) = entry.remove();
+            self.room.absorb(&event);
+            let closed = matches!(event.kind, EventKind::Closed { .. });
+            self.publish(vec![event], arrived);
+            if closed {
+                tracing::info!(room_id = %self.room.room_id, "shared room closed");
+                return Flow::Stop;
+            }
+        }
+        if !self.pending.is_empty() {
+            self.start_catch_up();
+        }
+        Flow::Continue
+    }
+
+    /// Mirror: reads what it may have missed (spawned; the answer comes back as
+    /// [`Feed::CaughtUp`]). One read at a time.
+    fn start_catch_up(&mut self) {
+        let Some(link) = self.context.link.clone() else {
+            return;
+        };
+        if self.catching_up {
+            return;
+        }
+        self.catching_up = true;
+        self.catch_up_retry_at = None;
+        let room_id = self.room.room_id.clone();
+        let after = self.room.version;
+        tokio::spawn(async move {
+            let result = link.backplane.catch_up(&room_id, after).await;
+            link.deliver(Feed::CaughtUp(result)).await;
+        });
+    }
+
+    fn on_caught_up(&mut self, result: Result<CatchUp, Unavailable>) -> Flow {
+        self.catching_up = false;
+        let caught_up = match result {
+            Ok(caught_up) => caught_up,
+            Err(Unavailable) => {
+                // Redis is away: streams stay open on keepalives; try again soon.
+                self.catch_up_retry_at = Some(Instant::now() + CATCH_UP_RETRY);
+                return Flow::Continue;
+            }
+        };
+        let Some(room) = caught_up.room else {
+            // The room was deleted (or expired) while this node was not hearing.
+            let event = self.room.close(CloseReason::Deleted, self.now());
+            self.publish(vec![event], None);
+            return Flow::Stop;
+        };
+        for event in caught_up.events {
+            if event.version > self.room.version {
+                self.pending.insert(event.version, (event, None));
+            }
+        }
+        if self.drain_pending() == Flow::Stop {
+            return Flow::Stop;
+        }
+        if self.room.version < room.version {
+            // The shared history no longer reaches back to us: listeners get a
+            // fresh snapshot (the state is idempotent) and replay restarts here.
+            tracing::info!(room_id = %room.room_id, from = self.room.version, to = room.version, "mirror resynced");
+            self.room = room;
+            self.history.clear();
+            let frame = Arc::new(Frame::snapshot(&self.view(self.now())));
+            // No receivers is not an error: nobody listening here.
+            let _ = self.events_tx.send(frame);
+            self.pending
+                .retain(|version, _| *version > self.room.version);
+            self.catching_up = false;
+            return self.drain_pending();
+        }
+        Flow::Continue
+    }
+
+    /// Mirror: the listener total over every node changed.
+    fn on_listener_total(&mut self, listeners: u64, server_time: i64) {
+        if let Some(link) = self.context.link.as_mut() {
+            link.listeners = listeners;
+        }
+        // No receivers is not an error.
+        let _ = self
+            .events_tx
+            .send(Arc::new(Frame::presence(listeners, server_time)));
+    }
+
+    /// Mirror timers: a catch-up retry, the listener-count heartbeat.
+    fn link_deadline(&self) -> Option<Instant> {
+        self.context.link.as_ref()?;
+        let heartbeat = (self.shared.listeners() > 0).then(|| {
+            self.reported_at
+                .map_or_else(Instant::now, |at| at + HEARTBEAT)
+        });
+        match (self.catch_up_retry_at, heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_link_timer(&mut self) {
+        if self
+            .catch_up_retry_at
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.start_catch_up();
+        }
+        if self.shared.listeners() > 0
+            && self
+                .reported_at
+                .is_none_or(|at| at + HEARTBEAT <= Instant::now())
+        {
+            self.report_listeners();
+        }
+    }
+
+    /// Mirror: tells Redis how many listeners this node has here (which keeps
+    /// the room alive and makes the total every node announces).
+    fn report_listeners(&mut self) {
+        let count = self.shared.listeners();
+        let Some(link) = self.context.link.as_mut() else {
+            return;
+        };
+        link.reported = count as u64;
+        let link = link.clone();
+        self.reported_at = Some(Instant::now());
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            // A failed report is retried by the next heartbeat.
+            let _ = link.backplane.report_listeners(&room_id, count).await;
+        });
+    }
+
     fn view(&self, now: i64) -> super::RoomView {
-        self.room.view(self.shared.listeners() as u64, now)
+        let local = self.shared.listeners();
+        let listeners = match &self.context.link {
+            Some(link) => link.listeners_now(local),
+            None => local as u64,
+        };
+        self.room.view(listeners, now)
     }
 
     /// Subscribes and picks the start frames in one step of the actor, so no event
@@ -281,18 +658,51 @@ impl RoomActor {
     }
 
     fn end_deadline(&self) -> Option<Instant> {
+        if let Some((version, at)) = self.end_wait {
+            if version == self.room.version {
+                return Some(at);
+            }
+        }
         let ends_at = self.room.state.ends_at()?;
         let wait_ms = (ends_at - self.now()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait_ms))
     }
 
     fn on_end_timer(&mut self) {
-        let events = self.room.on_end(self.now());
-        self.publish(events, None);
+        let Some(link) = self.context.link.clone() else {
+            let events = self.room.on_end(self.now());
+            self.publish(events, None);
+            return;
+        };
+        // Every node serving the room fires; the compare-and-set lets one win and
+        // the others find nothing left to do. Until the version moves, wait.
+        self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            match link
+                .backplane
+                .commit(&room_id, |room, now| Ok(room.on_end(now)))
+                .await
+            {
+                Ok(committed) => {
+                    link.deliver(Feed::Events {
+                        events: committed.events,
+                        arrived: None,
+                    })
+                    .await
+                }
+                Err(CommitError::Gone) => link.alarm.raise(),
+                Err(error) => tracing::debug!(%room_id, %error, "end of video not committed"),
+            }
+        });
     }
 
     fn expiry_deadline(&self) -> Option<Instant> {
-        (self.shared.listeners() == 0).then(|| self.last_activity + self.context.settings.ttl)
+        let idle = match self.context.link {
+            Some(_) => self.context.settings.ttl.min(MIRROR_IDLE),
+            None => self.context.settings.ttl,
+        };
+        (self.shared.listeners() == 0).then(|| self.last_activity + idle)
     }
 
     fn presence_deadline(&self) -> Option<Instant> {
@@ -333,10 +743,30 @@ impl RoomActor {
         }
         self.presence.sent = listeners;
         self.presence.sent_at = Some(Instant::now());
+        if self.context.link.is_some() {
+            // The total over all nodes comes back on the feed.
+            self.report_listeners();
+            return;
+        }
         // Nobody to tell when the room just emptied; the count is still recorded.
         let _ = self
             .events_tx
             .send(Arc::new(Frame::presence(listeners, self.now())));
+    }
+}
+
+/// Which commands need the host token even in open rooms.
+fn access_for(command: &Command) -> Access {
+    match command {
+        Command::Control { .. } => Access::HostOnly,
+        _ => Access::Command,
+    }
+}
+
+async fn wait_alarm(alarm: Option<&FeedAlarm>) {
+    match alarm {
+        Some(alarm) => alarm.wait().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -385,6 +815,7 @@ mod tests {
                 metrics: Arc::new(Metrics::new()),
                 store: None,
                 on_exit: Box::new(move || flag.store(true, Ordering::SeqCst)),
+                link: None,
             },
         );
         (handle, exited)

@@ -35,15 +35,17 @@ pub enum CloseReason {
     Expired,
 }
 
-/// One id-carrying event: one version of the room.
-#[derive(Debug, Clone, PartialEq)]
+/// One id-carrying event: one version of the room. Its serde form is how nodes
+/// pass events to each other through Redis (never sent to browsers as is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub version: u64,
     pub server_time: i64,
     pub kind: EventKind,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum EventKind {
     State { cause: Cause, state: PlaybackState },
     Queue { queue: Vec<QueueItem> },

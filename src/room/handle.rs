@@ -12,6 +12,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use super::command::{CommandError, CommandRequest};
 use super::event::SharedFrame;
 use super::state::RoomView;
+use crate::backplane::redis::{CommitError, Feed};
+use crate::backplane::Unavailable;
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -32,12 +34,12 @@ pub(crate) enum Request {
         request: CommandRequest,
         token: Option<HostToken>,
         arrived: Instant,
-        respond_to: oneshot::Sender<Result<CommandReply, CommandError>>,
+        respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
     },
     Chat {
         name: String,
         text: String,
-        respond_to: oneshot::Sender<Result<u64, CommandError>>,
+        respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
     View {
         respond_to: oneshot::Sender<RoomView>,
@@ -51,8 +53,10 @@ pub(crate) enum Request {
     },
     Delete {
         token: Option<HostToken>,
-        respond_to: oneshot::Sender<Result<(), CommandError>>,
+        respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
+    /// From the Redis backplane: what other nodes (and this one) committed.
+    Feed(Feed),
 }
 
 /// The answer to a command: the room's version after it, and the room.
@@ -71,8 +75,21 @@ pub enum RoomError {
     /// The actor is gone: the room was closed (or the server is stopping).
     #[error("the room is closed")]
     Closed,
+    /// The shared room store did not answer in time; nothing changed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Refused(#[from] CommandError),
+}
+
+impl From<CommitError> for RoomError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::Gone => RoomError::Closed,
+            CommitError::Unavailable(error) => RoomError::Unavailable(error),
+            CommitError::Refused(error) => RoomError::Refused(error),
+        }
+    }
 }
 
 /// State that readers outside the actor need without a round trip: the listing
@@ -204,7 +221,7 @@ impl RoomHandle {
                 respond_to,
             })
             .await?;
-        Ok(reply?)
+        reply
     }
 
     /// Posts a chat message; answers the version it became.
@@ -216,7 +233,7 @@ impl RoomHandle {
                 respond_to,
             })
             .await?;
-        Ok(version?)
+        version
     }
 
     /// The room's snapshot now.
@@ -243,7 +260,7 @@ impl RoomHandle {
         let result = self
             .call(|respond_to| Request::Delete { token, respond_to })
             .await?;
-        Ok(result?)
+        result
     }
 
     /// Sends one request and waits for its answer. A full inbox makes the caller

@@ -35,6 +35,11 @@ impl History {
         self.frames.push_back(frame);
     }
 
+    /// Forgets every frame: after a resync the ring would otherwise hold a gap.
+    pub fn clear(&mut self) {
+        self.frames.clear();
+    }
+
     /// The frames after `last_seen`, if this ring can say exactly what they are for
     /// a room now at `version`: `Some(empty)` when the listener is up to date,
     /// `None` when it must get a snapshot instead (an id from the future, or one

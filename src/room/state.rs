@@ -380,6 +380,20 @@ impl Room {
         self.event(now, EventKind::Closed { reason })
     }
 
+    /// Follows an event another node committed (the Redis backplane): the room
+    /// becomes what the event says. Every event carries the whole part of the room
+    /// it changes, so a mirror that absorbs a gapless run of events is the room.
+    /// (The queue's id counter is not mirrored: mirrors never apply commands.)
+    pub fn absorb(&mut self, event: &Event) {
+        self.version = event.version;
+        match &event.kind {
+            EventKind::State { state, .. } => self.state = state.clone(),
+            EventKind::Queue { queue } => self.queue = queue.clone(),
+            EventKind::Control { control } => self.control = *control,
+            EventKind::Chat { .. } | EventKind::Closed { .. } => {}
+        }
+    }
+
     /// Loads the queue's first item and drops it from the queue: a `state` event
     /// (cause `next`) then a `queue` event. Nothing when the queue is empty.
     fn advance(&mut self, now: i64) -> Vec<Event> {
@@ -482,6 +496,39 @@ mod tests {
                 EventKind::Closed { .. } => "closed".into(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_mirror_absorbing_every_event_shows_the_same_room() {
+        let mut room = room();
+        let mut mirror = room.clone();
+        let mut events = Vec::new();
+        for command in [
+            Command::QueueAdd {
+                video_id: OTHER.into(),
+                title: Some("next".into()),
+            },
+            Command::Load {
+                video_id: VIDEO.into(),
+                position: Some(3.0),
+                paused: Some(false),
+                duration: Some(5.0),
+            },
+            Command::Rate { rate: 2.0 },
+            Command::Control {
+                control: Control::Open,
+            },
+        ] {
+            events.extend(room.apply(command, T0 + 1_000).unwrap());
+        }
+        events.extend(room.on_end(T0 + 10_000));
+        events.push(room.chat("ann", "hi", T0 + 10_000).unwrap());
+        // Through the wire form, as between nodes.
+        for event in &events {
+            let wire = serde_json::to_string(event).unwrap();
+            mirror.absorb(&serde_json::from_str(&wire).unwrap());
+        }
+        assert_eq!(mirror.view(7, T0 + 12_000), room.view(7, T0 + 12_000));
     }
 
     #[test]

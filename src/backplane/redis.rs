@@ -1,0 +1,795 @@
+//! Rooms shared by many nodes through Redis (`--redis URL`).
+//!
+//! **One source of truth.** Per room, Redis holds (keys share the `{room_id}`
+//! hash tag):
+//! - `syncroom:{id}:room`, a hash: `v` (the version) and `json` (the whole
+//!   [`Room`]: state, queue, control, the host token's *hash*);
+//! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
+//!   `<version>-0`: the replayable history, shared by every node;
+//! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms`;
+//! - `syncroom:rooms`, a sorted set of room ids scored by their listener total.
+//!
+//! **Commits.** A node reads the room, runs the pure state machine on it and
+//! commits with [`COMMIT`], a Lua script that writes only if the version is still
+//! the one it read (compare-and-set), appends the events to the stream and
+//! publishes them, all in one atomic step. A conflict is retried from the read,
+//! so concurrent commands on different nodes get consecutive versions in one
+//! total order. The script also refuses work past the caller's deadline, so a
+//! command answered `503` after a Redis stall changes nothing when Redis wakes.
+//!
+//! **Fan-out.** Each node keeps one RESP3 subscription connection; it subscribes
+//! to `syncroom:{id}:feed` once per room it serves (not per listener) and hands
+//! each message to that room's mirror actor ([`Dispatcher`]). Pub/sub can lose
+//! messages (a reconnect, a full inbox): the actor notices a version gap, or is
+//! told through its [`FeedAlarm`], and catches up from the stream, or resyncs
+//! its listeners with a snapshot when the stream no longer reaches back.
+//!
+//! **Timers.** The end-of-video timer runs on every node serving the room; the
+//! compare-and-set lets exactly one of them advance it. Idle expiry is Redis's
+//! own key expiry (`--room-ttl`), refreshed by commands and by the heartbeats of
+//! nodes that have listeners, so it happens once, even with every node gone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use rand::Rng;
+use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+
+use super::Unavailable;
+use crate::registry::{RoomSummary, LISTING_LIMIT};
+use crate::room::event::{Event, EventKind};
+use crate::room::handle::Request;
+use crate::room::{Clock, CommandError, Room};
+
+/// A node's listener count is forgotten this long after its last report, so the
+/// counts of a node that died fall out of the total.
+const NODE_COUNT_TTL: Duration = Duration::from_secs(15);
+/// How often a node with listeners in a room re-reports its count (and keeps the
+/// room from expiring).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts of a conflicting commit: a little jitter
+/// keeps nodes that collided from colliding again in lockstep.
+const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
+/// The sorted set of every shared room, scored by listeners.
+const ROOMS_KEY: &str = "syncroom:rooms";
+
+/// Creates a room unless its id is taken (0) or the cluster is full (-1).
+const CREATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    if redis.call('EXISTS', 'syncroom:{' .. id .. '}:room') == 0 then
+      redis.call('ZREM', KEYS[4], id)
+    end
+  end
+  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then return -1 end
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[4], 0, ARGV[1])
+return 1
+";
+
+/// Compare-and-set commit: 1 done, 0 version conflict, -1 room gone, -2 past
+/// the caller's deadline (nothing written). ARGV[9..] are the events' JSON.
+const COMMIT: &str = r"
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[9]) then return -2 end
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
+local version = tonumber(ARGV[1])
+for i = 10, #ARGV do
+  version = version + 1
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', version), 'e', ARGV[i])
+  redis.call('PUBLISH', ARGV[6], ARGV[i])
+end
+if ARGV[8] == '1' then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[4], ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return 1
+";
+
+/// Records one node's listener count and answers the room's total over live
+/// nodes; publishes a `presence` message when the total changed. -1: no room.
+const PRESENCE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
+else
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+local total = 0
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  local count, expires = string.match(all[i + 1], '(%d+):(%d+)')
+  if count == nil or tonumber(expires) < now then
+    redis.call('HDEL', KEYS[3], all[i])
+  else
+    total = total + tonumber(count)
+  end
+end
+if total > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[4], total, ARGV[5])
+if (not old) or tonumber(old) ~= total then
+  redis.call('PUBLISH', ARGV[6], string.format('{"presence":{"listeners":%d,"server_time":%d}}', total, now))
+end
+return total
+"#;
+
+/// The busiest rooms with their JSON; forgets ids whose room expired.
+const LIST: &str = r"
+local out = {}
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) * 2, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  local json = redis.call('HGET', 'syncroom:{' .. ids[i] .. '}:room', 'json')
+  if json then
+    table.insert(out, ids[i + 1])
+    table.insert(out, json)
+  else
+    redis.call('ZREM', KEYS[1], ids[i])
+  end
+end
+return out
+";
+
+fn room_key(room_id: &str) -> String {
+    format!("syncroom:{{{room_id}}}:room")
+}
+
+fn events_key(room_id: &str) -> String {
+    format!("syncroom:{{{room_id}}}:events")
+}
+
+fn listeners_key(room_id: &str) -> String {
+    format!("syncroom:{{{room_id}}}:listeners")
+}
+
+fn feed_channel(room_id: &str) -> String {
+    format!("syncroom:{{{room_id}}}:feed")
+}
+
+/// The room id of a feed channel name.
+fn room_of_channel(channel: &str) -> Option<&str> {
+    channel.strip_prefix("syncroom:{")?.strip_suffix("}:feed")
+}
+
+/// What travels on a room's feed channel.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FeedMessage {
+    Event(Event),
+    Presence { listeners: u64, server_time: i64 },
+}
+
+/// What a mirror actor is told by the backplane, through its inbox.
+#[derive(Debug)]
+pub enum Feed {
+    /// Committed events: from the subscription, or from this node's own commit
+    /// (so a client reading right after its command sees it).
+    Events {
+        events: Vec<Event>,
+        arrived: Option<std::time::Instant>,
+    },
+    /// The room's listener total over every live node changed.
+    Presence { listeners: u64, server_time: i64 },
+    /// The answer of a catch-up read.
+    CaughtUp(Result<CatchUp, Unavailable>),
+}
+
+/// Raised when a room's feed may have lost messages (a full inbox, a dropped
+/// subscription connection): its actor then catches up from the shared history.
+#[derive(Debug, Default)]
+pub struct FeedAlarm {
+    raised: AtomicBool,
+    wake: Notify,
+}
+
+impl FeedAlarm {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Waits for the alarm and lowers it.
+    pub async fn wait(&self) {
+        loop {
+            if self.raised.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// Where one room's feed messages go on this node.
+struct Route {
+    generation: u64,
+    inbox: mpsc::WeakSender<Request>,
+    alarm: Arc<FeedAlarm>,
+}
+
+type Routes = Arc<DashMap<Arc<str>, Route>>;
+
+/// Receives every message of the subscription connection, on its reader task:
+/// it must not block, so a room whose inbox is full is told to catch up instead.
+struct Dispatcher {
+    routes: Routes,
+}
+
+impl AsyncPushSender for Dispatcher {
+    fn send(&self, info: PushInfo) -> Result<(), SendError> {
+        match info.kind {
+            PushKind::Message => self.dispatch(&info.data),
+            // The connection dropped: whatever was published meanwhile is lost to
+            // every room here. The manager reconnects and resubscribes; each room
+            // catches up (its catch-up goes through this connection first).
+            PushKind::Disconnection => {
+                tracing::warn!("redis subscription connection lost; rooms will catch up");
+                for route in self.routes.iter() {
+                    route.alarm.raise();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Dispatcher {
+    fn dispatch(&self, data: &[redis::Value]) {
+        let [channel, payload] = data else { return };
+        let (Ok(channel), Ok(payload)) = (
+            redis::from_redis_value_ref::<String>(channel),
+            redis::from_redis_value_ref::<Vec<u8>>(payload),
+        ) else {
+            return;
+        };
+        let Some(route) = room_of_channel(&channel).and_then(|id| self.routes.get(id)) else {
+            return;
+        };
+        let feed = match serde_json::from_slice::<FeedMessage>(&payload) {
+            Ok(FeedMessage::Event(event)) => Feed::Events {
+                events: vec![event],
+                arrived: None,
+            },
+            Ok(FeedMessage::Presence {
+                listeners,
+                server_time,
+            }) => Feed::Presence {
+                listeners,
+                server_time,
+            },
+            Err(error) => {
+                tracing::warn!(%channel, %error, "unreadable feed message ignored");
+                return;
+            }
+        };
+        let Some(inbox) = route.inbox.upgrade() else {
+            return;
+        };
+        if inbox.try_send(Request::Feed(feed)).is_err() {
+            route.alarm.raise();
+        }
+    }
+}
+
+/// A room as a node first sees it.
+pub struct Opened {
+    pub room: Room,
+    /// The tail of the shared history, oldest first, ending at `room.version`.
+    pub history: Vec<Event>,
+    pub listeners: u64,
+}
+
+/// A committed change: the room after it and its events (none for a no-op).
+pub struct Committed {
+    pub room: Room,
+    pub events: Vec<Event>,
+}
+
+/// Why a commit did not happen. Nothing changed in any case.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommitError {
+    #[error("the room is gone")]
+    Gone,
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+}
+
+/// What a mirror needs to close a gap: the room now (`None`: it is gone) and the
+/// shared history after the mirror's version.
+#[derive(Debug)]
+pub struct CatchUp {
+    pub room: Option<Room>,
+    pub events: Vec<Event>,
+}
+
+/// One node's connection to the shared rooms.
+pub struct RedisBackplane {
+    commands: ConnectionManager,
+    subscriber: ConnectionManager,
+    routes: Routes,
+    node_id: String,
+    timeout: Duration,
+    history: usize,
+    ttl: Duration,
+    max_queue: usize,
+    clock: Arc<dyn Clock>,
+    create: redis::Script,
+    commit: redis::Script,
+    presence: redis::Script,
+    list: redis::Script,
+}
+
+/// The knobs of [`RedisBackplane::connect`].
+pub struct RedisSettings {
+    pub url: String,
+    /// Longest wait for Redis before a request is answered `503`.
+    pub timeout: Duration,
+    pub history: usize,
+    pub ttl: Duration,
+    pub max_queue: usize,
+}
+
+fn unavailable(error: redis::RedisError) -> Unavailable {
+    tracing::warn!(%error, "redis call failed");
+    Unavailable
+}
+
+impl RedisBackplane {
+    /// Connects both connections (commands, subscriptions). Fails if Redis
+    /// cannot be reached now: a node should not start half-configured.
+    pub async fn connect(
+        settings: RedisSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        // rustls needs a process-wide crypto provider for `rediss://`; a second
+        // call (several servers in one test process) finds it set, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let info = settings.url.as_str().into_connection_info()?;
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(resp3))?;
+        let routes: Routes = Arc::new(DashMap::new());
+        let base = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let commands = client
+            .get_connection_manager_with_config(base.clone())
+            .await?;
+        let subscriber = client
+            .get_connection_manager_with_config(
+                base.set_push_sender(Dispatcher {
+                    routes: routes.clone(),
+                })
+                .set_automatic_resubscription(),
+            )
+            .await?;
+        Ok(Arc::new(Self {
+            commands,
+            subscriber,
+            routes,
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            timeout: settings.timeout,
+            history: settings.history.max(1),
+            ttl: settings.ttl,
+            max_queue: settings.max_queue,
+            clock,
+            create: redis::Script::new(CREATE),
+            commit: redis::Script::new(COMMIT),
+            presence: redis::Script::new(PRESENCE),
+            list: redis::Script::new(LIST),
+        }))
+    }
+
+    /// Runs `call` with the configured time bound.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Unavailable>>,
+    ) -> Result<T, Unavailable> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(timeout = ?self.timeout, "redis did not answer in time");
+                Err(Unavailable)
+            })
+    }
+
+    /// The node's clock, as rooms see it.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        self.ttl.as_millis().max(1) as u64
+    }
+
+    /// Whether Redis answers now (`/readyz`).
+    pub async fn ready(&self) -> bool {
+        let mut conn = self.commands.clone();
+        self.bounded(async move {
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Stores a new room. `Ok(false)`: the id is taken.
+    pub async fn create(
+        &self,
+        room: &Room,
+        max_rooms: usize,
+    ) -> Result<CreateOutcome, Unavailable> {
+        let json = serde_json::to_string(room).map_err(|_| Unavailable)?;
+        let id = &room.room_id;
+        let mut conn = self.commands.clone();
+        let answer: i64 = self
+            .bounded(async {
+                self.create
+                    .key(room_key(id))
+                    .key(events_key(id))
+                    .key(listeners_key(id))
+                    .key(ROOMS_KEY)
+                    .arg(id)
+                    .arg(room.version)
+                    .arg(json)
+                    .arg(self.ttl_ms())
+                    .arg(max_rooms)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(match answer {
+            1 => CreateOutcome::Created,
+            0 => CreateOutcome::Exists,
+            _ => CreateOutcome::Full,
+        })
+    }
+
+    /// Sends this room's feed messages to `inbox` from now on. Called before
+    /// [`RedisBackplane::open`], so nothing published after the room is read
+    /// can slip past the mirror.
+    pub(crate) fn route(
+        &self,
+        room_id: &str,
+        generation: u64,
+        inbox: mpsc::WeakSender<Request>,
+        alarm: Arc<FeedAlarm>,
+    ) {
+        self.routes.insert(
+            Arc::from(room_id),
+            Route {
+                generation,
+                inbox,
+                alarm,
+            },
+        );
+    }
+
+    /// Stops feeding this room's mirror (it ended) and drops the subscription,
+    /// unless a newer mirror took the route meanwhile.
+    pub fn unroute(self: &Arc<Self>, room_id: &str, generation: u64) {
+        let removed = self
+            .routes
+            .remove_if(room_id, |_, route| route.generation == generation)
+            .is_some();
+        if !removed {
+            return;
+        }
+        let this = self.clone();
+        let room_id = room_id.to_owned();
+        tokio::spawn(async move {
+            let channel = feed_channel(&room_id);
+            let mut subscriber = this.subscriber.clone();
+            // Best effort: a subscription left behind only costs ignored messages.
+            let _ = this
+                .bounded(async { subscriber.unsubscribe(&channel).await.map_err(unavailable) })
+                .await;
+            // A new mirror may have subscribed just before our unsubscribe took
+            // effect: subscribe again and let it check what it missed.
+            if let Some(route) = this.routes.get(room_id.as_str()) {
+                let _ = subscriber.subscribe(&channel).await;
+                route.alarm.raise();
+            }
+        });
+    }
+
+    /// Subscribes to the room's feed, then reads it: `None` if there is no such
+    /// room. The route must be in place (see [`RedisBackplane::route`]).
+    pub async fn open(&self, room_id: &str) -> Result<Option<Opened>, Unavailable> {
+        let mut subscriber = self.subscriber.clone();
+        let mut conn = self.commands.clone();
+        let (json, tail, score): (Option<String>, StreamRangeReply, Option<f64>) = self
+            .bounded(async {
+                subscriber
+                    .subscribe(feed_channel(room_id))
+                    .await
+                    .map_err(unavailable)?;
+                redis::pipe()
+                    .hget(room_key(room_id), "json")
+                    .xrevrange_count(events_key(room_id), "+", "-", self.history)
+                    .zscore(ROOMS_KEY, room_id)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        let Some(room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
+            return Ok(None);
+        };
+        let mut history: Vec<Event> = parse_events(room_id, tail);
+        history.reverse();
+        // Keep only the gapless run that ends at the room's version.
+        let mut kept = 0;
+        let mut expected = room.version;
+        for event in history.iter().rev() {
+            if event.version != expected {
+                break;
+            }
+            kept += 1;
+            expected = expected.saturating_sub(1);
+        }
+        history.drain(..history.len() - kept);
+        Ok(Some(Opened {
+            room,
+            history,
+            listeners: score.unwrap_or(0.0).max(0.0) as u64,
+        }))
+    }
+
+    fn parse_room(&self, room_id: &str, json: &str) -> Option<Room> {
+        match serde_json::from_str::<Room>(json) {
+            Ok(mut room) => {
+                // The queue bound is the running node's.
+                room.max_queue = self.max_queue;
+                Some(room)
+            }
+            Err(error) => {
+                tracing::error!(%room_id, %error, "unreadable room in redis");
+                None
+            }
+        }
+    }
+
+    /// Reads the room, lets `change` (the pure state machine) decide, and commits
+    /// with compare-and-set, retrying on conflict, all within the time bound.
+    pub async fn commit<F>(&self, room_id: &str, mut change: F) -> Result<Committed, CommitError>
+    where
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError>,
+    {
+        let deadline_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
+        let attempt = async {
+            loop {
+                let mut conn = self.commands.clone();
+                let json: Option<String> = conn
+                    .hget(room_key(room_id), "json")
+                    .await
+                    .map_err(unavailable)?;
+                let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
+                    return Err(CommitError::Gone);
+                };
+                let read_version = room.version;
+                let events = change(&mut room, self.clock.now_ms())?;
+                if events.is_empty() {
+                    return Ok(Committed { room, events });
+                }
+                let closing = matches!(
+                    events.last().map(|e| &e.kind),
+                    Some(EventKind::Closed { .. })
+                );
+                let mut invocation = self.commit.prepare_invoke();
+                invocation
+                    .key(room_key(room_id))
+                    .key(events_key(room_id))
+                    .key(listeners_key(room_id))
+                    .key(ROOMS_KEY)
+                    .arg(read_version)
+                    .arg(room.version)
+                    .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
+                    .arg(self.ttl_ms())
+                    .arg(self.history)
+                    .arg(feed_channel(room_id))
+                    .arg(room_id)
+                    .arg(if closing { "1" } else { "0" })
+                    .arg(deadline_ms);
+                for event in &events {
+                    let message = FeedMessage::Event(event.clone());
+                    invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
+                }
+                let answer: i64 = invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                match answer {
+                    1 => return Ok(Committed { room, events }),
+                    0 => {
+                        let pause = rand::rng().random_range(0..=CONFLICT_BACKOFF_MAX_MS);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    -1 => return Err(CommitError::Gone),
+                    _ => return Err(CommitError::Unavailable(Unavailable)),
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(%room_id, "commit did not finish in time");
+                Err(CommitError::Unavailable(Unavailable))
+            }
+        }
+    }
+
+    /// The room now and its history after `after`. Pings the subscription
+    /// connection first: once that answers, the subscriptions are back after a
+    /// reconnect, so what is committed after this read reaches the feed.
+    pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
+        let mut subscriber = self.subscriber.clone();
+        let mut conn = self.commands.clone();
+        let (json, range): (Option<String>, StreamRangeReply) = self
+            .bounded(async {
+                redis::cmd("PING")
+                    .query_async::<()>(&mut subscriber)
+                    .await
+                    .map_err(unavailable)?;
+                redis::pipe()
+                    .hget(room_key(room_id), "json")
+                    .xrange_count(
+                        events_key(room_id),
+                        format!("({after}-0"),
+                        "+",
+                        self.history,
+                    )
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(CatchUp {
+            room: json.and_then(|json| self.parse_room(room_id, &json)),
+            events: parse_events(room_id, range),
+        })
+    }
+
+    /// Reports this node's listener count in a room; answers the total over all
+    /// live nodes (and keeps the room alive while it has listeners).
+    pub async fn report_listeners(&self, room_id: &str, count: usize) -> Result<u64, Unavailable> {
+        let mut conn = self.commands.clone();
+        let total: i64 = self
+            .bounded(async {
+                self.presence
+                    .key(room_key(room_id))
+                    .key(events_key(room_id))
+                    .key(listeners_key(room_id))
+                    .key(ROOMS_KEY)
+                    .arg(&self.node_id)
+                    .arg(count)
+                    .arg(NODE_COUNT_TTL.as_millis() as u64)
+                    .arg(self.ttl_ms())
+                    .arg(room_id)
+                    .arg(feed_channel(room_id))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(total.max(0) as u64)
+    }
+
+    /// The busiest shared rooms first, at most [`LISTING_LIMIT`].
+    pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
+        let mut conn = self.commands.clone();
+        let flat: Vec<String> = self
+            .bounded(async {
+                self.list
+                    .key(ROOMS_KEY)
+                    .arg(LISTING_LIMIT)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        let mut rooms: Vec<RoomSummary> = flat
+            .chunks_exact(2)
+            .filter_map(|pair| {
+                let room: Room = serde_json::from_str(&pair[1]).ok()?;
+                Some(RoomSummary {
+                    listeners: pair[0].parse::<f64>().unwrap_or(0.0).max(0.0) as u64,
+                    room_id: room.room_id,
+                    name: room.name,
+                    video_id: room.state.video_id,
+                })
+            })
+            .collect();
+        rooms.sort_by(|a, b| {
+            b.listeners
+                .cmp(&a.listeners)
+                .then_with(|| a.room_id.cmp(&b.room_id))
+        });
+        rooms.truncate(LISTING_LIMIT);
+        Ok(rooms)
+    }
+}
+
+/// What [`RedisBackplane::create`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    Exists,
+    Full,
+}
+
+/// The events of a stream range, in the range's order. An entry that cannot be
+/// read is logged and skipped (the version gap it leaves is then caught).
+fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
+    range
+        .ids
+        .iter()
+        .filter_map(|entry| {
+            let payload: Vec<u8> = entry.get("e")?;
+            match serde_json::from_slice::<FeedMessage>(&payload) {
+                Ok(FeedMessage::Event(event)) => Some(event),
+                Ok(FeedMessage::Presence { .. }) => None,
+                Err(error) => {
+                    tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_channels_name_their_room_and_nothing_else() {
+        assert_eq!(room_of_channel(&feed_channel("abc-1")), Some("abc-1"));
+        assert_eq!(room_of_channel("syncroom:{abc}:room"), None);
+        assert_eq!(room_of_channel("other"), None);
+    }
+
+    #[test]
+    fn the_presence_message_written_by_lua_is_read_back() {
+        let message: FeedMessage =
+            serde_json::from_str(r#"{"presence":{"listeners":12,"server_time":1763800000000}}"#)
+                .unwrap();
+        assert!(matches!(
+            message,
+            FeedMessage::Presence {
+                listeners: 12,
+                server_time: 1_763_800_000_000
+            }
+        ));
+    }
+}

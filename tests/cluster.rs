@@ -1,0 +1,585 @@
+//! Many nodes, one room (`--redis`): three real servers sharing one real
+//! `redis-server`, started by the test on a free port (never the machine's 6379).
+//!
+//! Each test gets its own Redis process, so tests never see each other's rooms.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// A `redis-server` of our own, gone when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Redis {
+    async fn start() -> Self {
+        let dir = TempDir::new("redis");
+        for _ in 0..3 {
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (scripts/test installs it)");
+            let mut redis = Redis {
+                child,
+                port,
+                _dir: dir.clone(),
+            };
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = redis.child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return redis;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        panic!("could not start redis-server");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} redis");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        // A stopped server must be woken to die of SIGKILL promptly everywhere.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "syncroom-{tag}-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+fn uuid_like() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) * 1_000_003 + unix_ms() as u64 % 1_000_003
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
+/// Three in-process nodes on one Redis.
+async fn cluster(redis: &Redis, extra: &[&str]) -> Vec<TestApp> {
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(extra);
+        let node = spawn_app(&args).await;
+        wait_healthy(&node).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+async fn wait_healthy(node: &TestApp) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(response) = node.client.get(node.url("/readyz")).send().await {
+            if response.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "node never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The versioned events of a stream until `until` (inclusive), presence skipped.
+async fn versions_until(stream: &mut SseStream, until: u64) -> Vec<SseEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = stream.expect_versioned().await;
+        let id = event.id_num();
+        seen.push(event);
+        if id >= until {
+            return seen;
+        }
+    }
+}
+
+fn assert_gapless(events: &[SseEvent], from: u64) {
+    let ids: Vec<u64> = events.iter().map(SseEvent::id_num).collect();
+    let expected: Vec<u64> = (from..from + ids.len() as u64).collect();
+    assert_eq!(ids, expected, "ids must be consecutive, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_created_on_one_node_is_served_by_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, _token, created) = nodes[0]
+        .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ"}))
+        .await;
+    for node in &nodes {
+        let seen = node.get_room(&room).await;
+        assert_eq!(fingerprint(&seen), fingerprint(&created["room"]));
+        let listed = node.list_rooms().await;
+        assert!(
+            listed
+                .iter()
+                .any(|r| r["room_id"] == "shared" && r["name"] == "Shared"),
+            "{listed:?}"
+        );
+    }
+    // The id is taken cluster-wide.
+    let again = nodes[2]
+        .client
+        .post(nodes[2].url("/api/rooms"))
+        .json(&json!({"room_id": "shared"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_error(again, 409, "room_exists").await;
+    assert_error(nodes[1].get("/api/rooms/nope").await, 404, "room_not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_on_every_node_get_each_event_once_in_order() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        assert_eq!(stream.expect_snapshot().await["version"], 1);
+        streams.push(stream);
+    }
+    // Commands through every node in turn.
+    let commands = [
+        json!({"type": "play"}),
+        json!({"type": "seek", "position": 42.5}),
+        json!({"type": "rate", "rate": 1.5}),
+        json!({"type": "pause"}),
+        json!({"type": "queue_add", "video_id": "9bZkp7q19f0"}),
+    ];
+    for (i, command) in commands.iter().enumerate() {
+        nodes[i % 3]
+            .command_ok(&room, Some(&token), command.clone())
+            .await;
+    }
+    let mut sequences = Vec::new();
+    for stream in &mut streams {
+        let events = versions_until(stream, 6).await;
+        assert_gapless(&events, 2);
+        sequences.push(events.iter().map(|e| e.data.clone()).collect::<Vec<_>>());
+        stream.expect_quiet(QUIET).await;
+    }
+    assert!(
+        sequences.windows(2).all(|w| w[0] == w[1]),
+        "same bytes everywhere"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let answers = join_all((0..30).map(|i| {
+        let node = &nodes[i % 3];
+        let (room, token) = (room.clone(), token.clone());
+        async move {
+            node.command_ok(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": i + 1}),
+            )
+            .await
+        }
+    }))
+    .await;
+    let mut versions: Vec<u64> = answers
+        .iter()
+        .map(|a| a["version"].as_u64().expect("version"))
+        .collect();
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=31).collect::<Vec<_>>(),
+        "each command its own version"
+    );
+    let mut orders = Vec::new();
+    for stream in &mut streams {
+        let events = versions_until(stream, 31).await;
+        assert_gapless(&events, 2);
+        orders.push(
+            events
+                .iter()
+                .map(|e| e.json()["state"]["position"].as_f64().expect("position"))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "one total order: {orders:?}"
+    );
+    for node in &nodes {
+        assert_eq!(node.get_room(&room).await["version"], 31);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut first = nodes[0].events(&room).await;
+    first.expect_snapshot().await;
+    nodes[0]
+        .command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    let seen = first.expect_versioned().await;
+    assert_eq!(seen.id_num(), 2);
+    drop(first);
+    // Missed while away, committed through two different nodes.
+    nodes[1]
+        .command_ok(&room, Some(&token), json!({"type": "seek", "position": 10}))
+        .await;
+    nodes[0]
+        .command_ok(&room, Some(&token), json!({"type": "pause"}))
+        .await;
+    // Node 2 has never served this room: its replay comes from Redis.
+    let mut resumed = nodes[2]
+        .events_at(
+            &format!("/api/rooms/{room}/events"),
+            &[("last-event-id", "2")],
+        )
+        .await;
+    let replay = versions_until(&mut resumed, 4).await;
+    assert_gapless(&replay, 3);
+    assert_eq!(replay[0].event, "state");
+    assert_eq!(replay[1].json()["cause"], "pause");
+    // And by query on node 1.
+    let mut by_query = nodes[1]
+        .events_at(&format!("/api/rooms/{room}/events?last_event_id=3"), &[])
+        .await;
+    assert_eq!(by_query.expect_versioned().await.id_num(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_counts_are_summed_over_nodes() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, _token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for (node, count) in nodes.iter().zip([2, 1, 0]) {
+        for _ in 0..count {
+            streams.push(node.events(&room).await);
+        }
+    }
+    for node in &nodes {
+        node.wait_listeners(&room, 3).await;
+    }
+    let listed = nodes[2].list_rooms().await;
+    assert_eq!(listed[0]["room_id"], json!(room));
+    assert_eq!(listed[0]["listeners"], 3);
+    // A presence event with the total reaches a listener on another node.
+    let mut watcher = nodes[2].events(&room).await;
+    watcher.expect_snapshot().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let event = watcher.expect_event().await;
+        if event.event == "presence" && event.json()["listeners"] == 4 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no presence with the total");
+    }
+    streams.truncate(1);
+    for node in &nodes {
+        node.wait_listeners(&room, 2).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_reaches_listeners_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let denied = nodes[1].delete_room(&room, None).await;
+    assert_error(denied, 401, "unauthorized").await;
+    let deleted = nodes[1].delete_room(&room, Some(&token)).await;
+    assert_eq!(deleted.status(), 204);
+    for stream in &mut streams {
+        let closed = stream.expect_versioned().await;
+        assert_eq!(closed.event, "closed");
+        assert_eq!(closed.id_num(), 2);
+        assert_eq!(closed.json()["reason"], "deleted");
+        stream.expect_end().await;
+    }
+    for node in &nodes {
+        assert_error(
+            node.get(&format!("/api/rooms/{room}")).await,
+            404,
+            "room_not_found",
+        )
+        .await;
+        assert!(node.list_rooms().await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_video_advances_the_queue_exactly_once_across_nodes() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    nodes[0]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "queue_add", "video_id": "9bZkp7q19f0"}),
+        )
+        .await;
+    nodes[1]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "load", "video_id": "dQw4w9WgXcQ", "duration": 1.0, "paused": false}),
+        )
+        .await;
+    // v2 queue, v3 load, then the room's own timer: v4 state (next), v5 queue.
+    for stream in &mut streams {
+        let events = versions_until(stream, 5).await;
+        assert_gapless(&events, 2);
+        assert_eq!(events[2].json()["cause"], "next");
+        assert_eq!(events[3].event, "queue");
+        // Nobody else advanced it again.
+        stream.expect_quiet(QUIET).await;
+    }
+    let now = nodes[2].get_room(&room).await;
+    assert_eq!(now["version"], 5);
+    assert_eq!(now["state"]["video_id"], "9bZkp7q19f0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut listener = nodes[1].events(&room).await;
+    listener.expect_snapshot().await;
+    nodes[0]
+        .command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    assert_eq!(listener.expect_versioned().await.id_num(), 2);
+
+    redis.signal("STOP");
+    let started = std::time::Instant::now();
+    let refused = nodes[2]
+        .command(&room, Some(&token), json!({"type": "seek", "position": 5}))
+        .await;
+    let waited = started.elapsed();
+    let headers = assert_error(refused, 503, "unavailable").await;
+    assert!(headers.contains_key("retry-after"));
+    // Bounded by the timeout, not by Redis: generous for a loaded machine.
+    assert!(waited < Duration::from_secs(8), "503 after {waited:?}");
+    assert_eq!(nodes[0].get("/readyz").await.status(), 503);
+    // The stream stays open on keepalives meanwhile.
+    listener.expect_quiet(Duration::from_millis(1500)).await;
+
+    redis.signal("CONT");
+    wait_healthy(&nodes[0]).await;
+    // The refused command changed nothing; what follows is gapless everywhere.
+    nodes[2]
+        .command_ok(&room, Some(&token), json!({"type": "pause"}))
+        .await;
+    let next = listener.expect_versioned().await;
+    assert_eq!(
+        next.id_num(),
+        3,
+        "no version was spent by the refused command"
+    );
+    assert_eq!(next.json()["cause"], "pause");
+    assert_eq!(
+        nodes[1].get_room(&room).await["state"]["position"]
+            .as_f64()
+            .map(|p| p < 5.0),
+        Some(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_redis_connection_is_caught_up_with_no_silent_gap() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &["--keepalive", "0.5"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut listener = nodes[1].events(&room).await;
+    listener.expect_snapshot().await;
+    // Drop every client connection of Redis (node 1's subscription included);
+    // commit through node 0 at once, while node 1 may not be resubscribed yet.
+    let mut admin = tokio::net::TcpStream::connect(("127.0.0.1", redis.port))
+        .await
+        .expect("connect redis");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    admin
+        .write_all(b"CLIENT KILL TYPE pubsub\r\n")
+        .await
+        .expect("write");
+    let mut reply = [0u8; 64];
+    let _ = admin.read(&mut reply).await;
+    for position in 1..=3 {
+        nodes[0]
+            .command_ok(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": position}),
+            )
+            .await;
+    }
+    let events = versions_until(&mut listener, 4).await;
+    assert_gapless(&events, 2);
+}
+
+/// A node as its own process, so it can be killed outright.
+struct NodeProcess {
+    child: Child,
+    app: TestApp,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn node_process(redis: &Redis) -> NodeProcess {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_syncroom"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--redis",
+            &redis.url(),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn syncroom");
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let app = TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: http_client(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+        server: None,
+    };
+    wait_healthy(&app).await;
+    NodeProcess { child, app }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_node_loses_no_room() {
+    let redis = Redis::start().await;
+    let mut doomed = node_process(&redis).await;
+    let survivor = spawn_app(&["--redis", &redis.url()]).await;
+    wait_healthy(&survivor).await;
+    let (room, token) = doomed.app.video_room().await;
+    doomed
+        .app
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "queue_add", "video_id": "9bZkp7q19f0"}),
+        )
+        .await;
+    let mut stream = doomed.app.events(&room).await;
+    stream.expect_snapshot().await;
+    let before = doomed.app.get_room(&room).await;
+
+    doomed.child.kill().expect("SIGKILL the node");
+    let _ = doomed.child.wait();
+
+    let after = survivor.get_room(&room).await;
+    assert_eq!(fingerprint(&after), fingerprint(&before));
+    let answer = survivor
+        .command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    assert_eq!(answer["version"], 3);
+    // The dead node's listener falls out of the count (its report expires).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut watcher = survivor.events(&room).await;
+        let snapshot: Value = watcher.expect_snapshot().await;
+        if snapshot["listeners"] == 1 {
+            break;
+        }
+        drop(watcher);
+        assert!(
+            Instant::now() < deadline,
+            "dead node still counted: {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
