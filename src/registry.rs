@@ -242,7 +242,9 @@ impl Registry {
             return Ok(Some(entry.value().clone()));
         }
         match &self.backplane {
-            Some(backplane) if is_room_id(room_id) => self.open_mirror(backplane, room_id).await,
+            Some(backplane) if is_room_id(room_id) && backplane.exists(room_id).await? => {
+                self.open_mirror(backplane, room_id).await
+            }
             _ => Ok(None),
         }
     }

@@ -475,6 +475,14 @@ impl RedisBackplane {
         })
     }
 
+    /// Whether the room exists: a cheap first look before a mirror is set up, so
+    /// requests for rooms that do not exist cost one round trip.
+    pub async fn exists(&self, room_id: &str) -> Result<bool, Unavailable> {
+        let mut conn = self.commands.clone();
+        self.bounded(async { conn.exists(room_key(room_id)).await.map_err(unavailable) })
+            .await
+    }
+
     /// Sends this room's feed messages to `inbox` from now on. Called before
     /// [`RedisBackplane::open`], so nothing published after the room is read
     /// can slip past the mirror.
@@ -771,6 +779,170 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::{CreateRoom, Registry};
+    use crate::room::actor::RoomSettings;
+    use crate::room::command::CommandRequest;
+    use crate::room::{Command, SystemClock};
+    use crate::telemetry::Metrics;
+
+    /// A `redis-server` of the test's own on a free port, killed when dropped.
+    struct RedisServer {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    async fn redis_server() -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        for _ in 0..500 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// One node's registry on `url`, keeping `history` events.
+    async fn node(url: &str, history: usize) -> (Registry, Arc<RedisBackplane>) {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let backplane = RedisBackplane::connect(
+            RedisSettings {
+                url: url.to_owned(),
+                timeout: Duration::from_secs(5),
+                history,
+                ttl: Duration::from_secs(3600),
+                max_queue: 10,
+            },
+            clock.clone(),
+        )
+        .await
+        .expect("connect");
+        let settings = RoomSettings {
+            history,
+            listener_buffer: 64,
+            ttl: Duration::from_secs(3600),
+        };
+        let registry = Registry::new(settings, 10, 100, clock, Arc::new(Metrics::new()), None)
+            .with_backplane(backplane.clone());
+        (registry, backplane)
+    }
+
+    /// Commits `n` seeks straight to Redis while the mirror on `registry` hears
+    /// nothing (its route is gone, as after a lost connection), then lets it
+    /// notice; gives the frames its listener gets, up to `version`.
+    async fn miss_then_catch_up(history: usize, n: usize) -> Vec<String> {
+        let redis = redis_server().await;
+        let (registry, backplane) = node(&redis.url, history).await;
+        let created = registry
+            .create(CreateRoom::default())
+            .await
+            .expect("create");
+        let handle = registry
+            .get(&created.room_id)
+            .await
+            .expect("redis up")
+            .expect("room exists");
+        let mut subscription = handle.subscribe(None).await.expect("subscribe");
+        let route = backplane
+            .routes
+            .remove(created.room_id.as_str())
+            .expect("the mirror is routed")
+            .1;
+        for i in 0..n {
+            backplane
+                .commit(&created.room_id, |room, now| {
+                    room.apply(
+                        Command::Seek {
+                            position: i as f64 + 1.0,
+                        },
+                        now,
+                    )
+                })
+                .await
+                .expect("commit");
+        }
+        let alarm = route.alarm.clone();
+        backplane
+            .routes
+            .insert(Arc::from(created.room_id.as_str()), route);
+        alarm.raise();
+        let target = 1 + n as u64;
+        let mut frames = Vec::new();
+        loop {
+            let frame =
+                tokio::time::timeout(Duration::from_secs(10), subscription.events_rx.recv())
+                    .await
+                    .expect("the mirror caught up in time")
+                    .expect("frame");
+            let Some(version) = frame.version else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&frame.bytes);
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default();
+            frames.push(format!("{name}:{version}"));
+            if version >= target {
+                break;
+            }
+        }
+        // And the room answers at its new version, with what was committed.
+        let view = handle.view().await.expect("view");
+        assert_eq!(view.version, target);
+        assert_eq!(view.state.position, n as f64);
+        // Commands still go through (the mirror is in step).
+        let reply = handle
+            .command(
+                CommandRequest {
+                    command: Command::Seek { position: 100.0 },
+                    expected_version: Some(target),
+                },
+                Some(crate::room::handle::HostToken(created.host_token.clone())),
+                std::time::Instant::now(),
+            )
+            .await
+            .expect("command");
+        assert_eq!(reply.version, target + 1);
+        frames
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mirror_that_missed_events_replays_them_from_the_shared_history() {
+        let frames = miss_then_catch_up(16, 5).await;
+        assert_eq!(
+            frames,
+            ["state:2", "state:3", "state:4", "state:5", "state:6"]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mirror_behind_the_shared_history_resyncs_its_listeners_with_a_snapshot() {
+        let frames = miss_then_catch_up(2, 5).await;
+        assert_eq!(frames, ["snapshot:6"]);
+    }
 
     #[test]
     fn feed_channels_name_their_room_and_nothing_else() {

@@ -93,6 +93,15 @@ impl SharedLink {
 }
 
 impl SharedLink {
+    /// The answer to a refused commit. A room found gone makes the mirror check
+    /// (and end its listeners' streams): its `closed` may have been missed.
+    fn refused(&self, error: CommitError) -> RoomError {
+        if error == CommitError::Gone {
+            self.alarm.raise();
+        }
+        RoomError::from(error)
+    }
+
     /// Hands the actor what was committed (before the committer answers its
     /// client, so a read that follows sees it).
     async fn deliver(&self, feed: Feed) {
@@ -365,7 +374,7 @@ impl RoomActor {
                                 changed,
                             })
                         }
-                        Err(error) => Err(RoomError::from(error)),
+                        Err(error) => Err(link.refused(error)),
                     };
                     let _ = respond_to.send(reply);
                 });
@@ -393,7 +402,7 @@ impl RoomActor {
                             .await;
                             Ok(version)
                         }
-                        Err(error) => Err(RoomError::from(error)),
+                        Err(error) => Err(link.refused(error)),
                     };
                     let _ = respond_to.send(reply);
                 });
@@ -416,7 +425,7 @@ impl RoomActor {
                             .await;
                             Ok(())
                         }
-                        Err(error) => Err(RoomError::from(error)),
+                        Err(error) => Err(link.refused(error)),
                     };
                     let _ = respond_to.send(reply);
                 });
