@@ -317,12 +317,7 @@ impl Registry {
                 }
             })
             .collect();
-        rooms.sort_by(|a, b| {
-            b.listeners
-                .cmp(&a.listeners)
-                .then_with(|| a.room_id.cmp(&b.room_id))
-        });
-        rooms.truncate(LISTING_LIMIT);
+        busiest_first(&mut rooms);
         rooms
     }
 
@@ -339,6 +334,16 @@ impl Registry {
     pub fn close_all(&self) {
         self.rooms.clear();
     }
+}
+
+/// Orders a listing busiest first (ties by id) and keeps [`LISTING_LIMIT`].
+pub fn busiest_first(rooms: &mut Vec<RoomSummary>) {
+    rooms.sort_by(|a, b| {
+        b.listeners
+            .cmp(&a.listeners)
+            .then_with(|| a.room_id.cmp(&b.room_id))
+    });
+    rooms.truncate(LISTING_LIMIT);
 }
 
 /// 256 random bits from the OS-seeded CSPRNG, hex: URL-safe, shown once.

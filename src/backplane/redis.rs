@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Notify};
 
 use super::Unavailable;
-use crate::registry::{RoomSummary, LISTING_LIMIT};
+use crate::registry::{busiest_first, RoomSummary, LISTING_LIMIT};
 use crate::room::event::{Event, EventKind};
 use crate::room::handle::Request;
 use crate::room::{Clock, CommandError, Room};
@@ -738,12 +738,7 @@ impl RedisBackplane {
                 })
             })
             .collect();
-        rooms.sort_by(|a, b| {
-            b.listeners
-                .cmp(&a.listeners)
-                .then_with(|| a.room_id.cmp(&b.room_id))
-        });
-        rooms.truncate(LISTING_LIMIT);
+        busiest_first(&mut rooms);
         Ok(rooms)
     }
 }

@@ -93,13 +93,38 @@ impl SharedLink {
 }
 
 impl SharedLink {
-    /// The answer to a refused commit. A room found gone makes the mirror check
-    /// (and end its listeners' streams): its `closed` may have been missed.
-    fn refused(&self, error: CommitError) -> RoomError {
-        if error == CommitError::Gone {
-            self.alarm.raise();
+    /// Commits `change` to the shared room and hands the events to the actor
+    /// before answering, so a read that follows the answer sees them. Answers the
+    /// room after the change and whether anything changed. A room found gone
+    /// makes the mirror check (and end its streams): its `closed` may be lost.
+    async fn commit<F>(
+        &self,
+        room_id: &str,
+        arrived: Option<std::time::Instant>,
+        change: F,
+    ) -> Result<(Room, bool), RoomError>
+    where
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, super::CommandError>,
+    {
+        match self.backplane.commit(room_id, change).await {
+            Ok(committed) => {
+                let changed = !committed.events.is_empty();
+                if changed {
+                    self.deliver(Feed::Events {
+                        events: committed.events,
+                        arrived,
+                    })
+                    .await;
+                }
+                Ok((committed.room, changed))
+            }
+            Err(error) => {
+                if error == CommitError::Gone {
+                    self.alarm.raise();
+                }
+                Err(RoomError::from(error))
+            }
         }
-        RoomError::from(error)
     }
 
     /// Hands the actor what was committed (before the committer answers its
@@ -352,30 +377,17 @@ impl RoomActor {
                 let expected = request.expected_version;
                 tokio::spawn(async move {
                     let committed = link
-                        .backplane
-                        .commit(&room_id, |room, now| {
+                        .commit(&room_id, Some(arrived), |room, now| {
                             room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
                             room.check_version(expected)?;
                             room.apply(command.clone(), now)
                         })
                         .await;
-                    let reply = match committed {
-                        Ok(committed) => {
-                            let now = link.backplane.now_ms();
-                            let changed = !committed.events.is_empty();
-                            link.deliver(Feed::Events {
-                                events: committed.events,
-                                arrived: Some(arrived),
-                            })
-                            .await;
-                            Ok(CommandReply {
-                                version: committed.room.version,
-                                room: committed.room.view(link.listeners_now(local), now),
-                                changed,
-                            })
-                        }
-                        Err(error) => Err(link.refused(error)),
-                    };
+                    let reply = committed.map(|(room, changed)| CommandReply {
+                        version: room.version,
+                        room: room.view(link.listeners_now(local), link.backplane.now_ms()),
+                        changed,
+                    });
                     let _ = respond_to.send(reply);
                 });
             }
@@ -387,47 +399,22 @@ impl RoomActor {
                 self.last_activity = Instant::now();
                 tokio::spawn(async move {
                     let committed = link
-                        .backplane
-                        .commit(&room_id, |room, now| {
+                        .commit(&room_id, None, |room, now| {
                             Ok(vec![room.chat(&name, &text, now)?])
                         })
                         .await;
-                    let reply = match committed {
-                        Ok(committed) => {
-                            let version = committed.room.version;
-                            link.deliver(Feed::Events {
-                                events: committed.events,
-                                arrived: None,
-                            })
-                            .await;
-                            Ok(version)
-                        }
-                        Err(error) => Err(link.refused(error)),
-                    };
-                    let _ = respond_to.send(reply);
+                    let _ = respond_to.send(committed.map(|(room, _)| room.version));
                 });
             }
             Request::Delete { token, respond_to } => {
                 tokio::spawn(async move {
                     let committed = link
-                        .backplane
-                        .commit(&room_id, |room, now| {
+                        .commit(&room_id, None, |room, now| {
                             room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
                             Ok(vec![room.close(CloseReason::Deleted, now)])
                         })
                         .await;
-                    let reply = match committed {
-                        Ok(committed) => {
-                            link.deliver(Feed::Events {
-                                events: committed.events,
-                                arrived: None,
-                            })
-                            .await;
-                            Ok(())
-                        }
-                        Err(error) => Err(link.refused(error)),
-                    };
-                    let _ = respond_to.send(reply);
+                    let _ = respond_to.send(committed.map(|_| ()));
                 });
             }
             Request::Feed(Feed::Events { events, arrived }) => {
@@ -688,20 +675,11 @@ impl RoomActor {
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let room_id = self.room.room_id.clone();
         tokio::spawn(async move {
-            match link
-                .backplane
-                .commit(&room_id, |room, now| Ok(room.on_end(now)))
+            if let Err(error) = link
+                .commit(&room_id, None, |room, now| Ok(room.on_end(now)))
                 .await
             {
-                Ok(committed) => {
-                    link.deliver(Feed::Events {
-                        events: committed.events,
-                        arrived: None,
-                    })
-                    .await
-                }
-                Err(CommitError::Gone) => link.alarm.raise(),
-                Err(error) => tracing::debug!(%room_id, %error, "end of video not committed"),
+                tracing::debug!(%room_id, %error, "end of video not committed");
             }
         });
     }
