@@ -39,10 +39,23 @@ const MAX_AGE_JITTER_FLOOR: f64 = 0.85;
 /// How long a client turned away at capacity is asked to wait.
 const FULL_RETRY_AFTER_SECS: u64 = 5;
 
+/// The query string of an events request.
 #[derive(Debug, serde::Deserialize)]
 pub struct EventsQuery {
-    name: Option<String>,
-    last_event_id: Option<String>,
+    pub name: Option<String>,
+    pub last_event_id: Option<String>,
+}
+
+/// Where a stream resumes: the `Last-Event-ID` header if it is text, else the
+/// `last_event_id` query parameter. The header is what a browser's EventSource
+/// sends on reconnect; it wins over a query parameter that may date from the
+/// page's first load. An id that does not parse is treated like an unknown one:
+/// `None`, and the stream starts with a snapshot.
+pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<u64> {
+    header
+        .and_then(|v| v.to_str().ok())
+        .or(query)
+        .and_then(|id| id.trim().parse::<u64>().ok())
 }
 
 pub async fn events(
@@ -74,15 +87,7 @@ pub async fn events(
         }
     }
     let slot = app.take_stream_slot(client)?;
-    // The header is what a browser's EventSource sends on reconnect; it wins over
-    // a query parameter that may date from the page's first load. An id that does
-    // not parse is treated like an unknown one: the stream starts with a snapshot.
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or(query.last_event_id)
-        .and_then(|id| id.trim().parse::<u64>().ok());
+    let last_event_id = resume_from(headers.get("last-event-id"), query.last_event_id.as_deref());
     let subscription = handle.subscribe(last_event_id).await?;
     tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or(""), resumed = last_event_id.is_some(), "listener joined");
 
