@@ -21,6 +21,10 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Worker threads serving connections and rooms. Default: one per CPU core.
+    #[arg(long, env = "SYNCROOM_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+
     /// Keep rooms (state, version, queue, host token hash) in this directory so they survive a
     /// restart. Default: rooms live in memory only.
     #[arg(long, env = "SYNCROOM_DATA_DIR")]

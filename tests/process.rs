@@ -302,6 +302,7 @@ fn help_explains_the_flags_and_their_environment_variables() {
     let help = String::from_utf8_lossy(&output.stdout);
     for flag in [
         "--listen",
+        "--threads",
         "--keepalive",
         "--history",
         "--room-ttl",

@@ -646,3 +646,117 @@ async fn event_streams_past_the_per_client_limit_are_429_with_retry_after() {
     app.wait_listeners(&room, 1).await;
     app.events(&room).await.expect_snapshot().await;
 }
+
+// ---------------------------------------------------------------- the two ways a stream is written
+
+/// A stream on a fresh connection is written straight to the socket and ends
+/// with the connection; one asked for on a connection that served a request
+/// before goes through hyper, chunked. Both carry the same events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_on_fresh_and_reused_connections_carry_the_same_events() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let path = events_path(&room);
+    let (status, fresh_headers, mut fresh) = app.raw_events(&path).await.into_sse().await;
+    assert_eq!(status, 200);
+    let (status, reused_headers, mut reused) =
+        app.raw_events_after_a_request(&path).await.into_sse().await;
+    assert_eq!(status, 200);
+
+    assert_eq!(fresh_headers["connection"], "close");
+    assert!(fresh_headers.get("transfer-encoding").is_none());
+    assert_eq!(reused_headers["transfer-encoding"], "chunked");
+    for headers in [&fresh_headers, &reused_headers] {
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        assert_eq!(headers["cache-control"], "no-cache");
+        assert_eq!(headers["x-accel-buffering"], "no");
+        assert!(headers.get("x-request-id").is_some());
+    }
+
+    let first = fresh.expect_snapshot().await;
+    assert_eq!(
+        fingerprint(&reused.expect_snapshot().await),
+        fingerprint(&first)
+    );
+    let version = seeks(&app, &room, &token, 1).await;
+    for stream in [&mut fresh, &mut reused] {
+        let event = stream.expect_versioned().await;
+        assert_eq!(event.event, "state");
+        assert_eq!(event.id_num(), version);
+        assert_eq!(event.json()["state"]["position"], json!(1.0));
+    }
+    app.wait_listeners(&room, 2).await;
+}
+
+/// Errors on the direct path are the same JSON answers, and end the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_refused_on_a_fresh_connection_gets_the_json_error() {
+    let app = spawn_app(&[]).await;
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    socket
+        .write_all(b"GET /api/rooms/nosuchroom/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, socket.read_to_end(&mut answer))
+        .await
+        .expect("the connection ends after the answer")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_error_shape(&body, "room_not_found");
+}
+
+/// A listener that reads nothing while its socket is full is let go after two
+/// keepalive intervals: it stops counting, and the room goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_whose_socket_takes_nothing_is_dropped() {
+    let app = spawn_app(&[
+        "--keepalive",
+        "1",
+        "--chat-burst",
+        "10000",
+        "--chat-per-minute",
+        "60000",
+    ])
+    .await;
+    let (room, _, _) = app
+        .create_room(json!({"control": "open", "video_id": "dQw4w9WgXcQ"}))
+        .await;
+    let stalled = app.raw_events(&events_path(&room)).await;
+    app.wait_listeners(&room, 1).await;
+    // ~2 KB frames until the socket buffers on both sides are full.
+    let text = "\u{1D11E}".repeat(500);
+    let mut sent = 0;
+    while app.get_room(&room).await["listeners"] == json!(1) {
+        assert!(sent < 9_000, "the stalled listener was never dropped");
+        stream::iter(0..100)
+            .for_each_concurrent(4, |i| {
+                let (app, room, text) = (&app, &room, &text);
+                async move {
+                    let response = app
+                        .chat(room, json!({"name": format!("n{i}"), "text": text}))
+                        .await;
+                    assert_eq!(response.status(), StatusCode::OK);
+                }
+            })
+            .await;
+        sent += 100;
+    }
+    eprintln!("dropped after {sent} chats");
+    // The room still serves a newcomer at once.
+    let mut newcomer = app.events(&room).await;
+    newcomer.expect_snapshot().await;
+    drop(stalled);
+}

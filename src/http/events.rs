@@ -18,6 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use rand::Rng;
 use tokio::sync::broadcast::error::RecvError;
@@ -25,6 +26,7 @@ use tokio::sync::broadcast::Receiver;
 use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::direct::DirectStream;
 use super::error::ApiError;
 use super::limits::{ClientIp, StreamSlot};
 use super::AppState;
@@ -62,6 +64,7 @@ pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
     client: ClientIp,
+    direct: Option<Extension<DirectStream>>,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -117,13 +120,21 @@ pub async fn events(
         _guard: subscription.guard,
         _slot: slot,
     };
-    let body = Body::from_stream(futures_util::stream::unfold(
-        listener,
-        |mut listener| async move {
-            let chunk = listener.next_chunk().await?;
-            Some((Ok::<_, Infallible>(chunk), listener))
-        },
-    ));
+    // A connection that came in through the direct path writes the stream itself
+    // (see `direct`); any other goes through hyper as a streaming body.
+    let body = match direct {
+        Some(Extension(direct)) => {
+            direct.hand_over(listener);
+            Body::empty()
+        }
+        None => Body::from_stream(futures_util::stream::unfold(
+            listener,
+            |mut listener| async move {
+                let chunk = listener.next_chunk().await?;
+                Some((Ok::<_, Infallible>(chunk), listener))
+            },
+        )),
+    };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -137,7 +148,7 @@ pub async fn events(
 }
 
 /// One open stream.
-struct Listener {
+pub(crate) struct Listener {
     /// Written before anything live: `retry:`, then the snapshot or the replay.
     start: VecDeque<Bytes>,
     /// The last version written; live frames at or below it are skipped.
@@ -157,8 +168,16 @@ struct Listener {
 }
 
 impl Listener {
+    /// What is written before anything live (`retry:`, then the snapshot or the
+    /// replay), all at once, so a direct connection writes its start in one go.
+    pub(crate) fn take_start(&mut self) -> VecDeque<Bytes> {
+        std::mem::take(&mut self.start)
+    }
+
     /// The next bytes to write, or `None` to end the stream.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    ///
+    /// Not cancel-safe: a resync in progress would be lost. Poll it to completion.
+    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.ended {
             return None;
         }

@@ -7,6 +7,7 @@
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
 
+pub mod direct;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -128,6 +129,9 @@ impl AppState {
             max_connections: self.fd_limit.saturating_sub(FD_RESERVE_NON_TCP).max(1),
             header_timeout: self.config.header_timeout,
             shutdown_grace: self.config.shutdown_grace,
+            // A socket that took nothing through two keepalive intervals belongs
+            // to a client that is gone or not reading: let it go.
+            stall_timeout: self.config.keepalive * 2,
         }
     }
 }

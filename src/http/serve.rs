@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::direct::{self, Prefixed};
+
 /// How long accepting pauses after an error such as running out of file
 /// descriptors, so the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -36,6 +38,8 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// After shutdown begins, open connections get this long to finish.
     pub shutdown_grace: Duration,
+    /// An event stream whose socket takes nothing for this long is dropped.
+    pub stall_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
@@ -73,9 +77,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let shutdown = shutdown.clone();
-        let header_timeout = limits.header_timeout;
+        let limits = limits.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, router, header_timeout, shutdown).await;
+            serve_connection(stream, peer, router, limits, shutdown).await;
             drop(slot);
         });
     }
@@ -93,7 +97,52 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
+    mut stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: CancellationToken,
+) {
+    // The first request head is read here, under the header deadline: an event
+    // stream is written directly (see `direct`), anything else goes to hyper.
+    let mut head = Vec::with_capacity(1024);
+    let head_len = tokio::select! {
+        read = tokio::time::timeout(limits.header_timeout, direct::read_head(&mut stream, &mut head)) => match read {
+            Ok(Ok(head_len)) => head_len,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "connection ended before its first request");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "request headers too slow: connection cut off");
+                return;
+            }
+        },
+        _ = shutdown.cancelled() => return,
+    };
+    if head.is_empty() {
+        return;
+    }
+    if let Some((request, handoff)) =
+        head_len.and_then(|len| direct::stream_request(&head[..len], peer))
+    {
+        drop(head);
+        let stall = limits.stall_timeout;
+        Box::pin(direct::serve(stream, request, handoff, router, stall)).await;
+        return;
+    }
+    Box::pin(serve_hyper(
+        Prefixed::new(head, stream),
+        peer,
+        router,
+        limits.header_timeout,
+        shutdown,
+    ))
+    .await;
+}
+
+async fn serve_hyper(
+    stream: Prefixed,
     peer: SocketAddr,
     router: Router,
     header_timeout: Duration,

@@ -307,6 +307,56 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Like [`TestApp::raw_events`], on a connection that first served a
+    /// `GET /healthz` (read to its end), as a browser reusing a keep-alive
+    /// connection would.
+    pub async fn raw_events_after_a_request(&self, path_and_query: &str) -> RawRequest {
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let host = self.addr;
+        stream
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .expect("write request");
+        let mut buf = Vec::new();
+        let (head_end, length) = loop {
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .expect("healthz answer in time")
+                .expect("read healthz answer");
+            assert!(n > 0, "connection closed after the first request");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(pos) = find(&buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..pos]).to_ascii_lowercase();
+                assert!(!head.contains("connection: close"), "{head}");
+                let length: usize = head
+                    .split("\r\n")
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .expect("a content-length")
+                    .trim()
+                    .parse()
+                    .expect("a number");
+                break (pos + 4, length);
+            }
+        };
+        while buf.len() < head_end + length {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.expect("read healthz body");
+            assert!(n > 0, "connection closed in the healthz body");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(
+                format!("GET {path_and_query} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .expect("write request");
+        RawRequest { stream }
+    }
+}
+
 /// An HTTP request written on a raw socket and not yet read.
 pub struct RawRequest {
     stream: TcpStream,
