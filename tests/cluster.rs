@@ -6,6 +6,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -13,16 +14,16 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-/// A `redis-server` of our own, gone when dropped.
+/// A `redis-server` of our own, gone when dropped (its directory with it).
 struct Redis {
     child: Child,
     port: u16,
-    _dir: TempDir,
+    _dir: Arc<TempDir>,
 }
 
 impl Redis {
     async fn start() -> Self {
-        let dir = TempDir::new("redis");
+        let dir = Arc::new(TempDir::new("redis"));
         for _ in 0..3 {
             let port = free_port();
             let child = Command::new("redis-server")
@@ -81,8 +82,13 @@ impl Drop for Redis {
     }
 }
 
-#[derive(Clone)]
 struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 impl TempDir {
     fn new(tag: &str) -> Self {
