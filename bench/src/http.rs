@@ -1,6 +1,7 @@
 //! Just enough HTTP/1.1 for the tool: a response-head parser, an incremental body
-//! decoder (chunked, Content-Length, or until close: syncroom streams chunked,
-//! nchan until close) and a keep-alive client for the few control requests.
+//! decoder (chunked, Content-Length, or until close: syncroom and nchan both end
+//! a fresh connection's stream by closing it; syncroom chunks a stream asked for
+//! on a reused connection) and a keep-alive client for the few control requests.
 //!
 //! Hand-written on purpose: the listener path must cost a fraction of what the
 //! server spends per delivery, with one small buffer per connection.

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# syncroom against nginx + nchan, side by side, the way BENCHMARKS.md reports it:
+# each scenario run REPS times, the two servers alternately, each run against a
+# freshly started server (so memory per listener is measured from a cold start).
+# Prints every run's RESULT line, then a table of medians with their spread, and
+# keeps the JSON of every run in the output directory.
+#
+#   bench/compare.sh [REPS] [SCENARIO...]     (default: 3 reps, every scenario)
+#
+# Scenarios: 1x1k 1x10k 100x10k 1x19k saturation. Needs nginx and the Debian nchan
+# module (apt-get install -y nginx libnginx-mod-nchan) and python3 for the table.
+# SYNCROOM_ARGS adds flags to syncroom (e.g. SYNCROOM_ARGS="--threads 1");
+# OUT names the output directory (default: a new one under /tmp).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+reps="${1:-3}"
+shift || true
+scenarios=("$@")
+if [ "${#scenarios[@]}" -eq 0 ]; then
+  scenarios=(1x1k 1x10k 100x10k 1x19k saturation)
+fi
+out="${OUT:-$(mktemp -d -t syncroom-compare.XXXXXX)}"
+mkdir -p "$out"
+
+cargo build --quiet --release -p syncroom -p syncroom-bench
+target_dir="${CARGO_TARGET_DIR:-target}"
+bench="$target_dir/release/syncroom-bench"
+syncroom_port=18180
+nchan_port=18190
+
+# name -> tool arguments. Intervals leave each server time to deliver one event
+# before the next (below saturation), so latency is fan-out, not a backlog.
+scenario_args() {
+  case "$1" in
+    1x1k) echo "-n 1000 -r 1 -m 100 --interval-ms 50" ;;
+    1x10k) echo "-n 10000 -r 1 -m 20 --interval-ms 300" ;;
+    100x10k) echo "-n 10000 -r 100 -m 1000 --interval-ms 10" ;;
+    1x19k) echo "-n 19500 -r 1 -m 12 --interval-ms 600" ;;
+    # Saturation: 10 rooms x 1,000 listeners, one command every I ms in turn,
+    # offered 1,000 deliveries a tick; the sweep finds the best rate with p99 <= 100 ms.
+    sat-*) echo "-n 10000 -r 10 -m 200 --interval-ms ${1#sat-}" ;;
+    *) echo "unknown scenario $1" >&2; return 1 ;;
+  esac
+}
+
+pids=()
+stop_servers() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  pids=()
+}
+trap stop_servers EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "compare: nothing listening on port $1" >&2
+  return 1
+}
+
+run_one() { # target scenario rep
+  local target="$1" scenario="$2" rep="$3" args addr
+  args="$(scenario_args "$scenario")"
+  if [ "$target" = syncroom ]; then
+    # shellcheck disable=SC2086
+    RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$syncroom_port" \
+      --max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000 \
+      ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
+    pids+=($!)
+    addr="127.0.0.1:$syncroom_port"
+  else
+    bench/nchan/run.sh "$nchan_port" "$(mktemp -d -t syncroom-nchan.XXXXXX)" >"$out/nchan.log" 2>&1 &
+    pids+=($!)
+    addr="127.0.0.1:$nchan_port"
+  fi
+  wait_port "${addr#*:}"
+  local file="$out/$scenario.$target.$rep.json"
+  # shellcheck disable=SC2086
+  if ! "$bench" --target "$target" --addr "$addr" $args --json >"$file" 2>"$out/bench.err"; then
+    echo "compare: $target $scenario run $rep was not clean (see $file)" >&2
+  fi
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print("%-8s %-10s %s p50=%.1fms p99=%.1fms cpu/delivery=%sus rss/listener=%sB connect=%s/s delivered=%s lost=%s dup=%s" % (r["target"], sys.argv[2], sys.argv[3], l["p50"]/1e3, l["p99"]/1e3, (r["server"]["cpu_us_per_delivery"] or {}).get("total"), r["server"]["rss_per_listener_bytes"], r["connect"]["listeners_per_s"], r["deliveries"]["delivered"], r["deliveries"]["lost"], r["deliveries"]["duplicated"]))' "$file" "$scenario" "$rep"
+  stop_servers
+  sleep 1
+}
+
+expanded=()
+for scenario in "${scenarios[@]}"; do
+  if [ "$scenario" = saturation ]; then
+    expanded+=(sat-20 sat-14 sat-10 sat-7 sat-5)
+  else
+    expanded+=("$scenario")
+  fi
+done
+
+echo "compare: ${expanded[*]}, $reps runs each, results in $out"
+for rep in $(seq 1 "$reps"); do
+  for scenario in "${expanded[@]}"; do
+    # Alternate which server goes first, so neither always meets a warmer machine.
+    if [ $((rep % 2)) -eq 1 ]; then order=(syncroom nchan); else order=(nchan syncroom); fi
+    for target in "${order[@]}"; do run_one "$target" "$scenario" "$rep"; done
+  done
+done
+python3 bench/summarize.py "$out"

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Tables of medians (and min-max spread) from bench/compare.sh's JSON results.
+
+    python3 bench/summarize.py DIR
+
+Each file is DIR/<scenario>.<target>.<rep>.json, one syncroom-bench --json run.
+"""
+import glob
+import json
+import os
+import statistics
+import sys
+
+
+def load(directory):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        scenario, target, _rep, _ = os.path.basename(path).rsplit(".", 3)
+        try:
+            with open(path) as f:
+                runs.setdefault((scenario, target), []).append(json.load(f))
+        except (OSError, ValueError):
+            print(f"skipping unreadable {path}", file=sys.stderr)
+    return runs
+
+
+METRICS = [
+    ("p50 ms", lambda r: r["latency_us"]["p50"] / 1e3),
+    ("p99 ms", lambda r: r["latency_us"]["p99"] / 1e3),
+    ("CPU µs/delivery", lambda r: (r["server"]["cpu_us_per_delivery"] or {}).get("total")),
+    ("RSS KiB/listener", lambda r: (r["server"]["rss_per_listener_bytes"] or 0) / 1024),
+    ("connects/s", lambda r: r["connect"]["listeners_per_s"]),
+    ("round trip p99 ms", lambda r: r["command_round_trip_us"]["p99"] / 1e3),
+]
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, "–"
+    med = statistics.median(values)
+    fmt = (lambda v: f"{v:.0f}") if med >= 100 else (lambda v: f"{v:.2f}" if med < 10 else f"{v:.1f}")
+    if len(values) == 1:
+        return med, fmt(med)
+    return med, f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def main():
+    directory = sys.argv[1]
+    runs = load(directory)
+    scenarios = sorted({s for s, _ in runs if not s.startswith("sat-")},
+                       key=lambda s: ["1x1k", "1x10k", "100x10k", "1x19k"].index(s)
+                       if s in ["1x1k", "1x10k", "100x10k", "1x19k"] else 99)
+    print("\n| scenario | metric | syncroom | nchan | syncroom ÷ nchan |")
+    print("| --- | --- | --- | --- | --- |")
+    for scenario in scenarios:
+        ours, theirs = runs.get((scenario, "syncroom"), []), runs.get((scenario, "nchan"), [])
+        for name, get in METRICS:
+            a_med, a = spread([get(r) for r in ours])
+            b_med, b = spread([get(r) for r in theirs])
+            ratio = f"{a_med / b_med:.2f}" if a_med is not None and b_med else "–"
+            print(f"| {scenario} | {name} | {a} | {b} | {ratio} |")
+        clean = lambda rs: sum(r["deliveries"]["lost"] + r["deliveries"]["duplicated"] for r in rs)
+        print(f"| {scenario} | lost + duplicated (all runs) | {clean(ours)} | {clean(theirs)} | |")
+
+    sat = sorted({s for s, _ in runs if s.startswith("sat-")}, key=lambda s: -int(s[4:]))
+    if sat:
+        print("\nSaturation (10 rooms × 1,000 listeners; medians of deliveries/s and p99):\n")
+        print("| interval | syncroom deliveries/s | syncroom p99 ms | nchan deliveries/s | nchan p99 ms |")
+        print("| --- | --- | --- | --- | --- |")
+        best = {}
+        for scenario in sat:
+            row = [f"{scenario[4:]} ms"]
+            for target in ("syncroom", "nchan"):
+                rs = runs.get((scenario, target), [])
+                rate, rate_text = spread([r["publish"]["deliveries_per_s"] for r in rs])
+                p99, p99_text = spread([r["latency_us"]["p99"] / 1e3 for r in rs])
+                ok = rs and all(r["ok"] for r in rs)
+                if ok and p99 is not None and p99 <= 100 and rate > best.get(target, 0):
+                    best[target] = rate
+                row += [rate_text, p99_text]
+            print("| " + " | ".join(row) + " |")
+        print("\nBest deliveries/s with p99 ≤ 100 ms and nothing lost: "
+              + ", ".join(f"{t} {best.get(t, 0):.0f}" for t in ("syncroom", "nchan")))
+
+
+if __name__ == "__main__":
+    main()
