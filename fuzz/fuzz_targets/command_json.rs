@@ -300,8 +300,10 @@ impl World {
     fn check_room(&self) {
         let room = &self.room;
         let state = &room.state;
+        // No upper bound without a duration: a video of unknown length that plays
+        // long enough passes MAX_POSITION, the most a command may ask for.
         assert!(
-            state.position.is_finite() && (0.0..=MAX_POSITION).contains(&state.position),
+            state.position.is_finite() && state.position >= 0.0,
             "{state:?}"
         );
         assert!(
@@ -384,7 +386,7 @@ fn check_causes(command: &Command, events: &[Event]) {
         Command::Play { .. } => state(Cause::Play),
         Command::Pause { .. } => state(Cause::Pause),
         Command::Seek { .. } => state(Cause::Seek),
-        Command::Load { .. } => causes == [Some(Cause::Load)],
+        Command::Load { .. } => state(Cause::Load),
         Command::Rate { .. } => state(Cause::Rate),
         Command::Duration { .. } => state(Cause::Duration),
         Command::QueueAdd { .. } | Command::QueueRemove { .. } => {
