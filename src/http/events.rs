@@ -51,13 +51,16 @@ pub struct EventsQuery {
 /// Where a stream resumes: the `Last-Event-ID` header if it is text, else the
 /// `last_event_id` query parameter. The header is what a browser's EventSource
 /// sends on reconnect; it wins over a query parameter that may date from the
-/// page's first load. An id that does not parse is treated like an unknown one:
+/// page's first load. Only an id written as the server writes them (decimal digits,
+/// white space around allowed) counts; any other is treated like an unknown one:
 /// `None`, and the stream starts with a snapshot.
 pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<u64> {
-    header
-        .and_then(|v| v.to_str().ok())
-        .or(query)
-        .and_then(|id| id.trim().parse::<u64>().ok())
+    let id = header.and_then(|v| v.to_str().ok()).or(query)?.trim();
+    // `u64::from_str` alone would also take a leading `+`.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    id.parse().ok()
 }
 
 pub async fn events(
@@ -242,5 +245,48 @@ impl Listener {
     fn reset_keepalive(&mut self) {
         let deadline = tokio::time::Instant::now() + self.keepalive_every;
         self.keepalive.as_mut().reset(deadline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(value: &str) -> HeaderValue {
+        HeaderValue::from_str(value).unwrap()
+    }
+
+    #[test]
+    fn resume_reads_decimal_ids_from_the_header_before_the_query() {
+        assert_eq!(resume_from(Some(&header("42")), Some("7")), Some(42));
+        assert_eq!(resume_from(Some(&header(" 7\t")), None), Some(7));
+        assert_eq!(resume_from(None, Some("0007")), Some(7));
+        assert_eq!(
+            resume_from(None, Some("18446744073709551615")),
+            Some(u64::MAX)
+        );
+        // A header that is text wins, even when it is no id.
+        assert_eq!(resume_from(Some(&header("abc")), Some("7")), None);
+        // One that is not text is as if absent.
+        let binary = HeaderValue::from_bytes(b"\xff").unwrap();
+        assert_eq!(resume_from(Some(&binary), Some("7")), Some(7));
+    }
+
+    #[test]
+    fn resume_refuses_ids_the_server_never_writes() {
+        // Found by the last_event_id fuzz target: `+5` parsed as 5.
+        for id in [
+            "+5",
+            "-1",
+            "1.5",
+            "2abc",
+            "",
+            " ",
+            "18446744073709551616",
+            "٣",
+        ] {
+            assert_eq!(resume_from(Some(&header(id)), None), None, "header {id:?}");
+            assert_eq!(resume_from(None, Some(id)), None, "query {id:?}");
+        }
     }
 }

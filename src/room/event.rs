@@ -334,4 +334,35 @@ mod tests {
         assert!(timer.written().is_some());
         assert!(timer.written().is_none());
     }
+
+    #[test]
+    fn events_read_back_from_their_wire_form_are_exactly_the_same() {
+        // Found by the command_json fuzz target: serde_json's default float parsing
+        // may land one ulp off, so a mirror (or a room restored from disk) was not
+        // exactly the room. The `float_roundtrip` feature makes it exact.
+        for position in [
+            123.41357802469135,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            999_999.999_999_999_9,
+        ] {
+            let event = Event {
+                version: 2,
+                server_time: 1,
+                kind: EventKind::State {
+                    cause: Cause::Seek,
+                    state: PlaybackState {
+                        position,
+                        ..PlaybackState::empty(1)
+                    },
+                },
+            };
+            let wire = serde_json::to_string(&event).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Event>(&wire).unwrap(),
+                event,
+                "{wire}"
+            );
+        }
+    }
 }
