@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # syncroom against nginx + nchan, side by side, the way BENCHMARKS.md reports it:
-# each scenario run REPS times, the two servers alternately, each run against a
-# freshly started server (so memory per listener is measured from a cold start).
+# each scenario run REPS times, the servers in turn, each run against a freshly
+# started server (so memory per listener is measured from a cold start). syncroom
+# runs twice: as shipped (one worker thread per core) and with --threads 1, the
+# same CPU budget as nchan's single nginx worker ("syncroom-1t").
 # Prints every run's RESULT line, then a table of medians with their spread, and
 # keeps the JSON of every run in the output directory.
 #
@@ -51,7 +53,7 @@ stop_servers() {
 }
 trap stop_servers EXIT
 
-wait_port() {
+wait_port() { # port: wait until something listens there
   for _ in $(seq 1 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
     sleep 0.1
@@ -61,27 +63,42 @@ wait_port() {
 }
 
 run_one() { # target scenario rep
-  local target="$1" scenario="$2" rep="$3" args addr
+  local target="$1" scenario="$2" rep="$3" args addr port
   args="$(scenario_args "$scenario")"
-  if [ "$target" = syncroom ]; then
+  # Each run gets a fresh server: a server left over from the run before would
+  # answer in place of the new one, so its port must be free first.
+  if [ "$target" = nchan ]; then port=$nchan_port; else port=$syncroom_port; fi
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+    sleep 0.2
+  done
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "compare: port $port is still taken by an earlier server" >&2
+    exit 1
+  fi
+  if [ "$target" != nchan ]; then
+    local threads=()
+    if [ "$target" = syncroom-1t ]; then threads=(--threads 1); fi
     # shellcheck disable=SC2086
     RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$syncroom_port" \
       --max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000 \
-      ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
+      "${threads[@]}" ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
     pids+=($!)
     addr="127.0.0.1:$syncroom_port"
   else
-    bench/nchan/run.sh "$nchan_port" "$(mktemp -d -t syncroom-nchan.XXXXXX)" >"$out/nchan.log" 2>&1 &
+    rm -rf "$out/nchan"
+    bench/nchan/run.sh "$nchan_port" "$out/nchan" >"$out/nchan.log" 2>&1 &
     pids+=($!)
     addr="127.0.0.1:$nchan_port"
   fi
   wait_port "${addr#*:}"
   local file="$out/$scenario.$target.$rep.json"
   # shellcheck disable=SC2086
-  if ! "$bench" --target "$target" --addr "$addr" $args --json >"$file" 2>"$out/bench.err"; then
-    echo "compare: $target $scenario run $rep was not clean (see $file)" >&2
+  if ! "$bench" --target "${target%-1t}" --addr "$addr" $args --json >"$file" 2>"$out/bench.err"; then
+    echo "compare: $target $scenario run $rep was not clean: $(tail -n 1 "$out/bench.err")" >&2
+    if [ ! -s "$file" ]; then rm -f "$file"; stop_servers; sleep 1; return 0; fi
   fi
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print("%-8s %-10s %s p50=%.1fms p99=%.1fms cpu/delivery=%sus rss/listener=%sB connect=%s/s delivered=%s lost=%s dup=%s" % (r["target"], sys.argv[2], sys.argv[3], l["p50"]/1e3, l["p99"]/1e3, (r["server"]["cpu_us_per_delivery"] or {}).get("total"), r["server"]["rss_per_listener_bytes"], r["connect"]["listeners_per_s"], r["deliveries"]["delivered"], r["deliveries"]["lost"], r["deliveries"]["duplicated"]))' "$file" "$scenario" "$rep"
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print("%-11s %-10s %s p50=%.1fms p99=%.1fms cpu/delivery=%sus rss/listener=%sB connect=%s/s delivered=%s lost=%s dup=%s" % (sys.argv[4], sys.argv[2], sys.argv[3], l["p50"]/1e3, l["p99"]/1e3, (r["server"]["cpu_us_per_delivery"] or {}).get("total"), r["server"]["rss_per_listener_bytes"], r["connect"]["listeners_per_s"], r["deliveries"]["delivered"], r["deliveries"]["lost"], r["deliveries"]["duplicated"]))' "$file" "$scenario" "$rep" "$target"
   stop_servers
   sleep 1
 }
@@ -89,7 +106,7 @@ run_one() { # target scenario rep
 expanded=()
 for scenario in "${scenarios[@]}"; do
   if [ "$scenario" = saturation ]; then
-    expanded+=(sat-20 sat-14 sat-10 sat-7 sat-5)
+    expanded+=(sat-14 sat-10 sat-7)
   else
     expanded+=("$scenario")
   fi
@@ -98,8 +115,12 @@ done
 echo "compare: ${expanded[*]}, $reps runs each, results in $out"
 for rep in $(seq 1 "$reps"); do
   for scenario in "${expanded[@]}"; do
-    # Alternate which server goes first, so neither always meets a warmer machine.
-    if [ $((rep % 2)) -eq 1 ]; then order=(syncroom nchan); else order=(nchan syncroom); fi
+    # Rotate which server goes first, so none always meets a warmer machine.
+    case $((rep % 3)) in
+      1) order=(syncroom syncroom-1t nchan) ;;
+      2) order=(nchan syncroom syncroom-1t) ;;
+      *) order=(syncroom-1t nchan syncroom) ;;
+    esac
     for target in "${order[@]}"; do run_one "$target" "$scenario" "$rep"; done
   done
 done

@@ -45,33 +45,44 @@ def spread(values):
     return med, f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
+TARGETS = [("syncroom", "syncroom"), ("syncroom-1t", "syncroom --threads 1"), ("nchan", "nchan")]
+ORDER = ["1x1k", "1x10k", "100x10k", "1x19k"]
+
+
 def main():
     directory = sys.argv[1]
     runs = load(directory)
     scenarios = sorted({s for s, _ in runs if not s.startswith("sat-")},
-                       key=lambda s: ["1x1k", "1x10k", "100x10k", "1x19k"].index(s)
-                       if s in ["1x1k", "1x10k", "100x10k", "1x19k"] else 99)
-    print("\n| scenario | metric | syncroom | nchan | syncroom ÷ nchan |")
-    print("| --- | --- | --- | --- | --- |")
+                       key=lambda s: ORDER.index(s) if s in ORDER else 99)
+    print("\n| scenario | metric | " + " | ".join(name for _, name in TARGETS)
+          + " | syncroom ÷ nchan | --threads 1 ÷ nchan |")
+    print("| --- | --- |" + " --- |" * (len(TARGETS) + 2))
     for scenario in scenarios:
-        ours, theirs = runs.get((scenario, "syncroom"), []), runs.get((scenario, "nchan"), [])
         for name, get in METRICS:
-            a_med, a = spread([get(r) for r in ours])
-            b_med, b = spread([get(r) for r in theirs])
-            ratio = f"{a_med / b_med:.2f}" if a_med is not None and b_med else "–"
-            print(f"| {scenario} | {name} | {a} | {b} | {ratio} |")
-        clean = lambda rs: sum(r["deliveries"]["lost"] + r["deliveries"]["duplicated"] for r in rs)
-        print(f"| {scenario} | lost + duplicated (all runs) | {clean(ours)} | {clean(theirs)} | |")
+            meds, cells = {}, []
+            for target, _ in TARGETS:
+                med, text = spread([get(r) for r in runs.get((scenario, target), [])])
+                meds[target] = med
+                cells.append(text)
+            ratios = []
+            for target in ("syncroom", "syncroom-1t"):
+                a, b = meds[target], meds["nchan"]
+                ratios.append(f"{a / b:.2f}" if a is not None and b else "–")
+            print(f"| {scenario} | {name} | " + " | ".join(cells + ratios) + " |")
+        lost = [str(sum(r["deliveries"]["lost"] + r["deliveries"]["duplicated"]
+                        for r in runs.get((scenario, target), []))) for target, _ in TARGETS]
+        print(f"| {scenario} | lost + duplicated (all runs) | " + " | ".join(lost) + " | | |")
 
     sat = sorted({s for s, _ in runs if s.startswith("sat-")}, key=lambda s: -int(s[4:]))
     if sat:
-        print("\nSaturation (10 rooms × 1,000 listeners; medians of deliveries/s and p99):\n")
-        print("| interval | syncroom deliveries/s | syncroom p99 ms | nchan deliveries/s | nchan p99 ms |")
-        print("| --- | --- | --- | --- | --- |")
+        print("\nSaturation (10 rooms × 1,000 listeners, one command every interval in turn; "
+              "medians of deliveries/s and p99 ms):\n")
+        print("| interval | " + " | ".join(f"{name} deliveries/s | {name} p99 ms" for _, name in TARGETS) + " |")
+        print("| --- |" + " --- | --- |" * len(TARGETS))
         best = {}
         for scenario in sat:
             row = [f"{scenario[4:]} ms"]
-            for target in ("syncroom", "nchan"):
+            for target, _ in TARGETS:
                 rs = runs.get((scenario, target), [])
                 rate, rate_text = spread([r["publish"]["deliveries_per_s"] for r in rs])
                 p99, p99_text = spread([r["latency_us"]["p99"] / 1e3 for r in rs])
@@ -81,7 +92,7 @@ def main():
                 row += [rate_text, p99_text]
             print("| " + " | ".join(row) + " |")
         print("\nBest deliveries/s with p99 ≤ 100 ms and nothing lost: "
-              + ", ".join(f"{t} {best.get(t, 0):.0f}" for t in ("syncroom", "nchan")))
+              + ", ".join(f"{name} {best.get(t, 0):.0f}" for t, name in TARGETS))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ fi
 nofile="$(ulimit -Hn)"
 if [ "$nofile" = unlimited ]; then nofile=1048576; fi
 mkdir -p "$dir/logs" "$dir/tmp"
-sed -e "s/@PORT@/$port/g" -e "s/@NOFILE@/$nofile/g" "$here/nginx.conf" >"$dir/nginx.conf"
+sed -e "s/@PORT@/$port/g" -e "s/@NOFILE@/$nofile/g" -e "s/@CONNECTIONS@/$((nofile * 2))/g" "$here/nginx.conf" >"$dir/nginx.conf"
 
 echo "nchan: http://127.0.0.1:$port (pub /pub/{room}, sub /sub/{room}); dir $dir" >&2
 # The soft limit up to the hard one, so the master may hand it to the worker.

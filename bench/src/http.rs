@@ -291,7 +291,8 @@ impl Client {
             self.stream = Some(stream);
         }
         let result = self.exchange_on_open(request, on_send).await;
-        if !matches!(result, Ok((_, false))) {
+        // Keep the connection only when the answer left it open.
+        if !matches!(result, Ok((_, true))) {
             self.stream = None;
         }
         result.map(|(response, _)| response)
@@ -418,5 +419,42 @@ mod tests {
             decode(&mut decoder, &[b"ab", b"cd"]),
             (b"abcd".to_vec(), false)
         );
+    }
+
+    /// The client keeps its connection while answers leave it open: two
+    /// requests, one connection (a reconnect per command once inflated every
+    /// server's per-command cost).
+    #[tokio::test]
+    async fn the_client_reuses_a_connection_left_open() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut accepted = 0;
+            while let Ok(Ok((mut socket, _))) =
+                tokio::time::timeout(std::time::Duration::from_millis(300), listener.accept()).await
+            {
+                accepted += 1;
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if socket.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            accepted
+        });
+        let mut client = Client::new(addr);
+        for _ in 0..2 {
+            let response = client.request("GET", "/", None, &mut || {}).await.unwrap();
+            assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
+        }
+        assert_eq!(server.await.unwrap(), 1);
     }
 }
