@@ -453,7 +453,10 @@ mod tests {
         let mut client = Client::new(addr);
         for _ in 0..2 {
             let response = client.request("GET", "/", None, &mut || {}).await.unwrap();
-            assert_eq!((response.status, response.body.as_slice()), (200, &b"ok"[..]));
+            assert_eq!(
+                (response.status, response.body.as_slice()),
+                (200, &b"ok"[..])
+            );
         }
         assert_eq!(server.await.unwrap(), 1);
     }
