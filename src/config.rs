@@ -43,11 +43,11 @@ pub struct Config {
 
     /// With `--redis`: longest wait for Redis (seconds) before a request is answered
     /// `503 unavailable`, having changed nothing.
-    #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_secs)]
+    #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_positive_secs)]
     pub redis_timeout: Duration,
 
     /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
-    #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_secs)]
+    #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_positive_secs)]
     pub keepalive: Duration,
 
     /// Replayable events kept per room for `Last-Event-ID` resume.
@@ -59,7 +59,7 @@ pub struct Config {
     pub room_ttl: Duration,
 
     /// End an event stream after this age (seconds, jittered down by up to 15 %); clients reconnect and resume.
-    #[arg(long, env = "SYNCROOM_MAX_STREAM_AGE", default_value = "1800", value_parser = parse_secs)]
+    #[arg(long, env = "SYNCROOM_MAX_STREAM_AGE", default_value = "1800", value_parser = parse_positive_secs)]
     pub max_stream_age: Duration,
 
     /// Base reconnection delay sent in each stream's `retry:` line (milliseconds); each stream adds up to as much again at random.
@@ -117,11 +117,11 @@ pub struct Config {
     pub chat_burst: u32,
 
     /// Cut off a connection whose request headers have not all arrived after this long (seconds).
-    #[arg(long, env = "SYNCROOM_HEADER_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    #[arg(long, env = "SYNCROOM_HEADER_TIMEOUT", default_value = "10", value_parser = parse_positive_secs)]
     pub header_timeout: Duration,
 
     /// Cut off a request whose body has not all arrived after this long (seconds).
-    #[arg(long, env = "SYNCROOM_BODY_TIMEOUT", default_value = "10", value_parser = parse_secs)]
+    #[arg(long, env = "SYNCROOM_BODY_TIMEOUT", default_value = "10", value_parser = parse_positive_secs)]
     pub body_timeout: Duration,
 
     /// On SIGTERM, give open connections this long to finish before exiting (seconds).
@@ -166,6 +166,16 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("`{text}` is not a usable number of seconds"))
 }
 
+/// Like [`parse_secs`], for durations where zero would mean a busy loop or
+/// nothing ever served (keepalive, stream age, timeouts).
+fn parse_positive_secs(text: &str) -> Result<Duration, String> {
+    let duration = parse_secs(text)?;
+    if duration < Duration::from_millis(1) {
+        return Err(format!("`{text}` must be at least 0.001 seconds"));
+    }
+    Ok(duration)
+}
+
 /// An origin such as `https://party.example` (scheme, host, optional port), or `*`.
 fn parse_origin(text: &str) -> Result<String, String> {
     let text = text.trim();
@@ -193,6 +203,10 @@ mod tests {
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("soon").is_err());
         assert!(parse_secs("inf").is_err());
+        assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        assert!(parse_positive_secs("0").is_err());
+        assert!(parse_positive_secs("0.0001").is_err());
+        assert_eq!(parse_positive_secs("0.5"), Ok(Duration::from_millis(500)));
     }
 
     #[test]
