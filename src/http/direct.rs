@@ -153,6 +153,10 @@ pub async fn serve(
         return;
     };
 
+    // A peer that vanished without a FIN (a laptop lid closed, a phone gone
+    // under ground) is noticed once written data has gone unacknowledged this
+    // long, rather than after the kernel's ~15 minutes of retransmissions.
+    fail_fast(&stream, stall);
     let mut start = encode_head(&response.map(|_| ()), None);
     for frame in listener.take_start() {
         start.extend_from_slice(&frame);
@@ -186,6 +190,17 @@ pub async fn serve(
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// Sets `TCP_USER_TIMEOUT`: the kernel closes the connection when sent data
+/// stays unacknowledged for `timeout`. Where the option is unknown, nothing.
+fn fail_fast(stream: &TcpStream, timeout: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
+        tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "fuchsia")))]
+    let _ = (stream, timeout);
 }
 
 /// Writes all of `bytes`; fails if the socket accepts nothing for `stall`.
@@ -358,6 +373,20 @@ mod tests {
                 String::from_utf8_lossy(head)
             );
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn streams_give_up_on_unacknowledged_data_after_the_stall_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        fail_fast(&server, Duration::from_secs(30));
+        let set = socket2::SockRef::from(&server).tcp_user_timeout().unwrap();
+        assert_eq!(set, Some(Duration::from_secs(30)));
+        drop(client);
     }
 
     #[test]
