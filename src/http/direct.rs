@@ -153,10 +153,6 @@ pub async fn serve(
         return;
     };
 
-    // A peer that vanished without a FIN (a laptop lid closed, a phone gone
-    // under ground) is noticed once written data has gone unacknowledged this
-    // long, rather than after the kernel's ~15 minutes of retransmissions.
-    fail_fast(&stream, stall);
     let mut start = encode_head(&response.map(|_| ()), None);
     for frame in listener.take_start() {
         start.extend_from_slice(&frame);
@@ -193,8 +189,11 @@ pub async fn serve(
 }
 
 /// Sets `TCP_USER_TIMEOUT`: the kernel closes the connection when sent data
-/// stays unacknowledged for `timeout`. Where the option is unknown, nothing.
-fn fail_fast(stream: &TcpStream, timeout: Duration) {
+/// stays unacknowledged for `timeout`, so a peer that vanished without a FIN (a
+/// laptop lid closed, a phone gone under ground) is noticed then rather than
+/// after the kernel's ~15 minutes of retransmissions. Where the option is
+/// unknown, nothing.
+pub fn fail_fast(stream: &TcpStream, timeout: Duration) {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
     if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(timeout)) {
         tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");

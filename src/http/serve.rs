@@ -75,6 +75,7 @@ pub async fn serve(
         };
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        direct::fail_fast(&stream, limits.stall_timeout);
         let router = router.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
