@@ -549,6 +549,10 @@ async fn closing_a_stream_lowers_the_listener_count() {
 async fn slow_listener_is_resynchronized_with_a_snapshot_and_never_slows_the_room() {
     const CHATS: usize = 3000;
     let app = spawn_app(&[
+        // The listener reads nothing for as long as the chats take; a keepalive
+        // interval that long would let the kernel give up on it (TCP_USER_TIMEOUT).
+        "--keepalive",
+        "120",
         "--listener-buffer",
         "4",
         "--chat-burst",
@@ -750,7 +754,8 @@ async fn a_listener_whose_socket_takes_nothing_is_dropped() {
             }
         })
         .await;
-    // Two keepalive intervals (2 s) after its socket filled, it is let go.
+    // Soon after its socket filled (the kernel gives up on unacknowledged data
+    // after one keepalive interval, the stall cut-off after two), it is let go.
     app.wait_listeners(&room, 0).await;
     // The room still serves a newcomer at once.
     let mut newcomer = app.events(&room).await;

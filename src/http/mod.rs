@@ -132,6 +132,9 @@ impl AppState {
             // A socket that took nothing through two keepalive intervals belongs
             // to a client that is gone or not reading: let it go.
             stall_timeout: self.config.keepalive * 2,
+            // A keepalive left unacknowledged until the next one is due means the
+            // peer is gone: its listener stops counting within that interval.
+            dead_peer_timeout: self.config.keepalive,
         }
     }
 }

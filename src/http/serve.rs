@@ -40,6 +40,9 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
     /// An event stream whose socket takes nothing for this long is dropped.
     pub stall_timeout: Duration,
+    /// A connection whose sent data stays unacknowledged this long is closed by
+    /// the kernel (`TCP_USER_TIMEOUT`): how long a vanished peer is kept.
+    pub dead_peer_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
@@ -75,7 +78,7 @@ pub async fn serve(
         };
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        direct::fail_fast(&stream, limits.stall_timeout);
+        direct::fail_fast(&stream, limits.dead_peer_timeout);
         let router = router.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
