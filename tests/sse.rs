@@ -31,6 +31,27 @@ async fn seeks(app: &TestApp, room: &str, token: &str, n: u32) -> u64 {
     version
 }
 
+/// Sends `n` chat messages of ~2 KB each (500 four-byte characters), four at
+/// a time, each answered `200`; gives the versions they created.
+async fn flood_chats(app: &TestApp, room: &str, n: usize) -> Vec<u64> {
+    let text = "\u{1D11E}".repeat(500);
+    stream::iter(0..n)
+        .map(|i| {
+            let text = &text;
+            async move {
+                let response = app
+                    .chat(room, json!({"name": format!("n{i}"), "text": text}))
+                    .await;
+                assert_eq!(response.status(), StatusCode::OK, "chat {i}");
+                let body: serde_json::Value = response.json().await.unwrap();
+                body["version"].as_u64().unwrap()
+            }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await
+}
+
 // ---------------------------------------------------------------- opening a stream
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -568,27 +589,10 @@ async fn slow_listener_is_resynchronized_with_a_snapshot_and_never_slows_the_roo
     let slow = app.raw_events(&events_path(&room)).await;
     app.wait_listeners(&room, 1).await;
 
-    // The room keeps answering while that listener reads nothing.
-    // 500 characters of 4 bytes each: ~2 KB a frame, ~5 MB in all, far more
-    // than the socket buffers and the HTTP stack can hold for one listener.
-    let text = "\u{1D11E}".repeat(500);
-    let versions: Vec<u64> = stream::iter(0..CHATS)
-        .map(|i| {
-            let app = &app;
-            let room = &room;
-            let text = &text;
-            async move {
-                let response = app
-                    .chat(room, json!({"name": format!("n{i}"), "text": text}))
-                    .await;
-                assert_eq!(response.status(), StatusCode::OK, "chat {i}");
-                let body: serde_json::Value = response.json().await.unwrap();
-                body["version"].as_u64().unwrap()
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    // The room keeps answering while that listener reads nothing: ~6 MB in
+    // all, far more than the socket buffers and the HTTP stack can hold for one
+    // listener.
+    let versions = flood_chats(&app, &room, CHATS).await;
     let last = *versions.iter().max().unwrap();
     assert_eq!(last, 1 + CHATS as u64);
 
@@ -740,20 +744,9 @@ async fn a_listener_whose_socket_takes_nothing_is_dropped() {
         .await;
     let stalled = app.raw_events(&events_path(&room)).await;
     app.wait_listeners(&room, 1).await;
-    // ~2 KB frames, 6 MB in all: more than the socket buffers hold (the kernel
-    // lets a send buffer grow to 4 MB) for a client that reads nothing.
-    let text = "\u{1D11E}".repeat(500);
-    stream::iter(0..3000)
-        .for_each_concurrent(4, |i| {
-            let (app, room, text) = (&app, &room, &text);
-            async move {
-                let response = app
-                    .chat(room, json!({"name": format!("n{i}"), "text": text}))
-                    .await;
-                assert_eq!(response.status(), StatusCode::OK);
-            }
-        })
-        .await;
+    // 6 MB in all: more than the socket buffers hold (the kernel lets a send
+    // buffer grow to 4 MB) for a client that reads nothing.
+    flood_chats(&app, &room, 3000).await;
     // Soon after its socket filled (the kernel gives up on unacknowledged data
     // after one keepalive interval, the stall cut-off after two), it is let go.
     app.wait_listeners(&room, 0).await;
