@@ -47,7 +47,10 @@ pub async fn run(
         None => None,
     };
     let backplane = match &config.redis {
-        Some(url) => Some(connect_redis(url, &config).await?),
+        Some(url) => {
+            let backplane: Arc<dyn room::shared::SharedRooms> = connect_redis(url, &config).await?;
+            Some(backplane)
+        }
         None => None,
     };
     let app = Arc::new(http::AppState::new(

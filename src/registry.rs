@@ -12,16 +12,13 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::RngCore;
 
-use crate::backplane::redis::{CreateOutcome, FeedAlarm};
-use crate::backplane::{RedisBackplane, Unavailable};
-use crate::room::actor::{self, ActorContext, RoomSettings, SharedLink, INBOX_CAPACITY};
+use crate::room::actor::{self, ActorContext, InboxSink, RoomSettings, SharedLink, INBOX_CAPACITY};
+pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
+use crate::room::shared::{CreateOutcome, FeedAlarm, FeedRoute, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
 use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
-
-/// Most rooms returned by `GET /api/rooms`.
-pub const LISTING_LIMIT: usize = 100;
 
 /// What a client asks for when creating a room; every field optional.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -42,15 +39,6 @@ pub struct Created {
     pub room_id: String,
     pub host_token: String,
     pub room: RoomView,
-}
-
-/// One line of the room listing.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RoomSummary {
-    pub room_id: String,
-    pub name: String,
-    pub listeners: u64,
-    pub video_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -75,8 +63,8 @@ pub struct Registry {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     store: Option<Arc<RoomStore>>,
-    /// Redis mode: rooms live in Redis; `rooms` holds this node's mirrors.
-    backplane: Option<Arc<RedisBackplane>>,
+    /// Shared mode: rooms live in the shared store; `rooms` holds this node's mirrors.
+    backplane: Option<Arc<dyn SharedRooms>>,
     /// Redis mode: one opener per room id at a time, so a room gets one mirror.
     opening: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
 }
@@ -104,14 +92,14 @@ impl Registry {
         }
     }
 
-    /// Shares rooms through Redis instead of keeping them here.
-    pub fn with_backplane(mut self, backplane: Arc<RedisBackplane>) -> Self {
+    /// Shares rooms through a backplane instead of keeping them here.
+    pub fn with_backplane(mut self, backplane: Arc<dyn SharedRooms>) -> Self {
         self.backplane = Some(backplane);
         self
     }
 
-    /// The Redis backplane, in Redis mode.
-    pub fn backplane(&self) -> Option<&Arc<RedisBackplane>> {
+    /// The backplane, in shared mode.
+    pub fn backplane(&self) -> Option<&Arc<dyn SharedRooms>> {
         self.backplane.as_ref()
     }
 
@@ -251,7 +239,7 @@ impl Registry {
 
     async fn open_mirror(
         &self,
-        backplane: &Arc<RedisBackplane>,
+        backplane: &Arc<dyn SharedRooms>,
         room_id: &str,
     ) -> Result<Option<RoomHandle>, Unavailable> {
         let key: Arc<str> = Arc::from(room_id);
@@ -265,11 +253,18 @@ impl Registry {
             let inbox = tokio::sync::mpsc::channel(INBOX_CAPACITY);
             let alarm = Arc::new(FeedAlarm::default());
             // Route first: whatever is published from now on reaches the inbox.
-            backplane.route(room_id, generation, inbox.0.downgrade(), alarm.clone());
+            backplane.route(
+                room_id,
+                FeedRoute {
+                    generation,
+                    sink: Arc::new(InboxSink(inbox.0.downgrade())),
+                    alarm: alarm.clone(),
+                },
+            );
             let opened = match backplane.open(room_id).await {
                 Ok(Some(opened)) => opened,
                 other => {
-                    backplane.unroute(room_id, generation);
+                    backplane.clone().unroute(room_id, generation);
                     return other.map(|_| None);
                 }
             };
@@ -334,16 +329,6 @@ impl Registry {
     pub fn close_all(&self) {
         self.rooms.clear();
     }
-}
-
-/// Orders a listing busiest first (ties by id) and keeps [`LISTING_LIMIT`].
-pub fn busiest_first(rooms: &mut Vec<RoomSummary>) {
-    rooms.sort_by(|a, b| {
-        b.listeners
-            .cmp(&a.listeners)
-            .then_with(|| a.room_id.cmp(&b.room_id))
-    });
-    rooms.truncate(LISTING_LIMIT);
 }
 
 /// 256 random bits from the OS-seeded CSPRNG, hex: URL-safe, shown once.

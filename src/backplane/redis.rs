@@ -21,7 +21,7 @@
 //! to `syncroom:{id}:feed` once per room it serves (not per listener) and hands
 //! each message to that room's mirror actor ([`Dispatcher`]). Pub/sub can lose
 //! messages (a reconnect, a full inbox): the actor notices a version gap, or is
-//! told through its [`FeedAlarm`], and catches up from the stream, or resyncs
+//! told through its `FeedAlarm`, and catches up from the stream, or resyncs
 //! its listeners with a snapshot when the stream no longer reaches back.
 //!
 //! **Timers.** The end-of-video timer runs on every node serving the room; the
@@ -29,7 +29,6 @@
 //! own key expiry (`--room-ttl`), refreshed by commands and by the heartbeats of
 //! nodes that have listeners, so it happens once, even with every node gone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,138 +38,63 @@ use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, Se
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
 
-use super::Unavailable;
-use crate::registry::{busiest_first, RoomSummary, LISTING_LIMIT};
 use crate::room::event::{Event, EventKind};
-use crate::room::handle::Request;
-use crate::room::{Clock, CommandError, Room};
+use crate::room::shared::{
+    busiest_first, CatchUp, Change, Committed, CreateOutcome, Feed, FeedRoute, Opened, PortFuture,
+    RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
+};
+use crate::room::{Clock, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
 /// counts of a node that died fall out of the total.
 const NODE_COUNT_TTL: Duration = Duration::from_secs(15);
-/// How often a node with listeners in a room re-reports its count (and keeps the
-/// room from expiring).
-pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Longest pause between two attempts of a conflicting commit: a little jitter
 /// keeps nodes that collided from colliding again in lockstep.
 const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
-/// The sorted set of every shared room, scored by listeners.
-const ROOMS_KEY: &str = "syncroom:rooms";
 
-/// Creates a room unless its id is taken (0) or the cluster is full (-1).
-const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-    if redis.call('EXISTS', 'syncroom:{' .. id .. '}:room') == 0 then
-      redis.call('ZREM', KEYS[4], id)
-    end
-  end
-  if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then return -1 end
-end
-redis.call('DEL', KEYS[2], KEYS[3])
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('ZADD', KEYS[4], 0, ARGV[1])
-return 1
-";
-
+/// The Lua scripts, kept as files beside this one. Each takes its keys in
+/// `KEYS` and the key layout's pieces it needs in `ARGV` (see [`keys`]).
+const CREATE: &str = include_str!("lua/create.lua");
 /// Compare-and-set commit: 1 done, 0 version conflict, -1 room gone, -2 past
-/// the caller's deadline (nothing written). ARGV[9..] are the events' JSON.
-const COMMIT: &str = r"
-local t = redis.call('TIME')
-if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[9]) then return -2 end
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
-local version = tonumber(ARGV[1])
-for i = 10, #ARGV do
-  version = version + 1
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', version), 'e', ARGV[i])
-  redis.call('PUBLISH', ARGV[6], ARGV[i])
-end
-if ARGV[8] == '1' then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-  redis.call('ZREM', KEYS[4], ARGV[7])
-else
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
-return 1
-";
-
-/// Records one node's listener count and answers the room's total over live
-/// nodes; publishes a `presence` message when the total changed. -1: no room.
-const PRESENCE: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if tonumber(ARGV[2]) > 0 then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
-else
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-local total = 0
-local all = redis.call('HGETALL', KEYS[3])
-for i = 1, #all, 2 do
-  local count, expires = string.match(all[i + 1], '(%d+):(%d+)')
-  if count == nil or tonumber(expires) < now then
-    redis.call('HDEL', KEYS[3], all[i])
-  else
-    total = total + tonumber(count)
-  end
-end
-if total > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
-end
-local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
-redis.call('ZADD', KEYS[4], total, ARGV[5])
-if (not old) or tonumber(old) ~= total then
-  redis.call('PUBLISH', ARGV[6], string.format('{"presence":{"listeners":%d,"server_time":%d}}', total, now))
-end
-return total
-"#;
-
+/// the caller's deadline (nothing written).
+const COMMIT: &str = include_str!("lua/commit.lua");
+/// Records one node's listener count and answers the total over live nodes.
+const PRESENCE: &str = include_str!("lua/presence.lua");
 /// The busiest rooms with their JSON; forgets ids whose room expired.
-const LIST: &str = r"
-local out = {}
-local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) * 2, 'WITHSCORES')
-for i = 1, #ids, 2 do
-  local json = redis.call('HGET', 'syncroom:{' .. ids[i] .. '}:room', 'json')
-  if json then
-    table.insert(out, ids[i + 1])
-    table.insert(out, json)
-  else
-    redis.call('ZREM', KEYS[1], ids[i])
-  end
-end
-return out
-";
+const LIST: &str = include_str!("lua/list.lua");
 
-fn room_key(room_id: &str) -> String {
-    format!("syncroom:{{{room_id}}}:room")
-}
+/// The key layout, written once: every key of a room shares its `{room_id}`
+/// hash tag. The scripts that reach another room's key get its pieces as
+/// arguments ([`keys::ROOM_PREFIX`], [`keys::ROOM_SUFFIX`]).
+mod keys {
+    /// The sorted set of every shared room, scored by listeners.
+    pub const ROOMS: &str = "syncroom:rooms";
+    /// A room's hash is `ROOM_PREFIX + id + ROOM_SUFFIX`.
+    pub const ROOM_PREFIX: &str = "syncroom:{";
+    pub const ROOM_SUFFIX: &str = "}:room";
+    const FEED_SUFFIX: &str = "}:feed";
 
-fn events_key(room_id: &str) -> String {
-    format!("syncroom:{{{room_id}}}:events")
-}
+    pub fn room(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}{ROOM_SUFFIX}")
+    }
 
-fn listeners_key(room_id: &str) -> String {
-    format!("syncroom:{{{room_id}}}:listeners")
-}
+    pub fn events(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:events")
+    }
 
-fn feed_channel(room_id: &str) -> String {
-    format!("syncroom:{{{room_id}}}:feed")
-}
+    pub fn listeners(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:listeners")
+    }
 
-/// The room id of a feed channel name.
-fn room_of_channel(channel: &str) -> Option<&str> {
-    channel.strip_prefix("syncroom:{")?.strip_suffix("}:feed")
+    pub fn feed(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}{FEED_SUFFIX}")
+    }
+
+    /// The room id of a feed channel name.
+    pub fn room_of_feed(channel: &str) -> Option<&str> {
+        channel.strip_prefix(ROOM_PREFIX)?.strip_suffix(FEED_SUFFIX)
+    }
 }
 
 /// What travels on a room's feed channel.
@@ -181,54 +105,7 @@ enum FeedMessage {
     Presence { listeners: u64, server_time: i64 },
 }
 
-/// What a mirror actor is told by the backplane, through its inbox.
-#[derive(Debug)]
-pub enum Feed {
-    /// Committed events: from the subscription, or from this node's own commit
-    /// (so a client reading right after its command sees it).
-    Events {
-        events: Vec<Event>,
-        arrived: Option<std::time::Instant>,
-    },
-    /// The room's listener total over every live node changed.
-    Presence { listeners: u64, server_time: i64 },
-    /// The answer of a catch-up read.
-    CaughtUp(Result<CatchUp, Unavailable>),
-}
-
-/// Raised when a room's feed may have lost messages (a full inbox, a dropped
-/// subscription connection): its actor then catches up from the shared history.
-#[derive(Debug, Default)]
-pub struct FeedAlarm {
-    raised: AtomicBool,
-    wake: Notify,
-}
-
-impl FeedAlarm {
-    pub fn raise(&self) {
-        self.raised.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-
-    /// Waits for the alarm and lowers it.
-    pub async fn wait(&self) {
-        loop {
-            if self.raised.swap(false, Ordering::AcqRel) {
-                return;
-            }
-            self.wake.notified().await;
-        }
-    }
-}
-
-/// Where one room's feed messages go on this node.
-struct Route {
-    generation: u64,
-    inbox: mpsc::WeakSender<Request>,
-    alarm: Arc<FeedAlarm>,
-}
-
-type Routes = Arc<DashMap<Arc<str>, Route>>;
+type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
 
 /// Receives every message of the subscription connection, on its reader task:
 /// it must not block, so a room whose inbox is full is told to catch up instead.
@@ -264,7 +141,7 @@ impl Dispatcher {
         ) else {
             return;
         };
-        let Some(route) = room_of_channel(&channel).and_then(|id| self.routes.get(id)) else {
+        let Some(route) = keys::room_of_feed(&channel).and_then(|id| self.routes.get(id)) else {
             return;
         };
         let feed = match serde_json::from_slice::<FeedMessage>(&payload) {
@@ -284,46 +161,8 @@ impl Dispatcher {
                 return;
             }
         };
-        let Some(inbox) = route.inbox.upgrade() else {
-            return;
-        };
-        if inbox.try_send(Request::Feed(feed)).is_err() {
-            route.alarm.raise();
-        }
+        route.deliver(feed);
     }
-}
-
-/// A room as a node first sees it.
-pub struct Opened {
-    pub room: Room,
-    /// The tail of the shared history, oldest first, ending at `room.version`.
-    pub history: Vec<Event>,
-    pub listeners: u64,
-}
-
-/// A committed change: the room after it and its events (none for a no-op).
-pub struct Committed {
-    pub room: Room,
-    pub events: Vec<Event>,
-}
-
-/// Why a commit did not happen. Nothing changed in any case.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CommitError {
-    #[error("the room is gone")]
-    Gone,
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    #[error(transparent)]
-    Refused(#[from] CommandError),
-}
-
-/// What a mirror needs to close a gap: the room now (`None`: it is gone) and the
-/// shared history after the mirror's version.
-#[derive(Debug)]
-pub struct CatchUp {
-    pub room: Option<Room>,
-    pub events: Vec<Event>,
 }
 
 /// One node's connection to the shared rooms.
@@ -454,15 +293,17 @@ impl RedisBackplane {
         let answer: i64 = self
             .bounded(async {
                 self.create
-                    .key(room_key(id))
-                    .key(events_key(id))
-                    .key(listeners_key(id))
-                    .key(ROOMS_KEY)
+                    .key(keys::room(id))
+                    .key(keys::events(id))
+                    .key(keys::listeners(id))
+                    .key(keys::ROOMS)
                     .arg(id)
                     .arg(room.version)
                     .arg(json)
                     .arg(self.ttl_ms())
                     .arg(max_rooms)
+                    .arg(keys::ROOM_PREFIX)
+                    .arg(keys::ROOM_SUFFIX)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -479,28 +320,15 @@ impl RedisBackplane {
     /// requests for rooms that do not exist cost one round trip.
     pub async fn exists(&self, room_id: &str) -> Result<bool, Unavailable> {
         let mut conn = self.commands.clone();
-        self.bounded(async { conn.exists(room_key(room_id)).await.map_err(unavailable) })
+        self.bounded(async { conn.exists(keys::room(room_id)).await.map_err(unavailable) })
             .await
     }
 
     /// Sends this room's feed messages to `inbox` from now on. Called before
     /// [`RedisBackplane::open`], so nothing published after the room is read
     /// can slip past the mirror.
-    pub(crate) fn route(
-        &self,
-        room_id: &str,
-        generation: u64,
-        inbox: mpsc::WeakSender<Request>,
-        alarm: Arc<FeedAlarm>,
-    ) {
-        self.routes.insert(
-            Arc::from(room_id),
-            Route {
-                generation,
-                inbox,
-                alarm,
-            },
-        );
+    pub fn route(&self, room_id: &str, route: FeedRoute) {
+        self.routes.insert(Arc::from(room_id), route);
     }
 
     /// Stops feeding this room's mirror (it ended) and drops the subscription,
@@ -516,7 +344,7 @@ impl RedisBackplane {
         let this = self.clone();
         let room_id = room_id.to_owned();
         tokio::spawn(async move {
-            let channel = feed_channel(&room_id);
+            let channel = keys::feed(&room_id);
             let mut subscriber = this.subscriber.clone();
             // Best effort: a subscription left behind only costs ignored messages.
             let _ = this
@@ -539,13 +367,13 @@ impl RedisBackplane {
         let (json, tail, score): (Option<String>, StreamRangeReply, Option<f64>) = self
             .bounded(async {
                 subscriber
-                    .subscribe(feed_channel(room_id))
+                    .subscribe(keys::feed(room_id))
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(room_key(room_id), "json")
-                    .xrevrange_count(events_key(room_id), "+", "-", self.history)
-                    .zscore(ROOMS_KEY, room_id)
+                    .hget(keys::room(room_id), "json")
+                    .xrevrange_count(keys::events(room_id), "+", "-", self.history)
+                    .zscore(keys::ROOMS, room_id)
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -590,20 +418,21 @@ impl RedisBackplane {
 
     /// Reads the room, lets `change` (the pure state machine) decide, and commits
     /// with compare-and-set, retrying on conflict, all within the time bound.
-    pub async fn commit<F>(&self, room_id: &str, mut change: F) -> Result<Committed, CommitError>
-    where
-        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError>,
-    {
+    pub async fn commit(
+        &self,
+        room_id: &str,
+        change: &mut Change<'_>,
+    ) -> Result<Committed, RoomError> {
         let deadline_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
         let attempt = async {
             loop {
                 let mut conn = self.commands.clone();
                 let json: Option<String> = conn
-                    .hget(room_key(room_id), "json")
+                    .hget(keys::room(room_id), "json")
                     .await
                     .map_err(unavailable)?;
                 let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
-                    return Err(CommitError::Gone);
+                    return Err(RoomError::Closed);
                 };
                 let read_version = room.version;
                 let events = change(&mut room, self.clock.now_ms())?;
@@ -616,16 +445,16 @@ impl RedisBackplane {
                 );
                 let mut invocation = self.commit.prepare_invoke();
                 invocation
-                    .key(room_key(room_id))
-                    .key(events_key(room_id))
-                    .key(listeners_key(room_id))
-                    .key(ROOMS_KEY)
+                    .key(keys::room(room_id))
+                    .key(keys::events(room_id))
+                    .key(keys::listeners(room_id))
+                    .key(keys::ROOMS)
                     .arg(read_version)
                     .arg(room.version)
                     .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
                     .arg(self.ttl_ms())
                     .arg(self.history)
-                    .arg(feed_channel(room_id))
+                    .arg(keys::feed(room_id))
                     .arg(room_id)
                     .arg(if closing { "1" } else { "0" })
                     .arg(deadline_ms);
@@ -643,8 +472,8 @@ impl RedisBackplane {
                         let pause = rand::rng().random_range(0..=CONFLICT_BACKOFF_MAX_MS);
                         tokio::time::sleep(Duration::from_millis(pause)).await;
                     }
-                    -1 => return Err(CommitError::Gone),
-                    _ => return Err(CommitError::Unavailable(Unavailable)),
+                    -1 => return Err(RoomError::Closed),
+                    _ => return Err(RoomError::Unavailable(Unavailable)),
                 }
             }
         };
@@ -652,7 +481,7 @@ impl RedisBackplane {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(%room_id, "commit did not finish in time");
-                Err(CommitError::Unavailable(Unavailable))
+                Err(RoomError::Unavailable(Unavailable))
             }
         }
     }
@@ -670,9 +499,9 @@ impl RedisBackplane {
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(room_key(room_id), "json")
+                    .hget(keys::room(room_id), "json")
                     .xrange_count(
-                        events_key(room_id),
+                        keys::events(room_id),
                         format!("({after}-0"),
                         "+",
                         self.history,
@@ -695,16 +524,16 @@ impl RedisBackplane {
         let total: i64 = self
             .bounded(async {
                 self.presence
-                    .key(room_key(room_id))
-                    .key(events_key(room_id))
-                    .key(listeners_key(room_id))
-                    .key(ROOMS_KEY)
+                    .key(keys::room(room_id))
+                    .key(keys::events(room_id))
+                    .key(keys::listeners(room_id))
+                    .key(keys::ROOMS)
                     .arg(&self.node_id)
                     .arg(count)
                     .arg(NODE_COUNT_TTL.as_millis() as u64)
                     .arg(self.ttl_ms())
                     .arg(room_id)
-                    .arg(feed_channel(room_id))
+                    .arg(keys::feed(room_id))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -719,8 +548,10 @@ impl RedisBackplane {
         let flat: Vec<String> = self
             .bounded(async {
                 self.list
-                    .key(ROOMS_KEY)
+                    .key(keys::ROOMS)
                     .arg(LISTING_LIMIT)
+                    .arg(keys::ROOM_PREFIX)
+                    .arg(keys::ROOM_SUFFIX)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -743,12 +574,67 @@ impl RedisBackplane {
     }
 }
 
-/// What [`RedisBackplane::create`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CreateOutcome {
-    Created,
-    Exists,
-    Full,
+/// The port, as Redis keeps it: every call is the inherent method of the same name.
+impl SharedRooms for RedisBackplane {
+    fn now_ms(&self) -> i64 {
+        RedisBackplane::now_ms(self)
+    }
+
+    fn ready(&self) -> PortFuture<'_, bool> {
+        Box::pin(RedisBackplane::ready(self))
+    }
+
+    fn create<'a>(
+        &'a self,
+        room: &'a Room,
+        max_rooms: usize,
+    ) -> PortFuture<'a, Result<CreateOutcome, Unavailable>> {
+        Box::pin(RedisBackplane::create(self, room, max_rooms))
+    }
+
+    fn exists<'a>(&'a self, room_id: &'a str) -> PortFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(RedisBackplane::exists(self, room_id))
+    }
+
+    fn route(&self, room_id: &str, route: FeedRoute) {
+        RedisBackplane::route(self, room_id, route);
+    }
+
+    fn unroute(self: Arc<Self>, room_id: &str, generation: u64) {
+        RedisBackplane::unroute(&self, room_id, generation);
+    }
+
+    fn open<'a>(&'a self, room_id: &'a str) -> PortFuture<'a, Result<Option<Opened>, Unavailable>> {
+        Box::pin(RedisBackplane::open(self, room_id))
+    }
+
+    fn commit<'a>(
+        &'a self,
+        room_id: &'a str,
+        change: &'a mut Change<'_>,
+    ) -> PortFuture<'a, Result<Committed, RoomError>> {
+        Box::pin(RedisBackplane::commit(self, room_id, change))
+    }
+
+    fn catch_up<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+    ) -> PortFuture<'a, Result<CatchUp, Unavailable>> {
+        Box::pin(RedisBackplane::catch_up(self, room_id, after))
+    }
+
+    fn report_listeners<'a>(
+        &'a self,
+        room_id: &'a str,
+        count: usize,
+    ) -> PortFuture<'a, Result<u64, Unavailable>> {
+        Box::pin(RedisBackplane::report_listeners(self, room_id, count))
+    }
+
+    fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>> {
+        Box::pin(RedisBackplane::list(self))
+    }
 }
 
 /// The events of a stream range, in the range's order. An entry that cannot be
@@ -840,7 +726,7 @@ mod tests {
             ttl: Duration::from_secs(3600),
         };
         let registry = Registry::new(settings, 10, 100, clock, Arc::new(Metrics::new()), None)
-            .with_backplane(backplane.clone());
+            .with_backplane(backplane.clone() as Arc<dyn SharedRooms>);
         (registry, backplane)
     }
 
@@ -867,7 +753,7 @@ mod tests {
             .1;
         for i in 0..n {
             backplane
-                .commit(&created.room_id, |room, now| {
+                .commit(&created.room_id, &mut |room, now| {
                     room.apply(
                         Command::Seek {
                             position: i as f64 + 1.0,
@@ -941,9 +827,9 @@ mod tests {
 
     #[test]
     fn feed_channels_name_their_room_and_nothing_else() {
-        assert_eq!(room_of_channel(&feed_channel("abc-1")), Some("abc-1"));
-        assert_eq!(room_of_channel("syncroom:{abc}:room"), None);
-        assert_eq!(room_of_channel("other"), None);
+        assert_eq!(keys::room_of_feed(&keys::feed("abc-1")), Some("abc-1"));
+        assert_eq!(keys::room_of_feed("syncroom:{abc}:room"), None);
+        assert_eq!(keys::room_of_feed("other"), None);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::backplane::Unavailable;
 use crate::registry::CreateError;
 use crate::room::handle::RoomError;
+use crate::room::shared::Unavailable;
 use crate::room::CommandError;
 
 #[derive(Debug, thiserror::Error)]

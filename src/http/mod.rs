@@ -35,10 +35,10 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 use limits::{RateLimit, StreamCounts};
 
-use crate::backplane::RedisBackplane;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::room::actor::RoomSettings;
+use crate::room::shared::SharedRooms;
 use crate::room::{Clock, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
@@ -76,7 +76,7 @@ impl AppState {
         config: Config,
         shutdown: CancellationToken,
         store: Option<Arc<RoomStore>>,
-        backplane: Option<Arc<RedisBackplane>>,
+        backplane: Option<Arc<dyn SharedRooms>>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -259,7 +259,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Val
     }
     if let Some(backplane) = app.registry.backplane() {
         if !backplane.ready().await {
-            return Err(crate::backplane::Unavailable.into());
+            return Err(crate::room::shared::Unavailable.into());
         }
     }
     Ok(Json(json!({ "status": "ready" })))

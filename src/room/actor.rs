@@ -24,10 +24,9 @@ use super::handle::{
     CommandReply, ListenerGuard, Request, RoomError, RoomHandle, RoomShared, Subscription,
 };
 use super::history::History;
+use super::shared::{CatchUp, Feed, FeedAlarm, FeedSink, SharedRooms, Unavailable, HEARTBEAT};
 use super::state::{Access, Room};
 use super::{Clock, Command};
-use crate::backplane::redis::{CatchUp, CommitError, Feed, FeedAlarm, HEARTBEAT};
-use crate::backplane::{RedisBackplane, Unavailable};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -65,14 +64,15 @@ pub struct ActorContext {
     pub store: Option<Arc<RoomStore>>,
     /// Called once when the actor ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
-    /// Redis mode: the room lives in Redis and this actor is this node's mirror.
+    /// Shared mode: the room lives in the shared store and this actor is this
+    /// node's mirror.
     pub link: Option<SharedLink>,
 }
 
 /// A mirror actor's way to the shared room.
 #[derive(Clone)]
 pub struct SharedLink {
-    pub backplane: Arc<RedisBackplane>,
+    pub backplane: Arc<dyn SharedRooms>,
     /// Raised when the feed may have lost messages.
     pub alarm: Arc<FeedAlarm>,
     /// The actor's own inbox, for answers of the work it spawns. Weak: the actor
@@ -101,12 +101,12 @@ impl SharedLink {
         &self,
         room_id: &str,
         arrived: Option<std::time::Instant>,
-        change: F,
+        mut change: F,
     ) -> Result<(Room, bool), RoomError>
     where
-        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, super::CommandError>,
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, super::CommandError> + Send,
     {
-        match self.backplane.commit(room_id, change).await {
+        match self.backplane.commit(room_id, &mut change).await {
             Ok(committed) => {
                 let changed = !committed.events.is_empty();
                 if changed {
@@ -119,10 +119,10 @@ impl SharedLink {
                 Ok((committed.room, changed))
             }
             Err(error) => {
-                if error == CommitError::Gone {
+                if error == RoomError::Closed {
                     self.alarm.raise();
                 }
-                Err(RoomError::from(error))
+                Err(error)
             }
         }
     }
@@ -133,6 +133,19 @@ impl SharedLink {
         if let Some(inbox) = self.inbox.upgrade() {
             // A gone actor has nobody left to tell.
             let _ = inbox.send(Request::Feed(feed)).await;
+        }
+    }
+}
+
+/// A mirror's inbox as the backplane sees it: feed is offered, never awaited.
+pub struct InboxSink(pub(crate) mpsc::WeakSender<Request>);
+
+impl FeedSink for InboxSink {
+    fn offer(&self, feed: Feed) -> bool {
+        match self.0.upgrade() {
+            Some(inbox) => inbox.try_send(Request::Feed(feed)).is_ok(),
+            // A gone mirror has nobody left to tell.
+            None => true,
         }
     }
 }

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use super::command::{CommandError, CommandRequest};
+use super::command::CommandRequest;
+pub use super::error::RoomError;
 use super::event::SharedFrame;
+use super::shared::Feed;
 use super::state::RoomView;
-use crate::backplane::redis::{CommitError, Feed};
-use crate::backplane::Unavailable;
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -55,7 +55,7 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
-    /// From the Redis backplane: what other nodes (and this one) committed.
+    /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
 }
 
@@ -67,29 +67,6 @@ pub struct CommandReply {
     /// False for a command that changed nothing (and emitted no event).
     #[serde(skip)]
     pub changed: bool,
-}
-
-/// A room call that could not be answered.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RoomError {
-    /// The actor is gone: the room was closed (or the server is stopping).
-    #[error("the room is closed")]
-    Closed,
-    /// The shared room store did not answer in time; nothing changed.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
-    #[error(transparent)]
-    Refused(#[from] CommandError),
-}
-
-impl From<CommitError> for RoomError {
-    fn from(error: CommitError) -> Self {
-        match error {
-            CommitError::Gone => RoomError::Closed,
-            CommitError::Unavailable(error) => RoomError::Unavailable(error),
-            CommitError::Refused(error) => RoomError::Refused(error),
-        }
-    }
 }
 
 /// State that readers outside the actor need without a round trip: the listing

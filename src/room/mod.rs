@@ -6,17 +6,23 @@
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
 //! - [`actor`]: the task that owns one room and sequences everything that touches it.
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor.
+//! - [`error`]: [`RoomError`], why a room call could not be answered.
+//! - [`shared`]: the port for rooms shared between nodes ([`shared::SharedRooms`]),
+//!   implemented outside the room core (`crate::backplane`).
 
 pub mod actor;
 pub mod command;
+pub mod error;
 pub mod event;
 pub mod handle;
 pub mod history;
+pub mod shared;
 pub mod state;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, CommandError};
+pub use error::RoomError;
 pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use state::{Control, PlaybackState, QueueItem, Room, RoomView};

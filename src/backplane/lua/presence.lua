@@ -1,0 +1,33 @@
+-- Records one node's listener count and answers the room's total over live nodes;
+-- publishes a presence message when the total changed. -1: no room.
+-- KEYS: room, events, listeners, rooms. ARGV: node id, count, node count ttl_ms,
+-- room ttl_ms, id, feed channel.
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
+else
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+local total = 0
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  local count, expires = string.match(all[i + 1], '(%d+):(%d+)')
+  if count == nil or tonumber(expires) < now then
+    redis.call('HDEL', KEYS[3], all[i])
+  else
+    total = total + tonumber(count)
+  end
+end
+if total > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+end
+local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[4], total, ARGV[5])
+if (not old) or tonumber(old) ~= total then
+  redis.call('PUBLISH', ARGV[6], string.format('{"presence":{"listeners":%d,"server_time":%d}}', total, now))
+end
+return total

@@ -1,0 +1,19 @@
+//! [`RoomError`]: why a call on a room could not be answered, whichever way the
+//! room is kept (here, or shared through a backplane).
+
+use super::command::CommandError;
+use super::shared::Unavailable;
+
+/// A room call that could not be answered.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RoomError {
+    /// The room is gone: closed, expired, deleted on another node (or the server
+    /// is stopping).
+    #[error("the room is closed")]
+    Closed,
+    /// The shared room store did not answer in time; nothing changed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    #[error(transparent)]
+    Refused(#[from] CommandError),
+}

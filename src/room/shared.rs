@@ -1,0 +1,225 @@
+//! The port: how rooms are shared between nodes.
+//!
+//! The room core owns this trait and names no infrastructure. A single node needs
+//! none of it (each room's local driver *is* the room); with a backplane the room
+//! lives in a shared store and every node that serves it runs a mirror driver
+//! (see [`super::mirror`]) that talks to the store only through [`SharedRooms`].
+//! The Redis backplane (`crate::backplane::redis`) is one implementation; a NATS
+//! one, a Redis Cluster one or a test double is one more `impl`, with no change
+//! here.
+//!
+//! The contract every implementation keeps:
+//! - [`SharedRooms::commit`] reads the room, lets the pure state machine decide,
+//!   and writes only if nobody wrote meanwhile (compare-and-set, retried), so
+//!   every node sees one total order of versions;
+//! - committed events reach every routed mirror as [`Feed::Events`]; a feed may
+//!   lose messages, and says so through the route's [`FeedAlarm`];
+//! - [`SharedRooms::catch_up`] gives what a mirror missed, from a shared history.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::command::CommandError;
+use super::error::RoomError;
+use super::event::Event;
+use super::state::Room;
+
+/// A boxed future, so that the port can be used as `dyn SharedRooms`.
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The pure state machine's decision on a read room, run by
+/// [`SharedRooms::commit`] (again after a conflict): the events, or a refusal.
+pub type Change<'a> = dyn FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError> + Send + 'a;
+
+/// How often a node with listeners in a shared room re-reports its count (which
+/// keeps the room from expiring in the shared store).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Most rooms returned by `GET /api/rooms`.
+pub const LISTING_LIMIT: usize = 100;
+
+/// The shared room store did not answer in time or could not be reached: the
+/// caller answers `503 unavailable` and nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shared room store is unavailable")]
+pub struct Unavailable;
+
+/// "How rooms are shared": everything a node asks of the store that holds the
+/// rooms of the cluster. Every call is bounded in time by the implementation and
+/// answers [`Unavailable`] past it, with nothing changed.
+pub trait SharedRooms: Send + Sync + 'static {
+    /// The node's clock, as rooms see it.
+    fn now_ms(&self) -> i64;
+
+    /// Whether the store answers now (`/readyz`).
+    fn ready(&self) -> PortFuture<'_, bool>;
+
+    /// Stores a new room unless its id is taken or the cluster holds `max_rooms`.
+    fn create<'a>(
+        &'a self,
+        room: &'a Room,
+        max_rooms: usize,
+    ) -> PortFuture<'a, Result<CreateOutcome, Unavailable>>;
+
+    /// Whether the room exists: a cheap first look before a mirror is set up.
+    fn exists<'a>(&'a self, room_id: &'a str) -> PortFuture<'a, Result<bool, Unavailable>>;
+
+    /// Sends this room's feed to `route` from now on. Called before
+    /// [`SharedRooms::open`], so nothing committed after the read can slip past.
+    fn route(&self, room_id: &str, route: FeedRoute);
+
+    /// Stops feeding the mirror of `generation` (it ended), unless a newer mirror
+    /// took the route meanwhile.
+    fn unroute(self: Arc<Self>, room_id: &str, generation: u64);
+
+    /// Reads the room for a new mirror: `None` if there is no such room. The
+    /// route must be in place.
+    fn open<'a>(&'a self, room_id: &'a str) -> PortFuture<'a, Result<Option<Opened>, Unavailable>>;
+
+    /// Reads the room, lets `change` decide, and commits with compare-and-set,
+    /// retrying on conflict. A room found gone is [`RoomError::Closed`].
+    fn commit<'a>(
+        &'a self,
+        room_id: &'a str,
+        change: &'a mut Change<'_>,
+    ) -> PortFuture<'a, Result<Committed, RoomError>>;
+
+    /// The room now and the shared history after `after`. Once this answers,
+    /// whatever is committed later reaches the feed.
+    fn catch_up<'a>(
+        &'a self,
+        room_id: &'a str,
+        after: u64,
+    ) -> PortFuture<'a, Result<CatchUp, Unavailable>>;
+
+    /// Reports this node's listener count in a room; answers the total over all
+    /// live nodes, and keeps the room alive while it has listeners.
+    fn report_listeners<'a>(
+        &'a self,
+        room_id: &'a str,
+        count: usize,
+    ) -> PortFuture<'a, Result<u64, Unavailable>>;
+
+    /// The busiest shared rooms first, at most [`LISTING_LIMIT`].
+    fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>>;
+}
+
+/// What [`SharedRooms::create`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    Exists,
+    Full,
+}
+
+/// A room as a node first sees it.
+pub struct Opened {
+    pub room: Room,
+    /// The tail of the shared history, oldest first, ending at `room.version`.
+    pub history: Vec<Event>,
+    pub listeners: u64,
+}
+
+/// A committed change: the room after it and its events (none for a no-op).
+pub struct Committed {
+    pub room: Room,
+    pub events: Vec<Event>,
+}
+
+/// What a mirror needs to close a gap: the room now (`None`: it is gone) and the
+/// shared history after the mirror's version.
+#[derive(Debug)]
+pub struct CatchUp {
+    pub room: Option<Room>,
+    pub events: Vec<Event>,
+}
+
+/// What a mirror is told, through its inbox.
+#[derive(Debug)]
+pub enum Feed {
+    /// Committed events: from the feed, or from this node's own commit (so a
+    /// client reading right after its command sees it).
+    Events {
+        events: Vec<Event>,
+        arrived: Option<std::time::Instant>,
+    },
+    /// The room's listener total over every live node changed.
+    Presence { listeners: u64, server_time: i64 },
+    /// The answer of a catch-up read.
+    CaughtUp(Result<CatchUp, Unavailable>),
+}
+
+/// Where a mirror takes its feed: offered without waiting (the backplane's
+/// reader must never block).
+pub trait FeedSink: Send + Sync {
+    /// Hands `feed` over now. `false`: it was lost (the inbox is full), and the
+    /// mirror must catch up. A mirror that is gone takes everything.
+    fn offer(&self, feed: Feed) -> bool;
+}
+
+/// One room's feed destination on this node.
+pub struct FeedRoute {
+    /// Tells this mirror from a later one of the same room id.
+    pub generation: u64,
+    pub sink: Arc<dyn FeedSink>,
+    /// Raised when the feed may have lost messages.
+    pub alarm: Arc<FeedAlarm>,
+}
+
+impl FeedRoute {
+    /// Hands `feed` to the mirror, or raises the alarm when it was lost.
+    pub fn deliver(&self, feed: Feed) {
+        if !self.sink.offer(feed) {
+            self.alarm.raise();
+        }
+    }
+}
+
+/// Raised when a room's feed may have lost messages (a full inbox, a dropped
+/// connection): its mirror then catches up from the shared history.
+#[derive(Debug, Default)]
+pub struct FeedAlarm {
+    raised: AtomicBool,
+    wake: Notify,
+}
+
+impl FeedAlarm {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Waits for the alarm and lowers it.
+    pub async fn wait(&self) {
+        loop {
+            if self.raised.swap(false, Ordering::AcqRel) {
+                return;
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// One line of the room listing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RoomSummary {
+    pub room_id: String,
+    pub name: String,
+    pub listeners: u64,
+    pub video_id: Option<String>,
+}
+
+/// Orders a listing busiest first (ties by id) and keeps [`LISTING_LIMIT`].
+pub fn busiest_first(rooms: &mut Vec<RoomSummary>) {
+    rooms.sort_by(|a, b| {
+        b.listeners
+            .cmp(&a.listeners)
+            .then_with(|| a.room_id.cmp(&b.room_id))
+    });
+    rooms.truncate(LISTING_LIMIT);
+}
