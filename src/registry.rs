@@ -12,11 +12,13 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::RngCore;
 
-use crate::room::actor::{self, ActorContext, InboxSink, RoomSettings, SharedLink, INBOX_CAPACITY};
+use crate::room::actor::{ActorContext, RoomSettings};
+use crate::room::mirror::MirrorInbox;
 pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
-use crate::room::shared::{CreateOutcome, FeedAlarm, FeedRoute, SharedRooms, Unavailable};
+use crate::room::shared::{CreateOutcome, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
 use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
+use crate::room::{local, mirror};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -171,7 +173,12 @@ impl Registry {
                     store.save(&room);
                 }
                 let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                let handle = actor::spawn(room, generation, self.actor_context(key, generation));
+                let handle = local::spawn(
+                    room,
+                    generation,
+                    self.actor_context(key, generation),
+                    self.store.clone(),
+                );
                 slot.insert(handle);
                 self.metrics.rooms.inc();
                 tracing::info!(%room_id, "room created");
@@ -192,7 +199,6 @@ impl Registry {
             settings: self.settings.clone(),
             clock: self.clock.clone(),
             metrics: self.metrics.clone(),
-            store: self.store.clone(),
             on_exit: Box::new(move || {
                 if let Some(rooms) = rooms.upgrade() {
                     rooms.remove_if(&key, |_, handle| handle.generation() == generation);
@@ -202,7 +208,6 @@ impl Registry {
                 }
                 metrics.rooms.dec();
             }),
-            link: None,
         }
     }
 
@@ -213,10 +218,11 @@ impl Registry {
             room.max_queue = self.max_queue;
             let key: Arc<str> = Arc::from(room.room_id.as_str());
             let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-            let handle = actor::spawn(
+            let handle = local::spawn(
                 room,
                 generation,
                 self.actor_context(key.clone(), generation),
+                self.store.clone(),
             );
             self.rooms.insert(key, handle);
             self.metrics.rooms.inc();
@@ -250,17 +256,9 @@ impl Registry {
                 return Ok(Some(entry.value().clone()));
             }
             let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-            let inbox = tokio::sync::mpsc::channel(INBOX_CAPACITY);
-            let alarm = Arc::new(FeedAlarm::default());
+            let inbox = MirrorInbox::default();
             // Route first: whatever is published from now on reaches the inbox.
-            backplane.route(
-                room_id,
-                FeedRoute {
-                    generation,
-                    sink: Arc::new(InboxSink(inbox.0.downgrade())),
-                    alarm: alarm.clone(),
-                },
-            );
+            backplane.route(room_id, inbox.route(generation));
             let opened = match backplane.open(room_id).await {
                 Ok(Some(opened)) => opened,
                 other => {
@@ -268,16 +266,8 @@ impl Registry {
                     return other.map(|_| None);
                 }
             };
-            let mut context = self.actor_context(key.clone(), generation);
-            context.link = Some(SharedLink {
-                backplane: backplane.clone(),
-                alarm,
-                inbox: inbox.0.downgrade(),
-                listeners: opened.listeners,
-                reported: 0,
-            });
-            let handle =
-                actor::spawn_with_inbox(opened.room, generation, context, inbox, opened.history);
+            let context = self.actor_context(key.clone(), generation);
+            let handle = mirror::spawn(opened, generation, context, backplane.clone(), inbox);
             self.rooms.insert(key.clone(), handle.clone());
             self.metrics.rooms.inc();
             Ok(Some(handle))

@@ -4,7 +4,10 @@
 //! - [`command`]: the commands hosts send, decoded and validated.
 //! - [`event`]: what a room emits, encoded once into SSE frames shared by every listener.
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
-//! - [`actor`]: the task that owns one room and sequences everything that touches it.
+//! - [`actor`]: what both room drivers share (settings, context, loop helpers).
+//! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
+//! - [`local`]: the driver of a room owned by this process (apply in place, timers, store).
+//! - [`mirror`]: the driver of a room shared through a backplane (commit, catch up, heartbeat).
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor.
 //! - [`error`]: [`RoomError`], why a room call could not be answered.
 //! - [`shared`]: the port for rooms shared between nodes ([`shared::SharedRooms`]),
@@ -16,6 +19,9 @@ pub mod error;
 pub mod event;
 pub mod handle;
 pub mod history;
+pub mod hub;
+pub mod local;
+pub mod mirror;
 pub mod shared;
 pub mod state;
 

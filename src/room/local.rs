@@ -1,0 +1,442 @@
+//! The driver of a room owned by this process (the default, single-node mode):
+//! it applies commands in place, owns the end-of-video timer and idle expiry, and
+//! keeps the room in the store (`--data-dir`) when there is one.
+//!
+//! It only sequences: it stamps the time, calls the pure [`Room`] methods and
+//! hands the events to its [`Hub`], which encodes each once and fans it out. It
+//! awaits nothing but its inbox and its own timers, so no client can stall it.
+//!
+//! Timers, all recomputed from the room on every turn of the loop (no polling):
+//! - end of video: auto-advance or pause at the end (re-armed by every change);
+//! - presence: at most one `presence` event per second, only on change;
+//! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::error::RoomError;
+use super::event::{CloseReason, Event, EventKind, Frame};
+use super::handle::{CommandReply, Request, RoomHandle};
+use super::hub::Hub;
+use super::state::{Access, Room, RoomView};
+use crate::store::RoomStore;
+
+/// Starts the driver of a room kept here and returns its handle. `store`: where
+/// the room is kept across restarts (`--data-dir`), if anywhere.
+pub fn spawn(
+    room: Room,
+    generation: u64,
+    context: ActorContext,
+    store: Option<Arc<RoomStore>>,
+) -> RoomHandle {
+    let (requests_tx, requests_rx) = mpsc::channel(INBOX_CAPACITY);
+    let hub = Hub::new(
+        &room,
+        &context.settings,
+        context.metrics.clone(),
+        Vec::new(),
+    );
+    let handle = RoomHandle::new(
+        Arc::from(room.room_id.as_str()),
+        generation,
+        requests_tx,
+        hub.shared.clone(),
+    );
+    let driver = LocalRoom {
+        room,
+        hub,
+        requests_rx,
+        store,
+        context,
+    };
+    tokio::spawn(driver.run());
+    handle
+}
+
+struct LocalRoom {
+    room: Room,
+    hub: Hub,
+    requests_rx: mpsc::Receiver<Request>,
+    store: Option<Arc<RoomStore>>,
+    context: ActorContext,
+}
+
+impl LocalRoom {
+    async fn run(mut self) {
+        loop {
+            let end_at = self.end_deadline();
+            let presence_at = self.hub.presence_deadline();
+            let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
+            tokio::select! {
+                biased;
+                request = self.requests_rx.recv() => match request {
+                    Some(request) => {
+                        if self.handle(request) == Flow::Stop {
+                            break;
+                        }
+                    }
+                    // Every handle is gone (the room was dropped from the registry at
+                    // shutdown): nobody can reach this room any more. Requests
+                    // already queued were answered first, so in-flight commands
+                    // complete during a graceful shutdown.
+                    None => break,
+                },
+                _ = self.hub.shared.listeners_changed.notified() => {
+                    let due = self.hub.on_listeners_changed();
+                    self.announce(due);
+                }
+                _ = sleep_until_some(end_at) => {
+                    let events = self.room.on_end(self.now());
+                    self.publish(events, None);
+                }
+                _ = sleep_until_some(presence_at) => {
+                    let due = self.hub.presence_due();
+                    self.announce(due);
+                }
+                _ = sleep_until_some(expire_at) => {
+                    if self.hub.listeners() == 0 {
+                        self.close(CloseReason::Expired);
+                        break;
+                    }
+                }
+            }
+        }
+        (self.context.on_exit)();
+    }
+
+    fn now(&self) -> i64 {
+        self.context.clock.now_ms()
+    }
+
+    fn view(&self, now: i64) -> RoomView {
+        self.room.view(self.hub.listeners() as u64, now)
+    }
+
+    fn handle(&mut self, request: Request) -> Flow {
+        let now = self.now();
+        let room = &self.room;
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            room.view(hub.listeners() as u64, now)
+        }) else {
+            return Flow::Continue;
+        };
+        // A requester that stopped waiting (client gone) is no error: the answer is
+        // simply dropped. That is what every `let _ = respond_to.send(..)` means.
+        match request {
+            Request::Command {
+                request,
+                token,
+                arrived,
+                respond_to,
+            } => {
+                let access = access_for(&request.command);
+                let result = self
+                    .room
+                    .authorize(token.as_ref().map(|t| t.0.as_str()), access)
+                    .and_then(|()| self.room.check_version(request.expected_version))
+                    .and_then(|()| self.room.apply(request.command, now));
+                let reply = result.map_err(RoomError::from).map(|events| {
+                    self.hub.touch();
+                    let changed = !events.is_empty();
+                    self.publish(events, Some(arrived));
+                    CommandReply {
+                        version: self.room.version,
+                        room: self.view(now),
+                        changed,
+                    }
+                });
+                let _ = respond_to.send(reply);
+            }
+            Request::Chat {
+                name,
+                text,
+                respond_to,
+            } => {
+                let reply = self.room.chat(&name, &text, now).map(|event| {
+                    self.hub.touch();
+                    self.publish(vec![event], None);
+                    self.room.version
+                });
+                let _ = respond_to.send(reply.map_err(RoomError::from));
+            }
+            Request::Delete { token, respond_to } => {
+                let allowed = self
+                    .room
+                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly);
+                let stop = allowed.is_ok();
+                if stop {
+                    self.close(CloseReason::Deleted);
+                }
+                let _ = respond_to.send(allowed.map_err(RoomError::from));
+                if stop {
+                    return Flow::Stop;
+                }
+            }
+            // Only mirrors are fed; reads were answered above.
+            Request::Feed(_)
+            | Request::View { .. }
+            | Request::Subscribe { .. }
+            | Request::Resync { .. } => {}
+        }
+        Flow::Continue
+    }
+
+    /// Keeps the room in the store, then hands the events to the hub.
+    fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.store {
+            let closed = matches!(
+                events.last().map(|e| &e.kind),
+                Some(EventKind::Closed { .. })
+            );
+            if closed {
+                store.forget(&self.room.room_id);
+            } else {
+                store.save(&self.room);
+            }
+        }
+        self.hub.publish(events, arrived);
+    }
+
+    /// Presence goes straight to this node's listeners.
+    fn announce(&mut self, listeners: Option<u64>) {
+        if let Some(listeners) = listeners {
+            self.hub.send_live(Frame::presence(listeners, self.now()));
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        let event = self.room.close(reason, self.now());
+        self.publish(vec![event], None);
+        tracing::info!(room_id = %self.room.room_id, ?reason, "room closed");
+    }
+
+    fn end_deadline(&self) -> Option<Instant> {
+        let ends_at = self.room.state.ends_at()?;
+        let wait_ms = (ends_at - self.now()).max(0) as u64;
+        Some(Instant::now() + Duration::from_millis(wait_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The local driver under paused tokio time: timers fire exactly when the clock says.
+    use super::*;
+    use crate::room::actor::RoomSettings;
+    use crate::room::command::CommandRequest;
+    use crate::room::event::SharedFrame;
+    use crate::room::handle::HostToken;
+    use crate::room::state::Control;
+    use crate::room::{Clock, Command, TokioClock};
+    use crate::telemetry::Metrics;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::broadcast;
+
+    const TOKEN: &str = "token";
+
+    fn start(ttl: Duration) -> (RoomHandle, Arc<AtomicBool>) {
+        let clock = Arc::new(TokioClock::new());
+        let room = Room::new(
+            "r".into(),
+            "r".into(),
+            Control::Host,
+            None,
+            TOKEN,
+            10,
+            clock.now_ms(),
+        );
+        let exited = Arc::new(AtomicBool::new(false));
+        let flag = exited.clone();
+        let handle = spawn(
+            room,
+            1,
+            ActorContext {
+                settings: RoomSettings {
+                    history: 16,
+                    listener_buffer: 16,
+                    ttl,
+                },
+                clock,
+                metrics: Arc::new(Metrics::new()),
+                on_exit: Box::new(move || flag.store(true, Ordering::SeqCst)),
+            },
+            None,
+        );
+        (handle, exited)
+    }
+
+    async fn send(handle: &RoomHandle, command: Command) -> CommandReply {
+        handle
+            .command(
+                CommandRequest {
+                    command,
+                    expected_version: None,
+                },
+                Some(HostToken(TOKEN.into())),
+                std::time::Instant::now(),
+            )
+            .await
+            .expect("command accepted")
+    }
+
+    fn event_name(frame: &SharedFrame) -> String {
+        let text = String::from_utf8_lossy(&frame.bytes);
+        let name = text
+            .lines()
+            .find_map(|line| line.strip_prefix("event: "))
+            .unwrap_or_default()
+            .to_owned();
+        if name == "state" {
+            let cause = text.split("\"cause\":\"").nth(1).unwrap_or("");
+            format!("state:{}", cause.split('"').next().unwrap_or(""))
+        } else {
+            name
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_room_advances_by_itself_exactly_at_the_end_scaled_by_rate() {
+        let (handle, _) = start(Duration::from_secs(3600));
+        let mut sub = handle.subscribe(None).await.unwrap();
+        send(
+            &handle,
+            Command::QueueAdd {
+                video_id: "9bZkp7q19f0".into(),
+                title: None,
+            },
+        )
+        .await;
+        send(
+            &handle,
+            Command::Load {
+                video_id: "dQw4w9WgXcQ".into(),
+                position: None,
+                paused: None,
+                duration: Some(10.0),
+            },
+        )
+        .await;
+        send(&handle, Command::Rate { rate: 2.0 }).await;
+        let mut names = Vec::new();
+        while let Ok(frame) = sub.events_rx.try_recv() {
+            names.push(event_name(&frame));
+        }
+        // A presence event for our own join may come first.
+        names.retain(|n| n != "presence");
+        assert_eq!(names, ["queue", "state:load", "state:rate"]);
+
+        // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert!(matches!(
+            sub.events_rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Empty)
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let next: Vec<_> = [
+            sub.events_rx.recv().await.unwrap(),
+            sub.events_rx.recv().await.unwrap(),
+        ]
+        .iter()
+        .map(event_name)
+        .collect();
+        assert_eq!(next, ["state:next", "queue"]);
+        let view = handle.view().await.unwrap();
+        assert_eq!(view.state.video_id.as_deref(), Some("9bZkp7q19f0"));
+        assert!(view.queue.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_cancels_the_end_timer() {
+        let (handle, _) = start(Duration::from_secs(3600));
+        send(
+            &handle,
+            Command::Load {
+                video_id: "dQw4w9WgXcQ".into(),
+                position: None,
+                paused: None,
+                duration: Some(5.0),
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let paused = send(&handle, Command::Pause { position: None }).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let view = handle.view().await.unwrap();
+        assert_eq!(view.version, paused.version);
+        assert!(view.state.paused);
+        assert!(view.state.position < 5.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_room_expires_after_its_ttl_and_not_before() {
+        let (handle, exited) = start(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert!(!exited.load(Ordering::SeqCst));
+        // A command is activity: the clock starts again.
+        send(&handle, Command::Seek { position: 1.0 }).await;
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert!(!exited.load(Ordering::SeqCst));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(exited.load(Ordering::SeqCst));
+        assert_eq!(handle.view().await, Err(RoomError::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_room_with_listeners_never_expires() {
+        let (handle, exited) = start(Duration::from_secs(60));
+        let subscription = handle.subscribe(None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert!(!exited.load(Ordering::SeqCst));
+        drop(subscription);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert!(exited.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn presence_is_coalesced_to_one_per_second() {
+        let (handle, _) = start(Duration::from_secs(3600));
+        let mut watcher = handle.subscribe(None).await.unwrap();
+        let mut others = Vec::new();
+        for _ in 0..300 {
+            others.push(handle.subscribe(None).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut counts = Vec::new();
+        while let Ok(frame) = watcher.events_rx.try_recv() {
+            let text = String::from_utf8_lossy(&frame.bytes).to_string();
+            if let Some(rest) = text.split("\"listeners\":").nth(1) {
+                counts.push(rest.split(',').next().unwrap_or("").to_owned());
+            }
+        }
+        assert!(counts.len() <= 3, "{counts:?}");
+        assert_eq!(counts.last().map(String::as_str), Some("301"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_replays_exactly_what_was_missed() {
+        let (handle, _) = start(Duration::from_secs(3600));
+        for position in 1..=5 {
+            send(
+                &handle,
+                Command::Seek {
+                    position: position as f64,
+                },
+            )
+            .await;
+        }
+        // Version 6 now; a listener that saw 3 gets 4, 5, 6 and no snapshot.
+        let sub = handle.subscribe(Some(3)).await.unwrap();
+        let versions: Vec<_> = sub.start.iter().map(|f| f.version).collect();
+        assert_eq!(versions, [Some(4), Some(5), Some(6)]);
+        assert_eq!(sub.version, 6);
+        let fresh = handle.subscribe(Some(99)).await.unwrap();
+        assert_eq!(fresh.start.len(), 1);
+        assert!(event_name(&fresh.start[0]) == "snapshot");
+    }
+}

@@ -1,0 +1,518 @@
+//! The driver of a room shared through a backplane ([`SharedRooms`]): this
+//! node's mirror of it.
+//!
+//! Changes are committed to the shared room by spawned tasks (the driver never
+//! waits on the store) and come back as [`Feed`] in version order, whatever
+//! order they arrive in; a gap is filled from the shared history (catch-up), or,
+//! when that no longer reaches back, listeners get a fresh snapshot. The mirror
+//! also reports this node's listener count (heartbeats), which keeps the shared
+//! room alive and makes the total every node announces. What listeners see goes
+//! through the same [`Hub`] as a local room's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::command::CommandError;
+use super::error::RoomError;
+use super::event::{CloseReason, Event, EventKind, Frame};
+use super::handle::{CommandReply, Request, RoomHandle};
+use super::hub::Hub;
+use super::shared::{
+    CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
+};
+use super::state::{Access, Room, RoomView};
+
+/// A mirror with no listeners here goes after this long idle; the room itself
+/// lives on in the shared store until its own TTL.
+const MIRROR_IDLE: Duration = Duration::from_secs(60);
+/// Out-of-order events a mirror holds while it fills a gap; past it, it resyncs.
+const MAX_PENDING: usize = 1024;
+/// Pause before a failed catch-up (the store unreachable) is tried again.
+const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
+/// Pause before an end-of-video commit that changed nothing is tried again.
+const END_RETRY: Duration = Duration::from_secs(1);
+
+/// A mirror's inbox, made before the room is read: the backplane routes the
+/// room's feed to it first, so nothing committed after the read is missed.
+pub struct MirrorInbox {
+    requests: (mpsc::Sender<Request>, mpsc::Receiver<Request>),
+    alarm: Arc<FeedAlarm>,
+}
+
+impl Default for MirrorInbox {
+    fn default() -> Self {
+        Self {
+            requests: mpsc::channel(INBOX_CAPACITY),
+            alarm: Arc::new(FeedAlarm::default()),
+        }
+    }
+}
+
+impl MirrorInbox {
+    /// Where the backplane sends this room's feed, for the mirror of `generation`.
+    pub fn route(&self, generation: u64) -> FeedRoute {
+        FeedRoute {
+            generation,
+            sink: Arc::new(InboxSink(self.requests.0.downgrade())),
+            alarm: self.alarm.clone(),
+        }
+    }
+}
+
+/// A mirror's inbox as the backplane sees it: feed is offered, never awaited.
+struct InboxSink(mpsc::WeakSender<Request>);
+
+impl FeedSink for InboxSink {
+    fn offer(&self, feed: Feed) -> bool {
+        match self.0.upgrade() {
+            Some(inbox) => inbox.try_send(Request::Feed(feed)).is_ok(),
+            // A gone mirror has nobody left to tell.
+            None => true,
+        }
+    }
+}
+
+/// Starts the mirror of an opened shared room on `inbox` (routed beforehand) and
+/// returns its handle.
+pub fn spawn(
+    opened: Opened,
+    generation: u64,
+    context: ActorContext,
+    shared: Arc<dyn SharedRooms>,
+    inbox: MirrorInbox,
+) -> RoomHandle {
+    let MirrorInbox {
+        requests: (requests_tx, requests_rx),
+        alarm,
+    } = inbox;
+    let room = opened.room;
+    let hub = Hub::new(
+        &room,
+        &context.settings,
+        context.metrics.clone(),
+        opened.history,
+    );
+    let handle = RoomHandle::new(
+        Arc::from(room.room_id.as_str()),
+        generation,
+        requests_tx.clone(),
+        hub.shared.clone(),
+    );
+    let link = Link {
+        shared,
+        alarm,
+        inbox: requests_tx.downgrade(),
+        listeners: opened.listeners,
+        reported: 0,
+    };
+    let driver = MirrorRoom {
+        room,
+        hub,
+        link,
+        pending: BTreeMap::new(),
+        catching_up: false,
+        catch_up_retry_at: None,
+        end_wait: None,
+        reported_at: None,
+        requests_rx,
+        context,
+    };
+    tokio::spawn(driver.run());
+    handle
+}
+
+/// A mirror's way to the shared room.
+#[derive(Clone)]
+struct Link {
+    shared: Arc<dyn SharedRooms>,
+    /// Raised when the feed may have lost messages.
+    alarm: Arc<FeedAlarm>,
+    /// The mirror's own inbox, for answers of the work it spawns. Weak: the
+    /// mirror still ends when every handle is gone.
+    inbox: mpsc::WeakSender<Request>,
+    /// The listener total over every node, as last heard.
+    listeners: u64,
+    /// This node's count as last reported (it is part of `listeners`).
+    reported: u64,
+}
+
+impl Link {
+    /// The total now: as last heard, with this node's count brought up to date
+    /// (a new listener's snapshot counts itself, as on a single node).
+    fn listeners_now(&self, local: usize) -> u64 {
+        (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
+    }
+
+    /// Commits `change` to the shared room and hands the events to the mirror
+    /// before answering, so a read that follows the answer sees them. Answers the
+    /// room after the change and whether anything changed. A room found gone
+    /// makes the mirror check (and end its streams): its `closed` may be lost.
+    async fn commit<F>(
+        &self,
+        room_id: &str,
+        arrived: Option<std::time::Instant>,
+        mut change: F,
+    ) -> Result<(Room, bool), RoomError>
+    where
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError> + Send,
+    {
+        match self.shared.commit(room_id, &mut change).await {
+            Ok(committed) => {
+                let changed = !committed.events.is_empty();
+                if changed {
+                    self.deliver(Feed::Events {
+                        events: committed.events,
+                        arrived,
+                    })
+                    .await;
+                }
+                Ok((committed.room, changed))
+            }
+            Err(error) => {
+                if error == RoomError::Closed {
+                    self.alarm.raise();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Hands the mirror what was committed (before the committer answers its
+    /// client, so a read that follows sees it).
+    async fn deliver(&self, feed: Feed) {
+        if let Some(inbox) = self.inbox.upgrade() {
+            // A gone mirror has nobody left to tell.
+            let _ = inbox.send(Request::Feed(feed)).await;
+        }
+    }
+}
+
+struct MirrorRoom {
+    /// This node's mirror of the shared room.
+    room: Room,
+    hub: Hub,
+    link: Link,
+    /// Events past a gap, waiting for it to be filled.
+    pending: BTreeMap<u64, (Event, Option<std::time::Instant>)>,
+    /// A catch-up read is under way.
+    catching_up: bool,
+    catch_up_retry_at: Option<Instant>,
+    /// The end timer fired at this version; wait before firing again.
+    end_wait: Option<(u64, Instant)>,
+    /// When this node last reported its listener count.
+    reported_at: Option<Instant>,
+    requests_rx: mpsc::Receiver<Request>,
+    context: ActorContext,
+}
+
+impl MirrorRoom {
+    async fn run(mut self) {
+        let alarm = self.link.alarm.clone();
+        loop {
+            let end_at = self.end_deadline();
+            let presence_at = self.hub.presence_deadline();
+            let idle = self.context.settings.ttl.min(MIRROR_IDLE);
+            let expire_at = self.hub.expiry_deadline(idle);
+            let link_at = self.link_deadline();
+            tokio::select! {
+                biased;
+                request = self.requests_rx.recv() => match request {
+                    Some(request) => {
+                        if self.handle(request) == Flow::Stop {
+                            break;
+                        }
+                    }
+                    // Every handle is gone (see the local driver).
+                    None => break,
+                },
+                _ = self.hub.shared.listeners_changed.notified() => {
+                    if self.hub.on_listeners_changed().is_some() {
+                        self.report_listeners();
+                    }
+                }
+                _ = alarm.wait() => self.start_catch_up(),
+                _ = sleep_until_some(end_at) => self.on_end_timer(),
+                _ = sleep_until_some(presence_at) => {
+                    if self.hub.presence_due().is_some() {
+                        self.report_listeners();
+                    }
+                }
+                _ = sleep_until_some(link_at) => self.on_link_timer(),
+                _ = sleep_until_some(expire_at) => {
+                    // A mirror just goes: the room lives on in the shared store,
+                    // which expires it by itself, once, for the whole cluster.
+                    if self.hub.listeners() == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        (self.context.on_exit)();
+    }
+
+    fn now(&self) -> i64 {
+        self.context.clock.now_ms()
+    }
+
+    fn view(&self, now: i64) -> RoomView {
+        self.room
+            .view(self.link.listeners_now(self.hub.listeners()), now)
+    }
+
+    fn handle(&mut self, request: Request) -> Flow {
+        let now = self.now();
+        let (room, link) = (&self.room, &self.link);
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            room.view(link.listeners_now(hub.listeners()), now)
+        }) else {
+            return Flow::Continue;
+        };
+        let room_id = self.room.room_id.clone();
+        let link = self.link.clone();
+        match request {
+            Request::Command {
+                request,
+                token,
+                arrived,
+                respond_to,
+            } => {
+                self.hub.touch();
+                let local = self.hub.listeners();
+                let access = access_for(&request.command);
+                let command = request.command;
+                let expected = request.expected_version;
+                tokio::spawn(async move {
+                    let committed = link
+                        .commit(&room_id, Some(arrived), |room, now| {
+                            room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
+                            room.check_version(expected)?;
+                            room.apply(command.clone(), now)
+                        })
+                        .await;
+                    let reply = committed.map(|(room, changed)| CommandReply {
+                        version: room.version,
+                        room: room.view(link.listeners_now(local), link.shared.now_ms()),
+                        changed,
+                    });
+                    let _ = respond_to.send(reply);
+                });
+            }
+            Request::Chat {
+                name,
+                text,
+                respond_to,
+            } => {
+                self.hub.touch();
+                tokio::spawn(async move {
+                    let committed = link
+                        .commit(&room_id, None, |room, now| {
+                            Ok(vec![room.chat(&name, &text, now)?])
+                        })
+                        .await;
+                    let _ = respond_to.send(committed.map(|(room, _)| room.version));
+                });
+            }
+            Request::Delete { token, respond_to } => {
+                tokio::spawn(async move {
+                    let committed = link
+                        .commit(&room_id, None, |room, now| {
+                            room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                            Ok(vec![room.close(CloseReason::Deleted, now)])
+                        })
+                        .await;
+                    let _ = respond_to.send(committed.map(|_| ()));
+                });
+            }
+            Request::Feed(Feed::Events { events, arrived }) => {
+                return self.on_feed_events(events, arrived);
+            }
+            Request::Feed(Feed::Presence {
+                listeners,
+                server_time,
+            }) => self.on_listener_total(listeners, server_time),
+            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(result),
+            // Answered above.
+            Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
+        }
+        Flow::Continue
+    }
+
+    /// Takes committed events in version order, whatever order they came in; a
+    /// gap is filled from the shared history.
+    fn on_feed_events(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) -> Flow {
+        for event in events {
+            if event.version > self.room.version {
+                self.pending.insert(event.version, (event, arrived));
+            }
+        }
+        if self.pending.len() > MAX_PENDING {
+            // Too far behind to buffer: start over from the room as it is now.
+            self.pending.clear();
+            self.start_catch_up();
+            return Flow::Continue;
+        }
+        self.drain_pending()
+    }
+
+    fn drain_pending(&mut self) -> Flow {
+        while let Some(entry) = self.pending.first_entry() {
+            let version = *entry.key();
+            if version <= self.room.version {
+                entry.remove();
+                continue;
+            }
+            if version != self.room.version + 1 {
+                break;
+            }
+            let (event, arrived) = entry.remove();
+            self.room.absorb(&event);
+            let closed = matches!(event.kind, EventKind::Closed { .. });
+            self.hub.publish(vec![event], arrived);
+            if closed {
+                tracing::info!(room_id = %self.room.room_id, "shared room closed");
+                return Flow::Stop;
+            }
+        }
+        if !self.pending.is_empty() {
+            self.start_catch_up();
+        }
+        Flow::Continue
+    }
+
+    /// Reads what the mirror may have missed (spawned; the answer comes back as
+    /// [`Feed::CaughtUp`]). One read at a time.
+    fn start_catch_up(&mut self) {
+        if self.catching_up {
+            return;
+        }
+        self.catching_up = true;
+        self.catch_up_retry_at = None;
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let after = self.room.version;
+        tokio::spawn(async move {
+            let result = link.shared.catch_up(&room_id, after).await;
+            link.deliver(Feed::CaughtUp(result)).await;
+        });
+    }
+
+    fn on_caught_up(&mut self, result: Result<CatchUp, Unavailable>) -> Flow {
+        self.catching_up = false;
+        let caught_up = match result {
+            Ok(caught_up) => caught_up,
+            Err(Unavailable) => {
+                // The store is away: streams stay open on keepalives; try again soon.
+                self.catch_up_retry_at = Some(Instant::now() + CATCH_UP_RETRY);
+                return Flow::Continue;
+            }
+        };
+        let Some(room) = caught_up.room else {
+            // The room was deleted (or expired) while this node was not hearing.
+            let event = self.room.close(CloseReason::Deleted, self.now());
+            self.hub.publish(vec![event], None);
+            return Flow::Stop;
+        };
+        for event in caught_up.events {
+            if event.version > self.room.version {
+                self.pending.insert(event.version, (event, None));
+            }
+        }
+        if self.drain_pending() == Flow::Stop {
+            return Flow::Stop;
+        }
+        if self.room.version < room.version {
+            // The shared history no longer reaches back to us: listeners get a
+            // fresh snapshot (the state is idempotent) and replay restarts here.
+            tracing::info!(room_id = %room.room_id, from = self.room.version, to = room.version, "mirror resynced");
+            self.room = room;
+            self.hub.forget_history();
+            self.hub.send_live(Frame::snapshot(&self.view(self.now())));
+            self.pending
+                .retain(|version, _| *version > self.room.version);
+            self.catching_up = false;
+            return self.drain_pending();
+        }
+        Flow::Continue
+    }
+
+    /// The listener total over every node changed.
+    fn on_listener_total(&mut self, listeners: u64, server_time: i64) {
+        self.link.listeners = listeners;
+        self.hub.send_live(Frame::presence(listeners, server_time));
+    }
+
+    /// A catch-up retry, the listener-count heartbeat.
+    fn link_deadline(&self) -> Option<Instant> {
+        let heartbeat = (self.hub.listeners() > 0).then(|| {
+            self.reported_at
+                .map_or_else(Instant::now, |at| at + HEARTBEAT)
+        });
+        match (self.catch_up_retry_at, heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_link_timer(&mut self) {
+        if self
+            .catch_up_retry_at
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.start_catch_up();
+        }
+        if self.hub.listeners() > 0
+            && self
+                .reported_at
+                .is_none_or(|at| at + HEARTBEAT <= Instant::now())
+        {
+            self.report_listeners();
+        }
+    }
+
+    /// Tells the store how many listeners this node has here (which keeps the
+    /// room alive and makes the total every node announces; it comes back on
+    /// the feed).
+    fn report_listeners(&mut self) {
+        let count = self.hub.listeners();
+        self.link.reported = count as u64;
+        self.reported_at = Some(Instant::now());
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            // A failed report is retried by the next heartbeat.
+            let _ = link.shared.report_listeners(&room_id, count).await;
+        });
+    }
+
+    fn end_deadline(&self) -> Option<Instant> {
+        if let Some((version, at)) = self.end_wait {
+            if version == self.room.version {
+                return Some(at);
+            }
+        }
+        let ends_at = self.room.state.ends_at()?;
+        let wait_ms = (ends_at - self.now()).max(0) as u64;
+        Some(Instant::now() + Duration::from_millis(wait_ms))
+    }
+
+    fn on_end_timer(&mut self) {
+        // Every node serving the room fires; the compare-and-set lets one win and
+        // the others find nothing left to do. Until the version moves, wait.
+        self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = link
+                .commit(&room_id, None, |room, now| Ok(room.on_end(now)))
+                .await
+            {
+                tracing::debug!(%room_id, %error, "end of video not committed");
+            }
+        });
+    }
+}
