@@ -75,7 +75,7 @@ pub async fn run(
         max_connections = app.max_connections(),
         "syncroom listening"
     );
-    http::serve::serve(listener, router, app.connection_limits(), shutdown).await?;
+    http::accept::serve(listener, router, app.connection_limits(), shutdown).await?;
     app.registry.close_all();
     if let Some(store) = &store {
         store.flush().await;

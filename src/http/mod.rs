@@ -2,19 +2,23 @@
 //! calls and answers back into HTTP. No room logic lives here.
 //!
 //! - [`rooms`]: create, get, list, delete, commands, chat.
-//! - [`events`]: the SSE stream.
+//! - [`events`]: the SSE route's handler.
+//! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
+//! - [`socket_stream`]: event streams written straight to the socket.
+//! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
 //! - [`pages`]: the embedded demo page and its assets.
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
 
-pub mod direct;
+pub mod accept;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod limits;
 pub mod pages;
 pub mod rooms;
-pub mod serve;
+pub mod socket_stream;
+pub mod stream;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -124,8 +128,8 @@ impl AppState {
     }
 
     /// The TCP connection limits for the accept loop.
-    pub fn connection_limits(&self) -> serve::ConnectionLimits {
-        serve::ConnectionLimits {
+    pub fn connection_limits(&self) -> accept::ConnectionLimits {
+        accept::ConnectionLimits {
             max_connections: self.fd_limit.saturating_sub(FD_RESERVE_NON_TCP).max(1),
             header_timeout: self.config.header_timeout,
             shutdown_grace: self.config.shutdown_grace,
@@ -156,7 +160,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
-        .route("/api/rooms/{room_id}/events", get(events::events))
+        .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/time", get(time))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

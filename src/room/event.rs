@@ -36,7 +36,7 @@ pub enum CloseReason {
 }
 
 /// One id-carrying event: one version of the room. Its serde form is how nodes
-/// pass events to each other through Redis (never sent to browsers as is).
+/// pass events to each other through a backplane (never sent to browsers as is).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub version: u64,

@@ -380,7 +380,7 @@ impl Room {
         self.event(now, EventKind::Closed { reason })
     }
 
-    /// Follows an event another node committed (the Redis backplane): the room
+    /// Follows an event another node committed (through a backplane): the room
     /// becomes what the event says. Every event carries the whole part of the room
     /// it changes, so a mirror that absorbs a gapless run of events is the room.
     /// (The queue's id counter is not mirrored: mirrors never apply commands.)

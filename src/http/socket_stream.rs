@@ -8,7 +8,7 @@
 //! request head itself ([`read_head`]); when it is a plain `GET` of
 //! `/api/rooms/{room_id}/events`, the request still goes through the whole
 //! router (every layer, the same handler and the same error answers), but the
-//! handler hands its [`Listener`] back instead of a body, and this module writes
+//! handler hands its `stream::Listener` back instead of a body, and this module writes
 //! the response head and then each pre-encoded frame with one `write` on the
 //! socket. What a listener then costs is its task, the socket and the
 //! listener's small state, and a delivery is one wake and one syscall.
@@ -21,7 +21,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -34,7 +33,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use super::events::Listener;
+use super::stream::{is_events_path, DirectStream};
 
 /// The most bytes read ourselves looking for the first request head; a longer
 /// head is not an event-stream request we take, and hyper judges it.
@@ -43,23 +42,6 @@ pub const HEAD_PROBE_LIMIT: usize = 8 * 1024;
 const MAX_HEADERS: usize = 48;
 /// The largest non-streaming answer (an error) the direct path writes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Put in the request's extensions by the direct path: the handler leaves the
-/// stream's [`Listener`] here instead of building a body.
-#[derive(Clone, Default)]
-pub struct DirectStream(Arc<Mutex<Option<Listener>>>);
-
-impl DirectStream {
-    pub(crate) fn hand_over(&self, listener: Listener) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = Some(listener);
-        }
-    }
-
-    fn take(&self) -> Option<Listener> {
-        self.0.lock().ok()?.take()
-    }
-}
 
 /// Reads from `stream` into `buf` until it holds a complete request head
 /// (`\r\n\r\n`), [`HEAD_PROBE_LIMIT`] bytes, or the peer closes. Returns the
@@ -117,14 +99,6 @@ pub fn stream_request(head: &[u8], peer: SocketAddr) -> Option<(Request<Body>, D
         .body(Body::empty())
         .ok()?;
     Some((request, direct))
-}
-
-/// `/api/rooms/{room_id}/events`, with or without a query string.
-fn is_events_path(target: &str) -> bool {
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    path.strip_prefix("/api/rooms/")
-        .and_then(|rest| rest.strip_suffix("/events"))
-        .is_some_and(|room| !room.is_empty() && !room.contains('/'))
 }
 
 /// Answers `request` through `router` and, when the answer is an event stream,

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
-use super::direct::{self, Prefixed};
+use super::socket_stream::{self, Prefixed};
 
 /// How long accepting pauses after an error such as running out of file
 /// descriptors, so the loop does not spin.
@@ -78,7 +78,7 @@ pub async fn serve(
         };
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        direct::fail_fast(&stream, limits.dead_peer_timeout);
+        socket_stream::fail_fast(&stream, limits.dead_peer_timeout);
         let router = router.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
@@ -108,10 +108,10 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     // The first request head is read here, under the header deadline: an event
-    // stream is written directly (see `direct`), anything else goes to hyper.
+    // stream is written directly (see `socket_stream`), anything else goes to hyper.
     let mut head = Vec::with_capacity(1024);
     let head_len = tokio::select! {
-        read = tokio::time::timeout(limits.header_timeout, direct::read_head(&mut stream, &mut head)) => match read {
+        read = tokio::time::timeout(limits.header_timeout, socket_stream::read_head(&mut stream, &mut head)) => match read {
             Ok(Ok(head_len)) => head_len,
             Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "connection ended before its first request");
@@ -128,11 +128,14 @@ async fn serve_connection(
         return;
     }
     if let Some((request, handoff)) =
-        head_len.and_then(|len| direct::stream_request(&head[..len], peer))
+        head_len.and_then(|len| socket_stream::stream_request(&head[..len], peer))
     {
         drop(head);
         let stall = limits.stall_timeout;
-        Box::pin(direct::serve(stream, request, handoff, router, stall)).await;
+        Box::pin(socket_stream::serve(
+            stream, request, handoff, router, stall,
+        ))
+        .await;
         return;
     }
     Box::pin(serve_hyper(

@@ -1,0 +1,210 @@
+//! An open event stream, as both ways of writing it share it: the [`Listener`]
+//! (what to write next: the start, live frames, keepalives, the end), the route
+//! it answers ([`EVENTS_ROUTE`]) and the hand-over slot ([`DirectStream`]) by
+//! which the events handler gives a listener to the socket writer
+//! ([`super::socket_stream`]) instead of building a hyper body.
+//!
+//! The handler ([`super::events`]) and the socket writer both depend on this
+//! module, never on each other.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use rand::Rng;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{sleep, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::limits::StreamSlot;
+use super::AppState;
+use crate::room::event::{retry_frame, SharedFrame, KEEPALIVE};
+use crate::room::handle::{ListenerGuard, Subscription};
+use crate::room::RoomHandle;
+
+/// Streams end between this fraction of the maximum age and the full age.
+const MAX_AGE_JITTER_FLOOR: f64 = 0.85;
+
+/// The route of a room's event stream, written once: the router serves it and
+/// the socket writer recognises it ([`is_events_path`]).
+pub const EVENTS_ROUTE: &str = "/api/rooms/{room_id}/events";
+
+/// True for [`EVENTS_ROUTE`] with a room id filled in, with or without a query
+/// string.
+pub fn is_events_path(target: &str) -> bool {
+    let (prefix, suffix) = EVENTS_ROUTE
+        .split_once("{room_id}")
+        .unwrap_or((EVENTS_ROUTE, ""));
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    path.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|room| !room.is_empty() && !room.contains('/'))
+}
+
+/// Put in the request's extensions by the direct path: the handler leaves the
+/// stream's [`Listener`] here instead of building a body.
+#[derive(Clone, Default)]
+pub struct DirectStream(Arc<Mutex<Option<Listener>>>);
+
+impl DirectStream {
+    pub fn hand_over(&self, listener: Listener) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(listener);
+        }
+    }
+
+    pub fn take(&self) -> Option<Listener> {
+        self.0.lock().ok()?.take()
+    }
+}
+
+/// One open stream.
+pub struct Listener {
+    /// Written before anything live: `retry:`, then the snapshot or the replay.
+    start: VecDeque<Bytes>,
+    /// The last version written; live frames at or below it are skipped.
+    version: u64,
+    events_rx: Receiver<SharedFrame>,
+    handle: RoomHandle,
+    keepalive_every: Duration,
+    keepalive: Pin<Box<Sleep>>,
+    max_age: Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// `closed` was written: the next poll ends the stream.
+    ended: bool,
+    app: Arc<AppState>,
+    // Held for their `Drop`: counting this listener in the room and on the node.
+    _guard: ListenerGuard,
+    _slot: StreamSlot,
+}
+
+impl Listener {
+    /// A stream for `subscription`: `retry:` (jittered per connection), then its
+    /// start frames, then live ones, until its maximum age (jittered, so
+    /// reconnects spread out), `closed`, or shutdown.
+    pub fn new(
+        app: &Arc<AppState>,
+        handle: RoomHandle,
+        subscription: Subscription,
+        slot: StreamSlot,
+    ) -> Self {
+        let config = &app.config;
+        let retry_ms = {
+            let base = u64::from(config.retry_ms);
+            base + rand::rng().random_range(0..=base)
+        };
+        let max_age = config
+            .max_stream_age
+            .mul_f64(rand::rng().random_range(MAX_AGE_JITTER_FLOOR..=1.0));
+        let mut start = VecDeque::with_capacity(subscription.start.len() + 1);
+        start.push_back(retry_frame(retry_ms));
+        start.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
+        Listener {
+            start,
+            version: subscription.version,
+            events_rx: subscription.events_rx,
+            handle,
+            keepalive_every: config.keepalive,
+            keepalive: Box::pin(sleep(config.keepalive)),
+            max_age: Box::pin(sleep(max_age)),
+            shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
+            ended: false,
+            app: app.clone(),
+            _guard: subscription.guard,
+            _slot: slot,
+        }
+    }
+
+    /// The stream as a hyper body (a connection that did not come in through
+    /// the socket writer).
+    pub fn into_body(self) -> Body {
+        Body::from_stream(futures_util::stream::unfold(
+            self,
+            |mut listener| async move {
+                let chunk = listener.next_chunk().await?;
+                Some((Ok::<_, Infallible>(chunk), listener))
+            },
+        ))
+    }
+
+    /// What is written before anything live (`retry:`, then the snapshot or the
+    /// replay), all at once, so a direct connection writes its start in one go.
+    pub(crate) fn take_start(&mut self) -> VecDeque<Bytes> {
+        std::mem::take(&mut self.start)
+    }
+
+    /// The next bytes to write, or `None` to end the stream.
+    ///
+    /// Not cancel-safe: a resync in progress would be lost. Poll it to completion.
+    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
+        if let Some(chunk) = self.start.pop_front() {
+            return Some(chunk);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                // The server is stopping: tell the browser to come back after a
+                // random share of the spread, so a restart meets no reconnect storm.
+                _ = &mut self.shutdown => {
+                    self.ended = true;
+                    let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
+                    let base = u64::from(self.app.config.retry_ms);
+                    return Some(retry_frame(base + rand::rng().random_range(0..=spread)));
+                }
+                _ = &mut self.max_age => return None,
+                received = self.events_rx.recv() => match received {
+                    Ok(frame) => {
+                        if let Some(version) = frame.version {
+                            if version <= self.version {
+                                continue;
+                            }
+                            self.version = version;
+                        }
+                        if let Some(fanout) = &frame.fanout {
+                            if let Some(elapsed) = fanout.written() {
+                                self.app.metrics.fanout_seconds.observe(elapsed.as_secs_f64());
+                            }
+                        }
+                        self.ended = frame.ends_stream;
+                        self.reset_keepalive();
+                        return Some(frame.bytes.clone());
+                    }
+                    // Too slow: the ring moved past us. A fresh snapshot puts this
+                    // listener back on its feet (the state is idempotent); what is
+                    // still in the ring at or below its version is skipped above.
+                    Err(RecvError::Lagged(_)) => {
+                        let snapshot = self.handle.resync().await.ok()?;
+                        // Lagged only on frames without a version (presence): this
+                        // listener already has the state, so send nothing twice.
+                        match snapshot.version {
+                            Some(version) if version <= self.version => continue,
+                            Some(version) => self.version = version,
+                            None => {}
+                        }
+                        self.reset_keepalive();
+                        return Some(snapshot.bytes.clone());
+                    }
+                    // The actor ended without `closed` (server stopping).
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = &mut self.keepalive => {
+                    self.reset_keepalive();
+                    return Some(Bytes::from_static(KEEPALIVE));
+                }
+            }
+        }
+    }
+
+    fn reset_keepalive(&mut self) {
+        let deadline = tokio::time::Instant::now() + self.keepalive_every;
+        self.keepalive.as_mut().reset(deadline);
+    }
+}
