@@ -2,7 +2,12 @@
 //! room is kept (here, or shared through a backplane).
 
 use super::command::CommandError;
-use super::shared::Unavailable;
+
+/// The shared room store did not answer in time or could not be reached: the
+/// caller answers `503 unavailable` and nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the shared room store is unavailable")]
+pub struct Unavailable;
 
 /// A room call that could not be answered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::command::CommandError;
-use super::error::RoomError;
+pub use super::error::{RoomError, Unavailable};
 use super::event::Event;
 use super::state::Room;
 
@@ -42,12 +42,6 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Most rooms returned by `GET /api/rooms`.
 pub const LISTING_LIMIT: usize = 100;
-
-/// The shared room store did not answer in time or could not be reached: the
-/// caller answers `503 unavailable` and nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the shared room store is unavailable")]
-pub struct Unavailable;
 
 /// "How rooms are shared": everything a node asks of the store that holds the
 /// rooms of the cluster. Every call is bounded in time by the implementation and
