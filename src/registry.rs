@@ -13,14 +13,32 @@ use dashmap::DashMap;
 use rand::RngCore;
 
 use crate::room::actor::{ActorContext, RoomSettings};
+use crate::room::command::{
+    check_text, check_video_id, decode_shaped, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
+};
 use crate::room::mirror::MirrorInbox;
 pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
 use crate::room::shared::{CreateOutcome, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
-use crate::room::{command::check_text, is_room_id, is_video_id, Clock, RoomHandle};
+use crate::room::{is_room_id, Clock, CommandError, RoomHandle};
 use crate::room::{local, mirror};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
+
+/// The fields of a create body (`POST /api/rooms`), checked before serde reads it.
+pub const CREATE_SHAPE: Shape = Shape {
+    name: "a room",
+    fields: &[
+        ("room_id", JsonType::String, Presence::Optional),
+        ("name", JsonType::String, Presence::Optional),
+        (
+            "control",
+            JsonType::OneOf(CONTROL_NAMES),
+            Presence::Optional,
+        ),
+        ("video_id", JsonType::String, Presence::Optional),
+    ],
+};
 
 /// What a client asks for when creating a room; every field optional.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -35,6 +53,13 @@ pub struct CreateRoom {
     pub video_id: Option<String>,
 }
 
+impl CreateRoom {
+    /// Reads a create body: every field optional, none unknown.
+    pub fn decode(body: serde_json::Value) -> Result<Self, CommandError> {
+        decode_shaped(body, &CREATE_SHAPE)
+    }
+}
+
 /// A created room: its id, its host token (shown once) and its first snapshot.
 #[derive(Debug)]
 pub struct Created {
@@ -43,13 +68,15 @@ pub struct Created {
     pub room: RoomView,
 }
 
+/// Why a room was not created. Nothing was created in any case.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CreateError {
-    #[error("{0}")]
-    InvalidValue(String),
+    /// The request breaks a rule (a field's shape or value).
+    #[error(transparent)]
+    Invalid(#[from] CommandError),
     #[error("a room with this id exists already")]
     Exists,
-    #[error("this server holds as many rooms as it may")]
+    #[error("this server holds as many rooms as it may; try again later")]
     Full,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
@@ -115,16 +142,15 @@ impl Registry {
         let room_id = match request.room_id {
             Some(id) if is_room_id(&id) => id,
             Some(_) => {
-                return Err(CreateError::InvalidValue(
+                return Err(CommandError::InvalidValue(
                     "`room_id` must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
-                ))
+                )
+                .into())
             }
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
         let name = match &request.name {
-            Some(name) => check_text("name", name, MAX_ROOM_NAME_CHARS, true)
-                .map_err(|e| CreateError::InvalidValue(e.to_string()))?
-                .to_owned(),
+            Some(name) => check_text("name", name, MAX_ROOM_NAME_CHARS, Empty::Allowed)?.to_owned(),
             None => String::new(),
         };
         let name = if name.is_empty() {
@@ -133,11 +159,7 @@ impl Registry {
             name
         };
         if let Some(video_id) = &request.video_id {
-            if !is_video_id(video_id) {
-                return Err(CreateError::InvalidValue(
-                    "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])".into(),
-                ));
-            }
+            check_video_id(video_id)?;
         }
         let host_token = new_host_token();
         let now = self.clock.now_ms();

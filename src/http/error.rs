@@ -8,32 +8,26 @@ use axum::Json;
 use serde_json::json;
 
 use crate::registry::CreateError;
-use crate::room::handle::RoomError;
-use crate::room::shared::Unavailable;
-use crate::room::CommandError;
+use crate::room::{CommandError, RoomError, Unavailable};
 
+/// Every error the API answers. Domain errors are wrapped as they are (their
+/// message is the answer's); only what HTTP itself adds is declared here.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    InvalidJson(String),
-    #[error("{0}")]
-    InvalidCommand(String),
-    #[error("{0}")]
-    InvalidValue(String),
-    #[error("this action needs the room's host token: send `Authorization: Bearer <host_token>`")]
-    Unauthorized,
-    #[error("the host token does not match this room")]
-    Forbidden,
+    /// A request the room's rules refuse (shape, value, token, version).
+    #[error(transparent)]
+    Rejected(#[from] CommandError),
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    /// The shared room store did not answer; nothing changed.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
     #[error("no room has this id")]
     RoomNotFound,
     #[error("no such route")]
     NotFound,
     #[error("this route does not accept that method")]
     MethodNotAllowed,
-    #[error("a room with this id exists already")]
-    RoomExists,
-    #[error("{0}")]
-    VersionConflict(String),
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the request body did not arrive in time")]
@@ -42,8 +36,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// This node cannot take the request now (full, shutting down).
     #[error("{message}")]
-    Unavailable {
+    Busy {
         message: &'static str,
         retry_after_secs: u64,
     },
@@ -51,56 +46,93 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// How long a client is asked to wait after the shared store did not answer.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+/// How long a client is asked to wait when the server holds all the rooms it may.
+const FULL_ROOMS_RETRY_AFTER_SECS: u64 = 60;
+
 impl ApiError {
+    pub fn invalid_json(message: String) -> Self {
+        CommandError::InvalidJson(message).into()
+    }
+
+    pub fn invalid_command(message: String) -> Self {
+        CommandError::InvalidCommand(message).into()
+    }
+
+    pub fn invalid_value(message: String) -> Self {
+        CommandError::InvalidValue(message).into()
+    }
+
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidJson(_) | ApiError::InvalidCommand(_) | ApiError::InvalidValue(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
-            ApiError::RoomNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RoomExists | ApiError::VersionConflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.parts().0
     }
 
     /// The `code` of the JSON body; also the `outcome` label of command metrics.
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidJson(_) => "invalid_json",
-            ApiError::InvalidCommand(_) => "invalid_command",
-            ApiError::InvalidValue(_) => "invalid_value",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
-            ApiError::RoomNotFound => "room_not_found",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::RoomExists => "room_exists",
-            ApiError::VersionConflict(_) => "version_conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unavailable { .. } => "unavailable",
-            ApiError::Internal(_) => "internal",
-        }
+        self.parts().1
     }
 
     fn retry_after_secs(&self) -> Option<u64> {
+        self.parts().2.map(|secs| secs.max(1))
+    }
+
+    /// Status, code and `Retry-After` of each error, in one table.
+    fn parts(&self) -> (StatusCode, &'static str, Option<u64>) {
         match self {
-            ApiError::RateLimited { retry_after_secs }
-            | ApiError::Unavailable {
+            ApiError::Rejected(error) => rejected_parts(error),
+            ApiError::Create(CreateError::Invalid(error)) => rejected_parts(error),
+            ApiError::Create(CreateError::Exists) => (StatusCode::CONFLICT, "room_exists", None),
+            ApiError::Create(CreateError::Full) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                Some(FULL_ROOMS_RETRY_AFTER_SECS),
+            ),
+            ApiError::Create(CreateError::Unavailable(_)) | ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            ),
+            ApiError::RoomNotFound => (StatusCode::NOT_FOUND, "room_not_found", None),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
+            }
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                None,
+            ),
+            ApiError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                Some(*retry_after_secs),
+            ),
+            ApiError::Busy {
                 retry_after_secs, ..
-            } => Some((*retry_after_secs).max(1)),
-            _ => None,
+            } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                Some(*retry_after_secs),
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
         }
+    }
+}
+
+/// Status and code of a refusal by the room's rules.
+fn rejected_parts(error: &CommandError) -> (StatusCode, &'static str, Option<u64>) {
+    match error {
+        CommandError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None),
+        CommandError::InvalidCommand(_) => (StatusCode::BAD_REQUEST, "invalid_command", None),
+        CommandError::InvalidValue(_) => (StatusCode::BAD_REQUEST, "invalid_value", None),
+        CommandError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
+        CommandError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
+        CommandError::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict", None),
     }
 }
 
@@ -120,50 +152,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<CommandError> for ApiError {
-    fn from(error: CommandError) -> Self {
-        match error {
-            CommandError::InvalidJson(m) => ApiError::InvalidJson(m),
-            CommandError::InvalidCommand(m) => ApiError::InvalidCommand(m),
-            CommandError::InvalidValue(m) => ApiError::InvalidValue(m),
-            CommandError::Unauthorized => ApiError::Unauthorized,
-            CommandError::Forbidden => ApiError::Forbidden,
-            conflict @ CommandError::VersionConflict { .. } => {
-                ApiError::VersionConflict(conflict.to_string())
-            }
-        }
-    }
-}
-
+/// A closed room is, to a client, a room that does not exist.
 impl From<RoomError> for ApiError {
     fn from(error: RoomError) -> Self {
         match error {
             RoomError::Closed => ApiError::RoomNotFound,
             RoomError::Refused(error) => error.into(),
             RoomError::Unavailable(error) => error.into(),
-        }
-    }
-}
-
-impl From<CreateError> for ApiError {
-    fn from(error: CreateError) -> Self {
-        match error {
-            CreateError::InvalidValue(m) => ApiError::InvalidValue(m),
-            CreateError::Exists => ApiError::RoomExists,
-            CreateError::Full => ApiError::Unavailable {
-                message: "this server holds as many rooms as it may; try again later",
-                retry_after_secs: 60,
-            },
-            CreateError::Unavailable(error) => error.into(),
-        }
-    }
-}
-
-impl From<Unavailable> for ApiError {
-    fn from(_: Unavailable) -> Self {
-        ApiError::Unavailable {
-            message: "the shared room store is not answering; nothing changed, try again shortly",
-            retry_after_secs: 1,
         }
     }
 }

@@ -17,14 +17,12 @@ use axum::response::Response;
 use axum::Extension;
 
 use super::error::ApiError;
-use super::limits::ClientIp;
+use super::limits::{ClientIp, FULL_RETRY_AFTER_SECS};
 use super::stream::{DirectStream, Listener};
 use super::AppState;
 
 /// Longest display name a listener may give, in characters.
 pub const MAX_LISTENER_NAME_CHARS: usize = 64;
-/// How long a client turned away at capacity is asked to wait.
-const FULL_RETRY_AFTER_SECS: u64 = 5;
 
 /// The query string of an events request.
 #[derive(Debug, serde::Deserialize)]
@@ -56,10 +54,10 @@ pub async fn events(
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::InvalidValue(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::invalid_value(e.body_text()))?;
     if let Some(name) = &query.name {
         if name.chars().count() > MAX_LISTENER_NAME_CHARS {
-            return Err(ApiError::InvalidValue(format!(
+            return Err(ApiError::invalid_value(format!(
                 "`name` must be at most {MAX_LISTENER_NAME_CHARS} characters"
             )));
         }
@@ -71,7 +69,7 @@ pub async fn events(
         .ok_or(ApiError::RoomNotFound)?;
     if let Some(max) = app.config.max_listeners_per_room {
         if handle.shared().listeners() >= max {
-            return Err(ApiError::Unavailable {
+            return Err(ApiError::Busy {
                 message: "this room holds as many listeners as it may; try again shortly",
                 retry_after_secs: FULL_RETRY_AFTER_SECS,
             });

@@ -48,7 +48,7 @@ impl FromRequest<Arc<AppState>> for JsonBody {
                 return Err(too_large)
             }
             Err(_) => {
-                return Err(ApiError::InvalidJson(
+                return Err(ApiError::invalid_json(
                     "the request body could not be read".into(),
                 ))
             }
@@ -71,9 +71,9 @@ impl FromRequest<Arc<AppState>> for JsonBody {
 /// (pinned by a unit test below).
 fn json_error(error: serde_json::Error) -> ApiError {
     if error.to_string().starts_with("number out of range") {
-        ApiError::InvalidValue(format!("a number is not finite: {error}"))
+        ApiError::invalid_value(format!("a number is not finite: {error}"))
     } else {
-        ApiError::InvalidJson(format!("the body is not valid JSON: {error}"))
+        ApiError::invalid_json(format!("the body is not valid JSON: {error}"))
     }
 }
 
@@ -98,6 +98,7 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<HostToken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::room::CommandError;
     use axum::http::HeaderValue;
 
     #[test]
@@ -132,16 +133,19 @@ mod tests {
         let parse = |raw: &str| json_error(serde_json::from_str::<Value>(raw).unwrap_err());
         assert!(matches!(
             parse(r#"{"position": 1e400}"#),
-            ApiError::InvalidValue(_)
+            ApiError::Rejected(CommandError::InvalidValue(_))
         ));
         assert!(matches!(
             parse(r#"{"position": -1e400}"#),
-            ApiError::InvalidValue(_)
+            ApiError::Rejected(CommandError::InvalidValue(_))
         ));
         assert!(matches!(
             parse(r#"{"position": }"#),
-            ApiError::InvalidJson(_)
+            ApiError::Rejected(CommandError::InvalidJson(_))
         ));
-        assert!(matches!(parse("nope"), ApiError::InvalidJson(_)));
+        assert!(matches!(
+            parse("nope"),
+            ApiError::Rejected(CommandError::InvalidJson(_))
+        ));
     }
 }

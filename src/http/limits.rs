@@ -22,7 +22,7 @@ use super::AppState;
 /// How long a client turned away for holding too many streams is asked to wait.
 const STREAMS_RETRY_AFTER_SECS: u64 = 5;
 /// How long a client turned away at node capacity is asked to wait.
-const FULL_RETRY_AFTER_SECS: u64 = 5;
+pub const FULL_RETRY_AFTER_SECS: u64 = 5;
 
 /// The client's address: the TCP peer, or with `--trust-proxy` the address the
 /// proxy appended to `X-Forwarded-For` (the rightmost one: entries to its left
@@ -127,7 +127,7 @@ impl AppState {
             counted: false,
         };
         if before >= self.max_streams {
-            return Err(ApiError::Unavailable {
+            return Err(ApiError::Busy {
                 message: "this server holds as many event streams as it may; try again shortly",
                 retry_after_secs: FULL_RETRY_AFTER_SECS,
             });

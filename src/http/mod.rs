@@ -256,14 +256,14 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
     if app.shutdown.is_cancelled() {
-        return Err(ApiError::Unavailable {
+        return Err(ApiError::Busy {
             message: "this server is shutting down",
             retry_after_secs: 1,
         });
     }
     if let Some(backplane) = app.registry.backplane() {
         if !backplane.ready().await {
-            return Err(crate::room::shared::Unavailable.into());
+            return Err(ApiError::Unavailable(crate::room::Unavailable));
         }
     }
     Ok(Json(json!({ "status": "ready" })))

@@ -16,9 +16,10 @@ use super::extract::{bearer_token, JsonBody};
 use super::limits::ClientIp;
 use super::AppState;
 use crate::registry::CreateRoom;
+use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
 use crate::room::handle::RoomError;
-use crate::room::state::Control;
-use crate::room::{Command, CommandError, RoomHandle};
+use crate::room::state::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS};
+use crate::room::{Command, RoomHandle};
 
 async fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
     app.registry
@@ -36,7 +37,7 @@ pub async fn create(
     app.write_limit.check(client)?;
     let request = match body {
         None => CreateRoom::default(),
-        Some(body) => decode_create(body)?,
+        Some(body) => CreateRoom::decode(body)?,
     };
     let created = app.registry.create(request).await?;
     let location = format!("/api/rooms/{}", created.room_id);
@@ -51,45 +52,6 @@ pub async fn create(
         Json(body),
     )
         .into_response())
-}
-
-/// The create body, with `control` checked by hand so an unknown mode is
-/// `invalid_value` rather than a shape error.
-fn decode_create(body: Value) -> Result<CreateRoom, ApiError> {
-    #[derive(Deserialize)]
-    struct Raw {
-        #[serde(default)]
-        room_id: Option<String>,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        control: Option<String>,
-        #[serde(default)]
-        video_id: Option<String>,
-    }
-    if !body.is_object() {
-        return Err(ApiError::InvalidJson(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    let raw: Raw = serde_json::from_value(body)
-        .map_err(|e| ApiError::InvalidJson(format!("the body is not a room: {e}")))?;
-    let control = match raw.control.as_deref() {
-        None => None,
-        Some("host") => Some(Control::Host),
-        Some("open") => Some(Control::Open),
-        Some(_) => {
-            return Err(ApiError::InvalidValue(
-                "`control` must be \"host\" or \"open\"".into(),
-            ))
-        }
-    };
-    Ok(CreateRoom {
-        room_id: raw.room_id,
-        name: raw.name,
-        control,
-        video_id: raw.video_id,
-    })
 }
 
 /// `GET /api/rooms/{room_id}`.
@@ -159,6 +121,15 @@ pub async fn command(
     }
 }
 
+/// The fields of a chat body, checked before serde reads it.
+const CHAT_SHAPE: Shape = Shape {
+    name: "a chat message",
+    fields: &[
+        ("name", JsonType::String, Presence::Required),
+        ("text", JsonType::String, Presence::Required),
+    ],
+};
+
 #[derive(Deserialize)]
 struct ChatBody {
     name: String,
@@ -174,43 +145,12 @@ pub async fn chat(
 ) -> Result<Json<Value>, ApiError> {
     let handle = room(&app, &room_id).await?;
     let body = body
-        .ok_or_else(|| ApiError::InvalidJson("send {\"name\": \"…\", \"text\": \"…\"}".into()))?;
-    if !body.is_object() {
-        return Err(ApiError::InvalidJson(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    let message: ChatBody = serde_json::from_value(body).map_err(|e| {
-        let text = e.to_string();
-        if text.starts_with("missing field") {
-            ApiError::InvalidCommand(text)
-        } else {
-            ApiError::InvalidJson(text)
-        }
-    })?;
+        .ok_or_else(|| ApiError::invalid_json("send {\"name\": \"…\", \"text\": \"…\"}".into()))?;
+    let message: ChatBody = decode_shaped(body, &CHAT_SHAPE)?;
     // Validate before counting against the rate limit: a typo costs nothing.
-    crate::room::command::check_text(
-        "name",
-        &message.name,
-        crate::room::state::MAX_CHAT_NAME_CHARS,
-        false,
-    )
-    .and_then(|_| {
-        crate::room::command::check_text(
-            "text",
-            &message.text,
-            crate::room::state::MAX_CHAT_TEXT_CHARS,
-            false,
-        )
-    })
-    .map_err(ApiError::from)?;
+    check_text("name", &message.name, MAX_CHAT_NAME_CHARS, Empty::Refused)?;
+    check_text("text", &message.text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?;
     app.chat_limit.check(client)?;
-    let version = handle
-        .chat(message.name, message.text)
-        .await
-        .map_err(|error| match error {
-            RoomError::Refused(CommandError::InvalidValue(m)) => ApiError::InvalidValue(m),
-            other => other.into(),
-        })?;
+    let version = handle.chat(message.name, message.text).await?;
     Ok(Json(json!({ "version": version })))
 }

@@ -66,20 +66,220 @@ pub enum Command {
     },
 }
 
-/// The `type` names, for error messages and metric labels.
-pub const COMMAND_TYPES: &[&str] = &[
-    "play",
-    "pause",
-    "seek",
-    "load",
-    "rate",
-    "duration",
-    "queue_add",
-    "queue_remove",
-    "queue_move",
-    "next",
-    "control",
+/// What JSON a field takes, in the plain words of error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonType {
+    Number,
+    NonNegativeInteger,
+    String,
+    Boolean,
+    /// A string, one of these.
+    OneOf(&'static [&'static str]),
+}
+
+impl JsonType {
+    fn describe(self) -> String {
+        match self {
+            JsonType::Number => "a number".into(),
+            JsonType::NonNegativeInteger => "a non-negative integer".into(),
+            JsonType::String => "a string".into(),
+            JsonType::Boolean => "true or false".into(),
+            JsonType::OneOf(names) => {
+                let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+                quoted.join(" or ")
+            }
+        }
+    }
+
+    fn admits(self, value: &Value) -> bool {
+        match self {
+            JsonType::Number => value.is_number(),
+            JsonType::NonNegativeInteger => value.is_u64(),
+            JsonType::String => value.is_string(),
+            JsonType::Boolean => value.is_boolean(),
+            JsonType::OneOf(names) => value.as_str().is_some_and(|v| names.contains(&v)),
+        }
+    }
+}
+
+/// Whether a field must be there. An optional field may also be `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Required,
+    Optional,
+}
+
+/// One field of a JSON object body: its name, its JSON type, whether it must be there.
+pub type Field = (&'static str, JsonType, Presence);
+
+/// The fields an object body may have, and what it is called in messages.
+#[derive(Debug)]
+pub struct Shape {
+    /// `play`, `a room`, `a chat message`.
+    pub name: &'static str,
+    pub fields: &'static [Field],
+}
+
+use JsonType::{Boolean, NonNegativeInteger, Number, OneOf, String as Text};
+use Presence::{Optional, Required};
+
+/// The control modes as their JSON names (see [`Control`]).
+pub const CONTROL_NAMES: &[&str] = &["host", "open"];
+
+/// Every command's wire name and fields, written once: decoding checks bodies
+/// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
+/// (`expected_version` may come with any command; it is not listed.)
+pub const COMMANDS: [Shape; 11] = [
+    Shape {
+        name: "play",
+        fields: &[("position", Number, Optional)],
+    },
+    Shape {
+        name: "pause",
+        fields: &[("position", Number, Optional)],
+    },
+    Shape {
+        name: "seek",
+        fields: &[("position", Number, Required)],
+    },
+    Shape {
+        name: "load",
+        fields: &[
+            ("video_id", Text, Required),
+            ("position", Number, Optional),
+            ("paused", Boolean, Optional),
+            ("duration", Number, Optional),
+        ],
+    },
+    Shape {
+        name: "rate",
+        fields: &[("rate", Number, Required)],
+    },
+    Shape {
+        name: "duration",
+        fields: &[("duration", Number, Required)],
+    },
+    Shape {
+        name: "queue_add",
+        fields: &[("video_id", Text, Required), ("title", Text, Optional)],
+    },
+    Shape {
+        name: "queue_remove",
+        fields: &[("item_id", Text, Required)],
+    },
+    Shape {
+        name: "queue_move",
+        fields: &[
+            ("item_id", Text, Required),
+            ("index", NonNegativeInteger, Required),
+        ],
+    },
+    Shape {
+        name: "next",
+        fields: &[],
+    },
+    Shape {
+        name: "control",
+        fields: &[("control", OneOf(CONTROL_NAMES), Required)],
+    },
 ];
+
+/// The `type` names, for error messages and metric labels (from [`COMMANDS`]).
+pub const COMMAND_TYPES: &[&str] = &COMMAND_NAMES;
+
+const COMMAND_NAMES: [&str; COMMANDS.len()] = {
+    let mut names = [""; COMMANDS.len()];
+    let mut i = 0;
+    while i < COMMANDS.len() {
+        names[i] = COMMANDS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// The fields every command may carry besides its own.
+const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
+
+/// The one message for a malformed `video_id`, wherever one is given.
+pub const VIDEO_ID_RULE: &str = "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])";
+
+/// What a JSON value is, in the words of an error message.
+fn json_kind(value: &Value) -> std::string::String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Number(number) => format!("the number {number}"),
+        Value::String(text) => {
+            if text.chars().count() <= 20 {
+                format!("the string \"{text}\"")
+            } else {
+                "a string".into()
+            }
+        }
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// Decodes an object body of `shape` (checked first, so serde cannot fail on
+/// it but for a reason the check does not know, reported as `invalid_json`).
+pub fn decode_shaped<T: serde::de::DeserializeOwned>(
+    body: Value,
+    shape: &Shape,
+) -> Result<T, CommandError> {
+    let Value::Object(fields) = body else {
+        return Err(CommandError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
+    };
+    check_shape(&fields, shape, &[], &[])?;
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|error| CommandError::InvalidJson(format!("{}: {error}", shape.name)))
+}
+
+/// Checks an object body against `fields` (plus `extra`): an unknown field or
+/// a missing one is `invalid_command`, a field of the wrong JSON type is
+/// `invalid_json` naming the field and what it takes. After this, serde cannot
+/// fail on the body, so no serde error needs reading.
+pub fn check_shape(
+    fields: &Map<std::string::String, Value>,
+    shape: &Shape,
+    extra: &[Field],
+    ignore: &[&str],
+) -> Result<(), CommandError> {
+    let known = || shape.fields.iter().chain(extra);
+    for (name, value) in fields {
+        if ignore.contains(&name.as_str()) {
+            continue;
+        }
+        let Some((_, kind, presence)) = known().find(|(field, _, _)| field == name) else {
+            continue;
+        };
+        if value.is_null() && *presence == Optional {
+            continue;
+        }
+        if !kind.admits(value) {
+            let message = format!(
+                "{name}: expected {}, got {}",
+                kind.describe(),
+                json_kind(value)
+            );
+            // A string that is not one of the names is a bad value, not a bad shape.
+            return Err(match kind {
+                OneOf(_) if value.is_string() => CommandError::InvalidValue(message),
+                _ => CommandError::InvalidJson(message),
+            });
+        }
+    }
+    for (name, _, presence) in known() {
+        if *presence == Required && !fields.contains_key(*name) {
+            return Err(CommandError::InvalidCommand(format!(
+                "missing field `{name}`"
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Why a command (or chat message) was refused. Each maps to one row of the error
 /// table in shared/API.md.
@@ -109,19 +309,32 @@ pub struct CommandRequest {
 impl Command {
     /// The wire name of this command's type.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Command::Play { .. } => "play",
-            Command::Pause { .. } => "pause",
-            Command::Seek { .. } => "seek",
-            Command::Load { .. } => "load",
-            Command::Rate { .. } => "rate",
-            Command::Duration { .. } => "duration",
-            Command::QueueAdd { .. } => "queue_add",
-            Command::QueueRemove { .. } => "queue_remove",
-            Command::QueueMove { .. } => "queue_move",
-            Command::Next {} => "next",
-            Command::Control { .. } => "control",
-        }
+        self.shape().name
+    }
+
+    /// This command's entry in [`COMMANDS`].
+    fn shape(&self) -> &'static Shape {
+        let index = match self {
+            Command::Play { .. } => 0,
+            Command::Pause { .. } => 1,
+            Command::Seek { .. } => 2,
+            Command::Load { .. } => 3,
+            Command::Rate { .. } => 4,
+            Command::Duration { .. } => 5,
+            Command::QueueAdd { .. } => 6,
+            Command::QueueRemove { .. } => 7,
+            Command::QueueMove { .. } => 8,
+            Command::Next {} => 9,
+            Command::Control { .. } => 10,
+        };
+        &COMMANDS[index]
+    }
+
+    /// The known command type named by a body, if it names one: the metric
+    /// label of a command refused before it was decoded.
+    pub fn type_of(body: &Value) -> Option<&'static str> {
+        let named = body.get("type")?.as_str()?;
+        COMMAND_TYPES.iter().copied().find(|known| *known == named)
     }
 
     /// Decodes one command from a request body that has already parsed as JSON.
@@ -131,7 +344,6 @@ impl Command {
                 "the body must be a JSON object such as {\"type\": \"play\"}".into(),
             ));
         };
-        let expected_version = take_expected_version(&mut fields)?;
         let type_name = match fields.get("type") {
             None => return Err(CommandError::InvalidCommand("missing field `type`".into())),
             Some(Value::String(name)) => name.as_str(),
@@ -141,23 +353,19 @@ impl Command {
                 ))
             }
         };
-        if !COMMAND_TYPES.contains(&type_name) {
+        let Some(shape) = COMMANDS.iter().find(|shape| shape.name == type_name) else {
             return Err(CommandError::InvalidCommand(format!(
                 "unknown command type `{}`; expected one of {}",
                 truncate(type_name, 40),
                 COMMAND_TYPES.join(", ")
             )));
-        }
-        let command: Command = serde_json::from_value(Value::Object(fields)).map_err(|err| {
-            let message = err.to_string();
-            // serde reports a missing field as "missing field `x`"; everything else
-            // left at this point is a field of the wrong JSON type.
-            if message.starts_with("missing field") {
-                CommandError::InvalidCommand(message)
-            } else {
-                CommandError::InvalidJson(message)
-            }
-        })?;
+        };
+        check_shape(&fields, shape, &[EXPECTED_VERSION], &["type"])?;
+        let type_name = shape.name;
+        let expected_version = fields.remove("expected_version").and_then(|v| v.as_u64());
+        // The shape is checked: what is left cannot fail to decode.
+        let command: Command = serde_json::from_value(Value::Object(fields))
+            .map_err(|error| CommandError::InvalidJson(format!("{type_name}: {error}")))?;
         command.validate()?;
         Ok(CommandRequest {
             command,
@@ -196,7 +404,9 @@ impl Command {
             Command::QueueAdd { video_id, title } => {
                 check_video_id(video_id)?;
                 match title {
-                    Some(title) => check_text("title", title, MAX_TITLE_CHARS, true).map(|_| ()),
+                    Some(title) => {
+                        check_text("title", title, MAX_TITLE_CHARS, Empty::Allowed).map(|_| ())
+                    }
                     None => Ok(()),
                 }
             }
@@ -205,15 +415,6 @@ impl Command {
             | Command::Next {}
             | Command::Control { .. } => Ok(()),
         }
-    }
-}
-
-fn take_expected_version(fields: &mut Map<String, Value>) -> Result<Option<u64>, CommandError> {
-    match fields.remove("expected_version") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-            CommandError::InvalidJson("`expected_version` must be a non-negative integer".into())
-        }),
     }
 }
 
@@ -237,27 +438,32 @@ fn check_duration(duration: f64) -> Result<(), CommandError> {
     }
 }
 
-fn check_video_id(video_id: &str) -> Result<(), CommandError> {
+pub fn check_video_id(video_id: &str) -> Result<(), CommandError> {
     if is_video_id(video_id) {
         Ok(())
     } else {
-        Err(CommandError::InvalidValue(
-            "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])".into(),
-        ))
+        Err(CommandError::InvalidValue(VIDEO_ID_RULE.into()))
     }
 }
 
-/// Trims `text` and checks it is 1..=`max_chars` characters with no control
-/// characters. Returns the trimmed text. `allow_empty` accepts an empty result.
+/// Whether a text field may be empty (once trimmed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    Allowed,
+    Refused,
+}
+
+/// Trims `text` and checks it is at most `max_chars` characters with no control
+/// characters, and not empty when `empty` refuses it. Returns the trimmed text.
 pub fn check_text<'a>(
     field: &str,
     text: &'a str,
     max_chars: usize,
-    allow_empty: bool,
+    empty: Empty,
 ) -> Result<&'a str, CommandError> {
     let trimmed = text.trim();
     let chars = trimmed.chars().count();
-    if chars == 0 && !allow_empty {
+    if chars == 0 && empty == Empty::Refused {
         return Err(CommandError::InvalidValue(format!(
             "`{field}` must not be empty"
         )));
@@ -431,10 +637,12 @@ mod tests {
 
     #[test]
     fn text_is_trimmed_and_counted_in_characters() {
-        assert_eq!(check_text("name", "  Ann ", 64, false), Ok("Ann"));
-        assert!(check_text("name", "   ", 64, false).is_err());
-        assert!(check_text("name", &"é".repeat(64), 64, false).is_ok());
-        assert!(check_text("name", &"é".repeat(65), 64, false).is_err());
-        assert!(check_text("text", "line\nbreak", 500, false).is_err());
+        let refused = Empty::Refused;
+        assert_eq!(check_text("name", "  Ann ", 64, refused), Ok("Ann"));
+        assert!(check_text("name", "   ", 64, refused).is_err());
+        assert_eq!(check_text("name", "   ", 64, Empty::Allowed), Ok(""));
+        assert!(check_text("name", &"é".repeat(64), 64, refused).is_ok());
+        assert!(check_text("name", &"é".repeat(65), 64, refused).is_err());
+        assert!(check_text("text", "line\nbreak", 500, refused).is_err());
     }
 }

@@ -6,7 +6,7 @@ use super::command::CommandError;
 /// The shared room store did not answer in time or could not be reached: the
 /// caller answers `503 unavailable` and nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the shared room store is unavailable")]
+#[error("the shared room store is not answering; nothing changed, try again shortly")]
 pub struct Unavailable;
 
 /// A room call that could not be answered.

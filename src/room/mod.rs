@@ -28,7 +28,7 @@ pub mod state;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, CommandError};
-pub use error::RoomError;
+pub use error::{RoomError, Unavailable};
 pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use state::{Control, PlaybackState, QueueItem, Room, RoomView};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::command::{check_text, Command, CommandError};
+use super::command::{check_text, Command, CommandError, Empty};
 use super::event::{Cause, CloseReason, Event, EventKind};
 
 /// Largest position or duration accepted, in seconds (about 11.5 days): far past
@@ -301,8 +301,10 @@ impl Room {
                     )));
                 }
                 let title = match title {
-                    Some(title) => Some(check_text("title", &title, usize::MAX, true)?.to_owned())
-                        .filter(|t| !t.is_empty()),
+                    Some(title) => {
+                        Some(check_text("title", &title, usize::MAX, Empty::Allowed)?.to_owned())
+                            .filter(|t| !t.is_empty())
+                    }
                     None => None,
                 };
                 let item_id = format!("q{}", self.next_item_number);
@@ -370,8 +372,8 @@ impl Room {
 
     /// A chat message: validated, trimmed, one event.
     pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
-        let name = check_text("name", name, MAX_CHAT_NAME_CHARS, false)?.to_owned();
-        let text = check_text("text", text, MAX_CHAT_TEXT_CHARS, false)?.to_owned();
+        let name = check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned();
+        let text = check_text("text", text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?.to_owned();
         Ok(self.event(now, EventKind::Chat { name, text }))
     }
 
