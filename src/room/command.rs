@@ -253,7 +253,17 @@ pub fn check_shape(
             continue;
         }
         let Some((_, kind, presence)) = known().find(|(field, _, _)| field == name) else {
-            continue;
+            let names: Vec<&str> = known().map(|(field, _, _)| *field).collect();
+            let takes = if names.is_empty() {
+                "no other fields".to_owned()
+            } else {
+                names.join(", ")
+            };
+            return Err(CommandError::InvalidCommand(format!(
+                "unknown field `{}`: {} takes {takes}",
+                truncate(name, 40),
+                shape.name
+            )));
         };
         if value.is_null() && *presence == Optional {
             continue;
