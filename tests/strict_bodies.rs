@@ -100,3 +100,75 @@ async fn unknown_fields_are_400_invalid_command_naming_the_field() {
     // The refused creation made no room.
     assert_eq!(app.get("/api/rooms/strict-1").await.status().as_u16(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoding_errors_name_the_field_and_the_json_type_in_plain_words() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let cases = [
+        (
+            Route::Command,
+            json!({"type": "seek", "position": "3"}),
+            "invalid_json",
+            r#"position: expected a number, got the string "3""#,
+        ),
+        (
+            Route::Command,
+            json!({"type": "seek", "position": null}),
+            "invalid_json",
+            "position: expected a number, got null",
+        ),
+        (
+            Route::Command,
+            json!({"type": "load", "video_id": 5}),
+            "invalid_json",
+            "video_id: expected a string, got the number 5",
+        ),
+        (
+            Route::Command,
+            json!({"type": "load", "video_id": "dQw4w9WgXcQ", "paused": "yes"}),
+            "invalid_json",
+            r#"paused: expected true or false, got the string "yes""#,
+        ),
+        (
+            Route::Command,
+            json!({"type": "queue_move", "item_id": "a", "index": -1}),
+            "invalid_json",
+            "index: expected a non-negative integer, got the number -1",
+        ),
+        (
+            Route::Command,
+            json!({"type": "play", "expected_version": [1]}),
+            "invalid_json",
+            "expected_version: expected a non-negative integer, got an array",
+        ),
+        (
+            Route::Command,
+            json!({"type": "control", "control": "everyone"}),
+            "invalid_value",
+            r#"control: expected "host" or "open", got the string "everyone""#,
+        ),
+        (
+            Route::Create,
+            json!({"name": {"first": "Fri"}}),
+            "invalid_json",
+            "name: expected a string, got an object",
+        ),
+        (
+            Route::Create,
+            json!({"control": "all"}),
+            "invalid_value",
+            r#"control: expected "host" or "open", got the string "all""#,
+        ),
+        (
+            Route::Chat,
+            json!({"name": "Ann", "text": true}),
+            "invalid_json",
+            "text: expected a string, got a boolean",
+        ),
+    ];
+    for (route, body, code, expected) in cases {
+        let message = refused(&app, (&room, &token), route, body.clone(), 400, code).await;
+        assert_eq!(message, expected, "{route:?} {body}");
+    }
+}
