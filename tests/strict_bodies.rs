@@ -172,3 +172,56 @@ async fn decoding_errors_name_the_field_and_the_json_type_in_plain_words() {
         assert_eq!(message, expected, "{route:?} {body}");
     }
 }
+
+/// The value of the `syncroom_commands_total` sample with these labels, if any.
+async fn commands_total(app: &TestApp, r#type: &str, outcome: &str) -> Option<f64> {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix("syncroom_commands_total{")?;
+        let (labels, value) = rest.split_once("} ")?;
+        let wanted = labels.contains(&format!("type=\"{type}\""))
+            && labels.contains(&format!("outcome=\"{outcome}\""));
+        wanted.then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_commands_are_counted_under_their_type_when_it_is_readable() {
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let cases = [
+        (
+            json!({"type": "seek", "position": -1}),
+            "seek",
+            "invalid_value",
+        ),
+        (json!({"type": "rate", "rate": 9}), "rate", "invalid_value"),
+        (
+            json!({"type": "load", "video_id": "short"}),
+            "load",
+            "invalid_value",
+        ),
+        (json!({"type": "seek"}), "seek", "invalid_command"),
+        (
+            json!({"type": "rate", "rate": "fast"}),
+            "rate",
+            "invalid_json",
+        ),
+        (json!({"type": "explode"}), "unknown", "invalid_command"),
+        (json!({"type": 7}), "unknown", "invalid_command"),
+    ];
+    for (body, r#type, outcome) in cases {
+        let before = commands_total(&app, r#type, outcome).await.unwrap_or(0.0);
+        let status = app
+            .command(&room, Some(&token), body.clone())
+            .await
+            .status();
+        assert_eq!(status.as_u16(), 400, "{body}");
+        let after = commands_total(&app, r#type, outcome).await;
+        assert_eq!(
+            after,
+            Some(before + 1.0),
+            "{body} counted as {type}/{outcome}"
+        );
+    }
+}

@@ -94,11 +94,10 @@ pub async fn command(
     let arrived = Instant::now();
     app.write_limit.check(client)?;
     let handle = room(&app, &room_id).await?;
-    let decoded = Command::decode(body.unwrap_or(Value::Null));
-    let type_name = decoded
-        .as_ref()
-        .map(|request| request.command.type_name())
-        .unwrap_or("unknown");
+    let body = body.unwrap_or(Value::Null);
+    // Counted under its type whenever the body names a known one, refused or not.
+    let type_name = Command::type_of(&body).unwrap_or("unknown");
+    let decoded = Command::decode(body);
     let outcome = match decoded {
         Err(error) => Err(RoomError::Refused(error)),
         Ok(request) => {
