@@ -161,9 +161,13 @@ async fn create_room_with_a_taken_id_is_409_room_exists_and_keeps_the_first() {
     let after = app.get_room(&room).await;
     assert_eq!(fingerprint(&after), fingerprint(&before));
     assert_eq!(after["name"], "first");
-    // The first host still holds the room.
-    app.command_ok(&room, Some(&token), json!({"type": "play"}))
-        .await;
+    // The first host still holds the room (`control` needs the host token).
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "control", "control": "open"}),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,3 +225,36 @@ async fn refused_commands_are_counted_under_their_type_when_it_is_readable() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn play_with_nothing_loaded_is_400_invalid_command_and_changes_nothing() {
+    let app = spawn_app(&[]).await;
+    let (room, token, _) = app.create_room(json!({})).await;
+    for body in [
+        json!({"type": "play"}),
+        json!({"type": "play", "position": 10}),
+    ] {
+        let message = refused(
+            &app,
+            (&room, &token),
+            Route::Command,
+            body,
+            400,
+            "invalid_command",
+        )
+        .await;
+        assert_eq!(message, "nothing is loaded");
+    }
+    let view = app.get_room(&room).await;
+    assert_eq!(view["state"]["paused"], json!(true));
+    assert_eq!(view["state"]["video_id"], Value::Null);
+    // Once a video is loaded, play is accepted.
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "load", "video_id": "dQw4w9WgXcQ", "paused": true}),
+    )
+    .await;
+    app.command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+}

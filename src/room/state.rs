@@ -16,6 +16,8 @@ use super::event::{Cause, CloseReason, Event, EventKind};
 /// Largest position or duration accepted, in seconds (about 11.5 days): far past
 /// any video, small enough that millisecond arithmetic stays exact.
 pub const MAX_POSITION: f64 = 1_000_000.0;
+/// Why `play` is refused in a room with no video loaded (`invalid_command`).
+pub const NOTHING_LOADED: &str = "nothing is loaded";
 /// Longest chat author name and message, in characters.
 pub const MAX_CHAT_NAME_CHARS: usize = 64;
 pub const MAX_CHAT_TEXT_CHARS: usize = 500;
@@ -237,11 +239,15 @@ impl Room {
 
     /// Applies one command at server time `now`. On error nothing has changed. An
     /// empty list means the command changed nothing (and the version stays).
+    /// `play` with nothing loaded is refused ([`NOTHING_LOADED`]).
     pub fn apply(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
         command.validate()?;
         let current = &self.state;
         let (cause, state) = match command {
             Command::Play { position } => {
+                if current.video_id.is_none() {
+                    return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
+                }
                 let mut state = current.anchored_at(now);
                 if let Some(position) = position {
                     state.position = state.clamp(position);
