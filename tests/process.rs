@@ -31,14 +31,6 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the binary on a free port with `args` and `env`, and waits for `/healthz`.
 /// `--listen` is added unless `env` sets `SYNCROOM_LISTEN`.
 async fn start(args: &[&str], env: &[(&str, &str)]) -> Server {

@@ -657,6 +657,11 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
         .collect()
 }
 
+/// The tests' one Redis fixture, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/common/redis.rs"]
+mod test_redis;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,44 +671,7 @@ mod tests {
     use crate::room::{Command, SystemClock};
     use crate::telemetry::Metrics;
 
-    /// A `redis-server` of the test's own on a free port, killed when dropped.
-    struct RedisServer {
-        child: std::process::Child,
-        url: String,
-    }
-
-    impl Drop for RedisServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    async fn redis_server() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        for _ in 0..500 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        RedisServer {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
-    }
+    use super::test_redis as fixture;
 
     /// One node's registry on `url`, keeping `history` events.
     async fn node(url: &str, history: usize) -> (Registry, Arc<RedisBackplane>) {
@@ -734,8 +702,8 @@ mod tests {
     /// nothing (its route is gone, as after a lost connection), then lets it
     /// notice; gives the frames its listener gets, up to `version`.
     async fn miss_then_catch_up(history: usize, n: usize) -> Vec<String> {
-        let redis = redis_server().await;
-        let (registry, backplane) = node(&redis.url, history).await;
+        let redis = fixture::Redis::start().await;
+        let (registry, backplane) = node(&redis.url(), history).await;
         let created = registry
             .create(CreateRoom::default())
             .await

@@ -5,6 +5,10 @@
 //! Every test binary compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod redis;
+#[allow(unused_imports)]
+pub use self::redis::{free_port, Redis, TempDir};
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
