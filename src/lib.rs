@@ -12,7 +12,8 @@
 //! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
-//! - [`backplane`]: rooms shared by many nodes through Redis (`--redis`).
+//! - [`backplane`]: implementations of the room core's port for sharing rooms
+//!   between nodes ([`room::shared::SharedRooms`]); Redis (`--redis`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
