@@ -94,7 +94,7 @@ pub struct Registry {
     store: Option<Arc<RoomStore>>,
     /// Shared mode: rooms live in the shared store; `rooms` holds this node's mirrors.
     backplane: Option<Arc<dyn SharedRooms>>,
-    /// Redis mode: one opener per room id at a time, so a room gets one mirror.
+    /// Shared mode: one opener per room id at a time, so a room gets one mirror.
     opening: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
 }
 

@@ -66,68 +66,115 @@ async fn listening_room(app: &TestApp) -> (String, String, SseStream) {
     (room, token, listener)
 }
 
-// ---------------------------------------------------------------- play / pause / seek
+// ---------------------------------------------------------------- each command's state event
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn play_resumes_and_emits_a_state_event() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    let (answer, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "play"}),
-        "play",
-    )
-    .await;
-    assert_eq!(answer["version"], 2);
-    assert_eq!(data["state"]["paused"], false);
-    assert_eq!(data["state"]["video_id"], VIDEO);
-    assert_eq!(position(&data["state"]), 0.0);
+/// Asserts each field of `expected` in `state`; numbers compare as numbers.
+fn assert_state(rule: &str, state: &Value, expected: &Value) {
+    for (field, want) in expected.as_object().expect("expected fields") {
+        let got = &state[field];
+        match (got.as_f64(), want.as_f64()) {
+            (Some(got), Some(want)) => assert_eq!(got, want, "{rule}: {field} in {state}"),
+            _ => assert_eq!(got, want, "{rule}: {field} in {state}"),
+        }
+    }
 }
 
+/// One rule per row: in a fresh room with a video loaded and paused at 0, the
+/// commands `before`, then `command`, which emits one `state` event with `cause`
+/// whose state has the `expected` fields (and equals the answer's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn play_from_a_position_starts_there() {
+async fn each_command_emits_one_state_event_with_its_cause_and_effect() {
+    let rules = [
+        (
+            "play resumes",
+            vec![],
+            json!({"type": "play"}),
+            "play",
+            json!({"paused": false, "video_id": VIDEO, "position": 0.0}),
+        ),
+        (
+            "play from a position starts there",
+            vec![],
+            json!({"type": "play", "position": 42.5}),
+            "play",
+            json!({"paused": false, "position": 42.5}),
+        ),
+        (
+            "pause at a position stops there",
+            vec![json!({"type": "play"})],
+            json!({"type": "pause", "position": 12.25}),
+            "pause",
+            json!({"paused": true, "position": 12.25}),
+        ),
+        (
+            "seek jumps and keeps a paused room paused",
+            vec![],
+            json!({"type": "seek", "position": 30.0}),
+            "seek",
+            json!({"paused": true, "position": 30.0}),
+        ),
+        (
+            "seek jumps and keeps a playing room playing",
+            vec![json!({"type": "play"})],
+            json!({"type": "seek", "position": 100.0}),
+            "seek",
+            json!({"paused": false, "position": 100.0}),
+        ),
+        (
+            "load switches video, playing from zero, length unknown",
+            vec![json!({"type": "duration", "duration": 212.0})],
+            json!({"type": "load", "video_id": OTHER}),
+            "load",
+            json!({"video_id": OTHER, "position": 0.0, "paused": false, "duration": null}),
+        ),
+        (
+            "load takes position, paused and duration",
+            vec![],
+            json!({"type": "load", "video_id": OTHER, "position": 5.5, "paused": true, "duration": 300.0}),
+            "load",
+            json!({"video_id": OTHER, "position": 5.5, "paused": true, "duration": 300.0}),
+        ),
+        (
+            "rate a quarter",
+            vec![],
+            json!({"type": "rate", "rate": 0.25}),
+            "rate",
+            json!({"rate": 0.25}),
+        ),
+        (
+            "rate double",
+            vec![],
+            json!({"type": "rate", "rate": 2.0}),
+            "rate",
+            json!({"rate": 2.0}),
+        ),
+        (
+            "rate between",
+            vec![json!({"type": "rate", "rate": 2.0})],
+            json!({"type": "rate", "rate": 1.5}),
+            "rate",
+            json!({"rate": 1.5}),
+        ),
+        (
+            "duration reports the length of the loaded video",
+            vec![],
+            json!({"type": "duration", "duration": 212.0}),
+            "duration",
+            json!({"duration": 212.0}),
+        ),
+    ];
     let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "play", "position": 42.5}),
-        "play",
-    )
-    .await;
-    assert_eq!(data["state"]["paused"], false);
-    assert_eq!(position(&data["state"]), 42.5);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pause_at_a_position_stops_there() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "play"}),
-        "play",
-    )
-    .await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "pause", "position": 12.25}),
-        "pause",
-    )
-    .await;
-    assert_eq!(data["state"]["paused"], true);
-    assert_eq!(position(&data["state"]), 12.25);
+    for (rule, before, command, cause, expected) in rules {
+        let (room, token, mut listener) = listening_room(&app).await;
+        for step in before {
+            let cause = step["type"].as_str().unwrap_or_default().to_owned();
+            command_with_event(&app, &mut listener, &room, &token, step, &cause).await;
+        }
+        let (answer, data) =
+            command_with_event(&app, &mut listener, &room, &token, command, cause).await;
+        assert_state(rule, &data["state"], &expected);
+        assert_eq!(answer["room"]["state"], data["state"], "{rule}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,140 +212,6 @@ async fn pause_without_a_position_stops_where_playback_had_got_to() {
         "paused at {at}: more than {elapsed} s played"
     );
     assert_eq!(data["state"]["paused"], true);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seek_jumps_and_keeps_a_paused_room_paused() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "seek", "position": 30.0}),
-        "seek",
-    )
-    .await;
-    assert_eq!(data["state"]["paused"], true);
-    assert_eq!(position(&data["state"]), 30.0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seek_jumps_and_keeps_a_playing_room_playing() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "play"}),
-        "play",
-    )
-    .await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "seek", "position": 100.0}),
-        "seek",
-    )
-    .await;
-    assert_eq!(data["state"]["paused"], false);
-    assert_eq!(position(&data["state"]), 100.0);
-}
-
-// ---------------------------------------------------------------- load / rate / duration
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_switches_video_playing_from_zero_by_default() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "duration", "duration": 212.0}),
-        "duration",
-    )
-    .await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "load", "video_id": OTHER}),
-        "load",
-    )
-    .await;
-    let state = &data["state"];
-    assert_eq!(state["video_id"], OTHER);
-    assert_eq!(position(state), 0.0);
-    assert_eq!(state["paused"], false);
-    assert_eq!(
-        state["duration"],
-        Value::Null,
-        "a new video's length is not known yet"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_takes_position_paused_and_duration() {
-    let app = spawn_app(&[]).await;
-    let (room, token, _) = app.create_room(json!({})).await;
-    let mut listener = app.events(&room).await;
-    listener.expect_snapshot().await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "load", "video_id": OTHER, "position": 5.5, "paused": true, "duration": 300.0}),
-        "load",
-    )
-    .await;
-    let state = &data["state"];
-    assert_eq!(state["video_id"], OTHER);
-    assert_eq!(position(state), 5.5);
-    assert_eq!(state["paused"], true);
-    assert_eq!(state["duration"].as_f64(), Some(300.0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_changes_speed_within_quarter_to_double() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    for rate in [0.25, 2.0, 1.5] {
-        let (_, data) = command_with_event(
-            &app,
-            &mut listener,
-            &room,
-            &token,
-            json!({"type": "rate", "rate": rate}),
-            "rate",
-        )
-        .await;
-        assert_eq!(data["state"]["rate"].as_f64(), Some(rate));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duration_reports_the_length_of_the_loaded_video() {
-    let app = spawn_app(&[]).await;
-    let (room, token, mut listener) = listening_room(&app).await;
-    let (_, data) = command_with_event(
-        &app,
-        &mut listener,
-        &room,
-        &token,
-        json!({"type": "duration", "duration": 212.0}),
-        "duration",
-    )
-    .await;
-    assert_eq!(data["state"]["duration"].as_f64(), Some(212.0));
 }
 
 // ---------------------------------------------------------------- extrapolation
