@@ -30,6 +30,12 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
 
+    /// Serve the audio and video files under this directory at `/media/{path}` (byte ranges,
+    /// validators) and list them at `/api/media`, so rooms can play them (`media_url`). With
+    /// `--redis`, give every node the same directory. Default: no media files are served.
+    #[arg(long, env = "SYNCROOM_MEDIA_DIR")]
+    pub media_dir: Option<std::path::PathBuf>,
+
     /// Share rooms with other nodes through Redis: `redis://[:PASSWORD@]HOST:PORT[/DB]` or
     /// `rediss://` for TLS. Every node given the same Redis serves every room. Default: rooms
     /// live in this process only.

@@ -46,6 +46,10 @@ pub async fn run(
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
     };
+    let media = match &config.media_dir {
+        Some(dir) => Some(http::media::MediaLibrary::open(dir)?),
+        None => None,
+    };
     let backplane = match &config.redis {
         Some(url) => Some(connect_redis(url, &config).await?),
         None => None,
@@ -55,6 +59,7 @@ pub async fn run(
         shutdown.clone(),
         store.clone(),
         backplane,
+        media,
     ));
     if let Some(store) = &store {
         let rooms = store.load()?;
