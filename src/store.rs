@@ -36,10 +36,37 @@ pub struct RoomStore {
 }
 
 impl RoomStore {
-    /// Opens (creating if needed) the store under `data_dir`.
+    /// Opens the store under `data_dir`, which must be an existing directory
+    /// this process can write in: a mistyped path fails start-up, naming the
+    /// path, rather than starting an empty store somewhere else. `rooms/` in it
+    /// is created when missing.
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<Self>> {
+        use std::io::{Error, ErrorKind};
+        let bad = |kind: ErrorKind, what: String| {
+            Error::new(
+                kind,
+                format!(
+                    "--data-dir {}: {what} (expected an existing, writable directory)",
+                    data_dir.display()
+                ),
+            )
+        };
+        match std::fs::metadata(data_dir) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Err(bad(ErrorKind::NotADirectory, "not a directory".into())),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                return Err(bad(ErrorKind::NotFound, "no such directory".into()))
+            }
+            Err(error) => return Err(bad(error.kind(), error.to_string())),
+        }
         let rooms_dir = data_dir.join("rooms");
-        std::fs::create_dir_all(&rooms_dir)?;
+        std::fs::create_dir_all(&rooms_dir)
+            .map_err(|error| bad(error.kind(), format!("cannot create rooms/ in it: {error}")))?;
+        // Rooms are written in the background: find out now, not at the first change.
+        let probe = rooms_dir.join(".syncroom-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|error| bad(error.kind(), format!("cannot write in it: {error}")))?;
         Ok(Arc::new(Self {
             rooms_dir,
             pending: DashMap::new(),
