@@ -197,6 +197,7 @@ mod tests {
     #[tokio::test]
     async fn rooms_survive_a_reopen_and_forgotten_ones_do_not() {
         let dir = std::env::temp_dir().join(format!("syncroom-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         let mut kept = room("kept");
         kept.apply(Command::Seek { position: 42.0 }, 2_000).unwrap();
@@ -215,6 +216,7 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_file_is_skipped() {
         let dir = std::env::temp_dir().join(format!("syncroom-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         store.save(&room("good"));
         store.flush().await;
