@@ -13,9 +13,10 @@
  * For tests and embedders the live client is exposed as `window.syncroom`.
  */
 
-import { SyncRoom, createRoom, listRooms, ApiError, PlayerState } from './syncroom.js';
-import { parseYouTube, parseTimestamp, formatTime } from './sync-core.js';
-import { SimPlayer } from './sim-player.js';
+import {
+  SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
+} from '/client/index.js';
+import { SimPlayer } from '/client/sim-player.js';
 
 const YT_TIMEOUT_MS = 3000;
 const params = new URLSearchParams(location.search);
@@ -204,7 +205,8 @@ async function createPlayer(container) {
 function readySim(element) {
   const skew = Number(params.get('simskew')) || 0;
   return new Promise((resolve) => {
-    const p = new SimPlayer(element, { skew, events: { onReady: () => resolve(p) } });
+    // The page draws its own transport: the simulated player shows none (one set of controls).
+    const p = new SimPlayer(element, { skew, controls: false, events: { onReady: () => resolve(p) } });
   });
 }
 
@@ -296,14 +298,9 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   }, { once: true });
 }
 
-async function fetchRoom(roomId) {
-  const res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { cache: 'no-store' });
-  const body = await res.json().catch(() => null);
-  if (!res.ok) {
-    const e = body && body.error ? body.error : {};
-    throw new ApiError(res.status, e.code, e.message);
-  }
-  return body;
+/** The room's current object, or an ApiError (404 when it does not exist). */
+function fetchRoom(roomId) {
+  return getRoom(roomId);
 }
 
 async function startRoom(roomId, name, token, playerReady, startAt) {
@@ -455,16 +452,23 @@ function renderHealth(h) {
   $('h-drift').textContent = fmt(h.driftMs);
   $('h-avg').textContent = h.driftAvgMs === null ? '—' : `${h.driftAvgMs.toFixed(1)} ms`;
   const modeText = {
-    'in-sync': 'none needed', nudging: `nudging speed (${h.rate ? `${h.rate.toFixed(3)}×` : ''})`,
-    seeking: 'seeking', buffering: 'buffering', loading: 'loading', starting: 'starting',
-    waiting: 'waiting', hold: 'paused by you', blocked: 'needs a click', 'no-player': 'no player yet',
+    [PlayerMode.IN_SYNC]: 'none needed',
+    [PlayerMode.NUDGING]: `nudging speed (${h.rate ? `${h.rate.toFixed(3)}×` : ''})`,
+    [PlayerMode.SEEKING]: 'seeking',
+    [PlayerMode.BUFFERING]: 'buffering',
+    [PlayerMode.LOADING]: 'loading',
+    [PlayerMode.STARTING]: 'starting',
+    [PlayerMode.WAITING]: 'waiting',
+    [PlayerMode.HOLD]: 'paused by you',
+    [PlayerMode.BLOCKED]: 'needs a click',
+    [PlayerMode.NO_PLAYER]: 'no player yet',
   };
   $('h-mode').textContent = modeText[h.mode] || h.mode;
   const avg = h.driftAvgMs;
   let quality = 'unknown';
   let summary = '—';
   if (h.status !== 'live') { quality = 'warn'; summary = h.status === 'closed' ? 'closed' : 'reconnecting'; }
-  else if (avg === null || h.mode === 'waiting' || h.mode === 'loading') { quality = 'unknown'; summary = 'waiting'; }
+  else if (avg === null || h.mode === PlayerMode.WAITING || h.mode === PlayerMode.LOADING) { quality = 'unknown'; summary = 'waiting'; }
   else if (avg < 40) { quality = 'good'; summary = `±${Math.max(1, Math.round(avg))} ms`; }
   else if (avg < 250) { quality = 'ok'; summary = `±${Math.round(avg)} ms`; }
   else { quality = 'bad'; summary = `±${(avg / 1000).toFixed(1)} s`; }

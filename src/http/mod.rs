@@ -166,9 +166,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .route("/", get(pages::index))
-        .route("/r/{room_id}", get(pages::index))
-        .route("/static/{*path}", get(pages::asset))
+        .merge(pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower::util::option_layer(cors_layer(

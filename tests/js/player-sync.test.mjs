@@ -1,4 +1,4 @@
-// The drift-correction loop of static/syncroom.js (PlayerSync), driven in node by a
+// The drift-correction loop of clients/js/player-sync.js (PlayerSync), driven in node by a
 // virtual clock and a fake YouTube-like player whose media clock can run fast or slow.
 import { test, describe, beforeEach, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +11,8 @@ Object.defineProperty(globalThis, 'performance', {
   value: { now: () => clock.t, timeOrigin: 0 },
 });
 
-const { PlayerSync, PlayerState } = await import('../../static/syncroom.js');
-const { roomPosition } = await import('../../static/sync-core.js');
+const { PlayerSync, PlayerState } = await import('../../clients/js/player-sync.js');
+const { roomPosition } = await import('../../clients/js/sync-core.js');
 
 /** A player with the YT.Player methods PlayerSync uses, on the virtual clock. */
 class FakePlayer {
