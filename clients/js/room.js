@@ -64,6 +64,7 @@
  * a jittered back-off. A `closed` event stops it.
  *
  * @module room
+ */
 
 import { roomPosition as computeRoomPosition } from './sync-core.js';
 import { ApiError, getRoom, sendCommand, sendChat, deleteRoom } from './api.js';
