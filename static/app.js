@@ -17,6 +17,7 @@ import {
   SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
+import { roomTitle } from './room-title.js';
 
 const YT_TIMEOUT_MS = 3000;
 const params = new URLSearchParams(location.search);
@@ -48,6 +49,34 @@ function describeError(err) {
     return err.message;
   }
   return 'Could not reach the server.';
+}
+
+/**
+ * Shows an error under a form. A "Slow down" (429 with Retry-After) counts down and
+ * goes once the wait is over, so nobody waits for a notice that no longer holds.
+ */
+function showError(node, err) {
+  clearInterval(node.retryTimer);
+  node.textContent = describeError(err);
+  if (!(err instanceof ApiError) || err.code !== 'rate_limited' || !(err.retryAfter > 0)) return;
+  const until = Date.now() + err.retryAfter * 1000;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(node.retryTimer);
+      node.textContent = '';
+      return;
+    }
+    node.textContent = `Slow down — try again in ${left} s.`;
+  };
+  node.retryTimer = setInterval(tick, 250);
+  tick();
+}
+
+/** Clears a form's error (and its countdown). */
+function clearError(node) {
+  clearInterval(node.retryTimer);
+  node.textContent = '';
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -99,7 +128,7 @@ function initHome() {
       // The click on "Create" already counts as the interaction autoplay needs.
       await enterRoom(created.room_id, { autoJoinAs: you, initialRoom: created.room, startAt: start });
     } catch (ex) {
-      err.textContent = describeError(ex);
+      showError(err, ex);
     } finally {
       $('create-btn').disabled = false;
     }
@@ -131,7 +160,8 @@ function initHome() {
       a.href = roomPath(r.room_id);
       const title = document.createElement('span');
       title.className = 'room-name';
-      title.textContent = r.name || r.room_id;
+      title.textContent = roomTitle(r);
+      a.title = title.textContent;
       const count = document.createElement('span');
       count.className = 'room-count';
       count.textContent = `${r.listeners} watching`;
@@ -259,7 +289,10 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   }
   show('view-room');
   $('topbar-room').hidden = false;
-  const displayName = (snapshot && snapshot.name) || roomId;
+  // The Sync card is for the curious: open beside the player on a wide screen,
+  // collapsed on a phone, where it would push the chat out of reach.
+  $('health').open = !window.matchMedia('(max-width: 640px)').matches;
+  const displayName = roomTitle(snapshot || { room_id: roomId });
   $('room-title').textContent = displayName;
   document.title = `${displayName} — syncroom`;
   $('share-link').value = `${location.origin}/r/${encodeURIComponent(roomId)}`;
@@ -340,7 +373,7 @@ function wireRoomEvents(room) {
     renderQueue(e.detail.queue || []);
     renderControl();
     $('listeners-count').textContent = String(e.detail.listeners ?? 0);
-    $('room-title').textContent = e.detail.name || room.roomId;
+    $('room-title').textContent = roomTitle(e.detail);
   });
   room.addEventListener('state', () => refresh());
   room.addEventListener('queue', (e) => renderQueue(e.detail.queue || []));
@@ -356,6 +389,9 @@ function wireRoomEvents(room) {
     $('chat-input').disabled = true;
     $('chat-send').disabled = true;
     if (e.detail.reason !== 'not_found') store.remove(hostKey(room.roomId));
+    // Nobody is watching a closed room: the old count would be a lie.
+    $('listeners-count').textContent = '0';
+    if (room.room) room.room.listeners = 0;
     if (ui.player) ui.player.pauseVideo();
   });
   room.addEventListener('localchange', (e) => onLocalChange(room, e.detail));
@@ -668,12 +704,12 @@ function wireControls(room) {
     const input = $('chat-input');
     const text = input.value.trim();
     if (!text) return;
-    $('chat-error').textContent = '';
+    clearError($('chat-error'));
     try {
       await room.chat(ui.name, text);
       input.value = '';
     } catch (err) {
-      $('chat-error').textContent = describeError(err);
+      showError($('chat-error'), err);
     }
   });
 
