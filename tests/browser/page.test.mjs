@@ -23,8 +23,13 @@ after(async () => {
   if (server) await server.stop();
 });
 
-/** How many CSS pixels the page is wider than its viewport (0 when it is not). */
-const overflowX = (page) => page.evaluate(() => Math.max(0, document.documentElement.scrollWidth - window.innerWidth));
+/**
+ * How many CSS pixels the page is wider than the phone's screen (0 when it is not).
+ * Not `innerWidth`: a mobile browser widens its layout viewport to fit a page that
+ * overflows (and zooms out), so that would hide the overflow it should show.
+ */
+const overflowX = (page) => page.evaluate((width) => Math.max(0,
+  document.documentElement.scrollWidth - width, document.body.scrollWidth - width), PHONE.viewport.width);
 
 test('on a phone, the home page lists unnamed and long-named rooms without scrolling sideways', { timeout: 60000 }, async () => {
   const unnamed = await api(server.url, 'POST', '/api/rooms', {});
@@ -73,6 +78,12 @@ test('on a phone the Sync card is collapsed and the chat comes right after the p
   // Within reach: after the player and its transport, not a screenful or two further down.
   assert.ok(chat < 1.5 * PHONE.viewport.height, `chat input at ${Math.round(chat)} px`);
   assert.equal(await overflowX(phone), 0);
+  // Every card spans the column, as the player's controls do.
+  const width = (sel) => phone.locator(sel).evaluate((n) => Math.round(n.getBoundingClientRect().width));
+  const full = await width('#transport');
+  for (const sel of ['.chat-panel', '#queue-heading >> xpath=..', '.share-card', '#health']) {
+    assert.equal(await width(sel), full, `${sel} as wide as the transport`);
+  }
   await screenshot(phone, 'phone-room-chat');
   // The card still opens on a tap.
   await phone.locator('#health summary').click();
