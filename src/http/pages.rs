@@ -101,12 +101,7 @@ fn not_modified(request: &HeaderMap, tag: &HeaderValue) -> bool {
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .any(|candidate| {
-            candidate == "*"
-                || candidate
-                    .strip_prefix("W/")
-                    .unwrap_or(candidate)
-                    .as_bytes()
-                    == ours
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours
         })
 }
 
@@ -165,7 +160,16 @@ mod tests {
         for name in ["index.html", "app.js", "style.css"] {
             assert!(PageAssets::get(name).is_some(), "{name}");
         }
-        for name in ["index.js", "room.js", "api.js", "clock.js", "player-sync.js", "sync-core.js", "sim-player.js", "index.d.ts"] {
+        for name in [
+            "index.js",
+            "room.js",
+            "api.js",
+            "clock.js",
+            "player-sync.js",
+            "sync-core.js",
+            "sim-player.js",
+            "index.d.ts",
+        ] {
             assert!(ClientAssets::get(name).is_some(), "{name}");
         }
         assert!(ClientAssets::get("package.json").is_none());
