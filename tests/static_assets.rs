@@ -11,7 +11,7 @@ use reqwest::header::{
 };
 use reqwest::StatusCode;
 
-fn header<'a>(headers: &'a HeaderMap, name: reqwest::header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> &str {
     headers
         .get(&name)
         .and_then(|v| v.to_str().ok())
