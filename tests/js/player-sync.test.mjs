@@ -277,3 +277,53 @@ describe('PlayerSync: a state change seen before its event', () => {
     assert.equal(changes[0][1].type, 'pause');
   });
 });
+
+describe('PlayerSync: modes, timings and the health figures', () => {
+  test('a seek that follows a deliberate change of the room is not recorded as drift', () => {
+    attach();
+    sync.roomChanged();
+    run(1000);
+    assert.ok(sync.driftAvg !== null && sync.driftAvg < 0.005, `settled: ${sync.driftAvg}`);
+    // The host jumps 60 s ahead: a state event, then the player seeks there.
+    room = { ...room, position: 70 + (clock.t - room.updated_at) / 1000, updated_at: clock.t };
+    sync.roomChanged();
+    assert.deepEqual(player.calls.at(-1)[0], 'seek');
+    assert.ok(sync.driftAvg < 0.005, `the jump is not drift: avg ${sync.driftAvg}, last ${sync.lastDrift}`);
+    run(1000, () => assert.ok(sync.driftAvg < 0.005, `avg ${sync.driftAvg}`));
+  });
+
+  test('modes are the frozen PlayerMode values', async () => {
+    const { PlayerMode } = await import('../../clients/js/player-sync.js');
+    assert.ok(Object.isFrozen(PlayerMode));
+    attach();
+    sync.roomChanged();
+    assert.equal(sync.mode, PlayerMode.LOADING);
+    run(600);
+    assert.equal(sync.mode, PlayerMode.IN_SYNC);
+    assert.ok(Object.values(PlayerMode).includes(sync.mode));
+  });
+
+  test('the correction timings come from DEFAULT_CORRECTION and can be overridden', async () => {
+    const { DEFAULT_CORRECTION } = await import('../../clients/js/sync-core.js');
+    assert.ok(Object.isFrozen(DEFAULT_CORRECTION));
+    for (const key of ['checkIntervalMs', 'seekSettleMs', 'loadSettleMs', 'ownCallMs', 'localChangeHoldMs',
+      'autoplayBlockedMs', 'autoplayBlockedActivatedMs', 'autoplayRetryMs', 'playRetryMs', 'seekCheckMs', 'nudgeCheckMs', 'maxSeekLead']) {
+      assert.equal(typeof DEFAULT_CORRECTION[key], 'number', key);
+    }
+    player = new FakePlayer();
+    const s = new PlayerSync(player, { state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {} },
+      { correction: { checkIntervalMs: 1e9 } });
+    assert.equal(s.interval, 1e9);
+    s.stop();
+  });
+
+  test('a player that can take the room duration is given it (the simulated player)', () => {
+    attach();
+    let given = null;
+    player.setDuration = (d) => { given = d; };
+    room = { ...room, duration: 600 };
+    sync.roomChanged();
+    run(400);
+    assert.equal(given, 600);
+  });
+});
