@@ -13,6 +13,20 @@
 import { estimateOffset } from './sync-core.js';
 import { ApiError } from './api.js';
 
+/** The server clock's defaults (each also a `ServerClock` option). */
+export const CLOCK_DEFAULTS = Object.freeze({
+  /** Samples in the first burst: enough for one with a short round trip. */
+  initialSamples: 8,
+  /** Milliseconds between periodic re-samples (local clocks drift by parts per million). */
+  resampleEvery: 15000,
+  /** Samples per periodic re-sample. */
+  resampleCount: 3,
+  /** Milliseconds a sample stays a candidate for the estimate. */
+  keepFor: 300000,
+  /** Milliseconds to wait for a sample's Resource Timing entry once the timeline is full. */
+  timingEntryWaitMs: 150,
+});
+
 /** A monotonic local clock in Unix milliseconds (immune to wall-clock steps). */
 export function localNow() {
   return performance.timeOrigin + performance.now();
@@ -32,7 +46,7 @@ export async function resourceEntry(url) {
   if (!entry && typeof PerformanceObserver === 'function') {
     entry = await new Promise((resolve) => {
       let observer = null;
-      const timer = setTimeout(() => { if (observer) observer.disconnect(); resolve(find()); }, 150);
+      const timer = setTimeout(() => { if (observer) observer.disconnect(); resolve(find()); }, CLOCK_DEFAULTS.timingEntryWaitMs);
       try {
         observer = new PerformanceObserver((items) => {
           const hit = items.getEntriesByName(url);
@@ -64,10 +78,10 @@ export class ServerClock {
    */
   constructor(options = {}) {
     this.baseUrl = options.baseUrl || '';
-    this.initialSamples = options.initialSamples ?? 8;
-    this.resampleEvery = options.resampleEvery ?? 15000;
-    this.resampleCount = options.resampleCount ?? 3;
-    this.keepFor = options.keepFor ?? 300000;
+    this.initialSamples = options.initialSamples ?? CLOCK_DEFAULTS.initialSamples;
+    this.resampleEvery = options.resampleEvery ?? CLOCK_DEFAULTS.resampleEvery;
+    this.resampleCount = options.resampleCount ?? CLOCK_DEFAULTS.resampleCount;
+    this.keepFor = options.keepFor ?? CLOCK_DEFAULTS.keepFor;
     /** @type {{sentAt:number, serverTime:number, receivedAt:number}[]} */
     this.samples = [];
     this.estimate = null;

@@ -180,6 +180,14 @@ export interface ServerClockOptions {
   keepFor?: number;
 }
 
+export declare const CLOCK_DEFAULTS: Readonly<{
+  initialSamples: number;
+  resampleEvery: number;
+  resampleCount: number;
+  keepFor: number;
+  timingEntryWaitMs: number;
+}>;
+
 export declare class ServerClock {
   constructor(options?: ServerClockOptions);
   samples: ClockSample[];
@@ -322,6 +330,14 @@ export interface SyncRoomEventMap {
   hold: CustomEvent<{ held: boolean }>;
   autoplayblocked: CustomEvent<Record<string, never>>;
 }
+
+/** The room client's own timings, in milliseconds. */
+export declare const ROOM_TIMINGS: Readonly<{
+  firstBackoffMs: number;
+  maxBackoffMs: number;
+  healthEveryMs: number;
+  clockRetryMs: number;
+}>;
 
 export declare class SyncRoom extends EventTarget {
   constructor(options: SyncRoomOptions);

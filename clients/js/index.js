@@ -19,9 +19,9 @@ export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
 } from './api.js';
-export { ServerClock, localNow } from './clock.js';
+export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode } from './player-sync.js';
-export { SyncRoom } from './room.js';
+export { SyncRoom, ROOM_TIMINGS } from './room.js';
 export {
   DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,

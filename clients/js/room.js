@@ -73,6 +73,18 @@ import { PlayerSync, PlayerMode } from './player-sync.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'closed'];
 
+/** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
+export const ROOM_TIMINGS = Object.freeze({
+  /** First wait before reopening a stream the EventSource gave up on; doubles on each failure. */
+  firstBackoffMs: 1000,
+  /** Longest wait between such reconnects (`options.maxBackoff` overrides it). */
+  maxBackoffMs: 30000,
+  /** Between two `health` events. */
+  healthEveryMs: 500,
+  /** Between clock re-samples while the first burst failed (the server was unreachable). */
+  clockRetryMs: 5000,
+});
+
 /**
  * One room, followed live: its stream, the server clock, and (once attached) a
  * player kept in step. See the module documentation for a walk-through.
@@ -86,7 +98,7 @@ export class SyncRoom extends EventTarget {
    * @param {string} [options.baseUrl=''] the server's origin
    * @param {object} [options.correction] drift thresholds (DEFAULT_CORRECTION keys)
    * @param {object} [options.clock] ServerClock options
-   * @param {number} [options.maxBackoff=30000] ms, the longest wait between manual reconnects
+   * @param {number} [options.maxBackoff] ms, the longest wait (default `ROOM_TIMINGS.maxBackoffMs`) between manual reconnects
    * @param {typeof EventSource} [options.EventSource] the EventSource class (default: the global one;
    *        in Node, e.g. `import { EventSource } from 'eventsource'`)
    */
@@ -113,7 +125,7 @@ export class SyncRoom extends EventTarget {
     this.stats = { opens: 0, snapshots: 0, events: 0, duplicates: 0, gaps: 0 };
     this.sync = null;
     this._es = null;
-    this._backoff = 1000;
+    this._backoff = ROOM_TIMINGS.firstBackoffMs;
     this._retryTimer = null;
     this._healthTimer = null;
     this._stopped = false;
@@ -181,10 +193,10 @@ export class SyncRoom extends EventTarget {
     } catch (err) {
       // Keep going with offset 0; the periodic re-sample may succeed later.
       this.clock.stop();
-      this.clock._timer = setInterval(() => { this.clock.sample(3).catch(() => {}); }, 5000);
+      this.clock._timer = setInterval(() => { this.clock.sample(3).catch(() => {}); }, ROOM_TIMINGS.clockRetryMs);
     }
     this._clockSettled = true;
-    this._healthTimer = setInterval(() => this._emit('health', this.health()), 500);
+    this._healthTimer = setInterval(() => this._emit('health', this.health()), ROOM_TIMINGS.healthEveryMs);
     if (this.sync) this.sync.roomChanged();
   }
 
@@ -235,7 +247,7 @@ export class SyncRoom extends EventTarget {
     this._es = es;
     es.onopen = () => {
       this.stats.opens += 1;
-      this._backoff = 1000;
+      this._backoff = ROOM_TIMINGS.firstBackoffMs;
       this._setStatus('live');
     };
     es.onerror = () => {
@@ -273,7 +285,7 @@ export class SyncRoom extends EventTarget {
     }
     if (this._stopped) return;
     const wait = this._backoff * (0.5 + Math.random());
-    this._backoff = Math.min(this._backoff * 2, this.options.maxBackoff ?? 30000);
+    this._backoff = Math.min(this._backoff * 2, this.options.maxBackoff ?? ROOM_TIMINGS.maxBackoffMs);
     clearTimeout(this._retryTimer);
     this._retryTimer = setTimeout(() => this._connect(true), wait);
   }
