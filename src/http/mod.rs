@@ -172,9 +172,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .route("/", get(pages::index))
-        .route("/r/{room_id}", get(pages::index))
-        .route("/static/{*path}", get(pages::asset))
+        .merge(pages::routes())
         .route("/media/{*path}", get(media::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
