@@ -13,7 +13,8 @@ profile_flag=()
 if [ "$profile" = release ]; then profile_flag=(--release); fi
 echo "==> bench smoke: building syncroom and syncroom-bench ($profile)"
 cargo build --quiet "${profile_flag[@]}" -p syncroom -p syncroom-bench
-target_dir="${CARGO_TARGET_DIR:-target}"
+# Where cargo put them (CARGO_TARGET_DIR, a .cargo/config.toml, or ./target).
+target_dir="$(scripts/target-dir)"
 server="$target_dir/$profile/syncroom"
 bench="$target_dir/$profile/syncroom-bench"
 

@@ -17,18 +17,27 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "syncroom", version, about, long_about = None)]
 pub struct Config {
-    /// Address to listen on (HTTP). The demo page is served at its root.
-    #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    /// Address to listen on (HTTP): `IP:PORT` (`0.0.0.0:8080`, `[::1]:8080`) or `HOST:PORT`
+    /// (`localhost:8080`), whose name is resolved at start and every address it names is
+    /// listened on (each is logged). The demo page is served at its root.
+    #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: ListenAddr,
 
     /// Worker threads serving connections and rooms. Default: one per CPU core.
     #[arg(long, env = "SYNCROOM_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 
     /// Keep rooms (state, version, queue, host token hash) in this directory so they survive a
-    /// restart. Default: rooms live in memory only.
+    /// restart. It must exist and be writable (rooms go in `DIR/rooms/`). Default: rooms live
+    /// in memory only.
     #[arg(long, env = "SYNCROOM_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+
+    /// Serve the audio and video files under this directory at `/media/{path}` (byte ranges,
+    /// validators) and list them at `/api/media`, so rooms can play them (`media_url`). With
+    /// `--redis`, give every node the same directory. Default: no media files are served.
+    #[arg(long, env = "SYNCROOM_MEDIA_DIR")]
+    pub media_dir: Option<std::path::PathBuf>,
 
     /// Share rooms with other nodes through Redis: `redis://[:PASSWORD@]HOST:PORT[/DB]` or
     /// `rediss://` for TLS. Every node given the same Redis serves every room. Default: rooms
@@ -42,7 +51,10 @@ pub struct Config {
     pub redis: Option<String>,
 
     /// With `--redis`: longest wait for Redis (seconds) before a request is answered
-    /// `503 unavailable`, having changed nothing.
+    /// `503 unavailable`, having changed nothing. At start-up, the bound of each attempt to
+    /// reach Redis: a node started before its Redis logs a warning per failed attempt and
+    /// tries again (pauses doubling from 0.25 s to 10 s) until Redis answers or SIGTERM/SIGINT
+    /// stops it; a malformed `--redis` URL fails at once.
     #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_positive_secs)]
     pub redis_timeout: Duration,
 
@@ -138,6 +150,24 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// Where `--listen` points: an IP address, or a host name resolved at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `127.0.0.1:8080`, `[::]:8080`: exactly this address.
+    Ip(SocketAddr),
+    /// `localhost:8080`: every address the name resolves to.
+    Host { host: String, port: u16 },
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(addr) => addr.fmt(f),
+            Self::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -174,6 +204,36 @@ fn parse_positive_secs(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` must be at least 0.001 seconds"));
     }
     Ok(duration)
+}
+
+/// `IP:PORT` or `HOST:PORT`; an IPv6 address goes in brackets (`[::1]:8080`).
+fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(ListenAddr::Ip(addr));
+    }
+    let expected =
+        "expected IP:PORT or HOST:PORT, such as 127.0.0.1:8080, [::1]:8080 or localhost:8080";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("`{text}` has no port: {expected}"));
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` is not a port number (0-65535): {expected}"))?;
+    let plausible_host = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if !plausible_host {
+        return Err(format!(
+            "`{host}` is neither an IP address nor a host name: {expected}"
+        ));
+    }
+    Ok(ListenAddr::Host {
+        host: host.to_owned(),
+        port,
+    })
 }
 
 /// An origin such as `https://party.example` (scheme, host, optional port), or `*`.
@@ -217,6 +277,39 @@ mod tests {
         assert!(parse_origin("party.example").is_err());
         assert!(parse_origin("https://party.example/").is_err());
         assert!(parse_origin("https://a b").is_err());
+    }
+
+    #[test]
+    fn listen_takes_an_ip_or_a_host_name_with_a_port() {
+        assert_eq!(
+            parse_listen("0.0.0.0:8080"),
+            Ok(ListenAddr::Ip("0.0.0.0:8080".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listen("[::1]:80"),
+            Ok(ListenAddr::Ip("[::1]:80".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listen("localhost:8080"),
+            Ok(ListenAddr::Host {
+                host: "localhost".into(),
+                port: 8080
+            })
+        );
+        assert_eq!(
+            parse_listen("party.example:0").map(|a| a.to_string()),
+            Ok("party.example:0".into())
+        );
+        for bad in [
+            "localhost",
+            "localhost:http",
+            "localhost:70000",
+            ":8080",
+            "::1:8080",
+            "a b:1",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,15 +44,41 @@ pub async fn run(
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    run_on(vec![listener], config, shutdown).await
+}
+
+/// Like [`run`], on several listeners at once: a `--listen` host name such as
+/// `localhost` may name several addresses (`127.0.0.1` and `::1`).
+pub async fn run_on(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if listeners.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no address to listen on",
+        ));
+    }
     let store = match &config.data_dir {
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
     };
+    let media = match &config.media_dir {
+        Some(dir) => Some(http::media::MediaLibrary::open(dir)?),
+        None => None,
+    };
     let backplane = match &config.redis {
-        Some(url) => {
-            let backplane: Arc<dyn room::shared::SharedRooms> = connect_redis(url, &config).await?;
-            Some(backplane)
-        }
+        Some(url) => match connect_redis(url, &config, &shutdown).await? {
+            Some(backplane) => {
+                let backplane: Arc<dyn room::shared::SharedRooms> = backplane;
+                Some(backplane)
+            }
+            None => {
+                tracing::info!("syncroom stopped before redis answered");
+                return Ok(());
+            }
+        },
         None => None,
     };
     let app = Arc::new(http::AppState::new(
@@ -59,6 +86,7 @@ pub async fn run(
         shutdown.clone(),
         store.clone(),
         backplane,
+        media,
     ));
     if let Some(store) = &store {
         let rooms = store.load()?;
@@ -70,13 +98,14 @@ pub async fn run(
         tokio::spawn(store.clone().run_writer(shutdown.clone()));
     }
     let router = http::router(app.clone());
-    let local = listener.local_addr()?;
-    tracing::info!(
-        addr = %local,
-        max_connections = app.max_connections(),
-        "syncroom listening"
-    );
-    http::accept::serve(listener, router, app.connection_limits(), shutdown).await?;
+    for listener in &listeners {
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            max_connections = app.max_connections(),
+            "syncroom listening"
+        );
+    }
+    http::accept::serve(listeners, router, app.connection_limits(), shutdown).await?;
     app.registry.close_all();
     if let Some(store) = &store {
         store.flush().await;
@@ -85,22 +114,63 @@ pub async fn run(
     Ok(())
 }
 
-/// Connects to Redis, failing start-up if it cannot be reached now. The URL is
-/// never logged: it may hold a password.
+/// The pause after the first failed attempt to reach Redis at start-up; it
+/// doubles after each further failure, up to [`REDIS_RETRY_MAX`].
+const REDIS_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between two start-up attempts to reach Redis.
+const REDIS_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Connects to Redis before serving anything. Each attempt is bounded by
+/// `--redis-timeout` and each failure is logged (a warning naming the address,
+/// never the URL: it may hold a password); attempts go on, with a growing
+/// pause, until Redis answers or `shutdown` is cancelled (then `None`), so a
+/// node started before its Redis (boot order, a Redis restart) comes up on its
+/// own and `systemctl stop` still stops it at once. A URL that cannot work is
+/// an error at once.
 async fn connect_redis(
     url: &str,
     config: &Config,
-) -> std::io::Result<Arc<backplane::RedisBackplane>> {
-    let settings = backplane::redis::RedisSettings {
-        url: url.to_owned(),
-        timeout: config.redis_timeout,
-        history: config.history as usize,
-        ttl: config.room_ttl,
-        max_queue: config.max_queue,
-    };
-    let backplane = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock))
-        .await
-        .map_err(|error| std::io::Error::other(format!("cannot reach redis: {error}")))?;
-    tracing::info!("rooms are shared through redis");
-    Ok(backplane)
+    shutdown: &CancellationToken,
+) -> std::io::Result<Option<Arc<backplane::RedisBackplane>>> {
+    let mut pause = REDIS_RETRY_FIRST;
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        let settings = backplane::redis::RedisSettings {
+            url: url.to_owned(),
+            timeout: config.redis_timeout,
+            history: config.history as usize,
+            ttl: config.room_ttl,
+            max_queue: config.max_queue,
+        };
+        let connecting = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock));
+        let connected = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(None),
+            connected = connecting => connected,
+        };
+        match connected {
+            Ok(backplane) => {
+                tracing::info!(attempt, "rooms are shared through redis");
+                return Ok(Some(backplane));
+            }
+            Err(error) if error.is_retryable() => tracing::warn!(
+                attempt,
+                %error,
+                retry_in = ?pause,
+                "redis is not reachable yet: trying again until it answers (SIGTERM stops)"
+            ),
+            Err(error) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("--redis: {error}"),
+                ))
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(pause) => {}
+        }
+        pause = (pause * 2).min(REDIS_RETRY_MAX);
+    }
 }

@@ -36,10 +36,37 @@ pub struct RoomStore {
 }
 
 impl RoomStore {
-    /// Opens (creating if needed) the store under `data_dir`.
+    /// Opens the store under `data_dir`, which must be an existing directory
+    /// this process can write in: a mistyped path fails start-up, naming the
+    /// path, rather than starting an empty store somewhere else. `rooms/` in it
+    /// is created when missing.
     pub fn open(data_dir: &Path) -> std::io::Result<Arc<Self>> {
+        use std::io::{Error, ErrorKind};
+        let bad = |kind: ErrorKind, what: String| {
+            Error::new(
+                kind,
+                format!(
+                    "--data-dir {}: {what} (expected an existing, writable directory)",
+                    data_dir.display()
+                ),
+            )
+        };
+        match std::fs::metadata(data_dir) {
+            Ok(metadata) if metadata.is_dir() => {}
+            Ok(_) => return Err(bad(ErrorKind::NotADirectory, "not a directory".into())),
+            Err(error) if error.kind() == ErrorKind::NotFound => {
+                return Err(bad(ErrorKind::NotFound, "no such directory".into()))
+            }
+            Err(error) => return Err(bad(error.kind(), error.to_string())),
+        }
         let rooms_dir = data_dir.join("rooms");
-        std::fs::create_dir_all(&rooms_dir)?;
+        std::fs::create_dir_all(&rooms_dir)
+            .map_err(|error| bad(error.kind(), format!("cannot create rooms/ in it: {error}")))?;
+        // Rooms are written in the background: find out now, not at the first change.
+        let probe = rooms_dir.join(".syncroom-write-test");
+        std::fs::write(&probe, b"")
+            .and_then(|()| std::fs::remove_file(&probe))
+            .map_err(|error| bad(error.kind(), format!("cannot write in it: {error}")))?;
         Ok(Arc::new(Self {
             rooms_dir,
             pending: DashMap::new(),
@@ -170,6 +197,7 @@ mod tests {
     #[tokio::test]
     async fn rooms_survive_a_reopen_and_forgotten_ones_do_not() {
         let dir = std::env::temp_dir().join(format!("syncroom-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         let mut kept = room("kept");
         kept.apply(Command::Seek { position: 42.0 }, 2_000).unwrap();
@@ -188,6 +216,7 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_file_is_skipped() {
         let dir = std::env::temp_dir().join(format!("syncroom-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         store.save(&room("good"));
         store.flush().await;

@@ -13,9 +13,11 @@
  * For tests and embedders the live client is exposed as `window.syncroom`.
  */
 
-import { SyncRoom, createRoom, listRooms, ApiError, PlayerState } from './syncroom.js';
-import { parseYouTube, parseTimestamp, formatTime } from './sync-core.js';
-import { SimPlayer } from './sim-player.js';
+import {
+  SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
+} from '/client/index.js';
+import { SimPlayer } from '/client/sim-player.js';
+import { roomTitle } from './room-title.js';
 
 const YT_TIMEOUT_MS = 3000;
 const params = new URLSearchParams(location.search);
@@ -47,6 +49,34 @@ function describeError(err) {
     return err.message;
   }
   return 'Could not reach the server.';
+}
+
+/**
+ * Shows an error under a form. A "Slow down" (429 with Retry-After) counts down and
+ * goes once the wait is over, so nobody waits for a notice that no longer holds.
+ */
+function showError(node, err) {
+  clearInterval(node.retryTimer);
+  node.textContent = describeError(err);
+  if (!(err instanceof ApiError) || err.code !== 'rate_limited' || !(err.retryAfter > 0)) return;
+  const until = Date.now() + err.retryAfter * 1000;
+  const tick = () => {
+    const left = Math.ceil((until - Date.now()) / 1000);
+    if (left <= 0) {
+      clearInterval(node.retryTimer);
+      node.textContent = '';
+      return;
+    }
+    node.textContent = `Slow down — try again in ${left} s.`;
+  };
+  node.retryTimer = setInterval(tick, 250);
+  tick();
+}
+
+/** Clears a form's error (and its countdown). */
+function clearError(node) {
+  clearInterval(node.retryTimer);
+  node.textContent = '';
 }
 
 /* ------------------------------------------------------------------ routing */
@@ -98,7 +128,7 @@ function initHome() {
       // The click on "Create" already counts as the interaction autoplay needs.
       await enterRoom(created.room_id, { autoJoinAs: you, initialRoom: created.room, startAt: start });
     } catch (ex) {
-      err.textContent = describeError(ex);
+      showError(err, ex);
     } finally {
       $('create-btn').disabled = false;
     }
@@ -130,7 +160,8 @@ function initHome() {
       a.href = roomPath(r.room_id);
       const title = document.createElement('span');
       title.className = 'room-name';
-      title.textContent = r.name || r.room_id;
+      title.textContent = roomTitle(r);
+      a.title = title.textContent;
       const count = document.createElement('span');
       count.className = 'room-count';
       count.textContent = `${r.listeners} watching`;
@@ -204,7 +235,8 @@ async function createPlayer(container) {
 function readySim(element) {
   const skew = Number(params.get('simskew')) || 0;
   return new Promise((resolve) => {
-    const p = new SimPlayer(element, { skew, events: { onReady: () => resolve(p) } });
+    // The page draws its own transport: the simulated player shows none (one set of controls).
+    const p = new SimPlayer(element, { skew, controls: false, events: { onReady: () => resolve(p) } });
   });
 }
 
@@ -257,7 +289,10 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   }
   show('view-room');
   $('topbar-room').hidden = false;
-  const displayName = (snapshot && snapshot.name) || roomId;
+  // The Sync card is for the curious: open beside the player on a wide screen,
+  // collapsed on a phone, where it would push the chat out of reach.
+  $('health').open = !window.matchMedia('(max-width: 640px)').matches;
+  const displayName = roomTitle(snapshot || { room_id: roomId });
   $('room-title').textContent = displayName;
   document.title = `${displayName} — syncroom`;
   $('share-link').value = `${location.origin}/r/${encodeURIComponent(roomId)}`;
@@ -296,14 +331,9 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   }, { once: true });
 }
 
-async function fetchRoom(roomId) {
-  const res = await fetch(`/api/rooms/${encodeURIComponent(roomId)}`, { cache: 'no-store' });
-  const body = await res.json().catch(() => null);
-  if (!res.ok) {
-    const e = body && body.error ? body.error : {};
-    throw new ApiError(res.status, e.code, e.message);
-  }
-  return body;
+/** The room's current object, or an ApiError (404 when it does not exist). */
+function fetchRoom(roomId) {
+  return getRoom(roomId);
 }
 
 async function startRoom(roomId, name, token, playerReady, startAt) {
@@ -343,7 +373,7 @@ function wireRoomEvents(room) {
     renderQueue(e.detail.queue || []);
     renderControl();
     $('listeners-count').textContent = String(e.detail.listeners ?? 0);
-    $('room-title').textContent = e.detail.name || room.roomId;
+    $('room-title').textContent = roomTitle(e.detail);
   });
   room.addEventListener('state', () => refresh());
   room.addEventListener('queue', (e) => renderQueue(e.detail.queue || []));
@@ -359,6 +389,9 @@ function wireRoomEvents(room) {
     $('chat-input').disabled = true;
     $('chat-send').disabled = true;
     if (e.detail.reason !== 'not_found') store.remove(hostKey(room.roomId));
+    // Nobody is watching a closed room: the old count would be a lie.
+    $('listeners-count').textContent = '0';
+    if (room.room) room.room.listeners = 0;
     if (ui.player) ui.player.pauseVideo();
   });
   room.addEventListener('localchange', (e) => onLocalChange(room, e.detail));
@@ -455,16 +488,23 @@ function renderHealth(h) {
   $('h-drift').textContent = fmt(h.driftMs);
   $('h-avg').textContent = h.driftAvgMs === null ? '—' : `${h.driftAvgMs.toFixed(1)} ms`;
   const modeText = {
-    'in-sync': 'none needed', nudging: `nudging speed (${h.rate ? `${h.rate.toFixed(3)}×` : ''})`,
-    seeking: 'seeking', buffering: 'buffering', loading: 'loading', starting: 'starting',
-    waiting: 'waiting', hold: 'paused by you', blocked: 'needs a click', 'no-player': 'no player yet',
+    [PlayerMode.IN_SYNC]: 'none needed',
+    [PlayerMode.NUDGING]: `nudging speed (${h.rate ? `${h.rate.toFixed(3)}×` : ''})`,
+    [PlayerMode.SEEKING]: 'seeking',
+    [PlayerMode.BUFFERING]: 'buffering',
+    [PlayerMode.LOADING]: 'loading',
+    [PlayerMode.STARTING]: 'starting',
+    [PlayerMode.WAITING]: 'waiting',
+    [PlayerMode.HOLD]: 'paused by you',
+    [PlayerMode.BLOCKED]: 'needs a click',
+    [PlayerMode.NO_PLAYER]: 'no player yet',
   };
   $('h-mode').textContent = modeText[h.mode] || h.mode;
   const avg = h.driftAvgMs;
   let quality = 'unknown';
   let summary = '—';
   if (h.status !== 'live') { quality = 'warn'; summary = h.status === 'closed' ? 'closed' : 'reconnecting'; }
-  else if (avg === null || h.mode === 'waiting' || h.mode === 'loading') { quality = 'unknown'; summary = 'waiting'; }
+  else if (avg === null || h.mode === PlayerMode.WAITING || h.mode === PlayerMode.LOADING) { quality = 'unknown'; summary = 'waiting'; }
   else if (avg < 40) { quality = 'good'; summary = `±${Math.max(1, Math.round(avg))} ms`; }
   else if (avg < 250) { quality = 'ok'; summary = `±${Math.round(avg)} ms`; }
   else { quality = 'bad'; summary = `±${(avg / 1000).toFixed(1)} s`; }
@@ -664,12 +704,12 @@ function wireControls(room) {
     const input = $('chat-input');
     const text = input.value.trim();
     if (!text) return;
-    $('chat-error').textContent = '';
+    clearError($('chat-error'));
     try {
       await room.chat(ui.name, text);
       input.value = '';
     } catch (err) {
-      $('chat-error').textContent = describeError(err);
+      showError($('chat-error'), err);
     }
   });
 

@@ -22,6 +22,7 @@ async fn stop(mut app: TestApp) {
 #[tokio::test]
 async fn rooms_keep_their_state_version_and_token_across_a_restart_with_data_dir() {
     let dir = std::env::temp_dir().join(format!("syncroom-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).expect("create the data dir");
     let data_dir = dir.to_str().expect("utf-8 temp dir").to_owned();
 
     let app = spawn_app(&["--data-dir", &data_dir]).await;

@@ -321,3 +321,226 @@ async fn json_log_format_writes_one_json_object_per_line() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
 }
+
+/// Starts the binary with `args` as they are (no `--listen` added, no waiting
+/// for `/healthz`): for start-ups that fail or wait.
+fn launch(args: &[&str]) -> Server {
+    let stderr_path = std::env::temp_dir().join(format!(
+        "syncroom-test-{}-{}.log",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+    let child = Command::new(env!("CARGO_BIN_EXE_syncroom"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn syncroom");
+    Server {
+        child,
+        base: String::new(),
+        stderr_path,
+        client: http_client(),
+    }
+}
+
+impl Server {
+    /// Waits until the logs hold `count` lines containing `needle`; gives them.
+    async fn wait_for_lines(&mut self, needle: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines: Vec<String> = self
+                .stderr()
+                .lines()
+                .filter(|line| line.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= count {
+                return lines;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "syncroom exited ({status}) before logging {count} × {needle:?}: {}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} log lines with {needle:?}: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The start-up of a node whose Redis does not answer: each attempt is logged
+/// (attempt number, address, why; never the password), start-up goes on trying,
+/// and `signal` stops it at once with a clean exit.
+async fn waits_for_redis_until_a_signal(redis_port: u16, signal: &str, why: &str) {
+    let url = format!("redis://:s3cret-pass@127.0.0.1:{redis_port}/0");
+    let mut server = launch(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--redis-timeout",
+        "0.2",
+        "--redis",
+        &url,
+    ]);
+    let attempts = server.wait_for_lines("redis is not reachable yet", 3).await;
+    for (n, line) in attempts.iter().enumerate() {
+        assert!(line.contains("WARN"), "not a warning: {line}");
+        assert!(line.contains(&format!("attempt={}", n + 1)), "{line}");
+        assert!(line.contains(&format!("127.0.0.1:{redis_port}")), "{line}");
+        assert!(line.contains(why), "expected {why:?} in: {line}");
+    }
+    assert!(
+        server.child.try_wait().expect("try_wait").is_none(),
+        "start-up gave up: {}",
+        server.stderr()
+    );
+    server.signal(signal);
+    let status = server.wait_exit().await;
+    assert!(status.success(), "exit status after SIG{signal}: {status}");
+    let logs = server.stderr();
+    assert!(
+        !logs.contains("s3cret-pass"),
+        "the password is logged:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nothing_on_the_redis_port_start_up_logs_each_attempt_and_stops_on_sigterm() {
+    waits_for_redis_until_a_signal(free_port(), "TERM", "refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_redis_costs_each_attempt_only_redis_timeout_and_sigint_stops_the_wait() {
+    // Connections complete in the kernel's backlog but nothing ever answers.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = mute.local_addr().expect("addr").port();
+    waits_for_redis_until_a_signal(port, "INT", "--redis-timeout").await;
+    drop(mute);
+}
+
+/// Runs the binary with `args` to its exit (bounded) and gives its status and logs.
+async fn exit_of(args: &[&str]) -> (ExitStatus, String) {
+    let mut server = launch(args);
+    let status = server.wait_exit().await;
+    (status, server.stderr())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_redis_url_is_refused_at_once_as_not_a_redis_url() {
+    for url in [
+        "notaurl",
+        "http://127.0.0.1:6379",
+        "redis://:s3cret-pass@127.0.0.1:notaport/0",
+    ] {
+        let (status, logs) = exit_of(&["--listen", "127.0.0.1:0", "--redis", url]).await;
+        assert!(!status.success(), "{url} accepted");
+        assert!(logs.contains("not a Redis URL"), "{url}: {logs}");
+        assert!(!logs.contains("cannot reach"), "{url}: {logs}");
+        assert!(!logs.contains("s3cret-pass"), "{url}: {logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_data_dir_is_named_with_what_was_expected() {
+    let missing = std::env::temp_dir().join(format!("syncroom-missing-{}", uuid::Uuid::new_v4()));
+    let file = std::env::temp_dir().join(format!("syncroom-file-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, b"not a directory").expect("write a file");
+    for (path, why) in [(&missing, "no such directory"), (&file, "not a directory")] {
+        let path = path.to_str().expect("utf-8 temp path");
+        let (status, logs) = exit_of(&["--listen", "127.0.0.1:0", "--data-dir", path]).await;
+        assert!(!status.success(), "--data-dir {path} accepted");
+        let expected =
+            format!("--data-dir {path}: {why} (expected an existing, writable directory)");
+        assert!(
+            logs.contains(&expected),
+            "expected {expected:?} in:\n{logs}"
+        );
+    }
+    assert!(!missing.exists(), "the missing data dir was created");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_accepts_a_host_name_and_serves_on_every_address_it_names() {
+    use std::net::ToSocketAddrs;
+    let mut server = start(&[], &[("SYNCROOM_LISTEN", "localhost:{port}")]).await;
+    let port: u16 = server
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("port");
+    let logs = server.stderr();
+    let mut served = 0;
+    for addr in ("localhost", port)
+        .to_socket_addrs()
+        .expect("resolve localhost")
+    {
+        let field = format!("addr={addr}");
+        let about: Vec<&str> = logs.lines().filter(|l| l.contains(&field)).collect();
+        if about.iter().any(|l| l.contains("skipping an address")) {
+            continue; // this host cannot listen there (no IPv6): logged, not served
+        }
+        assert!(
+            about.iter().any(|l| l.contains("syncroom listening")),
+            "{addr} not logged as listening:\n{logs}"
+        );
+        let response = server
+            .client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{addr} not served: {e}"));
+        assert_eq!(response.status(), StatusCode::OK, "{addr}");
+        served += 1;
+    }
+    assert!(served > 0, "localhost served on no address:\n{logs}");
+    server.signal("TERM");
+    assert!(server.wait_exit().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_on_serves_every_listener_it_is_given() {
+    // What `--listen` does with a name that resolves to several addresses.
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        listeners.push(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        );
+    }
+    let addrs: Vec<_> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr"))
+        .collect();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let config = syncroom::Config::defaults();
+    let server = tokio::spawn(syncroom::run_on(listeners, config, shutdown.clone()));
+    let client = http_client();
+    // Each in turn, several times: one listener must not starve the other.
+    for _ in 0..3 {
+        for addr in &addrs {
+            let response = client
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{addr} not served: {e}"));
+            assert_eq!(response.status(), StatusCode::OK, "{addr}");
+        }
+    }
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, server)
+        .await
+        .expect("server stops")
+        .expect("joins")
+        .expect("ends cleanly");
+}

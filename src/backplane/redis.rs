@@ -36,7 +36,10 @@ use dashmap::DashMap;
 use rand::Rng;
 use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Client, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind};
+use redis::{
+    AsyncCommands, AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo,
+    PushKind,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::room::event::{Event, EventKind};
@@ -192,43 +195,108 @@ pub struct RedisSettings {
     pub max_queue: usize,
 }
 
+/// Why [`RedisBackplane::connect`] did not connect. Neither message holds the
+/// URL's password: only the address (`host:port`) is named.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL cannot work whatever Redis does: trying again will not help.
+    #[error("not a Redis URL (expected redis://[:PASSWORD@]HOST:PORT[/DB] or rediss://...): {0}")]
+    NotARedisUrl(#[source] redis::RedisError),
+    /// Redis did not answer this attempt (refused, unreachable, too slow).
+    #[error("cannot reach redis at {addr}: {source}")]
+    Unreachable {
+        addr: String,
+        #[source]
+        source: redis::RedisError,
+    },
+}
+
+impl ConnectError {
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+}
+
 fn unavailable(error: redis::RedisError) -> Unavailable {
     tracing::warn!(%error, "redis call failed");
     Unavailable
 }
 
 impl RedisBackplane {
-    /// Connects both connections (commands, subscriptions). Fails if Redis
-    /// cannot be reached now: a node should not start half-configured.
+    /// Connects both connections (commands, subscriptions), in one attempt
+    /// bounded by the settings' timeout: a node should not start
+    /// half-configured. The caller decides whether to try again
+    /// ([`ConnectError::is_retryable`]).
     pub async fn connect(
         settings: RedisSettings,
         clock: Arc<dyn Clock>,
-    ) -> Result<Arc<Self>, redis::RedisError> {
+    ) -> Result<Arc<Self>, ConnectError> {
         // rustls needs a process-wide crypto provider for `rediss://`; a second
         // call (several servers in one test process) finds it set, which is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let info = settings.url.as_str().into_connection_info()?;
+        let info = settings
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(ConnectError::NotARedisUrl)?;
+        let addr = info.addr().to_string();
         let resp3 = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = Client::open(info.set_redis_settings(resp3))?;
+        let client =
+            Client::open(info.set_redis_settings(resp3)).map_err(ConnectError::NotARedisUrl)?;
+        let unreachable = |source| ConnectError::Unreachable {
+            addr: addr.clone(),
+            source,
+        };
+        let timeout = settings.timeout;
+        let timed_out = || {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?} (--redis-timeout)"),
+            ))
+        };
+        // One plain connection first: it fails fast and says why (the managers
+        // below would retry on their own, silently, for seconds). Only the
+        // outer timeout bounds it, so a slow Redis always reads the same.
+        let attempt = async {
+            let probe = AsyncConnectionConfig::new()
+                .set_connection_timeout(None)
+                .set_response_timeout(None);
+            let mut probe = client
+                .get_multiplexed_async_connection_with_config(&probe)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut probe).await
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(unreachable)?;
         let routes: Routes = Arc::new(DashMap::new());
         let base = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
             .set_max_delay(Duration::from_secs(2));
-        let commands = client
-            .get_connection_manager_with_config(base.clone())
-            .await?;
-        let subscriber = client
-            .get_connection_manager_with_config(
-                base.set_push_sender(Dispatcher {
-                    routes: routes.clone(),
-                })
-                .set_automatic_resubscription(),
-            )
-            .await?;
+        let managers = async {
+            let commands = client
+                .get_connection_manager_with_config(base.clone())
+                .await?;
+            let subscriber = client
+                .get_connection_manager_with_config(
+                    base.set_push_sender(Dispatcher {
+                        routes: routes.clone(),
+                    })
+                    .set_automatic_resubscription(),
+                )
+                .await?;
+            Ok((commands, subscriber))
+        };
+        let (commands, subscriber) = tokio::time::timeout(timeout, managers)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(unreachable)?;
         Ok(Arc::new(Self {
             commands,
             subscriber,

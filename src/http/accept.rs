@@ -9,6 +9,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -45,22 +46,24 @@ pub struct ConnectionLimits {
     pub dead_peer_timeout: Duration,
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then lets open
-/// connections finish (event streams end on the same token) for at most
-/// `shutdown_grace`.
+/// Serves `router` on every one of `listeners` (a `--listen` host name may name
+/// several addresses; the connection limit is shared) until `shutdown` is
+/// cancelled, then lets open connections finish (event streams end on the same
+/// token) for at most `shutdown_grace`.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     router: Router,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut next_listener = 0;
     loop {
         let accepted = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            accepted = accept_any(&listeners, &mut next_listener) => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -98,6 +101,25 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// The next connection on any of `listeners`. The scan starts after the
+/// listener that accepted last, so a busy one cannot starve the others.
+async fn accept_any(
+    listeners: &[TcpListener],
+    next: &mut usize,
+) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        for offset in 0..listeners.len() {
+            let index = (*next + offset) % listeners.len();
+            if let Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
+                *next = (index + 1) % listeners.len();
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn serve_connection(

@@ -1,5 +1,5 @@
 //! [`ApiError`]: every error the API answers, as a value with a status. Its
-//! `IntoResponse` writes `{"error": {"code", "message"}}` exactly as shared/API.md
+//! `IntoResponse` writes `{"error": {"code", "message"}}` exactly as docs/API.md
 //! specifies. Internal details of a 5xx are logged, never shown.
 
 use axum::http::{header, HeaderValue, StatusCode};

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::room::handle::HostToken;
 
-/// Largest request body accepted (shared/API.md: 16 KiB).
+/// Largest request body accepted (docs/API.md: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A JSON body of at most [`MAX_BODY_BYTES`], or `None` for an empty body (which
@@ -66,7 +66,7 @@ impl FromRequest<Arc<AppState>> for JsonBody {
 }
 
 /// JSON has no infinity: a number too large for a double (`1e400`) is how a
-/// non-finite value arrives, and shared/API.md calls that `invalid_value`.
+/// non-finite value arrives, and docs/API.md calls that `invalid_value`.
 /// serde_json reports it as a syntax error, so it is told apart by its message
 /// (pinned by a unit test below).
 fn json_error(error: serde_json::Error) -> ApiError {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod limits;
+pub mod media;
 pub mod pages;
 pub mod rooms;
 pub mod socket_stream;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub chat_limit: RateLimit,
     /// Commands, room creations and deletions per client address.
     pub write_limit: RateLimit,
+    /// The operator's media files (`--media-dir`), if any.
+    pub media: Option<media::MediaLibrary>,
     stream_counts: StreamCounts,
     open_streams: AtomicUsize,
     max_streams: usize,
@@ -81,6 +84,7 @@ impl AppState {
         shutdown: CancellationToken,
         store: Option<Arc<RoomStore>>,
         backplane: Option<Arc<dyn SharedRooms>>,
+        media: Option<media::MediaLibrary>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -115,6 +119,7 @@ impl AppState {
             shutdown,
             chat_limit,
             write_limit,
+            media,
             stream_counts: StreamCounts::default(),
             open_streams: AtomicUsize::new(0),
             max_streams,
@@ -161,6 +166,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
         .route(stream::EVENTS_ROUTE, get(events::events))
+        .route("/api/media", get(media::list))
         .route("/api/time", get(time))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -170,9 +176,8 @@ pub fn router(app: Arc<AppState>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .route("/", get(pages::index))
-        .route("/r/{room_id}", get(pages::index))
-        .route("/static/{*path}", get(pages::asset))
+        .merge(pages::routes())
+        .route("/media/{*path}", get(media::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower::util::option_layer(cors_layer(

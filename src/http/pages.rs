@@ -1,17 +1,36 @@
 //! The bundled demo page and its assets, embedded in the binary at build time so
 //! the server runs from any directory with nothing beside it.
+//!
+//! - `/static/*`: the page itself (`static/`: `app.js`, `style.css`, ...);
+//! - `/client/*`: the `syncroom-client` package (`clients/js/`), the same ES modules
+//!   the npm tarball ships, which the page imports.
+//!
+//! Every file goes out with a weak `ETag` made of rust-embed's SHA-256 of its
+//! content, and `If-None-Match` answers `304`; text goes out compressed when the
+//! client accepts it (tower-http's compression layer, on these routes only).
 
 use axum::extract::Path;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rust_embed::RustEmbed;
+use axum::routing::get;
+use axum::Router;
+use rust_embed::{EmbeddedFile, RustEmbed};
+use tower_http::compression::CompressionLayer;
 
 use super::error::ApiError;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
+struct PageAssets;
+
+#[derive(RustEmbed)]
+#[folder = "clients/js/"]
+#[include = "*.js"]
+#[include = "*.d.ts"]
+#[exclude = "node_modules/*"]
 #[exclude = "test/*"]
-struct Assets;
+#[exclude = "examples/*"]
+struct ClientAssets;
 
 /// What the page may load: itself, and exactly what the YouTube IFrame player needs.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
@@ -20,9 +39,19 @@ frame-src https://www.youtube.com https://www.youtube-nocookie.com; \
 img-src 'self' data: https://i.ytimg.com; \
 style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'";
 
+/// The page's routes: `/`, `/r/{room_id}`, `/static/*` and `/client/*`, compressed.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/", get(index))
+        .route("/r/{room_id}", get(index))
+        .route("/static/{*path}", get(asset))
+        .route("/client/{*path}", get(client_asset))
+        .layer(CompressionLayer::new())
+}
+
 /// `GET /` and `GET /r/{room_id}`: the page; it reads the room id from the URL.
-pub async fn index() -> Result<Response, ApiError> {
-    let mut response = serve("index.html")?;
+pub async fn index(request: HeaderMap) -> Result<Response, ApiError> {
+    let mut response = serve("index.html", PageAssets::get("index.html"), &request)?;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -36,27 +65,113 @@ pub async fn index() -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// `GET /static/{path}`.
-pub async fn asset(Path(path): Path<String>) -> Result<Response, ApiError> {
-    serve(&path)
+/// `GET /static/{path}`: the page's own files.
+pub async fn asset(Path(path): Path<String>, request: HeaderMap) -> Result<Response, ApiError> {
+    serve(&path, PageAssets::get(&path), &request)
 }
 
-fn serve(path: &str) -> Result<Response, ApiError> {
-    let file = Assets::get(path).ok_or(ApiError::NotFound)?;
+/// `GET /client/{path}`: the client package's modules and type declarations.
+pub async fn client_asset(
+    Path(path): Path<String>,
+    request: HeaderMap,
+) -> Result<Response, ApiError> {
+    serve(&path, ClientAssets::get(&path), &request)
+}
+
+/// The validator of one embedded file: weak, because the compression layer may send
+/// the same entity in another encoding.
+fn etag(file: &EmbeddedFile) -> HeaderValue {
+    let hash = file.metadata.sha256_hash();
+    let mut tag = String::with_capacity(38);
+    tag.push_str("W/\"");
+    for byte in &hash[..16] {
+        tag.push_str(&format!("{byte:02x}"));
+    }
+    tag.push('"');
+    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("W/\"0\""))
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, RFC 9110 §13.1.2).
+fn not_modified(request: &HeaderMap, tag: &HeaderValue) -> bool {
+    let ours = tag.as_bytes().strip_prefix(b"W/").unwrap_or(tag.as_bytes());
+    request
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|candidate| {
+            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours
+        })
+}
+
+fn serve(
+    path: &str,
+    file: Option<EmbeddedFile>,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let file = file.ok_or(ApiError::NotFound)?;
+    let tag = etag(&file);
     let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let content_type = HeaderValue::from_str(mime.as_ref())
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            // Always revalidate: a new server version must not meet an old script.
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        ],
-        file.data,
-    )
-        .into_response())
+    let content_type = if path.ends_with(".d.ts") {
+        HeaderValue::from_static("text/plain; charset=utf-8")
+    } else {
+        HeaderValue::from_str(mime.as_ref())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    };
+    let headers = [
+        // Always revalidate: a new server version must not meet an old script.
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::ETAG, tag.clone()),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ];
+    if not_modified(request, &tag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Ok((headers, [(header::CONTENT_TYPE, content_type)], file.data).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_in_lists() {
+        let tag = HeaderValue::from_static("W/\"abc\"");
+        assert!(not_modified(&with("W/\"abc\""), &tag));
+        assert!(not_modified(&with("\"abc\""), &tag));
+        assert!(not_modified(&with("\"x\", W/\"abc\""), &tag));
+        assert!(not_modified(&with("*"), &tag));
+        assert!(!not_modified(&with("W/\"abd\""), &tag));
+        assert!(!not_modified(&HeaderMap::new(), &tag));
+    }
+
+    #[test]
+    fn every_page_and_client_file_is_embedded() {
+        for name in ["index.html", "app.js", "style.css"] {
+            assert!(PageAssets::get(name).is_some(), "{name}");
+        }
+        for name in [
+            "index.js",
+            "room.js",
+            "api.js",
+            "clock.js",
+            "player-sync.js",
+            "sync-core.js",
+            "sim-player.js",
+            "index.d.ts",
+        ] {
+            assert!(ClientAssets::get(name).is_some(), "{name}");
+        }
+        assert!(ClientAssets::get("package.json").is_none());
+    }
 }

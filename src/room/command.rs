@@ -2,7 +2,7 @@
 //! decoding from untrusted JSON.
 //!
 //! Decoding is two-step so that each kind of mistake gets the error code
-//! shared/API.md promises: a body that is not a JSON object is `invalid_json`, an
+//! docs/API.md promises: a body that is not a JSON object is `invalid_json`, an
 //! unknown `type` or a missing field is `invalid_command`, a field of the wrong JSON
 //! type is `invalid_json`, and a value out of range is `invalid_value`.
 
@@ -292,7 +292,7 @@ pub fn check_shape(
 }
 
 /// Why a command (or chat message) was refused. Each maps to one row of the error
-/// table in shared/API.md.
+/// table in docs/API.md.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CommandError {
     #[error("{0}")]

@@ -67,7 +67,7 @@ impl EventKind {
     }
 }
 
-// The `data:` payloads, field for field as shared/API.md lists them.
+// The `data:` payloads, field for field as docs/API.md lists them.
 #[derive(Serialize)]
 struct StateData<'a> {
     version: u64,

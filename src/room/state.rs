@@ -40,7 +40,7 @@ pub enum Control {
     Open,
 }
 
-/// The playback state of a room, exactly the `state` object of shared/API.md.
+/// The playback state of a room, exactly the `state` object of docs/API.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlaybackState {
     pub video_id: Option<String>,
@@ -144,7 +144,7 @@ pub struct Room {
     pub max_queue: usize,
 }
 
-/// The `room` object of shared/API.md: a snapshot at `server_time`.
+/// The `room` object of docs/API.md: a snapshot at `server_time`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomView {
     pub room_id: String,

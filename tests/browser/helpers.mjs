@@ -1,7 +1,7 @@
 // Shared helpers of the browser tests: start the real server binary on a free
 // port, launch Debian's Chromium through playwright-core, open isolated pages,
-// poll with generous timeouts, keep screenshots under target/browser-artifacts/.
-import { spawn } from 'node:child_process';
+// poll with generous timeouts, keep screenshots under <target dir>/browser-artifacts/.
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -9,8 +9,27 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const ARTIFACTS = path.join(ROOT, 'target', 'browser-artifacts');
-export const SERVER_BIN = process.env.SYNCROOM_BIN || path.join(ROOT, 'target', 'debug', 'syncroom');
+
+/**
+ * Cargo's target directory, found the way cargo finds it: `SYNCROOM_TARGET_DIR`
+ * (set by run.sh from scripts/target-dir), else `cargo metadata` (which honours
+ * CARGO_TARGET_DIR and .cargo/config.toml), else CARGO_TARGET_DIR or ./target.
+ */
+export function targetDir(env = process.env) {
+  if (env.SYNCROOM_TARGET_DIR) return path.resolve(ROOT, env.SYNCROOM_TARGET_DIR);
+  try {
+    const out = execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps', '--offline'], {
+      cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 << 20,
+    });
+    const dir = JSON.parse(out).target_directory;
+    if (typeof dir === 'string' && dir) return dir;
+  } catch { /* no cargo: cargo's own default rule below */ }
+  return path.resolve(ROOT, env.CARGO_TARGET_DIR || 'target');
+}
+
+export const TARGET_DIR = targetDir();
+export const ARTIFACTS = path.join(TARGET_DIR, 'browser-artifacts');
+export const SERVER_BIN = process.env.SYNCROOM_BIN || path.join(TARGET_DIR, 'debug', 'syncroom');
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -47,8 +66,8 @@ export async function waitFor(fn, { timeout = 15000, interval = 50, what = 'cond
 }
 
 /**
- * Starts `target/debug/syncroom` on a free port with `args`; resolves once
- * `/healthz` answers. Its log goes to target/browser-artifacts/server-<name>.log.
+ * Starts `<target dir>/debug/syncroom` on a free port with `args`; resolves once
+ * `/healthz` answers. Its log goes to <target dir>/browser-artifacts/server-<name>.log.
  */
 export async function startServer(name, args = [], { port: fixedPort = null } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
@@ -145,7 +164,7 @@ export async function openPage(browser, { viewport = { width: 1280, height: 860 
   return page;
 }
 
-/** Saves a full-page screenshot under target/browser-artifacts/. */
+/** Saves a full-page screenshot under <target dir>/browser-artifacts/. */
 export async function screenshot(page, name) {
   const file = path.join(ARTIFACTS, `${name}.png`);
   // A sticky header would otherwise be drawn where the page happens to be scrolled.

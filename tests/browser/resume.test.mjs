@@ -38,6 +38,12 @@ test('a listener whose stream the server ends resumes, stays in sync and misses 
 
   const page = await openPage(browser);
   await joinAsListener(page, server.url, roomId, 'Resuming Rae');
+  // The simulated player plays for the room's duration (10:00), not a made-up one,
+  // and draws no transport of its own: one play button on the page.
+  await waitFor(() => page.evaluate(() => window.syncroom.client.sync.player.getDuration() === 600),
+    { what: "the simulated player to take the room's duration" });
+  assert.equal(await page.locator('#time-total').textContent(), '10:00');
+  assert.equal(await page.getByRole('button', { name: /^(play|pause)\b/i }).count(), 1, 'one play/pause button');
   await page.evaluate(() => {
     window.__connection = [];
     window.syncroom.client.addEventListener('connection', (e) => window.__connection.push(e.detail.status));
@@ -106,6 +112,8 @@ test('a listener whose stream the server ends resumes, stays in sync and misses 
     { what: 'the listener to show the room closed' });
   const banner = await page.locator('#closed-banner').textContent();
   assert.match(banner, /closed/i);
+  // Nobody watches a closed room: the count does not keep its old number.
+  assert.equal(await page.locator('#listeners-count').textContent(), '0');
   const opensAtClose = (await page.evaluate(() => window.syncroom.stats())).opens;
   await new Promise((r) => setTimeout(r, 1500)); // longer than the retry delay: no reconnect may follow
   assert.equal((await page.evaluate(() => window.syncroom.stats())).opens, opensAtClose, 'no reconnect after closed');

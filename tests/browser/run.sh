@@ -6,9 +6,14 @@
 #   - Debian's chromium (apt-get) when /usr/bin/chromium is missing;
 #   - playwright-core (npm ci, from the committed package-lock.json) when
 #     node_modules is missing or older than the lock file;
-#   - the server binary (cargo build; the tests start target/debug/syncroom).
+#   - the server binary (cargo build; the tests start <target dir>/debug/syncroom,
+#     the target directory found as cargo finds it: scripts/target-dir).
 #
-# Screenshots, server logs and drift figures land in target/browser-artifacts/.
+# It also packs the client package (clients/js) with npm pack, installs the
+# tarball into a scratch project and runs its Node example against a live server
+# (tests/client-package/).
+#
+# Screenshots, server logs and drift figures land in <target dir>/browser-artifacts/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,12 +21,9 @@ root="$(cd "$here/../.." && pwd)"
 
 log() { printf '==> %s\n' "$*"; }
 
-command -v node >/dev/null || { echo "node is required (v20 or newer)" >&2; exit 1; }
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-if [ "$node_major" -lt 20 ]; then
-  echo "node $(node --version) is too old: v20 or newer is required" >&2
-  exit 1
-fi
+# Node v20+ with npm: the one on PATH, or one scripts/ensure-node installs.
+node_bin="$("$root/scripts/ensure-node")"
+PATH="$node_bin:$PATH"
 
 if [ ! -x /usr/bin/chromium ]; then
   log "installing Debian's chromium"
@@ -43,11 +45,19 @@ fi
 log "cargo build"
 (cd "$root" && cargo build --quiet --bin syncroom)
 
-mkdir -p "$root/target/browser-artifacts"
+# Where cargo put the binary (CARGO_TARGET_DIR, .cargo/config.toml or ./target);
+# helpers.mjs reads it from here instead of asking cargo again.
+SYNCROOM_TARGET_DIR="$("$root/scripts/target-dir")"
+export SYNCROOM_TARGET_DIR
+mkdir -p "$SYNCROOM_TARGET_DIR/browser-artifacts"
 
 log "node unit tests of the client (tests/js)"
-(cd "$root" && node --test tests/js/)
+# Files, not a directory: node 21+ reads --test arguments as globs, not folders.
+(cd "$root" && node --test tests/js/*.test.mjs)
 
 log "browser tests in headless Chromium (tests/browser)"
 # One file at a time: each starts its own server and browser on a 2-core machine.
 (cd "$here" && node --test --test-concurrency=1 ./*.test.mjs)
+
+log "client package: npm pack, install into a scratch project, run against a live server"
+(cd "$root" && node --test tests/client-package/)

@@ -1,4 +1,4 @@
-// The drift-correction loop of static/syncroom.js (PlayerSync), driven in node by a
+// The drift-correction loop of clients/js/player-sync.js (PlayerSync), driven in node by a
 // virtual clock and a fake YouTube-like player whose media clock can run fast or slow.
 import { test, describe, beforeEach, afterEach, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +11,8 @@ Object.defineProperty(globalThis, 'performance', {
   value: { now: () => clock.t, timeOrigin: 0 },
 });
 
-const { PlayerSync, PlayerState } = await import('../../static/syncroom.js');
-const { roomPosition } = await import('../../static/sync-core.js');
+const { PlayerSync, PlayerState } = await import('../../clients/js/player-sync.js');
+const { roomPosition } = await import('../../clients/js/sync-core.js');
 
 /** A player with the YT.Player methods PlayerSync uses, on the virtual clock. */
 class FakePlayer {
@@ -275,5 +275,55 @@ describe('PlayerSync: a state change seen before its event', () => {
     const changes = emitted.filter(([type]) => type === 'localchange');
     assert.equal(changes.length, 1);
     assert.equal(changes[0][1].type, 'pause');
+  });
+});
+
+describe('PlayerSync: modes, timings and the health figures', () => {
+  test('a seek that follows a deliberate change of the room is not recorded as drift', () => {
+    attach();
+    sync.roomChanged();
+    run(1000);
+    assert.ok(sync.driftAvg !== null && sync.driftAvg < 0.005, `settled: ${sync.driftAvg}`);
+    // The host jumps 60 s ahead: a state event, then the player seeks there.
+    room = { ...room, position: 70 + (clock.t - room.updated_at) / 1000, updated_at: clock.t };
+    sync.roomChanged();
+    assert.deepEqual(player.calls.at(-1)[0], 'seek');
+    assert.ok(sync.driftAvg < 0.005, `the jump is not drift: avg ${sync.driftAvg}, last ${sync.lastDrift}`);
+    run(1000, () => assert.ok(sync.driftAvg < 0.005, `avg ${sync.driftAvg}`));
+  });
+
+  test('modes are the frozen PlayerMode values', async () => {
+    const { PlayerMode } = await import('../../clients/js/player-sync.js');
+    assert.ok(Object.isFrozen(PlayerMode));
+    attach();
+    sync.roomChanged();
+    assert.equal(sync.mode, PlayerMode.LOADING);
+    run(600);
+    assert.equal(sync.mode, PlayerMode.IN_SYNC);
+    assert.ok(Object.values(PlayerMode).includes(sync.mode));
+  });
+
+  test('the correction timings come from DEFAULT_CORRECTION and can be overridden', async () => {
+    const { DEFAULT_CORRECTION } = await import('../../clients/js/sync-core.js');
+    assert.ok(Object.isFrozen(DEFAULT_CORRECTION));
+    for (const key of ['checkIntervalMs', 'seekSettleMs', 'loadSettleMs', 'ownCallMs', 'localChangeHoldMs',
+      'autoplayBlockedMs', 'autoplayBlockedActivatedMs', 'autoplayRetryMs', 'playRetryMs', 'seekCheckMs', 'nudgeCheckMs', 'maxSeekLead']) {
+      assert.equal(typeof DEFAULT_CORRECTION[key], 'number', key);
+    }
+    player = new FakePlayer();
+    const s = new PlayerSync(player, { state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {} },
+      { correction: { checkIntervalMs: 1e9 } });
+    assert.equal(s.interval, 1e9);
+    s.stop();
+  });
+
+  test('a player that can take the room duration is given it (the simulated player)', () => {
+    attach();
+    let given = null;
+    player.setDuration = (d) => { given = d; };
+    room = { ...room, duration: 600 };
+    sync.roomChanged();
+    run(400);
+    assert.equal(given, 600);
   });
 });

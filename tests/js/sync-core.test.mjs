@@ -1,4 +1,4 @@
-// Unit tests of the browser client's pure functions (static/sync-core.js).
+// Unit tests of the browser client's pure functions (clients/js/sync-core.js).
 // Run: node --test tests/js/
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import {
   roomPosition, estimateOffset, sampleOffset, decideCorrection, DEFAULT_CORRECTION,
   parseYouTube, parseTimestamp, isVideoId, clampRate, formatTime,
-} from '../../static/sync-core.js';
+} from '../../clients/js/sync-core.js';
 
 const close = (actual, expected, eps = 1e-9) =>
   assert.ok(Math.abs(actual - expected) <= eps, `${actual} is not within ${eps} of ${expected}`);

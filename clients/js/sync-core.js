@@ -2,7 +2,7 @@
  * sync-core.js — the pure arithmetic of staying in sync, with no DOM and no I/O.
  *
  * Everything here is a plain function of its arguments so it can be unit-tested
- * in node (`node --test static/test/`) and reused by any client:
+ * in node (`node --test tests/js/`) and reused by any client:
  *
  * - {@link roomPosition}: where a room's playback is at a given server time
  *   (the formula of the API contract, clamped to `[0, duration]`).
@@ -26,7 +26,8 @@ export const MAX_RATE = 2.0;
 /**
  * Default drift-correction thresholds. Every one can be overridden by
  * passing an object with the same keys to {@link decideCorrection}
- * (and to `SyncRoom` in syncroom.js, as `options.correction`).
+ * (and to `SyncRoom` in room.js, as `options.correction`). The first
+ * group are drift thresholds in seconds, the second the corrector's timings.
  */
 export const DEFAULT_CORRECTION = Object.freeze({
   /** Seconds of drift (either way) above which a playing player starts nudging its rate. */
@@ -61,6 +62,33 @@ export const DEFAULT_CORRECTION = Object.freeze({
    * (it ignored or rounded a nudge) seeks; below it, such a player is left alone.
    */
   seekThresholdWithoutNudge: 0.25,
+
+  // Timings of PlayerSync (player-sync.js), in milliseconds unless named otherwise.
+
+  /** Between two checks of the player against the room. */
+  checkIntervalMs: 200,
+  /** After our own seek: a jump of the position is expected, not a person's seek; also the least time between two steady-state seeks. */
+  seekSettleMs: 1500,
+  /** After loading a video: its position may jump while it starts. */
+  loadSettleMs: 3000,
+  /** After our own play/pause/seek call: a player's state change is ours, not a person's. */
+  ownCallMs: 1000,
+  /** After a person's own play/pause/seek/rate (a controller): leave the player alone while the command travels. */
+  localChangeHoldMs: 2000,
+  /** A play call that has not taken after this long, on a page never clicked, means autoplay is blocked. */
+  autoplayBlockedMs: 1500,
+  /** The same, on a page that had a click (a real player may just be slow to start). */
+  autoplayBlockedActivatedMs: 4000,
+  /** After reporting a blocked autoplay: wait this long before asking again. */
+  autoplayRetryMs: 3000,
+  /** Between two play calls on a player that has not started yet (a repeated seek restarts buffering). */
+  playRetryMs: 1000,
+  /** After a catch-up seek: when to measure how late it landed (to learn `seekLead`). */
+  seekCheckMs: 1000,
+  /** After starting a nudge: when to check the player took the rate (YouTube may round it). */
+  nudgeCheckMs: 400,
+  /** Seconds: the most a seek may aim ahead of the room, to make up for a player's buffering. */
+  maxSeekLead: 2,
 });
 
 /**

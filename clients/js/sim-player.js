@@ -17,10 +17,11 @@
  * @module sim-player
  */
 
-import { formatTime } from './sync-core.js';
+import { formatTime, MIN_RATE, MAX_RATE, clampRate } from './sync-core.js';
+import { PlayerState as STATE } from './player-sync.js';
 
-const STATE = { UNSTARTED: -1, ENDED: 0, PLAYING: 1, PAUSED: 2, BUFFERING: 3, CUED: 5 };
-const RATES = [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
+/** The menu of rates YouTube offers, within the API's limits (`MIN_RATE`..`MAX_RATE`). */
+const RATES = Object.freeze([0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2].filter((r) => r >= MIN_RATE && r <= MAX_RATE));
 
 /** A stable pseudo-random number in [0, 1) from a string (for durations and colours). */
 function hash01(text) {
@@ -32,7 +33,7 @@ function hash01(text) {
   return ((h >>> 0) % 100000) / 100000;
 }
 
-/** The simulated length of a video: 3–9 minutes, fixed per id. */
+/** The simulated length of a video whose room does not know it: 3–9 minutes, fixed per id. */
 export function simDuration(videoId) {
   return Math.round(180 + hash01(videoId) * 360);
 }
@@ -51,13 +52,16 @@ function el(tag, attrs = {}, children = []) {
 export class SimPlayer {
   /**
    * @param {HTMLElement|string} element the element (or its id) to draw into
-   * @param {{events?: {onReady?:Function, onStateChange?:Function, onPlaybackRateChange?:Function}, skew?: number}} [options]
+   * @param {{events?: {onReady?:Function, onStateChange?:Function, onPlaybackRateChange?:Function}, skew?: number, controls?: boolean}} [options]
+   *        `controls`: draw the player's own play button and progress bar (default true);
+   *        a page with its own transport passes `false`, so people see one set of controls.
    *        `skew`: how much faster (0.01 = 1 %) or slower (negative) this player's clock
    *        runs than real time, to show (and test) drift correction: a real player's
    *        media clock is never exactly the system's.
    */
   constructor(element, options = {}) {
     this._skew = Number(options.skew) || 0;
+    this._controls = options.controls !== false;
     this.root = typeof element === 'string' ? document.getElementById(element) : element;
     this._listeners = new Map();
     this._videoId = null;
@@ -96,6 +100,7 @@ export class SimPlayer {
     this.ui.clock = el('span', { class: 'sim-clock', text: '0:00 / 0:00' });
     const screen = el('div', { class: 'sim-screen' }, [this.ui.badge, this.ui.title, this.ui.time, this.ui.rate]);
     const bar = el('div', { class: 'sim-controls' }, [this.ui.toggle, this.ui.bar, this.ui.clock]);
+    bar.hidden = !this._controls;
     this.root.append(screen, bar);
 
     this.ui.toggle.addEventListener('click', () => {
@@ -193,7 +198,9 @@ export class SimPlayer {
   _load(args, startSeconds, play) {
     const opts = typeof args === 'object' && args !== null ? args : { videoId: args, startSeconds };
     this._videoId = opts.videoId;
-    this._duration = simDuration(opts.videoId);
+    // The room's duration when the caller knows it (PlayerSync passes it), else a made-up one.
+    const given = Number(opts.duration);
+    this._duration = Number.isFinite(given) && given > 0 ? given : simDuration(opts.videoId);
     this.ui.title.textContent = `Video ${opts.videoId}`;
     this.root.style.setProperty('--sim-hue', String(Math.round(hash01(opts.videoId) * 360)));
     this._state = STATE.UNSTARTED;
@@ -236,13 +243,25 @@ export class SimPlayer {
 
   getDuration() { return this._duration; }
 
+  /**
+   * Not in YouTube's API: sets the length of the loaded video (a simulated video has
+   * none of its own). PlayerSync calls it with the room's `duration`.
+   */
+  setDuration(seconds) {
+    const d = Number(seconds);
+    if (!this._videoId || !Number.isFinite(d) || d <= 0 || d === this._duration) return;
+    const pos = Math.min(d, this._rawPosition());
+    this._duration = d;
+    this._rebase(pos);
+  }
+
   getPlayerState() { return this._state; }
 
   getPlaybackRate() { return this._rate; }
 
-  /** Accepts any rate in [0.25, 2] (like YouTube's custom speeds), so nudges are exact. */
+  /** Accepts any rate in [MIN_RATE, MAX_RATE] (like YouTube's custom speeds), so nudges are exact. */
   setPlaybackRate(rate) {
-    const r = Math.min(2, Math.max(0.25, Number(rate) || 1));
+    const r = clampRate(Number(rate) || 1);
     if (r === this._rate) return;
     this._rebase(this._rawPosition());
     this._rate = r;

@@ -1,0 +1,85 @@
+/**
+ * api.js — the REST calls of the syncroom API, one function per route.
+ *
+ * Every function takes the server's origin last (`baseUrl`, empty for the
+ * page's own) and resolves to the parsed JSON answer; an error answer rejects
+ * with an {@link ApiError} carrying the server's `code`, `message` and, for
+ * `429`/`503`, `retryAfter` in seconds.
+ *
+ * @module api
+ */
+
+/** An error answered by the server: `status`, `code` and `message` from its JSON body. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message || code || `HTTP ${status}`);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * One JSON request: `body` is sent as JSON, `token` as `Authorization: Bearer`.
+ * Resolves to the parsed answer (`null` for `204`); rejects with an {@link ApiError}.
+ */
+export async function request(baseUrl, method, path, { body, token } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(`${baseUrl}${path}`, {
+    method, headers, cache: 'no-store',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (res.status === 204) return null;
+  let json = null;
+  try { json = await res.json(); } catch { /* a body that is not JSON: keep the status */ }
+  if (!res.ok) {
+    const err = json && json.error ? json.error : {};
+    const retry = res.headers.get('Retry-After');
+    throw new ApiError(res.status, err.code || 'http_error', err.message || `HTTP ${res.status}`,
+      retry === null ? null : Number(retry));
+  }
+  return json;
+}
+
+/**
+ * Creates a room. Resolves to `{room_id, host_token, room}`; keep `host_token`
+ * private (it is shown once).
+ * @param {{room_id?:string, name?:string, control?:'host'|'open', video_id?:string}} [fields]
+ * @param {string} [baseUrl=''] the server's origin, empty for the page's own
+ */
+export function createRoom(fields = {}, baseUrl = '') {
+  return request(baseUrl, 'POST', '/api/rooms', { body: fields });
+}
+
+/** Lists the rooms on the server: `{rooms: [{room_id, name, listeners, video_id}]}`. */
+export function listRooms(baseUrl = '') {
+  return request(baseUrl, 'GET', '/api/rooms');
+}
+
+
+/** One room: `{room_id, name, control, listeners, state, queue, ...}`. */
+export function getRoom(roomId, baseUrl = '') {
+  return request(baseUrl, 'GET', `/api/rooms/${encodeURIComponent(roomId)}`);
+}
+
+/**
+ * Sends one command (see the API's command table). Resolves to `{version, room}`.
+ * `hostToken` is needed unless the room's control is `open`.
+ */
+export function sendCommand(roomId, command, hostToken = null, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/commands`,
+    { body: command, token: hostToken });
+}
+
+/** Says something in a room's chat. Resolves to `{version}`. */
+export function sendChat(roomId, name, text, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/chat`, { body: { name, text } });
+}
+
+/** Closes a room for everyone (host token needed). */
+export function deleteRoom(roomId, hostToken, baseUrl = '') {
+  return request(baseUrl, 'DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, { token: hostToken });
+}

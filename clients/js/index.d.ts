@@ -1,0 +1,385 @@
+// Type declarations of syncroom-client's public API (index.js).
+
+export declare const VERSION: string;
+
+/* ------------------------------------------------------------------ objects of the API */
+
+/** A room's playback state, as the server sends it. */
+export interface RoomState {
+  video_id: string | null;
+  /** Seconds, at `updated_at`. */
+  position: number;
+  paused: boolean;
+  rate: number;
+  /** Server time of the last change, Unix milliseconds. */
+  updated_at: number;
+  /** Seconds, once known. */
+  duration?: number | null;
+}
+
+export interface QueueItem {
+  video_id: string;
+  [key: string]: unknown;
+}
+
+export type Control = 'host' | 'open';
+
+export interface Room {
+  room_id: string;
+  name?: string | null;
+  control: Control;
+  listeners: number;
+  version: number;
+  state: RoomState;
+  queue: QueueItem[];
+  [key: string]: unknown;
+}
+
+export interface RoomSummary {
+  room_id: string;
+  name?: string | null;
+  listeners: number;
+  video_id?: string | null;
+}
+
+/** A command body (see the API reference's command table). */
+export type Command =
+  | { type: 'play'; position?: number; if_version?: number }
+  | { type: 'pause'; position?: number; if_version?: number }
+  | { type: 'seek'; position: number; if_version?: number }
+  | { type: 'rate'; rate: number; if_version?: number }
+  | { type: 'load'; video_id: string; position?: number; duration?: number; if_version?: number }
+  | { type: 'duration'; duration: number; if_version?: number }
+  | { type: 'enqueue'; video_id: string; if_version?: number }
+  | { type: 'next'; if_version?: number }
+  | { type: string; [field: string]: unknown };
+
+export interface CommandResult {
+  version: number;
+  room: Room;
+}
+
+/* ------------------------------------------------------------------ api.js */
+
+/** An error answered by the server: `status`, `code` and `message` from its JSON body. */
+export declare class ApiError extends Error {
+  constructor(status: number, code: string, message?: string, retryAfter?: number | null);
+  readonly status: number;
+  readonly code: string;
+  /** Seconds, from `Retry-After` (429, 503), else `null`. */
+  readonly retryAfter: number | null;
+}
+
+export declare function request(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options?: { body?: unknown; token?: string | null },
+): Promise<any>;
+
+export interface CreateRoomFields {
+  room_id?: string;
+  name?: string;
+  control?: Control;
+  video_id?: string;
+}
+
+export declare function createRoom(
+  fields?: CreateRoomFields,
+  baseUrl?: string,
+): Promise<{ room_id: string; host_token: string; room: Room }>;
+export declare function listRooms(baseUrl?: string): Promise<{ rooms: RoomSummary[] }>;
+export declare function getRoom(roomId: string, baseUrl?: string): Promise<Room>;
+export declare function sendCommand(
+  roomId: string,
+  command: Command,
+  hostToken?: string | null,
+  baseUrl?: string,
+): Promise<CommandResult>;
+export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
+export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
+
+/* ------------------------------------------------------------------ sync-core.js */
+
+export declare const MIN_RATE: number;
+export declare const MAX_RATE: number;
+
+/** Drift thresholds (seconds) and the corrector's timings (milliseconds unless named otherwise). */
+export interface Correction {
+  nudgeStart: number;
+  nudgeStop: number;
+  seekThreshold: number;
+  eventSeekThreshold: number;
+  pausedTolerance: number;
+  pausedResync: number;
+  startTolerance: number;
+  maxNudge: number;
+  minNudge: number;
+  nudgeGain: number;
+  seekThresholdWithoutNudge: number;
+  checkIntervalMs: number;
+  seekSettleMs: number;
+  loadSettleMs: number;
+  ownCallMs: number;
+  localChangeHoldMs: number;
+  autoplayBlockedMs: number;
+  autoplayBlockedActivatedMs: number;
+  autoplayRetryMs: number;
+  playRetryMs: number;
+  seekCheckMs: number;
+  nudgeCheckMs: number;
+  maxSeekLead: number;
+}
+
+export declare const DEFAULT_CORRECTION: Readonly<Correction>;
+
+export interface ClockSample {
+  sentAt: number;
+  serverTime: number;
+  receivedAt: number;
+}
+
+export interface ClockEstimate {
+  offset: number;
+  rtt: number;
+  error: number;
+  samples: number;
+}
+
+export declare function roomPosition(state: RoomState | null | undefined, serverNowMs: number): number;
+export declare function sampleOffset(sample: ClockSample): { offset: number; rtt: number };
+export declare function estimateOffset(samples: ClockSample[]): ClockEstimate | null;
+export declare function decideCorrection(
+  input: {
+    drift: number;
+    paused: boolean;
+    rate?: number;
+    nudging?: boolean;
+    afterEvent?: boolean;
+    starting?: boolean;
+    canNudge?: boolean;
+  },
+  options?: Partial<Correction>,
+): { action: 'none' | 'nudge' | 'seek'; rate: number };
+export declare function clampRate(rate: number): number;
+export declare function isVideoId(id: unknown): id is string;
+export declare function parseTimestamp(text: string | null | undefined): number | null;
+export declare function parseYouTube(input: string): { videoId: string; start: number | null } | null;
+export declare function formatTime(seconds: number): string;
+
+/* ------------------------------------------------------------------ clock.js */
+
+/** A monotonic local clock in Unix milliseconds. */
+export declare function localNow(): number;
+
+export interface ServerClockOptions {
+  baseUrl?: string;
+  initialSamples?: number;
+  resampleEvery?: number;
+  resampleCount?: number;
+  keepFor?: number;
+}
+
+export declare const CLOCK_DEFAULTS: Readonly<{
+  initialSamples: number;
+  resampleEvery: number;
+  resampleCount: number;
+  keepFor: number;
+  timingEntryWaitMs: number;
+}>;
+
+export declare class ServerClock {
+  constructor(options?: ServerClockOptions);
+  samples: ClockSample[];
+  estimate: ClockEstimate | null;
+  /** Milliseconds to add to the local clock to read the server's (0 until known). */
+  readonly offset: number;
+  readonly synced: boolean;
+  now(): number;
+  sample(count?: number): Promise<ClockEstimate | null>;
+  sync(): Promise<ClockEstimate | null>;
+  stop(): void;
+}
+
+/* ------------------------------------------------------------------ player-sync.js */
+
+export declare const PlayerState: Readonly<{
+  UNSTARTED: -1;
+  ENDED: 0;
+  PLAYING: 1;
+  PAUSED: 2;
+  BUFFERING: 3;
+  CUED: 5;
+}>;
+export type PlayerStateValue = (typeof PlayerState)[keyof typeof PlayerState];
+
+export declare const PlayerMode: Readonly<{
+  WAITING: 'waiting';
+  LOADING: 'loading';
+  STARTING: 'starting';
+  BUFFERING: 'buffering';
+  SEEKING: 'seeking';
+  NUDGING: 'nudging';
+  IN_SYNC: 'in-sync';
+  HOLD: 'hold';
+  BLOCKED: 'blocked';
+  NO_PLAYER: 'no-player';
+}>;
+export type PlayerModeValue = (typeof PlayerMode)[keyof typeof PlayerMode];
+
+/** What a player must offer: the YouTube IFrame API's YT.Player methods. */
+export interface SyncablePlayer {
+  getCurrentTime(): number;
+  getDuration(): number;
+  getPlayerState(): number;
+  getPlaybackRate(): number;
+  setPlaybackRate(rate: number): void;
+  seekTo(seconds: number, allowSeekAhead: boolean): void;
+  playVideo(): void;
+  pauseVideo(): void;
+  loadVideoById(args: { videoId: string; startSeconds?: number }): void;
+  cueVideoById(args: { videoId: string; startSeconds?: number }): void;
+  addEventListener(name: string, listener: (event: { data: unknown }) => void): void;
+  removeEventListener?(name: string, listener: (event: { data: unknown }) => void): void;
+  /** Optional (the simulated player): takes the room's duration. */
+  setDuration?(seconds: number): void;
+}
+
+export interface PlayerSyncHooks {
+  state(): RoomState | null;
+  serverNow(): number;
+  clockReady?(): boolean;
+  canControl(): boolean;
+  emit(type: string, detail: object): void;
+}
+
+export declare class PlayerSync {
+  constructor(
+    player: SyncablePlayer,
+    hooks: PlayerSyncHooks,
+    options?: { correction?: Partial<Correction>; interval?: number },
+  );
+  readonly player: SyncablePlayer;
+  mode: PlayerModeValue;
+  seeks: number;
+  nudges: number;
+  lastDrift: number | null;
+  driftAvg: number | null;
+  canNudge: boolean;
+  held: boolean;
+  position(): number;
+  roomChanged(): void;
+  resume(): void;
+  apply(afterEvent: boolean): void;
+  stop(): void;
+}
+
+/* ------------------------------------------------------------------ room.js */
+
+export type ConnectionStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface Health {
+  status: ConnectionStatus;
+  offsetMs: number | null;
+  rttMs: number | null;
+  driftMs: number | null;
+  driftAvgMs: number | null;
+  mode: PlayerModeValue;
+  rate: number | null;
+  seeks: number;
+  nudges: number;
+  canNudge: boolean | null;
+  held: boolean;
+}
+
+/** Any class with the WHATWG EventSource interface (the browser's, or the `eventsource` package's). */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onopen: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  addEventListener(type: string, listener: (event: { data: string; lastEventId: string }) => void): void;
+  close(): void;
+}
+export type EventSourceClass = new (url: string) => EventSourceLike;
+
+export interface SyncRoomOptions {
+  roomId: string;
+  name?: string;
+  hostToken?: string | null;
+  /** The server's origin, e.g. `http://127.0.0.1:8080`; empty for the page's own. */
+  baseUrl?: string;
+  correction?: Partial<Correction>;
+  clock?: ServerClockOptions;
+  /** ms, the longest wait between manual reconnects (default 30000). */
+  maxBackoff?: number;
+  /** The EventSource class; defaults to the global one (required in Node). */
+  EventSource?: EventSourceClass;
+}
+
+export interface SyncRoomEventMap {
+  snapshot: CustomEvent<Room>;
+  state: CustomEvent<{ version: number; cause: string; state: RoomState; server_time: number }>;
+  queue: CustomEvent<{ version: number; queue: QueueItem[]; server_time: number }>;
+  chat: CustomEvent<{ version: number; name: string; text: string; server_time: number }>;
+  control: CustomEvent<{ version: number; control: Control; server_time: number }>;
+  presence: CustomEvent<{ listeners: number; server_time: number }>;
+  closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
+  connection: CustomEvent<{ status: ConnectionStatus }>;
+  health: CustomEvent<Health>;
+  localchange: CustomEvent<{ type: 'play' | 'pause' | 'seek' | 'rate'; position?: number; rate?: number }>;
+  hold: CustomEvent<{ held: boolean }>;
+  autoplayblocked: CustomEvent<Record<string, never>>;
+}
+
+/** The room client's own timings, in milliseconds. */
+export declare const ROOM_TIMINGS: Readonly<{
+  firstBackoffMs: number;
+  maxBackoffMs: number;
+  healthEveryMs: number;
+  clockRetryMs: number;
+}>;
+
+export declare class SyncRoom extends EventTarget {
+  constructor(options: SyncRoomOptions);
+  readonly roomId: string;
+  name: string;
+  hostToken: string | null;
+  readonly baseUrl: string;
+  readonly clock: ServerClock;
+  /** The latest full room object (kept up to date from events). */
+  room: Room | null;
+  /** The last event id seen (the room's version); `null` before the first. */
+  lastEventId: number | null;
+  status: ConnectionStatus;
+  closedReason: string | null;
+  stats: { opens: number; snapshots: number; events: number; duplicates: number; gaps: number; lastEventAt?: number };
+  sync: PlayerSync | null;
+  readonly connected: boolean;
+  readonly state: RoomState | null;
+  readonly canControl: boolean;
+  clockOffset(): number;
+  serverNow(): number;
+  roomPosition(): number;
+  playerPosition(): number;
+  health(): Health;
+  start(): Promise<void>;
+  stop(): void;
+  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number }): PlayerSync;
+  resume(): void;
+  command(command: Command): Promise<CommandResult>;
+  chat(name: string, text: string): Promise<{ version: number }>;
+  close(): Promise<null>;
+
+  addEventListener<K extends keyof SyncRoomEventMap>(
+    type: K,
+    listener: (event: SyncRoomEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void;
+  removeEventListener<K extends keyof SyncRoomEventMap>(
+    type: K,
+    listener: (event: SyncRoomEventMap[K]) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}

@@ -1,0 +1,28 @@
+/**
+ * syncroom-client — the browser (and Node) client of syncroom.
+ *
+ * One module per concept:
+ * - `api.js`: the REST calls (`createRoom`, `listRooms`, `getRoom`, `sendCommand`, ...);
+ * - `clock.js`: the server's clock (`ServerClock`);
+ * - `player-sync.js`: a player kept in step with a room (`PlayerSync`, `PlayerState`, `PlayerMode`);
+ * - `room.js`: one room followed live over its event stream (`SyncRoom`);
+ * - `sync-core.js`: the pure arithmetic (`roomPosition`, `decideCorrection`, `DEFAULT_CORRECTION`, ...);
+ * - `sim-player.js`: a simulated player with the YouTube IFrame API's interface (browser only).
+ *
+ * This entry point re-exports all but the simulated player, which needs a DOM:
+ * import it from `syncroom-client/sim-player`.
+ *
+ * @module syncroom-client
+ */
+
+export { VERSION } from './version.js';
+export {
+  ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
+} from './api.js';
+export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
+export { PlayerSync, PlayerState, PlayerMode } from './player-sync.js';
+export { SyncRoom, ROOM_TIMINGS } from './room.js';
+export {
+  DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
+  clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
+} from './sync-core.js';

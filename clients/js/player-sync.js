@@ -1,0 +1,387 @@
+/**
+ * player-sync.js — keeps one YouTube-like player in step with a room.
+ *
+ * {@link PlayerSync} watches the room's `state` and the server clock, and every
+ * check loads, plays, pauses, seeks or nudges the player's rate so its position
+ * follows the room's: a small drift is nudged away by playing a few per cent
+ * faster or slower, a large one is sought. Every threshold and delay it uses is
+ * a key of `DEFAULT_CORRECTION` (sync-core.js), overridable per instance.
+ *
+ * @module player-sync
+ */
+
+import { roomPosition as computeRoomPosition, decideCorrection, DEFAULT_CORRECTION } from './sync-core.js';
+
+/** YouTube IFrame API player states (the simulated player uses the same numbers). */
+export const PlayerState = Object.freeze({
+  UNSTARTED: -1, ENDED: 0, PLAYING: 1, PAUSED: 2, BUFFERING: 3, CUED: 5,
+});
+
+/**
+ * What the corrector is doing right now (`PlayerSync#mode`, `health().mode`).
+ * The values are the strings the page shows and tests read.
+ */
+export const PlayerMode = Object.freeze({
+  /** No state yet, the clock is not known, nothing is loaded, or a person's own change is on its way. */
+  WAITING: 'waiting',
+  /** A new video is being loaded or cued. */
+  LOADING: 'loading',
+  /** A play call was made; waiting for the player to report that it plays. */
+  STARTING: 'starting',
+  /** The player buffers. */
+  BUFFERING: 'buffering',
+  /** A seek was just made to catch up. */
+  SEEKING: 'seeking',
+  /** The playback rate is nudged a little to close a small drift. */
+  NUDGING: 'nudging',
+  /** Within the thresholds: nothing to do. */
+  IN_SYNC: 'in-sync',
+  /** A listener paused their own player; the room is not forced on it until `resume()`. */
+  HOLD: 'hold',
+  /** The browser refused to start playback without a click. */
+  BLOCKED: 'blocked',
+  /** No player is attached (only in `SyncRoom#health()`). */
+  NO_PLAYER: 'no-player',
+});
+
+/**
+ * Keeps one YouTube-like player in step with a room's `state`.
+ *
+ * The player needs the YT.Player methods `getCurrentTime`, `getDuration`,
+ * `getPlayerState`, `getPlaybackRate`, `setPlaybackRate`, `seekTo`, `playVideo`,
+ * `pauseVideo`, `loadVideoById`, `cueVideoById` and `addEventListener`.
+ * Used through {@link SyncRoom}; exported for tests and unusual embeddings.
+ */
+export class PlayerSync {
+  /**
+   * @param {object} player a ready YT.Player or SimPlayer
+   * @param {object} hooks
+   * @param {() => object|null} hooks.state the room's current `state`
+   * @param {() => number} hooks.serverNow the server clock in ms
+   * @param {() => boolean} [hooks.clockReady] whether `serverNow` can be trusted yet
+   * @param {() => boolean} hooks.canControl whether this user's player changes become commands
+   * @param {(type:string, detail:object) => void} hooks.emit
+   * @param {object} [options]
+   * @param {object} [options.correction] thresholds, see DEFAULT_CORRECTION
+   * @param {number} [options.interval] ms between checks (default `correction.checkIntervalMs`)
+   */
+  constructor(player, hooks, options = {}) {
+    this.player = player;
+    this.hooks = { clockReady: () => true, ...hooks };
+    this.correction = { ...DEFAULT_CORRECTION, ...(options.correction || {}) };
+    this.interval = options.interval ?? this.correction.checkIntervalMs;
+    this.loadedVideo = null;
+    this.nudging = false;
+    this.eventPending = true;
+    this.held = false;
+    this.seeks = 0;
+    this.nudges = 0;
+    this.lastDrift = null;
+    this.driftAvg = null; // moving average of |drift|, seconds
+    this.mode = PlayerMode.WAITING;
+    this.appliedRate = null;
+    this.seekLead = 0; // seconds a seek aims ahead, learned from how late seeks land
+    this._lastSeekAt = -Infinity;
+    this._seekCheck = null;
+    this._lastCommandAt = -Infinity; // our own play/pause/seek/load calls
+    this._expectJumpUntil = -Infinity;
+    this._suspendUntil = -Infinity; // a controller's own change is on its way to the server
+    this._playRequestedAt = null;
+    this._lastSample = null;
+    this._recent = []; // the last drift readings while playing
+    this._lastPlayCallAt = -Infinity;
+    /** False once the player ignored or rounded a nudge (it then only seeks). */
+    this.canNudge = true;
+    this._nudgeCheck = null;
+    this._onState = (e) => this._playerStateChanged(typeof e === 'object' && e !== null ? e.data : e);
+    this._onRate = (e) => this._playerRateChanged(typeof e === 'object' && e !== null ? e.data : e);
+    player.addEventListener('onStateChange', this._onState);
+    player.addEventListener('onPlaybackRateChange', this._onRate);
+    this._timer = setInterval(() => this.apply(false), this.interval);
+  }
+
+  stop() {
+    clearInterval(this._timer);
+    if (typeof this.player.removeEventListener === 'function') {
+      this.player.removeEventListener('onStateChange', this._onState);
+      this.player.removeEventListener('onPlaybackRateChange', this._onRate);
+    }
+  }
+
+  /** The local player's position in seconds. */
+  position() {
+    const t = Number(this.player.getCurrentTime());
+    return Number.isFinite(t) ? t : 0;
+  }
+
+  /** Called on every `state`/`snapshot`: the next check acts at once and with the tight threshold. */
+  roomChanged() {
+    this.eventPending = true;
+    this._recent = [];
+    this._suspendUntil = -Infinity;
+    this.apply(true);
+  }
+
+  /** Stops letting a listener's own pause win: follow the room again. */
+  resume() {
+    this.held = false;
+    this.eventPending = true;
+    this.hooks.emit('hold', { held: false });
+    const st = this.hooks.state();
+    if (st && !st.paused && st.video_id) {
+      this._call(() => this.player.playVideo());
+      this._playRequestedAt = performance.now();
+    }
+    this.apply(true);
+  }
+
+  _call(fn) {
+    this._lastCommandAt = performance.now();
+    fn();
+  }
+
+  _seek(target) {
+    this._recent = [];
+    this._call(() => this.player.seekTo(target, true));
+    this._expectJumpUntil = performance.now() + this.correction.seekSettleMs;
+    this._lastSeekAt = performance.now();
+    this.seeks += 1;
+    this.mode = PlayerMode.SEEKING;
+  }
+
+  _setRate(rate) {
+    if (this.appliedRate !== null && Math.abs(this.appliedRate - rate) < 1e-4
+        && Math.abs(Number(this.player.getPlaybackRate()) - rate) < 1e-3) return;
+    this.appliedRate = rate;
+    this.player.setPlaybackRate(rate);
+  }
+
+  _userActive() {
+    // A click or key press inside the player's iframe activates this page too.
+    const ua = globalThis.navigator && navigator.userActivation;
+    return ua ? ua.isActive : true;
+  }
+
+  _ownRecentCall() {
+    return performance.now() - this._lastCommandAt < this.correction.ownCallMs;
+  }
+
+  _playerStateChanged(ps) {
+    const st = this.hooks.state();
+    if (!st || !st.video_id || this.loadedVideo !== st.video_id) return;
+    if (this._ownRecentCall()) return;
+    if (!this._userActive()) return;
+    const userPlayed = ps === PlayerState.PLAYING && st.paused;
+    const userPaused = ps === PlayerState.PAUSED && !st.paused;
+    if (!userPlayed && !userPaused) return;
+    // Seen both by the player's event and by the periodic check: act once.
+    const now = performance.now();
+    if (this._handled && this._handled.ps === ps && now - this._handled.at < this.correction.ownCallMs) return;
+    this._handled = { ps, at: now };
+    if (this.hooks.canControl()) {
+      this._suspendUntil = performance.now() + this.correction.localChangeHoldMs;
+      this.hooks.emit('localchange', { type: userPlayed ? 'play' : 'pause', position: this.position() });
+    } else if (userPaused) {
+      this.held = true;
+      this.mode = PlayerMode.HOLD;
+      this.hooks.emit('hold', { held: true });
+    }
+  }
+
+  _playerRateChanged(rate) {
+    const st = this.hooks.state();
+    if (!st || this.appliedRate === null || Math.abs(Number(rate) - this.appliedRate) < 1e-3) return;
+    // A player that rounds a nudge reports a rate near the room's: not a person's choice.
+    if (Math.abs(Number(rate) / st.rate - 1) <= this.correction.maxNudge + 1e-3) return;
+    if (!this._userActive() || !this.hooks.canControl()) return;
+    this._suspendUntil = performance.now() + this.correction.localChangeHoldMs;
+    this.hooks.emit('localchange', { type: 'rate', rate: Number(rate) });
+  }
+
+  /** Notices a seek made with the player's own controls: the position jumped. */
+  _detectJump(ps) {
+    const now = performance.now();
+    const pos = this.position();
+    const prev = this._lastSample;
+    this._lastSample = { at: now, pos, playing: ps === PlayerState.PLAYING };
+    if (!prev || now < this._expectJumpUntil || this._ownRecentCall()) return false;
+    const rate = Number(this.player.getPlaybackRate()) || 1;
+    const elapsed = ((now - prev.at) / 1000) * rate;
+    const jumped = pos > prev.pos + elapsed + 1.0 || pos < prev.pos - 0.5;
+    if (!jumped || !this.hooks.canControl()) return false;
+    this._suspendUntil = now + this.correction.localChangeHoldMs;
+    this.hooks.emit('localchange', { type: 'seek', position: pos });
+    return true;
+  }
+
+  _recordDrift(drift) {
+    this.lastDrift = drift;
+    const size = Math.abs(drift);
+    this.driftAvg = this.driftAvg === null ? size : this.driftAvg * 0.8 + size * 0.2;
+  }
+
+  /**
+   * One check: load, play, pause, seek or nudge the player so it follows the room.
+   * @param {boolean} afterEvent called for a fresh `state` (vs the periodic check)
+   */
+  apply(afterEvent) {
+    const st = this.hooks.state();
+    const now = performance.now();
+    // Without the server's clock every target would be off by the offset: wait for it.
+    if (!st || !this.hooks.clockReady()) { this.mode = PlayerMode.WAITING; return; }
+    if (now < this._suspendUntil) { this.mode = PlayerMode.WAITING; return; }
+    if (!st.video_id) {
+      if (this.loadedVideo) {
+        this._call(() => this.player.pauseVideo());
+      }
+      this.mode = PlayerMode.WAITING;
+      this.lastDrift = null;
+      return;
+    }
+    const target = computeRoomPosition(st, this.hooks.serverNow());
+    const duration = typeof st.duration === 'number' && st.duration > 0 ? st.duration : null;
+    if (this.loadedVideo !== st.video_id) {
+      const args = { videoId: st.video_id, startSeconds: target };
+      // The simulated player has no media of its own: it plays for the room's duration.
+      if (duration !== null && typeof this.player.setDuration === 'function') args.duration = duration;
+      this._call(() => (st.paused ? this.player.cueVideoById(args) : this.player.loadVideoById(args)));
+      this.loadedVideo = st.video_id;
+      this.appliedRate = null;
+      this.canNudge = true;
+      this._nudgeCheck = null;
+      this.nudging = false;
+      this.eventPending = true;
+      this._expectJumpUntil = now + this.correction.loadSettleMs;
+      this._lastSample = null;
+      this._playRequestedAt = st.paused ? null : now;
+      this.mode = PlayerMode.LOADING;
+      return;
+    }
+
+    if (duration !== null && typeof this.player.setDuration === 'function'
+        && Math.abs(Number(this.player.getDuration()) - duration) > 1e-3) {
+      this.player.setDuration(duration);
+    }
+
+    const ps = Number(this.player.getPlayerState());
+    // The player's state may change before its event is delivered (events travel by
+    // message): a person's play or pause must not be undone by this check first.
+    if (this._seenState !== undefined && ps !== this._seenState) this._playerStateChanged(ps);
+    this._seenState = ps;
+    if (now < this._suspendUntil) { this.mode = PlayerMode.WAITING; return; }
+    if (this._detectJump(ps)) { this.mode = PlayerMode.WAITING; return; }
+    if (this.held) { this.mode = PlayerMode.HOLD; return; }
+
+    if (st.paused) {
+      this._playRequestedAt = null;
+      this.nudging = false;
+      this._setRate(st.rate);
+      if (ps === PlayerState.PLAYING || ps === PlayerState.BUFFERING) {
+        this._call(() => this.player.pauseVideo());
+      }
+      const drift = this.position() - target;
+      const fresh = afterEvent || this.eventPending;
+      const d = decideCorrection({ drift, paused: true, rate: st.rate, afterEvent: fresh }, this.correction);
+      // A seek that follows a deliberate change is not drift (see below).
+      if (!(fresh && d.action === 'seek')) this._recordDrift(drift);
+      // One precise attempt per change; later checks only catch large slips.
+      this.eventPending = false;
+      if (d.action === 'seek') {
+        this._seek(target);
+        // seekTo() from a cued or unstarted player starts playback: stop it again.
+        if (ps !== PlayerState.PAUSED) this._call(() => this.player.pauseVideo());
+      } else {
+        this.mode = PlayerMode.IN_SYNC;
+      }
+      return;
+    }
+
+    // The room is playing.
+    if (ps === PlayerState.BUFFERING) { this.mode = PlayerMode.BUFFERING; return; }
+    if (ps !== PlayerState.PLAYING) {
+      if (ps === PlayerState.ENDED && target >= (st.duration ?? Infinity) - 0.5) {
+        this.mode = PlayerMode.WAITING;
+        return;
+      }
+      // A player that will not start: the browser wants a gesture first (quickly
+      // known when the page never had one; a player that stays stopped says it too).
+      const activated = Boolean(globalThis.navigator && navigator.userActivation && navigator.userActivation.hasBeenActive);
+      if (this._playRequestedAt !== null && now - this._playRequestedAt > (activated ? this.correction.autoplayBlockedActivatedMs : this.correction.autoplayBlockedMs)) {
+        this.mode = PlayerMode.BLOCKED;
+        this.hooks.emit('autoplayblocked', {});
+        this._playRequestedAt = now + this.correction.autoplayRetryMs; // ask again later, not every tick
+        return;
+      }
+      // Give a play call a moment to take before repeating it (a real player
+      // reports its new state by message, and a repeated seek restarts buffering).
+      if (now - this._lastPlayCallAt < this.correction.playRetryMs) { this.mode = PlayerMode.STARTING; return; }
+      // Starting is the cheapest moment to land exactly: seek unless already close.
+      const drift = this.position() - target;
+      const d = decideCorrection({ drift, paused: false, rate: st.rate, starting: true }, this.correction);
+      if (d.action === 'seek') this._seek(target + this.seekLead);
+      this._setRate(st.rate);
+      this._call(() => this.player.playVideo());
+      this._lastPlayCallAt = now;
+      if (this._playRequestedAt === null) this._playRequestedAt = now;
+      this.mode = PlayerMode.STARTING;
+      this.eventPending = true;
+      return;
+    }
+    this._playRequestedAt = null;
+
+    const measured = this.position() - target;
+    const fresh = afterEvent || this.eventPending;
+    // Decide on the median of the last three readings: a real player's position
+    // arrives by message and jitters; one odd reading should not start a nudge.
+    this._recent.push(measured);
+    if (this._recent.length > 3) this._recent.shift();
+    const drift = afterEvent || this.eventPending ? measured : median(this._recent);
+    if (this._seekCheck && now >= this._seekCheck.at) {
+      // Learn how late a seek lands (a real player buffers after seeking).
+      const late = -drift;
+      const max = this.correction.maxSeekLead;
+      if (Math.abs(late) < max) this.seekLead = Math.min(max, Math.max(0, this.seekLead + late * 0.5));
+      this._seekCheck = null;
+    }
+    if (this._nudgeCheck && now >= this._nudgeCheck.at) {
+      // Did the player take the nudged rate? YouTube may round it to its menu's steps.
+      if (this.nudging && Math.abs(Number(this.player.getPlaybackRate()) - this.appliedRate) > 0.004) {
+        this.canNudge = false;
+        this.nudging = false;
+      }
+      this._nudgeCheck = null;
+    }
+    const sinceSeek = now - this._lastSeekAt;
+    const d = decideCorrection({
+      drift, paused: false, rate: st.rate, nudging: this.nudging, canNudge: this.canNudge,
+      afterEvent: afterEvent || this.eventPending,
+    }, this.correction);
+    this.eventPending = false;
+    // A seek right after the room changed (someone sought, loaded, played) follows a
+    // deliberate jump: the distance is not drift, and the health figures leave it out.
+    if (!(fresh && d.action === 'seek')) this._recordDrift(measured);
+    if (d.action === 'seek' && (afterEvent || sinceSeek > this.correction.seekSettleMs)) {
+      this.nudging = false;
+      this._setRate(st.rate);
+      this._seek(target + this.seekLead);
+      this._seekCheck = { at: now + this.correction.seekCheckMs };
+    } else if (d.action === 'nudge') {
+      if (!this.nudging) this.nudges += 1;
+      this.nudging = true;
+      this.mode = PlayerMode.NUDGING;
+      this._setRate(d.rate);
+      if (!this._nudgeCheck) this._nudgeCheck = { at: now + this.correction.nudgeCheckMs };
+    } else {
+      this.nudging = false;
+      this.mode = d.action === 'seek' ? PlayerMode.SEEKING : PlayerMode.IN_SYNC;
+      this._setRate(st.rate);
+    }
+  }
+}
+
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}

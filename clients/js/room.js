@@ -1,0 +1,369 @@
+/**
+ * room.js — one syncroom room, followed live (the package's main class).
+ *
+ * It follows one room's event stream, keeps an NTP-style estimate of the
+ * server's clock, and keeps a YouTube-like player in step with the room by
+ * nudging its playback rate for small drift and seeking only for large drift.
+ * No dependencies, no build step: it is a plain ES module.
+ *
+ * ## Embedding
+ *
+ * ```html
+ * <div id="player"></div>
+ * <script type="module">
+ *   import { SyncRoom } from '/client/index.js'; // or 'syncroom-client'
+ *
+ *   const room = new SyncRoom({
+ *     roomId: 'friday',            // the room to follow
+ *     name: 'Ann',                 // optional display name (presence)
+ *     hostToken: undefined,        // the host token, only to send host-only commands
+ *     correction: { seekThreshold: 1.5 }, // optional, see DEFAULT_CORRECTION in sync-core.js
+ *     // baseUrl: 'https://sync.example', EventSource, // outside the page (Node: the `eventsource` package)
+ *   });
+ *   room.addEventListener('state', (e) => console.log(e.detail.cause, e.detail.state));
+ *   room.addEventListener('chat', (e) => console.log(e.detail.name, e.detail.text));
+ *   room.addEventListener('connection', (e) => console.log(e.detail.status)); // live / reconnecting / closed
+ *   await room.start();
+ *
+ *   // Any object with the YouTube IFrame API player methods will do: a YT.Player
+ *   // once its onReady has fired, or the SimPlayer of sim-player.js.
+ *   room.attachPlayer(ytPlayer);
+ *
+ *   await room.command({ type: 'seek', position: 42 }); // needs hostToken in "host" control
+ *   await room.chat('Ann', 'this drop!');
+ *   room.roomPosition();   // seconds, where the room is now by the server clock
+ *   room.playerPosition(); // seconds, where the local player is now
+ *   room.clockOffset();    // ms, server clock minus local clock
+ *   room.health();         // { offsetMs, rttMs, driftMs, mode, rate, seeks, ... }
+ * </script>
+ * ```
+ *
+ * ## Events (a `CustomEvent`; the payload is `event.detail`)
+ * - `snapshot` — the full `room` object (on join, or after falling far behind)
+ * - `state`    — `{version, cause, state, server_time}`
+ * - `queue`    — `{version, queue, server_time}`
+ * - `chat`     — `{version, name, text, server_time}`
+ * - `control`  — `{version, control, server_time}`
+ * - `presence` — `{listeners, server_time}`
+ * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
+ * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
+ * - `health`   — the same object as {@link SyncRoom#health}, a few times a second
+ * - `localchange` — `{type, position?, rate?}`: the person used the player's own controls
+ *   (play, pause, seek, rate). A page whose user may control the room turns it into a command.
+ * - `hold` — `{held}`: a listener paused their own player; the client stops forcing it
+ *   until {@link SyncRoom#resume} is called.
+ * - `autoplayblocked` — the browser refused to start playback without a user gesture:
+ *   show a "click to join" button that calls {@link SyncRoom#resume}.
+ *
+ * ## Resume
+ * The browser's EventSource reconnects by itself, sending `Last-Event-ID`; the
+ * server then replays what was missed. Events already seen are dropped by id,
+ * so every event is delivered once. When the stream cannot be reopened (the
+ * EventSource gives up, e.g. on `503`), the client checks whether the room still
+ * exists (a `404` stops it for good) and reconnects with `?last_event_id=` after
+ * a jittered back-off. A `closed` event stops it.
+ *
+ * @module room
+ */
+
+import { roomPosition as computeRoomPosition } from './sync-core.js';
+import { ApiError, getRoom, sendCommand, sendChat, deleteRoom } from './api.js';
+import { ServerClock } from './clock.js';
+import { PlayerSync, PlayerMode } from './player-sync.js';
+
+const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'closed'];
+
+/** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
+export const ROOM_TIMINGS = Object.freeze({
+  /** First wait before reopening a stream the EventSource gave up on; doubles on each failure. */
+  firstBackoffMs: 1000,
+  /** Longest wait between such reconnects (`options.maxBackoff` overrides it). */
+  maxBackoffMs: 30000,
+  /** Between two `health` events. */
+  healthEveryMs: 500,
+  /** Between clock re-samples while the first burst failed (the server was unreachable). */
+  clockRetryMs: 5000,
+});
+
+/**
+ * One room, followed live: its stream, the server clock, and (once attached) a
+ * player kept in step. See the module documentation for a walk-through.
+ */
+export class SyncRoom extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {string} [options.name] display name sent with the stream
+   * @param {string} [options.hostToken] sent as `Authorization: Bearer` with commands
+   * @param {string} [options.baseUrl=''] the server's origin
+   * @param {object} [options.correction] drift thresholds (DEFAULT_CORRECTION keys)
+   * @param {object} [options.clock] ServerClock options
+   * @param {number} [options.maxBackoff] ms, the longest wait (default `ROOM_TIMINGS.maxBackoffMs`) between manual reconnects
+   * @param {typeof EventSource} [options.EventSource] the EventSource class (default: the global one;
+   *        in Node, e.g. `import { EventSource } from 'eventsource'`)
+   */
+  constructor(options) {
+    super();
+    if (!options || !options.roomId) throw new TypeError('SyncRoom needs a roomId');
+    this.roomId = options.roomId;
+    this.name = options.name || '';
+    this.hostToken = options.hostToken || null;
+    this.baseUrl = options.baseUrl || '';
+    this.options = options;
+    this.EventSource = options.EventSource || globalThis.EventSource;
+    if (typeof this.EventSource !== 'function') {
+      throw new TypeError('SyncRoom needs an EventSource: pass options.EventSource outside a browser');
+    }
+    this.clock = new ServerClock({ baseUrl: this.baseUrl, ...(options.clock || {}) });
+    /** The latest full room object (kept up to date from events). */
+    this.room = null;
+    /** The last event id seen (the room's version); `null` before the first. */
+    this.lastEventId = null;
+    /** `connecting`, `live`, `reconnecting` or `closed`. */
+    this.status = 'connecting';
+    this.closedReason = null;
+    this.stats = { opens: 0, snapshots: 0, events: 0, duplicates: 0, gaps: 0 };
+    this.sync = null;
+    this._es = null;
+    this._backoff = ROOM_TIMINGS.firstBackoffMs;
+    this._retryTimer = null;
+    this._healthTimer = null;
+    this._stopped = false;
+    this._clockSettled = false;
+  }
+
+  /** Whether the event stream is open right now. */
+  get connected() { return this.status === 'live'; }
+
+  /** The room's playback `state` (or `null` before the first snapshot). */
+  get state() { return this.room ? this.room.state : null; }
+
+  /** Whether commands from this client are accepted: it holds the host token, or control is open. */
+  get canControl() {
+    return Boolean(this.hostToken) || (this.room !== null && this.room.control === 'open');
+  }
+
+  /** Milliseconds to add to the local clock to read the server's. */
+  clockOffset() { return this.clock.offset; }
+
+  /** The server clock now (Unix ms). */
+  serverNow() { return this.clock.now(); }
+
+  /** Seconds: where the room's playback is now, by the server clock. */
+  roomPosition() { return computeRoomPosition(this.state, this.clock.now()); }
+
+  /** Seconds: where the attached player is now (the room's position when none is attached). */
+  playerPosition() { return this.sync ? this.sync.position() : this.roomPosition(); }
+
+  /** Sync health for people: clock offset and round trip, measured drift, what the corrector does. */
+  health() {
+    const s = this.sync;
+    const est = this.clock.estimate;
+    return {
+      status: this.status,
+      offsetMs: est ? est.offset : null,
+      rttMs: est ? est.rtt : null,
+      driftMs: s && s.lastDrift !== null ? s.lastDrift * 1000 : null,
+      driftAvgMs: s && s.driftAvg !== null ? s.driftAvg * 1000 : null,
+      mode: s ? s.mode : PlayerMode.NO_PLAYER,
+      rate: s ? Number(s.player.getPlaybackRate()) : null,
+      seeks: s ? s.seeks : 0,
+      nudges: s ? s.nudges : 0,
+      canNudge: s ? s.canNudge : null,
+      held: s ? s.held : false,
+    };
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  _setStatus(status) {
+    if (this.status === status) return;
+    this.status = status;
+    this._emit('connection', { status });
+  }
+
+  /** Synchronizes the clock and opens the event stream. Resolves once the clock is known. */
+  async start() {
+    this._stopped = false;
+    this._connect();
+    try {
+      await this.clock.sync();
+    } catch (err) {
+      // Keep going with offset 0; the periodic re-sample may succeed later.
+      this.clock.stop();
+      this.clock._timer = setInterval(() => { this.clock.sample(3).catch(() => {}); }, ROOM_TIMINGS.clockRetryMs);
+    }
+    this._clockSettled = true;
+    this._healthTimer = setInterval(() => this._emit('health', this.health()), ROOM_TIMINGS.healthEveryMs);
+    if (this.sync) this.sync.roomChanged();
+  }
+
+  /** Closes the stream and stops all timers. */
+  stop() {
+    this._stopped = true;
+    if (this._es) this._es.close();
+    this._es = null;
+    clearTimeout(this._retryTimer);
+    clearInterval(this._healthTimer);
+    this.clock.stop();
+    if (this.sync) this.sync.stop();
+  }
+
+  /**
+   * Keeps `player` (a ready YT.Player or anything with its methods) in step with the room.
+   * Replaces a previously attached player.
+   */
+  attachPlayer(player, options = {}) {
+    if (this.sync) this.sync.stop();
+    this.sync = new PlayerSync(player, {
+      state: () => this.state,
+      serverNow: () => this.clock.now(),
+      clockReady: () => this._clockSettled,
+      canControl: () => this.canControl,
+      emit: (type, detail) => this._emit(type, detail),
+    }, { correction: this.options.correction, ...options });
+    this.sync.roomChanged();
+    return this.sync;
+  }
+
+  /** After a listener's own pause or a blocked autoplay: follow the room again (call it from a click). */
+  resume() {
+    if (this.sync) this.sync.resume();
+  }
+
+  _streamUrl(withLastId) {
+    const params = new URLSearchParams();
+    if (this.name) params.set('name', this.name.slice(0, 64));
+    if (withLastId && this.lastEventId !== null) params.set('last_event_id', String(this.lastEventId));
+    const q = params.toString();
+    return `${this.baseUrl}/api/rooms/${encodeURIComponent(this.roomId)}/events${q ? `?${q}` : ''}`;
+  }
+
+  _connect(withLastId = false) {
+    if (this._stopped) return;
+    const es = new this.EventSource(this._streamUrl(withLastId));
+    this._es = es;
+    es.onopen = () => {
+      this.stats.opens += 1;
+      this._backoff = ROOM_TIMINGS.firstBackoffMs;
+      this._setStatus('live');
+    };
+    es.onerror = () => {
+      if (this._es !== es || this._stopped) return;
+      if (es.readyState === 2 /* CLOSED */) {
+        this._setStatus('reconnecting');
+        this._recover();
+      } else {
+        // The browser reconnects by itself after the server's `retry:` delay, with Last-Event-ID.
+        this._setStatus('reconnecting');
+      }
+    };
+    for (const type of ID_EVENTS) {
+      es.addEventListener(type, (e) => this._onIdEvent(type, e));
+    }
+    es.addEventListener('presence', (e) => {
+      const data = parse(e.data);
+      if (!data) return;
+      if (this.room) this.room.listeners = data.listeners;
+      this._emit('presence', data);
+    });
+  }
+
+  /** The EventSource gave up: stop if the room is gone, else reconnect with the last id. */
+  async _recover() {
+    if (this._es) this._es.close();
+    this._es = null;
+    try {
+      await getRoom(this.roomId, this.baseUrl);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        this._finish('not_found', null);
+        return;
+      }
+    }
+    if (this._stopped) return;
+    const wait = this._backoff * (0.5 + Math.random());
+    this._backoff = Math.min(this._backoff * 2, this.options.maxBackoff ?? ROOM_TIMINGS.maxBackoffMs);
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => this._connect(true), wait);
+  }
+
+  _finish(reason, version) {
+    this.closedReason = reason;
+    this.stop();
+    this._setStatus('closed');
+    this._emit('closed', { version, reason });
+  }
+
+  _onIdEvent(type, e) {
+    const data = parse(e.data);
+    if (!data) return;
+    const id = e.lastEventId === '' ? null : Number(e.lastEventId);
+    if (type !== 'snapshot' && id !== null && this.lastEventId !== null) {
+      if (id <= this.lastEventId) { this.stats.duplicates += 1; return; }
+      if (id !== this.lastEventId + 1) this.stats.gaps += 1;
+    }
+    if (id !== null) this.lastEventId = id;
+    this.stats.events += 1;
+    this.stats.lastEventAt = Date.now();
+
+    switch (type) {
+      case 'snapshot':
+        this.stats.snapshots += 1;
+        this.room = data;
+        if (this.sync) this.sync.roomChanged();
+        this._emit('snapshot', data);
+        break;
+      case 'state':
+        if (!this.room) this.room = { room_id: this.roomId, control: 'host', queue: [], listeners: 0 };
+        this.room.state = data.state;
+        this.room.version = data.version;
+        // Act on the player first: latency here is drift for everyone watching.
+        if (this.sync) this.sync.roomChanged();
+        this._emit('state', data);
+        break;
+      case 'queue':
+        if (this.room) { this.room.queue = data.queue; this.room.version = data.version; }
+        this._emit('queue', data);
+        break;
+      case 'chat':
+        if (this.room) this.room.version = data.version;
+        this._emit('chat', data);
+        break;
+      case 'control':
+        if (this.room) { this.room.control = data.control; this.room.version = data.version; }
+        this._emit('control', data);
+        break;
+      case 'closed':
+        this._finish(data.reason || 'deleted', data.version ?? id);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /**
+   * Sends one command (see the API's command table). Resolves to `{version, room}`.
+   * Rejects with an {@link ApiError} (e.g. `401 unauthorized`, `409 version_conflict`).
+   */
+  async command(cmd) {
+    return sendCommand(this.roomId, cmd, this.hostToken, this.baseUrl);
+  }
+
+  /** Says something in the room's chat. Resolves to `{version}`. */
+  chat(name, text) {
+    return sendChat(this.roomId, name, text, this.baseUrl);
+  }
+
+  /** Closes the room for everyone (host token needed). */
+  close() {
+    return deleteRoom(this.roomId, this.hostToken, this.baseUrl);
+  }
+}
+
+
+function parse(text) {
+  try { return JSON.parse(text); } catch { return null; }
+}
