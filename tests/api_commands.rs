@@ -486,49 +486,45 @@ async fn refused_commands_answer_their_code_and_change_nothing() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn non_finite_position_is_400_invalid_value_and_changes_nothing() {
-    let app = spawn_app(&[]).await;
-    let (room, token) = app.video_room().await;
-    let before = app.get_room(&room).await;
-    // JSON has no infinity; a number too large for a double is how one arrives.
-    for raw in [
+/// Bodies that are not (finite) JSON at all, sent as raw text: the rule, the body,
+/// the code. JSON has no infinity; a number too large for a double is how one arrives.
+const RAW_REFUSALS: &[(&str, &str, &str)] = &[
+    (
+        "non-finite position",
         r#"{"type": "seek", "position": 1e400}"#,
+        "invalid_value",
+    ),
+    (
+        "non-finite position",
         r#"{"type": "play", "position": -1e400}"#,
-    ] {
-        let response = app
-            .client
-            .post(app.url(&format!("/api/rooms/{room}/commands")))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(raw)
-            .send()
-            .await
-            .unwrap();
-        assert_error(response, 400, "invalid_value").await;
-    }
-    assert_eq!(
-        fingerprint(&app.get_room(&room).await),
-        fingerprint(&before)
-    );
-}
+        "invalid_value",
+    ),
+    (
+        "body that is not JSON",
+        "{\"type\": \"play\"",
+        "invalid_json",
+    ),
+    ("body that is not JSON", "play", "invalid_json"),
+    ("body that is not JSON", "{type: play}", "invalid_json"),
+    ("body that is not JSON", "", "invalid_json"),
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn body_that_is_not_json_is_400_invalid_json() {
+async fn bodies_that_are_not_finite_json_are_400_and_change_nothing() {
     let app = spawn_app(&[]).await;
     let (room, token) = app.video_room().await;
     let before = app.get_room(&room).await;
-    for raw in ["{\"type\": \"play\"", "play", "{type: play}", ""] {
+    for (rule, raw, code) in RAW_REFUSALS {
         let response = app
             .client
             .post(app.url(&format!("/api/rooms/{room}/commands")))
             .bearer_auth(&token)
             .header("content-type", "application/json")
-            .body(raw)
+            .body(*raw)
             .send()
             .await
-            .unwrap();
-        assert_error(response, 400, "invalid_json").await;
+            .unwrap_or_else(|e| panic!("{rule}: {e}"));
+        assert_error(response, 400, code).await;
     }
     assert_eq!(
         fingerprint(&app.get_room(&room).await),
