@@ -200,7 +200,7 @@ impl FeedAlarm {
 }
 
 /// One line of the room listing.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RoomSummary {
     pub room_id: String,
     pub name: String,

@@ -31,7 +31,7 @@ const SAME_POSITION: f64 = 0.001;
 const END_TOLERANCE: f64 = 0.05;
 
 /// Who may send playback commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Control {
     /// Only requests with the host token.
@@ -41,7 +41,8 @@ pub enum Control {
 }
 
 /// The playback state of a room, exactly the `state` object of docs/API.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = State)]
 pub struct PlaybackState {
     pub video_id: Option<String>,
     /// Where playback was at `updated_at`, in seconds.
@@ -117,7 +118,7 @@ impl PlaybackState {
 }
 
 /// One entry of a room's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueItem {
     pub item_id: String,
     pub video_id: String,
@@ -145,7 +146,8 @@ pub struct Room {
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomView {
     pub room_id: String,
     pub name: String,

@@ -1,0 +1,389 @@
+//! `GET /api/openapi.json`: the API described as OpenAPI 3.1, generated from the code.
+//!
+//! Every handler carries a `#[utoipa::path]` next to its code, and every object it
+//! answers derives `ToSchema` from the same serde attributes that write it, so the
+//! description moves with the handlers. The request bodies are the exception that
+//! proves the rule: the server reads them against the field tables of
+//! `room::command` ([`COMMANDS`], [`CREATE_SHAPE`], the chat shape), and their
+//! schemas are built here from those same tables, so what the spec admits is what
+//! the decoder admits (including `additionalProperties: false`: an unknown field is
+//! `400 invalid_command`).
+//!
+//! The pages (`/`, `/r/{room_id}`, `/static/*`, `/client/*`) are documented briefly:
+//! they answer HTML, JavaScript and CSS for browsers, not API objects.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use utoipa::openapi::schema::{
+    AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::RefOr;
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::error::{ErrorBody, ErrorCode, ErrorDetail};
+use crate::registry::CREATE_SHAPE;
+use crate::room::command::{JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION};
+
+/// The route of the description itself.
+pub const OPENAPI_ROUTE: &str = "/api/openapi.json";
+
+/// The description as the server answers it, serialized once.
+static DOCUMENT: LazyLock<Bytes> = LazyLock::new(|| {
+    // Serializing a utoipa document cannot fail: it holds only strings, numbers and maps.
+    Bytes::from(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+});
+
+/// The whole document, for tests and tools that want it without a server.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "syncroom",
+        description = "Synchronized media rooms: a host controls playback with small POSTs, \
+listeners follow one Server-Sent Events stream. docs/API.md in the repository is the reference; \
+this description is generated from the code.\n\n\
+Every error answers `{\"error\": {\"code\", \"message\"}}` (the `Error` object). Any route \
+answers `405 method_not_allowed` to a method it does not take, and any path no route \
+matches is `404 not_found`. A request whose headers do not arrive within `--header-timeout` \
+is closed."
+    ),
+    paths(
+        super::rooms::create,
+        super::rooms::list,
+        super::rooms::get_room,
+        super::rooms::delete,
+        super::rooms::command,
+        super::rooms::chat,
+        super::events::events,
+        super::media::list,
+        super::media::file,
+        super::time,
+        super::healthz,
+        super::readyz,
+        super::metrics,
+        openapi,
+        super::pages::index,
+        super::pages::room_page,
+        super::pages::asset,
+        super::pages::client_asset,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        ErrorCode,
+        CommandBody,
+        CreateRoomBody,
+        ChatMessageBody,
+        SseMessage,
+    )),
+    modifiers(&HostToken),
+    tags(
+        (name = "rooms", description = "Rooms, their commands and chat"),
+        (name = "events", description = "A room's Server-Sent Events stream"),
+        (name = "media", description = "The operator's media files (--media-dir)"),
+        (name = "server", description = "Clock, health, metrics and this description"),
+        (name = "pages", description = "The demo page and its assets, for browsers"),
+    )
+)]
+struct ApiDoc;
+
+/// The host token, sent as `Authorization: Bearer <host_token>`.
+struct HostToken;
+
+impl Modify for HostToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "host_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `host_token` a room's creation answered, shown only then.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "server",
+    responses(
+        (status = 200, description = "This description, OpenAPI 3.1", content_type = "application/json", body = Object),
+    )
+)]
+pub async fn openapi() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        DOCUMENT.clone(),
+    )
+        .into_response()
+}
+
+/// The schema of one field of a body table.
+fn field_schema(json_type: JsonType, presence: Presence) -> Schema {
+    let mut types = vec![match json_type {
+        JsonType::Number => Type::Number,
+        JsonType::NonNegativeInteger => Type::Integer,
+        JsonType::String | JsonType::OneOf(_) => Type::String,
+        JsonType::Boolean => Type::Boolean,
+    }];
+    // An optional field may also be `null`, which means absent.
+    if presence == Presence::Optional {
+        types.push(Type::Null);
+    }
+    let mut object = ObjectBuilder::new().schema_type(if types.len() == 1 {
+        SchemaType::Type(types[0].clone())
+    } else {
+        SchemaType::from_iter(types)
+    });
+    match json_type {
+        JsonType::NonNegativeInteger => object = object.minimum(Some(0)),
+        JsonType::OneOf(names) => {
+            let mut values: Vec<serde_json::Value> = names.iter().map(|&n| n.into()).collect();
+            if presence == Presence::Optional {
+                values.push(serde_json::Value::Null);
+            }
+            object = object.enum_values(Some(values));
+        }
+        _ => {}
+    }
+    Schema::Object(object.build())
+}
+
+/// An object schema that admits exactly the fields of `shape` (and `extra`).
+fn shape_schema(shape: &Shape, extra: &[(&str, JsonType, Presence)]) -> ObjectBuilder {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+    for &(name, json_type, presence) in shape.fields.iter().chain(extra) {
+        object = object.property(name, field_schema(json_type, presence));
+        if presence == Presence::Required {
+            object = object.required(name);
+        }
+    }
+    object
+}
+
+/// The schema name of one command type: `play` → `PlayCommand`.
+fn command_schema_name(type_name: &str) -> String {
+    let mut name: String = type_name
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    name.push_str("Command");
+    name
+}
+
+/// One command's body: its `type`, its fields and `expected_version`.
+fn command_schema(shape: &Shape) -> Schema {
+    let object = shape_schema(shape, &[EXPECTED_VERSION])
+        .property(
+            "type",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some([shape.name])),
+        )
+        .required("type");
+    Schema::Object(object.build())
+}
+
+/// The body of `POST /api/rooms/{room_id}/commands`: one of the commands, by `type`.
+pub struct CommandBody;
+
+impl PartialSchema for CommandBody {
+    fn schema() -> RefOr<Schema> {
+        let mut discriminator = Discriminator::new("type");
+        let mut one_of = OneOfBuilder::new();
+        for shape in &COMMANDS {
+            let name = command_schema_name(shape.name);
+            discriminator.mapping.insert(
+                shape.name.to_string(),
+                format!("#/components/schemas/{name}"),
+            );
+            one_of = one_of.item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name)));
+        }
+        Schema::OneOf(
+            one_of
+                .description(Some(
+                    "A playback or queue command, tagged by `type`. Every command may carry \
+                     `expected_version`; a stale one is `409 version_conflict`. Unknown fields \
+                     are `400 invalid_command`.",
+                ))
+                .discriminator(Some(discriminator))
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for CommandBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Command")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        for shape in &COMMANDS {
+            schemas.push((
+                command_schema_name(shape.name),
+                command_schema(shape).into(),
+            ));
+        }
+    }
+}
+
+/// The body of `POST /api/rooms`: every field optional.
+pub struct CreateRoomBody;
+
+impl PartialSchema for CreateRoomBody {
+    fn schema() -> RefOr<Schema> {
+        Schema::Object(shape_schema(&CREATE_SHAPE, &[]).build()).into()
+    }
+}
+
+impl ToSchema for CreateRoomBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("CreateRoom")
+    }
+}
+
+/// The body of `POST /api/rooms/{room_id}/chat`.
+pub struct ChatMessageBody;
+
+impl PartialSchema for ChatMessageBody {
+    fn schema() -> RefOr<Schema> {
+        Schema::Object(shape_schema(&super::rooms::CHAT_SHAPE, &[]).build()).into()
+    }
+}
+
+impl ToSchema for ChatMessageBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ChatMessage")
+    }
+}
+
+/// One message of an event stream, as an object: its SSE `event:` name, its `id:`
+/// (absent on `presence`) and its JSON `data:`. The stream itself is text; this is
+/// what each message carries (what OpenAPI 3.2 calls the item schema).
+pub struct SseMessage;
+
+/// Every event a stream carries: its name and the schema of its `data`.
+fn sse_events() -> [(&'static str, String, bool); 7] {
+    use crate::room::event as e;
+    [
+        (
+            "snapshot",
+            <crate::room::RoomView as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "state",
+            <e::StateData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "queue",
+            <e::QueueData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        ("chat", <e::ChatData as ToSchema>::name().into_owned(), true),
+        (
+            "control",
+            <e::ControlData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "presence",
+            <e::PresenceData as ToSchema>::name().into_owned(),
+            false,
+        ),
+        (
+            "closed",
+            <e::ClosedData as ToSchema>::name().into_owned(),
+            true,
+        ),
+    ]
+}
+
+impl PartialSchema for SseMessage {
+    fn schema() -> RefOr<Schema> {
+        let mut one_of = OneOfBuilder::new();
+        for (event, data, has_id) in sse_events() {
+            let mut object = ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "event",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([event])),
+                )
+                .required("event")
+                .property(
+                    "data",
+                    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(data)),
+                )
+                .required("data");
+            if has_id {
+                object = object
+                    .property(
+                        "id",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some("The room version this event made (decimal); send it back as `Last-Event-ID` to resume.")),
+                    )
+                    .required("id");
+            }
+            one_of = one_of.item(Schema::Object(object.build()));
+        }
+        Schema::OneOf(
+            one_of
+                .description(Some(
+                    "One message of the stream. The stream opens with `retry:`, then a \
+                     `snapshot` (or the replay of missed events after `Last-Event-ID`), then \
+                     live events; comment lines (`:`) are keepalives. It ends after `closed`, \
+                     at its maximum age, or at server shutdown.",
+                ))
+                .discriminator(Some(Discriminator::new("event")))
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for SseMessage {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        use crate::room::event as e;
+        fn add<T: ToSchema>(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((T::name().into_owned(), T::schema()));
+            T::schemas(schemas);
+        }
+        add::<crate::room::RoomView>(schemas);
+        add::<e::StateData>(schemas);
+        add::<e::QueueData>(schemas);
+        add::<e::ChatData>(schemas);
+        add::<e::ControlData>(schemas);
+        add::<e::PresenceData>(schemas);
+        add::<e::ClosedData>(schemas);
+    }
+}
