@@ -150,7 +150,10 @@ async fn openapi_json_is_openapi_3_1_naming_every_route_the_router_has() {
             missing.push(format!("{} {path}", method.to_uppercase()));
         }
     }
-    assert!(missing.is_empty(), "routes without OpenAPI docs: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes without OpenAPI docs: {missing:?}"
+    );
     // And nothing documented that the router does not serve.
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
@@ -267,7 +270,12 @@ async fn request_bodies_refuse_unknown_fields_and_commands_are_tagged_by_type() 
 
     // The error codes are an enum, the same list the server answers with.
     let codes = schemas["ErrorCode"]["enum"].as_array().expect("enum");
-    for code in ["invalid_json", "invalid_command", "rate_limited", "unavailable"] {
+    for code in [
+        "invalid_json",
+        "invalid_command",
+        "rate_limited",
+        "unavailable",
+    ] {
         assert!(codes.iter().any(|c| c == code), "{code}");
     }
 }

@@ -27,7 +27,12 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use crate::registry::CREATE_SHAPE;
-use crate::room::command::{JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION};
+use crate::room::command::{
+    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE,
+};
+use crate::room::state::{
+    MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_POSITION, MAX_ROOM_NAME_CHARS,
+};
 
 /// The route of the description itself.
 pub const OPENAPI_ROUTE: &str = "/api/openapi.json";
@@ -135,8 +140,29 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
+/// The value rules of a field (ranges, lengths, id formats), from the constants the
+/// server checks them with. Documentation only: a value outside them is
+/// `400 invalid_value`, and some rules (no control characters, not blank after
+/// trimming) no schema states.
+fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuilder {
+    match (shape.name, field) {
+        (_, "video_id") => object.pattern(Some("^[A-Za-z0-9_-]{11}$")),
+        (_, "room_id") => object.pattern(Some("^[A-Za-z0-9_-]{1,64}$")),
+        (_, "position") => object.minimum(Some(0.0)).maximum(Some(MAX_POSITION)),
+        (_, "duration") => object
+            .exclusive_minimum(Some(0.0))
+            .maximum(Some(MAX_POSITION)),
+        (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
+        (_, "title") => object.max_length(Some(MAX_TITLE_CHARS)),
+        (_, "text") => object.max_length(Some(MAX_CHAT_TEXT_CHARS)),
+        (name, "name") if name == CREATE_SHAPE.name => object.max_length(Some(MAX_ROOM_NAME_CHARS)),
+        (_, "name") => object.max_length(Some(MAX_CHAT_NAME_CHARS)),
+        _ => object,
+    }
+}
+
 /// The schema of one field of a body table.
-fn field_schema(json_type: JsonType, presence: Presence) -> Schema {
+fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Presence) -> Schema {
     let mut types = vec![match json_type {
         JsonType::Number => Type::Number,
         JsonType::NonNegativeInteger => Type::Integer,
@@ -163,7 +189,7 @@ fn field_schema(json_type: JsonType, presence: Presence) -> Schema {
         }
         _ => {}
     }
-    Schema::Object(object.build())
+    Schema::Object(value_rules(shape, field, object).build())
 }
 
 /// An object schema that admits exactly the fields of `shape` (and `extra`).
@@ -172,7 +198,7 @@ fn shape_schema(shape: &Shape, extra: &[(&str, JsonType, Presence)]) -> ObjectBu
         .schema_type(Type::Object)
         .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
     for &(name, json_type, presence) in shape.fields.iter().chain(extra) {
-        object = object.property(name, field_schema(json_type, presence));
+        object = object.property(name, field_schema(shape, name, json_type, presence));
         if presence == Presence::Required {
             object = object.required(name);
         }
