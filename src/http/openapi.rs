@@ -22,7 +22,7 @@ use utoipa::openapi::schema::{
     AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::RefOr;
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
@@ -89,7 +89,7 @@ is closed."
         ChatMessageBody,
         SseMessage,
     )),
-    modifiers(&HostToken),
+    modifiers(&HostToken, &OptionalCreateBody),
     tags(
         (name = "rooms", description = "Rooms, their commands and chat"),
         (name = "events", description = "A room's Server-Sent Events stream"),
@@ -117,6 +117,25 @@ impl Modify for HostToken {
                     .build(),
             ),
         );
+    }
+}
+
+/// `POST /api/rooms` takes no body at all, or an object: the body is optional, but
+/// `null` is no object (`400 invalid_json`), so the schema itself is not nullable
+/// (utoipa's `Option<T>` body would say both).
+struct OptionalCreateBody;
+
+impl Modify for OptionalCreateBody {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/api/rooms")
+            .and_then(|item| item.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(Required::False);
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub struct ChatReply {
     post,
     path = "/api/rooms",
     tag = "rooms",
-    request_body(content = Option<super::openapi::CreateRoomBody>, content_type = "application/json", description = "Every field optional; an empty body is fine"),
+    request_body(content = super::openapi::CreateRoomBody, content_type = "application/json", description = "Every field optional; an empty body is fine"),
     responses(
         (status = 201, description = "The room was created", body = CreatedRoom, headers(("Location" = String, description = "The room's URL"))),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
