@@ -323,3 +323,29 @@ async fn the_create_body_is_optional_but_never_null_as_the_server_answers() {
         .unwrap();
     common::assert_error(null, 400, "invalid_json").await;
 }
+
+#[tokio::test]
+async fn chat_text_rules_are_in_the_schema_and_match_what_the_server_refuses() {
+    // Found by schemathesis (ST202): `{"name": ""}` was schema-valid but refused.
+    let app = spawn_app(&[]).await;
+    let spec: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let chat = &spec["components"]["schemas"]["ChatMessage"]["properties"];
+    let (room, _token, _) = app.create_room(serde_json::json!({})).await;
+    for field in ["name", "text"] {
+        let pattern = chat[field]["pattern"].as_str().expect("a pattern");
+        // No regex engine among the dependencies: check the pattern's anchors and
+        // its excluded ranges, then that the server refuses what it excludes.
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$'),
+            "{pattern}"
+        );
+        assert!(pattern.contains(r"\u0000-\u001f\u007f-\u009f"), "{pattern}");
+        assert!(pattern.contains(r"[^\s"), "{pattern}");
+        for refused in ["", "   ", "a\u{7}b", "a\u{85}b"] {
+            let mut body = serde_json::json!({"name": "Ann", "text": "hi"});
+            body[field] = refused.into();
+            let response = app.chat(&room, body).await;
+            common::assert_error(response, 400, "invalid_value").await;
+        }
+    }
+}

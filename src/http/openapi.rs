@@ -159,6 +159,11 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
+/// Text with no control characters (`char::is_control`: U+0000-U+001F, U+007F-U+009F).
+const TEXT_MAY_BE_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+/// The same, with something besides white space (chat names and messages).
+const TEXT_NOT_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
 /// The value rules of a field (ranges, lengths, id formats), from the constants the
 /// server checks them with. Documentation only: a value outside them is
 /// `400 invalid_value`, and some rules (no control characters, not blank after
@@ -172,10 +177,18 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
             .exclusive_minimum(Some(0.0))
             .maximum(Some(MAX_POSITION)),
         (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
-        (_, "title") => object.max_length(Some(MAX_TITLE_CHARS)),
-        (_, "text") => object.max_length(Some(MAX_CHAT_TEXT_CHARS)),
-        (name, "name") if name == CREATE_SHAPE.name => object.max_length(Some(MAX_ROOM_NAME_CHARS)),
-        (_, "name") => object.max_length(Some(MAX_CHAT_NAME_CHARS)),
+        (_, "title") => object
+            .max_length(Some(MAX_TITLE_CHARS))
+            .pattern(Some(TEXT_MAY_BE_BLANK)),
+        (_, "text") => object
+            .max_length(Some(MAX_CHAT_TEXT_CHARS))
+            .pattern(Some(TEXT_NOT_BLANK)),
+        (name, "name") if name == CREATE_SHAPE.name => object
+            .max_length(Some(MAX_ROOM_NAME_CHARS))
+            .pattern(Some(TEXT_MAY_BE_BLANK)),
+        (_, "name") => object
+            .max_length(Some(MAX_CHAT_NAME_CHARS))
+            .pattern(Some(TEXT_NOT_BLANK)),
         _ => object,
     }
 }
