@@ -8,6 +8,7 @@
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
 //! - [`pages`]: the embedded demo page and its assets.
 //! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
+//! - [`schema`]: the request bodies' and stream messages' schemas, from the decoder's tables.
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
 
@@ -20,6 +21,7 @@ pub mod media;
 pub mod openapi;
 pub mod pages;
 pub mod rooms;
+pub mod schema;
 pub mod socket_stream;
 pub mod stream;
 

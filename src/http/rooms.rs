@@ -59,7 +59,7 @@ pub struct ChatReply {
     post,
     path = "/api/rooms",
     tag = "rooms",
-    request_body(content = super::openapi::CreateRoomBody, content_type = "application/json", description = "Every field optional; an empty body is fine"),
+    request_body(content = super::schema::CreateRoomBody, content_type = "application/json", description = "Every field optional; an empty body is fine"),
     responses(
         (status = 201, description = "The room was created", body = CreatedRoom, headers(("Location" = String, description = "The room's URL"))),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
@@ -169,7 +169,7 @@ pub async fn delete(
     tag = "rooms",
     params(("room_id" = String, Path, description = "The room's id")),
     security(("host_token" = []), ()),
-    request_body(content = super::openapi::CommandBody, content_type = "application/json"),
+    request_body(content = super::schema::CommandBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Applied (or a no-op): the room's version and the room after it", body = CommandReply),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
@@ -221,13 +221,29 @@ pub async fn command(
 }
 
 /// The fields of a chat body, checked before serde reads it.
-pub(crate) const CHAT_SHAPE: Shape = Shape {
+const CHAT_SHAPE: Shape = Shape {
     name: "a chat message",
     fields: &[
         ("name", JsonType::String, Presence::Required),
         ("text", JsonType::String, Presence::Required),
     ],
 };
+
+/// The body of `POST /api/rooms/{room_id}/chat`.
+pub struct ChatMessageBody;
+
+impl utoipa::PartialSchema for ChatMessageBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        Schema::Object(super::schema::shape_schema(&CHAT_SHAPE, &[]).build()).into()
+    }
+}
+
+impl utoipa::ToSchema for ChatMessageBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ChatMessage")
+    }
+}
 
 #[derive(Deserialize)]
 struct ChatBody {
@@ -241,7 +257,7 @@ struct ChatBody {
     path = "/api/rooms/{room_id}/chat",
     tag = "rooms",
     params(("room_id" = String, Path, description = "The room's id")),
-    request_body(content = super::openapi::ChatMessageBody, content_type = "application/json"),
+    request_body(content = ChatMessageBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Sent to every listener as a `chat` event", body = ChatReply),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
