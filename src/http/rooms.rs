@@ -127,6 +127,7 @@ const CHAT_SHAPE: Shape = Shape {
         ("name", JsonType::String, Presence::Required),
         ("text", JsonType::String, Presence::Required),
     ],
+    alternatives: None,
 };
 
 #[derive(Deserialize)]
