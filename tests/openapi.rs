@@ -349,3 +349,34 @@ async fn chat_text_rules_are_in_the_schema_and_match_what_the_server_refuses() {
         }
     }
 }
+
+#[tokio::test]
+async fn media_url_stands_beside_video_id_in_state_queue_items_and_bodies() {
+    let spec = fetch_spec().await;
+    let schemas = &spec["components"]["schemas"];
+    // State, queue items and listings carry the two source fields through `Source`.
+    for name in ["State", "QueueItem", "RoomSummary"] {
+        let parts = schemas[name]["allOf"].as_array().expect(name);
+        assert!(
+            parts
+                .iter()
+                .any(|part| part["$ref"] == "#/components/schemas/Source"),
+            "{name}"
+        );
+    }
+    for field in ["video_id", "media_url"] {
+        assert_eq!(
+            schemas["Source"]["properties"][field]["type"],
+            serde_json::json!(["string", "null"]),
+            "{field}"
+        );
+    }
+    for name in ["LoadCommand", "QueueAddCommand", "CreateRoom"] {
+        let media_url = &schemas[name]["properties"]["media_url"];
+        assert_eq!(
+            media_url["type"],
+            serde_json::json!(["string", "null"]),
+            "{name}"
+        );
+    }
+}

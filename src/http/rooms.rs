@@ -227,6 +227,7 @@ const CHAT_SHAPE: Shape = Shape {
         ("name", JsonType::String, Presence::Required),
         ("text", JsonType::String, Presence::Required),
     ],
+    alternatives: None,
 };
 
 /// The body of `POST /api/rooms/{room_id}/chat`.

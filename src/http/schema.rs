@@ -16,6 +16,7 @@ use crate::registry::CREATE_SHAPE;
 use crate::room::command::{
     JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE,
 };
+use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
     MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_POSITION, MAX_ROOM_NAME_CHARS,
 };
@@ -32,6 +33,9 @@ const TEXT_NOT_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\
 fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuilder {
     match (shape.name, field) {
         (_, "video_id") => object.pattern(Some("^[A-Za-z0-9_-]{11}$")),
+        (_, "media_url") => object
+            .max_length(Some(MAX_MEDIA_URL_BYTES))
+            .pattern(Some("^(https?://|/media/)")),
         (_, "room_id") => object.pattern(Some("^[A-Za-z0-9_-]{1,64}$")),
         (_, "position") => object.minimum(Some(0.0)).maximum(Some(MAX_POSITION)),
         (_, "duration") => object

@@ -274,7 +274,7 @@ mod tests {
             kind: EventKind::State {
                 cause: Cause::Seek,
                 state: PlaybackState {
-                    video_id: Some("dQw4w9WgXcQ".into()),
+                    source: Some(crate::room::Source::Video("dQw4w9WgXcQ".into())),
                     position: 42.5,
                     paused: false,
                     rate: 1.0,
@@ -286,7 +286,7 @@ mod tests {
         let frame = event.to_frame(None);
         assert_eq!(
             std::str::from_utf8(&frame.bytes).unwrap(),
-            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
+            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
         );
         assert_eq!(frame.version, Some(17));
         assert!(!frame.ends_stream);
