@@ -235,7 +235,7 @@ const COMMAND_NAMES: [&str; COMMANDS.len()] = {
 };
 
 /// The fields every command may carry besides its own.
-const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
+pub const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
 
 /// The one message for a malformed `video_id`, wherever one is given.
 pub const VIDEO_ID_RULE: &str = "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])";

@@ -61,7 +61,7 @@ pub(crate) enum Request {
 }
 
 /// The answer to a command: the room's version after it, and the room.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CommandReply {
     pub version: u64,
     pub room: RoomView,

@@ -69,7 +69,8 @@ impl Source {
 }
 
 /// The wire form of a source, and of "no source" (both `null`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Source)]
 pub struct SourceFields {
     #[serde(default)]
     pub video_id: Option<String>,

@@ -32,7 +32,7 @@ const SAME_POSITION: f64 = 0.001;
 const END_TOLERANCE: f64 = 0.05;
 
 /// Who may send playback commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Control {
     /// Only requests with the host token.
@@ -42,10 +42,12 @@ pub enum Control {
 }
 
 /// The playback state of a room, exactly the `state` object of docs/API.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = State)]
 pub struct PlaybackState {
     /// What is loaded; on the wire `video_id` and `media_url`, both `null` for nothing.
     #[serde(flatten, with = "super::source::optional")]
+    #[schema(value_type = super::source::SourceFields)]
     pub source: Option<Source>,
     /// Where playback was at `updated_at`, in seconds.
     pub position: f64,
@@ -120,11 +122,12 @@ impl PlaybackState {
 }
 
 /// One entry of a room's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueItem {
     pub item_id: String,
     /// On the wire `video_id` and `media_url`, one of them `null`.
     #[serde(flatten)]
+    #[schema(value_type = super::source::SourceFields)]
     pub source: Source,
     pub title: Option<String>,
 }
@@ -150,7 +153,8 @@ pub struct Room {
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomView {
     pub room_id: String,
     pub name: String,
