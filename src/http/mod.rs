@@ -6,6 +6,7 @@
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
+//! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
 //! - [`pages`]: the embedded demo page and its assets.
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
@@ -20,6 +21,7 @@ pub mod pages;
 pub mod rooms;
 pub mod socket_stream;
 pub mod stream;
+pub mod tls;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
