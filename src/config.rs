@@ -148,6 +148,7 @@ pub struct Config {
     pub chat_burst: u32,
 
     /// Cut off a connection whose request headers have not all arrived after this long (seconds).
+    /// With `--tls-cert`, the TLS handshake and the first request must also arrive within it.
     #[arg(long, env = "SYNCROOM_HEADER_TIMEOUT", default_value = "10", value_parser = parse_positive_secs)]
     pub header_timeout: Duration,
 
