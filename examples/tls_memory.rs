@@ -162,7 +162,9 @@ async fn measure(
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let bin = args.next().unwrap_or_else(|| "target/release/syncroom".into());
+    let bin = args
+        .next()
+        .unwrap_or_else(|| "target/release/syncroom".into());
     let n: usize = args.next().map_or(1000, |n| n.parse().expect("N"));
 
     let ca_key = KeyPair::generate().unwrap();
