@@ -333,3 +333,41 @@ async fn tls_flags_go_together_and_bad_files_are_named() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_stream_gets_keepalive_comments() {
+    let certs = TestCerts::new();
+    let app = spawn_tls_app(&certs, &["--keepalive", "0.2"]).await;
+    let (room, _) = app.video_room().await;
+    let mut stream = h2_events(&app, &events_path(&room), &[]).await;
+    stream.expect_snapshot().await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match stream.next_item_until(deadline).await {
+            Ok(Some(SseItem::Comment(comment))) => {
+                assert_eq!(comment, "keepalive");
+                break;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended instead of keeping alive"),
+            Err(()) => panic!("no keepalive within {WAIT:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_ends_at_its_maximum_age_and_resuming_loses_nothing() {
+    let certs = TestCerts::new();
+    let app = spawn_tls_app(&certs, &["--max-stream-age", "1"]).await;
+    let (room, token) = app.video_room().await;
+    let mut stream = h2_events(&app, &events_path(&room), &[]).await;
+    stream.expect_snapshot().await;
+    stream.expect_end().await;
+    assert_eq!(stream.error, None, "the stream ends cleanly at its age");
+    app.command_ok(&room, Some(&token), json!({"type": "play"}))
+        .await;
+    let mut again = h2_events(&app, &events_path(&room), &[("last-event-id", "1")]).await;
+    let event = again.expect_versioned().await;
+    assert_eq!(event.event, "state", "the missed event, not a snapshot");
+    assert_eq!(event.id_num(), 2);
+}

@@ -93,8 +93,13 @@ pub async fn serve(
         connections.spawn(async move {
             match tls {
                 Some(acceptor) => {
+                    let deadlines = super::tls::Deadlines {
+                        header_timeout: limits.header_timeout,
+                        stall_timeout: limits.stall_timeout,
+                        ping_every: limits.dead_peer_timeout,
+                    };
                     Box::pin(super::tls::serve_connection(
-                        stream, peer, acceptor, router, limits, shutdown,
+                        stream, peer, acceptor, router, deadlines, shutdown,
                     ))
                     .await;
                 }

@@ -38,11 +38,21 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::accept::ConnectionLimits;
-
 /// Most concurrent streams one HTTP/2 connection may open (its
 /// `SETTINGS_MAX_CONCURRENT_STREAMS`); the per-client stream limit still applies.
 pub const MAX_CONCURRENT_H2_STREAMS: u32 = 256;
+
+/// The deadlines of one TLS connection (from the accept loop's limits).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// The handshake and the first request must both arrive within this.
+    pub header_timeout: Duration,
+    /// A socket that takes nothing for this long is closed; also how long an
+    /// HTTP/2 ping may go unanswered.
+    pub stall_timeout: Duration,
+    /// How often an HTTP/2 connection is pinged.
+    pub ping_every: Duration,
+}
 
 /// Reads the certificate chain and the private key (PEM files) and builds the
 /// acceptor, offering ALPN `h2` then `http/1.1`. Every error names the file.
@@ -111,7 +121,7 @@ pub async fn serve_connection(
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     router: Router,
-    limits: ConnectionLimits,
+    limits: Deadlines,
     shutdown: CancellationToken,
 ) {
     let deadline = tokio::time::Instant::now() + limits.header_timeout;
@@ -153,7 +163,7 @@ pub async fn serve_connection(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_CONCURRENT_H2_STREAMS)
         // A peer that leaves a ping unanswered is gone: all its streams end.
-        .keep_alive_interval(Some(limits.dead_peer_timeout))
+        .keep_alive_interval(Some(limits.ping_every))
         .keep_alive_timeout(limits.stall_timeout);
     let connection = builder.serve_connection(TokioIo::new(tls), service);
     tokio::pin!(connection);
