@@ -6,6 +6,7 @@
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
+//! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
 //! - [`pages`]: the embedded demo page and its assets.
 //! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
 //! - [`schema`]: the request bodies' and stream messages' schemas, from the decoder's tables.
@@ -24,6 +25,7 @@ pub mod rooms;
 pub mod schema;
 pub mod socket_stream;
 pub mod stream;
+pub mod tls;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
