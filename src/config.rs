@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// Most chat messages `--chat-history` may keep per room.
+pub const MAX_CHAT_HISTORY: u32 = 1_000;
+
 /// syncroom: synchronized media rooms over Server-Sent Events.
 ///
 /// Hosts control playback with small POSTs; every listener follows one event stream.
@@ -138,6 +141,10 @@ pub struct Config {
     /// Most items in one room's queue.
     #[arg(long, env = "SYNCROOM_MAX_QUEUE", default_value_t = 500)]
     pub max_queue: usize,
+
+    /// Chat messages each room keeps for late joiners (sent with the snapshot); 0 keeps none.
+    #[arg(long, env = "SYNCROOM_CHAT_HISTORY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=MAX_CHAT_HISTORY as i64))]
+    pub chat_history: u32,
 
     /// Chat messages each client address may send per minute (sustained).
     #[arg(long, env = "SYNCROOM_CHAT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=60_000))]

@@ -153,6 +153,7 @@ async fn connect_redis(
             history: config.history as usize,
             ttl: config.room_ttl,
             max_queue: config.max_queue,
+            chat_history: config.chat_history as usize,
         };
         let connecting = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock));
         let connected = tokio::select! {

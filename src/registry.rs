@@ -173,7 +173,7 @@ impl Registry {
         }
         let host_token = new_host_token();
         let now = self.clock.now_ms();
-        let room = Room::new(
+        let mut room = Room::new(
             room_id.clone(),
             name,
             request.control.unwrap_or(Control::Host),
@@ -182,6 +182,7 @@ impl Registry {
             self.max_queue,
             now,
         );
+        room.keep_chat(self.settings.chat_history);
         let view = room.view(0, now);
         if let Some(backplane) = &self.backplane {
             return match backplane.create(&room, self.max_rooms).await? {
@@ -248,6 +249,7 @@ impl Registry {
         for mut room in rooms {
             // The queue bound is the running server's, not the one it was kept with.
             room.max_queue = self.max_queue;
+            room.keep_chat(self.settings.chat_history);
             let key: Arc<str> = Arc::from(room.room_id.as_str());
             let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
             let handle = local::spawn(

@@ -579,10 +579,14 @@ function hue(text) {
 /* ------------------------------------------------------------------ chat */
 
 function addChat(msg) {
+  // The client already drops repeats; a page shows each message once regardless.
+  const last = ui.chat[ui.chat.length - 1];
+  if (last && msg.version <= last.version) return;
   ui.chat.push({ version: msg.version, name: msg.name, text: msg.text, server_time: msg.server_time });
   const list = $('chat-list');
   const li = document.createElement('li');
   li.className = 'chat-msg';
+  if (msg.history) li.classList.add('history');
   if (msg.name === ui.name) li.classList.add('mine');
   li.dataset.version = String(msg.version);
   const head = document.createElement('div');

@@ -377,6 +377,62 @@ async fn a_media_url_loaded_on_one_node_reaches_a_listener_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_history_written_on_one_node_is_in_a_snapshot_on_another() {
+    let redis = Redis::start().await;
+    let nodes = cluster(
+        &redis,
+        &[
+            "--chat-history",
+            "2",
+            "--chat-burst",
+            "100",
+            "--chat-per-minute",
+            "6000",
+        ],
+    )
+    .await;
+    let (room, _) = nodes[0].video_room().await;
+    for text in ["one", "two", "three"] {
+        let response = nodes[0]
+            .chat(&room, json!({"name": "Ann", "text": text}))
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    // Nodes 1 and 2 have never served the room: their first snapshot reads the list.
+    let mut streams = Vec::new();
+    for node in &nodes[1..] {
+        let mut late = node.events(&room).await;
+        let chat = late.expect_snapshot().await["chat"].clone();
+        let texts: Vec<&str> = chat
+            .as_array()
+            .expect("chat array")
+            .iter()
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        assert_eq!(texts, ["two", "three"], "{chat}");
+        assert_eq!(chat[0]["version"], 3);
+        assert_eq!(chat[1]["name"], "Ann");
+        streams.push(late);
+    }
+    // A message sent through node 1, now following the room, reaches node 2's history.
+    let response = nodes[1]
+        .chat(&room, json!({"name": "Bo", "text": "four"}))
+        .await;
+    assert_eq!(response.status(), 200);
+    let heard = versions_until(&mut streams[1], 5).await;
+    assert_eq!(heard.last().map(|e| e.event.as_str()), Some("chat"));
+    let mut later = nodes[2].events(&room).await;
+    let snapshot = later.expect_snapshot().await;
+    let texts: Vec<&str> = snapshot["chat"]
+        .as_array()
+        .expect("chat array")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["three", "four"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;

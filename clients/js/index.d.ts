@@ -320,7 +320,8 @@ export interface SyncRoomEventMap {
   snapshot: CustomEvent<Room>;
   state: CustomEvent<{ version: number; cause: string; state: RoomState; server_time: number }>;
   queue: CustomEvent<{ version: number; queue: QueueItem[]; server_time: number }>;
-  chat: CustomEvent<{ version: number; name: string; text: string; server_time: number }>;
+  /** `history`: from a snapshot's kept messages, not a live event. */
+  chat: CustomEvent<{ version: number; name: string; text: string; server_time: number; history?: true }>;
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;

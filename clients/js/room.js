@@ -42,7 +42,9 @@
  * - `snapshot` — the full `room` object (on join, or after falling far behind)
  * - `state`    — `{version, cause, state, server_time}`
  * - `queue`    — `{version, queue, server_time}`
- * - `chat`     — `{version, name, text, server_time}`
+ * - `chat`     — `{version, name, text, server_time}`; also once for each message of a
+ *   snapshot's `chat` history not seen yet, with `history: true` (a late joiner sees what
+ *   was said; a resync or reconnect never repeats a message)
  * - `control`  — `{version, control, server_time}`
  * - `presence` — `{listeners, server_time}`
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
@@ -297,6 +299,14 @@ export class SyncRoom extends EventTarget {
     this._emit('closed', { version, reason });
   }
 
+  /** Emits a chat message unless one as new was emitted already (by version). */
+  _emitChat(message, fromHistory) {
+    if (!message || typeof message.version !== 'number') return;
+    if (this._chatVersion !== undefined && message.version <= this._chatVersion) return;
+    this._chatVersion = message.version;
+    this._emit('chat', fromHistory ? { ...message, history: true } : message);
+  }
+
   _onIdEvent(type, e) {
     const data = parse(e.data);
     if (!data) return;
@@ -315,6 +325,7 @@ export class SyncRoom extends EventTarget {
         this.room = data;
         if (this.sync) this.sync.roomChanged();
         this._emit('snapshot', data);
+        for (const message of Array.isArray(data.chat) ? data.chat : []) this._emitChat(message, true);
         break;
       case 'state':
         if (!this.room) this.room = { room_id: this.roomId, control: 'host', queue: [], listeners: 0 };
@@ -330,7 +341,7 @@ export class SyncRoom extends EventTarget {
         break;
       case 'chat':
         if (this.room) this.room.version = data.version;
-        this._emit('chat', data);
+        this._emitChat(data, false);
         break;
       case 'control':
         if (this.room) { this.room.control = data.control; this.room.version = data.version; }

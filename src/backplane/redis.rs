@@ -47,6 +47,7 @@ use crate::room::shared::{
     busiest_first, CatchUp, Change, Committed, CreateOutcome, Feed, FeedRoute, Opened, PortFuture,
     RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
+use crate::room::state::ChatMessage;
 use crate::room::{Clock, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
@@ -88,6 +89,11 @@ mod keys {
 
     pub fn listeners(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:listeners")
+    }
+
+    /// The room's last chat messages (a capped list, oldest first).
+    pub fn chat(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:chat")
     }
 
     pub fn feed(room_id: &str) -> String {
@@ -178,6 +184,7 @@ pub struct RedisBackplane {
     history: usize,
     ttl: Duration,
     max_queue: usize,
+    chat_history: usize,
     clock: Arc<dyn Clock>,
     create: redis::Script,
     commit: redis::Script,
@@ -193,6 +200,8 @@ pub struct RedisSettings {
     pub history: usize,
     pub ttl: Duration,
     pub max_queue: usize,
+    /// Chat messages kept per room (`--chat-history`), in a capped list beside it.
+    pub chat_history: usize,
 }
 
 /// Why [`RedisBackplane::connect`] did not connect. Neither message holds the
@@ -306,6 +315,7 @@ impl RedisBackplane {
             history: settings.history.max(1),
             ttl: settings.ttl,
             max_queue: settings.max_queue,
+            chat_history: settings.chat_history,
             clock,
             create: redis::Script::new(CREATE),
             commit: redis::Script::new(COMMIT),
@@ -365,6 +375,7 @@ impl RedisBackplane {
                     .key(keys::events(id))
                     .key(keys::listeners(id))
                     .key(keys::ROOMS)
+                    .key(keys::chat(id))
                     .arg(id)
                     .arg(room.version)
                     .arg(json)
@@ -432,7 +443,12 @@ impl RedisBackplane {
     pub async fn open(&self, room_id: &str) -> Result<Option<Opened>, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, tail, score): (Option<String>, StreamRangeReply, Option<f64>) = self
+        let (json, tail, score, chat): (
+            Option<String>,
+            StreamRangeReply,
+            Option<f64>,
+            Vec<String>,
+        ) = self
             .bounded(async {
                 subscriber
                     .subscribe(keys::feed(room_id))
@@ -442,14 +458,16 @@ impl RedisBackplane {
                     .hget(keys::room(room_id), "json")
                     .xrevrange_count(keys::events(room_id), "+", "-", self.history)
                     .zscore(keys::ROOMS, room_id)
+                    .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)
             })
             .await?;
-        let Some(room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
+        let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
             return Ok(None);
         };
+        keep_chat(&mut room, &chat);
         let mut history: Vec<Event> = parse_events(room_id, tail);
         history.reverse();
         // Keep only the gapless run that ends at the room's version.
@@ -475,6 +493,7 @@ impl RedisBackplane {
             Ok(mut room) => {
                 // The queue bound is the running node's.
                 room.max_queue = self.max_queue;
+                room.keep_chat(self.chat_history);
                 Some(room)
             }
             Err(error) => {
@@ -517,6 +536,7 @@ impl RedisBackplane {
                     .key(keys::events(room_id))
                     .key(keys::listeners(room_id))
                     .key(keys::ROOMS)
+                    .key(keys::chat(room_id))
                     .arg(read_version)
                     .arg(room.version)
                     .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
@@ -525,7 +545,18 @@ impl RedisBackplane {
                     .arg(keys::feed(room_id))
                     .arg(room_id)
                     .arg(if closing { "1" } else { "0" })
-                    .arg(deadline_ms);
+                    .arg(deadline_ms)
+                    .arg(self.chat_history);
+                // The chat messages to keep go first, then the events.
+                let kept: Vec<&ChatMessage> = room
+                    .chat
+                    .iter()
+                    .filter(|kept| events.iter().any(|e| e.version == kept.version))
+                    .collect();
+                invocation.arg(kept.len());
+                for message in kept {
+                    invocation.arg(serde_json::to_string(message).map_err(|_| Unavailable)?);
+                }
                 for event in &events {
                     let message = FeedMessage::Event(event.clone());
                     invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
@@ -560,7 +591,7 @@ impl RedisBackplane {
     pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, range): (Option<String>, StreamRangeReply) = self
+        let (json, range, chat): (Option<String>, StreamRangeReply, Vec<String>) = self
             .bounded(async {
                 redis::cmd("PING")
                     .query_async::<()>(&mut subscriber)
@@ -574,13 +605,18 @@ impl RedisBackplane {
                         "+",
                         self.history,
                     )
+                    .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
                     .await
                     .map_err(unavailable)
             })
             .await?;
+        let mut room = json.and_then(|json| self.parse_room(room_id, &json));
+        if let Some(room) = &mut room {
+            keep_chat(room, &chat);
+        }
         Ok(CatchUp {
-            room: json.and_then(|json| self.parse_room(room_id, &json)),
+            room,
             events: parse_events(room_id, range),
         })
     }
@@ -596,6 +632,7 @@ impl RedisBackplane {
                     .key(keys::events(room_id))
                     .key(keys::listeners(room_id))
                     .key(keys::ROOMS)
+                    .key(keys::chat(room_id))
                     .arg(&self.node_id)
                     .arg(count)
                     .arg(NODE_COUNT_TTL.as_millis() as u64)
@@ -707,6 +744,17 @@ impl SharedRooms for RedisBackplane {
 
 /// The events of a stream range, in the range's order. An entry that cannot be
 /// read is logged and skipped (the version gap it leaves is then caught).
+/// Puts the room's kept chat messages (as the list holds them, oldest first)
+/// into a room just read; an unreadable entry is skipped.
+fn keep_chat(room: &mut Room, list: &[String]) {
+    room.chat = list
+        .iter()
+        .filter_map(|entry| serde_json::from_str::<ChatMessage>(entry).ok())
+        .collect();
+    let limit = room.chat_history;
+    room.keep_chat(limit);
+}
+
 fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
     range
         .ids
@@ -751,6 +799,7 @@ mod tests {
                 history,
                 ttl: Duration::from_secs(3600),
                 max_queue: 10,
+                chat_history: 5,
             },
             clock.clone(),
         )
@@ -760,6 +809,7 @@ mod tests {
             history,
             listener_buffer: 64,
             ttl: Duration::from_secs(3600),
+            chat_history: 5,
         };
         let registry = Registry::new(settings, 10, 100, clock, Arc::new(Metrics::new()), None)
             .with_backplane(backplane.clone() as Arc<dyn SharedRooms>);

@@ -97,6 +97,7 @@ impl AppState {
             history: config.history as usize,
             listener_buffer: config.listener_buffer as usize,
             ttl: config.room_ttl,
+            chat_history: config.chat_history as usize,
         };
         let registry = Registry::new(
             settings,

@@ -28,6 +28,8 @@ pub struct RoomSettings {
     pub listener_buffer: usize,
     /// Idle time before the room closes itself (`--room-ttl`).
     pub ttl: Duration,
+    /// Chat messages a room keeps for late joiners (`--chat-history`).
+    pub chat_history: usize,
 }
 
 /// Everything a room's driver needs from the server around it.

@@ -261,6 +261,7 @@ mod tests {
                     history: 16,
                     listener_buffer: 16,
                     ttl,
+                    chat_history: 3,
                 },
                 clock,
                 metrics: Arc::new(Metrics::new()),

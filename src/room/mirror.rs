@@ -335,7 +335,7 @@ impl MirrorRoom {
                 listeners,
                 server_time,
             }) => self.on_listener_total(listeners, server_time),
-            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(result),
+            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(*result),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
@@ -397,7 +397,7 @@ impl MirrorRoom {
         let after = self.room.version;
         tokio::spawn(async move {
             let result = link.shared.catch_up(&room_id, after).await;
-            link.deliver(Feed::CaughtUp(result)).await;
+            link.deliver(Feed::CaughtUp(Box::new(result))).await;
         });
     }
 

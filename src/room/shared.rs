@@ -145,7 +145,7 @@ pub enum Feed {
     /// The room's listener total over every live node changed.
     Presence { listeners: u64, server_time: i64 },
     /// The answer of a catch-up read.
-    CaughtUp(Result<CatchUp, Unavailable>),
+    CaughtUp(Box<Result<CatchUp, Unavailable>>),
 }
 
 /// Where a mirror takes its feed: offered without waiting (the backplane's

@@ -6,6 +6,8 @@
 //! current position is computed on demand ([`PlaybackState::position_at`]), which
 //! is why nothing needs to be sent while a video simply plays.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -132,6 +134,15 @@ pub struct QueueItem {
     pub title: Option<String>,
 }
 
+/// One remembered chat message: the `chat` event's data, kept for late joiners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub version: u64,
+    pub name: String,
+    pub text: String,
+    pub server_time: i64,
+}
+
 /// Everything a room is. Owned by exactly one actor; mutated only by the methods
 /// below, each of which either fails having changed nothing or returns the events
 /// that describe its change (each event one version).
@@ -150,6 +161,14 @@ pub struct Room {
     pub next_item_number: u64,
     /// Most items the queue may hold.
     pub max_queue: usize,
+    /// The last chat messages, oldest first, at most `chat_history`. Not part of
+    /// the stored room: a backplane keeps them beside it (see `SharedRooms`).
+    #[serde(skip)]
+    pub chat: VecDeque<ChatMessage>,
+    /// Most chat messages kept (`--chat-history`); 0 keeps none. The running
+    /// server's setting, given after a room is created or read back.
+    #[serde(skip)]
+    pub chat_history: usize,
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
@@ -162,6 +181,8 @@ pub struct RoomView {
     pub version: u64,
     pub state: PlaybackState,
     pub queue: Vec<QueueItem>,
+    /// The last chat messages, oldest first (`--chat-history`).
+    pub chat: Vec<ChatMessage>,
     pub listeners: u64,
     pub server_time: i64,
 }
@@ -204,6 +225,8 @@ impl Room {
             host_token_hash: hash_token(host_token),
             next_item_number: 1,
             max_queue,
+            chat: VecDeque::new(),
+            chat_history: 0,
         }
     }
 
@@ -216,6 +239,7 @@ impl Room {
             version: self.version,
             state: self.state.clone(),
             queue: self.queue.clone(),
+            chat: self.chat.iter().cloned().collect(),
             listeners,
             server_time: now,
         }
@@ -389,7 +413,37 @@ impl Room {
     pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
         let name = check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned();
         let text = check_text("text", text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?.to_owned();
-        Ok(self.event(now, EventKind::Chat { name, text }))
+        let event = self.event(now, EventKind::Chat { name, text });
+        self.remember_chat(&event);
+        Ok(event)
+    }
+
+    /// Keeps a chat event for late joiners, dropping the oldest past `chat_history`.
+    fn remember_chat(&mut self, event: &Event) {
+        let EventKind::Chat { name, text } = &event.kind else {
+            return;
+        };
+        // A mirror may read a message with the room and then hear its event.
+        if self.chat_history == 0 || self.chat.back().is_some_and(|m| m.version >= event.version) {
+            return;
+        }
+        while self.chat.len() >= self.chat_history {
+            self.chat.pop_front();
+        }
+        self.chat.push_back(ChatMessage {
+            version: event.version,
+            name: name.clone(),
+            text: text.clone(),
+            server_time: event.server_time,
+        });
+    }
+
+    /// Sets how many chat messages are kept, and drops any beyond it.
+    pub fn keep_chat(&mut self, chat_history: usize) {
+        self.chat_history = chat_history;
+        while self.chat.len() > chat_history {
+            self.chat.pop_front();
+        }
     }
 
     /// The room's last event.
@@ -407,7 +461,8 @@ impl Room {
             EventKind::State { state, .. } => self.state = state.clone(),
             EventKind::Queue { queue } => self.queue = queue.clone(),
             EventKind::Control { control } => self.control = *control,
-            EventKind::Chat { .. } | EventKind::Closed { .. } => {}
+            EventKind::Chat { .. } => self.remember_chat(event),
+            EventKind::Closed { .. } => {}
         }
     }
 
@@ -1099,6 +1154,27 @@ mod tests {
         let mut room = loaded(true, Some(10.0));
         assert_eq!(room.state.ends_at(), None);
         assert_eq!(room.on_end(T0 + 60_000), vec![]);
+    }
+
+    #[test]
+    fn chat_history_keeps_the_last_n_and_a_mirror_keeps_the_same() {
+        let mut room = room();
+        room.keep_chat(2);
+        let mut mirror = room.clone();
+        for text in ["one", "two", "three"] {
+            let event = room.chat("Ann", text, T0).unwrap();
+            mirror.absorb(&event);
+            // Hearing an event twice keeps it once.
+            mirror.absorb(&event);
+        }
+        let texts: Vec<&str> = room.chat.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["two", "three"]);
+        assert_eq!(mirror, room);
+        assert_eq!(room.view(0, T0).chat[0].version, 3);
+        room.keep_chat(0);
+        assert!(room.chat.is_empty());
+        room.chat("Ann", "four", T0).unwrap();
+        assert!(room.chat.is_empty());
     }
 
     #[test]

@@ -42,6 +42,9 @@ test('a listener whose stream the server ends resumes, stays in sync and misses 
   // and draws no transport of its own: one play button on the page.
   await waitFor(() => page.evaluate(() => window.syncroom.client.sync.player.getDuration() === 600),
     { what: "the simulated player to take the room's duration" });
+  // The transport is redrawn every 250 ms: wait for the next redraw, then read it.
+  await waitFor(async () => (await page.locator('#time-total').textContent()) === '10:00',
+    { what: 'the transport to show 10:00' });
   assert.equal(await page.locator('#time-total').textContent(), '10:00');
   assert.equal(await page.getByRole('button', { name: /^(play|pause)\b/i }).count(), 1, 'one play/pause button');
   await page.evaluate(() => {
@@ -166,4 +169,33 @@ test('a stream refused at capacity (503) is retried until a slot frees; a room l
     if (restarted) await restarted.stop();
     await small.stop();
   }
+});
+
+test("a late joiner's page shows the chat said before it joined, once, also after reconnects and a resync", { timeout: 60000 }, async () => {
+  const created = await api(server.url, 'POST', '/api/rooms', { name: 'Late room' });
+  assert.equal(created.status, 201);
+  const roomId = created.body.room_id;
+  const said = ['first!', 'the drop at 1:02', 'who made this?'];
+  for (const text of said) {
+    const res = await api(server.url, 'POST', `/api/rooms/${roomId}/chat`, { name: 'Early Ed', text });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  const page = await openPage(browser);
+  await joinAsListener(page, server.url, roomId, 'Late Lou');
+  const shown = () => page.locator('#chat-list .chat-text').allTextContents();
+  await waitFor(async () => (await shown()).length >= said.length, { what: 'the chat history' });
+  assert.deepEqual(await shown(), said);
+  // The server ends the stream every 3 s: after a reconnect nothing is shown twice.
+  const opens = (await page.evaluate(() => window.syncroom.stats())).opens;
+  await waitFor(async () => (await page.evaluate(() => window.syncroom.stats())).opens > opens,
+    { timeout: 20000, what: 'a reconnect' });
+  // A resync snapshot (as after falling behind) carries the same history: shown once.
+  const room = (await api(server.url, 'GET', `/api/rooms/${roomId}`)).body;
+  await page.evaluate((r) => window.syncroom.client._onIdEvent('snapshot', { data: JSON.stringify(r), lastEventId: String(r.version) }), room);
+  const live = await api(server.url, 'POST', `/api/rooms/${roomId}/chat`, { name: 'Early Ed', text: 'welcome Lou' });
+  assert.equal(live.status, 200);
+  await waitFor(async () => (await shown()).length > said.length, { what: 'the live message' });
+  assert.deepEqual(await shown(), [...said, 'welcome Lou']);
+  assert.deepEqual((await page.evaluate(() => window.syncroom.chatMessages())).map((m) => m.text), [...said, 'welcome Lou']);
+  await page.context().close();
 });

@@ -1,25 +1,35 @@
 -- Compare-and-set commit: 1 done, 0 version conflict, -1 room gone, -2 past the
 -- caller's deadline (nothing written).
--- KEYS: room, events, listeners, rooms. ARGV: read version, new version, json,
+-- KEYS: room, events, listeners, rooms, chat. ARGV: read version, new version, json,
 -- ttl_ms, history length, feed channel, id, closing ('1'/'0'), deadline_ms,
--- then each event's feed message (ARGV[10..]).
+-- chat history length, k, then k chat messages to keep (ARGV[12..11+k]), then
+-- each event's feed message.
 local t = redis.call('TIME')
 if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[9]) then return -2 end
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return -1 end
 if v ~= ARGV[1] then return 0 end
 local version = tonumber(ARGV[1])
-for i = 10, #ARGV do
+local keep = tonumber(ARGV[10])
+local chats = tonumber(ARGV[11])
+for i = 12, 11 + chats do
+  if keep > 0 then
+    redis.call('RPUSH', KEYS[5], ARGV[i])
+    redis.call('LTRIM', KEYS[5], -keep, -1)
+  end
+end
+for i = 12 + chats, #ARGV do
   version = version + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', version), 'e', ARGV[i])
   redis.call('PUBLISH', ARGV[6], ARGV[i])
 end
 if ARGV[8] == '1' then
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   redis.call('ZREM', KEYS[4], ARGV[7])
 else
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
 return 1

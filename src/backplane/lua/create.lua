@@ -1,5 +1,5 @@
 -- Creates a room unless its id is taken (0) or the cluster is full (-1); 1: created.
--- KEYS: room, events, listeners, rooms. ARGV: id, version, json, ttl_ms, max_rooms,
+-- KEYS: room, events, listeners, rooms, chat. ARGV: id, version, json, ttl_ms, max_rooms,
 -- room key prefix, room key suffix (the key layout, from keys:: in redis.rs).
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
@@ -10,7 +10,7 @@ if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then
   end
   if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then return -1 end
 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[4], 0, ARGV[1])

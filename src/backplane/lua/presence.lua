@@ -1,6 +1,6 @@
 -- Records one node's listener count and answers the room's total over live nodes;
 -- publishes a presence message when the total changed. -1: no room.
--- KEYS: room, events, listeners, rooms. ARGV: node id, count, node count ttl_ms,
+-- KEYS: room, events, listeners, rooms, chat. ARGV: node id, count, node count ttl_ms,
 -- room ttl_ms, id, feed channel.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local t = redis.call('TIME')
@@ -24,6 +24,7 @@ if total > 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[5], ARGV[4])
 end
 local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
 redis.call('ZADD', KEYS[4], total, ARGV[5])
