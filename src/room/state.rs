@@ -135,7 +135,7 @@ pub struct QueueItem {
 }
 
 /// One remembered chat message: the `chat` event's data, kept for late joiners.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub version: u64,
     pub name: String,
