@@ -135,7 +135,9 @@ pub struct QueueItem {
 }
 
 /// One remembered chat message: the `chat` event's data, kept for late joiners.
+/// (`ChatEntry` in the OpenAPI document: `ChatMessage` there is the chat request body.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatEntry)]
 pub struct ChatMessage {
     pub version: u64,
     pub name: String,
