@@ -95,7 +95,7 @@ export const DEFAULT_CORRECTION = Object.freeze({
   // neighbouring listed rate, or by a seek, whichever disturbs less (decideCoarseCorrection).
 
   /** Seconds of drift a coarse-rate player leaves alone (a burst shorter than this is mostly rate-switch latency). */
-  coarseTolerance: 0.03,
+  coarseTolerance: 0.02,
   /** Seconds: the longest burst at a neighbouring rate; a longer one would be heard (or seen) as a speed change: seek. */
   maxBurstSeconds: 4,
   /**
