@@ -21,7 +21,7 @@ import {
   itemKey, request,
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
-import { MediaPlayer } from '/client/media-player.js';
+import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
 import { roomTitle } from './room-title.js';
 
 const YT_TIMEOUT_MS = 3000;
@@ -262,7 +262,8 @@ function choosePlayer(room) {
     ui.playerKind = kind;
     ui.attached = want;
     $('h-player').textContent = { youtube: 'YouTube', sim: 'Simulated', media: 'Media element' }[kind] || kind;
-    room.attachPlayer(player);
+    const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
+    room.attachPlayer(player, { correction });
   }).catch(() => {
     if (ui.attaching === want) ui.attaching = null;
   });

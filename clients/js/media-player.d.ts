@@ -3,6 +3,9 @@ import type { SyncablePlayer } from './index.js';
 
 export declare const MEDIA_PLAYER_TIMINGS: Readonly<{ seekLatencyGain: number; maxSeekLatency: number }>;
 
+/** Tighter nudge thresholds for a media element (attachPlayer(player, {correction})). */
+export declare const MEDIA_CORRECTION: Readonly<{ nudgeStart: number; nudgeStop: number; eventSeekThreshold: number }>;
+
 export interface MediaPlayerOptions {
   events?: {
     onReady?: (event: { target: MediaPlayer; data: undefined }) => void;

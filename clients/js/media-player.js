@@ -24,6 +24,30 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
   seekLatencyGain: 0.5,
   /** Seconds: a seek that took longer than this was a stall, not a seek; it is not learned. */
   maxSeekLatency: 3,
+  /**
+   * After a seek has landed (`seeked`, playing), when to read how far the element got: the
+   * shortfall against the wall clock is the seek's real latency (decoder and audio output
+   * restart included, which `seeked` alone does not show).
+   */
+  seekMeasureMs: 400,
+});
+
+/**
+ * Correction thresholds for a media element (pass as `attachPlayer(player, {correction})`):
+ * the element takes any rate and reports its position precisely, so it can start nudging
+ * at a smaller drift than a YouTube iframe (whose position arrives by message).
+ */
+export const MEDIA_CORRECTION = Object.freeze({
+  /** Seconds of drift at which a nudge starts (the default is 0.02). */
+  nudgeStart: 0.008,
+  /** Seconds of drift at which it stops. */
+  nudgeStop: 0.002,
+  /**
+   * Seconds of drift above which the first check after a change (load, play, seek) seeks:
+   * an element's seek lands within a few ms, so a start-up offset is sought, not glided.
+   * Once settled, only `seekThreshold` (1 s) seeks.
+   */
+  eventSeekThreshold: 0.03,
 });
 
 /** HTMLMediaElement.readyState HAVE_FUTURE_DATA: enough to play on. */
@@ -50,7 +74,7 @@ export class MediaPlayer {
     this.element = el;
     this._state = STATE.UNSTARTED;
     this._url = null;
-    this._seekStartedAt = null;
+    this._seek = null; // {at, target, measuring}: the last seek, until its latency is read
     this._seekLatency = null;
     this._wantPlay = false;
     this.stats = { seeks: 0, rateChanges: 0, waits: 0 };
@@ -89,13 +113,27 @@ export class MediaPlayer {
     this._fire('onStateChange', state);
   }
 
+  /**
+   * A seek landed: a moment later, compare where the element is with where it would be had
+   * it played on from the target the instant it was asked to seek. The shortfall, in
+   * seconds of wall clock, is this element's seek latency.
+   */
   _seekLanded() {
-    if (this._seekStartedAt === null) return;
-    const took = (performance.now() - this._seekStartedAt) / 1000;
-    this._seekStartedAt = null;
-    if (!(took >= 0) || took > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
-    const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
-    this._seekLatency = this._seekLatency === null ? took : this._seekLatency * (1 - g) + took * g;
+    const seek = this._seek;
+    if (!seek || seek.measuring) return;
+    seek.measuring = true;
+    setTimeout(() => {
+      if (this._seek !== seek) return; // another seek came since: that one is measured
+      this._seek = null;
+      const el = this.element;
+      if (el.paused || this._state !== STATE.PLAYING) return;
+      const elapsed = (performance.now() - seek.at) / 1000;
+      const rate = el.playbackRate || 1;
+      const latency = elapsed - (el.currentTime - seek.target) / rate;
+      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
+      this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
+    }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
   }
 
   _args(idOrObject, startSeconds) {
@@ -107,7 +145,7 @@ export class MediaPlayer {
     const el = this.element;
     this._url = String(url);
     this._wantPlay = play;
-    this._seekStartedAt = null;
+    this._seek = null;
     const rate = el.playbackRate;
     el.src = this._url;
     // load() resets playbackRate to defaultPlaybackRate: keep the room's.
@@ -151,11 +189,12 @@ export class MediaPlayer {
     const el = this.element;
     this.stats.seeks += 1;
     const target = Math.max(0, Number(seconds) || 0);
-    this._seekStartedAt = performance.now();
-    el.currentTime = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
+    const landing = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
+    this._seek = { at: performance.now(), target: landing, measuring: false };
+    el.currentTime = landing;
   }
 
-  /** Seconds from setting `currentTime` to playing again, learned; `null` before the first seek. */
+  /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */
   getSeekLatency() { return this._seekLatency; }
 
   getCurrentTime() { return this.element.currentTime || 0; }

@@ -101,6 +101,7 @@ export class PlayerSync {
     this.bursts = 0;
     this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
     this._wasBuffering = false;
+    this._loadedUntil = -Infinity; // until then, the end of a buffering is the start of a new item
     this._lastSeekAt = -Infinity;
     this._seekCheck = null;
     this._lastCommandAt = -Infinity; // our own play/pause/seek/load calls
@@ -337,6 +338,7 @@ export class PlayerSync {
       this.nudging = false;
       this.eventPending = true;
       this._expectJumpUntil = now + this.correction.loadSettleMs;
+      this._loadedUntil = now + this.correction.loadSettleMs;
       this._lastSample = null;
       this._playRequestedAt = st.paused ? null : now;
       this.mode = PlayerMode.LOADING;
@@ -425,6 +427,9 @@ export class PlayerSync {
     if (this._wasBuffering) {
       this._wasBuffering = false;
       this._learnSeekLatency();
+      // The first play after a load: land precisely now (the event threshold), as on a
+      // change. A stall later in steady play is only drift: glided away unless large.
+      if (now < this._loadedUntil) this.eventPending = true;
     }
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
