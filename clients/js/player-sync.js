@@ -229,7 +229,7 @@ export class PlayerSync {
     this._setRate(rate);
     // A timer, not the next check: the burst's length is the correction, to the millisecond.
     const timer = setTimeout(() => this._endBurst(true, roomRate), ms);
-    this._burst = { until: now + ms, settleUntil: now + ms + this.correction.burstSettleMs, timer };
+    this._burst = { until: now + ms, settleUntil: now + ms + this.correction.burstSettleMs, timer, ended: false };
   }
 
   /** Ends a burst early or on time; `restore` sets the room's rate back. */
@@ -239,6 +239,7 @@ export class PlayerSync {
     if (restore) {
       const st = this.hooks.state();
       this._setRate(st ? st.rate : roomRate);
+      this._burst.ended = true;
       this._burst.until = performance.now();
       this._burst.settleUntil = this._burst.until + this.correction.burstSettleMs;
       this._recent = [];
@@ -434,6 +435,8 @@ export class PlayerSync {
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
     if (this._burst) {
+      // The timer ends it on time; a check that finds it overdue (a throttled timer) ends it too.
+      if (!this._burst.ended && now >= this._burst.until) this._endBurst(true, st.rate);
       if (now < this._burst.settleUntil) { this.mode = PlayerMode.BURST; return; }
       this._burst = null;
     }
