@@ -27,6 +27,8 @@ import { roomTitle } from './room-title.js';
 const YT_TIMEOUT_MS = 3000;
 /** How long reading a media file's duration (a metadata-only element) may take before sending without it. */
 const MEDIA_PROBE_TIMEOUT_MS = 8000;
+/** The longest queue item `title` the API takes (characters). */
+const MAX_TITLE_CHARS = 200;
 const params = new URLSearchParams(location.search);
 const forcedPlayer = params.get('player'); // 'sim' | 'youtube' | null
 
@@ -255,7 +257,6 @@ function choosePlayer(room) {
     if (ui.attaching !== want) return; // the item changed kind again meanwhile
     ui.attaching = null;
     const previous = ui.player;
-    if (previous && previous !== player) previous.pauseVideo();
     playerSlot('video').hidden = want !== 'video';
     playerSlot('media').hidden = want !== 'media';
     ui.player = player;
@@ -263,7 +264,10 @@ function choosePlayer(room) {
     ui.attached = want;
     $('h-player').textContent = { youtube: 'YouTube', sim: 'Simulated', media: 'Media element' }[kind] || kind;
     const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
-    room.attachPlayer(player, { correction });
+    // YouTube plays only its listed rates: bursts at those from the start, no probing nudge.
+    room.attachPlayer(player, { correction, listedRatesOnly: kind === 'youtube' });
+    // Only now, with its corrector detached: the old player's pause is not a person's.
+    if (previous && previous !== player) previous.pauseVideo();
   }).catch(() => {
     if (ui.attaching === want) ui.attaching = null;
   });
@@ -897,6 +901,13 @@ function readMediaUrl() {
   return url.href;
 }
 
+/** The name a media item is shown by: the picked file's, or the URL's last path segment. */
+function mediaTitle(url) {
+  const picked = $('media-select').selectedOptions[0];
+  if (picked && picked.value === url) return picked.textContent;
+  return itemLabel({ media_url: url });
+}
+
 function wireMediaForm() {
   const submit = async (type) => {
     const mediaUrl = readMediaUrl();
@@ -905,6 +916,8 @@ function wireMediaForm() {
     $('media-queue-btn').disabled = true;
     try {
       const cmd = { type, media_url: mediaUrl };
+      // A queued file shows its name (the picker's label, or the link's last part).
+      if (type === 'queue_add') cmd.title = Array.from(mediaTitle(mediaUrl)).slice(0, MAX_TITLE_CHARS).join('');
       // The room auto-advances only past an item whose length it knows: read it first
       // (`load` carries it; a queued item's length is reported by the host's player
       // once it plays, as for YouTube, since `queue_add` takes no duration).

@@ -279,7 +279,7 @@ export declare class PlayerSync {
   constructor(
     player: SyncablePlayer,
     hooks: PlayerSyncHooks,
-    options?: { correction?: Partial<Correction>; interval?: number },
+    options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean },
   );
   readonly player: SyncablePlayer;
   mode: PlayerModeValue;
@@ -389,7 +389,7 @@ export declare class SyncRoom extends EventTarget {
   health(): Health;
   start(): Promise<void>;
   stop(): void;
-  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number }): PlayerSync;
+  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean }): PlayerSync;
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;

@@ -78,6 +78,8 @@ export class PlayerSync {
    * @param {object} [options]
    * @param {object} [options.correction] thresholds, see DEFAULT_CORRECTION
    * @param {number} [options.interval] ms between checks (default `correction.checkIntervalMs`)
+   * @param {boolean} [options.listedRatesOnly] the player plays only `getAvailablePlaybackRates()`
+   *        (YouTube): correct by bursts at those rates from the start
    */
   constructor(player, hooks, options = {}) {
     this.player = player;
@@ -111,8 +113,13 @@ export class PlayerSync {
     this._lastSample = null;
     this._recent = []; // the last drift readings while playing
     this._lastPlayCallAt = -Infinity;
-    /** False once the player ignored or rounded a nudge (it then only seeks). */
-    this.canNudge = true;
+    /**
+     * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
+     * starts on the coarse-rate path instead of finding out by a rounded nudge.
+     */
+    this.listedRatesOnly = Boolean(options.listedRatesOnly);
+    /** False once the player ignored or rounded a nudge (it then bursts at listed rates, or only seeks). */
+    this.canNudge = !this.listedRatesOnly;
     this._nudgeCheck = null;
     this._onState = (e) => this._playerStateChanged(typeof e === 'object' && e !== null ? e.data : e);
     this._onRate = (e) => this._playerRateChanged(typeof e === 'object' && e !== null ? e.data : e);
@@ -334,7 +341,7 @@ export class PlayerSync {
       this._endBurst(false);
       this._seekStartedAt = null;
       this.appliedRate = null;
-      this.canNudge = true;
+      this.canNudge = !this.listedRatesOnly;
       this._nudgeCheck = null;
       this.nudging = false;
       this.eventPending = true;

@@ -403,3 +403,18 @@ describe('PlayerSync: a coarse-rate player (YouTube) closes drift with one burst
     assert.ok(Math.abs(drift()) < 0.05, `after the seek ${drift()}`);
   });
 });
+
+test('listedRatesOnly: a player known to play only its listed rates bursts at once, without a probing nudge', () => {
+  player = new CoarsePlayer();
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+  }, { interval: 1e9, listedRatesOnly: true });
+  sync.roomChanged();
+  run(3000);
+  player.rebase(player.getCurrentTime() - 0.1);
+  run(400);
+  assert.equal(sync.canNudge, false);
+  assert.equal(sync.nudges, 0, 'no nudge tried');
+  assert.equal(sync.mode, 'burst');
+  assert.equal(player.getPlaybackRate(), 1.25);
+});
