@@ -265,7 +265,12 @@ function choosePlayer(room) {
     $('h-player').textContent = { youtube: 'YouTube', sim: 'Simulated', media: 'Media element' }[kind] || kind;
     const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
     // YouTube plays only its listed rates: bursts at those from the start, no probing nudge.
-    room.attachPlayer(player, { correction, listedRatesOnly: kind === 'youtube' });
+    room.attachPlayer(player, {
+      correction,
+      listedRatesOnly: kind === 'youtube',
+      // Until the other kind's player is attached, this one leaves the other's items alone.
+      accepts: (st) => playerFor(st) === want,
+    });
     // Only now, with its corrector detached: the old player's pause is not a person's.
     if (previous && previous !== player) previous.pauseVideo();
   }).catch(() => {

@@ -138,6 +138,7 @@ export interface Correction {
   burstCostPerSecond: number;
   seekCost: number;
   burstSettleMs: number;
+  seekLandMs: number;
   seekLatencyGain: number;
   maxSeekLatency: number;
 }
@@ -279,7 +280,7 @@ export declare class PlayerSync {
   constructor(
     player: SyncablePlayer,
     hooks: PlayerSyncHooks,
-    options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean },
+    options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean },
   );
   readonly player: SyncablePlayer;
   mode: PlayerModeValue;
@@ -389,7 +390,7 @@ export declare class SyncRoom extends EventTarget {
   health(): Health;
   start(): Promise<void>;
   stop(): void;
-  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean }): PlayerSync;
+  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean }): PlayerSync;
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;

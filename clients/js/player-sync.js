@@ -78,6 +78,8 @@ export class PlayerSync {
    * @param {object} [options]
    * @param {object} [options.correction] thresholds, see DEFAULT_CORRECTION
    * @param {number} [options.interval] ms between checks (default `correction.checkIntervalMs`)
+   * @param {(state:object) => boolean} [options.accepts] whether this player plays the room's
+   *        item (a YouTube player takes no `media_url`): for another, it waits to be replaced
    * @param {boolean} [options.listedRatesOnly] the player plays only `getAvailablePlaybackRates()`
    *        (YouTube): correct by bursts at those rates from the start
    */
@@ -100,6 +102,7 @@ export class PlayerSync {
     /** Seconds from a seek call until the player plays again (learned; a seek aims ahead by it). */
     this.seekLatency = 0;
     this._seekStartedAt = null;
+    this._seekLandedAt = -Infinity;
     this.bursts = 0;
     this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
     this._wasBuffering = false;
@@ -118,6 +121,8 @@ export class PlayerSync {
      * starts on the coarse-rate path instead of finding out by a rounded nudge.
      */
     this.listedRatesOnly = Boolean(options.listedRatesOnly);
+    /** Which items this player plays (`options.accepts(state)`); any, without it. */
+    this.accepts = typeof options.accepts === 'function' ? options.accepts : () => true;
     /** False once the player ignored or rounded a nudge (it then bursts at listed rates, or only seeks). */
     this.canNudge = !this.listedRatesOnly;
     this._nudgeCheck = null;
@@ -157,7 +162,7 @@ export class PlayerSync {
     this.eventPending = true;
     this.hooks.emit('hold', { held: false });
     const st = this.hooks.state();
-    if (st && !st.paused && itemKey(st)) {
+    if (st && !st.paused && itemKey(st) && this.accepts(st)) {
       this._call(() => this.player.playVideo());
       this._playRequestedAt = performance.now();
     }
@@ -213,6 +218,7 @@ export class PlayerSync {
     if (this._seekStartedAt === null) return;
     const took = (performance.now() - this._seekStartedAt) / 1000;
     this._seekStartedAt = null;
+    this._seekLandedAt = performance.now();
     if (!(took > 0) || took > this.correction.maxSeekLatency) return;
     const g = this.correction.seekLatencyGain;
     this.seekLatency = this.seekLatency === 0 ? took : this.seekLatency * (1 - g) + took * g;
@@ -321,6 +327,8 @@ export class PlayerSync {
     if (!st || !this.hooks.clockReady()) { this.mode = PlayerMode.WAITING; return; }
     if (now < this._suspendUntil) { this.mode = PlayerMode.WAITING; return; }
     const key = itemKey(st);
+    // An item of another kind: the page is about to attach the player for it.
+    if (key && !this.accepts(st)) { this.mode = PlayerMode.WAITING; return; }
     if (!key) {
       if (this.loadedVideo) {
         this._call(() => this.player.pauseVideo());
@@ -447,6 +455,8 @@ export class PlayerSync {
       if (now < this._burst.settleUntil) { this.mode = PlayerMode.BURST; return; }
       this._burst = null;
     }
+
+    if (now - this._seekLandedAt < this.correction.seekLandMs) { this.mode = PlayerMode.SEEKING; return; }
 
     const measured = this.position() - target;
     const fresh = afterEvent || this.eventPending;

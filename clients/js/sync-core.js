@@ -107,6 +107,12 @@ export const DEFAULT_CORRECTION = Object.freeze({
   seekCost: 0.3,
   /** After a burst ended (back at the room's rate): let the rate change land before measuring again (ms). */
   burstSettleMs: 800,
+  /**
+   * After a seek reports playing again: no measuring for this long (ms). A player says
+   * "playing" a moment before its position really moves (decoder and audio output
+   * restarting); a burst decided on that stale reading would be wasted.
+   */
+  seekLandMs: 300,
   /** Weight of a new seek-latency sample in the learned average (0..1). */
   seekLatencyGain: 0.5,
   /** Seconds: the largest seek latency believed (a longer one was a stall, not a seek). */

@@ -418,3 +418,19 @@ test('listedRatesOnly: a player known to play only its listed rates bursts at on
   assert.equal(sync.mode, 'burst');
   assert.equal(player.getPlaybackRate(), 1.25);
 });
+
+test('accepts: a player leaves an item of another kind alone (the page attaches the right player)', () => {
+  player = new FakePlayer();
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+  }, { interval: 1e9, accepts: (st) => !st.media_url });
+  sync.roomChanged();
+  run(1000);
+  const calls = player.calls.length;
+  room = { ...room, video_id: null, media_url: '/media/a.wav', updated_at: clock.t };
+  sync.roomChanged();
+  run(1000);
+  assert.equal(player.calls.filter(([c]) => c === 'load' || c === 'cue').length, 1, 'the media item was not loaded into it');
+  assert.ok(player.calls.length - calls <= 0, `no calls: ${JSON.stringify(player.calls.slice(calls))}`);
+  assert.equal(sync.mode, 'waiting');
+});
