@@ -153,9 +153,12 @@ export class MediaPlayer {
     el.playbackRate = rate;
     this._setState(play ? STATE.BUFFERING : STATE.UNSTARTED);
     const start = Math.max(0, Number(startSeconds) || 0);
+    const askedAt = performance.now();
     el.addEventListener('loadedmetadata', () => {
       if (this._url !== String(url)) return;
-      if (start > 0) el.currentTime = start;
+      // Playing, the room moved on while the metadata came: start where it is now.
+      const late = this._wantPlay ? ((performance.now() - askedAt) / 1000) * (el.playbackRate || 1) : 0;
+      if (start + late > 0) el.currentTime = start + late;
       if (this._wantPlay) this._play();
       else this._setState(STATE.CUED);
     }, { once: true });
