@@ -7,7 +7,7 @@ use serde_json::json;
 use std::hint::black_box;
 
 use syncroom::room::event::Frame;
-use syncroom::room::{Command, Control, Room};
+use syncroom::room::{Command, Control, Room, Source};
 
 const T0: i64 = 1_763_800_000_000;
 
@@ -16,7 +16,7 @@ fn room_with_queue(items: usize) -> Room {
         "bench".into(),
         "bench".into(),
         Control::Open,
-        Some("dQw4w9WgXcQ".into()),
+        Some(Source::Video("dQw4w9WgXcQ".into())),
         "token",
         1000,
         T0,
@@ -24,7 +24,7 @@ fn room_with_queue(items: usize) -> Room {
     for i in 0..items {
         room.apply(
             Command::QueueAdd {
-                video_id: "9bZkp7q19f0".into(),
+                source: Source::Video("9bZkp7q19f0".into()),
                 title: Some(format!("Song number {i} — a title of ordinary length")),
             },
             T0,
@@ -57,7 +57,7 @@ fn apply(c: &mut Criterion) {
             |mut room| {
                 room.apply(
                     Command::QueueAdd {
-                        video_id: "dQw4w9WgXcQ".into(),
+                        source: Source::Video("dQw4w9WgXcQ".into()),
                         title: None,
                     },
                     T0,

@@ -17,11 +17,30 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "syncroom", version, about, long_about = None)]
 pub struct Config {
-    /// Address to listen on (HTTP): `IP:PORT` (`0.0.0.0:8080`, `[::1]:8080`) or `HOST:PORT`
+    /// Address to listen on (HTTP, or HTTPS with `--tls-cert`): `IP:PORT` (`0.0.0.0:8080`, `[::1]:8080`) or `HOST:PORT`
     /// (`localhost:8080`), whose name is resolved at start and every address it names is
     /// listened on (each is logged). The demo page is served at its root.
     #[arg(long, env = "SYNCROOM_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: ListenAddr,
+
+    /// Serve HTTPS on `--listen` with this certificate chain (PEM file, leaf first), offering
+    /// HTTP/2 and HTTP/1.1 (ALPN `h2`, `http/1.1`); needs `--tls-key`. Default: plain HTTP.
+    #[arg(
+        long,
+        env = "SYNCROOM_TLS_CERT",
+        requires = "tls_key",
+        value_name = "PEM"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM file: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`; needs `--tls-cert`.
+    #[arg(
+        long,
+        env = "SYNCROOM_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "PEM"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
 
     /// Worker threads serving connections and rooms. Default: one per CPU core.
     #[arg(long, env = "SYNCROOM_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -129,6 +148,7 @@ pub struct Config {
     pub chat_burst: u32,
 
     /// Cut off a connection whose request headers have not all arrived after this long (seconds).
+    /// With `--tls-cert`, the TLS handshake and the first request must also arrive within it.
     #[arg(long, env = "SYNCROOM_HEADER_TIMEOUT", default_value = "10", value_parser = parse_positive_secs)]
     pub header_timeout: Duration,
 

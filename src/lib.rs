@@ -60,6 +60,16 @@ pub async fn run_on(
             "no address to listen on",
         ));
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(http::tls::acceptor(cert, key)?),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--tls-cert and --tls-key go together: give both or neither",
+            ))
+        }
+    };
     let store = match &config.data_dir {
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
@@ -102,10 +112,11 @@ pub async fn run_on(
         tracing::info!(
             addr = %listener.local_addr()?,
             max_connections = app.max_connections(),
+            tls = tls.is_some(),
             "syncroom listening"
         );
     }
-    http::accept::serve(listeners, router, app.connection_limits(), shutdown).await?;
+    http::accept::serve(listeners, router, app.connection_limits(), tls, shutdown).await?;
     app.registry.close_all();
     if let Some(store) = &store {
         store.flush().await;

@@ -14,13 +14,14 @@ use rand::RngCore;
 
 use crate::room::actor::{ActorContext, RoomSettings};
 use crate::room::command::{
-    check_text, check_video_id, decode_shaped, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
+    check_text, decode_shaped, Alternatives, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
+    ITEM_SOURCE,
 };
 use crate::room::mirror::MirrorInbox;
 pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
 use crate::room::shared::{CreateOutcome, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
-use crate::room::{is_room_id, Clock, CommandError, RoomHandle};
+use crate::room::{is_room_id, Clock, CommandError, RoomHandle, Source};
 use crate::room::{local, mirror};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
@@ -37,7 +38,12 @@ pub const CREATE_SHAPE: Shape = Shape {
             Presence::Optional,
         ),
         ("video_id", JsonType::String, Presence::Optional),
+        ("media_url", JsonType::String, Presence::Optional),
     ],
+    alternatives: Some(Alternatives {
+        fields: ITEM_SOURCE.fields,
+        presence: Presence::Optional,
+    }),
 };
 
 /// What a client asks for when creating a room; every field optional.
@@ -51,6 +57,9 @@ pub struct CreateRoom {
     pub control: Option<Control>,
     #[serde(default)]
     pub video_id: Option<String>,
+    /// At most one of `video_id` and `media_url`.
+    #[serde(default)]
+    pub media_url: Option<String>,
 }
 
 impl CreateRoom {
@@ -158,8 +167,9 @@ impl Registry {
         } else {
             name
         };
-        if let Some(video_id) = &request.video_id {
-            check_video_id(video_id)?;
+        let source = Source::from_fields(request.video_id, request.media_url)?;
+        if let Some(source) = &source {
+            source.validate()?;
         }
         let host_token = new_host_token();
         let now = self.clock.now_ms();
@@ -167,7 +177,7 @@ impl Registry {
             room_id.clone(),
             name,
             request.control.unwrap_or(Control::Host),
-            request.video_id,
+            source,
             &host_token,
             self.max_queue,
             now,
@@ -320,7 +330,7 @@ impl Registry {
                     room_id: entry.key().to_string(),
                     name: shared.name.clone(),
                     listeners: shared.listeners() as u64,
-                    video_id: shared.video_id(),
+                    source: shared.source(),
                 }
             })
             .collect();

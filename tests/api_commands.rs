@@ -420,10 +420,10 @@ const REFUSALS: &[(&str, &str, u16, &str)] = &[
         "invalid_command",
     ),
     (
-        "missing field",
+        "neither video_id nor media_url",
         r#"{"type": "load"}"#,
         400,
-        "invalid_command",
+        "invalid_value",
     ),
     (
         "missing field",

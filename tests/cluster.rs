@@ -325,6 +325,58 @@ async fn the_end_of_a_video_advances_the_queue_exactly_once_across_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_url_loaded_on_one_node_reaches_a_listener_on_another() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut listener = nodes[1].events(&room).await;
+    listener.expect_snapshot().await;
+    nodes[0]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "queue_add", "media_url": "https://cdn.example.com/b.ogg"}),
+        )
+        .await;
+    nodes[0]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "load", "media_url": "/media/a.ogg", "duration": 60}),
+        )
+        .await;
+    let events = versions_until(&mut listener, 3).await;
+    assert_gapless(&events, 2);
+    let queued = &events[0].json()["queue"][0];
+    assert_eq!(queued["media_url"], "https://cdn.example.com/b.ogg");
+    assert_eq!(queued["video_id"], Value::Null);
+    let loaded = &events[1].json()["state"];
+    assert_eq!(loaded["media_url"], "/media/a.ogg");
+    assert_eq!(loaded["video_id"], Value::Null);
+    // What node B serves and lists (read back from Redis) carries it too.
+    for node in &nodes[1..] {
+        let seen = node.get_room(&room).await;
+        assert_eq!(seen["state"]["media_url"], "/media/a.ogg");
+        assert_eq!(
+            seen["queue"][0]["media_url"],
+            "https://cdn.example.com/b.ogg"
+        );
+        let listed = node.list_rooms().await;
+        let summary = listed
+            .iter()
+            .find(|r| r["room_id"] == room.as_str())
+            .expect("listed");
+        assert_eq!(summary["media_url"], "/media/a.ogg");
+        assert_eq!(summary["video_id"], Value::Null);
+    }
+    let mut late = nodes[2].events(&room).await;
+    assert_eq!(
+        late.expect_snapshot().await["state"]["media_url"],
+        "/media/a.ogg"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;

@@ -282,7 +282,7 @@ async fn queue_add_validates_video_id_and_title_length() {
         Some(&token),
         json!({"type": "queue_add"}),
         400,
-        "invalid_command",
+        "invalid_value",
     )
     .await;
     assert_refused(

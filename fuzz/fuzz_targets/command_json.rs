@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 use syncroom::room::command::{CommandRequest, COMMAND_TYPES, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
 use syncroom::room::state::MAX_POSITION;
-use syncroom::room::{is_video_id, Cause, Command, CommandError, Control, Event, EventKind, Room};
+use syncroom::room::{Cause, Source, Command, CommandError, Control, Event, EventKind, Room};
 
 const T0: i64 = 1_763_800_000_000;
 const TOKEN: &str = "secret";
@@ -64,17 +64,17 @@ fn busy_room() -> Room {
     let mut room = new_room();
     for command in [
         Command::Load {
-            video_id: VIDEO.into(),
+            source: Source::Video(VIDEO.into()),
             position: Some(10.0),
             paused: Some(false),
             duration: Some(212.0),
         },
         Command::QueueAdd {
-            video_id: OTHER.into(),
+            source: Source::Media("/media/next.ogg".into()),
             title: Some("next".into()),
         },
         Command::QueueAdd {
-            video_id: VIDEO.into(),
+            source: Source::Video(VIDEO.into()),
             title: None,
         },
     ] {
@@ -141,19 +141,24 @@ fn encode(command: &Command) -> Value {
         Command::Play { position } | Command::Pause { position } => json!({ "position": position }),
         Command::Seek { position } => json!({ "position": position }),
         Command::Load {
-            video_id,
+            source,
             position,
             paused,
             duration,
         } => json!({
-            "video_id": video_id,
+            "video_id": source.video_id(),
+            "media_url": source.media_url(),
             "position": position,
             "paused": paused,
             "duration": duration,
         }),
         Command::Rate { rate } => json!({ "rate": rate }),
         Command::Duration { duration } => json!({ "duration": duration }),
-        Command::QueueAdd { video_id, title } => json!({ "video_id": video_id, "title": title }),
+        Command::QueueAdd { source, title } => json!({
+            "video_id": source.video_id(),
+            "media_url": source.media_url(),
+            "title": title,
+        }),
         Command::QueueRemove { item_id } => json!({ "item_id": item_id }),
         Command::QueueMove { item_id, index } => json!({ "item_id": item_id, "index": index }),
         Command::Next {} => json!({}),
@@ -213,7 +218,7 @@ impl World {
             Err(error) => {
                 // `play` with nothing loaded is refused as a command out of place.
                 let nothing_to_play = matches!(command, Command::Play { .. })
-                    && before.state.video_id.is_none()
+                    && before.state.source.is_none()
                     && matches!(error, CommandError::InvalidCommand(_));
                 assert!(
                     nothing_to_play
@@ -323,7 +328,7 @@ impl World {
             assert!(state.position <= duration, "{state:?}");
         }
         assert!(
-            state.video_id.as_deref().is_none_or(is_video_id),
+            state.source.as_ref().is_none_or(|s| s.validate().is_ok()),
             "{state:?}"
         );
         assert!(state.updated_at <= self.now, "{state:?} at {}", self.now);
@@ -347,7 +352,7 @@ impl World {
         // The queue.
         assert!(room.queue.len() <= MAX_QUEUE);
         for (i, item) in room.queue.iter().enumerate() {
-            assert!(is_video_id(&item.video_id), "{item:?}");
+            assert_eq!(item.source.validate(), Ok(()), "{item:?}");
             let number: u64 = item
                 .item_id
                 .strip_prefix('q')

@@ -633,7 +633,7 @@ impl RedisBackplane {
                     listeners: pair[0].parse::<f64>().unwrap_or(0.0).max(0.0) as u64,
                     room_id: room.room_id,
                     name: room.name,
-                    video_id: room.state.video_id,
+                    source: room.state.source,
                 })
             })
             .collect();

@@ -3,8 +3,9 @@
 //! open-file limit), a deadline for request headers (a client that trickles them,
 //! slowloris-style, is cut off), and a bounded graceful shutdown.
 //!
-//! Each connection is one HTTP/1.1 hyper connection on its own task; the client's
-//! address reaches handlers as axum's `ConnectInfo<SocketAddr>`.
+//! Each connection is one HTTP/1.1 hyper connection on its own task (with
+//! `--tls-cert`, a TLS connection speaking HTTP/1.1 or HTTP/2, see [`super::tls`]);
+//! the client's address reaches handlers as axum's `ConnectInfo<SocketAddr>`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
@@ -49,11 +51,13 @@ pub struct ConnectionLimits {
 /// Serves `router` on every one of `listeners` (a `--listen` host name may name
 /// several addresses; the connection limit is shared) until `shutdown` is
 /// cancelled, then lets open connections finish (event streams end on the same
-/// token) for at most `shutdown_grace`.
+/// token) for at most `shutdown_grace`. With `tls`, every connection is HTTPS
+/// (HTTP/1.1 or HTTP/2); without, plain HTTP/1.1.
 pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let connections = TaskTracker::new();
@@ -85,8 +89,22 @@ pub async fn serve(
         let router = router.clone();
         let shutdown = shutdown.clone();
         let limits = limits.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, shutdown).await;
+            match tls {
+                Some(acceptor) => {
+                    let deadlines = super::tls::Deadlines {
+                        header_timeout: limits.header_timeout,
+                        stall_timeout: limits.stall_timeout,
+                        ping_every: limits.dead_peer_timeout,
+                    };
+                    Box::pin(super::tls::serve_connection(
+                        stream, peer, acceptor, router, deadlines, shutdown,
+                    ))
+                    .await;
+                }
+                None => serve_connection(stream, peer, router, limits, shutdown).await,
+            }
             drop(slot);
         });
     }

@@ -5,7 +5,6 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use crate::registry::CreateError;
 use crate::room::{CommandError, RoomError, Unavailable};
@@ -46,6 +45,67 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// The `code` of an error body: every one the API answers, one per kind of refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidCommand,
+    InvalidValue,
+    Unauthorized,
+    Forbidden,
+    VersionConflict,
+    RoomExists,
+    RoomNotFound,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name (also the `outcome` label of command metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidCommand => "invalid_command",
+            ErrorCode::InvalidValue => "invalid_value",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::VersionConflict => "version_conflict",
+            ErrorCode::RoomExists => "room_exists",
+            ErrorCode::RoomNotFound => "room_not_found",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code for programs, a sentence for people.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// Says what to change; never internal details.
+    pub message: String,
+}
+
 /// How long a client is asked to wait after the shared store did not answer.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 /// How long a client is asked to wait when the server holds all the rooms it may.
@@ -70,7 +130,7 @@ impl ApiError {
 
     /// The `code` of the JSON body; also the `outcome` label of command metrics.
     pub fn code(&self) -> &'static str {
-        self.parts().1
+        self.parts().1.as_str()
     }
 
     fn retry_after_secs(&self) -> Option<u64> {
@@ -78,61 +138,73 @@ impl ApiError {
     }
 
     /// Status, code and `Retry-After` of each error, in one table.
-    fn parts(&self) -> (StatusCode, &'static str, Option<u64>) {
+    fn parts(&self) -> (StatusCode, ErrorCode, Option<u64>) {
         match self {
             ApiError::Rejected(error) => rejected_parts(error),
             ApiError::Create(CreateError::Invalid(error)) => rejected_parts(error),
-            ApiError::Create(CreateError::Exists) => (StatusCode::CONFLICT, "room_exists", None),
+            ApiError::Create(CreateError::Exists) => {
+                (StatusCode::CONFLICT, ErrorCode::RoomExists, None)
+            }
             ApiError::Create(CreateError::Full) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 Some(FULL_ROOMS_RETRY_AFTER_SECS),
             ),
             ApiError::Create(CreateError::Unavailable(_)) | ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 Some(UNAVAILABLE_RETRY_AFTER_SECS),
             ),
-            ApiError::RoomNotFound => (StatusCode::NOT_FOUND, "room_not_found", None),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", None),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None)
+            ApiError::RoomNotFound => (StatusCode::NOT_FOUND, ErrorCode::RoomNotFound, None),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                None,
+            ),
+            ApiError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+                None,
+            ),
+            ApiError::RequestTimeout => {
+                (StatusCode::REQUEST_TIMEOUT, ErrorCode::RequestTimeout, None)
             }
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", None)
-            }
-            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout", None),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 None,
             ),
             ApiError::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 Some(*retry_after_secs),
             ),
             ApiError::Busy {
                 retry_after_secs, ..
             } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
+                ErrorCode::Unavailable,
                 Some(*retry_after_secs),
             ),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, None),
         }
     }
 }
 
 /// Status and code of a refusal by the room's rules.
-fn rejected_parts(error: &CommandError) -> (StatusCode, &'static str, Option<u64>) {
+fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) {
     match error {
-        CommandError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json", None),
-        CommandError::InvalidCommand(_) => (StatusCode::BAD_REQUEST, "invalid_command", None),
-        CommandError::InvalidValue(_) => (StatusCode::BAD_REQUEST, "invalid_value", None),
-        CommandError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", None),
-        CommandError::Forbidden => (StatusCode::FORBIDDEN, "forbidden", None),
-        CommandError::VersionConflict { .. } => (StatusCode::CONFLICT, "version_conflict", None),
+        CommandError::InvalidJson(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidJson, None),
+        CommandError::InvalidCommand(_) => {
+            (StatusCode::BAD_REQUEST, ErrorCode::InvalidCommand, None)
+        }
+        CommandError::InvalidValue(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, None),
+        CommandError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None),
+        CommandError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
+        CommandError::VersionConflict { .. } => {
+            (StatusCode::CONFLICT, ErrorCode::VersionConflict, None)
+        }
     }
 }
 
@@ -141,7 +213,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.parts().1,
+                message: self.to_string(),
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs() {
             response

@@ -16,7 +16,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::limits::{ClientIp, FULL_RETRY_AFTER_SECS};
 use super::stream::{DirectStream, Listener};
 use super::AppState;
@@ -46,6 +46,26 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
     id.parse().ok()
 }
 
+/// `GET /api/rooms/{room_id}/events`: the room's Server-Sent Events stream.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{room_id}/events",
+    tag = "events",
+    params(
+        ("room_id" = String, Path, description = "The room's id"),
+        ("name" = Option<String>, Query, description = "A display name for logs, at most 64 characters"),
+        ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header wins)"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
+    ),
+    responses(
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `presence`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+            headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
+        (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address holds `--max-streams-per-client` streams already", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the room holds `--max-listeners-per-room` listeners, the server holds as many streams as it may, or the shared room store did not answer", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn events(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,

@@ -63,7 +63,7 @@ const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'\'');
 
 /// One file of the library, as `GET /api/media` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MediaFile {
     /// The URL path to use as a `media_url`: `/media/` and the percent-encoded path.
     pub path: String,
@@ -198,6 +198,23 @@ fn names_etag(value: &HeaderValue, etag: &str) -> bool {
 }
 
 /// `GET` and `HEAD /media/{path}`.
+#[utoipa::path(
+    get,
+    path = "/media/{path}",
+    tag = "media",
+    params(
+        ("path" = String, Path, description = "A file's path under `--media-dir`, as `GET /api/media` lists it"),
+        ("Range" = Option<String>, Header, description = "One byte range: `bytes=A-B`, `bytes=A-`, `bytes=-N`"),
+    ),
+    responses(
+        (status = 200, description = "The whole file", content_type = "*/*", body = Vec<u8>),
+        (status = 206, description = "The range asked for, with `Content-Range`", content_type = "*/*", body = Vec<u8>),
+        (status = 304, description = "Unchanged (`If-None-Match`, `If-Modified-Since`)"),
+        (status = 404, description = "`not_found`: no such audio or video file, or no `--media-dir`", body = super::error::ErrorBody),
+        (status = 412, description = "`If-Unmodified-Since` is older than the file"),
+        (status = 416, description = "The range is past the end, or several ranges were asked for; `Content-Range: bytes */SIZE`"),
+    )
+)]
 pub async fn file(
     State(app): State<Arc<AppState>>,
     UrlPath(path): UrlPath<String>,
@@ -281,12 +298,19 @@ fn not_modified(etag: &str, meta: &std::fs::Metadata) -> Response {
 }
 
 /// The body of `GET /api/media`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MediaList {
+    #[schema(value_type = Vec<MediaFile>)]
     pub files: Arc<Vec<MediaFile>>,
 }
 
 /// `GET /api/media`: the library's audio and video files; none without `--media-dir`.
+#[utoipa::path(
+    get,
+    path = "/api/media",
+    tag = "media",
+    responses((status = 200, description = "The audio and video files under `--media-dir`, sorted by `path`", body = MediaList))
+)]
 pub async fn list(State(app): State<Arc<AppState>>) -> Json<MediaList> {
     let files = match &app.media {
         Some(library) => library.list().await,

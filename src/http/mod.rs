@@ -6,7 +6,10 @@
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
+//! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
 //! - [`pages`]: the embedded demo page and its assets.
+//! - [`openapi`]: the OpenAPI 3.1 description, generated from the handlers.
+//! - [`schema`]: the request bodies' and stream messages' schemas, from the decoder's tables.
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
 
@@ -16,10 +19,13 @@ pub mod events;
 pub mod extract;
 pub mod limits;
 pub mod media;
+pub mod openapi;
 pub mod pages;
 pub mod rooms;
+pub mod schema;
 pub mod socket_stream;
 pub mod stream;
+pub mod tls;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -30,7 +36,6 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -171,6 +176,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(openapi::OPENAPI_ROUTE, get(openapi::openapi))
         // API answers are live state (and `/api/time` a clock): never cached.
         .route_layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
@@ -251,15 +257,55 @@ fn spawn_limiter_sweeper(app: &Arc<AppState>) {
     });
 }
 
-async fn time(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(json!({ "server_time": app.clock.now_ms() }))
+/// The answer to `GET /api/time`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ServerTime {
+    /// Server Unix time in milliseconds.
+    pub server_time: i64,
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// The answer to `GET /healthz` (`ok`) and `GET /readyz` (`ready`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(value_type = String, examples("ok", "ready"))]
+    pub status: &'static str,
 }
 
-async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+/// `GET /api/time`: the server's clock, for clients that extrapolate positions.
+#[utoipa::path(
+    get,
+    path = "/api/time",
+    tag = "server",
+    responses((status = 200, description = "The server's clock", body = ServerTime))
+)]
+async fn time(State(app): State<Arc<AppState>>) -> Json<ServerTime> {
+    Json(ServerTime {
+        server_time: app.clock.now_ms(),
+    })
+}
+
+/// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "server",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `GET /readyz`: the node takes requests (not shutting down, its Redis answers).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "server",
+    responses(
+        (status = 200, description = "`{\"status\": \"ready\"}`", body = Health),
+        (status = 503, description = "`unavailable`: shutting down, or Redis does not answer", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
+async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
     if app.shutdown.is_cancelled() {
         return Err(ApiError::Busy {
             message: "this server is shutting down",
@@ -271,9 +317,16 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<serde_json::Val
             return Err(ApiError::Unavailable(crate::room::Unavailable));
         }
     }
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Health { status: "ready" }))
 }
 
+/// `GET /metrics`: OpenMetrics text for Prometheus.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "server",
+    responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+)]
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
     (
         StatusCode::OK,

@@ -45,13 +45,22 @@ style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-a
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
-        .route("/r/{room_id}", get(index))
+        .route("/r/{room_id}", get(room_page))
         .route("/static/{*path}", get(asset))
         .route("/client/{*path}", get(client_asset))
         .layer(CompressionLayer::new())
 }
 
-/// `GET /` and `GET /r/{room_id}`: the page; it reads the room id from the URL.
+/// `GET /`: the demo page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    responses(
+        (status = 200, description = "The demo page", content_type = "text/html", body = String),
+        (status = 304, description = "The page is unchanged (`If-None-Match`)"),
+    )
+)]
 pub async fn index(request: HeaderMap) -> Result<Response, ApiError> {
     let mut response = serve("index.html", PageAssets::get("index.html"), &request)?;
     let headers = response.headers_mut();
@@ -67,12 +76,49 @@ pub async fn index(request: HeaderMap) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+/// `GET /r/{room_id}`: the same page; it reads the room id from the URL.
+#[utoipa::path(
+    get,
+    path = "/r/{room_id}",
+    tag = "pages",
+    params(("room_id" = String, Path, description = "Any text; the page looks the room up itself")),
+    responses(
+        (status = 200, description = "The demo page", content_type = "text/html", body = String),
+        (status = 304, description = "The page is unchanged (`If-None-Match`)"),
+    )
+)]
+pub async fn room_page(request: HeaderMap) -> Result<Response, ApiError> {
+    index(request).await
+}
+
 /// `GET /static/{path}`: the page's own files.
+#[utoipa::path(
+    get,
+    path = "/static/{path}",
+    tag = "pages",
+    params(("path" = String, Path, description = "An asset of the demo page")),
+    responses(
+        (status = 200, description = "The asset (JavaScript, CSS, images), gzip when accepted", content_type = "*/*", body = String),
+        (status = 304, description = "The asset is unchanged (`If-None-Match`)"),
+        (status = 404, description = "No such asset (`not_found`)", body = super::error::ErrorBody),
+    )
+)]
 pub async fn asset(Path(path): Path<String>, request: HeaderMap) -> Result<Response, ApiError> {
     serve(&path, PageAssets::get(&path), &request)
 }
 
 /// `GET /client/{path}`: the client package's modules and type declarations.
+#[utoipa::path(
+    get,
+    path = "/client/{path}",
+    tag = "pages",
+    params(("path" = String, Path, description = "A module of the `syncroom-client` package")),
+    responses(
+        (status = 200, description = "The module, gzip when accepted", content_type = "*/*", body = String),
+        (status = 304, description = "The module is unchanged (`If-None-Match`)"),
+        (status = 404, description = "No such file (`not_found`)", body = super::error::ErrorBody),
+    )
+)]
 pub async fn client_asset(
     Path(path): Path<String>,
     request: HeaderMap,

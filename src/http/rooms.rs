@@ -9,15 +9,17 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{bearer_token, JsonBody};
 use super::limits::ClientIp;
 use super::AppState;
 use crate::registry::CreateRoom;
 use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
-use crate::room::handle::RoomError;
+use crate::room::handle::{CommandReply, RoomError};
+use crate::room::shared::RoomSummary;
+use crate::room::state::RoomView;
 use crate::room::state::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS};
 use crate::room::{Command, RoomHandle};
 
@@ -28,7 +30,47 @@ async fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
         .ok_or(ApiError::RoomNotFound)
 }
 
+/// The answer to `POST /api/rooms`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedRoom)]
+pub struct CreatedRoom {
+    pub room_id: String,
+    /// Shown only here: the key to control and close the room.
+    pub host_token: String,
+    pub room: RoomView,
+}
+
+/// The answer to `GET /api/rooms`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RoomList {
+    /// Busiest first, at most a fixed number of rooms.
+    pub rooms: Vec<RoomSummary>,
+}
+
+/// The answer to a chat message.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChatReply {
+    /// The room's version after the message.
+    pub version: u64,
+}
+
 /// `POST /api/rooms`: every field optional, an empty body is fine.
+#[utoipa::path(
+    post,
+    path = "/api/rooms",
+    tag = "rooms",
+    request_body(content = super::schema::CreateRoomBody, content_type = "application/json", description = "Every field optional; an empty body is fine"),
+    responses(
+        (status = 201, description = "The room was created", body = CreatedRoom, headers(("Location" = String, description = "The room's URL"))),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
+        (status = 409, description = "`room_exists`: a room with this `room_id` exists already", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the server holds `--max-rooms` rooms, or the shared room store (Redis) did not answer", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn create(
     State(app): State<Arc<AppState>>,
     client: ClientIp,
@@ -41,11 +83,11 @@ pub async fn create(
     };
     let created = app.registry.create(request).await?;
     let location = format!("/api/rooms/{}", created.room_id);
-    let body = json!({
-        "room_id": created.room_id,
-        "host_token": created.host_token,
-        "room": created.room,
-    });
+    let body = CreatedRoom {
+        room_id: created.room_id,
+        host_token: created.host_token,
+        room: created.room,
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -55,6 +97,17 @@ pub async fn create(
 }
 
 /// `GET /api/rooms/{room_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{room_id}",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "The room's id")),
+    responses(
+        (status = 200, description = "The room, now", body = RoomView),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn get_room(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
@@ -64,11 +117,37 @@ pub async fn get_room(
 }
 
 /// `GET /api/rooms`: busiest first.
-pub async fn list(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "rooms": app.registry.list().await? })))
+#[utoipa::path(
+    get,
+    path = "/api/rooms",
+    tag = "rooms",
+    responses(
+        (status = 200, description = "The rooms, busiest first", body = RoomList),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
+pub async fn list(State(app): State<Arc<AppState>>) -> Result<Json<RoomList>, ApiError> {
+    Ok(Json(RoomList {
+        rooms: app.registry.list().await?,
+    }))
 }
 
 /// `DELETE /api/rooms/{room_id}`: host token in every control mode.
+#[utoipa::path(
+    delete,
+    path = "/api/rooms/{room_id}",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "The room's id")),
+    security(("host_token" = [])),
+    responses(
+        (status = 204, description = "The room is closed; its streams end with `closed`"),
+        (status = 401, description = "`unauthorized`: no host token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the host token is wrong", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn delete(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
@@ -84,6 +163,27 @@ pub async fn delete(
 }
 
 /// `POST /api/rooms/{room_id}/commands`.
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{room_id}/commands",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "The room's id")),
+    security(("host_token" = []), ()),
+    request_body(content = super::schema::CommandBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Applied (or a no-op): the room's version and the room after it", body = CommandReply),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: a `host` room, or a `control` command, without a host token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the host token is wrong", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 409, description = "`version_conflict`: `expected_version` is not the room's version", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn command(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
@@ -127,7 +227,24 @@ const CHAT_SHAPE: Shape = Shape {
         ("name", JsonType::String, Presence::Required),
         ("text", JsonType::String, Presence::Required),
     ],
+    alternatives: None,
 };
+
+/// The body of `POST /api/rooms/{room_id}/chat`.
+pub struct ChatMessageBody;
+
+impl utoipa::PartialSchema for ChatMessageBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        Schema::Object(super::schema::shape_schema(&CHAT_SHAPE, &[]).build()).into()
+    }
+}
+
+impl utoipa::ToSchema for ChatMessageBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ChatMessage")
+    }
+}
 
 #[derive(Deserialize)]
 struct ChatBody {
@@ -136,12 +253,29 @@ struct ChatBody {
 }
 
 /// `POST /api/rooms/{room_id}/chat`: no token, rate-limited per client address.
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{room_id}/chat",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "The room's id")),
+    request_body(content = ChatMessageBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Sent to every listener as a `chat` event", body = ChatReply),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address sent too many messages (`--chat-per-minute`, `--chat-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
 pub async fn chat(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
     client: ClientIp,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChatReply>, ApiError> {
     let handle = room(&app, &room_id).await?;
     let body = body
         .ok_or_else(|| ApiError::invalid_json("send {\"name\": \"…\", \"text\": \"…\"}".into()))?;
@@ -151,5 +285,5 @@ pub async fn chat(
     check_text("text", &message.text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?;
     app.chat_limit.check(client)?;
     let version = handle.chat(message.name, message.text).await?;
-    Ok(Json(json!({ "version": version })))
+    Ok(Json(ChatReply { version }))
 }

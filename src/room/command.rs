@@ -9,6 +9,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::source::Source;
 use super::state::Control;
 use super::{is_video_id, state::MAX_POSITION};
 
@@ -34,7 +35,9 @@ pub enum Command {
         position: f64,
     },
     Load {
-        video_id: String,
+        /// `video_id` or `media_url` on the wire.
+        #[serde(flatten)]
+        source: Source,
         #[serde(default)]
         position: Option<f64>,
         #[serde(default)]
@@ -49,7 +52,8 @@ pub enum Command {
         duration: f64,
     },
     QueueAdd {
-        video_id: String,
+        #[serde(flatten)]
+        source: Source,
         #[serde(default)]
         title: Option<String>,
     },
@@ -118,7 +122,24 @@ pub struct Shape {
     /// `play`, `a room`, `a chat message`.
     pub name: &'static str,
     pub fields: &'static [Field],
+    /// Fields (each listed in `fields` as optional) that exclude each other.
+    pub alternatives: Option<Alternatives>,
 }
+
+/// Fields of which a body names at most one (`Optional`) or exactly one
+/// (`Required`); `null` counts as not named. Naming two, or none of a required
+/// set, is `invalid_value` saying which.
+#[derive(Debug)]
+pub struct Alternatives {
+    pub fields: &'static [&'static str],
+    pub presence: Presence,
+}
+
+/// The two ways to name an item: exactly one for `load` and `queue_add`.
+pub const ITEM_SOURCE: Alternatives = Alternatives {
+    fields: &["video_id", "media_url"],
+    presence: Required,
+};
 
 use JsonType::{Boolean, NonNegativeInteger, Number, OneOf, String as Text};
 use Presence::{Optional, Required};
@@ -133,39 +154,52 @@ pub const COMMANDS: [Shape; 11] = [
     Shape {
         name: "play",
         fields: &[("position", Number, Optional)],
+        alternatives: None,
     },
     Shape {
         name: "pause",
         fields: &[("position", Number, Optional)],
+        alternatives: None,
     },
     Shape {
         name: "seek",
         fields: &[("position", Number, Required)],
+        alternatives: None,
     },
     Shape {
         name: "load",
         fields: &[
-            ("video_id", Text, Required),
+            ("video_id", Text, Optional),
+            ("media_url", Text, Optional),
             ("position", Number, Optional),
             ("paused", Boolean, Optional),
             ("duration", Number, Optional),
         ],
+        alternatives: Some(ITEM_SOURCE),
     },
     Shape {
         name: "rate",
         fields: &[("rate", Number, Required)],
+        alternatives: None,
     },
     Shape {
         name: "duration",
         fields: &[("duration", Number, Required)],
+        alternatives: None,
     },
     Shape {
         name: "queue_add",
-        fields: &[("video_id", Text, Required), ("title", Text, Optional)],
+        fields: &[
+            ("video_id", Text, Optional),
+            ("media_url", Text, Optional),
+            ("title", Text, Optional),
+        ],
+        alternatives: Some(ITEM_SOURCE),
     },
     Shape {
         name: "queue_remove",
         fields: &[("item_id", Text, Required)],
+        alternatives: None,
     },
     Shape {
         name: "queue_move",
@@ -173,14 +207,17 @@ pub const COMMANDS: [Shape; 11] = [
             ("item_id", Text, Required),
             ("index", NonNegativeInteger, Required),
         ],
+        alternatives: None,
     },
     Shape {
         name: "next",
         fields: &[],
+        alternatives: None,
     },
     Shape {
         name: "control",
         fields: &[("control", OneOf(CONTROL_NAMES), Required)],
+        alternatives: None,
     },
 ];
 
@@ -198,7 +235,7 @@ const COMMAND_NAMES: [&str; COMMANDS.len()] = {
 };
 
 /// The fields every command may carry besides its own.
-const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
+pub const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
 
 /// The one message for a malformed `video_id`, wherever one is given.
 pub const VIDEO_ID_RULE: &str = "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])";
@@ -287,6 +324,39 @@ pub fn check_shape(
                 "missing field `{name}`"
             )));
         }
+    }
+    match &shape.alternatives {
+        Some(alternatives) => check_alternatives(fields, alternatives),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a body naming two of `alternatives`, or none of a required set.
+fn check_alternatives(
+    fields: &Map<std::string::String, Value>,
+    alternatives: &Alternatives,
+) -> Result<(), CommandError> {
+    let named = alternatives
+        .fields
+        .iter()
+        .filter(|name| fields.get(**name).is_some_and(|value| !value.is_null()))
+        .count();
+    let quoted: Vec<std::string::String> = alternatives
+        .fields
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if named > 1 {
+        return Err(CommandError::InvalidValue(format!(
+            "give either {}, not both",
+            quoted.join(" or ")
+        )));
+    }
+    if named == 0 && alternatives.presence == Required {
+        return Err(CommandError::InvalidValue(format!(
+            "give one of {}: neither was given",
+            quoted.join(" or ")
+        )));
     }
     Ok(())
 }
@@ -392,12 +462,12 @@ impl Command {
             }
             Command::Seek { position } => check_position(*position),
             Command::Load {
-                video_id,
+                source,
                 position,
                 duration,
                 ..
             } => {
-                check_video_id(video_id)?;
+                source.validate()?;
                 position.map_or(Ok(()), check_position)?;
                 duration.map_or(Ok(()), check_duration)
             }
@@ -411,8 +481,8 @@ impl Command {
                 }
             }
             Command::Duration { duration } => check_duration(*duration),
-            Command::QueueAdd { video_id, title } => {
-                check_video_id(video_id)?;
+            Command::QueueAdd { source, title } => {
+                source.validate()?;
                 match title {
                     Some(title) => {
                         check_text("title", title, MAX_TITLE_CHARS, Empty::Allowed).map(|_| ())
@@ -522,7 +592,7 @@ mod tests {
             (
                 json!({"type": "load", "video_id": "dQw4w9WgXcQ"}),
                 Command::Load {
-                    video_id: "dQw4w9WgXcQ".into(),
+                    source: Source::Video("dQw4w9WgXcQ".into()),
                     position: None,
                     paused: None,
                     duration: None,
@@ -539,7 +609,7 @@ mod tests {
             (
                 json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ", "title": "x"}),
                 Command::QueueAdd {
-                    video_id: "dQw4w9WgXcQ".into(),
+                    source: Source::Video("dQw4w9WgXcQ".into()),
                     title: Some("x".into()),
                 },
             ),
@@ -606,7 +676,6 @@ mod tests {
             json!({"type": "explode"}),
             json!({"type": 3}),
             json!({"type": "seek"}),
-            json!({"type": "load"}),
             json!({"type": "rate"}),
             json!({"type": "queue_remove"}),
         ] {
@@ -629,6 +698,13 @@ mod tests {
             json!({"type": "load", "video_id": "short"}),
             json!({"type": "load", "video_id": "dQw4w9WgXc!"}),
             json!({"type": "load", "video_id": "dQw4w9WgXcQ", "duration": -3}),
+            json!({"type": "load"}),
+            json!({"type": "load", "video_id": null, "media_url": null}),
+            json!({"type": "load", "video_id": "dQw4w9WgXcQ", "media_url": "/media/a.ogg"}),
+            json!({"type": "queue_add"}),
+            json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ", "media_url": "https://a.example/b.mp3"}),
+            json!({"type": "load", "media_url": "javascript:alert(1)"}),
+            json!({"type": "queue_add", "media_url": "/media/../x"}),
             json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ", "title": "x".repeat(201)}),
             json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ", "title": "a\u{7}b"}),
         ] {
@@ -637,6 +713,45 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn load_and_queue_add_take_a_media_url() {
+        let load = decode(json!({"type": "load", "media_url": "/media/a.ogg", "video_id": null}));
+        assert_eq!(
+            load.map(|r| r.command),
+            Ok(Command::Load {
+                source: Source::Media("/media/a.ogg".into()),
+                position: None,
+                paused: None,
+                duration: None,
+            })
+        );
+        let add = decode(json!({"type": "queue_add", "media_url": "https://a.example/b.mp3"}));
+        assert_eq!(
+            add.map(|r| r.command),
+            Ok(Command::QueueAdd {
+                source: Source::Media("https://a.example/b.mp3".into()),
+                title: None,
+            })
+        );
+    }
+
+    #[test]
+    fn both_or_neither_source_says_which() {
+        let both =
+            decode(json!({"type": "load", "video_id": "dQw4w9WgXcQ", "media_url": "/media/a"}));
+        assert!(matches!(both, Err(CommandError::InvalidValue(m)) if m.contains("not both")));
+        let neither = decode(json!({"type": "queue_add", "title": "x"}));
+        assert!(matches!(neither, Err(CommandError::InvalidValue(m)) if m.contains("neither")));
+    }
+
+    #[test]
+    fn a_media_url_of_the_wrong_type_is_invalid_json() {
+        assert!(matches!(
+            decode(json!({"type": "load", "media_url": 5})),
+            Err(CommandError::InvalidJson(m)) if m.starts_with("media_url: expected a string")
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::state::{Control, PlaybackState, QueueItem, RoomView};
 
 /// Why a `state` event happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Cause {
     Play,
@@ -28,7 +28,7 @@ pub enum Cause {
 }
 
 /// Why a room closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CloseReason {
     Deleted,
@@ -68,44 +68,50 @@ impl EventKind {
 }
 
 // The `data:` payloads, field for field as docs/API.md lists them.
-#[derive(Serialize)]
-struct StateData<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = StateEvent)]
+pub(crate) struct StateData<'a> {
     version: u64,
     cause: Cause,
     state: &'a PlaybackState,
     server_time: i64,
 }
 
-#[derive(Serialize)]
-struct QueueData<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = QueueEvent)]
+pub(crate) struct QueueData<'a> {
     version: u64,
     queue: &'a [QueueItem],
     server_time: i64,
 }
 
-#[derive(Serialize)]
-struct ChatData<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChatEvent)]
+pub(crate) struct ChatData<'a> {
     version: u64,
     name: &'a str,
     text: &'a str,
     server_time: i64,
 }
 
-#[derive(Serialize)]
-struct ControlData {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ControlEvent)]
+pub(crate) struct ControlData {
     version: u64,
     control: Control,
     server_time: i64,
 }
 
-#[derive(Serialize)]
-struct ClosedData {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ClosedEvent)]
+pub(crate) struct ClosedData {
     version: u64,
     reason: CloseReason,
 }
 
-#[derive(Serialize)]
-struct PresenceData {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PresenceEvent)]
+pub(crate) struct PresenceData {
     listeners: u64,
     server_time: i64,
 }
@@ -268,7 +274,7 @@ mod tests {
             kind: EventKind::State {
                 cause: Cause::Seek,
                 state: PlaybackState {
-                    video_id: Some("dQw4w9WgXcQ".into()),
+                    source: Some(crate::room::Source::Video("dQw4w9WgXcQ".into())),
                     position: 42.5,
                     paused: false,
                     rate: 1.0,
@@ -280,7 +286,7 @@ mod tests {
         let frame = event.to_frame(None);
         assert_eq!(
             std::str::from_utf8(&frame.bytes).unwrap(),
-            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
+            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
         );
         assert_eq!(frame.version, Some(17));
         assert!(!frame.ends_stream);

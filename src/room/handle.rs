@@ -13,6 +13,7 @@ use super::command::CommandRequest;
 pub use super::error::RoomError;
 use super::event::SharedFrame;
 use super::shared::Feed;
+use super::source::Source;
 use super::state::RoomView;
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
@@ -60,7 +61,7 @@ pub(crate) enum Request {
 }
 
 /// The answer to a command: the room's version after it, and the room.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct CommandReply {
     pub version: u64,
     pub room: RoomView,
@@ -78,17 +79,17 @@ pub struct RoomShared {
     listeners: AtomicUsize,
     /// Wakes the actor when `listeners` changes, for presence and expiry.
     pub(crate) listeners_changed: Notify,
-    /// The loaded video, kept in step by the actor. A std mutex: held for a clone.
-    video_id: Mutex<Option<String>>,
+    /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
+    source: Mutex<Option<Source>>,
 }
 
 impl RoomShared {
-    pub(crate) fn new(name: String, video_id: Option<String>) -> Self {
+    pub(crate) fn new(name: String, source: Option<Source>) -> Self {
         Self {
             name,
             listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
-            video_id: Mutex::new(video_id),
+            source: Mutex::new(source),
         }
     }
 
@@ -96,17 +97,17 @@ impl RoomShared {
         self.listeners.load(Ordering::Acquire)
     }
 
-    pub fn video_id(&self) -> Option<String> {
-        self.video_id
+    pub fn source(&self) -> Option<Source> {
+        self.source
             .lock()
-            .map(|video| video.clone())
+            .map(|source| source.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    pub(crate) fn set_video_id(&self, video_id: Option<String>) {
-        match self.video_id.lock() {
-            Ok(mut slot) => *slot = video_id,
-            Err(poisoned) => *poisoned.into_inner() = video_id,
+    pub(crate) fn set_source(&self, source: Option<Source>) {
+        match self.source.lock() {
+            Ok(mut slot) => *slot = source,
+            Err(poisoned) => *poisoned.into_inner() = source,
         }
     }
 }

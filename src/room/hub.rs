@@ -52,7 +52,7 @@ impl Hub {
         let (events_tx, _) = broadcast::channel(settings.listener_buffer.max(1));
         let shared = Arc::new(RoomShared::new(
             room.name.clone(),
-            room.state.video_id.clone(),
+            room.state.source.clone(),
         ));
         let mut ring = History::new(settings.history);
         for event in history {
@@ -81,7 +81,7 @@ impl Hub {
     pub(crate) fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
         for event in events {
             if let EventKind::State { state, .. } = &event.kind {
-                self.shared.set_video_id(state.video_id.clone());
+                self.shared.set_source(state.source.clone());
             }
             let frame = Arc::new(event.to_frame(arrived));
             self.history.push(frame.clone());

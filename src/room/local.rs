@@ -233,7 +233,7 @@ mod tests {
     use crate::room::event::SharedFrame;
     use crate::room::handle::HostToken;
     use crate::room::state::Control;
-    use crate::room::{Clock, Command, TokioClock};
+    use crate::room::{Clock, Command, Source, TokioClock};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::sync::broadcast;
@@ -307,7 +307,7 @@ mod tests {
         send(
             &handle,
             Command::QueueAdd {
-                video_id: "9bZkp7q19f0".into(),
+                source: Source::Media("/media/next.ogg".into()),
                 title: None,
             },
         )
@@ -315,7 +315,7 @@ mod tests {
         send(
             &handle,
             Command::Load {
-                video_id: "dQw4w9WgXcQ".into(),
+                source: Source::Video("dQw4w9WgXcQ".into()),
                 position: None,
                 paused: None,
                 duration: Some(10.0),
@@ -347,7 +347,11 @@ mod tests {
         .collect();
         assert_eq!(next, ["state:next", "queue"]);
         let view = handle.view().await.unwrap();
-        assert_eq!(view.state.video_id.as_deref(), Some("9bZkp7q19f0"));
+        // A YouTube video ends into a media file the same way.
+        assert_eq!(
+            view.state.source,
+            Some(Source::Media("/media/next.ogg".into()))
+        );
         assert!(view.queue.is_empty());
     }
 
@@ -357,7 +361,7 @@ mod tests {
         send(
             &handle,
             Command::Load {
-                video_id: "dQw4w9WgXcQ".into(),
+                source: Source::Video("dQw4w9WgXcQ".into()),
                 position: None,
                 paused: None,
                 duration: Some(5.0),

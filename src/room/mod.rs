@@ -10,6 +10,7 @@
 //! - [`mirror`]: the driver of a room shared through a backplane (commit, catch up, heartbeat).
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor.
 //! - [`error`]: [`RoomError`], why a room call could not be answered.
+//! - [`source`]: [`Source`], what an item plays: a YouTube video or a media URL.
 //! - [`shared`]: the port for rooms shared between nodes ([`shared::SharedRooms`]),
 //!   implemented outside the room core (`crate::backplane`).
 
@@ -23,6 +24,7 @@ pub mod hub;
 pub mod local;
 pub mod mirror;
 pub mod shared;
+pub mod source;
 pub mod state;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,6 +33,7 @@ pub use command::{Command, CommandError};
 pub use error::{RoomError, Unavailable};
 pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
+pub use source::Source;
 pub use state::{Control, PlaybackState, QueueItem, Room, RoomView};
 
 /// Server time in Unix milliseconds, the unit of `server_time` and `updated_at`.

@@ -200,12 +200,15 @@ impl FeedAlarm {
 }
 
 /// One line of the room listing.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct RoomSummary {
     pub room_id: String,
     pub name: String,
     pub listeners: u64,
-    pub video_id: Option<String>,
+    /// What the room plays: `video_id` and `media_url` on the wire.
+    #[serde(flatten, with = "super::source::optional")]
+    #[schema(value_type = super::source::SourceFields)]
+    pub source: Option<super::Source>,
 }
 
 /// Orders a listing busiest first (ties by id) and keeps [`LISTING_LIMIT`].

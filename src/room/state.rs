@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::command::{check_text, Command, CommandError, Empty};
 use super::event::{Cause, CloseReason, Event, EventKind};
+use super::source::Source;
 
 /// Largest position or duration accepted, in seconds (about 11.5 days): far past
 /// any video, small enough that millisecond arithmetic stays exact.
@@ -31,7 +32,7 @@ const SAME_POSITION: f64 = 0.001;
 const END_TOLERANCE: f64 = 0.05;
 
 /// Who may send playback commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Control {
     /// Only requests with the host token.
@@ -41,9 +42,13 @@ pub enum Control {
 }
 
 /// The playback state of a room, exactly the `state` object of docs/API.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = State)]
 pub struct PlaybackState {
-    pub video_id: Option<String>,
+    /// What is loaded; on the wire `video_id` and `media_url`, both `null` for nothing.
+    #[serde(flatten, with = "super::source::optional")]
+    #[schema(value_type = super::source::SourceFields)]
+    pub source: Option<Source>,
     /// Where playback was at `updated_at`, in seconds.
     pub position: f64,
     pub paused: bool,
@@ -57,7 +62,7 @@ impl PlaybackState {
     /// A room's state before any video is loaded.
     pub fn empty(now: i64) -> Self {
         Self {
-            video_id: None,
+            source: None,
             position: 0.0,
             paused: true,
             rate: 1.0,
@@ -108,7 +113,7 @@ impl PlaybackState {
     /// True when a client could not tell `self` from `other` at `now`, so moving
     /// from one to the other is no change at all.
     fn same_as(&self, other: &Self, now: i64) -> bool {
-        self.video_id == other.video_id
+        self.source == other.source
             && self.paused == other.paused
             && self.rate == other.rate
             && self.duration == other.duration
@@ -117,10 +122,13 @@ impl PlaybackState {
 }
 
 /// One entry of a room's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueItem {
     pub item_id: String,
-    pub video_id: String,
+    /// On the wire `video_id` and `media_url`, one of them `null`.
+    #[serde(flatten)]
+    #[schema(value_type = super::source::SourceFields)]
+    pub source: Source,
     pub title: Option<String>,
 }
 
@@ -145,7 +153,8 @@ pub struct Room {
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Room)]
 pub struct RoomView {
     pub room_id: String,
     pub name: String,
@@ -178,13 +187,13 @@ impl Room {
         room_id: String,
         name: String,
         control: Control,
-        video_id: Option<String>,
+        source: Option<Source>,
         host_token: &str,
         max_queue: usize,
         now: i64,
     ) -> Self {
         let mut state = PlaybackState::empty(now);
-        state.video_id = video_id;
+        state.source = source;
         Self {
             room_id,
             name,
@@ -245,7 +254,7 @@ impl Room {
         let current = &self.state;
         let (cause, state) = match command {
             Command::Play { position } => {
-                if current.video_id.is_none() {
+                if current.source.is_none() {
                     return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
                 }
                 let mut state = current.anchored_at(now);
@@ -272,13 +281,13 @@ impl Room {
                 (Cause::Seek, state)
             }
             Command::Load {
-                video_id,
+                source,
                 position,
                 paused,
                 duration,
             } => {
                 let mut state = PlaybackState {
-                    video_id: Some(video_id),
+                    source: Some(source),
                     position: 0.0,
                     paused: paused.unwrap_or(false),
                     rate: current.rate,
@@ -299,7 +308,7 @@ impl Room {
                 state.position = state.clamp(state.position);
                 (Cause::Duration, state)
             }
-            Command::QueueAdd { video_id, title } => {
+            Command::QueueAdd { source, title } => {
                 if self.queue.len() >= self.max_queue {
                     return Err(CommandError::InvalidValue(format!(
                         "the queue is full ({} items)",
@@ -317,7 +326,7 @@ impl Room {
                 self.next_item_number += 1;
                 self.queue.push(QueueItem {
                     item_id,
-                    video_id,
+                    source,
                     title,
                 });
                 return Ok(vec![self.queue_event(now)]);
@@ -410,7 +419,7 @@ impl Room {
         }
         let item = self.queue.remove(0);
         self.state = PlaybackState {
-            video_id: Some(item.video_id),
+            source: Some(item.source),
             position: 0.0,
             paused: false,
             rate: self.state.rate,
@@ -482,7 +491,7 @@ mod tests {
         let mut room = room();
         room.apply(
             Command::Load {
-                video_id: VIDEO.into(),
+                source: Source::Video(VIDEO.into()),
                 position: None,
                 paused: Some(paused),
                 duration,
@@ -513,11 +522,11 @@ mod tests {
         let mut events = Vec::new();
         for command in [
             Command::QueueAdd {
-                video_id: OTHER.into(),
+                source: Source::Video(OTHER.into()),
                 title: Some("next".into()),
             },
             Command::Load {
-                video_id: VIDEO.into(),
+                source: Source::Video(VIDEO.into()),
                 position: Some(3.0),
                 paused: Some(false),
                 duration: Some(5.0),
@@ -551,7 +560,7 @@ mod tests {
     fn position_extrapolates_at_every_rate() {
         for rate in [0.25, 0.5, 1.0, 1.5, 2.0] {
             let state = PlaybackState {
-                video_id: Some(VIDEO.into()),
+                source: Some(Source::Video(VIDEO.into())),
                 position: 10.0,
                 paused: false,
                 rate,
@@ -565,7 +574,7 @@ mod tests {
     #[test]
     fn position_is_clamped_to_zero_and_duration() {
         let mut state = PlaybackState {
-            video_id: Some(VIDEO.into()),
+            source: Some(Source::Video(VIDEO.into())),
             position: 200.0,
             paused: false,
             rate: 2.0,
@@ -673,7 +682,7 @@ mod tests {
         let events = room
             .apply(
                 Command::Load {
-                    video_id: OTHER.into(),
+                    source: Source::Video(OTHER.into()),
                     position: None,
                     paused: None,
                     duration: Some(90.0),
@@ -685,7 +694,7 @@ mod tests {
         assert_eq!(
             room.state,
             PlaybackState {
-                video_id: Some(OTHER.into()),
+                source: Some(Source::Video(OTHER.into())),
                 position: 0.0,
                 paused: false,
                 rate: 1.5,
@@ -727,7 +736,7 @@ mod tests {
             },
             Command::Duration { duration: 0.0 },
             Command::Load {
-                video_id: "bad".into(),
+                source: Source::Video("bad".into()),
                 position: None,
                 paused: None,
                 duration: None,
@@ -787,14 +796,14 @@ mod tests {
         let mut expected = room.version;
         let commands = [
             Command::Load {
-                video_id: VIDEO.into(),
+                source: Source::Video(VIDEO.into()),
                 position: None,
                 paused: None,
                 duration: None,
             },
             Command::Pause { position: None },
             Command::QueueAdd {
-                video_id: OTHER.into(),
+                source: Source::Video(OTHER.into()),
                 title: None,
             },
             Command::Next {},
@@ -858,7 +867,7 @@ mod tests {
         for video in [VIDEO, OTHER, "aaaaaaaaaaa"] {
             room.apply(
                 Command::QueueAdd {
-                    video_id: video.into(),
+                    source: Source::Video(video.into()),
                     title: Some(" t ".into()),
                 },
                 T0,
@@ -896,7 +905,7 @@ mod tests {
         // Ids are never reused, even after a removal.
         room.apply(
             Command::QueueAdd {
-                video_id: VIDEO.into(),
+                source: Source::Video(VIDEO.into()),
                 title: None,
             },
             T0,
@@ -912,7 +921,7 @@ mod tests {
         for _ in 0..3 {
             room.apply(
                 Command::QueueAdd {
-                    video_id: VIDEO.into(),
+                    source: Source::Video(VIDEO.into()),
                     title: None,
                 },
                 T0,
@@ -923,7 +932,7 @@ mod tests {
         assert!(matches!(
             room.apply(
                 Command::QueueAdd {
-                    video_id: VIDEO.into(),
+                    source: Source::Video(VIDEO.into()),
                     title: None
                 },
                 T0
@@ -938,7 +947,7 @@ mod tests {
         let mut room = loaded(true, Some(100.0));
         room.apply(
             Command::QueueAdd {
-                video_id: OTHER.into(),
+                source: Source::Video(OTHER.into()),
                 title: None,
             },
             T0,
@@ -946,7 +955,10 @@ mod tests {
         .unwrap();
         let events = room.apply(Command::Next {}, T0 + 50).unwrap();
         assert_eq!(causes(&events), ["state:Next", "queue"]);
-        assert_eq!(room.state.video_id.as_deref(), Some(OTHER));
+        assert_eq!(
+            room.state.source.as_ref().and_then(Source::video_id),
+            Some(OTHER)
+        );
         assert!(!room.state.paused);
         assert_eq!(room.state.duration, None);
         assert!(room.queue.is_empty());
@@ -972,7 +984,7 @@ mod tests {
         let mut room = loaded(false, Some(10.0));
         room.apply(
             Command::QueueAdd {
-                video_id: OTHER.into(),
+                source: Source::Video(OTHER.into()),
                 title: None,
             },
             T0,
@@ -980,7 +992,106 @@ mod tests {
         .unwrap();
         let events = room.on_end(T0 + 10_000);
         assert_eq!(causes(&events), ["state:Next", "queue"]);
-        assert_eq!(room.state.video_id.as_deref(), Some(OTHER));
+        assert_eq!(
+            room.state.source.as_ref().and_then(Source::video_id),
+            Some(OTHER)
+        );
+    }
+
+    #[test]
+    fn media_items_play_queue_and_advance_like_videos() {
+        let mut room = room();
+        let media = Source::Media("/media/one.ogg".into());
+        room.apply(
+            Command::Load {
+                source: media.clone(),
+                position: None,
+                paused: None,
+                duration: Some(10.0),
+            },
+            T0,
+        )
+        .unwrap();
+        for source in [
+            Source::Media("https://example.com/two.mp3".into()),
+            Source::Video(VIDEO.into()),
+        ] {
+            room.apply(
+                Command::QueueAdd {
+                    source,
+                    title: None,
+                },
+                T0,
+            )
+            .unwrap();
+        }
+        assert_eq!(room.state.source, Some(media));
+        // Media to media at the end, then media to YouTube on `next`.
+        assert_eq!(causes(&room.on_end(T0 + 10_000)), ["state:Next", "queue"]);
+        assert_eq!(
+            room.state.source,
+            Some(Source::Media("https://example.com/two.mp3".into()))
+        );
+        assert_eq!(
+            causes(&room.apply(Command::Next {}, T0 + 11_000).unwrap()),
+            ["state:Next", "queue"]
+        );
+        assert_eq!(room.state.source, Some(Source::Video(VIDEO.into())));
+        assert!(room.queue.is_empty());
+    }
+
+    #[test]
+    fn a_bad_media_url_changes_nothing() {
+        let mut room = loaded(false, None);
+        let before = room.clone();
+        for url in ["javascript:alert(1)", "/media/../x", "//example.com/a.mp3"] {
+            let load = Command::Load {
+                source: Source::Media(url.into()),
+                position: None,
+                paused: None,
+                duration: None,
+            };
+            let add = Command::QueueAdd {
+                source: Source::Media(url.into()),
+                title: None,
+            };
+            assert!(matches!(
+                room.apply(load, T0 + 1),
+                Err(CommandError::InvalidValue(_))
+            ));
+            assert!(matches!(
+                room.apply(add, T0 + 1),
+                Err(CommandError::InvalidValue(_))
+            ));
+            assert_eq!(room, before);
+        }
+    }
+
+    #[test]
+    fn rooms_stored_before_media_urls_still_load() {
+        let mut room = loaded(false, None);
+        room.apply(
+            Command::QueueAdd {
+                source: Source::Video(OTHER.into()),
+                title: None,
+            },
+            T0,
+        )
+        .unwrap();
+        let mut stored = serde_json::to_value(&room).unwrap();
+        assert_eq!(stored["state"]["media_url"], serde_json::Value::Null);
+        assert_eq!(stored["queue"][0]["media_url"], serde_json::Value::Null);
+        stored["state"].as_object_mut().unwrap().remove("media_url");
+        stored["queue"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("media_url");
+        let restored: Room = serde_json::from_value(stored).unwrap();
+        assert_eq!(restored, room);
+        // An empty room has both null.
+        let empty = serde_json::to_value(PlaybackState::empty(T0)).unwrap();
+        assert_eq!(empty["video_id"], serde_json::Value::Null);
+        assert_eq!(empty["media_url"], serde_json::Value::Null);
     }
 
     #[test]
@@ -1020,10 +1131,14 @@ mod properties {
 
     const T0: i64 = 1_763_800_000_000;
 
-    fn video() -> impl Strategy<Value = String> {
+    /// Either kind of item, and now and then one that is refused.
+    fn video() -> impl Strategy<Value = Source> {
         prop_oneof![
-            Just("dQw4w9WgXcQ".to_owned()),
-            Just("9bZkp7q19f0".to_owned())
+            Just(Source::Video("dQw4w9WgXcQ".to_owned())),
+            Just(Source::Video("9bZkp7q19f0".to_owned())),
+            Just(Source::Media("/media/a.ogg".to_owned())),
+            Just(Source::Media("https://example.com/b.mp3".to_owned())),
+            Just(Source::Media("javascript:alert(1)".to_owned())),
         ]
     }
 
@@ -1042,16 +1157,16 @@ mod properties {
                 proptest::option::of(any::<bool>()),
                 proptest::option::of(prop_oneof![1.0..300.0f64, Just(0.0)]),
             )
-                .prop_map(|(video_id, position, paused, duration)| Command::Load {
-                    video_id,
+                .prop_map(|(source, position, paused, duration)| Command::Load {
+                    source,
                     position,
                     paused,
                     duration,
                 }),
             prop_oneof![0.1..2.5f64, Just(0.25), Just(2.0)].prop_map(|rate| Command::Rate { rate }),
             (1.0..300.0f64).prop_map(|duration| Command::Duration { duration }),
-            video().prop_map(|video_id| Command::QueueAdd {
-                video_id,
+            video().prop_map(|source| Command::QueueAdd {
+                source,
                 title: None
             }),
             (1..6u64).prop_map(|n| Command::QueueRemove {

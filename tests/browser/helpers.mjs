@@ -3,6 +3,7 @@
 // poll with generous timeouts, keep screenshots under <target dir>/browser-artifacts/.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,11 +66,23 @@ export async function waitFor(fn, { timeout = 15000, interval = 50, what = 'cond
   }
 }
 
+/** `GET url` over HTTPS without judging the certificate: only whether it answers 200. */
+function httpsAnswers(url) {
+  return new Promise((resolve) => {
+    const req = https.get(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+  });
+}
+
 /**
  * Starts `<target dir>/debug/syncroom` on a free port with `args`; resolves once
  * `/healthz` answers. Its log goes to <target dir>/browser-artifacts/server-<name>.log.
+ * With `tls: { cert, key }` (PEM paths) it serves HTTPS and `url` is `https://…`.
  */
-export async function startServer(name, args = [], { port: fixedPort = null } = {}) {
+export async function startServer(name, args = [], { port: fixedPort = null, tls = null } = {}) {
   if (!fs.existsSync(SERVER_BIN)) {
     throw new Error(`server binary missing: ${SERVER_BIN} (run cargo build)`);
   }
@@ -77,16 +90,18 @@ export async function startServer(name, args = [], { port: fixedPort = null } = 
     const port = fixedPort ?? await freePort();
     const logPath = path.join(ARTIFACTS, `server-${name}.log`);
     const log = fs.openSync(logPath, 'w');
-    const proc = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, ...args], {
+    const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
+    const proc = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, ...tlsArgs, ...args], {
       stdio: ['ignore', log, log],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' },
     });
     let exited = null;
     proc.on('exit', (code, signal) => { exited = { code, signal }; });
-    const url = `http://127.0.0.1:${port}`;
+    const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
     try {
       await waitFor(async () => {
         if (exited) throw new Error(`server exited early: ${JSON.stringify(exited)}; see ${logPath}`);
+        if (tls) return httpsAnswers(`${url}/healthz`);
         const res = await fetch(`${url}/healthz`).catch(() => null);
         return res && res.ok;
       }, { timeout: 20000, interval: 100, what: `server on ${url}` });
@@ -150,9 +165,12 @@ const STANDIN_SOURCE = fs.readFileSync(path.join(ROOT, 'tests', 'browser', 'fixt
  * everything else of YouTube's stays blocked.
  */
 export async function openPage(browser, {
-  viewport = { width: 1280, height: 860 }, mobile = false, allowYouTube = false, youtubeStandin = null,
+  viewport = { width: 1280, height: 860 }, mobile = false, allowYouTube = false, ignoreHTTPSErrors = false,
+  youtubeStandin = null,
 } = {}) {
   const context = await browser.newContext({
+    // For a server on a certificate made by the test, which no browser trusts.
+    ignoreHTTPSErrors,
     viewport,
     deviceScaleFactor: mobile ? 2 : 1,
     isMobile: mobile,
