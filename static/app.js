@@ -5,7 +5,10 @@
  * simulated player; otherwise the YouTube IFrame API is tried and, if it does
  * not load within a few seconds, the simulated player takes its place.
  * `?simskew=0.03` makes the simulated player's clock run 3 % fast, to watch the
- * drift correction at work.
+ * drift correction at work. A media item (`media_url`: a file of this server's
+ * `--media-dir` or any http(s) link) plays in a `<video>` element instead
+ * (`window.syncroom.playerKind === 'media'`); the page switches players as the
+ * room's item changes kind.
  *
  * The host token of a room created here is kept in localStorage under
  * `syncroom:host:{room_id}`; it never appears in a URL.
@@ -15,11 +18,17 @@
 
 import {
   SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
+  itemKey, request,
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
+import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
 import { roomTitle } from './room-title.js';
 
 const YT_TIMEOUT_MS = 3000;
+/** How long reading a media file's duration (a metadata-only element) may take before sending without it. */
+const MEDIA_PROBE_TIMEOUT_MS = 8000;
+/** The longest queue item `title` the API takes (characters). */
+const MAX_TITLE_CHARS = 200;
 const params = new URLSearchParams(location.search);
 const forcedPlayer = params.get('player'); // 'sim' | 'youtube' | null
 
@@ -199,6 +208,76 @@ function loadYouTubeApi(timeoutMs) {
   return ytApiPromise;
 }
 
+/** The element each kind of player draws into (made once): `video` (YouTube or simulated) or `media`. */
+function playerSlot(kind) {
+  const id = `player-slot-${kind}`;
+  let slot = $(id);
+  if (!slot) {
+    slot = document.createElement('div');
+    slot.id = id;
+    slot.className = 'player-slot';
+    slot.hidden = kind !== 'video';
+    $('player').append(slot);
+  }
+  return slot;
+}
+
+/** The kind of player an item needs: a `media_url` plays in the media element. */
+function playerFor(state) {
+  if (!state || !itemKey(state)) return null;
+  return state.media_url ? 'media' : 'video';
+}
+
+/** A ready MediaPlayer in its own slot, made the first time a media item plays. */
+function mediaPlayerReady() {
+  if (!ui.mediaPlayer) {
+    const slot = playerSlot('media');
+    const host = document.createElement('div');
+    host.id = 'player-media';
+    slot.append(host);
+    ui.mediaPlayer = new Promise((resolve) => {
+      const p = new MediaPlayer(host, { events: { onReady: () => resolve(p) } });
+      p.addEventListener('onError', () => toast('The browser could not play this media (a missing file, an unsupported format, or plain http on an https page).', 'warn'));
+    });
+  }
+  return ui.mediaPlayer;
+}
+
+/**
+ * Attaches the player the room's item needs (YouTube/simulated or the media element),
+ * pausing and hiding the other: one room can switch between both kinds.
+ */
+function choosePlayer(room) {
+  // With nothing loaded, keep whichever is attached (or the video player at first).
+  const want = playerFor(room.state) || ui.attached || 'video';
+  if (want === ui.attached || want === ui.attaching) return;
+  ui.attaching = want;
+  const ready = want === 'media' ? mediaPlayerReady().then((player) => ({ player, kind: 'media' })) : ui.videoPlayer;
+  ready.then(({ player, kind }) => {
+    if (ui.attaching !== want) return; // the item changed kind again meanwhile
+    ui.attaching = null;
+    const previous = ui.player;
+    playerSlot('video').hidden = want !== 'video';
+    playerSlot('media').hidden = want !== 'media';
+    ui.player = player;
+    ui.playerKind = kind;
+    ui.attached = want;
+    $('h-player').textContent = { youtube: 'YouTube', sim: 'Simulated', media: 'Media element' }[kind] || kind;
+    const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
+    // YouTube plays only its listed rates: bursts at those from the start, no probing nudge.
+    room.attachPlayer(player, {
+      correction,
+      listedRatesOnly: kind === 'youtube',
+      // Until the other kind's player is attached, this one leaves the other's items alone.
+      accepts: (st) => playerFor(st) === want,
+    });
+    // Only now, with its corrector detached: the old player's pause is not a person's.
+    if (previous && previous !== player) previous.pauseVideo();
+  }).catch(() => {
+    if (ui.attaching === want) ui.attaching = null;
+  });
+}
+
 /** Resolves to `{player, kind}`: a ready YT.Player, or a SimPlayer when YouTube is unavailable. */
 async function createPlayer(container) {
   const host = document.createElement('div');
@@ -246,6 +325,13 @@ const ui = {
   room: null, // SyncRoom
   player: null,
   playerKind: null,
+  /** The YouTube or simulated player (a promise of {player, kind}), made at once. */
+  videoPlayer: null,
+  /** The media element player (a promise of a MediaPlayer), made for the first media item. */
+  mediaPlayer: null,
+  /** Which of the two is attached: 'video' | 'media' | null; and the one being attached. */
+  attached: null,
+  attaching: null,
   joined: false,
   name: '',
   chat: [], // {version, name, text}
@@ -301,7 +387,7 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   if (snapshot) $('listeners-count').textContent = String(snapshot.listeners ?? 0);
 
   // Start loading the player right away; joining does not wait for YouTube.
-  const playerReady = createPlayer($('player'));
+  const playerReady = createPlayer(playerSlot('video'));
 
   const join = async (name) => {
     ui.name = name;
@@ -348,17 +434,17 @@ async function startRoom(roomId, name, token, playerReady, startAt) {
   setInterval(refresh, 250);
   refresh();
 
-  playerReady.then(({ player, kind }) => {
-    ui.player = player;
-    ui.playerKind = kind;
-    $('h-player').textContent = kind === 'youtube' ? 'YouTube' : 'Simulated';
-    room.attachPlayer(player);
+  ui.videoPlayer = playerReady;
+  playerReady.then(({ player }) => {
     if (player.addEventListener) {
       player.addEventListener('onError', (e) => toast(`The player could not play this video (error ${e.data}).`, 'warn'));
     }
   }).catch((err) => {
     toast(`No player: ${err.message}`, 'error');
   });
+  room.addEventListener('state', () => choosePlayer(room));
+  room.addEventListener('snapshot', () => choosePlayer(room));
+  choosePlayer(room);
 
   await started;
   // A room created with a start time in its first link: jump there once.
@@ -424,6 +510,8 @@ function renderControl() {
   const can = room.canControl;
   setControlsEnabled(can);
   $('load-form').hidden = !can;
+  $('media-form').hidden = !can;
+  if (can) loadMediaList();
   $('host-tools').hidden = !room.hostToken;
   $('open-control').checked = Boolean(room.room && room.room.control === 'open');
   $('control-note').hidden = can;
@@ -443,13 +531,13 @@ function refresh() {
   const room = ui.room;
   if (!room) return;
   const st = room.state;
-  const hasVideo = Boolean(st && st.video_id);
+  const hasVideo = Boolean(itemKey(st));
   renderHealth(room.health());
   $('player-empty').hidden = hasVideo;
   $('player').classList.toggle('is-empty', !hasVideo);
   if (!hasVideo) {
     $('player-empty-text').textContent = room.canControl
-      ? 'Nothing playing yet — paste a YouTube link below.'
+      ? 'Nothing playing yet — paste a YouTube link or pick a media file below.'
       : 'Nothing playing yet — waiting for the host.';
   }
   const pos = ui.player ? room.playerPosition() : room.roomPosition();
@@ -471,9 +559,9 @@ function refresh() {
   // The host's player learns a video's length after loading it: tell the room once.
   if (room.canControl && hasVideo && st.duration == null && ui.player
       && ui.player.getPlayerState() !== PlayerState.UNSTARTED
-      && ui.player.getVideoData().video_id === st.video_id) {
+      && ui.player.getVideoData().video_id === itemKey(st)) {
     const d = Number(ui.player.getDuration());
-    const key = `${st.video_id}`;
+    const key = `${itemKey(st)}`;
     if (d > 0 && ui.reportedDuration !== key) {
       ui.reportedDuration = key;
       send({ type: 'duration', duration: d }, { quiet: true });
@@ -526,16 +614,16 @@ function renderQueue(queue) {
     li.dataset.itemId = item.item_id;
     const dot = document.createElement('span');
     dot.className = 'queue-dot';
-    dot.style.setProperty('--hue', String(hue(item.video_id)));
+    dot.style.setProperty('--hue', String(hue(itemKey(item) || '')));
     dot.setAttribute('aria-hidden', 'true');
     const label = document.createElement('span');
     label.className = item.title ? 'queue-title' : 'queue-title is-id';
-    label.textContent = item.title || item.video_id;
+    label.textContent = item.title || itemLabel(item);
     li.append(dot, label);
     if (can) {
       const tools = document.createElement('span');
       tools.className = 'queue-tools';
-      const who = item.title || item.video_id;
+      const who = item.title || itemLabel(item);
       tools.append(
         iconButton('▶', `Play ${who} now`, () => playQueued(item)),
         iconButton('↑', `Move ${who} up`, () => send({ type: 'queue_move', item_id: item.item_id, index: index - 1 }), index === 0),
@@ -549,9 +637,19 @@ function renderQueue(queue) {
   $('btn-next').disabled = !can || queue.length === 0;
 }
 
+/** What a queue row shows for an untitled item: the video id, or the media file's name. */
+function itemLabel(item) {
+  if (!item.media_url) return item.video_id;
+  const last = item.media_url.split(/[?#]/)[0].split('/').filter(Boolean).pop() || item.media_url;
+  try { return decodeURIComponent(last); } catch { return last; }
+}
+
 async function playQueued(item) {
   try {
-    await ui.room.command({ type: 'load', video_id: item.video_id });
+    const source = item.media_url ? { media_url: item.media_url } : { video_id: item.video_id };
+    // The queued item's known length travels with it: auto-advance needs it.
+    if (typeof item.duration === 'number' && item.duration > 0) source.duration = item.duration;
+    await ui.room.command({ type: 'load', ...source });
     await ui.room.command({ type: 'queue_remove', item_id: item.item_id });
   } catch (err) {
     toast(describeError(err), 'error');
@@ -628,13 +726,13 @@ function currentPosition() {
 function wireControls(room) {
   $('btn-play').addEventListener('click', () => {
     const st = room.state;
-    if (!st || !st.video_id) { toast('Load a video first.', 'info'); return; }
+    if (!st || !itemKey(st)) { toast('Load a video first.', 'info'); return; }
     if (st.paused) send({ type: 'play' });
     else send({ type: 'pause', position: currentPosition() });
   });
   const jump = (delta) => {
     const st = room.state;
-    if (!st || !st.video_id) return;
+    if (!st || !itemKey(st)) return;
     let target = Math.max(0, room.roomPosition() + delta);
     if (st.duration) target = Math.min(target, st.duration);
     send({ type: 'seek', position: target });
@@ -685,6 +783,8 @@ function wireControls(room) {
     if (res) { $('load-input').value = ''; toast('Added to the queue.', 'info'); }
   });
 
+  wireMediaForm();
+
   $('open-control').addEventListener('change', (e) => {
     send({ type: 'control', control: e.target.checked ? 'open' : 'host' });
   });
@@ -729,6 +829,122 @@ function wireControls(room) {
     else if (e.key === 'j') jump(-10);
     else if (e.key === 'l') jump(10);
   });
+}
+
+/* ------------------------------------------------------------------ media */
+
+let mediaListLoaded = false;
+
+/** Fills the file picker from `GET /api/media` (once; `{"files": []}` without `--media-dir`). */
+async function loadMediaList() {
+  if (mediaListLoaded) return;
+  mediaListLoaded = true;
+  let files = [];
+  try {
+    const body = await request('', 'GET', '/api/media');
+    files = Array.isArray(body && body.files) ? body.files : [];
+  } catch {
+    mediaListLoaded = false; // try again on the next render
+    return;
+  }
+  const select = $('media-select');
+  select.textContent = '';
+  const first = document.createElement('option');
+  first.value = '';
+  first.textContent = files.length ? 'Pick a file from this server…' : 'No files on this server';
+  select.append(first);
+  for (const f of files) {
+    if (!f || typeof f.path !== 'string') continue;
+    const opt = document.createElement('option');
+    opt.value = f.path;
+    opt.textContent = typeof f.name === 'string' && f.name ? f.name : f.path;
+    select.append(opt);
+  }
+  select.disabled = files.length === 0;
+}
+
+/**
+ * A media URL's length in seconds, read by a metadata-only element (nothing is played),
+ * or `null` when the browser cannot tell in time: the room needs it to auto-advance.
+ */
+function probeDuration(url) {
+  return new Promise((resolve) => {
+    const probe = document.createElement('video');
+    probe.preload = 'metadata';
+    probe.muted = true;
+    let timer = null;
+    const done = (value) => {
+      clearTimeout(timer);
+      probe.removeAttribute('src');
+      probe.load();
+      resolve(value);
+    };
+    timer = setTimeout(() => done(null), MEDIA_PROBE_TIMEOUT_MS);
+    probe.addEventListener('loadedmetadata', () => done(Number.isFinite(probe.duration) && probe.duration > 0 ? probe.duration : null), { once: true });
+    probe.addEventListener('error', () => done(null), { once: true });
+    probe.src = url;
+  });
+}
+
+/** The media URL the host chose (a pasted link wins over the picker), or null with an error shown. */
+function readMediaUrl() {
+  const err = $('media-error');
+  err.textContent = '';
+  const typed = $('media-url').value.trim();
+  const picked = $('media-select').value;
+  if (!typed) {
+    if (picked) return picked;
+    err.textContent = 'Pick a file or paste a link to an audio or video file.';
+    return null;
+  }
+  let url;
+  try { url = new URL(typed); } catch { url = null; }
+  if (!url || !['http:', 'https:'].includes(url.protocol)) {
+    err.textContent = 'A media link starts with https:// (or http://).';
+    return null;
+  }
+  if (url.protocol === 'http:' && location.protocol === 'https:') {
+    err.textContent = 'This page is served over HTTPS, so the browser blocks plain http:// media as mixed content: use an https:// link.';
+    return null;
+  }
+  return url.href;
+}
+
+/** The name a media item is shown by: the picked file's, or the URL's last path segment. */
+function mediaTitle(url) {
+  const picked = $('media-select').selectedOptions[0];
+  if (picked && picked.value === url) return picked.textContent;
+  return itemLabel({ media_url: url });
+}
+
+function wireMediaForm() {
+  const submit = async (type) => {
+    const mediaUrl = readMediaUrl();
+    if (!mediaUrl) return;
+    $('media-play-btn').disabled = true;
+    $('media-queue-btn').disabled = true;
+    try {
+      const cmd = { type, media_url: mediaUrl };
+      // A queued file shows its name (the picker's label, or the link's last part).
+      if (type === 'queue_add') cmd.title = Array.from(mediaTitle(mediaUrl)).slice(0, MAX_TITLE_CHARS).join('');
+      // The room auto-advances only past an item whose length it knows: read it first
+      // (`load` carries it; a queued item's length is reported by the host's player
+      // once it plays, as for YouTube, since `queue_add` takes no duration).
+      const duration = await probeDuration(mediaUrl);
+      if (type === 'load' && duration !== null) cmd.duration = duration;
+      if (duration === null) toast('Could not read the length of this media (is it audio or video the browser plays?).', 'warn');
+      const res = await send(cmd);
+      if (res) {
+        $('media-url').value = '';
+        if (type === 'queue_add') toast('Added to the queue.', 'info');
+      }
+    } finally {
+      $('media-play-btn').disabled = false;
+      $('media-queue-btn').disabled = false;
+    }
+  };
+  $('media-form').addEventListener('submit', (e) => { e.preventDefault(); submit('load'); });
+  $('media-queue-btn').addEventListener('click', () => submit('queue_add'));
 }
 
 /* ------------------------------------------------------------------ boot */

@@ -315,7 +315,7 @@ async fn cors_is_off_by_default_and_on_for_configured_origins() {
 }
 
 #[tokio::test]
-async fn the_page_carries_a_csp_that_allows_exactly_the_youtube_player() {
+async fn the_page_carries_a_csp_that_allows_exactly_the_youtube_player_and_media() {
     let app = spawn_app(&[]).await;
     for path in ["/", "/r/friday"] {
         let response = app.get(path).await;
@@ -330,6 +330,9 @@ async fn the_page_carries_a_csp_that_allows_exactly_the_youtube_player() {
             "{csp}"
         );
         assert!(csp.contains("frame-src https://www.youtube.com"), "{csp}");
+        // Media elements play the server's /media/ files and any pasted http(s) URL; nothing else.
+        assert!(csp.contains("media-src 'self' https: http:;"), "{csp}");
+        assert_eq!(csp.matches("media-src").count(), 1, "{csp}");
         assert!(
             !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
             "{csp}"

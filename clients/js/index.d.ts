@@ -6,7 +6,10 @@ export declare const VERSION: string;
 
 /** A room's playback state, as the server sends it. */
 export interface RoomState {
+  /** A YouTube item's id; `null` for a media item. */
   video_id: string | null;
+  /** A media item's URL (absolute http(s) or `/media/...`); `null` for a YouTube item. */
+  media_url?: string | null;
   /** Seconds, at `updated_at`. */
   position: number;
   paused: boolean;
@@ -18,7 +21,8 @@ export interface RoomState {
 }
 
 export interface QueueItem {
-  video_id: string;
+  video_id: string | null;
+  media_url?: string | null;
   [key: string]: unknown;
 }
 
@@ -129,6 +133,14 @@ export interface Correction {
   seekCheckMs: number;
   nudgeCheckMs: number;
   maxSeekLead: number;
+  coarseTolerance: number;
+  maxBurstSeconds: number;
+  burstCostPerSecond: number;
+  seekCost: number;
+  burstSettleMs: number;
+  seekLandMs: number;
+  seekLatencyGain: number;
+  maxSeekLatency: number;
 }
 
 export declare const DEFAULT_CORRECTION: Readonly<Correction>;
@@ -161,6 +173,10 @@ export declare function decideCorrection(
   },
   options?: Partial<Correction>,
 ): { action: 'none' | 'nudge' | 'seek'; rate: number };
+export declare function decideCoarseCorrection(
+  input: { drift: number; rate?: number; rates: number[]; seekLatency?: number },
+  options?: Partial<Correction>,
+): { action: 'none' | 'burst' | 'seek'; rate: number; seconds: number };
 export declare function clampRate(rate: number): number;
 export declare function isVideoId(id: unknown): id is string;
 export declare function parseTimestamp(text: string | null | undefined): number | null;
@@ -203,6 +219,9 @@ export declare class ServerClock {
 
 /* ------------------------------------------------------------------ player-sync.js */
 
+/** What a room plays: its `video_id` or its `media_url`; `null` when nothing is loaded. */
+export declare function itemKey(state: Pick<RoomState, 'video_id' | 'media_url'> | null | undefined): string | null;
+
 export declare const PlayerState: Readonly<{
   UNSTARTED: -1;
   ENDED: 0;
@@ -241,6 +260,10 @@ export interface SyncablePlayer {
   cueVideoById(args: { videoId: string; startSeconds?: number }): void;
   addEventListener(name: string, listener: (event: { data: unknown }) => void): void;
   removeEventListener?(name: string, listener: (event: { data: unknown }) => void): void;
+  /** Optional: the rates the player really plays (YouTube's menu); used once it rounds a nudge. */
+  getAvailablePlaybackRates?(): number[];
+  /** Optional: the player's own measure of its seek latency, seconds. */
+  getSeekLatency?(): number | null;
   /** Optional (the simulated player): takes the room's duration. */
   setDuration?(seconds: number): void;
 }
@@ -257,7 +280,7 @@ export declare class PlayerSync {
   constructor(
     player: SyncablePlayer,
     hooks: PlayerSyncHooks,
-    options?: { correction?: Partial<Correction>; interval?: number },
+    options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean },
   );
   readonly player: SyncablePlayer;
   mode: PlayerModeValue;
@@ -266,6 +289,9 @@ export declare class PlayerSync {
   lastDrift: number | null;
   driftAvg: number | null;
   canNudge: boolean;
+  /** Seconds from a seek call to the player playing again, learned (a seek aims ahead by it). */
+  seekLatency: number;
+  bursts: number;
   held: boolean;
   position(): number;
   roomChanged(): void;
@@ -365,7 +391,7 @@ export declare class SyncRoom extends EventTarget {
   health(): Health;
   start(): Promise<void>;
   stop(): void;
-  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number }): PlayerSync;
+  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean }): PlayerSync;
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;

@@ -20,9 +20,10 @@ export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
 } from './api.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
-export { PlayerSync, PlayerState, PlayerMode } from './player-sync.js';
+export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';
 export {
   DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
+  decideCoarseCorrection,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
 } from './sync-core.js';

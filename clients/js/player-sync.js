@@ -10,7 +10,19 @@
  * @module player-sync
  */
 
-import { roomPosition as computeRoomPosition, decideCorrection, DEFAULT_CORRECTION } from './sync-core.js';
+import {
+  roomPosition as computeRoomPosition, decideCorrection, decideCoarseCorrection, DEFAULT_CORRECTION,
+} from './sync-core.js';
+
+/**
+ * What a room plays, as one string: a YouTube item's `video_id` or a media item's
+ * `media_url` (exactly one of them is set); `null` when nothing is loaded.
+ * @param {{video_id?:string|null, media_url?:string|null}|null} state
+ */
+export function itemKey(state) {
+  if (!state) return null;
+  return state.video_id || state.media_url || null;
+}
 
 /** YouTube IFrame API player states (the simulated player uses the same numbers). */
 export const PlayerState = Object.freeze({
@@ -34,6 +46,8 @@ export const PlayerMode = Object.freeze({
   SEEKING: 'seeking',
   /** The playback rate is nudged a little to close a small drift. */
   NUDGING: 'nudging',
+  /** A coarse-rate player plays a neighbouring listed rate for a moment to close a drift. */
+  BURST: 'burst',
   /** Within the thresholds: nothing to do. */
   IN_SYNC: 'in-sync',
   /** A listener paused their own player; the room is not forced on it until `resume()`. */
@@ -64,6 +78,10 @@ export class PlayerSync {
    * @param {object} [options]
    * @param {object} [options.correction] thresholds, see DEFAULT_CORRECTION
    * @param {number} [options.interval] ms between checks (default `correction.checkIntervalMs`)
+   * @param {(state:object) => boolean} [options.accepts] whether this player plays the room's
+   *        item (a YouTube player takes no `media_url`): for another, it waits to be replaced
+   * @param {boolean} [options.listedRatesOnly] the player plays only `getAvailablePlaybackRates()`
+   *        (YouTube): correct by bursts at those rates from the start
    */
   constructor(player, hooks, options = {}) {
     this.player = player;
@@ -80,7 +98,15 @@ export class PlayerSync {
     this.driftAvg = null; // moving average of |drift|, seconds
     this.mode = PlayerMode.WAITING;
     this.appliedRate = null;
-    this.seekLead = 0; // seconds a seek aims ahead, learned from how late seeks land
+    this.seekLead = 0; // seconds a seek aims ahead beyond seekLatency, learned from how late seeks land
+    /** Seconds from a seek call until the player plays again (learned; a seek aims ahead by it). */
+    this.seekLatency = 0;
+    this._seekStartedAt = null;
+    this._seekLandedAt = -Infinity;
+    this.bursts = 0;
+    this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
+    this._wasBuffering = false;
+    this._loadedUntil = -Infinity; // until then, the end of a buffering is the start of a new item
     this._lastSeekAt = -Infinity;
     this._seekCheck = null;
     this._lastCommandAt = -Infinity; // our own play/pause/seek/load calls
@@ -90,8 +116,15 @@ export class PlayerSync {
     this._lastSample = null;
     this._recent = []; // the last drift readings while playing
     this._lastPlayCallAt = -Infinity;
-    /** False once the player ignored or rounded a nudge (it then only seeks). */
-    this.canNudge = true;
+    /**
+     * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
+     * starts on the coarse-rate path instead of finding out by a rounded nudge.
+     */
+    this.listedRatesOnly = Boolean(options.listedRatesOnly);
+    /** Which items this player plays (`options.accepts(state)`); any, without it. */
+    this.accepts = typeof options.accepts === 'function' ? options.accepts : () => true;
+    /** False once the player ignored or rounded a nudge (it then bursts at listed rates, or only seeks). */
+    this.canNudge = !this.listedRatesOnly;
     this._nudgeCheck = null;
     this._onState = (e) => this._playerStateChanged(typeof e === 'object' && e !== null ? e.data : e);
     this._onRate = (e) => this._playerRateChanged(typeof e === 'object' && e !== null ? e.data : e);
@@ -102,6 +135,7 @@ export class PlayerSync {
 
   stop() {
     clearInterval(this._timer);
+    this._endBurst(false);
     if (typeof this.player.removeEventListener === 'function') {
       this.player.removeEventListener('onStateChange', this._onState);
       this.player.removeEventListener('onPlaybackRateChange', this._onRate);
@@ -128,7 +162,7 @@ export class PlayerSync {
     this.eventPending = true;
     this.hooks.emit('hold', { held: false });
     const st = this.hooks.state();
-    if (st && !st.paused && st.video_id) {
+    if (st && !st.paused && itemKey(st) && this.accepts(st)) {
       this._call(() => this.player.playVideo());
       this._playRequestedAt = performance.now();
     }
@@ -142,6 +176,8 @@ export class PlayerSync {
 
   _seek(target) {
     this._recent = [];
+    this._endBurst(false);
+    this._seekStartedAt = performance.now();
     this._call(() => this.player.seekTo(target, true));
     this._expectJumpUntil = performance.now() + this.correction.seekSettleMs;
     this._lastSeekAt = performance.now();
@@ -166,9 +202,69 @@ export class PlayerSync {
     return performance.now() - this._lastCommandAt < this.correction.ownCallMs;
   }
 
+  /**
+   * The seconds a seek aims ahead of the room: the player's own measure of its seek
+   * latency when it has one (a media element), else the one learned here, plus the
+   * residual `seekLead`; scaled by the room's rate (the room moves on while we seek).
+   */
+  _seekAhead(rate) {
+    const own = typeof this.player.getSeekLatency === 'function' ? Number(this.player.getSeekLatency()) : NaN;
+    const latency = Number.isFinite(own) && own > 0 ? own : this.seekLatency;
+    return Math.min(this.correction.maxSeekLead, latency * rate + this.seekLead);
+  }
+
+  /** A seek landed (the player plays again): learn how long it took. */
+  _learnSeekLatency() {
+    if (this._seekStartedAt === null) return;
+    const took = (performance.now() - this._seekStartedAt) / 1000;
+    this._seekStartedAt = null;
+    this._seekLandedAt = performance.now();
+    if (!(took > 0) || took > this.correction.maxSeekLatency) return;
+    const g = this.correction.seekLatencyGain;
+    this.seekLatency = this.seekLatency === 0 ? took : this.seekLatency * (1 - g) + took * g;
+  }
+
+  /** The listed rates of a player that only plays those (YouTube), or `null`. */
+  _listedRates() {
+    if (typeof this.player.getAvailablePlaybackRates !== 'function') return null;
+    const rates = this.player.getAvailablePlaybackRates();
+    return Array.isArray(rates) && rates.length > 1 ? rates : null;
+  }
+
+  /** Plays `rate` for `seconds`, then the room's rate again; no measuring until it settled. */
+  _startBurst(rate, seconds, roomRate) {
+    this._endBurst(false);
+    const now = performance.now();
+    const ms = seconds * 1000;
+    this.bursts += 1;
+    this.mode = PlayerMode.BURST;
+    this._recent = [];
+    this._setRate(rate);
+    // A timer, not the next check: the burst's length is the correction, to the millisecond.
+    const timer = setTimeout(() => this._endBurst(true, roomRate), ms);
+    this._burst = { until: now + ms, settleUntil: now + ms + this.correction.burstSettleMs, timer, ended: false };
+  }
+
+  /** Ends a burst early or on time; `restore` sets the room's rate back. */
+  _endBurst(restore, roomRate) {
+    if (!this._burst) return;
+    clearTimeout(this._burst.timer);
+    if (restore) {
+      const st = this.hooks.state();
+      this._setRate(st ? st.rate : roomRate);
+      this._burst.ended = true;
+      this._burst.until = performance.now();
+      this._burst.settleUntil = this._burst.until + this.correction.burstSettleMs;
+      this._recent = [];
+    } else {
+      this._burst = null;
+    }
+  }
+
   _playerStateChanged(ps) {
+    if (ps === PlayerState.PLAYING) this._learnSeekLatency();
     const st = this.hooks.state();
-    if (!st || !st.video_id || this.loadedVideo !== st.video_id) return;
+    if (!st || !itemKey(st) || this.loadedVideo !== itemKey(st)) return;
     if (this._ownRecentCall()) return;
     if (!this._userActive()) return;
     const userPlayed = ps === PlayerState.PLAYING && st.paused;
@@ -230,7 +326,10 @@ export class PlayerSync {
     // Without the server's clock every target would be off by the offset: wait for it.
     if (!st || !this.hooks.clockReady()) { this.mode = PlayerMode.WAITING; return; }
     if (now < this._suspendUntil) { this.mode = PlayerMode.WAITING; return; }
-    if (!st.video_id) {
+    const key = itemKey(st);
+    // An item of another kind: the page is about to attach the player for it.
+    if (key && !this.accepts(st)) { this.mode = PlayerMode.WAITING; return; }
+    if (!key) {
       if (this.loadedVideo) {
         this._call(() => this.player.pauseVideo());
       }
@@ -240,18 +339,22 @@ export class PlayerSync {
     }
     const target = computeRoomPosition(st, this.hooks.serverNow());
     const duration = typeof st.duration === 'number' && st.duration > 0 ? st.duration : null;
-    if (this.loadedVideo !== st.video_id) {
-      const args = { videoId: st.video_id, startSeconds: target };
+    if (this.loadedVideo !== key) {
+      // A media item's URL travels as the id: the media player takes it as its source.
+      const args = { videoId: key, startSeconds: target };
       // The simulated player has no media of its own: it plays for the room's duration.
       if (duration !== null && typeof this.player.setDuration === 'function') args.duration = duration;
       this._call(() => (st.paused ? this.player.cueVideoById(args) : this.player.loadVideoById(args)));
-      this.loadedVideo = st.video_id;
+      this.loadedVideo = key;
+      this._endBurst(false);
+      this._seekStartedAt = null;
       this.appliedRate = null;
-      this.canNudge = true;
+      this.canNudge = !this.listedRatesOnly;
       this._nudgeCheck = null;
       this.nudging = false;
       this.eventPending = true;
       this._expectJumpUntil = now + this.correction.loadSettleMs;
+      this._loadedUntil = now + this.correction.loadSettleMs;
       this._lastSample = null;
       this._playRequestedAt = st.paused ? null : now;
       this.mode = PlayerMode.LOADING;
@@ -275,6 +378,7 @@ export class PlayerSync {
     if (st.paused) {
       this._playRequestedAt = null;
       this.nudging = false;
+      this._endBurst(false);
       this._setRate(st.rate);
       if (ps === PlayerState.PLAYING || ps === PlayerState.BUFFERING) {
         this._call(() => this.player.pauseVideo());
@@ -288,6 +392,7 @@ export class PlayerSync {
       this.eventPending = false;
       if (d.action === 'seek') {
         this._seek(target);
+        this._seekStartedAt = null; // a paused seek's time to play again is the room's, not the player's
         // seekTo() from a cued or unstarted player starts playback: stop it again.
         if (ps !== PlayerState.PAUSED) this._call(() => this.player.pauseVideo());
       } else {
@@ -297,7 +402,14 @@ export class PlayerSync {
     }
 
     // The room is playing.
-    if (ps === PlayerState.BUFFERING) { this.mode = PlayerMode.BUFFERING; return; }
+    // Never fight the buffer: no correction while the player buffers (a seek or a rate
+    // change would only restart it); once it plays again, judge afresh from new readings.
+    if (ps === PlayerState.BUFFERING) {
+      this.mode = PlayerMode.BUFFERING;
+      this._wasBuffering = true;
+      this._recent = [];
+      return;
+    }
     if (ps !== PlayerState.PLAYING) {
       if (ps === PlayerState.ENDED && target >= (st.duration ?? Infinity) - 0.5) {
         this.mode = PlayerMode.WAITING;
@@ -318,7 +430,7 @@ export class PlayerSync {
       // Starting is the cheapest moment to land exactly: seek unless already close.
       const drift = this.position() - target;
       const d = decideCorrection({ drift, paused: false, rate: st.rate, starting: true }, this.correction);
-      if (d.action === 'seek') this._seek(target + this.seekLead);
+      if (d.action === 'seek') this._seek(target + this._seekAhead(st.rate));
       this._setRate(st.rate);
       this._call(() => this.player.playVideo());
       this._lastPlayCallAt = now;
@@ -328,6 +440,23 @@ export class PlayerSync {
       return;
     }
     this._playRequestedAt = null;
+    if (this._wasBuffering) {
+      this._wasBuffering = false;
+      this._learnSeekLatency();
+      // The first play after a load: land precisely now (the event threshold), as on a
+      // change. A stall later in steady play is only drift: glided away unless large.
+      if (now < this._loadedUntil) this.eventPending = true;
+    }
+    // A burst closes the drift by itself: measuring mid-burst (or before the rate
+    // change back has landed) would see a drift still being closed and oscillate.
+    if (this._burst) {
+      // The timer ends it on time; a check that finds it overdue (a throttled timer) ends it too.
+      if (!this._burst.ended && now >= this._burst.until) this._endBurst(true, st.rate);
+      if (now < this._burst.settleUntil) { this.mode = PlayerMode.BURST; return; }
+      this._burst = null;
+    }
+
+    if (now - this._seekLandedAt < this.correction.seekLandMs) { this.mode = PlayerMode.SEEKING; return; }
 
     const measured = this.position() - target;
     const fresh = afterEvent || this.eventPending;
@@ -346,12 +475,31 @@ export class PlayerSync {
     if (this._nudgeCheck && now >= this._nudgeCheck.at) {
       // Did the player take the nudged rate? YouTube may round it to its menu's steps.
       if (this.nudging && Math.abs(Number(this.player.getPlaybackRate()) - this.appliedRate) > 0.004) {
+        // It rounded the nudge: from now on a coarse-rate player (bursts) or a seek-only one.
         this.canNudge = false;
         this.nudging = false;
       }
       this._nudgeCheck = null;
     }
     const sinceSeek = now - this._lastSeekAt;
+    const rates = this.canNudge ? null : this._listedRates();
+    if (rates && !(fresh && Math.abs(drift) > this.correction.eventSeekThreshold)) {
+      // A coarse-rate player in steady play: a burst at a listed rate, or a seek.
+      this.eventPending = false;
+      this._recordDrift(measured);
+      const c = decideCoarseCorrection({ drift, rate: st.rate, rates, seekLatency: this.seekLatency }, this.correction);
+      if (c.action === 'burst') {
+        this._startBurst(c.rate, c.seconds, st.rate);
+      } else if (c.action === 'seek' && sinceSeek > this.correction.seekSettleMs) {
+        this._setRate(st.rate);
+        this._seek(target + this._seekAhead(st.rate));
+        this._seekCheck = { at: now + this.correction.seekCheckMs };
+      } else {
+        this.mode = c.action === 'seek' ? PlayerMode.SEEKING : PlayerMode.IN_SYNC;
+        this._setRate(st.rate);
+      }
+      return;
+    }
     const d = decideCorrection({
       drift, paused: false, rate: st.rate, nudging: this.nudging, canNudge: this.canNudge,
       afterEvent: afterEvent || this.eventPending,
@@ -363,7 +511,7 @@ export class PlayerSync {
     if (d.action === 'seek' && (afterEvent || sinceSeek > this.correction.seekSettleMs)) {
       this.nudging = false;
       this._setRate(st.rate);
-      this._seek(target + this.seekLead);
+      this._seek(target + this._seekAhead(st.rate));
       this._seekCheck = { at: now + this.correction.seekCheckMs };
     } else if (d.action === 'nudge') {
       if (!this.nudging) this.nudges += 1;

@@ -89,6 +89,34 @@ export const DEFAULT_CORRECTION = Object.freeze({
   nudgeCheckMs: 400,
   /** Seconds: the most a seek may aim ahead of the room, to make up for a player's buffering. */
   maxSeekLead: 2,
+
+  // Coarse-rate players (YouTube: only the rates getAvailablePlaybackRates() lists, 0.25 apart).
+  // A nudge of a few per cent does nothing there; a drift is closed by a short burst at the
+  // neighbouring listed rate, or by a seek, whichever disturbs less (decideCoarseCorrection).
+
+  /** Seconds of drift a coarse-rate player leaves alone (a burst shorter than this is mostly rate-switch latency). */
+  coarseTolerance: 0.02,
+  /** Seconds: the longest burst at a neighbouring rate; a longer one would be heard (or seen) as a speed change: seek. */
+  maxBurstSeconds: 4,
+  /**
+   * How much one second of burst disturbs, in seconds of a seek's gap: playing 25 % fast
+   * for a second (pitch kept) is far less noticeable than a quarter-second skip.
+   */
+  burstCostPerSecond: 0.15,
+  /** Seconds of disturbance a seek adds to its own latency: the audible skip and the restart. */
+  seekCost: 0.3,
+  /** After a burst ended (back at the room's rate): let the rate change land before measuring again (ms). */
+  burstSettleMs: 800,
+  /**
+   * After a seek reports playing again: no measuring for this long (ms). A player says
+   * "playing" a moment before its position really moves (decoder and audio output
+   * restarting); a burst decided on that stale reading would be wasted.
+   */
+  seekLandMs: 300,
+  /** Weight of a new seek-latency sample in the learned average (0..1). */
+  seekLatencyGain: 0.5,
+  /** Seconds: the largest seek latency believed (a longer one was a stall, not a seek). */
+  maxSeekLatency: 3,
 });
 
 /**
@@ -216,6 +244,51 @@ export function decideCorrection(input, options = {}) {
     return { action: 'seek', rate };
   }
   return { action: 'nudge', rate: nudged };
+}
+
+/**
+ * What a player that only plays a few listed rates (YouTube: 0.25 steps) should do about a
+ * measured drift while the room plays: nothing, a burst at the neighbouring listed rate for
+ * `|drift| / |burstRate - roomRate|` seconds (then back to the room's rate), or a seek aimed
+ * ahead by the player's seek latency. The burst is chosen when it is no longer than
+ * `maxBurstSeconds` and disturbs less than a seek: a burst costs `burstCostPerSecond` per
+ * second, a seek `seekCost` plus its latency.
+ *
+ * The caller must not measure again before the burst has ended and `burstSettleMs` passed:
+ * a drift read mid-burst is still being closed, and acting on it would oscillate.
+ *
+ * @param {object} input
+ * @param {number} input.drift seconds, player minus room (positive: ahead)
+ * @param {number} [input.rate=1] the room's rate
+ * @param {number[]} input.rates the player's listed rates
+ * @param {number} [input.seekLatency=0] seconds a seek takes to land and play again
+ * @param {Partial<typeof DEFAULT_CORRECTION>} [options]
+ * @returns {{action:'none'|'burst'|'seek', rate:number, seconds:number}} `rate`: the rate to
+ *          play at (the burst's, or the room's); `seconds`: how long the burst lasts (0 otherwise)
+ */
+export function decideCoarseCorrection(input, options = {}) {
+  const o = { ...DEFAULT_CORRECTION, ...options };
+  const rate = clampRate(Number.isFinite(input.rate) ? input.rate : 1);
+  const drift = Number(input.drift);
+  const none = { action: 'none', rate, seconds: 0 };
+  if (!Number.isFinite(drift)) return none;
+  const size = Math.abs(drift);
+  if (size <= o.coarseTolerance) return none;
+  const latency = Math.max(0, Number(input.seekLatency) || 0);
+  const seek = { action: 'seek', rate, seconds: 0 };
+  if (size > o.seekThreshold) return seek;
+  const listed = (Array.isArray(input.rates) ? input.rates : [])
+    .map(Number).filter((r) => Number.isFinite(r) && r >= MIN_RATE && r <= MAX_RATE);
+  // Ahead: the next listed rate below the room's; behind: the next one above.
+  const burstRate = drift > 0
+    ? Math.max(...listed.filter((r) => r < rate - 1e-6), -Infinity)
+    : Math.min(...listed.filter((r) => r > rate + 1e-6), Infinity);
+  if (!Number.isFinite(burstRate)) return seek;
+  const seconds = size / Math.abs(burstRate - rate);
+  const burstCost = seconds * o.burstCostPerSecond;
+  const seekCost = o.seekCost + latency;
+  if (seconds <= o.maxBurstSeconds && burstCost <= seekCost) return { action: 'burst', rate: burstRate, seconds };
+  return seek;
 }
 
 /** Clamps a playback rate into the API's `[0.25, 2.0]`. */

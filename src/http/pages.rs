@@ -32,11 +32,13 @@ struct PageAssets;
 #[exclude = "examples/*"]
 struct ClientAssets;
 
-/// What the page may load: itself, and exactly what the YouTube IFrame player needs.
+/// What the page may load: itself, exactly what the YouTube IFrame player needs, and
+/// media from anywhere (a pasted media URL; plain `http` is still mixed content on HTTPS).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; \
 script-src 'self' https://www.youtube.com https://s.ytimg.com; \
 frame-src https://www.youtube.com https://www.youtube-nocookie.com; \
 img-src 'self' data: https://i.ytimg.com; \
+media-src 'self' https: http:; \
 style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'";
 
 /// The page's routes: `/`, `/r/{room_id}`, `/static/*` and `/client/*`, compressed.

@@ -152,13 +152,21 @@ export async function launchBrowser() {
   });
 }
 
+/** The YT.Player stand-in (tests/browser/fixtures/youtube-standin.js), served as YouTube's iframe_api. */
+export const YOUTUBE_IFRAME_API = 'https://www.youtube.com/iframe_api';
+const STANDIN_SOURCE = fs.readFileSync(path.join(ROOT, 'tests', 'browser', 'fixtures', 'youtube-standin.js'), 'utf8');
+
 /**
  * Opens a page in its own browser context (its own localStorage: a listener must
  * not see the host's token). Records page errors and requests to other origins.
- * YouTube is blocked: tests are offline and deterministic.
+ * YouTube is blocked: tests are offline and deterministic. With `youtubeStandin`
+ * the page's request for YouTube's iframe_api is answered, inside the browser, with
+ * the stand-in (tuned by `youtubeStandin` if it is an object: window.__ytStandin);
+ * everything else of YouTube's stays blocked.
  */
 export async function openPage(browser, {
   viewport = { width: 1280, height: 860 }, mobile = false, allowYouTube = false, ignoreHTTPSErrors = false,
+  youtubeStandin = null,
 } = {}) {
   const context = await browser.newContext({
     // For a server on a certificate made by the test, which no browser trusts.
@@ -169,7 +177,20 @@ export async function openPage(browser, {
     hasTouch: mobile,
     colorScheme: 'dark',
   });
-  if (!allowYouTube) await context.route(/youtube\.com|ytimg\.com|googlevideo\.com/, (route) => route.abort());
+  if (youtubeStandin) {
+    if (typeof youtubeStandin === 'object') {
+      await context.addInitScript((opts) => { window.__ytStandin = opts; }, youtubeStandin);
+    }
+  }
+  if (!allowYouTube) {
+    await context.route(/youtube\.com|ytimg\.com|googlevideo\.com/, (route) => {
+      // One handler decides, so the order routes were added in does not matter.
+      if (youtubeStandin && route.request().url() === YOUTUBE_IFRAME_API) {
+        return route.fulfill({ status: 200, contentType: 'text/javascript; charset=utf-8', body: STANDIN_SOURCE });
+      }
+      return route.abort();
+    });
+  }
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   page.errors = [];
@@ -178,7 +199,8 @@ export async function openPage(browser, {
   page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`console: ${msg.text()}`); });
   page.on('request', (req) => {
     const u = new URL(req.url());
-    if (!['127.0.0.1', 'localhost'].includes(u.hostname) && u.protocol !== 'data:') page.foreignRequests.push(req.url());
+    if (!['127.0.0.1', 'localhost'].includes(u.hostname) && u.protocol !== 'data:'
+      && !(youtubeStandin && req.url() === YOUTUBE_IFRAME_API)) page.foreignRequests.push(req.url());
   });
   return page;
 }

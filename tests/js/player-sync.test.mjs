@@ -327,3 +327,110 @@ describe('PlayerSync: modes, timings and the health figures', () => {
     assert.equal(given, 600);
   });
 });
+
+/** A YouTube-like player that only plays its listed rates: a suggestion snaps towards 1. */
+class CoarsePlayer extends FakePlayer {
+  getAvailablePlaybackRates() { return [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2]; }
+
+  setPlaybackRate(r) {
+    const rates = this.getAvailablePlaybackRates();
+    const snapped = r >= 1 ? rates.filter((x) => x <= r && x >= 1).pop() : rates.find((x) => x >= r && x <= 1);
+    super.setPlaybackRate(snapped);
+  }
+}
+
+function attachCoarse() {
+  player = new CoarsePlayer();
+  emitted = [];
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: (type, detail) => emitted.push([type, detail]),
+  }, { interval: 1e9 });
+  return sync;
+}
+
+describe('PlayerSync: a coarse-rate player (YouTube) closes drift with one burst, not nudges or seeks', () => {
+  test('a player that rounds a nudge becomes a coarse-rate one and bursts at 1.25x for |drift| / 0.25 s', () => {
+    attachCoarse();
+    sync.roomChanged();
+    run(3000);
+    assert.ok(Math.abs(drift()) < 0.001);
+    const seeks = sync.seeks;
+    // The player slips 150 ms behind (a stall the room did not see).
+    player.rebase(player.getCurrentTime() - 0.15);
+    run(5000);
+    assert.equal(sync.canNudge, false, 'the rounded nudge was noticed');
+    assert.equal(sync.seeks, seeks, 'no seek for a drift a burst closes');
+    assert.ok(sync.bursts >= 1, 'a burst');
+    assert.ok(player.calls.some(([c, r]) => c === 'rate' && r === 1.25), 'the burst played at the next listed rate');
+    assert.equal(player.getPlaybackRate(), 1, 'back at the room rate');
+    assert.ok(Math.abs(drift()) <= 0.03, `closed to ${drift()}`);
+  });
+
+  test('no oscillation: after the drift is closed the rate stays at the room rate', () => {
+    attachCoarse();
+    sync.roomChanged();
+    run(3000);
+    player.rebase(player.getCurrentTime() + 0.3); // ahead: a burst at 0.75x
+    run(6000);
+    const bursts = sync.bursts;
+    const rateCalls = player.calls.filter(([c]) => c === 'rate').length;
+    run(10000);
+    assert.equal(sync.bursts, bursts, 'no further bursts once closed');
+    assert.equal(player.calls.filter(([c]) => c === 'rate').length, rateCalls, 'no rate flapping');
+    assert.ok(player.calls.some(([c, r]) => c === 'rate' && r === 0.75));
+    assert.ok(Math.abs(drift()) <= 0.03, `closed to ${drift()}`);
+  });
+
+  test('nothing is measured during the burst and its settle time', () => {
+    attachCoarse();
+    sync.roomChanged();
+    run(3000);
+    player.rebase(player.getCurrentTime() - 0.5); // a 2 s burst
+    run(1000);
+    assert.equal(sync.mode, 'burst');
+    const seeks = sync.seeks;
+    run(1000);
+    assert.equal(sync.mode, 'burst');
+    assert.equal(sync.seeks, seeks);
+  });
+
+  test('a drift beyond seekThreshold is sought, aimed ahead by nothing on an instant player', () => {
+    attachCoarse();
+    sync.roomChanged();
+    run(3000);
+    player.rebase(player.getCurrentTime() - 2);
+    run(2000);
+    assert.ok(Math.abs(drift()) < 0.05, `after the seek ${drift()}`);
+  });
+});
+
+test('listedRatesOnly: a player known to play only its listed rates bursts at once, without a probing nudge', () => {
+  player = new CoarsePlayer();
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+  }, { interval: 1e9, listedRatesOnly: true });
+  sync.roomChanged();
+  run(3000);
+  player.rebase(player.getCurrentTime() - 0.1);
+  run(400);
+  assert.equal(sync.canNudge, false);
+  assert.equal(sync.nudges, 0, 'no nudge tried');
+  assert.equal(sync.mode, 'burst');
+  assert.equal(player.getPlaybackRate(), 1.25);
+});
+
+test('accepts: a player leaves an item of another kind alone (the page attaches the right player)', () => {
+  player = new FakePlayer();
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+  }, { interval: 1e9, accepts: (st) => !st.media_url });
+  sync.roomChanged();
+  run(1000);
+  const calls = player.calls.length;
+  room = { ...room, video_id: null, media_url: '/media/a.wav', updated_at: clock.t };
+  sync.roomChanged();
+  run(1000);
+  assert.equal(player.calls.filter(([c]) => c === 'load' || c === 'cue').length, 1, 'the media item was not loaded into it');
+  assert.ok(player.calls.length - calls <= 0, `no calls: ${JSON.stringify(player.calls.slice(calls))}`);
+  assert.equal(sync.mode, 'waiting');
+});

@@ -1,0 +1,251 @@
+/**
+ * media-player.js — a `<video>` element (which plays audio too) behind the YouTube
+ * IFrame API's interface, so {@link PlayerSync} drives it like the other players.
+ *
+ * Unlike YouTube, the element takes any playback rate, so drift is nudged away
+ * finely; it lists no rate menu (`getAvailablePlaybackRates` returns `[]`), which
+ * keeps PlayerSync off the coarse-rate (burst) path. It measures its own seek
+ * latency (from setting `currentTime` to playing again), which PlayerSync aims
+ * seeks ahead by. `waiting` and `stalled` (with too little data to go on) are
+ * BUFFERING, so PlayerSync does not correct while the element fills its buffer;
+ * `canplay`/`playing` end it.
+ *
+ * The "video id" it loads is the item's `media_url` (a `/media/...` path or an
+ * absolute http(s) URL).
+ *
+ * @module media-player
+ */
+
+import { PlayerState as STATE } from './player-sync.js';
+
+/** Timings of the media player, in milliseconds unless named otherwise. */
+export const MEDIA_PLAYER_TIMINGS = Object.freeze({
+  /** Weight of a new seek-latency sample in the running average (0..1). */
+  seekLatencyGain: 0.5,
+  /** Seconds: a seek that took longer than this was a stall, not a seek; it is not learned. */
+  maxSeekLatency: 3,
+  /**
+   * After a seek has landed (`seeked`, playing), when to read how far the element got: the
+   * shortfall against the wall clock is the seek's real latency (decoder and audio output
+   * restart included, which `seeked` alone does not show).
+   */
+  seekMeasureMs: 400,
+});
+
+/**
+ * Correction thresholds for a media element (pass as `attachPlayer(player, {correction})`):
+ * the element takes any rate and reports its position precisely, so it can start nudging
+ * at a smaller drift than a YouTube iframe (whose position arrives by message).
+ */
+export const MEDIA_CORRECTION = Object.freeze({
+  /** Seconds of drift at which a nudge starts (the default is 0.02). */
+  nudgeStart: 0.008,
+  /** Seconds of drift at which it stops. */
+  nudgeStop: 0.002,
+  /**
+   * Seconds of drift above which the first check after a change (load, play, seek) seeks:
+   * an element's seek lands within a few ms, so a start-up offset is sought, not glided.
+   * Once settled, only `seekThreshold` (1 s) seeks.
+   */
+  eventSeekThreshold: 0.03,
+});
+
+/** HTMLMediaElement.readyState HAVE_FUTURE_DATA: enough to play on. */
+const HAVE_FUTURE_DATA = 3;
+
+export class MediaPlayer {
+  /**
+   * @param {HTMLElement|string} target the element (or its id) the `<video>` replaces
+   * @param {{events?: {onReady?:Function, onStateChange?:Function, onPlaybackRateChange?:Function, onError?:Function}}} [options]
+   */
+  constructor(target, options = {}) {
+    const host = typeof target === 'string' ? document.getElementById(target) : target;
+    this._listeners = { onReady: [], onStateChange: [], onPlaybackRateChange: [], onError: [] };
+    for (const [name, fn] of Object.entries(options.events || {})) this.addEventListener(name, fn);
+    const el = document.createElement('video');
+    el.id = host && host.id ? host.id : 'media-player';
+    el.className = 'media-player';
+    el.preload = 'auto';
+    el.playsInline = true;
+    el.controls = false; // the page draws its own transport
+    el.preservesPitch = true; // a nudged rate must not be heard as a pitch change
+    if (host && host.parentNode) host.parentNode.replaceChild(el, host);
+    else document.body.append(el);
+    this.element = el;
+    this._state = STATE.UNSTARTED;
+    this._url = null;
+    this._seek = null; // {at, target, measuring}: the last seek, until its latency is read
+    this._seekLatency = null;
+    this._wantPlay = false;
+    this.stats = { seeks: 0, rateChanges: 0, waits: 0 };
+
+    el.addEventListener('playing', () => { this._seekLanded(); this._setState(STATE.PLAYING); });
+    el.addEventListener('pause', () => { if (!el.ended) this._setState(STATE.PAUSED); });
+    el.addEventListener('waiting', () => { this.stats.waits += 1; this._setState(STATE.BUFFERING); });
+    el.addEventListener('stalled', () => {
+      // `stalled` only says data stopped arriving; it is buffering only when playback cannot go on.
+      if (el.readyState < HAVE_FUTURE_DATA && !el.paused) this._setState(STATE.BUFFERING);
+    });
+    el.addEventListener('canplay', () => {
+      if (this._state === STATE.BUFFERING) this._setState(el.paused ? STATE.PAUSED : STATE.PLAYING);
+    });
+    el.addEventListener('seeked', () => {
+      // A paused element never fires `playing`, and one with the data at hand plays on
+      // without `waiting`/`playing`: its seek has landed now. Otherwise `playing` says so.
+      if (el.paused || el.readyState >= HAVE_FUTURE_DATA) this._seekLanded();
+    });
+    el.addEventListener('ended', () => { this._wantPlay = false; this._setState(STATE.ENDED); });
+    el.addEventListener('ratechange', () => this._fire('onPlaybackRateChange', el.playbackRate));
+    el.addEventListener('error', () => { if (this._url) this._fire('onError', el.error ? el.error.code : 0); });
+    // Like YouTube's: ready after construction, never during it.
+    setTimeout(() => this._fire('onReady'), 0);
+  }
+
+  _fire(name, data) {
+    for (const fn of this._listeners[name] || []) {
+      try { fn({ target: this, data }); } catch (err) { setTimeout(() => { throw err; }); }
+    }
+  }
+
+  _setState(state) {
+    if (this._state === state) return;
+    this._state = state;
+    this._fire('onStateChange', state);
+  }
+
+  /**
+   * A seek landed: a moment later, compare where the element is with where it would be had
+   * it played on from the target the instant it was asked to seek. The shortfall, in
+   * seconds of wall clock, is this element's seek latency.
+   */
+  _seekLanded() {
+    const seek = this._seek;
+    if (!seek || seek.measuring) return;
+    seek.measuring = true;
+    setTimeout(() => {
+      if (this._seek !== seek) return; // another seek came since: that one is measured
+      this._seek = null;
+      const el = this.element;
+      if (el.paused || this._state !== STATE.PLAYING) return;
+      const elapsed = (performance.now() - seek.at) / 1000;
+      const rate = el.playbackRate || 1;
+      const latency = elapsed - (el.currentTime - seek.target) / rate;
+      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
+      this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
+    }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
+  }
+
+  _args(idOrObject, startSeconds) {
+    if (idOrObject && typeof idOrObject === 'object') return [idOrObject.videoId, idOrObject.startSeconds];
+    return [idOrObject, startSeconds];
+  }
+
+  _load(url, startSeconds, play) {
+    const el = this.element;
+    this._url = String(url);
+    this._wantPlay = play;
+    this._seek = null;
+    const rate = el.playbackRate;
+    el.src = this._url;
+    // load() resets playbackRate to defaultPlaybackRate: keep the room's.
+    el.defaultPlaybackRate = rate;
+    el.playbackRate = rate;
+    this._setState(play ? STATE.BUFFERING : STATE.UNSTARTED);
+    const start = Math.max(0, Number(startSeconds) || 0);
+    const askedAt = performance.now();
+    el.addEventListener('loadedmetadata', () => {
+      if (this._url !== String(url)) return;
+      // Playing, the room moved on while the metadata came: start where it is now.
+      const late = this._wantPlay ? ((performance.now() - askedAt) / 1000) * (el.playbackRate || 1) : 0;
+      if (start + late > 0) el.currentTime = start + late;
+      if (this._wantPlay) this._play();
+      else this._setState(STATE.CUED);
+    }, { once: true });
+    el.load();
+  }
+
+  _play() {
+    this.element.play().catch(() => {
+      // Autoplay refused (or the source failed): PlayerSync sees a player that does not start.
+      if (this._state !== STATE.ENDED) this._setState(STATE.PAUSED);
+    });
+  }
+
+  loadVideoById(idOrObject, startSeconds) { this._load(...this._args(idOrObject, startSeconds), true); }
+  cueVideoById(idOrObject, startSeconds) { this._load(...this._args(idOrObject, startSeconds), false); }
+
+  playVideo() {
+    this._wantPlay = true;
+    if (this._url === null) return;
+    this._play();
+  }
+
+  pauseVideo() {
+    this._wantPlay = false;
+    this.element.pause();
+  }
+
+  stopVideo() { this.pauseVideo(); }
+
+  seekTo(seconds) {
+    const el = this.element;
+    this.stats.seeks += 1;
+    const target = Math.max(0, Number(seconds) || 0);
+    const landing = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
+    this._seek = { at: performance.now(), target: landing, measuring: false };
+    el.currentTime = landing;
+  }
+
+  /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */
+  getSeekLatency() { return this._seekLatency; }
+
+  getCurrentTime() { return this.element.currentTime || 0; }
+  getDuration() { return Number.isFinite(this.element.duration) ? this.element.duration : 0; }
+  getPlayerState() { return this._state; }
+  getPlaybackRate() { return this.element.playbackRate; }
+
+  /** Any rate: the element plays it (within the API's limits, which PlayerSync keeps to). */
+  setPlaybackRate(rate) {
+    const r = Number(rate);
+    if (!Number.isFinite(r) || r <= 0 || r === this.element.playbackRate) return;
+    this.stats.rateChanges += 1;
+    this.element.defaultPlaybackRate = r;
+    this.element.playbackRate = r;
+  }
+
+  /** No menu of rates: the element takes any. */
+  getAvailablePlaybackRates() { return []; }
+
+  getVideoData() {
+    const name = this._url ? decodeURIComponent(this._url.split(/[?#]/)[0].split('/').pop() || '') : '';
+    return { video_id: this._url || '', title: name };
+  }
+
+  getVideoLoadedFraction() {
+    const el = this.element;
+    if (!Number.isFinite(el.duration) || el.duration <= 0 || el.buffered.length === 0) return 0;
+    return el.buffered.end(el.buffered.length - 1) / el.duration;
+  }
+
+  mute() { this.element.muted = true; }
+  unMute() { this.element.muted = false; }
+  isMuted() { return this.element.muted; }
+  setVolume(v) { this.element.volume = Math.min(1, Math.max(0, Number(v) / 100)); }
+  getVolume() { return Math.round(this.element.volume * 100); }
+
+  addEventListener(name, fn) {
+    if (this._listeners[name] && typeof fn === 'function') this._listeners[name].push(fn);
+  }
+
+  removeEventListener(name, fn) {
+    if (this._listeners[name]) this._listeners[name] = this._listeners[name].filter((f) => f !== fn);
+  }
+
+  destroy() {
+    this.element.pause();
+    this.element.removeAttribute('src');
+    this.element.load();
+    this.element.remove();
+  }
+}
