@@ -160,6 +160,13 @@ test('a host and two listeners on the YouTube stand-in and on media files', { ti
   // The host's page lists the server's files.
   await waitFor(() => host.evaluate(() => document.querySelectorAll('#media-select option[value^="/media/"]').length === 4),
     { what: 'the file picker to list the media directory' });
+  // The media link box is drawn like the YouTube link box above it (an unstyled
+  // `type=url` input once stood out light grey on the dark card).
+  const boxes = await host.evaluate(() => ['#load-input', '#media-url'].map((sel) => {
+    const style = getComputedStyle(document.querySelector(sel));
+    return `${style.backgroundColor} ${style.color} ${style.borderTopColor} ${style.borderRadius}`;
+  }));
+  assert.equal(boxes[1], boxes[0], 'the media link box is styled like the YouTube link box');
 
   // 1. A YouTube item: the page's real YouTube code drives the stand-in.
   const isYt = (st) => st.video_id === YT_ID;
