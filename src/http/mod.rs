@@ -26,6 +26,7 @@ pub mod schema;
 pub mod socket_stream;
 pub mod stream;
 pub mod tls;
+pub mod validators;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;

@@ -18,6 +18,7 @@ use rust_embed::{EmbeddedFile, RustEmbed};
 use tower_http::compression::CompressionLayer;
 
 use super::error::ApiError;
+use super::validators::if_none_match_names;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -139,20 +140,6 @@ fn etag(file: &EmbeddedFile) -> HeaderValue {
     HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("W/\"0\""))
 }
 
-/// Whether `If-None-Match` names `tag` (weak comparison, RFC 9110 §13.1.2).
-fn not_modified(request: &HeaderMap, tag: &HeaderValue) -> bool {
-    let ours = tag.as_bytes().strip_prefix(b"W/").unwrap_or(tag.as_bytes());
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .any(|candidate| {
-            candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate).as_bytes() == ours
-        })
-}
-
 fn serve(
     path: &str,
     file: Option<EmbeddedFile>,
@@ -176,7 +163,7 @@ fn serve(
             HeaderValue::from_static("nosniff"),
         ),
     ];
-    if not_modified(request, &tag) {
+    if if_none_match_names(request, tag.as_bytes()) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Ok((headers, [(header::CONTENT_TYPE, content_type)], file.data).into_response())
@@ -185,23 +172,6 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn with(value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
-        headers
-    }
-
-    #[test]
-    fn if_none_match_compares_weakly_and_in_lists() {
-        let tag = HeaderValue::from_static("W/\"abc\"");
-        assert!(not_modified(&with("W/\"abc\""), &tag));
-        assert!(not_modified(&with("\"abc\""), &tag));
-        assert!(not_modified(&with("\"x\", W/\"abc\""), &tag));
-        assert!(not_modified(&with("*"), &tag));
-        assert!(!not_modified(&with("W/\"abd\""), &tag));
-        assert!(!not_modified(&HeaderMap::new(), &tag));
-    }
 
     #[test]
     fn every_page_and_client_file_is_embedded() {
