@@ -519,14 +519,21 @@ impl RedisBackplane {
         room_id: &str,
         change: &mut Change<'_>,
     ) -> Result<Committed, RoomError> {
-        let deadline_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
+        let give_up_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
         let attempt = async {
             loop {
                 let mut conn = self.commands.clone();
+                let read_at = std::time::Instant::now();
                 let json: Option<String> = conn
                     .hget(keys::room(room_id), "json")
                     .await
                     .map_err(unavailable)?;
+                // The script's deadline leaves room for its answer to come back
+                // before this node gives up (its `503` says nothing changed): the
+                // read's round trip stands for the way back. Without it, a Redis
+                // slow by a little more than a third of the timeout would apply a
+                // commit whose answer arrives after the `503`.
+                let deadline_ms = give_up_ms - read_at.elapsed().as_millis() as i64;
                 let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
                     return Err(RoomError::Closed);
                 };

@@ -42,12 +42,15 @@ pub(crate) enum Request {
         text: String,
         respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
+    /// Refused (`Unavailable`) by a mirror that has lost touch with the shared
+    /// room: what it holds may be stale, and must not be served as current.
     View {
-        respond_to: oneshot::Sender<RoomView>,
+        respond_to: oneshot::Sender<Result<RoomView, RoomError>>,
     },
+    /// Refused like [`Request::View`].
     Subscribe {
         last_event_id: Option<u64>,
-        respond_to: oneshot::Sender<Subscription>,
+        respond_to: oneshot::Sender<Result<Subscription, RoomError>>,
     },
     Resync {
         respond_to: oneshot::Sender<SharedFrame>,
@@ -216,7 +219,7 @@ impl RoomHandle {
 
     /// The room's snapshot now.
     pub async fn view(&self) -> Result<RoomView, RoomError> {
-        self.call(|respond_to| Request::View { respond_to }).await
+        self.call(|respond_to| Request::View { respond_to }).await?
     }
 
     /// Opens a listener, resuming after `last_event_id` when the room still can.
@@ -225,7 +228,7 @@ impl RoomHandle {
             last_event_id,
             respond_to,
         })
-        .await
+        .await?
     }
 
     /// A fresh `snapshot` frame for a listener that fell behind.

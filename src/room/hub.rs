@@ -117,13 +117,13 @@ impl Hub {
         // is simply dropped. That is what every `let _ = respond_to.send(..)` means.
         match request {
             Request::View { respond_to } => {
-                let _ = respond_to.send(view(self));
+                let _ = respond_to.send(Ok(view(self)));
             }
             Request::Subscribe {
                 last_event_id,
                 respond_to,
             } => {
-                let _ = respond_to.send(self.subscribe(last_event_id, version, view));
+                let _ = respond_to.send(Ok(self.subscribe(last_event_id, version, view)));
             }
             Request::Resync { respond_to } => {
                 let _ = respond_to.send(Arc::new(Frame::snapshot(&view(self))));

@@ -117,6 +117,7 @@ pub fn spawn(
         pending: BTreeMap::new(),
         catching_up: false,
         catch_up_retry_at: None,
+        out_of_touch: false,
         end_wait: None,
         reported_at: None,
         requests_rx,
@@ -202,6 +203,10 @@ struct MirrorRoom {
     /// A catch-up read is under way.
     catching_up: bool,
     catch_up_retry_at: Option<Instant>,
+    /// The feed may have lost messages and the shared room could not be read
+    /// since: what this mirror holds may be stale. Reads are refused until a
+    /// catch-up succeeds; open streams stay open on keepalives meanwhile.
+    out_of_touch: bool,
     /// The end timer fired at this version; wait before firing again.
     end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
@@ -265,6 +270,9 @@ impl MirrorRoom {
     }
 
     fn handle(&mut self, request: Request) -> Flow {
+        let Some(request) = self.refuse_stale_read(request) else {
+            return Flow::Continue;
+        };
         let now = self.now();
         let (room, link) = (&self.room, &self.link);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| {
@@ -342,6 +350,25 @@ impl MirrorRoom {
         Flow::Continue
     }
 
+    /// Answers a read `Unavailable` while out of touch (a stale room must not
+    /// be served as the current one); hands any other request back.
+    fn refuse_stale_read(&self, request: Request) -> Option<Request> {
+        if !self.out_of_touch {
+            return Some(request);
+        }
+        let refused = RoomError::Unavailable(Unavailable);
+        match request {
+            Request::View { respond_to } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            Request::Subscribe { respond_to, .. } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
     /// Takes committed events in version order, whatever order they came in; a
     /// gap is filled from the shared history.
     fn on_feed_events(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) -> Flow {
@@ -407,10 +434,15 @@ impl MirrorRoom {
             Ok(caught_up) => caught_up,
             Err(Unavailable) => {
                 // The store is away: streams stay open on keepalives; try again soon.
+                if !self.out_of_touch {
+                    tracing::warn!(room_id = %self.room.room_id, "mirror out of touch with the shared room");
+                }
+                self.out_of_touch = true;
                 self.catch_up_retry_at = Some(Instant::now() + CATCH_UP_RETRY);
                 return Flow::Continue;
             }
         };
+        self.out_of_touch = false;
         let Some(room) = caught_up.room else {
             // The room was deleted (or expired) while this node was not hearing.
             let event = self.room.close(CloseReason::Deleted, self.now());
@@ -484,8 +516,12 @@ impl MirrorRoom {
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
         tokio::spawn(async move {
-            // A failed report is retried by the next heartbeat.
-            let _ = link.shared.report_listeners(&room_id, count).await;
+            // A failed report is retried by the next heartbeat; it also means the
+            // feed may be silently gone (a dead link sends no disconnection), so
+            // the mirror checks what it missed, and learns it is out of touch.
+            if link.shared.report_listeners(&room_id, count).await.is_err() {
+                link.alarm.raise();
+            }
         });
     }
 
