@@ -64,7 +64,7 @@ async fn a_room_created_on_one_node_is_served_by_every_node() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
     let (room, _token, created) = nodes[0]
-        .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ"}))
+        .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;
     for node in &nodes {
         let seen = node.get_room(&room).await;
@@ -222,7 +222,9 @@ async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
 async fn listener_counts_are_summed_over_nodes() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
-    let (room, _token) = nodes[0].video_room().await;
+    let (room, _token, _) = nodes[0]
+        .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
+        .await;
     let mut streams = Vec::new();
     for (node, count) in nodes.iter().zip([2, 1, 0]) {
         for _ in 0..count {
@@ -328,7 +330,9 @@ async fn the_end_of_a_video_advances_the_queue_exactly_once_across_nodes() {
 async fn a_media_url_loaded_on_one_node_reaches_a_listener_on_another() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
-    let (room, token) = nodes[0].video_room().await;
+    let (room, token, _) = nodes[0]
+        .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
+        .await;
     let mut listener = nodes[1].events(&room).await;
     listener.expect_snapshot().await;
     nodes[0]

@@ -27,11 +27,14 @@ export interface QueueItem {
 }
 
 export type Control = 'host' | 'open';
+export type Visibility = 'public' | 'unlisted';
 
 export interface Room {
   room_id: string;
   name?: string | null;
   control: Control;
+  visibility: Visibility;
+  chat_enabled: boolean;
   listeners: number;
   version: number;
   state: RoomState;
@@ -85,6 +88,7 @@ export interface CreateRoomFields {
   room_id?: string;
   name?: string;
   control?: Control;
+  visibility?: Visibility;
   video_id?: string;
 }
 
@@ -102,6 +106,11 @@ export declare function sendCommand(
 ): Promise<CommandResult>;
 export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
+export declare function resetHostToken(
+  roomId: string,
+  hostToken: string,
+  baseUrl?: string,
+): Promise<{ host_token: string; version: number }>;
 
 /* ------------------------------------------------------------------ sync-core.js */
 
@@ -349,6 +358,10 @@ export interface SyncRoomEventMap {
   /** `history`: from a snapshot's kept messages, not a live event. */
   chat: CustomEvent<{ version: number; name: string; text: string; server_time: number; history?: true }>;
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
+  visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
+  chat_enabled: CustomEvent<{ version: number; chat_enabled: boolean; server_time: number }>;
+  chat_cleared: CustomEvent<{ version: number; server_time: number }>;
+  host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
   connection: CustomEvent<{ status: ConnectionStatus }>;

@@ -197,7 +197,7 @@ impl ToSchema for CreateRoomBody {
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 7] {
+fn sse_events() -> [(&'static str, String, bool); 11] {
     use crate::room::event as e;
     [
         (
@@ -219,6 +219,26 @@ fn sse_events() -> [(&'static str, String, bool); 7] {
         (
             "control",
             <e::ControlData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "visibility",
+            <e::VisibilityData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_enabled",
+            <e::ChatEnabledData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_cleared",
+            <e::VersionData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "host_token",
+            <e::VersionData as ToSchema>::name().into_owned(),
             true,
         ),
         (
@@ -291,6 +311,9 @@ impl ToSchema for SseMessage {
         add::<e::QueueData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
+        add::<e::VisibilityData>(schemas);
+        add::<e::ChatEnabledData>(schemas);
+        add::<e::VersionData>(schemas);
         add::<e::PresenceData>(schemas);
         add::<e::ClosedData>(schemas);
     }

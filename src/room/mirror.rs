@@ -328,6 +328,24 @@ impl MirrorRoom {
                     let _ = respond_to.send(committed.map(|_| ()));
                 });
             }
+            Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            } => {
+                self.hub.touch();
+                tokio::spawn(async move {
+                    // Checked and replaced in one compare-and-set against the
+                    // shared room: every node's next commit reads the new hash.
+                    let committed = link
+                        .commit(&room_id, None, |room, now| {
+                            room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                            Ok(vec![room.reset_host_token(&new_token.0, now)])
+                        })
+                        .await;
+                    let _ = respond_to.send(committed.map(|(room, _)| room.version));
+                });
+            }
             Request::Feed(Feed::Events { events, arrived }) => {
                 return self.on_feed_events(events, arrived);
             }
