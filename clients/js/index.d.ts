@@ -408,6 +408,8 @@ export declare class SyncRoom extends EventTarget {
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;
+  /** Exchanges the host token for a new one, which this client then uses. */
+  resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;
 
   addEventListener<K extends keyof SyncRoomEventMap>(
