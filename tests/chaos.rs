@@ -489,7 +489,9 @@ async fn listen(
             match item {
                 Ok(Some(SseItem::Retry(ms))) => retry = Duration::from_millis(ms),
                 Ok(Some(SseItem::Comment(_))) => heard.keepalives += 1,
-                Ok(Some(SseItem::Event(event))) if event.event == "presence" => {}
+                Ok(Some(SseItem::Hello(_))) => {}
+                // Id-less events (presence and the like) are not versions.
+                Ok(Some(SseItem::Event(event))) if event.id.is_none() => {}
                 Ok(Some(SseItem::Event(event))) => {
                     let id = event.id_num();
                     let now = std::time::Instant::now();

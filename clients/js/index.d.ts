@@ -27,11 +27,14 @@ export interface QueueItem {
 }
 
 export type Control = 'host' | 'open';
+export type Visibility = 'public' | 'unlisted';
 
 export interface Room {
   room_id: string;
   name?: string | null;
   control: Control;
+  visibility: Visibility;
+  chat_enabled: boolean;
   listeners: number;
   version: number;
   state: RoomState;
@@ -85,6 +88,7 @@ export interface CreateRoomFields {
   room_id?: string;
   name?: string;
   control?: Control;
+  visibility?: Visibility;
   video_id?: string;
 }
 
@@ -102,6 +106,11 @@ export declare function sendCommand(
 ): Promise<CommandResult>;
 export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
+export declare function resetHostToken(
+  roomId: string,
+  hostToken: string,
+  baseUrl?: string,
+): Promise<{ host_token: string; version: number }>;
 
 /* ------------------------------------------------------------------ sync-core.js */
 
@@ -351,6 +360,10 @@ export interface SyncRoomEventMap {
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
+  visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
+  chat_enabled: CustomEvent<{ version: number; chat_enabled: boolean; server_time: number }>;
+  chat_cleared: CustomEvent<{ version: number; server_time: number }>;
+  host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
   connection: CustomEvent<{ status: ConnectionStatus }>;
@@ -400,6 +413,8 @@ export declare class SyncRoom extends EventTarget {
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;
+  /** Exchanges the host token for a new one, which this client then uses. */
+  resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;
 
   addEventListener<K extends keyof SyncRoomEventMap>(

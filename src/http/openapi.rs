@@ -58,6 +58,7 @@ is closed."
         super::rooms::delete,
         super::rooms::command,
         super::rooms::chat,
+        super::rooms::reset_host_token,
         super::events::events,
         super::media::list,
         super::media::file,

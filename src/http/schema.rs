@@ -197,7 +197,7 @@ impl ToSchema for CreateRoomBody {
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 8] {
+fn sse_events() -> [(&'static str, String, bool); 12] {
     use crate::room::event as e;
     [
         (
@@ -225,6 +225,26 @@ fn sse_events() -> [(&'static str, String, bool); 8] {
             "hello",
             <super::stream_token::IssuedToken as ToSchema>::name().into_owned(),
             false,
+        ),
+        (
+            "visibility",
+            <e::VisibilityData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_enabled",
+            <e::ChatEnabledData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_cleared",
+            <e::VersionData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "host_token",
+            <e::VersionData as ToSchema>::name().into_owned(),
+            true,
         ),
         (
             "presence",
@@ -297,6 +317,9 @@ impl ToSchema for SseMessage {
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
         add::<super::stream_token::IssuedToken>(schemas);
+        add::<e::VisibilityData>(schemas);
+        add::<e::ChatEnabledData>(schemas);
+        add::<e::VersionData>(schemas);
         add::<e::PresenceData>(schemas);
         add::<e::ClosedData>(schemas);
     }

@@ -51,7 +51,10 @@ pub(crate) enum Flow {
 /// Which commands need the host token even in open rooms.
 pub(crate) fn access_for(command: &Command) -> Access {
     match command {
-        Command::Control { .. } => Access::HostOnly,
+        Command::Control { .. }
+        | Command::Visibility { .. }
+        | Command::ChatEnabled { .. }
+        | Command::ClearChat {} => Access::HostOnly,
         _ => Access::Command,
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::source::Source;
-use super::state::Control;
+use super::state::{Control, Visibility};
 use super::{is_video_id, state::MAX_POSITION};
 
 /// Longest queue item title, in characters.
@@ -68,6 +68,13 @@ pub enum Command {
     Control {
         control: Control,
     },
+    Visibility {
+        visibility: Visibility,
+    },
+    ChatEnabled {
+        chat_enabled: bool,
+    },
+    ClearChat {},
 }
 
 /// What JSON a field takes, in the plain words of error messages.
@@ -147,10 +154,13 @@ use Presence::{Optional, Required};
 /// The control modes as their JSON names (see [`Control`]).
 pub const CONTROL_NAMES: &[&str] = &["host", "open"];
 
+/// The visibilities as their JSON names (see [`Visibility`]).
+pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
+
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 11] = [
+pub const COMMANDS: [Shape; 14] = [
     Shape {
         name: "play",
         fields: &[("position", Number, Optional)],
@@ -217,6 +227,21 @@ pub const COMMANDS: [Shape; 11] = [
     Shape {
         name: "control",
         fields: &[("control", OneOf(CONTROL_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "visibility",
+        fields: &[("visibility", OneOf(VISIBILITY_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "chat_enabled",
+        fields: &[("chat_enabled", Boolean, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "clear_chat",
+        fields: &[],
         alternatives: None,
     },
 ];
@@ -406,6 +431,9 @@ impl Command {
             Command::QueueMove { .. } => 8,
             Command::Next {} => 9,
             Command::Control { .. } => 10,
+            Command::Visibility { .. } => 11,
+            Command::ChatEnabled { .. } => 12,
+            Command::ClearChat {} => 13,
         };
         &COMMANDS[index]
     }
@@ -493,7 +521,10 @@ impl Command {
             Command::QueueRemove { .. }
             | Command::QueueMove { .. }
             | Command::Next {}
-            | Command::Control { .. } => Ok(()),
+            | Command::Control { .. }
+            | Command::Visibility { .. }
+            | Command::ChatEnabled { .. }
+            | Command::ClearChat {} => Ok(()),
         }
     }
 }
@@ -633,6 +664,19 @@ mod tests {
                     control: Control::Open,
                 },
             ),
+            (
+                json!({"type": "visibility", "visibility": "public"}),
+                Command::Visibility {
+                    visibility: Visibility::Public,
+                },
+            ),
+            (
+                json!({"type": "chat_enabled", "chat_enabled": false}),
+                Command::ChatEnabled {
+                    chat_enabled: false,
+                },
+            ),
+            (json!({"type": "clear_chat"}), Command::ClearChat {}),
         ];
         for (body, expected) in cases {
             assert_eq!(

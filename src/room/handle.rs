@@ -3,7 +3,7 @@
 //! bounded inbox with a oneshot for the answer.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ pub use super::error::RoomError;
 use super::event::SharedFrame;
 use super::shared::Feed;
 use super::source::Source;
-use super::state::RoomView;
+use super::state::{RoomView, Visibility};
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -59,6 +59,12 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
+    /// Replaces the host token with `new_token` (the current one is `token`).
+    ResetHostToken {
+        token: Option<HostToken>,
+        new_token: HostToken,
+        respond_to: oneshot::Sender<Result<u64, RoomError>>,
+    },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
 }
@@ -84,16 +90,32 @@ pub struct RoomShared {
     pub(crate) listeners_changed: Notify,
     /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
     source: Mutex<Option<Source>>,
+    /// Listed by `GET /api/rooms`, kept in step by the actor.
+    public: AtomicBool,
 }
 
 impl RoomShared {
-    pub(crate) fn new(name: String, source: Option<Source>) -> Self {
+    pub(crate) fn new(name: String, source: Option<Source>, visibility: Visibility) -> Self {
         Self {
             name,
             listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
+            public: AtomicBool::new(visibility == Visibility::Public),
         }
+    }
+
+    pub fn visibility(&self) -> Visibility {
+        if self.public.load(Ordering::Acquire) {
+            Visibility::Public
+        } else {
+            Visibility::Unlisted
+        }
+    }
+
+    pub(crate) fn set_visibility(&self, visibility: Visibility) {
+        self.public
+            .store(visibility == Visibility::Public, Ordering::Release);
     }
 
     pub fn listeners(&self) -> usize {
@@ -240,6 +262,23 @@ impl RoomHandle {
     pub async fn delete(&self, token: Option<HostToken>) -> Result<(), RoomError> {
         let result = self
             .call(|respond_to| Request::Delete { token, respond_to })
+            .await?;
+        result
+    }
+
+    /// Exchanges the host token `token` for `new_token`: the old one stops working
+    /// at once. Answers the room's version after the change.
+    pub async fn reset_host_token(
+        &self,
+        token: Option<HostToken>,
+        new_token: HostToken,
+    ) -> Result<u64, RoomError> {
+        let result = self
+            .call(|respond_to| Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            })
             .await?;
         result
     }

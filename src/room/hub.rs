@@ -53,6 +53,7 @@ impl Hub {
         let shared = Arc::new(RoomShared::new(
             room.name.clone(),
             room.state.source.clone(),
+            room.visibility,
         ));
         let mut ring = History::new(settings.history);
         for event in history {
@@ -80,8 +81,10 @@ impl Hub {
     /// Encodes each event once, keeps it for replay and sends it to every listener.
     pub(crate) fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
         for event in events {
-            if let EventKind::State { state, .. } = &event.kind {
-                self.shared.set_source(state.source.clone());
+            match &event.kind {
+                EventKind::State { state, .. } => self.shared.set_source(state.source.clone()),
+                EventKind::Visibility { visibility } => self.shared.set_visibility(*visibility),
+                _ => {}
             }
             let frame = Arc::new(event.to_frame(arrived));
             self.history.push(frame.clone());

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
@@ -183,6 +183,23 @@ impl Link {
         }
     }
 
+    /// Commits `change` in a task of its own (the mirror never waits on the
+    /// store) and answers the room's version after it.
+    fn spawn_commit_answering_version<F>(
+        self,
+        room_id: String,
+        respond_to: oneshot::Sender<Result<u64, RoomError>>,
+        change: F,
+    ) where
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let committed = self.commit(&room_id, None, change).await;
+            // A requester that stopped waiting is no error.
+            let _ = respond_to.send(committed.map(|(room, _)| room.version));
+        });
+    }
+
     /// Hands the mirror what was committed (before the committer answers its
     /// client, so a read that follows sees it).
     async fn deliver(&self, feed: Feed) {
@@ -316,13 +333,8 @@ impl MirrorRoom {
                 respond_to,
             } => {
                 self.hub.touch();
-                tokio::spawn(async move {
-                    let committed = link
-                        .commit(&room_id, None, |room, now| {
-                            Ok(vec![room.chat(&name, &text, now)?])
-                        })
-                        .await;
-                    let _ = respond_to.send(committed.map(|(room, _)| room.version));
+                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
+                    Ok(vec![room.chat(&name, &text, now)?])
                 });
             }
             Request::Delete { token, respond_to } => {
@@ -334,6 +346,19 @@ impl MirrorRoom {
                         })
                         .await;
                     let _ = respond_to.send(committed.map(|_| ()));
+                });
+            }
+            Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            } => {
+                self.hub.touch();
+                // Checked and replaced in one compare-and-set against the shared
+                // room: every node's next commit reads the new hash.
+                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
+                    room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                    Ok(vec![room.reset_host_token(&new_token.0, now)])
                 });
             }
             Request::Feed(Feed::Events { events, arrived }) => {
