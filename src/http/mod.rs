@@ -4,6 +4,7 @@
 //! - [`rooms`]: create, get, list, delete, commands, chat.
 //! - [`events`]: the SSE route's handler.
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
+//! - [`sync`]: listeners' drift reports (sync health).
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
 //! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
@@ -25,6 +26,7 @@ pub mod rooms;
 pub mod schema;
 pub mod socket_stream;
 pub mod stream;
+pub mod sync;
 pub mod tls;
 pub mod validators;
 
@@ -99,6 +101,7 @@ impl AppState {
             listener_buffer: config.listener_buffer as usize,
             ttl: config.room_ttl,
             chat_history: config.chat_history as usize,
+            sync: config.sync_rules(),
         };
         let registry = Registry::new(
             settings,
@@ -172,6 +175,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
+        .route("/api/rooms/{room_id}/sync", post(sync::report))
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/time", get(time))

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::rooms::ChatMessageBody;
 use super::schema::{CommandBody, CreateRoomBody, SseMessage};
+use super::sync::SyncReportBody;
 
 /// The route of the description itself.
 pub const OPENAPI_ROUTE: &str = "/api/openapi.json";
@@ -58,6 +59,7 @@ is closed."
         super::rooms::delete,
         super::rooms::command,
         super::rooms::chat,
+        super::sync::report,
         super::events::events,
         super::media::list,
         super::media::file,
@@ -78,6 +80,7 @@ is closed."
         CommandBody,
         CreateRoomBody,
         ChatMessageBody,
+        SyncReportBody,
         SseMessage,
     )),
     modifiers(&HostToken, &OptionalCreateBody),

@@ -15,6 +15,11 @@ use super::event::SharedFrame;
 use super::shared::Feed;
 use super::source::Source;
 use super::state::RoomView;
+use super::sync::{DriftReport, SyncSummary};
+
+/// Closed streams a room remembers until its actor next looks (to forget their
+/// sync reports at once); past this many, the rest simply expire.
+pub const MAX_CLOSED_STREAMS_PENDING: usize = 4_096;
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -56,6 +61,12 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
+    /// A listener's drift report, bound to its stream (by the stream token).
+    SyncReport {
+        stream: String,
+        report: DriftReport,
+        respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
+    },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
 }
@@ -81,6 +92,9 @@ pub struct RoomShared {
     pub(crate) listeners_changed: Notify,
     /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
     source: Mutex<Option<Source>>,
+    /// Streams that closed since the actor last looked (their ids), so that their
+    /// sync reports stop counting. A std mutex: held for a push or a swap.
+    closed_streams: Mutex<Vec<String>>,
 }
 
 impl RoomShared {
@@ -90,6 +104,7 @@ impl RoomShared {
             listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
+            closed_streams: Mutex::new(Vec::new()),
         }
     }
 
@@ -110,6 +125,24 @@ impl RoomShared {
             Err(poisoned) => *poisoned.into_inner() = source,
         }
     }
+
+    /// The streams that closed since the last call.
+    pub(crate) fn take_closed_streams(&self) -> Vec<String> {
+        match self.closed_streams.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    fn stream_closed(&self, stream: String) {
+        let mut list = self
+            .closed_streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if list.len() < MAX_CLOSED_STREAMS_PENDING {
+            list.push(stream);
+        }
+    }
 }
 
 /// Counts one listener for as long as it lives; dropping it (the stream ended or
@@ -117,18 +150,31 @@ impl RoomShared {
 #[derive(Debug)]
 pub struct ListenerGuard {
     shared: Arc<RoomShared>,
+    /// The stream's id, once known: its sync report stops counting when it ends.
+    stream: Option<String>,
 }
 
 impl ListenerGuard {
     pub(crate) fn new(shared: Arc<RoomShared>) -> Self {
         shared.listeners.fetch_add(1, Ordering::AcqRel);
         shared.listeners_changed.notify_one();
-        Self { shared }
+        Self {
+            shared,
+            stream: None,
+        }
+    }
+
+    /// Names the stream this guard counts (the id its stream token carries).
+    pub fn set_stream(&mut self, stream: String) {
+        self.stream = Some(stream);
     }
 }
 
 impl Drop for ListenerGuard {
     fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.shared.stream_closed(stream);
+        }
         self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
         self.shared.listeners_changed.notify_one();
     }
@@ -231,6 +277,23 @@ impl RoomHandle {
     /// A fresh `snapshot` frame for a listener that fell behind.
     pub async fn resync(&self) -> Result<SharedFrame, RoomError> {
         self.call(|respond_to| Request::Resync { respond_to }).await
+    }
+
+    /// Takes a listener's drift report for its stream; answers the room's summary
+    /// with it.
+    pub async fn report_sync(
+        &self,
+        stream: String,
+        report: DriftReport,
+    ) -> Result<SyncSummary, RoomError> {
+        let summary = self
+            .call(|respond_to| Request::SyncReport {
+                stream,
+                report,
+                respond_to,
+            })
+            .await?;
+        summary
     }
 
     /// Closes the room (host token required): listeners get `closed`.

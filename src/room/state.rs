@@ -187,6 +187,9 @@ pub struct RoomView {
     pub chat: Vec<ChatMessage>,
     pub listeners: u64,
     pub server_time: i64,
+    /// The listeners' sync health: reports live now (see `room::sync`).
+    #[serde(default)]
+    pub sync: super::sync::SyncSummary,
 }
 
 /// Hashes a host token for storage and comparison.
@@ -244,6 +247,7 @@ impl Room {
             chat: self.chat.iter().cloned().collect(),
             listeners,
             server_time: now,
+            sync: super::sync::SyncSummary::default(),
         }
     }
 
