@@ -196,12 +196,12 @@ impl ToSchema for CreateRoomBody {
 }
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `presence` and `sync`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence` and `sync`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 8] {
+fn sse_events() -> [(&'static str, String, bool); 9] {
     use crate::room::event as e;
     [
         (
@@ -224,6 +224,11 @@ fn sse_events() -> [(&'static str, String, bool); 8] {
             "control",
             <e::ControlData as ToSchema>::name().into_owned(),
             true,
+        ),
+        (
+            "hello",
+            <super::stream_token::IssuedToken as ToSchema>::name().into_owned(),
+            false,
         ),
         (
             "presence",
@@ -276,8 +281,8 @@ impl PartialSchema for SseMessage {
         Schema::OneOf(
             one_of
                 .description(Some(
-                    "One message of the stream. The stream opens with `retry:`, then a \
-                     `snapshot` (or the replay of missed events after `Last-Event-ID`), then \
+                    "One message of the stream. The stream opens with `retry:`, then `hello` \
+                     (this connection's stream id and token), then a `snapshot` (or the replay of missed events after `Last-Event-ID`), then \
                      live events; comment lines (`:`) are keepalives. It ends after `closed`, \
                      at its maximum age, or at server shutdown.",
                 ))
@@ -300,6 +305,7 @@ impl ToSchema for SseMessage {
         add::<e::QueueData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
+        add::<super::stream_token::IssuedToken>(schemas);
         add::<e::PresenceData>(schemas);
         add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
