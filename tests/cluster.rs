@@ -604,8 +604,15 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
     let mut streams = Vec::new();
     for i in 0..6usize {
         let mut stream = nodes[i % 3].events(&room).await;
-        let hello = stream.expect("hello").await.json();
-        let token = hello["stream_token"].as_str().expect("token").to_owned();
+        let token = loop {
+            match stream.next_item(WAIT).await {
+                Some(SseItem::Hello(hello)) => {
+                    break hello["stream_token"].as_str().expect("token").to_owned()
+                }
+                Some(_) => continue,
+                None => panic!("the stream ended before its hello"),
+            }
+        };
         let reporter = &nodes[(i + 1) % 3];
         let p95 = if i == 0 { 200.0 } else { 10.0 + i as f64 };
         let response = reporter

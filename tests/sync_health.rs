@@ -5,15 +5,27 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, spawn_app, SseStream, TestApp, WAIT};
+use common::{assert_error, spawn_app, SseItem, SseStream, TestApp, WAIT};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-/// Opens a stream of `room` and gives it with its token (from `hello`).
+/// The stream token of `stream` (from its `hello`, which comes before the snapshot).
+pub async fn stream_token(stream: &mut SseStream) -> String {
+    loop {
+        match stream.next_item(WAIT).await {
+            Some(SseItem::Hello(hello)) => {
+                return hello["stream_token"].as_str().expect("a token").to_owned()
+            }
+            Some(_) => continue,
+            None => panic!("the stream ended before its hello"),
+        }
+    }
+}
+
+/// Opens a stream of `room` and gives it with its token.
 async fn listen(app: &TestApp, room: &str) -> (SseStream, String) {
     let mut stream = app.events(room).await;
-    let hello = stream.expect("hello").await.json();
-    let token = hello["stream_token"].as_str().expect("a token").to_owned();
+    let token = stream_token(&mut stream).await;
     (stream, token)
 }
 
@@ -74,8 +86,7 @@ async fn forty_listeners_behind_one_address_are_forty_reporters() {
         json!({"reporting": 40, "in_sync": 37, "drift_p95_ms": 120.0})
     );
     // A late joiner's snapshot carries it too.
-    let mut late = app.events(&room).await;
-    late.expect("hello").await;
+    let (mut late, _) = listen(&app, &room).await;
     assert_eq!(late.expect_snapshot().await["sync"]["in_sync"], 37);
 }
 

@@ -104,7 +104,7 @@ fn check_drift(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
     request_body(content = SyncReportBody, content_type = "application/json", description = "The page's drift over its last report interval, and its stream's token (from `hello`)"),
     responses(
         (status = 200, description = "Taken: it replaces the stream's previous report and counts for three report intervals, or until the stream closes", body = SyncAccepted),
-        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: a drift outside 0..600000 ms, or p50 above p95", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, or p50 above p95", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
         (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
