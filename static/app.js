@@ -610,7 +610,6 @@ function renderRoomSync(sync) {
   if (!sync) return;
   const text = `${sync.in_sync} of ${sync.reporting} in sync`;
   $('room-sync').textContent = text;
-  pill.dataset.quality = sync.reporting > 0 && sync.in_sync === sync.reporting ? 'good' : (sync.in_sync * 2 < sync.reporting ? 'bad' : 'ok');
   $('h-room-sync').textContent = sync.reporting === 0 ? '—'
     : `${text}, p95 ${sync.drift_p95_ms === null ? '—' : `${Math.round(sync.drift_p95_ms)} ms`}`;
 }
