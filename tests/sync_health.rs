@@ -243,7 +243,7 @@ async fn every_malformed_report_is_a_json_error_that_changes_nothing() {
             "unknown player",
             with("player", json!("vlc")),
             400,
-            "invalid_json",
+            "invalid_value",
         ),
         (
             "negative drift",
