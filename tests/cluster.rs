@@ -626,20 +626,7 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
         streams.push(stream);
     }
     let wanted = json!({"reporting": 6, "in_sync": 5, "drift_p95_ms": 200.0});
-    for node in &nodes {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let sync = node.get_room(&room).await["sync"].clone();
-            if sync == wanted {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{sync} on a node, wanted {wanted}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    wait_sync_everywhere(&nodes, &room, &wanted).await;
     // A listener on any node hears the cluster-wide summary as a `sync` event.
     let sync = loop {
         let event = streams[5].expect_event().await;
@@ -651,10 +638,22 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
     // The stream reported with p95 = 200 closes on node 0: every node stops counting it.
     drop(streams.remove(0));
     let wanted = json!({"reporting": 5, "in_sync": 5, "drift_p95_ms": 15.0});
-    for node in &nodes {
+    wait_sync_everywhere(&nodes, &room, &wanted).await;
+}
+
+/// Polls every node's `GET /api/rooms/{room}` until its `sync` is `wanted`.
+async fn wait_sync_everywhere(nodes: &[TestApp], room: &str, wanted: &Value) {
+    for node in nodes {
         let deadline = Instant::now() + WAIT;
-        while node.get_room(&room).await["sync"] != wanted {
-            assert!(Instant::now() < deadline, "the closed stream still counts");
+        loop {
+            let sync = node.get_room(room).await["sync"].clone();
+            if &sync == wanted {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sync} on a node, wanted {wanted}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
