@@ -160,6 +160,17 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_CHAT_HISTORY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=MAX_CHAT_HISTORY as i64))]
     pub chat_history: u32,
 
+    /// How often each listener's page reports its drift (`POST /api/rooms/{id}/sync`), in seconds,
+    /// 1 to 60. A report counts for three intervals; a stream may report at most once per half
+    /// interval. Pages learn the interval from each report's answer.
+    #[arg(long, env = "SYNCROOM_SYNC_REPORT_INTERVAL", default_value = "5", value_parser = parse_report_interval)]
+    pub sync_report_interval: Duration,
+
+    /// Most live sync reports (one per listening stream) one room keeps; past it new reporters
+    /// are turned away (`503`) until reports expire.
+    #[arg(long, env = "SYNCROOM_MAX_SYNC_REPORTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_sync_reports: u32,
+
     /// Chat messages each client address may send per minute (sustained).
     #[arg(long, env = "SYNCROOM_CHAT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=60_000))]
     pub chat_per_minute: u32,
@@ -228,6 +239,14 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// How rooms keep listeners' sync reports, from the two flags.
+    pub fn sync_rules(&self) -> crate::room::sync::SyncRules {
+        crate::room::sync::SyncRules {
+            interval: self.sync_report_interval,
+            max_reports: self.max_sync_reports as usize,
+        }
+    }
+
     /// The defaults, as `syncroom` with no flags and no environment would have them.
     /// Tests start from this and change what they exercise.
     pub fn defaults() -> Self {
@@ -254,6 +273,19 @@ fn parse_positive_secs(text: &str) -> Result<Duration, String> {
         return Err(format!("`{text}` must be at least 0.001 seconds"));
     }
     Ok(duration)
+}
+
+/// The bounds of `--sync-report-interval`.
+pub const SYNC_REPORT_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(60);
+
+/// `--sync-report-interval`: seconds within [`SYNC_REPORT_INTERVAL_RANGE`].
+fn parse_report_interval(text: &str) -> Result<Duration, String> {
+    let interval = parse_secs(text)?;
+    if !SYNC_REPORT_INTERVAL_RANGE.contains(&interval) {
+        return Err(format!("`{text}` must be from 1 to 60 seconds"));
+    }
+    Ok(interval)
 }
 
 /// `IP:PORT` or `HOST:PORT`; an IPv6 address goes in brackets (`[::1]:8080`).
@@ -373,5 +405,12 @@ mod tests {
         assert_eq!(config.rooms_per_minute, 10);
         assert_eq!(config.rooms_burst, 5);
         assert_eq!(config.max_rooms_per_client, 20);
+        assert_eq!(config.sync_report_interval, Duration::from_secs(5));
+        assert!(parse_report_interval("0.5").is_err());
+        assert!(parse_report_interval("61").is_err());
+        assert_eq!(
+            parse_report_interval("2.5"),
+            Ok(Duration::from_millis(2500))
+        );
     }
 }

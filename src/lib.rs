@@ -154,6 +154,7 @@ async fn connect_redis(
             ttl: config.room_ttl,
             max_queue: config.max_queue,
             chat_history: config.chat_history as usize,
+            sync: config.sync_rules(),
         };
         let connecting = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock));
         let connected = tokio::select! {

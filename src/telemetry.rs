@@ -38,6 +38,18 @@ pub struct CommandLabels {
     pub outcome: &'static str,
 }
 
+/// The label of `syncroom_listener_drift_seconds`: the reporting page's player
+/// kind, one of a fixed three.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlayerLabels {
+    pub player: &'static str,
+}
+
+/// The buckets of `syncroom_listener_drift_seconds`: 1 ms .. ~16 s.
+fn drift_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
 /// The server's metrics. Cheap to update from any task (atomics inside).
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +63,8 @@ pub struct Metrics {
     pub commands: Family<CommandLabels, Counter>,
     /// Command arrival → its event written to every local listener.
     pub fanout_seconds: Histogram,
+    /// Each sync report's drift p95, by player kind (observed by the node that took it).
+    pub listener_drift_seconds: Family<PlayerLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -83,6 +97,15 @@ impl Metrics {
             "Time from a command's arrival to its event being written to every local listener",
             fanout_seconds.clone(),
         );
+        let listener_drift_seconds =
+            Family::<PlayerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                drift_histogram,
+            );
+        registry.register(
+            "syncroom_listener_drift_seconds",
+            "Listeners' reported drift from the room (each sync report's p95), by player kind",
+            listener_drift_seconds.clone(),
+        );
         Self {
             registry,
             connections,
@@ -90,6 +113,7 @@ impl Metrics {
             events,
             commands,
             fanout_seconds,
+            listener_drift_seconds,
         }
     }
 
@@ -98,6 +122,13 @@ impl Metrics {
         self.commands
             .get_or_create(&CommandLabels { r#type, outcome })
             .inc();
+    }
+
+    /// Counts one sync report's drift p95 (milliseconds).
+    pub fn listener_drift(&self, player: &'static str, p95_ms: f64) {
+        self.listener_drift_seconds
+            .get_or_create(&PlayerLabels { player })
+            .observe(p95_ms / 1000.0);
     }
 
     /// The Prometheus text exposition.

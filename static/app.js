@@ -285,6 +285,7 @@ function choosePlayer(room) {
     const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
     // YouTube plays only its listed rates: bursts at those from the start, no probing nudge.
     room.attachPlayer(player, {
+      kind,
       correction,
       listedRatesOnly: kind === 'youtube',
       // Until the other kind's player is attached, this one leaves the other's items alone.
@@ -488,6 +489,7 @@ function wireRoomEvents(room) {
   room.addEventListener('chat_cleared', () => clearChatList());
 
   room.addEventListener('presence', (e) => { $('listeners-count').textContent = String(e.detail.listeners); });
+  room.addEventListener('sync', (e) => renderRoomSync(e.detail));
   room.addEventListener('chat', (e) => addChat(e.detail));
   room.addEventListener('closed', (e) => {
     const why = { deleted: 'The host closed this room.', expired: 'This room expired after being idle.', not_found: 'This room no longer exists.' };
@@ -563,6 +565,7 @@ function refresh() {
   const st = room.state;
   const hasVideo = Boolean(itemKey(st));
   renderHealth(room.health());
+  drawDriftChart(room);
   $('player-empty').hidden = hasVideo;
   $('player').classList.toggle('is-empty', !hasVideo);
   if (!hasVideo) {
@@ -628,6 +631,58 @@ function renderHealth(h) {
   else { quality = 'bad'; summary = `±${(avg / 1000).toFixed(1)} s`; }
   $('health-dot').dataset.quality = quality;
   $('health-summary').textContent = summary;
+}
+
+/** The room's sync health, "37 of 40 in sync": from the snapshot, `sync` events and our reports. */
+function renderRoomSync(sync) {
+  const pill = $('sync-pill');
+  pill.hidden = !sync || sync.reporting === 0;
+  if (!sync) return;
+  const text = `${sync.in_sync} of ${sync.reporting} in sync`;
+  $('room-sync').textContent = text;
+  $('h-room-sync').textContent = sync.reporting === 0 ? '—'
+    : `${text}, p95 ${sync.drift_p95_ms === null ? '—' : `${Math.round(sync.drift_p95_ms)} ms`}`;
+}
+
+/** Drift of a reading above which the chart's scale grows (ms); the ±50 ms "in sync" band is drawn. */
+const CHART_MIN_SCALE_MS = 60;
+const IN_SYNC_MS = 50;
+
+/** This page's own drift over the last minute, as a line around zero (the room). */
+function drawDriftChart(room) {
+  const canvas = $('drift-chart');
+  if (!canvas || !canvas.getContext) return;
+  const now = performance.now();
+  const series = room.drift.series(now);
+  const keep = room.drift.options.keepMs;
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const scale = Math.max(CHART_MIN_SCALE_MS, ...series.map((s) => Math.abs(s.ms)));
+  const y = (ms) => height / 2 - (ms / scale) * (height / 2 - 4);
+  const styles = getComputedStyle(document.documentElement);
+  ctx.fillStyle = 'rgba(120, 200, 140, 0.12)';
+  ctx.fillRect(0, y(IN_SYNC_MS), width, y(-IN_SYNC_MS) - y(IN_SYNC_MS));
+  ctx.strokeStyle = styles.getPropertyValue('--muted') || '#999';
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.moveTo(0, y(0));
+  ctx.lineTo(width, y(0));
+  ctx.stroke();
+  ctx.strokeStyle = styles.getPropertyValue('--accent-2') || '#9b83ff';
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  series.forEach((s, i) => {
+    const x = width - ((now - s.at) / keep) * width;
+    if (i === 0) ctx.moveTo(x, y(s.ms)); else ctx.lineTo(x, y(s.ms));
+  });
+  ctx.stroke();
+  const worst = series.reduce((m, s) => Math.max(m, Math.abs(s.ms)), 0);
+  const label = series.length === 0
+    ? 'Your drift from the room over the last minute: no readings yet'
+    : `Your drift from the room over the last minute: ${series.length} readings, at most ${Math.round(worst)} ms, latest ${Math.round(series[series.length - 1].ms)} ms`;
+  if (canvas.getAttribute('aria-label') !== label) canvas.setAttribute('aria-label', label);
+  canvas.dataset.samples = String(series.length);
 }
 
 /* ------------------------------------------------------------------ queue */

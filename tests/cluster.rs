@@ -599,6 +599,70 @@ async fn killing_a_node_loses_no_room() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reports_taken_by_different_nodes_are_counted_together() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, _token) = nodes[0].video_room().await;
+    // Six listeners, two streams on each node; each reports to the next node.
+    let mut streams = Vec::new();
+    for i in 0..6usize {
+        let mut stream = nodes[i % 3].events(&room).await;
+        let token = loop {
+            match stream.next_item(WAIT).await {
+                Some(SseItem::Hello(hello)) => {
+                    break hello["stream_token"].as_str().expect("token").to_owned()
+                }
+                Some(_) => continue,
+                None => panic!("the stream ended before its hello"),
+            }
+        };
+        let reporter = &nodes[(i + 1) % 3];
+        let p95 = if i == 0 { 200.0 } else { 10.0 + i as f64 };
+        let response = reporter
+            .client
+            .post(reporter.url(&format!("/api/rooms/{room}/sync")))
+            .json(&json!({"stream_token": token, "drift_p50_ms": 1.0, "drift_p95_ms": p95, "player": "sim"}))
+            .send()
+            .await
+            .expect("report");
+        assert_eq!(response.status(), 200);
+        streams.push(stream);
+    }
+    let wanted = json!({"reporting": 6, "in_sync": 5, "drift_p95_ms": 200.0});
+    wait_sync_everywhere(&nodes, &room, &wanted).await;
+    // A listener on any node hears the cluster-wide summary as a `sync` event.
+    let sync = loop {
+        let event = streams[5].expect_event().await;
+        if event.event == "sync" && event.json() == wanted {
+            break event;
+        }
+    };
+    assert_eq!(sync.id, None);
+    // The stream reported with p95 = 200 closes on node 0: every node stops counting it.
+    drop(streams.remove(0));
+    let wanted = json!({"reporting": 5, "in_sync": 5, "drift_p95_ms": 15.0});
+    wait_sync_everywhere(&nodes, &room, &wanted).await;
+}
+
+/// Polls every node's `GET /api/rooms/{room}` until its `sync` is `wanted`.
+async fn wait_sync_everywhere(nodes: &[TestApp], room: &str, wanted: &Value) {
+    for node in nodes {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let sync = node.get_room(room).await["sync"].clone();
+            if &sync == wanted {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sync} on a node, wanted {wanted}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Stream tokens must verify on any node: every node that joins the cluster,
 /// even several at once, signs with the one key it found (or set) in Redis.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -618,6 +682,7 @@ async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
             ttl: Duration::from_secs(60),
             max_queue: 10,
             chat_history: 0,
+            sync: syncroom::Config::defaults().sync_rules(),
         };
         RedisBackplane::connect(settings, Arc::new(syncroom::room::SystemClock))
             .await

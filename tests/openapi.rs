@@ -304,6 +304,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "host_token",
         "hello",
         "presence",
+        "sync",
         "closed",
     ]
     .into();

@@ -87,6 +87,17 @@ export function resetHostToken(roomId, hostToken, baseUrl = '') {
   return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/host-token`, { token: hostToken });
 }
 
+/**
+ * Reports this page's drift to the room (sync health), bound to its event stream
+ * by `stream_token` (from the stream's newest `hello`).
+ * Resolves to `{sync: {reporting, in_sync, drift_p95_ms}, report_every_ms}`.
+ * @param {string} roomId
+ * @param {{stream_token:string, drift_p50_ms:number, drift_p95_ms:number, player:'youtube'|'media'|'sim'}} report
+ */
+export function reportSync(roomId, report, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/sync`, { body: report });
+}
+
 /** Closes a room for everyone (host token needed). */
 export function deleteRoom(roomId, hostToken, baseUrl = '') {
   return request(baseUrl, 'DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, { token: hostToken });

@@ -39,7 +39,34 @@ export interface Room {
   version: number;
   state: RoomState;
   queue: QueueItem[];
+  /** The listeners' sync health (see `POST /api/rooms/{room_id}/sync`). */
+  sync?: SyncSummary;
   [key: string]: unknown;
+}
+
+/** A room's sync health: listeners reporting, how many within 50 ms, the room's drift p95. */
+export interface SyncSummary {
+  reporting: number;
+  in_sync: number;
+  /** The nearest-rank p95 of the reporters' drift p95s (ms); `null` while nobody reports. */
+  drift_p95_ms: number | null;
+}
+
+/** The player a sync report names. */
+export type PlayerKind = 'youtube' | 'media' | 'sim';
+
+/** The body of `POST /api/rooms/{room_id}/sync`. */
+export interface SyncReport {
+  stream_token: string;
+  drift_p50_ms: number;
+  drift_p95_ms: number;
+  player: PlayerKind;
+}
+
+/** The answer to a sync report. */
+export interface SyncAccepted {
+  sync: SyncSummary;
+  report_every_ms: number;
 }
 
 export interface RoomSummary {
@@ -105,6 +132,8 @@ export declare function sendCommand(
   baseUrl?: string,
 ): Promise<CommandResult>;
 export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
+/** Reports this page's drift (sync health), bound to its stream by `stream_token`. */
+export declare function reportSync(roomId: string, report: SyncReport, baseUrl?: string): Promise<SyncAccepted>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
 export declare function resetHostToken(
   roomId: string,
@@ -349,6 +378,10 @@ export interface SyncRoomOptions {
   maxBackoff?: number;
   /** The EventSource class; defaults to the global one (required in Node). */
   EventSource?: EventSourceClass;
+  /** DRIFT_WINDOW keys: how long drift is kept, and left out after a change. */
+  driftWindow?: Partial<typeof DRIFT_WINDOW>;
+  /** Report this page's drift to the room once a player is attached (default true). */
+  reportSync?: boolean;
 }
 
 export interface SyncRoomEventMap {
@@ -365,6 +398,7 @@ export interface SyncRoomEventMap {
   chat_cleared: CustomEvent<{ version: number; server_time: number }>;
   host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
+  sync: CustomEvent<SyncSummary>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
   connection: CustomEvent<{ status: ConnectionStatus }>;
   health: CustomEvent<Health>;
@@ -395,6 +429,10 @@ export declare class SyncRoom extends EventTarget {
   /** This page's stream id and token, from the newest `hello` (`null` before it). */
   streamId: string | null;
   streamToken: string | null;
+  /** This page's drift readings (the last minute, and what the next report summarizes). */
+  readonly drift: DriftWindow;
+  /** The attached player's kind (`attachPlayer(player, { kind })`), named in sync reports. */
+  playerKind: PlayerKind | null;
   status: ConnectionStatus;
   closedReason: string | null;
   stats: { opens: number; snapshots: number; events: number; duplicates: number; gaps: number; lastEventAt?: number };
@@ -409,7 +447,7 @@ export declare class SyncRoom extends EventTarget {
   health(): Health;
   start(): Promise<void>;
   stop(): void;
-  attachPlayer(player: SyncablePlayer, options?: { correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean }): PlayerSync;
+  attachPlayer(player: SyncablePlayer, options?: { kind?: PlayerKind; correction?: Partial<Correction>; interval?: number; listedRatesOnly?: boolean; accepts?: (state: RoomState) => boolean }): PlayerSync;
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;
@@ -429,4 +467,49 @@ export declare class SyncRoom extends EventTarget {
     options?: boolean | EventListenerOptions,
   ): void;
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
+}
+
+/** Defaults of {@link DriftWindow} (ms): history kept, readings left out after a change, most readings. */
+export declare const DRIFT_WINDOW: Readonly<{ keepMs: number; quietMs: number; maxSamples: number }>;
+
+/** The nearest-rank percentile `p` (0..100) of `values`; `null` for none. */
+export declare function percentile(values: number[], p: number): number | null;
+
+/** A page's own drift readings: the last minute for a chart, and the next report's p50/p95. */
+export declare class DriftWindow {
+  constructor(options?: Partial<typeof DRIFT_WINDOW>);
+  readonly options: { keepMs: number; quietMs: number; maxSamples: number };
+  /** A deliberate change at `now` (ms): readings are left out for `quietMs`. */
+  quiet(now: number): void;
+  isQuiet(now: number): boolean;
+  /** One reading (seconds, player − room) at `now`; answers whether it counts. */
+  add(now: number, driftSeconds: number): boolean;
+  /** The readings of the last `keepMs`, oldest first (`ms` signed). */
+  series(now: number): { at: number; ms: number }[];
+  /** p50/p95 of `|drift|` (ms) since the last call; `null` without readings. */
+  takeReport(): { p50: number; p95: number; samples: number } | null;
+}
+
+/** Timings of {@link SyncReporter} (ms). */
+export declare const REPORT_TIMINGS: Readonly<{ firstReportMs: number; minReportMs: number; maxReportMs: number }>;
+
+/** The player kinds a sync report may name. */
+export declare const PLAYER_KINDS: readonly PlayerKind[];
+
+/** Reports a page's drift to its room every interval, over its stream token. */
+export declare class SyncReporter {
+  constructor(options: {
+    roomId: string;
+    baseUrl?: string;
+    window: DriftWindow;
+    token: () => string | null;
+    kind: () => string | null;
+    onAccepted?: (answer: SyncAccepted) => void;
+  });
+  everyMs: number;
+  sent: number;
+  refused: number;
+  start(): void;
+  stop(): void;
+  reportNow(): Promise<void>;
 }

@@ -6,6 +6,7 @@
  * - `clock.js`: the server's clock (`ServerClock`);
  * - `player-sync.js`: a player kept in step with a room (`PlayerSync`, `PlayerState`, `PlayerMode`);
  * - `room.js`: one room followed live over its event stream (`SyncRoom`);
+ * - `sync-report.js`: this page's drift reported to the room (`SyncReporter`, sync health);
  * - `sync-core.js`: the pure arithmetic (`roomPosition`, `decideCorrection`, `DEFAULT_CORRECTION`, ...);
  * - `sim-player.js`: a simulated player with the YouTube IFrame API's interface (browser only).
  *
@@ -18,13 +19,14 @@
 export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
-  resetHostToken,
+  resetHostToken, reportSync,
 } from './api.js';
+export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS } from './sync-report.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';
 export {
   DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
-  decideCoarseCorrection,
+  decideCoarseCorrection, percentile, DriftWindow, DRIFT_WINDOW,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
 } from './sync-core.js';

@@ -75,6 +75,9 @@ export class PlayerSync {
    * @param {() => boolean} [hooks.clockReady] whether `serverNow` can be trusted yet
    * @param {() => boolean} hooks.canControl whether this user's player changes become commands
    * @param {(type:string, detail:object) => void} hooks.emit
+   * @param {(driftSeconds:number) => void} [hooks.drift] each drift reading that counts as drift
+   * @param {() => void} [hooks.quiet] a deliberate change happened: leave out the next readings
+   *        (see `DriftWindow#quiet` in sync-core.js)
    * @param {object} [options]
    * @param {object} [options.correction] thresholds, see DEFAULT_CORRECTION
    * @param {number} [options.interval] ms between checks (default `correction.checkIntervalMs`)
@@ -85,7 +88,7 @@ export class PlayerSync {
    */
   constructor(player, hooks, options = {}) {
     this.player = player;
-    this.hooks = { clockReady: () => true, ...hooks };
+    this.hooks = { clockReady: () => true, drift: () => {}, quiet: () => {}, ...hooks };
     this.correction = { ...DEFAULT_CORRECTION, ...(options.correction || {}) };
     this.interval = options.interval ?? this.correction.checkIntervalMs;
     this.loadedVideo = null;
@@ -150,6 +153,7 @@ export class PlayerSync {
 
   /** Called on every `state`/`snapshot`: the next check acts at once and with the tight threshold. */
   roomChanged() {
+    this.hooks.quiet();
     this.eventPending = true;
     this._recent = [];
     this._suspendUntil = -Infinity;
@@ -311,6 +315,7 @@ export class PlayerSync {
   }
 
   _recordDrift(drift) {
+    this.hooks.drift(drift);
     this.lastDrift = drift;
     const size = Math.abs(drift);
     this.driftAvg = this.driftAvg === null ? size : this.driftAvg * 0.8 + size * 0.2;
@@ -345,6 +350,7 @@ export class PlayerSync {
       // The simulated player has no media of its own: it plays for the room's duration.
       if (duration !== null && typeof this.player.setDuration === 'function') args.duration = duration;
       this._call(() => (st.paused ? this.player.cueVideoById(args) : this.player.loadVideoById(args)));
+      this.hooks.quiet();
       this.loadedVideo = key;
       this._endBurst(false);
       this._seekStartedAt = null;
@@ -387,7 +393,8 @@ export class PlayerSync {
       const fresh = afterEvent || this.eventPending;
       const d = decideCorrection({ drift, paused: true, rate: st.rate, afterEvent: fresh }, this.correction);
       // A seek that follows a deliberate change is not drift (see below).
-      if (!(fresh && d.action === 'seek')) this._recordDrift(drift);
+      if (fresh && d.action === 'seek') this.hooks.quiet();
+      else this._recordDrift(drift);
       // One precise attempt per change; later checks only catch large slips.
       this.eventPending = false;
       if (d.action === 'seek') {
@@ -507,7 +514,8 @@ export class PlayerSync {
     this.eventPending = false;
     // A seek right after the room changed (someone sought, loaded, played) follows a
     // deliberate jump: the distance is not drift, and the health figures leave it out.
-    if (!(fresh && d.action === 'seek')) this._recordDrift(measured);
+    if (fresh && d.action === 'seek') this.hooks.quiet();
+    else this._recordDrift(measured);
     if (d.action === 'seek' && (afterEvent || sinceSeek > this.correction.seekSettleMs)) {
       this.nudging = false;
       this._setRate(st.rate);

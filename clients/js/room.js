@@ -55,6 +55,10 @@
  * - `host_token` — `{version, server_time}`: the host token was reset (host links made
  *   before stop working; {@link SyncRoom#resetHostToken} keeps the new one)
  * - `presence` — `{listeners, server_time}`
+ * - `sync`     — `{reporting, in_sync, drift_p95_ms}`: the room's sync health (how many
+ *   listeners report, how many are within 50 ms, the room's drift p95), from the snapshot,
+ *   the server's id-less `sync` events and this page's own report answers; also kept as
+ *   `room.room.sync`
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
  * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
  * - `health`   — the same object as {@link SyncRoom#health}, a few times a second
@@ -76,7 +80,8 @@
  * @module room
  */
 
-import { roomPosition as computeRoomPosition } from './sync-core.js';
+import { roomPosition as computeRoomPosition, DriftWindow } from './sync-core.js';
+import { SyncReporter } from './sync-report.js';
 import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken } from './api.js';
 import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
@@ -108,6 +113,8 @@ export class SyncRoom extends EventTarget {
    * @param {string} [options.hostToken] sent as `Authorization: Bearer` with commands
    * @param {string} [options.baseUrl=''] the server's origin
    * @param {object} [options.correction] drift thresholds (DEFAULT_CORRECTION keys)
+   * @param {object} [options.driftWindow] DRIFT_WINDOW keys (sync-core.js): how long drift is kept, and left out after a change
+   * @param {boolean} [options.reportSync=true] report this page's drift to the room (sync health) once a player is attached
    * @param {object} [options.clock] ServerClock options
    * @param {number} [options.maxBackoff] ms, the longest wait (default `ROOM_TIMINGS.maxBackoffMs`) between manual reconnects
    * @param {typeof EventSource} [options.EventSource] the EventSource class (default: the global one;
@@ -138,6 +145,22 @@ export class SyncRoom extends EventTarget {
     /** This page's stream id and token, from the newest `hello` (`null` before it). */
     this.streamId = null;
     this.streamToken = null;
+    /**
+     * This page's drift readings: the last minute (`drift.series(performance.now())`, for a
+     * chart) and what the next sync report summarizes. Readings around deliberate changes
+     * are left out (see `DriftWindow` in sync-core.js).
+     */
+    this.drift = new DriftWindow(options.driftWindow);
+    /** The kind of the attached player (`youtube`, `media`, `sim`), named in sync reports. */
+    this.playerKind = null;
+    this._reporter = new SyncReporter({
+      roomId: this.roomId,
+      baseUrl: this.baseUrl,
+      window: this.drift,
+      token: () => this.streamToken,
+      kind: () => (this.sync ? this.playerKind : null),
+      onAccepted: (answer) => this._setSync(answer && answer.sync),
+    });
     this._es = null;
     this._backoff = ROOM_TIMINGS.firstBackoffMs;
     this._retryTimer = null;
@@ -211,6 +234,7 @@ export class SyncRoom extends EventTarget {
     }
     this._clockSettled = true;
     this._healthTimer = setInterval(() => this._emit('health', this.health()), ROOM_TIMINGS.healthEveryMs);
+    if (this.options.reportSync !== false) this._reporter.start();
     if (this.sync) this.sync.roomChanged();
   }
 
@@ -221,23 +245,30 @@ export class SyncRoom extends EventTarget {
     this._es = null;
     clearTimeout(this._retryTimer);
     clearInterval(this._healthTimer);
+    this._reporter.stop();
     this.clock.stop();
     if (this.sync) this.sync.stop();
   }
 
   /**
    * Keeps `player` (a ready YT.Player or anything with its methods) in step with the room.
-   * Replaces a previously attached player.
+   * Replaces a previously attached player. `options.kind` (`youtube`, `media` or `sim`) names
+   * the player in this page's sync reports; without it, no report is sent. Other options go
+   * to {@link PlayerSync}.
    */
   attachPlayer(player, options = {}) {
     if (this.sync) this.sync.stop();
+    const { kind = null, ...syncOptions } = options;
+    this.playerKind = kind;
     this.sync = new PlayerSync(player, {
       state: () => this.state,
       serverNow: () => this.clock.now(),
       clockReady: () => this._clockSettled,
       canControl: () => this.canControl,
       emit: (type, detail) => this._emit(type, detail),
-    }, { correction: this.options.correction, ...options });
+      drift: (seconds) => this.drift.add(performance.now(), seconds),
+      quiet: () => this.drift.quiet(performance.now()),
+    }, { correction: this.options.correction, ...syncOptions });
     this.sync.roomChanged();
     return this.sync;
   }
@@ -292,6 +323,14 @@ export class SyncRoom extends EventTarget {
       if (this.room) this.room.listeners = data.listeners;
       this._emit('presence', data);
     });
+    es.addEventListener('sync', (e) => this._setSync(parse(e.data)));
+  }
+
+  /** The room's sync summary is now `sync` (from a `sync` event or a report's answer). */
+  _setSync(sync) {
+    if (!sync || typeof sync.reporting !== 'number') return;
+    if (this.room) this.room.sync = sync;
+    this._emit('sync', sync);
   }
 
   /** The EventSource gave up: stop if the room is gone, else reconnect with the last id. */
@@ -346,6 +385,7 @@ export class SyncRoom extends EventTarget {
         this.room = data;
         if (this.sync) this.sync.roomChanged();
         this._emit('snapshot', data);
+        if (data.sync) this._emit('sync', data.sync);
         for (const message of Array.isArray(data.chat) ? data.chat : []) this._emitChat(message, true);
         break;
       case 'state':

@@ -384,3 +384,91 @@ export function formatTime(seconds) {
   const ss = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
+
+/**
+ * The nearest-rank percentile `p` (0..100) of `values`: the smallest value with at
+ * least `p` % of the values at or below it (the server summarizes the same way).
+ * @param {number[]} values
+ * @param {number} p
+ * @returns {number|null} `null` for no values
+ */
+export function percentile(values, p) {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const rank = Math.max(1, Math.ceil((sorted.length * p) / 100));
+  return sorted[Math.min(rank, sorted.length) - 1];
+}
+
+/** Defaults of {@link DriftWindow}, in milliseconds. */
+export const DRIFT_WINDOW = Object.freeze({
+  /** How much drift history the page keeps (its chart shows this much). */
+  keepMs: 60_000,
+  /**
+   * After a deliberate change — the room's own play/pause/seek/rate/load/next, the
+   * snapshot a page joins (or resyncs) with, an item loading, the seek that follows
+   * any of those — drift readings are left out for this long: the distance then is
+   * the change landing, not the player drifting.
+   */
+  quietMs: 2_000,
+  /** Most readings kept (a check every 200 ms makes 300 a minute). */
+  maxSamples: 600,
+});
+
+/**
+ * A page's own drift readings: the last minute for its chart, and the readings
+ * since the last report for the next one (p50/p95 of `|drift|`). Pure: the caller
+ * passes the time (`performance.now()` in a page).
+ */
+export class DriftWindow {
+  /** @param {Partial<typeof DRIFT_WINDOW>} [options] */
+  constructor(options = {}) {
+    this.options = { ...DRIFT_WINDOW, ...options };
+    /** @type {{at:number, ms:number}[]} signed drift in ms (player − room) at local time `at` */
+    this.samples = [];
+    this.pending = [];
+    this.quietUntil = -Infinity;
+  }
+
+  /** A deliberate change at `now`: readings until `now + quietMs` are left out. */
+  quiet(now) {
+    this.quietUntil = Math.max(this.quietUntil, now + this.options.quietMs);
+  }
+
+  /** Whether readings are being left out at `now`. */
+  isQuiet(now) { return now < this.quietUntil; }
+
+  /**
+   * One reading: `driftSeconds` (player − room) at `now`. Answers whether it counts.
+   * @param {number} now ms
+   * @param {number} driftSeconds
+   */
+  add(now, driftSeconds) {
+    const ms = Number(driftSeconds) * 1000;
+    if (!Number.isFinite(ms) || this.isQuiet(now)) return false;
+    this.samples.push({ at: now, ms });
+    const { keepMs, maxSamples } = this.options;
+    while (this.samples.length > maxSamples || (this.samples.length && this.samples[0].at < now - keepMs)) {
+      this.samples.shift();
+    }
+    this.pending.push(Math.abs(ms));
+    if (this.pending.length > maxSamples) this.pending.shift();
+    return true;
+  }
+
+  /** The readings of the last `keepMs` before `now`, oldest first. */
+  series(now) {
+    const from = now - this.options.keepMs;
+    return this.samples.filter((s) => s.at >= from);
+  }
+
+  /**
+   * The p50 and p95 of `|drift|` since the last call (ms), and how many readings
+   * they summarize; `null` when there were none. Starts the next interval.
+   */
+  takeReport() {
+    const values = this.pending;
+    this.pending = [];
+    if (values.length === 0) return null;
+    return { p50: percentile(values, 50), p95: percentile(values, 95), samples: values.length };
+  }
+}

@@ -7,6 +7,9 @@
 //! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
 //!   `<version>-0`: the replayable history, shared by every node;
 //! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms`;
+//! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms` (the
+//!   listeners' drift reports, whichever node took them), and
+//!   `syncroom:{id}:sync-summary`, their summary as last published ([`SYNC`]);
 //! - `syncroom:rooms`, a sorted set of room ids scored by their listener total;
 //! - `syncroom:public`, the same for the public rooms only (what `GET /api/rooms`
 //!   lists);
@@ -54,6 +57,7 @@ use crate::room::shared::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::state::{ChatMessage, Visibility};
+use crate::room::sync::{SyncChange, SyncRefusal, SyncRules, SyncSummary, IN_SYNC_MS};
 use crate::room::{Clock, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
@@ -73,6 +77,9 @@ const COMMIT: &str = include_str!("lua/commit.lua");
 const PRESENCE: &str = include_str!("lua/presence.lua");
 /// The busiest rooms with their JSON; forgets ids whose room expired.
 const LIST: &str = include_str!("lua/list.lua");
+/// Records, forgets or sweeps sync reports; answers (and on change publishes)
+/// the room's summary.
+const SYNC: &str = include_str!("lua/sync.lua");
 
 /// The key layout, written once: every key of a room shares its `{room_id}`
 /// hash tag. The scripts that reach another room's key get its pieces as
@@ -102,6 +109,16 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:listeners")
     }
 
+    /// The room's sync reports, by stream id.
+    pub fn sync(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:sync")
+    }
+
+    /// The room's sync summary as last published.
+    pub fn sync_summary(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:sync-summary")
+    }
+
     /// The room's last chat messages (a capped list, oldest first).
     pub fn chat(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:chat")
@@ -128,6 +145,7 @@ mod keys {
 enum FeedMessage {
     Event(Event),
     Presence { listeners: u64, server_time: i64 },
+    Sync(SyncSummary),
 }
 
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
@@ -181,6 +199,7 @@ impl Dispatcher {
                 listeners,
                 server_time,
             },
+            Ok(FeedMessage::Sync(summary)) => Feed::Sync(summary),
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -207,6 +226,8 @@ pub struct RedisBackplane {
     commit: redis::Script,
     presence: redis::Script,
     list: redis::Script,
+    sync_script: redis::Script,
+    sync: SyncRules,
 }
 
 /// The knobs of [`RedisBackplane::connect`].
@@ -219,6 +240,8 @@ pub struct RedisSettings {
     pub max_queue: usize,
     /// Chat messages kept per room (`--chat-history`), in a capped list beside it.
     pub chat_history: usize,
+    /// How sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
+    pub sync: SyncRules,
 }
 
 /// Why [`RedisBackplane::connect`] did not connect. Neither message holds the
@@ -343,6 +366,8 @@ impl RedisBackplane {
             commit: redis::Script::new(COMMIT),
             presence: redis::Script::new(PRESENCE),
             list: redis::Script::new(LIST),
+            sync_script: redis::Script::new(SYNC),
+            sync: settings.sync,
         }))
     }
 
@@ -517,10 +542,18 @@ impl RedisBackplane {
             expected = expected.saturating_sub(1);
         }
         history.drain(..history.len() - kept);
+        // The summary as it is now (expired reports forgotten), not as last
+        // published: nobody may have swept since.
+        let sync = match self.sync(room_id, SyncChange::Sweep).await {
+            Ok(summary) => summary,
+            Err(RoomError::Unavailable(error)) => return Err(error),
+            Err(_) => SyncSummary::default(),
+        };
         Ok(Some(Opened {
             room,
             history,
             listeners: score.unwrap_or(0.0).max(0.0) as u64,
+            sync,
         }))
     }
 
@@ -697,6 +730,58 @@ impl RedisBackplane {
         Ok(total.max(0) as u64)
     }
 
+    /// Changes the room's sync reports ([`SYNC`]) and answers its summary.
+    pub async fn sync(&self, room_id: &str, change: SyncChange) -> Result<SyncSummary, RoomError> {
+        let mut conn = self.commands.clone();
+        let mut invocation = self.sync_script.prepare_invoke();
+        invocation
+            .key(keys::room(room_id))
+            .key(keys::sync(room_id))
+            .key(keys::sync_summary(room_id));
+        let mode = match &change {
+            SyncChange::Report { .. } => "report",
+            SyncChange::Forget(_) => "forget",
+            SyncChange::Sweep => "sweep",
+        };
+        invocation
+            .arg(mode)
+            .arg(self.sync.lifetime_ms())
+            .arg(self.sync.min_gap_ms())
+            .arg(self.sync.max_reports)
+            .arg(IN_SYNC_MS)
+            .arg(self.ttl_ms())
+            .arg(keys::feed(room_id));
+        match &change {
+            SyncChange::Report { stream, p95_ms } => {
+                invocation.arg(stream).arg(format!("{p95_ms:.3}"));
+            }
+            SyncChange::Forget(streams) => {
+                invocation.arg(streams);
+            }
+            SyncChange::Sweep => {}
+        }
+        let (status, summary, retry_ms): (i64, String, i64) = self
+            .bounded(async {
+                invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        match status {
+            1 => serde_json::from_str(&summary).map_err(|error| {
+                tracing::error!(%room_id, %error, "unreadable sync summary from lua");
+                RoomError::Unavailable(Unavailable)
+            }),
+            0 => Err(SyncRefusal::TooSoon {
+                retry_after_ms: retry_ms.max(1) as u64,
+            }
+            .into()),
+            -2 => Err(SyncRefusal::Full.into()),
+            _ => Err(RoomError::Closed),
+        }
+    }
+
     /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut conn = self.commands.clone();
@@ -794,6 +879,14 @@ impl SharedRooms for RedisBackplane {
         Box::pin(RedisBackplane::list(self))
     }
 
+    fn sync<'a>(
+        &'a self,
+        room_id: &'a str,
+        change: SyncChange,
+    ) -> PortFuture<'a, Result<SyncSummary, RoomError>> {
+        Box::pin(RedisBackplane::sync(self, room_id, change))
+    }
+
     fn stream_key(&self) -> [u8; 32] {
         self.stream_key
     }
@@ -862,7 +955,7 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
             let payload: Vec<u8> = entry.get("e")?;
             match serde_json::from_slice::<FeedMessage>(&payload) {
                 Ok(FeedMessage::Event(event)) => Some(event),
-                Ok(FeedMessage::Presence { .. }) => None,
+                Ok(FeedMessage::Presence { .. } | FeedMessage::Sync(_)) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");
                     None
@@ -888,6 +981,11 @@ mod tests {
 
     use super::test_redis as fixture;
 
+    const SYNC_RULES: SyncRules = SyncRules {
+        interval: Duration::from_secs(5),
+        max_reports: 100,
+    };
+
     /// One node's registry on `url`, keeping `history` events.
     async fn node(url: &str, history: usize) -> (Registry, Arc<RedisBackplane>) {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -899,6 +997,7 @@ mod tests {
                 ttl: Duration::from_secs(3600),
                 max_queue: 10,
                 chat_history: 5,
+                sync: SYNC_RULES,
             },
             clock.clone(),
         )
@@ -909,6 +1008,7 @@ mod tests {
             listener_buffer: 64,
             ttl: Duration::from_secs(3600),
             chat_history: 5,
+            sync: SYNC_RULES,
         };
         let registry = Registry::new(settings, 10, 100, clock, Arc::new(Metrics::new()), None)
             .with_backplane(backplane.clone() as Arc<dyn SharedRooms>);

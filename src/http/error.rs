@@ -8,6 +8,7 @@ use axum::Json;
 
 use super::stream_token::TokenError;
 use crate::registry::CreateError;
+use crate::room::sync::SyncRefusal;
 use crate::room::{CommandError, RoomError, Unavailable};
 
 /// Every error the API answers. Domain errors are wrapped as they are (their
@@ -246,12 +247,22 @@ impl IntoResponse for ApiError {
 }
 
 /// A closed room is, to a client, a room that does not exist.
+/// How long a reporter turned away from a room full of reports is asked to wait.
+const FULL_SYNC_RETRY_AFTER_SECS: u64 = 5;
+
 impl From<RoomError> for ApiError {
     fn from(error: RoomError) -> Self {
         match error {
             RoomError::Closed => ApiError::RoomNotFound,
             RoomError::Refused(error) => error.into(),
             RoomError::Unavailable(error) => error.into(),
+            RoomError::Sync(SyncRefusal::TooSoon { retry_after_ms }) => ApiError::RateLimited {
+                retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+            },
+            RoomError::Sync(SyncRefusal::Full) => ApiError::Busy {
+                message: "this room holds as many sync reports as it may (--max-sync-reports); try again shortly",
+                retry_after_secs: FULL_SYNC_RETRY_AFTER_SECS,
+            },
         }
     }
 }

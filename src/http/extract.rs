@@ -16,29 +16,28 @@ use crate::room::handle::HostToken;
 /// Largest request body accepted (docs/API.md: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// A JSON body of at most [`MAX_BODY_BYTES`], or `None` for an empty body (which
-/// needs no `Content-Type`). Order of checks: size (413), then media type (415),
-/// then syntax (400 `invalid_json`).
-pub struct JsonBody(pub Option<Value>);
+/// A JSON body of at most `LIMIT` bytes ([`MAX_BODY_BYTES`] unless a route
+/// takes less), or `None` for an empty body (which needs no `Content-Type`).
+/// Order of checks: size (413), then media type (415), then syntax (400
+/// `invalid_json`).
+pub struct JsonBody<const LIMIT: usize = MAX_BODY_BYTES>(pub Option<Value>);
 
-impl FromRequest<Arc<AppState>> for JsonBody {
+impl<const LIMIT: usize> FromRequest<Arc<AppState>> for JsonBody<LIMIT> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, app: &Arc<AppState>) -> Result<Self, ApiError> {
-        let too_large = ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        };
+        let too_large = ApiError::PayloadTooLarge { limit: LIMIT };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        if declared.is_some_and(|len| len > LIMIT as u64) {
             return Err(too_large);
         }
         let is_json = is_json_content_type(request.headers());
         let body: Body = request.into_body();
-        let collect = Limited::new(body, MAX_BODY_BYTES).collect();
+        let collect = Limited::new(body, LIMIT).collect();
         let Ok(collected) = tokio::time::timeout(app.config.body_timeout, collect).await else {
             return Err(ApiError::RequestTimeout);
         };

@@ -5,6 +5,7 @@
 //! - [`events`]: the SSE route's handler.
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`stream_token`]: the per-stream token that binds a page's reports to its live stream.
+//! - [`sync`]: listeners' drift reports (sync health).
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
 //! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
@@ -27,6 +28,7 @@ pub mod schema;
 pub mod socket_stream;
 pub mod stream;
 pub mod stream_token;
+pub mod sync;
 pub mod tls;
 pub mod validators;
 
@@ -107,6 +109,7 @@ impl AppState {
             listener_buffer: config.listener_buffer as usize,
             ttl: config.room_ttl,
             chat_history: config.chat_history as usize,
+            sync: config.sync_rules(),
         };
         let registry = Registry::new(
             settings,
@@ -195,6 +198,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/api/rooms/{room_id}/host-token",
             post(rooms::reset_host_token),
         )
+        .route("/api/rooms/{room_id}/sync", post(sync::report))
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/time", get(time))

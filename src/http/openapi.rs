@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::rooms::ChatMessageBody;
 use super::schema::{CommandBody, CreateRoomBody, SseMessage};
+use super::sync::SyncReportBody;
 
 /// The route of the description itself.
 pub const OPENAPI_ROUTE: &str = "/api/openapi.json";
@@ -59,6 +60,7 @@ is closed."
         super::rooms::command,
         super::rooms::chat,
         super::rooms::reset_host_token,
+        super::sync::report,
         super::events::events,
         super::media::list,
         super::media::file,
@@ -79,6 +81,7 @@ is closed."
         CommandBody,
         CreateRoomBody,
         ChatMessageBody,
+        SyncReportBody,
         SseMessage,
     )),
     modifiers(&HostToken, &OptionalCreateBody),

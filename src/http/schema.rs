@@ -20,6 +20,7 @@ use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
     MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_POSITION, MAX_ROOM_NAME_CHARS,
 };
+use crate::room::sync::MAX_DRIFT_MS;
 
 /// Text with no control characters (`char::is_control`: U+0000-U+001F, U+007F-U+009F).
 const TEXT_MAY_BE_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
@@ -37,6 +38,9 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
             .max_length(Some(MAX_MEDIA_URL_BYTES))
             .pattern(Some("^(https?://|/media/)")),
         (_, "room_id") => object.pattern(Some("^[A-Za-z0-9_-]{1,64}$")),
+        (_, "drift_p50_ms" | "drift_p95_ms") => {
+            object.minimum(Some(0.0)).maximum(Some(MAX_DRIFT_MS))
+        }
         (_, "position") => object.minimum(Some(0.0)).maximum(Some(MAX_POSITION)),
         (_, "duration") => object
             .exclusive_minimum(Some(0.0))
@@ -192,12 +196,12 @@ impl ToSchema for CreateRoomBody {
 }
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello` and `presence`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence` and `sync`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 12] {
+fn sse_events() -> [(&'static str, String, bool); 13] {
     use crate::room::event as e;
     [
         (
@@ -249,6 +253,11 @@ fn sse_events() -> [(&'static str, String, bool); 12] {
         (
             "presence",
             <e::PresenceData as ToSchema>::name().into_owned(),
+            false,
+        ),
+        (
+            "sync",
+            <crate::room::sync::SyncSummary as ToSchema>::name().into_owned(),
             false,
         ),
         (
@@ -321,6 +330,7 @@ impl ToSchema for SseMessage {
         add::<e::ChatEnabledData>(schemas);
         add::<e::VersionData>(schemas);
         add::<e::PresenceData>(schemas);
+        add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
     }
 }

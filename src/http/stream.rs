@@ -112,6 +112,9 @@ impl Listener {
         start.push_back(retry_frame(retry_ms));
         start.push_back(hello_frame(&hello));
         start.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
+        let mut guard = subscription.guard;
+        // When this stream ends, its sync report stops counting.
+        guard.set_stream(hello.stream.to_string());
         Listener {
             start,
             stream_id: hello.stream,
@@ -124,7 +127,7 @@ impl Listener {
             shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
             ended: false,
             app: app.clone(),
-            _guard: subscription.guard,
+            _guard: guard,
             _slot: slot,
         }
     }

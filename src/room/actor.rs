@@ -30,6 +30,8 @@ pub struct RoomSettings {
     pub ttl: Duration,
     /// Chat messages a room keeps for late joiners (`--chat-history`).
     pub chat_history: usize,
+    /// How listeners' sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
+    pub sync: super::sync::SyncRules,
 }
 
 /// Everything a room's driver needs from the server around it.

@@ -21,4 +21,7 @@ pub enum RoomError {
     Unavailable(#[from] Unavailable),
     #[error(transparent)]
     Refused(#[from] CommandError),
+    /// A sync report was not taken (too soon, or the room holds as many as it may).
+    #[error(transparent)]
+    Sync(#[from] super::sync::SyncRefusal),
 }

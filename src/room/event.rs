@@ -270,6 +270,17 @@ impl Frame {
             fanout: None,
         }
     }
+
+    /// A `sync` frame (the room's sync health changed): no id, never replayed.
+    pub fn sync(summary: &super::sync::SyncSummary) -> Frame {
+        let data = serde_json::to_vec(summary).unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "sync", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
 }
 
 /// Counts down the listeners still to write a frame; the last one to write it

@@ -15,6 +15,11 @@ use super::event::SharedFrame;
 use super::shared::Feed;
 use super::source::Source;
 use super::state::{RoomView, Visibility};
+use super::sync::{DriftReport, SyncSummary};
+
+/// Closed streams a room remembers until its actor next looks (to forget their
+/// sync reports at once); past this many, the rest simply expire.
+pub const MAX_CLOSED_STREAMS_PENDING: usize = 4_096;
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -65,6 +70,12 @@ pub(crate) enum Request {
         new_token: HostToken,
         respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
+    /// A listener's drift report, bound to its stream (by the stream token).
+    SyncReport {
+        stream: String,
+        report: DriftReport,
+        respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
+    },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
 }
@@ -92,6 +103,9 @@ pub struct RoomShared {
     source: Mutex<Option<Source>>,
     /// Listed by `GET /api/rooms`, kept in step by the actor.
     public: AtomicBool,
+    /// Streams that closed since the actor last looked (their ids), so that their
+    /// sync reports stop counting. A std mutex: held for a push or a swap.
+    closed_streams: Mutex<Vec<String>>,
 }
 
 impl RoomShared {
@@ -102,6 +116,7 @@ impl RoomShared {
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
             public: AtomicBool::new(visibility == Visibility::Public),
+            closed_streams: Mutex::new(Vec::new()),
         }
     }
 
@@ -135,6 +150,24 @@ impl RoomShared {
             Err(poisoned) => *poisoned.into_inner() = source,
         }
     }
+
+    /// The streams that closed since the last call.
+    pub(crate) fn take_closed_streams(&self) -> Vec<String> {
+        match self.closed_streams.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    fn stream_closed(&self, stream: String) {
+        let mut list = self
+            .closed_streams
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if list.len() < MAX_CLOSED_STREAMS_PENDING {
+            list.push(stream);
+        }
+    }
 }
 
 /// Counts one listener for as long as it lives; dropping it (the stream ended or
@@ -142,18 +175,31 @@ impl RoomShared {
 #[derive(Debug)]
 pub struct ListenerGuard {
     shared: Arc<RoomShared>,
+    /// The stream's id, once known: its sync report stops counting when it ends.
+    stream: Option<String>,
 }
 
 impl ListenerGuard {
     pub(crate) fn new(shared: Arc<RoomShared>) -> Self {
         shared.listeners.fetch_add(1, Ordering::AcqRel);
         shared.listeners_changed.notify_one();
-        Self { shared }
+        Self {
+            shared,
+            stream: None,
+        }
+    }
+
+    /// Names the stream this guard counts (the id its stream token carries).
+    pub fn set_stream(&mut self, stream: String) {
+        self.stream = Some(stream);
     }
 }
 
 impl Drop for ListenerGuard {
     fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.shared.stream_closed(stream);
+        }
         self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
         self.shared.listeners_changed.notify_one();
     }
@@ -256,6 +302,23 @@ impl RoomHandle {
     /// A fresh `snapshot` frame for a listener that fell behind.
     pub async fn resync(&self) -> Result<SharedFrame, RoomError> {
         self.call(|respond_to| Request::Resync { respond_to }).await
+    }
+
+    /// Takes a listener's drift report for its stream; answers the room's summary
+    /// with it.
+    pub async fn report_sync(
+        &self,
+        stream: String,
+        report: DriftReport,
+    ) -> Result<SyncSummary, RoomError> {
+        let summary = self
+            .call(|respond_to| Request::SyncReport {
+                stream,
+                report,
+                respond_to,
+            })
+            .await?;
+        summary
     }
 
     /// Closes the room (host token required): listeners get `closed`.

@@ -9,7 +9,8 @@
 //! Timers, all recomputed from the room on every turn of the loop (no polling):
 //! - end of video: auto-advance or pause at the end (re-armed by every change);
 //! - presence: at most one `presence` event per second, only on change;
-//! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands.
+//! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands;
+//! - sync: the oldest drift report expires; a changed summary is due as a `sync` event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use super::event::{CloseReason, Event, EventKind, Frame};
 use super::handle::{CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::state::{Access, Room, RoomView};
+use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
 
 /// Starts the driver of a room kept here and returns its handle. `store`: where
@@ -49,6 +51,8 @@ pub fn spawn(
     let driver = LocalRoom {
         room,
         hub,
+        sync_board: SyncBoard::new(context.settings.sync),
+        sync: SyncAnnouncer::default(),
         requests_rx,
         store,
         context,
@@ -60,6 +64,10 @@ pub fn spawn(
 struct LocalRoom {
     room: Room,
     hub: Hub,
+    /// The listeners' drift reports.
+    sync_board: SyncBoard,
+    /// The summary of `sync_board`, and when to announce it.
+    sync: SyncAnnouncer,
     requests_rx: mpsc::Receiver<Request>,
     store: Option<Arc<RoomStore>>,
     context: ActorContext,
@@ -71,6 +79,8 @@ impl LocalRoom {
             let end_at = self.end_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
+            let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
+            let sync_at = self.sync.deadline();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -88,6 +98,10 @@ impl LocalRoom {
                 _ = self.hub.shared.listeners_changed.notified() => {
                     let due = self.hub.on_listeners_changed();
                     self.announce(due);
+                    for stream in self.hub.shared.take_closed_streams() {
+                        self.sync_board.forget(&stream);
+                    }
+                    self.refresh_sync();
                 }
                 _ = sleep_until_some(end_at) => {
                     let events = self.room.on_end(self.now());
@@ -96,6 +110,15 @@ impl LocalRoom {
                 _ = sleep_until_some(presence_at) => {
                     let due = self.hub.presence_due();
                     self.announce(due);
+                }
+                _ = sleep_until_some(report_expires_at) => {
+                    self.sync_board.prune(self.now());
+                    self.refresh_sync();
+                }
+                _ = sleep_until_some(sync_at) => {
+                    if let Some(summary) = self.sync.due() {
+                        self.hub.send_live(Frame::sync(&summary));
+                    }
                 }
                 _ = sleep_until_some(expire_at) => {
                     if self.hub.listeners() == 0 {
@@ -113,14 +136,33 @@ impl LocalRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        self.room.view(self.hub.listeners() as u64, now)
+        RoomView {
+            sync: self.sync.current(),
+            ..self.room.view(self.hub.listeners() as u64, now)
+        }
+    }
+
+    /// The tokio instant of a server time (ms).
+    fn instant_at(&self, at_ms: i64) -> Instant {
+        Instant::now() + Duration::from_millis((at_ms - self.now()).max(0) as u64)
+    }
+
+    /// The reports changed: the summary is brought up to date (and announced
+    /// when due). Answers it.
+    fn refresh_sync(&mut self) -> SyncSummary {
+        let summary = self.sync_board.summary();
+        if let Some(due) = self.sync.update(summary) {
+            self.hub.send_live(Frame::sync(&due));
+        }
+        summary
     }
 
     fn handle(&mut self, request: Request) -> Flow {
         let now = self.now();
-        let room = &self.room;
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
-            room.view(hub.listeners() as u64, now)
+        let (room, sync) = (&self.room, self.sync.current());
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
+            sync,
+            ..room.view(hub.listeners() as u64, now)
         }) else {
             return Flow::Continue;
         };
@@ -161,6 +203,15 @@ impl LocalRoom {
                     self.publish(vec![event], None);
                     self.room.version
                 });
+                let _ = respond_to.send(reply.map_err(RoomError::from));
+            }
+            Request::SyncReport {
+                stream,
+                report,
+                respond_to,
+            } => {
+                let recorded = self.sync_board.record(&stream, &report, now);
+                let reply = recorded.map(|()| self.refresh_sync());
                 let _ = respond_to.send(reply.map_err(RoomError::from));
             }
             Request::Delete { token, respond_to } => {
@@ -278,6 +329,10 @@ mod tests {
                     listener_buffer: 16,
                     ttl,
                     chat_history: 3,
+                    sync: crate::room::sync::SyncRules {
+                        interval: Duration::from_secs(5),
+                        max_reports: 100,
+                    },
                 },
                 clock,
                 metrics: Arc::new(Metrics::new()),

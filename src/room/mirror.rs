@@ -6,8 +6,10 @@
 //! order they arrive in; a gap is filled from the shared history (catch-up), or,
 //! when that no longer reaches back, listeners get a fresh snapshot. The mirror
 //! also reports this node's listener count (heartbeats), which keeps the shared
-//! room alive and makes the total every node announces. What listeners see goes
-//! through the same [`Hub`] as a local room's.
+//! room alive and makes the total every node announces. Sync reports are kept in
+//! the shared store too (so every node counts all of them); the heartbeat also
+//! forgets the expired ones there. What listeners see goes through the same
+//! [`Hub`] as a local room's.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use super::shared::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
 use super::state::{Access, Room, RoomView};
+use super::sync::{SyncAnnouncer, SyncChange};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -36,6 +39,8 @@ const MAX_PENDING: usize = 1024;
 const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
 /// Pause before an end-of-video commit that changed nothing is tried again.
 const END_RETRY: Duration = Duration::from_secs(1);
+/// Closed streams forgotten in the shared store by one call.
+const FORGET_BATCH: usize = 512;
 
 /// A mirror's inbox, made before the room is read: the backplane routes the
 /// room's feed to it first, so nothing committed after the read is missed.
@@ -110,10 +115,15 @@ pub fn spawn(
         listeners: opened.listeners,
         reported: 0,
     };
+    let mut sync = SyncAnnouncer::default();
+    // Listeners that join see it in their snapshot; nobody here needs an event.
+    sync.update(opened.sync);
+    sync.due();
     let driver = MirrorRoom {
         room,
         hub,
         link,
+        sync,
         pending: BTreeMap::new(),
         catching_up: false,
         catch_up_retry_at: None,
@@ -215,6 +225,8 @@ struct MirrorRoom {
     room: Room,
     hub: Hub,
     link: Link,
+    /// The room's sync summary over every node, as last heard.
+    sync: SyncAnnouncer,
     /// Events past a gap, waiting for it to be filled.
     pending: BTreeMap<u64, (Event, Option<std::time::Instant>)>,
     /// A catch-up read is under way.
@@ -241,6 +253,7 @@ impl MirrorRoom {
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
+            let sync_at = self.sync.deadline();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -255,6 +268,12 @@ impl MirrorRoom {
                 _ = self.hub.shared.listeners_changed.notified() => {
                     if self.hub.on_listeners_changed().is_some() {
                         self.report_listeners();
+                    }
+                    self.forget_closed_streams();
+                }
+                _ = sleep_until_some(sync_at) => {
+                    if let Some(summary) = self.sync.due() {
+                        self.hub.send_live(Frame::sync(&summary));
                     }
                 }
                 _ = alarm.wait() => self.start_catch_up(),
@@ -282,8 +301,12 @@ impl MirrorRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        self.room
-            .view(self.link.listeners_now(self.hub.listeners()), now)
+        RoomView {
+            sync: self.sync.current(),
+            ..self
+                .room
+                .view(self.link.listeners_now(self.hub.listeners()), now)
+        }
     }
 
     fn handle(&mut self, request: Request) -> Flow {
@@ -291,9 +314,10 @@ impl MirrorRoom {
             return Flow::Continue;
         };
         let now = self.now();
-        let (room, link) = (&self.room, &self.link);
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
-            room.view(link.listeners_now(hub.listeners()), now)
+        let (room, link, sync) = (&self.room, &self.link, self.sync.current());
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
+            sync,
+            ..room.view(link.listeners_now(hub.listeners()), now)
         }) else {
             return Flow::Continue;
         };
@@ -321,7 +345,10 @@ impl MirrorRoom {
                         .await;
                     let reply = committed.map(|(room, changed)| CommandReply {
                         version: room.version,
-                        room: room.view(link.listeners_now(local), link.shared.now_ms()),
+                        room: RoomView {
+                            sync,
+                            ..room.view(link.listeners_now(local), link.shared.now_ms())
+                        },
                         changed,
                     });
                     let _ = respond_to.send(reply);
@@ -360,6 +387,29 @@ impl MirrorRoom {
                     room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
                     Ok(vec![room.reset_host_token(&new_token.0, now)])
                 });
+            }
+            Request::SyncReport {
+                stream,
+                report,
+                respond_to,
+            } => {
+                tokio::spawn(async move {
+                    let change = SyncChange::Report {
+                        stream,
+                        p95_ms: report.p95_ms,
+                    };
+                    let summary = link.shared.sync(&room_id, change).await;
+                    if let Ok(summary) = &summary {
+                        // Before the answer, so a read that follows sees it.
+                        link.deliver(Feed::Sync(*summary)).await;
+                    }
+                    let _ = respond_to.send(summary);
+                });
+            }
+            Request::Feed(Feed::Sync(summary)) => {
+                if let Some(due) = self.sync.update(summary) {
+                    self.hub.send_live(Frame::sync(&due));
+                }
             }
             Request::Feed(Feed::Events { events, arrived }) => {
                 return self.on_feed_events(events, arrived);
@@ -528,7 +578,33 @@ impl MirrorRoom {
                 .is_none_or(|at| at + HEARTBEAT <= Instant::now())
         {
             self.report_listeners();
+            if self.sync.current().reporting > 0 {
+                // Expired reports leave the summary even when nobody reports.
+                self.change_sync(SyncChange::Sweep);
+            }
         }
+    }
+
+    /// Streams that ended here stop counting in the shared store at once.
+    fn forget_closed_streams(&mut self) {
+        let closed = self.hub.shared.take_closed_streams();
+        if closed.is_empty() || self.sync.current().reporting == 0 {
+            return;
+        }
+        for batch in closed.chunks(FORGET_BATCH) {
+            self.change_sync(SyncChange::Forget(batch.to_vec()));
+        }
+    }
+
+    /// Changes the shared reports (spawned); a changed summary comes back on the feed.
+    fn change_sync(&self, change: SyncChange) {
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            // A failed sweep is retried by the next heartbeat; reports of streams
+            // whose forgetting failed expire by themselves.
+            let _ = link.shared.sync(&room_id, change).await;
+        });
     }
 
     /// Tells the store how many listeners this node has here (which keeps the

@@ -11,6 +11,7 @@
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor.
 //! - [`error`]: [`RoomError`], why a room call could not be answered.
 //! - [`source`]: [`Source`], what an item plays: a YouTube video or a media URL.
+//! - [`sync`]: sync health: listeners' drift reports and the room's summary of them.
 //! - [`shared`]: the port for rooms shared between nodes ([`shared::SharedRooms`]),
 //!   implemented outside the room core (`crate::backplane`).
 
@@ -26,6 +27,7 @@ pub mod mirror;
 pub mod shared;
 pub mod source;
 pub mod state;
+pub mod sync;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

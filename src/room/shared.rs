@@ -28,6 +28,7 @@ use super::command::CommandError;
 pub use super::error::{RoomError, Unavailable};
 use super::event::Event;
 use super::state::Room;
+use super::sync::{SyncChange, SyncSummary};
 
 /// A boxed future, so that the port can be used as `dyn SharedRooms`.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -108,6 +109,16 @@ pub trait SharedRooms: Send + Sync + 'static {
 
     /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>>;
+
+    /// Changes the room's sync reports (over every node) and answers the room's
+    /// summary after it; a changed summary also reaches every mirror as
+    /// [`Feed::Sync`]. A report is refused as [`RoomError::Sync`], a gone room
+    /// is [`RoomError::Closed`].
+    fn sync<'a>(
+        &'a self,
+        room_id: &'a str,
+        change: SyncChange,
+    ) -> PortFuture<'a, Result<SyncSummary, RoomError>>;
 }
 
 /// The caps [`SharedRooms::create`] enforces, cluster-wide.
@@ -135,6 +146,8 @@ pub struct Opened {
     /// The tail of the shared history, oldest first, ending at `room.version`.
     pub history: Vec<Event>,
     pub listeners: u64,
+    /// The room's sync summary over every node.
+    pub sync: SyncSummary,
 }
 
 /// A committed change: the room after it and its events (none for a no-op).
@@ -164,6 +177,8 @@ pub enum Feed {
     Presence { listeners: u64, server_time: i64 },
     /// The answer of a catch-up read.
     CaughtUp(Box<Result<CatchUp, Unavailable>>),
+    /// The room's sync summary over every node changed.
+    Sync(SyncSummary),
 }
 
 /// Where a mirror takes its feed: offered without waiting (the backplane's

@@ -213,6 +213,9 @@ pub struct RoomView {
     pub chat_enabled: bool,
     pub listeners: u64,
     pub server_time: i64,
+    /// The listeners' sync health: reports live now (see `room::sync`).
+    #[serde(default)]
+    pub sync: super::sync::SyncSummary,
 }
 
 fn chat_on() -> bool {
@@ -283,6 +286,7 @@ impl Room {
             chat_enabled: self.chat_enabled,
             listeners,
             server_time: now,
+            sync: super::sync::SyncSummary::default(),
         }
     }
 

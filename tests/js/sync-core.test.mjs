@@ -295,3 +295,26 @@ describe('decideCorrection: a player that cannot take fine rates', () => {
     assert.equal(decideCorrection({ drift: 0.15, paused: false, rate: 1, canNudge: false, afterEvent: true }).action, 'seek');
   });
 });
+
+test('percentile is the nearest rank, as the server computes it', async () => {
+  const { percentile } = await import('../../clients/js/sync-core.js');
+  assert.equal(percentile([], 95), null);
+  const forty = Array.from({ length: 40 }, (_, i) => i + 1);
+  assert.equal(percentile(forty, 95), 38);
+  assert.equal(percentile([3, 1, 70], 95), 70);
+  assert.equal(percentile([5, 1, 3], 50), 3);
+});
+
+test('a DriftWindow leaves out the readings just after a deliberate change', async () => {
+  const { DriftWindow } = await import('../../clients/js/sync-core.js');
+  const w = new DriftWindow({ quietMs: 2000, keepMs: 60000 });
+  assert.equal(w.add(0, 0.010), true);
+  w.quiet(1000); // a seek by the room at t = 1 s
+  assert.equal(w.add(1500, 0.900), false, 'the seek landing is not drift');
+  assert.equal(w.add(2999, 0.400), false);
+  assert.equal(w.add(3000, -0.020), true);
+  assert.deepEqual(w.takeReport(), { p50: 10, p95: 20, samples: 2 });
+  assert.equal(w.takeReport(), null, 'each reading is reported once');
+  // The chart keeps the last minute, signed.
+  assert.deepEqual(w.series(61_000).map((s) => s.ms), [-20]);
+});

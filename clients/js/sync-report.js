@@ -1,0 +1,103 @@
+/**
+ * sync-report.js — tells the room how far this page's player drifts (sync health).
+ *
+ * {@link SyncReporter} takes, every report interval, the p50/p95 of the page's
+ * `|drift|` readings since the last report (a `DriftWindow` of sync-core.js,
+ * which leaves out the readings around deliberate changes) and POSTs them with
+ * the stream token of the page's live event stream. The server answers with the
+ * room's summary and the interval it wants (`report_every_ms`, from its
+ * `--sync-report-interval`). Nothing is sent without readings, a token or a
+ * player kind.
+ *
+ * @module sync-report
+ */
+
+import { reportSync, ApiError } from './api.js';
+
+/** Timings of {@link SyncReporter}, in milliseconds. */
+export const REPORT_TIMINGS = Object.freeze({
+  /** The interval until the server names its own (the server's default). */
+  firstReportMs: 5_000,
+  /** The shortest and longest interval believed from an answer (the flag's bounds). */
+  minReportMs: 1_000,
+  maxReportMs: 60_000,
+});
+
+/** The player kinds a report may name. */
+export const PLAYER_KINDS = Object.freeze(['youtube', 'media', 'sim']);
+
+export class SyncReporter {
+  /**
+   * @param {object} options
+   * @param {string} options.roomId
+   * @param {string} [options.baseUrl='']
+   * @param {import('./sync-core.js').DriftWindow} options.window the page's drift readings
+   * @param {() => string|null} options.token the newest stream token (`hello`)
+   * @param {() => string|null} options.kind the player kind now (`youtube`, `media`, `sim`)
+   * @param {(answer:{sync:object, report_every_ms:number}) => void} [options.onAccepted]
+   */
+  constructor(options) {
+    this.options = options;
+    this.everyMs = REPORT_TIMINGS.firstReportMs;
+    this.sent = 0;
+    this.refused = 0;
+    /** The token a `403` refused: not sent again (the next `hello` brings a new one). */
+    this._refusedToken = null;
+    this._timer = null;
+    this._stopped = true;
+  }
+
+  start() {
+    if (!this._stopped) return;
+    this._stopped = false;
+    this._schedule(this.everyMs);
+  }
+
+  stop() {
+    this._stopped = true;
+    clearTimeout(this._timer);
+  }
+
+  _schedule(ms) {
+    clearTimeout(this._timer);
+    if (!this._stopped) this._timer = setTimeout(() => { this.reportNow(); }, ms);
+  }
+
+  /** Sends the report of the readings so far (if there is something to send); schedules the next. */
+  async reportNow() {
+    const { roomId, baseUrl = '', window, token, kind, onAccepted } = this.options;
+    let next = this.everyMs;
+    const streamToken = token();
+    const player = kind();
+    if (streamToken && streamToken !== this._refusedToken && PLAYER_KINDS.includes(player)) {
+      const report = window.takeReport();
+      if (report) {
+        try {
+          const answer = await reportSync(roomId, {
+            stream_token: streamToken,
+            drift_p50_ms: round(report.p50),
+            drift_p95_ms: round(report.p95),
+            player,
+          }, baseUrl);
+          this.sent += 1;
+          const every = Number(answer && answer.report_every_ms);
+          if (Number.isFinite(every)) {
+            this.everyMs = Math.min(REPORT_TIMINGS.maxReportMs, Math.max(REPORT_TIMINGS.minReportMs, every));
+            next = this.everyMs;
+          }
+          if (onAccepted) onAccepted(answer);
+        } catch (err) {
+          this.refused += 1;
+          if (err instanceof ApiError && err.status === 403) this._refusedToken = streamToken;
+          if (err instanceof ApiError && err.retryAfter) next = Math.max(next, err.retryAfter * 1000);
+        }
+      }
+    }
+    this._schedule(next);
+  }
+}
+
+/** Milliseconds to 0.1 ms, and never above the API's bound. */
+function round(ms) {
+  return Math.min(600_000, Math.round(ms * 10) / 10);
+}

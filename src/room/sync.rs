@@ -1,0 +1,361 @@
+//! Sync health: what each listener's page reports about its own drift, and the
+//! room's summary of it ("37 of 40 in sync").
+//!
+//! A page measures `|player position − room position|` and every
+//! `--sync-report-interval` sends its drift p50/p95 over the last interval, bound
+//! to its live event stream by the stream token (so forty listeners behind one
+//! address are forty reporters). The room keeps one report per stream,
+//! overwritten by the next, forgotten [`REPORT_LIFETIME_INTERVALS`] intervals
+//! after it arrived or as soon as the stream closes on the node that held it.
+//!
+//! The summary ([`SyncSummary`]) is a pure function of the live reports
+//! ([`summarize`]): how many report, how many have a p95 within
+//! [`IN_SYNC_MS`], and the room's drift p95, defined as the nearest-rank 95th
+//! percentile of the reporters' own p95s (with fewer than 20 reporters, that is
+//! the largest). The Redis backplane computes the same thing in Lua
+//! (`backplane/lua/sync.lua`) over the reports of every node.
+//!
+//! Pages learn the summary from the snapshot and from id-less `sync` events,
+//! sent only when the summary changed and at most once per
+//! [`SYNC_EVENT_INTERVAL`] ([`SyncAnnouncer`]), so a room of forty reporters
+//! costs its listeners one small frame every few seconds at most.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A reporter whose own drift p95 is at most this is "in sync".
+pub const IN_SYNC_MS: f64 = 50.0;
+/// The largest drift a report may state (ten minutes): past it, a page is not
+/// playing the room's item at all, and the number only means a bug or a lie.
+pub const MAX_DRIFT_MS: f64 = 600_000.0;
+/// A report counts for this many report intervals after it arrived.
+pub const REPORT_LIFETIME_INTERVALS: u32 = 3;
+/// `sync` events are coalesced to at most one per this interval.
+pub const SYNC_EVENT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The player a page drives, as it reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlayerKind {
+    Youtube,
+    Media,
+    Sim,
+}
+
+impl PlayerKind {
+    /// Every kind's wire name, for the body's field table.
+    pub const NAMES: &'static [&'static str] = &["youtube", "media", "sim"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayerKind::Youtube => "youtube",
+            PlayerKind::Media => "media",
+            PlayerKind::Sim => "sim",
+        }
+    }
+}
+
+/// One page's drift over its last report interval, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DriftReport {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub player: PlayerKind,
+}
+
+/// The room's sync health, as the snapshot, `GET /api/rooms/{id}` and the
+/// `sync` event carry it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[schema(as = SyncSummary)]
+pub struct SyncSummary {
+    /// Listeners whose report is live (one per open event stream at most).
+    pub reporting: u64,
+    /// Of those, how many report a drift p95 of at most 50 ms.
+    pub in_sync: u64,
+    /// The nearest-rank 95th percentile of the reporters' drift p95s, in ms
+    /// (0.1 ms steps); `null` while nobody reports.
+    pub drift_p95_ms: Option<f64>,
+}
+
+/// Rounds a drift to the summary's 0.1 ms steps (Lua rounds the same way).
+fn tenths(ms: f64) -> f64 {
+    (ms * 10.0).round() / 10.0
+}
+
+/// The summary of the reporters' drift p95s.
+pub fn summarize(mut p95s: Vec<f64>) -> SyncSummary {
+    if p95s.is_empty() {
+        return SyncSummary::default();
+    }
+    let n = p95s.len();
+    let in_sync = p95s.iter().filter(|&&ms| ms <= IN_SYNC_MS).count() as u64;
+    // Nearest rank: the smallest value with at least 95 % of values at or below it.
+    // A selection, not a sort: this runs on every report (linear in the reporters).
+    let rank = (n * 95).div_ceil(100).max(1);
+    let (_, p95, _) = p95s.select_nth_unstable_by(rank - 1, f64::total_cmp);
+    SyncSummary {
+        reporting: n as u64,
+        in_sync,
+        drift_p95_ms: Some(tenths(*p95)),
+    }
+}
+
+/// A change to a shared room's reports (see `SharedRooms::sync`).
+#[derive(Debug, Clone)]
+pub enum SyncChange {
+    /// A stream's report (its drift p95, in ms).
+    Report { stream: String, p95_ms: f64 },
+    /// These streams closed.
+    Forget(Vec<String>),
+    /// Only forget what expired.
+    Sweep,
+}
+
+/// Why a report was not taken. Nothing changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SyncRefusal {
+    /// The same stream reported less than half an interval ago.
+    #[error("this stream reported less than half a report interval ago; wait {retry_after_ms} ms")]
+    TooSoon { retry_after_ms: u64 },
+    /// The room holds `--max-sync-reports` live reports already.
+    #[error("this room holds as many sync reports as it may; try again shortly")]
+    Full,
+}
+
+/// The rules every keeper of reports applies (here or in Lua).
+#[derive(Debug, Clone, Copy)]
+pub struct SyncRules {
+    /// `--sync-report-interval`.
+    pub interval: Duration,
+    /// `--max-sync-reports`: live reports one room keeps at most.
+    pub max_reports: usize,
+}
+
+impl SyncRules {
+    /// How long a report counts.
+    pub fn lifetime_ms(&self) -> i64 {
+        (self.interval * REPORT_LIFETIME_INTERVALS).as_millis() as i64
+    }
+
+    /// The shortest gap between two reports of one stream.
+    pub fn min_gap_ms(&self) -> i64 {
+        (self.interval / 2).as_millis() as i64
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    p95_ms: f64,
+    received_at: i64,
+}
+
+/// The live reports of one room kept by this process, by stream id.
+#[derive(Debug)]
+pub struct SyncBoard {
+    rules: SyncRules,
+    reports: HashMap<String, Entry>,
+}
+
+impl SyncBoard {
+    pub fn new(rules: SyncRules) -> Self {
+        Self {
+            rules,
+            reports: HashMap::new(),
+        }
+    }
+
+    /// Takes `report` as the stream's current one (after forgetting the expired).
+    pub fn record(
+        &mut self,
+        stream: &str,
+        report: &DriftReport,
+        now: i64,
+    ) -> Result<(), SyncRefusal> {
+        self.prune(now);
+        match self.reports.get(stream) {
+            Some(previous) => {
+                let wait = previous.received_at + self.rules.min_gap_ms() - now;
+                if wait > 0 {
+                    return Err(SyncRefusal::TooSoon {
+                        retry_after_ms: wait as u64,
+                    });
+                }
+            }
+            None if self.reports.len() >= self.rules.max_reports => return Err(SyncRefusal::Full),
+            None => {}
+        }
+        self.reports.insert(
+            stream.to_owned(),
+            Entry {
+                p95_ms: report.p95_ms,
+                received_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// The stream closed: its report stops counting now.
+    pub fn forget(&mut self, stream: &str) {
+        self.reports.remove(stream);
+    }
+
+    /// Forgets reports older than their lifetime.
+    pub fn prune(&mut self, now: i64) {
+        let lifetime = self.rules.lifetime_ms();
+        self.reports
+            .retain(|_, entry| entry.received_at + lifetime > now);
+    }
+
+    /// When the oldest report stops counting (server ms).
+    pub fn next_expiry(&self) -> Option<i64> {
+        let lifetime = self.rules.lifetime_ms();
+        self.reports
+            .values()
+            .map(|entry| entry.received_at + lifetime)
+            .min()
+    }
+
+    pub fn summary(&self) -> SyncSummary {
+        summarize(self.reports.values().map(|entry| entry.p95_ms).collect())
+    }
+}
+
+/// Coalesces `sync` events: one when the summary changed, at most one per
+/// [`SYNC_EVENT_INTERVAL`]; a change inside the interval waits for its end.
+#[derive(Debug, Default)]
+pub struct SyncAnnouncer {
+    /// The summary now.
+    current: SyncSummary,
+    /// The summary last announced.
+    sent: SyncSummary,
+    sent_at: Option<Instant>,
+}
+
+impl SyncAnnouncer {
+    pub fn current(&self) -> SyncSummary {
+        self.current
+    }
+
+    /// The summary is now `summary`: answers it when it is due to be announced.
+    pub fn update(&mut self, summary: SyncSummary) -> Option<SyncSummary> {
+        self.current = summary;
+        if self.deadline().is_some_and(|at| at <= Instant::now()) {
+            self.due()
+        } else {
+            None
+        }
+    }
+
+    /// When a changed summary may be announced; `None` when nothing changed.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.current == self.sent {
+            return None;
+        }
+        Some(
+            self.sent_at
+                .map_or_else(Instant::now, |at| at + SYNC_EVENT_INTERVAL),
+        )
+    }
+
+    /// The timer fired: answers the summary to announce, if it changed.
+    pub fn due(&mut self) -> Option<SyncSummary> {
+        if self.current == self.sent {
+            return None;
+        }
+        self.sent = self.current;
+        self.sent_at = Some(Instant::now());
+        Some(self.current)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(p95_ms: f64) -> DriftReport {
+        DriftReport {
+            p50_ms: p95_ms / 2.0,
+            p95_ms,
+            player: PlayerKind::Media,
+        }
+    }
+
+    const RULES: SyncRules = SyncRules {
+        interval: Duration::from_secs(5),
+        max_reports: 3,
+    };
+
+    #[test]
+    fn the_room_p95_is_the_nearest_rank_p95_of_the_reporters_p95s() {
+        assert_eq!(summarize(vec![]), SyncSummary::default());
+        let one = summarize(vec![12.34]);
+        assert_eq!(
+            (one.reporting, one.in_sync, one.drift_p95_ms),
+            (1, 1, Some(12.3))
+        );
+        // 40 reporters: rank 38, so the two worst are left out.
+        let mut p95s: Vec<f64> = (1..=40).map(f64::from).collect();
+        p95s[38] = 900.0;
+        p95s[39] = 1000.0;
+        let forty = summarize(p95s);
+        assert_eq!(forty.reporting, 40);
+        assert_eq!(forty.in_sync, 38);
+        assert_eq!(forty.drift_p95_ms, Some(38.0));
+        // Under 20 reporters it is the largest.
+        assert_eq!(summarize(vec![1.0, 70.0, 3.0]).drift_p95_ms, Some(70.0));
+        // 50 ms is in sync, just over it is not.
+        assert_eq!(summarize(vec![50.0, 50.01]).in_sync, 1);
+    }
+
+    #[test]
+    fn a_stream_has_one_report_and_it_expires_after_three_intervals() {
+        let mut board = SyncBoard::new(RULES);
+        board.record("a", &report(10.0), 0).unwrap();
+        assert_eq!(
+            board.record("a", &report(90.0), 2_000),
+            Err(SyncRefusal::TooSoon {
+                retry_after_ms: 500
+            })
+        );
+        board.record("a", &report(90.0), 2_500).unwrap();
+        board.record("b", &report(20.0), 3_000).unwrap();
+        let summary = board.summary();
+        assert_eq!((summary.reporting, summary.in_sync), (2, 1));
+        assert_eq!(board.next_expiry(), Some(17_500));
+        board.prune(17_500);
+        assert_eq!(board.summary().reporting, 1);
+        board.forget("b");
+        assert_eq!(board.summary(), SyncSummary::default());
+    }
+
+    #[test]
+    fn a_full_board_refuses_new_streams_but_takes_known_ones() {
+        let mut board = SyncBoard::new(RULES);
+        for stream in ["a", "b", "c"] {
+            board.record(stream, &report(1.0), 0).unwrap();
+        }
+        assert_eq!(board.record("d", &report(1.0), 0), Err(SyncRefusal::Full));
+        board.record("a", &report(2.0), 5_000).unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sync_events_come_on_change_at_most_once_per_interval() {
+        let mut announcer = SyncAnnouncer::default();
+        assert_eq!(announcer.update(SyncSummary::default()), None);
+        let one = summarize(vec![1.0]);
+        assert_eq!(announcer.update(one), Some(one));
+        let two = summarize(vec![1.0, 2.0]);
+        assert_eq!(announcer.update(two), None);
+        assert!(announcer.deadline().is_some());
+        tokio::time::advance(SYNC_EVENT_INTERVAL).await;
+        assert_eq!(announcer.due(), Some(two));
+        // Back and forth within the interval: nothing to say at its end.
+        assert_eq!(announcer.update(one), None);
+        assert_eq!(announcer.update(two), None);
+        assert_eq!(announcer.deadline(), None);
+    }
+}

@@ -1,0 +1,89 @@
+// Sync health in real Chromium (issue 12 item 5): each page charts its own drift
+// over the last minute and reports it over its stream token; the host's page shows
+// "N of M in sync", live: it follows the server's summary as pages join and leave.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  startServer, launchBrowser, openPage, screenshot, waitFor, joinAsListener, api,
+} from './helpers.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  // Reports every second, so the test sees several in a few seconds.
+  server = await startServer('sync-health', ['--sync-report-interval', '1']);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+});
+
+/** The room's summary as the server has it. */
+async function serverSync(roomId) {
+  const { status, body } = await api(server.url, 'GET', `/api/rooms/${roomId}`);
+  assert.equal(status, 200);
+  return body.sync;
+}
+
+/** Waits until the host page shows the server's summary for `reporting` reporters. */
+async function hostShows(host, roomId, reporting) {
+  return waitFor(async () => {
+    const s = await serverSync(roomId);
+    if (s.reporting !== reporting) return false;
+    const shown = await host.evaluate(() => (document.getElementById('sync-pill').hidden ? null : document.getElementById('room-sync').textContent));
+    return shown === `${s.in_sync} of ${s.reporting} in sync` && shown;
+  }, { timeout: 20000, what: `the host to show the summary of ${reporting} reporters` });
+}
+
+test('pages chart their drift and the host sees "N of M in sync", live', { timeout: 90000 }, async () => {
+  const host = await openPage(browser);
+  await host.goto(`${server.url}/?player=sim`);
+  await host.getByRole('textbox', { name: 'Room name' }).fill('Sync health');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hostess');
+  await host.getByRole('button', { name: 'Create room' }).click();
+  await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost && window.syncroom.playerKind)),
+    { what: 'the host to be live' });
+  const roomId = await host.evaluate(() => window.syncroom.roomId);
+  const token = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
+  const load = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
+    { type: 'load', video_id: 'aaaaaaaaaaa', duration: 600, paused: false }, token);
+  assert.equal(load.status, 200);
+
+  const listeners = [];
+  for (const name of ['Lee', 'Mo']) {
+    const page = await openPage(browser);
+    await joinAsListener(page, server.url, roomId, name);
+    listeners.push(page);
+  }
+
+  // Host and both listeners report (the host plays too): three reporters, shown as the server counts them.
+  const shown = await hostShows(host, roomId, 3);
+  console.log(`# host shows "${shown}"`);
+
+  // A listener's own chart: a labelled image of its readings over the last minute.
+  const chart = await waitFor(() => listeners[0].evaluate(() => {
+    const canvas = document.getElementById('drift-chart');
+    const samples = Number(canvas.dataset.samples || 0);
+    return samples >= 5 && {
+      samples, role: canvas.getAttribute('role'), label: canvas.getAttribute('aria-label'),
+      painted: canvas.toDataURL() !== Object.assign(document.createElement('canvas'), { width: canvas.width, height: canvas.height }).toDataURL(),
+    };
+  }), { timeout: 20000, what: 'the drift chart to have readings' });
+  assert.equal(chart.role, 'img');
+  assert.match(chart.label, /^Your drift from the room over the last minute: \d+ readings, at most \d+ ms, latest -?\d+ ms$/);
+  assert.ok(chart.painted, 'the chart is drawn');
+  await listeners[0].locator('#health').evaluate((d) => { d.open = true; });
+  await screenshot(listeners[0], 'sync-health-listener');
+  await screenshot(host, 'sync-health-host');
+
+  // A listener leaves: its stream closes, it stops counting, and the host's page follows.
+  await listeners[1].context().close();
+  const after = await hostShows(host, roomId, 2);
+  console.log(`# after one left, host shows "${after}"`);
+
+  for (const page of [host, listeners[0]]) assert.deepEqual(page.errors, []);
+});
