@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::handle::{CommandReply, Request, RoomHandle};
@@ -60,7 +60,7 @@ pub fn spawn(
 struct LocalRoom {
     room: Room,
     hub: Hub,
-    requests_rx: mpsc::Receiver<Request>,
+    requests_rx: mpsc::Receiver<Boxed>,
     store: Option<Arc<RoomStore>>,
     context: ActorContext,
 }
@@ -68,14 +68,17 @@ struct LocalRoom {
 impl LocalRoom {
     async fn run(mut self) {
         loop {
+            // One timer for the earliest of the three deadlines (each re-armed
+            // every turn costs a timer-wheel entry; one keeps the task small).
             let end_at = self.end_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
+            let next = [end_at, presence_at, expire_at].into_iter().flatten().min();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
                     Some(request) => {
-                        if self.handle(request) == Flow::Stop {
+                        if self.handle(*request) == Flow::Stop {
                             break;
                         }
                     }
@@ -89,16 +92,17 @@ impl LocalRoom {
                     let due = self.hub.on_listeners_changed();
                     self.announce(due);
                 }
-                _ = sleep_until_some(end_at) => {
-                    let events = self.room.on_end(self.now());
-                    self.publish(events, None);
-                }
-                _ = sleep_until_some(presence_at) => {
-                    let due = self.hub.presence_due();
-                    self.announce(due);
-                }
-                _ = sleep_until_some(expire_at) => {
-                    if self.hub.listeners() == 0 {
+                _ = sleep_until_some(next) => {
+                    let now = Instant::now();
+                    if end_at.is_some_and(|at| at <= now) {
+                        let events = self.room.on_end(self.now());
+                        self.publish(events, None);
+                    }
+                    if presence_at.is_some_and(|at| at <= now) {
+                        let due = self.hub.presence_due();
+                        self.announce(due);
+                    }
+                    if expire_at.is_some_and(|at| at <= now) && self.hub.listeners() == 0 {
                         self.close(CloseReason::Expired);
                         break;
                     }
