@@ -9,8 +9,21 @@
 #
 #   bench/compare.sh [REPS] [SCENARIO...]     (default: 3 reps, every scenario)
 #
-# Scenarios: 1x1k 1x10k 100x10k 1x19k saturation. Needs nginx and the Debian nchan
-# module (apt-get install -y nginx libnginx-mod-nchan) and python3 for the table.
+# Scenarios (ROOMSxLISTENERS):
+#   1x1k 1x10k 100x10k 1x19k   one command at a time, below saturation
+#   1000x10k   1,000 rooms x 10 listeners, a command every 2 ms round-robin:
+#              what a command costs apart from its deliveries
+#   chat200    one room of 200 listeners, 50 chat messages a second
+#   join10k    10,000 listeners joining 1,000 rooms as fast as the tool connects:
+#              server CPU per join, snapshots and presence included
+#   redis100x10k  syncroom only: 3 nodes and one redis-server, 100 rooms x 100
+#              listeners spread over the nodes; Redis CPU and commands per command
+#   saturation 10 rooms x 1,000 listeners at 14, 10 and 7 ms
+# The measured publish window starts 3 s after the last listener connected
+# (--settle-ms 3000), so connect-time work is not counted as fan-out.
+# After the runs, bench/summarize.py prints the tables and a fitted cost model.
+# Needs nginx and the Debian nchan module (apt-get install -y nginx
+# libnginx-mod-nchan), redis-server for redis100x10k, and python3 for the table.
 # SYNCROOM_ARGS adds flags to syncroom (e.g. SYNCROOM_ARGS="--threads 1");
 # OUT names the output directory (default: a new one under /tmp).
 set -euo pipefail
@@ -20,7 +33,7 @@ reps="${1:-3}"
 shift || true
 scenarios=("$@")
 if [ "${#scenarios[@]}" -eq 0 ]; then
-  scenarios=(1x1k 1x10k 100x10k 1x19k saturation)
+  scenarios=(1x1k 1x10k 100x10k 1x19k 1000x10k chat200 join10k redis100x10k saturation)
 fi
 out="${OUT:-$(mktemp -d -t syncroom-compare.XXXXXX)}"
 mkdir -p "$out"
@@ -30,18 +43,24 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 bench="$target_dir/release/syncroom-bench"
 syncroom_port=18180
 nchan_port=18190
+redis_port=18179
+settle="--settle-ms 3000"
 
 # name -> tool arguments. Intervals leave each server time to deliver one event
 # before the next (below saturation), so latency is fan-out, not a backlog.
 scenario_args() {
   case "$1" in
-    1x1k) echo "-n 1000 -r 1 -m 100 --interval-ms 50" ;;
-    1x10k) echo "-n 10000 -r 1 -m 20 --interval-ms 300" ;;
-    100x10k) echo "-n 10000 -r 100 -m 1000 --interval-ms 10" ;;
-    1x19k) echo "-n 19500 -r 1 -m 12 --interval-ms 600" ;;
+    1x1k) echo "-n 1000 -r 1 -m 100 --interval-ms 50 $settle" ;;
+    1x10k) echo "-n 10000 -r 1 -m 20 --interval-ms 300 $settle" ;;
+    100x10k) echo "-n 10000 -r 100 -m 1000 --interval-ms 10 $settle" ;;
+    1x19k) echo "-n 19500 -r 1 -m 12 --interval-ms 600 $settle" ;;
+    1000x10k) echo "-n 10000 -r 1000 -m 5000 --interval-ms 2 $settle" ;;
+    chat200) echo "-n 200 -r 1 -m 500 --interval-ms 20 --command chat $settle" ;;
+    join10k) echo "-n 10000 -r 1000 -m 1000 --interval-ms 1 --connect-concurrency 1024 $settle" ;;
+    redis100x10k) echo "-n 10000 -r 100 -m 1000 --interval-ms 10 $settle" ;;
     # Saturation: 10 rooms x 1,000 listeners, one command every I ms in turn,
     # offered 1,000 deliveries a tick; the sweep finds the best rate with p99 <= 100 ms.
-    sat-*) echo "-n 10000 -r 10 -m 200 --interval-ms ${1#sat-}" ;;
+    sat-*) echo "-n 10000 -r 10 -m 200 --interval-ms ${1#sat-} $settle" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
   esac
 }
@@ -62,8 +81,58 @@ wait_port() { # port: wait until something listens there
   return 1
 }
 
+# Every per-address limit raised: the tool is one address (127.0.0.x). The
+# room-creation limits exist from the release that added them on.
+syncroom_limits=(--max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000
+  --chat-per-minute 60000 --chat-burst 10000 --max-rooms 100000)
+if "$target_dir/release/syncroom" --help | grep -q -- --rooms-per-minute; then
+  syncroom_limits+=(--rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000
+    --room-chat-per-minute 10000000 --room-chat-burst 1000000)
+fi
+
+# redis100x10k: a redis-server and three syncroom nodes sharing rooms through it.
+run_redis() { # target rep
+  local target="$1" rep="$2" threads=() addrs=() node port
+  if [ "$target" = syncroom-1t ]; then threads=(--threads 1); fi
+  rm -rf "$out/redis" && mkdir -p "$out/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$out/redis" >"$out/redis.log" 2>&1 &
+  pids+=($!)
+  wait_port "$redis_port"
+  for node in 1 2 3; do
+    port=$((syncroom_port + node))
+    # shellcheck disable=SC2086
+    RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$port" \
+      --redis "redis://127.0.0.1:$redis_port" "${syncroom_limits[@]}" "${threads[@]}" \
+      ${SYNCROOM_ARGS:-} >"$out/syncroom-$node.log" 2>&1 &
+    pids+=($!)
+    addrs+=("127.0.0.1:$port")
+  done
+  for node in 1 2 3; do wait_port $((syncroom_port + node)); done
+  local file="$out/redis100x10k.$target.$rep.json" joined
+  joined="$(IFS=,; echo "${addrs[*]}")"
+  # shellcheck disable=SC2046
+  if ! "$bench" --target syncroom --addr "$joined" --redis "127.0.0.1:$redis_port" \
+    $(scenario_args redis100x10k) --json >"$file" 2>"$out/bench.err"; then
+    echo "compare: $target redis100x10k run $rep was not clean: $(tail -n 1 "$out/bench.err")" >&2
+    if [ ! -s "$file" ]; then rm -f "$file"; fi
+  fi
+  [ -s "$file" ] && result_line "$file" redis100x10k "$rep" "$target"
+  stop_servers
+  sleep 1
+}
+
+result_line() { # file scenario rep target
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; rd=r.get("redis") or {}; print("%-11s %-12s %s p50=%.1fms p99=%.1fms cpu/delivery=%sus cpu/command=%sus join=%sus rss/listener=%sB connect=%s/s delivered=%s/s lost=%s dup=%s%s" % (sys.argv[4], sys.argv[2], sys.argv[3], l["p50"]/1e3, l["p99"]/1e3, (r["server"]["cpu_us_per_delivery"] or {}).get("total"), r["server"].get("cpu_us_per_command"), r["connect"].get("server_cpu_us_per_join"), r["server"]["rss_per_listener_bytes"], r["connect"]["listeners_per_s"], r["publish"]["deliveries_per_s"], r["deliveries"]["lost"], r["deliveries"]["duplicated"], (" redis_cmds/command=%s redis_cpu/command=%sus" % (rd.get("commands_per_room_command"), rd.get("cpu_us_per_command"))) if rd else ""))' "$@"
+}
+
 run_one() { # target scenario rep
   local target="$1" scenario="$2" rep="$3" args addr port
+  if [ "$scenario" = redis100x10k ]; then
+    # nchan has no part in it: syncroom's own backplane is what is measured.
+    if [ "$target" != nchan ]; then run_redis "$target" "$rep"; fi
+    return 0
+  fi
   args="$(scenario_args "$scenario")"
   # Each run gets a fresh server: a server left over from the run before would
   # answer in place of the new one, so its port must be free first.
@@ -81,9 +150,7 @@ run_one() { # target scenario rep
     if [ "$target" = syncroom-1t ]; then threads=(--threads 1); fi
     # shellcheck disable=SC2086
     RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$syncroom_port" \
-      --max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000 \
-      --rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000 \
-      "${threads[@]}" ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
+      "${syncroom_limits[@]}" "${threads[@]}" ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
     pids+=($!)
     addr="127.0.0.1:$syncroom_port"
   else
@@ -99,7 +166,7 @@ run_one() { # target scenario rep
     echo "compare: $target $scenario run $rep was not clean: $(tail -n 1 "$out/bench.err")" >&2
     if [ ! -s "$file" ]; then rm -f "$file"; stop_servers; sleep 1; return 0; fi
   fi
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency_us"]; print("%-11s %-10s %s p50=%.1fms p99=%.1fms cpu/delivery=%sus rss/listener=%sB connect=%s/s delivered=%s lost=%s dup=%s" % (sys.argv[4], sys.argv[2], sys.argv[3], l["p50"]/1e3, l["p99"]/1e3, (r["server"]["cpu_us_per_delivery"] or {}).get("total"), r["server"]["rss_per_listener_bytes"], r["connect"]["listeners_per_s"], r["deliveries"]["delivered"], r["deliveries"]["lost"], r["deliveries"]["duplicated"]))' "$file" "$scenario" "$rep" "$target"
+  result_line "$file" "$scenario" "$rep" "$target"
   stop_servers
   sleep 1
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Tables of medians (and min-max spread) from bench/compare.sh's JSON results.
+"""Tables of medians (and min-max spread) from bench/compare.sh's JSON results,
+and a cost model fitted to them: server CPU = a µs per command + b µs per delivery.
 
     python3 bench/summarize.py DIR
 
@@ -28,7 +29,12 @@ METRICS = [
     ("p50 ms", lambda r: r["latency_us"]["p50"] / 1e3),
     ("p99 ms", lambda r: r["latency_us"]["p99"] / 1e3),
     ("CPU µs/delivery", lambda r: (r["server"]["cpu_us_per_delivery"] or {}).get("total")),
+    ("CPU µs/command", lambda r: r["server"].get("cpu_us_per_command")),
+    ("deliveries/s", lambda r: r["publish"]["deliveries_per_s"]),
     ("RSS KiB/listener", lambda r: (r["server"]["rss_per_listener_bytes"] or 0) / 1024),
+    ("CPU µs/join (through settle)", lambda r: r["connect"].get("server_cpu_us_per_join")),
+    ("Redis commands/command", lambda r: (r.get("redis") or {}).get("commands_per_room_command")),
+    ("Redis CPU µs/command", lambda r: (r.get("redis") or {}).get("cpu_us_per_command")),
     ("connects/s", lambda r: r["connect"]["listeners_per_s"]),
     ("round trip p99 ms", lambda r: r["command_round_trip_us"]["p99"] / 1e3),
 ]
@@ -46,7 +52,31 @@ def spread(values):
 
 
 TARGETS = [("syncroom", "syncroom"), ("syncroom-1t", "syncroom --threads 1"), ("nchan", "nchan")]
-ORDER = ["1x1k", "1x10k", "100x10k", "1x19k"]
+ORDER = ["1x1k", "1x10k", "100x10k", "1x19k", "1000x10k", "chat200", "join10k", "redis100x10k"]
+# Scenarios the cost model is fitted to: one node, below saturation.
+FIT = ["1x1k", "1x10k", "100x10k", "1x19k", "1000x10k", "chat200"]
+
+
+def fit(runs, target):
+    """Least squares of publish CPU = a * commands + b * deliveries over every run
+    of the FIT scenarios; answers (a, b) in µs, or None."""
+    rows = []
+    for scenario in FIT:
+        for r in runs.get((scenario, target), []):
+            cpu = (r["server"].get("publish_cpu") or {}).get("total_us")
+            if cpu is not None:
+                rows.append((r["commands"], r["deliveries"]["delivered"], cpu))
+    if len(rows) < 2:
+        return None
+    sxx = sum(c * c for c, _, _ in rows)
+    sxy = sum(c * d for c, d, _ in rows)
+    syy = sum(d * d for _, d, _ in rows)
+    sxz = sum(c * z for c, _, z in rows)
+    syz = sum(d * z for _, d, z in rows)
+    det = sxx * syy - sxy * sxy
+    if det == 0:
+        return None
+    return (syy * sxz - sxy * syz) / det, (sxx * syz - sxy * sxz) / det
 
 
 def main():
@@ -72,6 +102,16 @@ def main():
         lost = [str(sum(r["deliveries"]["lost"] + r["deliveries"]["duplicated"]
                         for r in runs.get((scenario, target), []))) for target, _ in TARGETS]
         print(f"| {scenario} | lost + duplicated (all runs) | " + " | ".join(lost) + " | | |")
+
+    print("\nCost model (least squares over every run of " + ", ".join(FIT)
+          + "): server CPU over the publish window = a per command + b per delivery\n")
+    print("| server | µs per command (a) | µs per delivery (b) | µs per command of 10 listeners | of 100 | of 1,000 |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for target, name in TARGETS:
+        model = fit(runs, target)
+        if model:
+            a, b = model
+            print(f"| {name} | {a:.0f} | {b:.2f} | {a + 10 * b:.0f} | {a + 100 * b:.0f} | {a + 1000 * b:.0f} |")
 
     sat = sorted({s for s, _ in runs if s.startswith("sat-")}, key=lambda s: -int(s[4:]))
     if sat:

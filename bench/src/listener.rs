@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::http::{invalid, parse_head, BodyDecoder};
 use crate::sse::{Kind, Message, Parser};
 use crate::stats::{Counters, Histogram};
-use crate::Target;
+use crate::{CommandKind, Target};
 
 /// What listeners and the publisher share about one room.
 pub struct Room {
@@ -51,7 +51,11 @@ impl Room {
 /// Everything the listener tasks share.
 pub struct Shared {
     pub target: Target,
-    pub addr: SocketAddr,
+    /// The servers: listener i connects to `addrs[i % len]`, room r's commands
+    /// go to `addrs[r % len]` (syncroom nodes sharing rooms through Redis).
+    pub addrs: Vec<SocketAddr>,
+    /// What each command is.
+    pub command: CommandKind,
     pub rooms: Vec<Room>,
     pub sources: Vec<Ipv4Addr>,
     pub read_buffer: usize,
@@ -85,7 +89,7 @@ pub async fn run(shared: Arc<Shared>, index: usize, mut stop: watch::Receiver<bo
         // The semaphore is never closed; a failed acquire would only mean no limit.
         let _permit = shared.connecting.acquire().await.ok();
         let started = Instant::now();
-        let subscribed = subscribe(&shared, room, source, &mut buf).await;
+        let subscribed = subscribe(&shared, index, room, source, &mut buf).await;
         if subscribed.is_ok() {
             shared
                 .subscribe_us
@@ -136,22 +140,22 @@ pub async fn run(shared: Arc<Shared>, index: usize, mut stop: watch::Receiver<bo
 /// snapshot for syncroom, the `200` head for nchan (which sends no snapshot).
 async fn subscribe(
     shared: &Shared,
+    index: usize,
     room: usize,
     source: Option<Ipv4Addr>,
     buf: &mut [u8],
 ) -> std::io::Result<(TcpStream, Feed)> {
     let socket = crate::sys::client_socket(source)?;
-    let mut stream = socket.connect(shared.addr).await?;
+    let addr = shared.addrs[index % shared.addrs.len()];
+    let mut stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     let room_id = &shared.rooms[room].id;
     let path = match shared.target {
         Target::Syncroom => format!("/api/rooms/{room_id}/events"),
         Target::Nchan => format!("/sub/{room_id}"),
     };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        shared.addr
-    );
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
     stream.write_all(request.as_bytes()).await?;
 
     let mut filled = 0;
@@ -345,7 +349,8 @@ mod tests {
     fn shared(target: Target) -> Shared {
         Shared {
             target,
-            addr: SocketAddr::from(([127, 0, 0, 1], 9)),
+            addrs: vec![SocketAddr::from(([127, 0, 0, 1], 9))],
+            command: CommandKind::Seek,
             rooms: vec![Room::new("b0".into(), 8)],
             sources: Vec::new(),
             read_buffer: 2048,

@@ -10,7 +10,8 @@
 //! and the tool's own CPU.
 //!
 //! Modules: [`listener`] (one task per connection), [`publish`] (its own thread),
-//! [`http`] and [`sse`] (hand-written parsers), [`stats`], [`sys`] (/proc, rlimits).
+//! [`http`] and [`sse`] (hand-written parsers), [`stats`], [`sys`] (/proc, rlimits),
+//! [`redis`] (a shared Redis's command count).
 //!
 //! Exit status: 0 when every listener got every event exactly once; 1 when any
 //! delivery was lost, duplicated or unexpected, or a stream ended early; 2 when the
@@ -19,6 +20,7 @@
 mod http;
 mod listener;
 mod publish;
+mod redis;
 mod sse;
 mod stats;
 mod sys;
@@ -50,6 +52,15 @@ pub enum Target {
     Nchan,
 }
 
+/// What each published command is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommandKind {
+    /// A seek (syncroom: `POST /commands`, one `state` event).
+    Seek,
+    /// A chat message (syncroom: `POST /chat`, one `chat` event).
+    Chat,
+}
+
 /// How commands are spread over rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PublishMode {
@@ -68,8 +79,18 @@ struct Args {
     #[arg(long, value_enum, default_value = "syncroom")]
     target: Target,
     /// Server address [default: 127.0.0.1:8080 for syncroom, 127.0.0.1:8090 for nchan].
+    /// Several, comma-separated, for syncroom nodes sharing rooms through Redis:
+    /// listener i connects to the (i mod K)th, room r's commands go to the
+    /// (r mod K)th, rooms are created on the first.
+    #[arg(long, value_delimiter = ',')]
+    addr: Vec<SocketAddr>,
+    /// What each command is.
+    #[arg(long, value_enum, default_value = "seek")]
+    command: CommandKind,
+    /// A Redis server the nodes share: its CPU and the commands it processed
+    /// (INFO `total_commands_processed`) are reported over the publish phase.
     #[arg(long)]
-    addr: Option<SocketAddr>,
+    redis: Option<SocketAddr>,
     /// Listeners to open (N).
     #[arg(short = 'n', long, default_value_t = 1000)]
     listeners: usize,
@@ -106,7 +127,9 @@ struct Args {
     /// After the last command, wait at most this many seconds for every delivery.
     #[arg(long, default_value_t = 10.0)]
     drain_timeout_s: f64,
-    /// Pause after the last snapshot before reading the server's RSS (ms).
+    /// Pause after the last snapshot before reading the server's RSS and
+    /// starting the measured publish phase (ms): connect-time work (presence
+    /// events of the joins) falls before it.
     #[arg(long, default_value_t = 500)]
     settle_ms: u64,
     /// After every delivery arrived, keep reading this long to catch duplicates (ms).
@@ -206,10 +229,15 @@ fn check(args: &Args) -> Result<(), String> {
 }
 
 async fn run(args: &Args) -> Result<Report, String> {
-    let addr = args.addr.unwrap_or_else(|| match args.target {
-        Target::Syncroom => SocketAddr::from(([127, 0, 0, 1], 8080)),
-        Target::Nchan => SocketAddr::from(([127, 0, 0, 1], 8090)),
-    });
+    let addrs = if args.addr.is_empty() {
+        vec![match args.target {
+            Target::Syncroom => SocketAddr::from(([127, 0, 0, 1], 8080)),
+            Target::Nchan => SocketAddr::from(([127, 0, 0, 1], 8090)),
+        }]
+    } else {
+        args.addr.clone()
+    };
+    let addr = addrs[0];
     let room_ids: Vec<String> = (0..args.rooms)
         .map(|r| format!("{}{r}", args.room_prefix))
         .collect();
@@ -217,7 +245,13 @@ async fn run(args: &Args) -> Result<Report, String> {
     publish::create_rooms(addr, args.target, &id_refs).await?;
 
     let pids = if args.server_pid.is_empty() {
-        sys::pids_listening_on(addr.port())
+        let mut pids: Vec<u32> = addrs
+            .iter()
+            .flat_map(|addr| sys::pids_listening_on(addr.port()))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     } else {
         args.server_pid.clone()
     };
@@ -231,7 +265,8 @@ async fn run(args: &Args) -> Result<Report, String> {
     };
     let shared = Arc::new(Shared {
         target: args.target,
-        addr,
+        addrs: addrs.clone(),
+        command: args.command,
         rooms: room_ids
             .iter()
             .map(|id| Room::new(id.clone(), per_room_commands))
@@ -286,6 +321,9 @@ async fn run(args: &Args) -> Result<Report, String> {
     }
     tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
     let rss_after = sys::procs_rss_kib(&pids);
+    // Joins whole: the connects and subscriptions, and what they caused while
+    // settling (presence events).
+    let server_joined = sys::procs_cpu(&pids);
 
     // Publish phase.
     match args.target {
@@ -299,6 +337,15 @@ async fn run(args: &Args) -> Result<Report, String> {
         // Every nchan listener starts before message 1 of this run.
         Target::Nchan => {}
     }
+    let redis_pids = args
+        .redis
+        .map(|redis| sys::pids_listening_on(redis.port()))
+        .unwrap_or_default();
+    let redis_at_publish = match args.redis {
+        Some(redis) => Some(redis::commands_processed(redis).await?),
+        None => None,
+    };
+    let redis_cpu_at_publish = sys::procs_cpu(&redis_pids);
     let server_at_publish = sys::procs_cpu(&pids);
     let tool_at_publish = sys::own_cpu();
     let publish_started = Instant::now();
@@ -325,6 +372,16 @@ async fn run(args: &Args) -> Result<Report, String> {
     let delivery_elapsed = publish_started.elapsed();
     let server_delivered = sys::procs_cpu(&pids);
     let tool_delivered = sys::own_cpu();
+    let redis_cpu_delivered = sys::procs_cpu(&redis_pids);
+    let redis_commands = match (args.redis, redis_at_publish) {
+        // The INFO asked for here is one command more than the window saw.
+        (Some(redis), Some(before)) => Some(
+            redis::commands_processed(redis)
+                .await?
+                .saturating_sub(before + 1),
+        ),
+        _ => None,
+    };
     let drained = Counters::get(&counters.delivered) >= expected;
 
     // Late duplicates would arrive now; then every listener counts what it missed.
@@ -342,7 +399,8 @@ async fn run(args: &Args) -> Result<Report, String> {
     let cpu_delta = |later: Option<CpuTime>, earlier: Option<CpuTime>| Some(later?.since(earlier?));
     Ok(Report {
         target: args.target,
-        addr,
+        addrs,
+        command: args.command,
         listeners: args.listeners,
         rooms: args.rooms,
         ticks: args.events,
@@ -353,6 +411,7 @@ async fn run(args: &Args) -> Result<Report, String> {
         pids,
         connect_elapsed,
         server_connect_cpu: cpu_delta(server_connected, server_at_start),
+        server_join_cpu: cpu_delta(server_joined, server_at_start),
         tool_connect_cpu: tool_connected.since(tool_at_start),
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
@@ -363,6 +422,9 @@ async fn run(args: &Args) -> Result<Report, String> {
         drained,
         delivery_elapsed,
         server_publish_cpu: cpu_delta(server_delivered, server_at_publish),
+        redis_publish_cpu: cpu_delta(redis_cpu_delivered, redis_cpu_at_publish),
+        redis_commands,
+        settle_ms: args.settle_ms,
         tool_publish_cpu: tool_delivered.since(tool_at_publish),
         latency_us: shared.latency_us.summary(),
         subscribe_us: shared.subscribe_us.summary(),
@@ -382,7 +444,8 @@ async fn run(args: &Args) -> Result<Report, String> {
 /// Everything measured in one run.
 struct Report {
     target: Target,
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
+    command: CommandKind,
     listeners: usize,
     rooms: usize,
     ticks: usize,
@@ -393,6 +456,8 @@ struct Report {
     pids: Vec<u32>,
     connect_elapsed: Duration,
     server_connect_cpu: Option<CpuTime>,
+    /// From the first connect to the end of the settling pause.
+    server_join_cpu: Option<CpuTime>,
     tool_connect_cpu: CpuTime,
     rss_before_kib: Option<u64>,
     rss_after_kib: Option<u64>,
@@ -403,6 +468,10 @@ struct Report {
     drained: bool,
     delivery_elapsed: Duration,
     server_publish_cpu: Option<CpuTime>,
+    redis_publish_cpu: Option<CpuTime>,
+    /// Commands Redis processed over the publish phase.
+    redis_commands: Option<u64>,
+    settle_ms: u64,
     tool_publish_cpu: CpuTime,
     latency_us: Summary,
     subscribe_us: Summary,
@@ -476,7 +545,8 @@ impl Report {
         let (tool_total, tool_user, tool_sys) = self.per_delivery(self.tool_publish_cpu);
         json!({
             "target": self.target_name(),
-            "addr": self.addr.to_string(),
+            "addr": self.addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "command": match self.command { CommandKind::Seek => "seek", CommandKind::Chat => "chat" },
             "listeners": self.listeners,
             "rooms": self.rooms,
             "ticks": self.ticks,
@@ -505,6 +575,10 @@ impl Report {
                 "listeners_per_s": self.connect_rate().round(),
                 "subscribe_us": latency(&self.subscribe_us),
                 "server_cpu": cpu(self.server_connect_cpu),
+                "server_cpu_through_settle": cpu(self.server_join_cpu),
+                "server_cpu_us_per_join": self.server_join_cpu
+                    .map(|c| round2(c.total_us() as f64 / self.listeners as f64)),
+                "settle_ms": self.settle_ms,
                 "tool_cpu": cpu(Some(self.tool_connect_cpu)),
             },
             "publish": {
@@ -519,7 +593,16 @@ impl Report {
                 "rss_per_listener_bytes": self.rss_per_listener().map(f64::round),
                 "publish_cpu": cpu(self.server_publish_cpu),
                 "cpu_us_per_delivery": server_per_delivery,
+                "cpu_us_per_command": self.server_publish_cpu
+                    .map(|c| round2(c.total_us() as f64 / self.commands.max(1) as f64)),
             },
+            "redis": self.redis_commands.map(|commands| json!({
+                "publish_cpu": cpu(self.redis_publish_cpu),
+                "cpu_us_per_command": self.redis_publish_cpu
+                    .map(|c| round2(c.total_us() as f64 / self.commands.max(1) as f64)),
+                "commands": commands,
+                "commands_per_room_command": round2(commands as f64 / self.commands.max(1) as f64),
+            })),
             "tool": {
                 "threads": self.threads,
                 "source_ips": self.source_ips,
@@ -539,7 +622,7 @@ impl Report {
         println!(
             "{} at {}: {} listeners over {} room(s), {} ticks every {} ms ({per_tick})",
             self.target_name(),
-            self.addr,
+            self.addrs[0],
             self.listeners,
             self.rooms,
             self.ticks,
@@ -615,6 +698,21 @@ impl Report {
             println!(
                 "server CPU  {total:.2} µs per delivery (user {user:.2}, sys {sys:.2}) over the publish phase; pids {:?}",
                 self.pids
+            );
+        }
+        if let (Some(commands), Some(cpu)) = (self.redis_commands, self.redis_publish_cpu) {
+            let per_command = |n: f64| n / self.commands.max(1) as f64;
+            println!(
+                "redis       {commands} commands ({:.2} per room command), {:.2} µs CPU per room command",
+                per_command(commands as f64),
+                per_command(cpu.total_us() as f64)
+            );
+        }
+        if let Some(cpu) = self.server_join_cpu {
+            println!(
+                "joins       server {:.1} µs CPU per join, from the first connect to {} ms after the last (snapshots and presence included)",
+                cpu.total_us() as f64 / self.listeners as f64,
+                self.settle_ms
             );
         }
         let (total, user, sys) = self.per_delivery(self.tool_publish_cpu);

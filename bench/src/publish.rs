@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::http::Client;
 use crate::listener::Shared;
 use crate::stats::{Histogram, Summary};
-use crate::{PublishMode, Target};
+use crate::{CommandKind, PublishMode, Target};
 
 /// How publishing went.
 #[derive(Debug)]
@@ -130,14 +130,19 @@ async fn room_worker(
     let base = room.base.load(Ordering::Acquire);
     // Until told otherwise, listeners expect nothing past the base.
     room.last.store(base, Ordering::Release);
-    let mut client = Client::new(shared.addr);
+    let mut client = Client::new(shared.addrs[room_index % shared.addrs.len()]);
     // Open the connection before the first tick, so no command pays for it.
     if let Err(error) = warm_up(&mut client, shared.target).await {
         return (0, 1, Some(format!("publisher for {}: {error}", room.id)));
     }
-    let (path, target) = match shared.target {
-        Target::Syncroom => (format!("/api/rooms/{}/commands", room.id), Target::Syncroom),
-        Target::Nchan => (format!("/pub/{}", room.id), Target::Nchan),
+    let (path, target) = match (shared.target, shared.command) {
+        (Target::Syncroom, CommandKind::Seek) => {
+            (format!("/api/rooms/{}/commands", room.id), Target::Syncroom)
+        }
+        (Target::Syncroom, CommandKind::Chat) => {
+            (format!("/api/rooms/{}/chat", room.id), Target::Syncroom)
+        }
+        (Target::Nchan, _) => (format!("/pub/{}", room.id), Target::Nchan),
     };
     let (mut published, mut errors, mut first_error) = (0u64, 0u64, None);
     let mut fail = |why: String, errors: &mut u64| {
@@ -153,7 +158,7 @@ async fn room_worker(
             );
             continue;
         };
-        let body = command_body(target, id, wall_clock_ms());
+        let body = command_body(target, shared.command, id, wall_clock_ms());
         let mut sent = Instant::now();
         let mut stamp = || {
             sent = Instant::now();
@@ -186,15 +191,27 @@ async fn warm_up(client: &mut Client, target: Target) -> io::Result<()> {
         .map(drop)
 }
 
+/// A chat message of ordinary length.
+const CHAT_TEXT: &str = "that drop at the chorus, every single time";
+
 /// The command for id `id`. syncroom: a seek to a position unique to the id, so
-/// every command changes the state and emits exactly one event. nchan: the same
-/// JSON a syncroom `state` event carries, with the id as its `version`.
-pub fn command_body(target: Target, id: u64, now_ms: u64) -> Vec<u8> {
+/// every command changes the state and emits exactly one event, or a chat
+/// message (one `chat` event). nchan: the same JSON the syncroom event carries,
+/// with the id as its `version`.
+pub fn command_body(target: Target, kind: CommandKind, id: u64, now_ms: u64) -> Vec<u8> {
     let position = id as f64 + 0.5;
-    match target {
-        Target::Syncroom => format!(r#"{{"type":"seek","position":{position}}}"#),
-        Target::Nchan => format!(
+    match (target, kind) {
+        (Target::Syncroom, CommandKind::Seek) => {
+            format!(r#"{{"type":"seek","position":{position}}}"#)
+        }
+        (Target::Syncroom, CommandKind::Chat) => {
+            format!(r#"{{"name":"bench","text":"{id}: {CHAT_TEXT}"}}"#)
+        }
+        (Target::Nchan, CommandKind::Seek) => format!(
             r#"{{"version":{id},"cause":"seek","state":{{"video_id":null,"position":{position},"paused":true,"rate":1.0,"duration":null,"updated_at":{now_ms}}},"server_time":{now_ms}}}"#
+        ),
+        (Target::Nchan, CommandKind::Chat) => format!(
+            r#"{{"version":{id},"name":"bench","text":"{id}: {CHAT_TEXT}","server_time":{now_ms}}}"#
         ),
     }
     .into_bytes()
@@ -206,7 +223,7 @@ fn check_answer(target: Target, id: u64, status: u16, body: &[u8]) -> Result<(),
         Target::Syncroom => {
             if status == 429 {
                 return Err(format!(
-                    "HTTP 429: {} (the server limits commands per client address: raise its --commands-per-minute and --commands-burst)",
+                    "HTTP 429: {} (the server limits commands and chat per client address: raise its --commands-per-minute and --commands-burst, or --chat-per-minute and --chat-burst)",
                     text()
                 ));
             }
@@ -299,13 +316,16 @@ mod tests {
 
     #[test]
     fn nchan_bodies_carry_their_id_where_the_parser_finds_it() {
-        let body = command_body(Target::Nchan, 42, 1_763_800_000_123);
+        let body = command_body(Target::Nchan, CommandKind::Seek, 42, 1_763_800_000_123);
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["version"], 42);
         assert_eq!(crate::sse::version_in(&body), Some(42));
         let seek: serde_json::Value =
-            serde_json::from_slice(&command_body(Target::Syncroom, 7, 0)).unwrap();
+            serde_json::from_slice(&command_body(Target::Syncroom, CommandKind::Seek, 7, 0))
+                .unwrap();
         assert_eq!(seek["position"], 7.5);
+        let chat = command_body(Target::Nchan, CommandKind::Chat, 9, 0);
+        assert_eq!(crate::sse::version_in(&chat), Some(9));
     }
 
     #[test]

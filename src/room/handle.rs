@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+use super::actor::Boxed;
 use super::command::CommandRequest;
 pub use super::error::RoomError;
 use super::event::SharedFrame;
@@ -224,7 +225,7 @@ pub struct RoomHandle {
     room_id: Arc<str>,
     /// Tells this room from an earlier one with the same id (deleted, re-created).
     generation: u64,
-    requests_tx: mpsc::Sender<Request>,
+    requests_tx: mpsc::Sender<Boxed>,
     shared: Arc<RoomShared>,
 }
 
@@ -232,7 +233,7 @@ impl RoomHandle {
     pub(crate) fn new(
         room_id: Arc<str>,
         generation: u64,
-        requests_tx: mpsc::Sender<Request>,
+        requests_tx: mpsc::Sender<Boxed>,
         shared: Arc<RoomShared>,
     ) -> Self {
         Self {
@@ -354,7 +355,7 @@ impl RoomHandle {
     ) -> Result<T, RoomError> {
         let (respond_to, answer) = oneshot::channel();
         self.requests_tx
-            .send(request(respond_to))
+            .send(Box::new(request(respond_to)))
             .await
             .map_err(|_| RoomError::Closed)?;
         answer.await.map_err(|_| RoomError::Closed)

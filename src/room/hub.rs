@@ -24,7 +24,12 @@ pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) struct Hub {
     history: History,
-    events_tx: broadcast::Sender<SharedFrame>,
+    /// The live feed, made when the first listener subscribes and dropped when
+    /// the last one has gone: an idle room holds no ring of `listener_buffer`
+    /// slots (most of what a room cost before anyone joined).
+    events_tx: Option<broadcast::Sender<SharedFrame>>,
+    /// Frames a listener may fall behind (`--listener-buffer`): the feed's size.
+    listener_buffer: usize,
     pub(crate) shared: Arc<RoomShared>,
     /// Last command, chat, join, or the moment the last listener left.
     pub(crate) last_activity: Instant,
@@ -49,7 +54,6 @@ impl Hub {
         metrics: Arc<Metrics>,
         history: Vec<Event>,
     ) -> Self {
-        let (events_tx, _) = broadcast::channel(settings.listener_buffer.max(1));
         let shared = Arc::new(RoomShared::new(
             room.name.clone(),
             room.state.source.clone(),
@@ -61,7 +65,8 @@ impl Hub {
         }
         Self {
             history: ring,
-            events_tx,
+            events_tx: None,
+            listener_buffer: settings.listener_buffer.max(1),
             shared,
             last_activity: Instant::now(),
             presence: Presence::default(),
@@ -88,8 +93,7 @@ impl Hub {
             }
             let frame = Arc::new(event.to_frame(arrived));
             self.history.push(frame.clone());
-            // No receivers is not an error: a room with nobody listening.
-            let delivered_to = self.events_tx.send(frame.clone()).unwrap_or(0);
+            let delivered_to = self.send(frame.clone());
             if let Some(fanout) = &frame.fanout {
                 fanout.expect(delivered_to);
             }
@@ -99,8 +103,15 @@ impl Hub {
 
     /// Sends a frame that is not kept for replay (presence, a resync snapshot).
     pub(crate) fn send_live(&self, frame: Frame) {
-        // No receivers is not an error: nobody listening here.
-        let _ = self.events_tx.send(Arc::new(frame));
+        self.send(Arc::new(frame));
+    }
+
+    /// Sends `frame` to every listener on this node; answers how many got it.
+    fn send(&self, frame: SharedFrame) -> usize {
+        self.events_tx
+            .as_ref()
+            // No receivers is not an error: a room with nobody listening here.
+            .map_or(0, |events_tx| events_tx.send(frame).unwrap_or(0))
     }
 
     /// Replay restarts at the room as it is now (a mirror resynced).
@@ -146,7 +157,11 @@ impl Hub {
     ) -> Subscription {
         let guard = ListenerGuard::new(self.shared.clone());
         self.touch();
-        let events_rx = self.events_tx.subscribe();
+        let listener_buffer = self.listener_buffer;
+        let events_rx = self
+            .events_tx
+            .get_or_insert_with(|| broadcast::channel(listener_buffer).0)
+            .subscribe();
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
             .unwrap_or_else(|| vec![Arc::new(Frame::snapshot(&view(self)))]);
@@ -180,6 +195,15 @@ impl Hub {
         let listeners = self.listeners() as u64;
         if listeners == 0 {
             self.touch();
+            // The last stream is gone: give the ring back. A receiver still
+            // held (a subscription on its way) keeps it.
+            if self
+                .events_tx
+                .as_ref()
+                .is_some_and(|events_tx| events_tx.receiver_count() == 0)
+            {
+                self.events_tx = None;
+            }
         }
         if listeners == self.presence.sent {
             return None;
@@ -207,5 +231,54 @@ impl Hub {
         self.presence.sent = listeners;
         self.presence.sent_at = Some(Instant::now());
         Some(listeners)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::room::state::Control;
+
+    fn hub() -> (Hub, Room) {
+        let room = Room::new("r".into(), "r".into(), Control::Open, None, "token", 10, 0);
+        let settings = RoomSettings {
+            history: 16,
+            listener_buffer: 16,
+            ttl: Duration::from_secs(60),
+            chat_history: 0,
+            sync: crate::room::sync::SyncRules {
+                interval: Duration::from_secs(5),
+                max_reports: 16,
+            },
+        };
+        let hub = Hub::new(&room, &settings, Arc::new(Metrics::new()), Vec::new());
+        (hub, room)
+    }
+
+    #[tokio::test]
+    async fn the_ring_exists_only_while_someone_listens() {
+        let (mut hub, room) = hub();
+        assert!(hub.events_tx.is_none(), "an idle room holds no ring");
+        // Sending to nobody is fine.
+        hub.send_live(Frame::presence(0, 0));
+        let first = hub.subscribe(None, room.version, |hub| {
+            room.view(hub.listeners() as u64, 0)
+        });
+        let second = hub.subscribe(None, room.version, |hub| {
+            room.view(hub.listeners() as u64, 0)
+        });
+        assert!(hub.events_tx.is_some());
+        drop(first);
+        hub.on_listeners_changed();
+        assert!(hub.events_tx.is_some(), "one listener is left");
+        drop(second);
+        hub.on_listeners_changed();
+        assert!(hub.events_tx.is_none(), "the last one gave the ring back");
+        // A listener after that gets a ring of its own again, and live frames.
+        let mut third = hub.subscribe(None, room.version, |hub| {
+            room.view(hub.listeners() as u64, 0)
+        });
+        hub.send_live(Frame::presence(1, 0));
+        assert!(third.events_rx.try_recv().is_ok());
     }
 }

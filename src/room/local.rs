@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::handle::{CommandReply, Request, RoomHandle};
@@ -68,7 +68,7 @@ struct LocalRoom {
     sync_board: SyncBoard,
     /// The summary of `sync_board`, and when to announce it.
     sync: SyncAnnouncer,
-    requests_rx: mpsc::Receiver<Request>,
+    requests_rx: mpsc::Receiver<Boxed>,
     store: Option<Arc<RoomStore>>,
     context: ActorContext,
 }
@@ -76,16 +76,22 @@ struct LocalRoom {
 impl LocalRoom {
     async fn run(mut self) {
         loop {
+            // One timer for the earliest of the deadlines (each re-armed every
+            // turn costs a timer-wheel entry; one keeps the task small).
             let end_at = self.end_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
             let sync_at = self.sync.deadline();
+            let next = [end_at, presence_at, expire_at, report_expires_at, sync_at]
+                .into_iter()
+                .flatten()
+                .min();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
                     Some(request) => {
-                        if self.handle(request) == Flow::Stop {
+                        if self.handle(*request) == Flow::Stop {
                             break;
                         }
                     }
@@ -103,25 +109,26 @@ impl LocalRoom {
                     }
                     self.refresh_sync();
                 }
-                _ = sleep_until_some(end_at) => {
-                    let events = self.room.on_end(self.now());
-                    self.publish(events, None);
-                }
-                _ = sleep_until_some(presence_at) => {
-                    let due = self.hub.presence_due();
-                    self.announce(due);
-                }
-                _ = sleep_until_some(report_expires_at) => {
-                    self.sync_board.prune(self.now());
-                    self.refresh_sync();
-                }
-                _ = sleep_until_some(sync_at) => {
-                    if let Some(summary) = self.sync.due() {
-                        self.hub.send_live(Frame::sync(&summary));
+                _ = sleep_until_some(next) => {
+                    let now = Instant::now();
+                    if end_at.is_some_and(|at| at <= now) {
+                        let events = self.room.on_end(self.now());
+                        self.publish(events, None);
                     }
-                }
-                _ = sleep_until_some(expire_at) => {
-                    if self.hub.listeners() == 0 {
+                    if presence_at.is_some_and(|at| at <= now) {
+                        let due = self.hub.presence_due();
+                        self.announce(due);
+                    }
+                    if report_expires_at.is_some_and(|at| at <= now) {
+                        self.sync_board.prune(self.now());
+                        self.refresh_sync();
+                    }
+                    if sync_at.is_some_and(|at| at <= now) {
+                        if let Some(summary) = self.sync.due() {
+                            self.hub.send_live(Frame::sync(&summary));
+                        }
+                    }
+                    if expire_at.is_some_and(|at| at <= now) && self.hub.listeners() == 0 {
                         self.close(CloseReason::Expired);
                         break;
                     }

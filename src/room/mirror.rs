@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
 use super::command::CommandError;
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
@@ -45,7 +45,7 @@ const FORGET_BATCH: usize = 512;
 /// A mirror's inbox, made before the room is read: the backplane routes the
 /// room's feed to it first, so nothing committed after the read is missed.
 pub struct MirrorInbox {
-    requests: (mpsc::Sender<Request>, mpsc::Receiver<Request>),
+    requests: (mpsc::Sender<Boxed>, mpsc::Receiver<Boxed>),
     alarm: Arc<FeedAlarm>,
 }
 
@@ -70,12 +70,12 @@ impl MirrorInbox {
 }
 
 /// A mirror's inbox as the backplane sees it: feed is offered, never awaited.
-struct InboxSink(mpsc::WeakSender<Request>);
+struct InboxSink(mpsc::WeakSender<Boxed>);
 
 impl FeedSink for InboxSink {
     fn offer(&self, feed: Feed) -> bool {
         match self.0.upgrade() {
-            Some(inbox) => inbox.try_send(Request::Feed(feed)).is_ok(),
+            Some(inbox) => inbox.try_send(Box::new(Request::Feed(feed))).is_ok(),
             // A gone mirror has nobody left to tell.
             None => true,
         }
@@ -145,7 +145,7 @@ struct Link {
     alarm: Arc<FeedAlarm>,
     /// The mirror's own inbox, for answers of the work it spawns. Weak: the
     /// mirror still ends when every handle is gone.
-    inbox: mpsc::WeakSender<Request>,
+    inbox: mpsc::WeakSender<Boxed>,
     /// The listener total over every node, as last heard.
     listeners: u64,
     /// This node's count as last reported (it is part of `listeners`).
@@ -215,7 +215,7 @@ impl Link {
     async fn deliver(&self, feed: Feed) {
         if let Some(inbox) = self.inbox.upgrade() {
             // A gone mirror has nobody left to tell.
-            let _ = inbox.send(Request::Feed(feed)).await;
+            let _ = inbox.send(Box::new(Request::Feed(feed))).await;
         }
     }
 }
@@ -240,7 +240,7 @@ struct MirrorRoom {
     end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
     reported_at: Option<Instant>,
-    requests_rx: mpsc::Receiver<Request>,
+    requests_rx: mpsc::Receiver<Boxed>,
     context: ActorContext,
 }
 
@@ -258,7 +258,7 @@ impl MirrorRoom {
                 biased;
                 request = self.requests_rx.recv() => match request {
                     Some(request) => {
-                        if self.handle(request) == Flow::Stop {
+                        if self.handle(*request) == Flow::Stop {
                             break;
                         }
                     }
