@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// Longest `--start-lead-ms`.
+pub const MAX_START_LEAD_MS: u64 = 10_000;
+
 /// Most chat messages `--chat-history` may keep per room.
 pub const MAX_CHAT_HISTORY: u32 = 1_000;
 
@@ -145,6 +148,22 @@ pub struct Config {
     /// Chat messages each room keeps for late joiners (sent with the snapshot); 0 keeps none.
     #[arg(long, env = "SYNCROOM_CHAT_HISTORY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=MAX_CHAT_HISTORY as i64))]
     pub chat_history: u32,
+
+    /// Schedule every start this far ahead (milliseconds): `play`, and a playing `load`, `next`
+    /// or auto-advance, set `starts_at` to now plus this, so every player is positioned and
+    /// primed before the moment and starts at it. 0 starts at once (no `starts_at`).
+    #[arg(long, env = "SYNCROOM_START_LEAD_MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=MAX_START_LEAD_MS))]
+    pub start_lead_ms: u64,
+
+    /// Ready gate: after a playing `load`, `next` or auto-advance, start once this percentage
+    /// of the listening pages that take part (`?ready_gate=1`) report the item ready, or at
+    /// `--gate-deadline-ms`, whichever comes first. A room's host may set its own.
+    #[arg(long, env = "SYNCROOM_GATE_QUORUM", default_value_t = 80, value_parser = clap::value_parser!(u64).range(0..=crate::room::MAX_GATE_QUORUM))]
+    pub gate_quorum: u64,
+
+    /// Ready gate: the longest wait for the listening pages (milliseconds); 0 turns the gate off.
+    #[arg(long, env = "SYNCROOM_GATE_DEADLINE_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(0..=crate::room::MAX_GATE_DEADLINE_MS))]
+    pub gate_deadline_ms: u64,
 
     /// Chat messages each client address may send per minute (sustained).
     #[arg(long, env = "SYNCROOM_CHAT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=60_000))]

@@ -68,6 +68,7 @@ fn busy_room() -> Room {
             position: Some(10.0),
             paused: Some(false),
             duration: Some(212.0),
+            starts_at: None,
         },
         Command::QueueAdd {
             source: Source::Media("/media/next.ogg".into()),

@@ -50,7 +50,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::room::actor::RoomSettings;
 use crate::room::shared::SharedRooms;
-use crate::room::{Clock, SystemClock};
+use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -99,6 +99,14 @@ impl AppState {
             listener_buffer: config.listener_buffer as usize,
             ttl: config.room_ttl,
             chat_history: config.chat_history as usize,
+            starts: StartPolicy {
+                lead_ms: config.start_lead_ms as i64,
+                gate: GateSettings {
+                    quorum: config.gate_quorum,
+                    deadline_ms: config.gate_deadline_ms,
+                },
+                gate_listeners: 0,
+            },
         };
         let registry = Registry::new(
             settings,

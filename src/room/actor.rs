@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use super::state::Access;
+use super::state::{Access, StartPolicy};
 use super::{Clock, Command};
 use crate::telemetry::Metrics;
 
@@ -30,6 +30,9 @@ pub struct RoomSettings {
     pub ttl: Duration,
     /// Chat messages a room keeps for late joiners (`--chat-history`).
     pub chat_history: usize,
+    /// How starts are scheduled (`--start-lead-ms`, `--gate-quorum`,
+    /// `--gate-deadline-ms`); its `gate_listeners` is filled in by the driver.
+    pub starts: StartPolicy,
 }
 
 /// Everything a room's driver needs from the server around it.
@@ -51,7 +54,7 @@ pub(crate) enum Flow {
 /// Which commands need the host token even in open rooms.
 pub(crate) fn access_for(command: &Command) -> Access {
     match command {
-        Command::Control { .. } => Access::HostOnly,
+        Command::Control { .. } | Command::ReadyGate { .. } => Access::HostOnly,
         _ => Access::Command,
     }
 }

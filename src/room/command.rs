@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 
 use super::source::Source;
 use super::state::Control;
-use super::{is_video_id, state::MAX_POSITION};
+use super::is_video_id;
+use super::state::{MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
 /// Longest queue item title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -26,6 +27,9 @@ pub enum Command {
     Play {
         #[serde(default)]
         position: Option<f64>,
+        /// Server Unix ms to start at; default: `--start-lead-ms` from now.
+        #[serde(default)]
+        starts_at: Option<i64>,
     },
     Pause {
         #[serde(default)]
@@ -44,6 +48,8 @@ pub enum Command {
         paused: Option<bool>,
         #[serde(default)]
         duration: Option<f64>,
+        #[serde(default)]
+        starts_at: Option<i64>,
     },
     Rate {
         rate: f64,
@@ -67,6 +73,11 @@ pub enum Command {
     Next {},
     Control {
         control: Control,
+    },
+    /// The room's ready gate (host token always needed).
+    ReadyGate {
+        quorum: u64,
+        deadline_ms: u64,
     },
 }
 
@@ -150,10 +161,13 @@ pub const CONTROL_NAMES: &[&str] = &["host", "open"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 11] = [
+pub const COMMANDS: [Shape; 12] = [
     Shape {
         name: "play",
-        fields: &[("position", Number, Optional)],
+        fields: &[
+            ("position", Number, Optional),
+            ("starts_at", NonNegativeInteger, Optional),
+        ],
         alternatives: None,
     },
     Shape {
@@ -174,6 +188,7 @@ pub const COMMANDS: [Shape; 11] = [
             ("position", Number, Optional),
             ("paused", Boolean, Optional),
             ("duration", Number, Optional),
+            ("starts_at", NonNegativeInteger, Optional),
         ],
         alternatives: Some(ITEM_SOURCE),
     },
@@ -217,6 +232,14 @@ pub const COMMANDS: [Shape; 11] = [
     Shape {
         name: "control",
         fields: &[("control", OneOf(CONTROL_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "ready_gate",
+        fields: &[
+            ("quorum", NonNegativeInteger, Required),
+            ("deadline_ms", NonNegativeInteger, Required),
+        ],
         alternatives: None,
     },
 ];
@@ -406,6 +429,7 @@ impl Command {
             Command::QueueMove { .. } => 8,
             Command::Next {} => 9,
             Command::Control { .. } => 10,
+            Command::ReadyGate { .. } => 11,
         };
         &COMMANDS[index]
     }
@@ -457,7 +481,7 @@ impl Command {
     /// [`Room::apply`](super::Room::apply) so the state machine is safe on its own.
     pub fn validate(&self) -> Result<(), CommandError> {
         match self {
-            Command::Play { position } | Command::Pause { position } => {
+            Command::Play { position, .. } | Command::Pause { position } => {
                 position.map_or(Ok(()), check_position)
             }
             Command::Seek { position } => check_position(*position),
@@ -489,6 +513,22 @@ impl Command {
                     }
                     None => Ok(()),
                 }
+            }
+            Command::ReadyGate {
+                quorum,
+                deadline_ms,
+            } => {
+                if *quorum > MAX_GATE_QUORUM {
+                    return Err(CommandError::InvalidValue(format!(
+                        "`quorum` is a percentage: 0 to {MAX_GATE_QUORUM}"
+                    )));
+                }
+                if *deadline_ms > MAX_GATE_DEADLINE_MS {
+                    return Err(CommandError::InvalidValue(format!(
+                        "`deadline_ms` must be 0 (no gate) to {MAX_GATE_DEADLINE_MS}"
+                    )));
+                }
+                Ok(())
             }
             Command::QueueRemove { .. }
             | Command::QueueMove { .. }
@@ -578,7 +618,7 @@ mod tests {
     #[test]
     fn decodes_each_command_type() {
         let cases = [
-            (json!({"type": "play"}), Command::Play { position: None }),
+            (json!({"type": "play"}), Command::Play { position: None, starts_at: None }),
             (
                 json!({"type": "pause", "position": 3.5}),
                 Command::Pause {
@@ -596,6 +636,7 @@ mod tests {
                     position: None,
                     paused: None,
                     duration: None,
+                    starts_at: None,
                 },
             ),
             (
@@ -725,6 +766,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: None,
+                starts_at: None,
             })
         );
         let add = decode(json!({"type": "queue_add", "media_url": "https://a.example/b.mp3"}));

@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use super::command::CommandRequest;
 pub use super::error::RoomError;
 use super::event::SharedFrame;
+use super::gate::GateProgress;
 use super::shared::Feed;
 use super::source::Source;
 use super::state::RoomView;
@@ -56,6 +57,12 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
+    /// A page's readiness report: `stream` has `ready_gate`'s item loaded.
+    Ready {
+        stream: String,
+        ready_gate: u64,
+        respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
+    },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
 }
@@ -77,6 +84,8 @@ pub struct RoomShared {
     pub name: String,
     /// Open event streams on this room (on this node).
     listeners: AtomicUsize,
+    /// Those of them whose pages take part in the ready gate (`?ready_gate=1`).
+    gate_listeners: AtomicUsize,
     /// Wakes the actor when `listeners` changes, for presence and expiry.
     pub(crate) listeners_changed: Notify,
     /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
@@ -88,6 +97,7 @@ impl RoomShared {
         Self {
             name,
             listeners: AtomicUsize::new(0),
+            gate_listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
         }
@@ -95,6 +105,11 @@ impl RoomShared {
 
     pub fn listeners(&self) -> usize {
         self.listeners.load(Ordering::Acquire)
+    }
+
+    /// Listeners here whose pages take part in the ready gate.
+    pub fn gate_listeners(&self) -> usize {
+        self.gate_listeners.load(Ordering::Acquire)
     }
 
     pub fn source(&self) -> Option<Source> {
@@ -117,19 +132,37 @@ impl RoomShared {
 #[derive(Debug)]
 pub struct ListenerGuard {
     shared: Arc<RoomShared>,
+    /// Counted among the ready gate's listeners too.
+    in_gate: bool,
 }
 
 impl ListenerGuard {
     pub(crate) fn new(shared: Arc<RoomShared>) -> Self {
         shared.listeners.fetch_add(1, Ordering::AcqRel);
         shared.listeners_changed.notify_one();
-        Self { shared }
+        Self {
+            shared,
+            in_gate: false,
+        }
+    }
+
+    /// Counts this listener among those the ready gate waits for (its page
+    /// said `?ready_gate=1`), for as long as it lives.
+    pub fn join_ready_gate(&mut self) {
+        if !self.in_gate {
+            self.in_gate = true;
+            self.shared.gate_listeners.fetch_add(1, Ordering::AcqRel);
+            self.shared.listeners_changed.notify_one();
+        }
     }
 }
 
 impl Drop for ListenerGuard {
     fn drop(&mut self) {
         self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
+        if self.in_gate {
+            self.shared.gate_listeners.fetch_sub(1, Ordering::AcqRel);
+        }
         self.shared.listeners_changed.notify_one();
     }
 }
@@ -231,6 +264,19 @@ impl RoomHandle {
     /// A fresh `snapshot` frame for a listener that fell behind.
     pub async fn resync(&self) -> Result<SharedFrame, RoomError> {
         self.call(|respond_to| Request::Resync { respond_to }).await
+    }
+
+    /// Counts the event stream `stream` (verified by the caller) ready for the
+    /// gate `ready_gate`; answers the gate's progress.
+    pub async fn ready(&self, stream: String, ready_gate: u64) -> Result<GateProgress, RoomError> {
+        let progress = self
+            .call(|respond_to| Request::Ready {
+                stream,
+                ready_gate,
+                respond_to,
+            })
+            .await?;
+        progress
     }
 
     /// Closes the room (host token required): listeners get `closed`.

@@ -7,7 +7,9 @@
 //! awaits nothing but its inbox and its own timers, so no client can stall it.
 //!
 //! Timers, all recomputed from the room on every turn of the loop (no polling):
+//! - start: a pending start (`starts_at`) happens (re-armed by every change);
 //! - end of video: auto-advance or pause at the end (re-armed by every change);
+//! - gate progress: at most one `gate` event per 250 ms while a ready gate is open;
 //! - presence: at most one `presence` event per second, only on change;
 //! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands.
 
@@ -21,6 +23,7 @@ use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPAC
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::handle::{CommandReply, Request, RoomHandle};
+use super::gate::{GateProgress, ReadyTally};
 use super::hub::Hub;
 use super::state::{Access, Room, RoomView};
 use crate::store::RoomStore;
@@ -46,8 +49,11 @@ pub fn spawn(
         requests_tx,
         hub.shared.clone(),
     );
+    let mut room = room;
+    room.starts = context.settings.starts;
     let driver = LocalRoom {
         room,
+        tally: ReadyTally::default(),
         hub,
         requests_rx,
         store,
@@ -59,6 +65,8 @@ pub fn spawn(
 
 struct LocalRoom {
     room: Room,
+    /// Who reported the open ready gate's item loaded.
+    tally: ReadyTally,
     hub: Hub,
     requests_rx: mpsc::Receiver<Request>,
     store: Option<Arc<RoomStore>>,
@@ -69,6 +77,8 @@ impl LocalRoom {
     async fn run(mut self) {
         loop {
             let end_at = self.end_deadline();
+            let start_at = self.start_deadline();
+            let progress_at = self.tally.progress_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             tokio::select! {
@@ -88,11 +98,19 @@ impl LocalRoom {
                 _ = self.hub.shared.listeners_changed.notified() => {
                     let due = self.hub.on_listeners_changed();
                     self.announce(due);
+                    // One who took part may have left: the rest may be the quorum.
+                    self.check_gate();
+                }
+                _ = sleep_until_some(start_at) => {
+                    let events = self.room.on_start(self.now());
+                    self.publish(events, None);
                 }
                 _ = sleep_until_some(end_at) => {
+                    self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
                     let events = self.room.on_end(self.now());
                     self.publish(events, None);
                 }
+                _ = sleep_until_some(progress_at) => self.send_progress(),
                 _ = sleep_until_some(presence_at) => {
                     let due = self.hub.presence_due();
                     self.announce(due);
@@ -134,6 +152,7 @@ impl LocalRoom {
                 respond_to,
             } => {
                 let access = access_for(&request.command);
+                self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
                 let result = self
                     .room
                     .authorize(token.as_ref().map(|t| t.0.as_str()), access)
@@ -176,6 +195,22 @@ impl LocalRoom {
                     return Flow::Stop;
                 }
             }
+            Request::Ready {
+                stream,
+                ready_gate,
+                respond_to,
+            } => {
+                let counted = self.tally.report(ready_gate, stream);
+                if counted {
+                    self.check_gate();
+                }
+                let _ = respond_to.send(Ok(GateProgress {
+                    ready_gate: self.room.state.ready_gate,
+                    ready: self.tally.ready(),
+                    listeners: self.hub.shared.gate_listeners() as u64,
+                    counted,
+                }));
+            }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
             | Request::View { .. }
@@ -202,6 +237,32 @@ impl LocalRoom {
             }
         }
         self.hub.publish(events, arrived);
+        self.tally.follow(self.room.state.ready_gate);
+    }
+
+    /// Opens the start when the open ready gate has its quorum.
+    fn check_gate(&mut self) {
+        let Some(gate) = self.room.state.ready_gate else {
+            return;
+        };
+        self.tally.touch();
+        let listeners = self.hub.shared.gate_listeners() as u64;
+        if self.room.gate().met(self.tally.ready(), listeners) {
+            let events = self.room.release_gate(gate, self.now());
+            self.publish(events, None);
+        }
+    }
+
+    /// Tells the listeners how far the open gate is (coalesced).
+    fn send_progress(&mut self) {
+        let listeners = self.hub.shared.gate_listeners() as u64;
+        let Some(progress) = self.tally.progress_due(listeners) else {
+            return;
+        };
+        if let Some(gate) = self.room.state.ready_gate {
+            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+            self.hub.send_live(frame);
+        }
     }
 
     /// Presence goes straight to this node's listeners.
@@ -218,8 +279,16 @@ impl LocalRoom {
     }
 
     fn end_deadline(&self) -> Option<Instant> {
-        let ends_at = self.room.state.ends_at()?;
-        let wait_ms = (ends_at - self.now()).max(0) as u64;
+        self.deadline(self.room.state.ends_at()?)
+    }
+
+    fn start_deadline(&self) -> Option<Instant> {
+        self.deadline(self.room.state.starts_at?)
+    }
+
+    /// The timer instant of server time `at`.
+    fn deadline(&self, at: i64) -> Option<Instant> {
+        let wait_ms = (at - self.now()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait_ms))
     }
 }
@@ -232,7 +301,7 @@ mod tests {
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;
     use crate::room::handle::HostToken;
-    use crate::room::state::Control;
+    use crate::room::state::{Control, StartPolicy};
     use crate::room::{Clock, Command, Source, TokioClock};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -262,6 +331,7 @@ mod tests {
                     listener_buffer: 16,
                     ttl,
                     chat_history: 3,
+                    starts: StartPolicy::default(),
                 },
                 clock,
                 metrics: Arc::new(Metrics::new()),
@@ -320,6 +390,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: Some(10.0),
+                starts_at: None,
             },
         )
         .await;
@@ -366,6 +437,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: Some(5.0),
+                starts_at: None,
             },
         )
         .await;

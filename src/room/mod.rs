@@ -18,6 +18,7 @@ pub mod actor;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod gate;
 pub mod handle;
 pub mod history;
 pub mod hub;
@@ -34,7 +35,10 @@ pub use error::{RoomError, Unavailable};
 pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use source::Source;
-pub use state::{Control, PlaybackState, QueueItem, Room, RoomView};
+pub use state::{
+    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy, MAX_GATE_DEADLINE_MS,
+    MAX_GATE_QUORUM,
+};
 
 /// Server time in Unix milliseconds, the unit of `server_time` and `updated_at`.
 ///

@@ -49,6 +49,10 @@ impl Drop for TestApp {
 /// Starts a server with `syncroom` flags `args` on a fresh port.
 pub async fn spawn_app(args: &[&str]) -> TestApp {
     let mut argv = vec!["syncroom"];
+    // The contract tests see starts at once unless they ask for a lead.
+    if !args.iter().any(|arg| arg.starts_with("--start-lead-ms")) {
+        argv.extend_from_slice(&["--start-lead-ms", "0"]);
+    }
     argv.extend_from_slice(args);
     let config = syncroom::Config::try_parse_from(argv).expect("test flags parse");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
