@@ -594,3 +594,43 @@ async fn killing_a_node_loses_no_room() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// Stream tokens must verify on any node: every node that joins the cluster,
+/// even several at once, signs with the one key it found (or set) in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
+    use std::sync::Arc;
+    use syncroom::backplane::redis::RedisSettings;
+    use syncroom::backplane::RedisBackplane;
+    use syncroom::http::stream_token::StreamTokens;
+    use syncroom::room::shared::SharedRooms;
+
+    let redis = Redis::start().await;
+    let connect = || async {
+        let settings = RedisSettings {
+            url: redis.url(),
+            timeout: Duration::from_secs(2),
+            history: 16,
+            ttl: Duration::from_secs(60),
+            max_queue: 10,
+            chat_history: 0,
+        };
+        RedisBackplane::connect(settings, Arc::new(syncroom::room::SystemClock))
+            .await
+            .expect("connect to the test redis")
+    };
+    let nodes = join_all((0..3).map(|_| connect())).await;
+    let keys: Vec<[u8; 32]> = nodes.iter().map(|node| node.stream_key()).collect();
+    assert!(
+        keys.iter().all(|key| *key == keys[0]),
+        "three nodes starting together agree on one key"
+    );
+    let age = Duration::from_secs(60);
+    let issued = StreamTokens::new(keys[0], age).issue("party", unix_ms());
+    let later = connect().await;
+    assert_eq!(
+        StreamTokens::new(later.stream_key(), age).verify("party", &issued.stream_token, unix_ms()),
+        Ok(issued.stream),
+        "a node that joins later checks a token an earlier node issued"
+    );
+}

@@ -293,7 +293,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         .map(|variant| variant["properties"]["event"]["enum"][0].as_str().unwrap())
         .collect();
     let expected: BTreeSet<&str> = [
-        "snapshot", "state", "queue", "chat", "control", "presence", "closed",
+        "snapshot", "state", "queue", "chat", "control", "hello", "presence", "closed",
     ]
     .into();
     assert_eq!(events, expected);

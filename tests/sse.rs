@@ -90,6 +90,7 @@ async fn stream_opens_with_a_retry_line_then_a_snapshot_whose_id_is_the_version(
         }
         other => panic!("the stream must open with `retry:`, got {other:?}"),
     }
+    assert_hello(listener.next_item(WAIT).await);
     let event = listener.expect_event().await;
     assert_eq!(event.event, "snapshot");
     assert_eq!(event.id.as_deref(), Some("2"), "id is the room's version");
@@ -176,6 +177,46 @@ async fn display_name_up_to_64_characters_is_accepted_and_longer_is_400() {
     assert_error(app.open_events(&long, &[]).await, 400, "invalid_value").await;
 }
 
+/// Checks that `item` is a `hello` naming its stream as API.md says (32 hex
+/// digits; a token that starts with them; a future expiry); gives its data.
+fn assert_hello(item: Option<SseItem>) -> serde_json::Value {
+    let Some(SseItem::Hello(hello)) = item else {
+        panic!("expected the id-less `hello` right after `retry:`, got {item:?}");
+    };
+    let stream = hello["stream"].as_str().expect("`stream` is a string");
+    assert_eq!(stream.len(), 32, "{hello}");
+    assert!(stream.bytes().all(|b| b.is_ascii_hexdigit()), "{hello}");
+    let token = hello["stream_token"]
+        .as_str()
+        .expect("`stream_token` is a string");
+    assert!(token.starts_with(stream) && token.len() <= 128, "{hello}");
+    let expires_at = hello["expires_at"].as_i64().expect("`expires_at` is ms");
+    assert!(expires_at > unix_ms(), "{hello}");
+    hello
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_gets_its_own_stream_id_and_token() {
+    let app = spawn_app(&["--max-stream-age", "60"]).await;
+    let (room, _) = app.video_room().await;
+    let mut streams = HashSet::new();
+    for _ in 0..5 {
+        let mut listener = app.events(&room).await;
+        listener.expect_snapshot().await;
+        let hello = listener
+            .hello
+            .clone()
+            .expect("a `hello` before the snapshot");
+        let expires_in = hello["expires_at"].as_i64().unwrap() - unix_ms();
+        assert!(
+            (55_000..=121_000).contains(&expires_in),
+            "a token counts for --max-stream-age plus a minute: {expires_in} ms"
+        );
+        streams.insert(hello["stream"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(streams.len(), 5, "five connections, five stream ids");
+}
+
 // ---------------------------------------------------------------- resume
 
 async fn resume_replays_missed_events(app: &TestApp, headers: &[(&str, &str)], query: &str) {
@@ -183,6 +224,10 @@ async fn resume_replays_missed_events(app: &TestApp, headers: &[(&str, &str)], q
     let mut first = app.events(&room).await;
     let snapshot = first.expect_snapshot().await;
     assert_eq!(snapshot["version"], 1);
+    let first_hello = first
+        .hello
+        .take()
+        .expect("the first connection had a `hello`");
     drop(first);
 
     let last = seeks(app, &room, &token, 3).await;
@@ -193,6 +238,12 @@ async fn resume_replays_missed_events(app: &TestApp, headers: &[(&str, &str)], q
     assert!(
         matches!(again.next_item(WAIT).await, Some(SseItem::Retry(_))),
         "a resumed stream opens with `retry:` too"
+    );
+    let hello = assert_hello(again.next_item(WAIT).await);
+    assert_ne!(
+        Some(&hello["stream"]),
+        first_hello.get("stream"),
+        "a reconnect is a new stream"
     );
     for (id, position) in [(2, 1.0), (3, 2.0), (4, 3.0)] {
         let event = again.expect_versioned().await;

@@ -349,6 +349,8 @@ export interface SyncRoomEventMap {
   /** `history`: from a snapshot's kept messages, not a live event. */
   chat: CustomEvent<{ version: number; name: string; text: string; server_time: number; history?: true }>;
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
+  /** First on every connection: this stream's id and the token for its reports. */
+  hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
   connection: CustomEvent<{ status: ConnectionStatus }>;
@@ -377,6 +379,9 @@ export declare class SyncRoom extends EventTarget {
   room: Room | null;
   /** The last event id seen (the room's version); `null` before the first. */
   lastEventId: number | null;
+  /** This page's stream id and token, from the newest `hello` (`null` before it). */
+  streamId: string | null;
+  streamToken: string | null;
   status: ConnectionStatus;
   closedReason: string | null;
   stats: { opens: number; snapshots: number; events: number; duplicates: number; gaps: number; lastEventAt?: number };

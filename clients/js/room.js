@@ -46,6 +46,9 @@
  *   snapshot's `chat` history not seen yet, with `history: true` (a late joiner sees what
  *   was said; a resync or reconnect never repeats a message)
  * - `control`  — `{version, control, server_time}`
+ * - `hello`    — `{stream, stream_token, expires_at}`: first on every connection, resumed
+ *   ones too; also kept as `room.streamId` / `room.streamToken`, which bind this page's
+ *   reports to its live stream
  * - `presence` — `{listeners, server_time}`
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
  * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
@@ -126,6 +129,9 @@ export class SyncRoom extends EventTarget {
     this.closedReason = null;
     this.stats = { opens: 0, snapshots: 0, events: 0, duplicates: 0, gaps: 0 };
     this.sync = null;
+    /** This page's stream id and token, from the newest `hello` (`null` before it). */
+    this.streamId = null;
+    this.streamToken = null;
     this._es = null;
     this._backoff = ROOM_TIMINGS.firstBackoffMs;
     this._retryTimer = null;
@@ -265,6 +271,15 @@ export class SyncRoom extends EventTarget {
     for (const type of ID_EVENTS) {
       es.addEventListener(type, (e) => this._onIdEvent(type, e));
     }
+    // Written first on every connection: this stream's id and the token that
+    // binds this page's reports (drift, readiness) to it.
+    es.addEventListener('hello', (e) => {
+      const data = parse(e.data);
+      if (!data || typeof data.stream_token !== 'string') return;
+      this.streamId = data.stream;
+      this.streamToken = data.stream_token;
+      this._emit('hello', data);
+    });
     es.addEventListener('presence', (e) => {
       const data = parse(e.data);
       if (!data) return;

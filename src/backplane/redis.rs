@@ -79,6 +79,9 @@ const LIST: &str = include_str!("lua/list.lua");
 mod keys {
     /// The sorted set of every shared room, scored by listeners.
     pub const ROOMS: &str = "syncroom:rooms";
+    /// The key every node signs stream tokens with (64 hex digits), set by the
+    /// first node to start.
+    pub const STREAM_KEY: &str = "syncroom:stream-key";
     /// A room's hash is `ROOM_PREFIX + id + ROOM_SUFFIX`.
     pub const ROOM_PREFIX: &str = "syncroom:{";
     pub const ROOM_SUFFIX: &str = "}:room";
@@ -218,6 +221,7 @@ pub struct RedisBackplane {
     max_queue: usize,
     chat_history: usize,
     clock: Arc<dyn Clock>,
+    stream_key: [u8; 32],
     create: redis::Script,
     commit: redis::Script,
     presence: redis::Script,
@@ -339,6 +343,10 @@ impl RedisBackplane {
             .await
             .unwrap_or_else(|_| Err(timed_out()))
             .map_err(unreachable)?;
+        let stream_key = tokio::time::timeout(timeout, agree_on_stream_key(commands.clone()))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(unreachable)?;
         Ok(Arc::new(Self {
             commands,
             subscriber,
@@ -350,6 +358,7 @@ impl RedisBackplane {
             max_queue: settings.max_queue,
             chat_history: settings.chat_history,
             clock,
+            stream_key,
             create: redis::Script::new(CREATE),
             commit: redis::Script::new(COMMIT),
             presence: redis::Script::new(PRESENCE),
@@ -818,6 +827,43 @@ impl SharedRooms for RedisBackplane {
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>> {
         Box::pin(RedisBackplane::list(self))
     }
+
+    fn stream_key(&self) -> [u8; 32] {
+        self.stream_key
+    }
+}
+
+/// The cluster's stream-token key: the one already in Redis, or a new random
+/// one that this node sets (`SET NX GET`: one round trip, and two nodes
+/// starting together still agree). A value that is not 64 hex digits (written
+/// by something else) is replaced.
+async fn agree_on_stream_key(mut conn: ConnectionManager) -> redis::RedisResult<[u8; 32]> {
+    let candidate: [u8; 32] = rand::random();
+    let candidate_hex = hex::encode(candidate);
+    let existing: Option<String> = redis::cmd("SET")
+        .arg(keys::STREAM_KEY)
+        .arg(&candidate_hex)
+        .arg("NX")
+        .arg("GET")
+        .query_async(&mut conn)
+        .await?;
+    let Some(existing) = existing else {
+        return Ok(candidate);
+    };
+    let mut key = [0u8; 32];
+    if hex::decode_to_slice(&existing, &mut key).is_ok() {
+        return Ok(key);
+    }
+    tracing::warn!(
+        key = keys::STREAM_KEY,
+        "replacing a malformed stream-token key"
+    );
+    redis::cmd("SET")
+        .arg(keys::STREAM_KEY)
+        .arg(&candidate_hex)
+        .query_async::<()>(&mut conn)
+        .await?;
+    Ok(candidate)
 }
 
 /// The events of a stream range, in the range's order. An entry that cannot be

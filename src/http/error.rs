@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::stream_token::TokenError;
 use crate::registry::CreateError;
 use crate::room::{CommandError, RoomError, Unavailable};
 
@@ -21,6 +22,9 @@ pub enum ApiError {
     /// The shared room store did not answer; nothing changed.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    /// A report named no live stream of the room.
+    #[error(transparent)]
+    StreamToken(#[from] TokenError),
     #[error("no room has this id")]
     RoomNotFound,
     #[error("no such route")]
@@ -155,6 +159,12 @@ impl ApiError {
                 ErrorCode::Unavailable,
                 Some(UNAVAILABLE_RETRY_AFTER_SECS),
             ),
+            ApiError::StreamToken(TokenError::Missing) => {
+                (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None)
+            }
+            ApiError::StreamToken(TokenError::Invalid | TokenError::Expired) => {
+                (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None)
+            }
             ApiError::RoomNotFound => (StatusCode::NOT_FOUND, ErrorCode::RoomNotFound, None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
             ApiError::MethodNotAllowed => (

@@ -4,7 +4,8 @@
 //! encoded each event once, and every listener writes the same `Bytes`. Per
 //! listener there is one broadcast receiver and two timers, nothing more.
 //!
-//! A stream starts with `retry:` (jittered per connection), then a snapshot or
+//! A stream starts with `retry:` (jittered per connection), `hello` (the
+//! stream's id and token, see [`super::stream_token`]), then a snapshot or
 //! the replay of missed events, then live frames. It ends on `closed`, at its
 //! maximum age (jittered, so reconnects spread out), or at server shutdown.
 
@@ -58,7 +59,7 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
     ),
     responses(
-        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `presence`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `hello`, `presence`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
             headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
         (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),

@@ -4,6 +4,7 @@
 //! - [`rooms`]: create, get, list, delete, commands, chat.
 //! - [`events`]: the SSE route's handler.
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
+//! - [`stream_token`]: the per-stream token that binds a page's reports to its live stream.
 //! - [`socket_stream`]: event streams written straight to the socket.
 //! - [`accept`]: the accept loop (connection cap, header deadline, graceful end).
 //! - [`tls`]: HTTPS (`--tls-cert`): rustls, HTTP/1.1 and HTTP/2.
@@ -25,6 +26,7 @@ pub mod rooms;
 pub mod schema;
 pub mod socket_stream;
 pub mod stream;
+pub mod stream_token;
 pub mod tls;
 pub mod validators;
 
@@ -77,6 +79,8 @@ pub struct AppState {
     pub write_limit: RateLimit,
     /// The operator's media files (`--media-dir`), if any.
     pub media: Option<media::MediaLibrary>,
+    /// Issues each stream's token and checks the reports that carry one.
+    pub stream_tokens: stream_token::StreamTokens,
     stream_counts: StreamCounts,
     open_streams: AtomicUsize,
     max_streams: usize,
@@ -116,6 +120,11 @@ impl AppState {
             metrics.clone(),
             store,
         );
+        // Every node of a cluster must check the tokens any other node issued.
+        let stream_key = backplane
+            .as_ref()
+            .map_or_else(rand::random, |backplane| backplane.stream_key());
+        let stream_tokens = stream_token::StreamTokens::new(stream_key, config.max_stream_age);
         let registry = match backplane {
             Some(backplane) => registry.with_backplane(backplane),
             None => registry,
@@ -135,6 +144,7 @@ impl AppState {
             chat_limit,
             write_limit,
             media,
+            stream_tokens,
             stream_counts: StreamCounts::default(),
             open_streams: AtomicUsize::new(0),
             max_streams,

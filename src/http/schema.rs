@@ -192,12 +192,12 @@ impl ToSchema for CreateRoomBody {
 }
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `presence`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello` and `presence`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 7] {
+fn sse_events() -> [(&'static str, String, bool); 8] {
     use crate::room::event as e;
     [
         (
@@ -220,6 +220,11 @@ fn sse_events() -> [(&'static str, String, bool); 7] {
             "control",
             <e::ControlData as ToSchema>::name().into_owned(),
             true,
+        ),
+        (
+            "hello",
+            <super::stream_token::IssuedToken as ToSchema>::name().into_owned(),
+            false,
         ),
         (
             "presence",
@@ -267,8 +272,8 @@ impl PartialSchema for SseMessage {
         Schema::OneOf(
             one_of
                 .description(Some(
-                    "One message of the stream. The stream opens with `retry:`, then a \
-                     `snapshot` (or the replay of missed events after `Last-Event-ID`), then \
+                    "One message of the stream. The stream opens with `retry:`, then `hello` \
+                     (this connection's stream id and token), then a `snapshot` (or the replay of missed events after `Last-Event-ID`), then \
                      live events; comment lines (`:`) are keepalives. It ends after `closed`, \
                      at its maximum age, or at server shutdown.",
                 ))
@@ -291,6 +296,7 @@ impl ToSchema for SseMessage {
         add::<e::QueueData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
+        add::<super::stream_token::IssuedToken>(schemas);
         add::<e::PresenceData>(schemas);
         add::<e::ClosedData>(schemas);
     }

@@ -22,8 +22,9 @@ use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::limits::StreamSlot;
+use super::stream_token::StreamId;
 use super::AppState;
-use crate::room::event::{retry_frame, SharedFrame, KEEPALIVE};
+use crate::room::event::{hello_frame, retry_frame, SharedFrame, KEEPALIVE};
 use crate::room::handle::{ListenerGuard, Subscription};
 use crate::room::RoomHandle;
 
@@ -65,8 +66,11 @@ impl DirectStream {
 
 /// One open stream.
 pub struct Listener {
-    /// Written before anything live: `retry:`, then the snapshot or the replay.
+    /// Written before anything live: `retry:`, `hello`, then the snapshot or
+    /// the replay.
     start: VecDeque<Bytes>,
+    /// This stream's id, as its `hello` named it.
+    stream_id: StreamId,
     /// The last version written; live frames at or below it are skipped.
     version: u64,
     events_rx: Receiver<SharedFrame>,
@@ -84,8 +88,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// A stream for `subscription`: `retry:` (jittered per connection), then its
-    /// start frames, then live ones, until its maximum age (jittered, so
+    /// A stream for `subscription`: `retry:` (jittered per connection), `hello`
+    /// (this stream's id and token), then its start frames, then live ones, until its maximum age (jittered, so
     /// reconnects spread out), `closed`, or shutdown.
     pub fn new(
         app: &Arc<AppState>,
@@ -101,11 +105,16 @@ impl Listener {
         let max_age = config
             .max_stream_age
             .mul_f64(rand::rng().random_range(MAX_AGE_JITTER_FLOOR..=1.0));
-        let mut start = VecDeque::with_capacity(subscription.start.len() + 1);
+        let hello = app
+            .stream_tokens
+            .issue(handle.room_id(), app.clock.now_ms());
+        let mut start = VecDeque::with_capacity(subscription.start.len() + 2);
         start.push_back(retry_frame(retry_ms));
+        start.push_back(hello_frame(&hello));
         start.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
         Listener {
             start,
+            stream_id: hello.stream,
             version: subscription.version,
             events_rx: subscription.events_rx,
             handle,
@@ -118,6 +127,12 @@ impl Listener {
             _guard: subscription.guard,
             _slot: slot,
         }
+    }
+
+    /// The id this stream's `hello` gave it: reports naming it by its token
+    /// count for this stream.
+    pub fn stream_id(&self) -> StreamId {
+        self.stream_id
     }
 
     /// The stream as a hyper body (a connection that did not come in through

@@ -296,6 +296,12 @@ pub fn retry_frame(retry_ms: u64) -> Bytes {
     Bytes::from(format!("retry: {retry_ms}\n\n"))
 }
 
+/// A `hello` frame: no id, written first on every connection of a stream,
+/// carrying what belongs to this one stream (its id and token) as JSON.
+pub fn hello_frame(data: &impl Serialize) -> Bytes {
+    sse_frame(None, "hello", &serde_json::to_vec(data).unwrap_or_default())
+}
+
 /// `id:`, `event:` and one `data:` line. serde_json never writes a raw newline, so
 /// one data line always holds the whole JSON.
 fn sse_frame(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {

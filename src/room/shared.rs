@@ -110,6 +110,10 @@ pub trait SharedRooms: Send + Sync + 'static {
         stream: &'a str,
     ) -> PortFuture<'a, Result<(u64, u64), Unavailable>>;
 
+    /// A secret every node of the cluster holds, agreed when the node joined:
+    /// it signs what one node issues and another must check (stream tokens).
+    fn stream_key(&self) -> [u8; 32];
+
     /// The busiest shared rooms first, at most [`LISTING_LIMIT`].
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>>;
 }

@@ -542,6 +542,9 @@ pub enum SseItem {
     Retry(u64),
     /// A comment line, without the leading `:` (and one space).
     Comment(String),
+    /// The id-less `hello` that opens every connection (its `data`), kept apart
+    /// from the room's events.
+    Hello(Value),
     Event(SseEvent),
 }
 
@@ -600,6 +603,8 @@ pub struct SseStream {
     block_id: Option<String>,
     /// The last `retry:` seen.
     pub retry: Option<u64>,
+    /// The last `hello` seen: this connection's stream id and token.
+    pub hello: Option<Value>,
     /// The last-event-id buffer, as a browser keeps it.
     pub last_event_id: String,
     /// The end of the body has been reached.
@@ -622,6 +627,7 @@ impl SseStream {
             has_data: false,
             block_id: None,
             retry: None,
+            hello: None,
             last_event_id: String::new(),
             ended: false,
             error: None,
@@ -723,6 +729,13 @@ impl SseStream {
         let id = self.block_id.take();
         if !std::mem::replace(&mut self.has_data, false) {
             // No data: per the spec nothing is dispatched.
+            return;
+        }
+        if event_type == "hello" && id.is_none() {
+            let hello: Value = serde_json::from_str(&data)
+                .unwrap_or_else(|e| panic!("`hello` data is not JSON ({e}): {data}"));
+            self.hello = Some(hello.clone());
+            self.pending.push_back(SseItem::Hello(hello));
             return;
         }
         self.pending.push_back(SseItem::Event(SseEvent {
