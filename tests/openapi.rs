@@ -293,7 +293,16 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         .map(|variant| variant["properties"]["event"]["enum"][0].as_str().unwrap())
         .collect();
     let expected: BTreeSet<&str> = [
-        "snapshot", "state", "queue", "chat", "control", "hello", "presence", "closed",
+        "snapshot",
+        "state",
+        "queue",
+        "chat",
+        "control",
+        "ready_gate",
+        "hello",
+        "presence",
+        "gate",
+        "closed",
     ]
     .into();
     assert_eq!(events, expected);

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod pages;
+pub mod ready;
 pub mod rooms;
 pub mod schema;
 pub mod socket_stream;
@@ -190,6 +191,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
+        .route("/api/rooms/{room_id}/ready", post(ready::ready))
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/time", get(time))

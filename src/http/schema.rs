@@ -192,12 +192,12 @@ impl ToSchema for CreateRoomBody {
 }
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello` and `presence`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence` and `gate`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 8] {
+fn sse_events() -> [(&'static str, String, bool); 10] {
     use crate::room::event as e;
     [
         (
@@ -220,6 +220,16 @@ fn sse_events() -> [(&'static str, String, bool); 8] {
             "control",
             <e::ControlData as ToSchema>::name().into_owned(),
             true,
+        ),
+        (
+            "ready_gate",
+            <e::ReadyGateData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "gate",
+            <e::GateData as ToSchema>::name().into_owned(),
+            false,
         ),
         (
             "hello",
@@ -296,6 +306,8 @@ impl ToSchema for SseMessage {
         add::<e::QueueData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
+        add::<e::ReadyGateData>(schemas);
+        add::<e::GateData>(schemas);
         add::<super::stream_token::IssuedToken>(schemas);
         add::<e::PresenceData>(schemas);
         add::<e::ClosedData>(schemas);
