@@ -17,13 +17,13 @@
 
 export { VERSION } from './version.js';
 export {
-  ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
+  ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, sendReady, deleteRoom,
 } from './api.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';
 export {
-  DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
+  DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, effectiveState, sampleOffset, estimateOffset, decideCorrection,
   decideCoarseCorrection,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
 } from './sync-core.js';

@@ -203,6 +203,8 @@ export class MediaPlayer {
   getCurrentTime() { return this.element.currentTime || 0; }
   getDuration() { return Number.isFinite(this.element.duration) ? this.element.duration : 0; }
   getPlayerState() { return this._state; }
+  /** Positioned with data to play on: what a ready-gate report says. */
+  isBuffered() { return this.element.readyState >= HAVE_FUTURE_DATA && !this.element.seeking; }
   getPlaybackRate() { return this.element.playbackRate; }
 
   /** Any rate: the element plays it (within the API's limits, which PlayerSync keeps to). */

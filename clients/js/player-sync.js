@@ -156,6 +156,20 @@ export class PlayerSync {
     this.apply(true);
   }
 
+  /**
+   * Whether the player holds the room's item, paused where the room will start and
+   * buffered (a player that says so through `isBuffered()`): what a ready-gate report says.
+   */
+  isReady() {
+    const st = this.hooks.state();
+    const key = st ? itemKey(st) : null;
+    if (!key || this.loadedVideo !== key) return false;
+    const ps = Number(this.player.getPlayerState());
+    if (ps !== PlayerState.CUED && ps !== PlayerState.PAUSED) return false;
+    if (typeof this.player.isBuffered === 'function' && !this.player.isBuffered()) return false;
+    return Math.abs(this.position() - computeRoomPosition(st, this.hooks.serverNow())) < this.correction.pausedResync;
+  }
+
   /** Stops letting a listener's own pause win: follow the room again. */
   resume() {
     this.held = false;

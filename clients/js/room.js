@@ -50,6 +50,11 @@
  *   ones too; also kept as `room.streamId` / `room.streamToken`, which bind this page's
  *   reports to its live stream
  * - `presence` — `{listeners, server_time}`
+ * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
+ * - `gate`     — `{ready_gate, ready, listeners, starts_at, server_time}`: how far the open
+ *   ready gate is ("waiting for 3 of 40, starting in 2 s")
+ * - `start`    — `{starts_at}`: a pending start's moment came (the player was started)
+ * - `ready`    — the gate's progress after this page reported its item ready
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
  * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
  * - `health`   — the same object as {@link SyncRoom#health}, a few times a second
@@ -71,12 +76,12 @@
  * @module room
  */
 
-import { roomPosition as computeRoomPosition } from './sync-core.js';
-import { ApiError, getRoom, sendCommand, sendChat, deleteRoom } from './api.js';
+import { roomPosition as computeRoomPosition, effectiveState } from './sync-core.js';
+import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, sendReady } from './api.js';
 import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
-const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'closed'];
+const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'ready_gate', 'closed'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -88,6 +93,8 @@ export const ROOM_TIMINGS = Object.freeze({
   healthEveryMs: 500,
   /** Between clock re-samples while the first burst failed (the server was unreachable). */
   clockRetryMs: 5000,
+  /** While a ready gate is open: between two looks at whether the player is ready to report it. */
+  readyCheckMs: 100,
 });
 
 /**
@@ -103,6 +110,8 @@ export class SyncRoom extends EventTarget {
    * @param {string} [options.baseUrl=''] the server's origin
    * @param {object} [options.correction] drift thresholds (DEFAULT_CORRECTION keys)
    * @param {object} [options.clock] ServerClock options
+   * @param {boolean} [options.readyGate] take part in the ready gate: connect with
+   *        `?ready_gate=1` and report the attached player ready for each gated item
    * @param {number} [options.maxBackoff] ms, the longest wait (default `ROOM_TIMINGS.maxBackoffMs`) between manual reconnects
    * @param {typeof EventSource} [options.EventSource] the EventSource class (default: the global one;
    *        in Node, e.g. `import { EventSource } from 'eventsource'`)
@@ -143,8 +152,11 @@ export class SyncRoom extends EventTarget {
   /** Whether the event stream is open right now. */
   get connected() { return this.status === 'live'; }
 
-  /** The room's playback `state` (or `null` before the first snapshot). */
-  get state() { return this.room ? this.room.state : null; }
+  /**
+   * The room's playback `state` (or `null` before the first snapshot), as it is now:
+   * a pending start whose `starts_at` has come already reads as playing.
+   */
+  get state() { return this.room ? effectiveState(this.room.state, this.clock.now()) : null; }
 
   /** Whether commands from this client are accepted: it holds the host token, or control is open. */
   get canControl() {
@@ -214,6 +226,8 @@ export class SyncRoom extends EventTarget {
     if (this._es) this._es.close();
     this._es = null;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._startTimer);
+    clearInterval(this._readyTimer);
     clearInterval(this._healthTimer);
     this.clock.stop();
     if (this.sync) this.sync.stop();
@@ -245,6 +259,7 @@ export class SyncRoom extends EventTarget {
     const params = new URLSearchParams();
     if (this.name) params.set('name', this.name.slice(0, 64));
     if (withLastId && this.lastEventId !== null) params.set('last_event_id', String(this.lastEventId));
+    if (this.options.readyGate) params.set('ready_gate', '1');
     const q = params.toString();
     return `${this.baseUrl}/api/rooms/${encodeURIComponent(this.roomId)}/events${q ? `?${q}` : ''}`;
   }
@@ -280,6 +295,11 @@ export class SyncRoom extends EventTarget {
       this.streamToken = data.stream_token;
       this._emit('hello', data);
     });
+    // How far the open ready gate is: `{ready_gate, ready, listeners, starts_at}`.
+    es.addEventListener('gate', (e) => {
+      const data = parse(e.data);
+      if (data) this._emit('gate', data);
+    });
     es.addEventListener('presence', (e) => {
       const data = parse(e.data);
       if (!data) return;
@@ -314,6 +334,50 @@ export class SyncRoom extends EventTarget {
     this._emit('closed', { version, reason });
   }
 
+  /**
+   * A new state: arms the start timer of a pending start (the player starts at
+   * `starts_at` by the server clock, without waiting for the `start` event), and
+   * the readiness reports of an open ready gate.
+   */
+  _stateChanged() {
+    const st = this.room ? this.room.state : null;
+    clearTimeout(this._startTimer);
+    if (st && typeof st.starts_at === 'number') {
+      const wait = st.starts_at - this.clock.now();
+      if (wait > 0) {
+        this._startTimer = setTimeout(() => {
+          if (this.sync) this.sync.roomChanged();
+          this._emit('start', { starts_at: st.starts_at });
+        }, wait);
+      }
+    }
+    clearInterval(this._readyTimer);
+    this._readyTimer = null;
+    const gate = st ? st.ready_gate : null;
+    if (this.options.readyGate && typeof gate === 'number' && this._readyReported !== gate) {
+      this._readyTimer = setInterval(() => this._reportReady(gate), ROOM_TIMINGS.readyCheckMs);
+    }
+  }
+
+  /** Reports the open gate's item ready once the player is (one report per gate and stream). */
+  async _reportReady(gate) {
+    if (this._readySending || !this.sync || !this.streamToken || !this.sync.isReady()) return;
+    const token = this.streamToken;
+    this._readySending = true;
+    try {
+      const progress = await sendReady(this.roomId, token, gate, this.baseUrl);
+      this._readyReported = gate;
+      clearInterval(this._readyTimer);
+      this._emit('ready', progress);
+    } catch (err) {
+      // 403: the token is stale; the next `hello` brings a new one and the timer tries again.
+      // Anything else (the gate closed meanwhile, the network): the deadline starts the room anyway.
+      if (!(err instanceof ApiError && err.status === 403)) clearInterval(this._readyTimer);
+    } finally {
+      this._readySending = false;
+    }
+  }
+
   /** Emits a chat message unless one as new was emitted already (by version). */
   _emitChat(message, fromHistory) {
     if (!message || typeof message.version !== 'number') return;
@@ -338,6 +402,7 @@ export class SyncRoom extends EventTarget {
       case 'snapshot':
         this.stats.snapshots += 1;
         this.room = data;
+        this._stateChanged();
         if (this.sync) this.sync.roomChanged();
         this._emit('snapshot', data);
         for (const message of Array.isArray(data.chat) ? data.chat : []) this._emitChat(message, true);
@@ -346,6 +411,7 @@ export class SyncRoom extends EventTarget {
         if (!this.room) this.room = { room_id: this.roomId, control: 'host', queue: [], listeners: 0 };
         this.room.state = data.state;
         this.room.version = data.version;
+        this._stateChanged();
         // Act on the player first: latency here is drift for everyone watching.
         if (this.sync) this.sync.roomChanged();
         this._emit('state', data);
@@ -361,6 +427,10 @@ export class SyncRoom extends EventTarget {
       case 'control':
         if (this.room) { this.room.control = data.control; this.room.version = data.version; }
         this._emit('control', data);
+        break;
+      case 'ready_gate':
+        if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }
+        this._emit('ready_gate', data);
         break;
       case 'closed':
         this._finish(data.reason || 'deleted', data.version ?? id);
