@@ -188,6 +188,16 @@ impl TestApp {
         request.send().await.expect("POST commands")
     }
 
+    /// `POST /api/rooms/{room}/ready`: a readiness report for gate `ready_gate`.
+    pub async fn ready(&self, room: &str, stream_token: &str, ready_gate: u64) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/rooms/{room}/ready")))
+            .json(&json!({"stream_token": stream_token, "ready_gate": ready_gate}))
+            .send()
+            .await
+            .expect("POST ready")
+    }
+
     /// A command that must succeed: asserts `200` and gives the answer's JSON.
     pub async fn command_ok(&self, room: &str, token: Option<&str>, body: Value) -> Value {
         let response = self.command(room, token, body.clone()).await;
@@ -856,6 +866,18 @@ impl SseStream {
                     panic!("event {e:?} where the stream should end")
                 }
                 Ok(Some(_)) => continue,
+            }
+        }
+    }
+
+    /// Reads up to this connection's `hello` and gives its data.
+    pub async fn expect_hello(&mut self) -> Value {
+        loop {
+            match self.next_item(WAIT).await {
+                Some(SseItem::Hello(hello)) => return hello,
+                Some(SseItem::Event(e)) => panic!("event {e:?} before `hello`"),
+                Some(_) => continue,
+                None => panic!("the stream ended before `hello`"),
             }
         }
     }
