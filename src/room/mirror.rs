@@ -113,6 +113,7 @@ pub fn spawn(
         gate_listeners: 0,
         reported_gate: 0,
         starts: context.settings.starts,
+        reporting: Arc::default(),
     };
     let driver = MirrorRoom {
         room,
@@ -149,6 +150,8 @@ struct Link {
     reported_gate: u64,
     /// How starts are scheduled (the server's settings).
     starts: StartPolicy,
+    /// Held by the listener-count report under way.
+    reporting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Link {
@@ -533,7 +536,13 @@ impl MirrorRoom {
         self.reported_at = Some(Instant::now());
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
+        let counts = self.hub.shared.clone();
         tokio::spawn(async move {
+            // One report at a time, each with the counts as they are when its turn
+            // comes: two spawned reports must not land in the wrong order (the
+            // older count would stand until the next heartbeat).
+            let _turn = link.reporting.lock().await;
+            let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
             // A failed report is retried by the next heartbeat.
             let _ = link
                 .shared

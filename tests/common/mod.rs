@@ -830,23 +830,25 @@ impl SseStream {
         event
     }
 
-    /// The next event that is not `presence` (presence is incidental in most tests).
+    /// The next event that is not `presence` or `gate` (incidental in most tests).
     pub async fn expect_versioned(&mut self) -> SseEvent {
         loop {
             let event = self.expect_event().await;
-            if event.event != "presence" {
+            if event.event != "presence" && event.event != "gate" {
                 return event;
             }
         }
     }
 
-    /// Asserts no event other than `presence` arrives within `window`.
+    /// Asserts no event other than `presence` or `gate` arrives within `window`.
     pub async fn expect_quiet(&mut self, window: Duration) {
         let deadline = Instant::now() + window;
         loop {
             match self.next_item_until(deadline).await {
                 Err(()) => return,
-                Ok(Some(SseItem::Event(e))) if e.event == "presence" => continue,
+                Ok(Some(SseItem::Event(e))) if e.event == "presence" || e.event == "gate" => {
+                    continue
+                }
                 Ok(Some(SseItem::Event(e))) => panic!("unexpected event {e:?}"),
                 Ok(Some(_)) => continue,
                 Ok(None) => panic!("the stream ended while it should stay quiet"),
