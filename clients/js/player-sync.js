@@ -116,6 +116,9 @@ export class PlayerSync {
     this._lastSample = null;
     this._recent = []; // the last drift readings while playing
     this._lastPlayCallAt = -Infinity;
+    this._earlyStartUntil = -Infinity; // started ahead of a pending start by the player's start latency
+    this._startTimer = null;
+    this._startCheck = null;
     /**
      * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
      * starts on the coarse-rate path instead of finding out by a rounded nudge.
@@ -135,6 +138,8 @@ export class PlayerSync {
 
   stop() {
     clearInterval(this._timer);
+    clearTimeout(this._startTimer);
+    clearTimeout(this._startCheck);
     this._endBurst(false);
     if (typeof this.player.removeEventListener === 'function') {
       this.player.removeEventListener('onStateChange', this._onState);
@@ -168,6 +173,34 @@ export class PlayerSync {
     if (ps !== PlayerState.CUED && ps !== PlayerState.PAUSED) return false;
     if (typeof this.player.isBuffered === 'function' && !this.player.isBuffered()) return false;
     return Math.abs(this.position() - computeRoomPosition(st, this.hooks.serverNow())) < this.correction.pausedResync;
+  }
+
+  /**
+   * A pending start at `startsAt` (server ms): the player is started early by its start
+   * latency (`getStartLatency()`, seconds, when it has one), so it is moving from the
+   * start position at the moment itself; then the room, playing by then, is checked.
+   */
+  scheduleStart(startsAt) {
+    clearTimeout(this._startTimer);
+    clearTimeout(this._startCheck);
+    const own = typeof this.player.getStartLatency === 'function' ? Number(this.player.getStartLatency()) : 0;
+    const leadMs = Number.isFinite(own) && own > 0 ? Math.min(own, this.correction.maxStartLead) * 1000 : 0;
+    const untilStart = startsAt - this.hooks.serverNow();
+    if (untilStart <= 0) return;
+    const early = () => {
+      const st = this.hooks.state();
+      // Only for the start it was armed for, on a player holding the item, paused where it starts.
+      if (!st || st.starts_at !== startsAt || this.held || !this.isReady()) return;
+      this._setRate(st.rate);
+      this._call(() => this.player.playVideo());
+      this._earlyStartUntil = performance.now() + leadMs + this.correction.ownCallMs;
+      this._playRequestedAt = performance.now();
+      this._lastPlayCallAt = performance.now();
+    };
+    if (leadMs > 0) this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs));
+    // At the moment itself: an ordinary check (a player started early is judged by the
+    // steady thresholds, not sought like after a change); one not started yet starts now.
+    this._startCheck = setTimeout(() => this.apply(false), untilStart);
   }
 
   /** Stops letting a listener's own pause win: follow the room again. */
@@ -389,6 +422,11 @@ export class PlayerSync {
     if (this._detectJump(ps)) { this.mode = PlayerMode.WAITING; return; }
     if (this.held) { this.mode = PlayerMode.HOLD; return; }
 
+    // Started early for a pending start (its moment has not quite come): let it run.
+    if (st.paused && typeof st.starts_at === 'number' && now < this._earlyStartUntil) {
+      this.mode = PlayerMode.STARTING;
+      return;
+    }
     if (st.paused) {
       this._playRequestedAt = null;
       this.nudging = false;

@@ -247,6 +247,8 @@ export class SyncRoom extends EventTarget {
       emit: (type, detail) => this._emit(type, detail),
     }, { correction: this.options.correction, ...options });
     this.sync.roomChanged();
+    const raw = this.room ? this.room.state : null;
+    if (raw && typeof raw.starts_at === 'number') this.sync.scheduleStart(raw.starts_at);
     return this.sync;
   }
 
@@ -345,10 +347,9 @@ export class SyncRoom extends EventTarget {
     if (st && typeof st.starts_at === 'number') {
       const wait = st.starts_at - this.clock.now();
       if (wait > 0) {
-        this._startTimer = setTimeout(() => {
-          if (this.sync) this.sync.roomChanged();
-          this._emit('start', { starts_at: st.starts_at });
-        }, wait);
+        // The player starts itself (early by its start latency); the event is for the page.
+        if (this.sync) this.sync.scheduleStart(st.starts_at);
+        this._startTimer = setTimeout(() => this._emit('start', { starts_at: st.starts_at }), wait);
       }
     }
     clearInterval(this._readyTimer);
@@ -412,8 +413,12 @@ export class SyncRoom extends EventTarget {
         this.room.state = data.state;
         this.room.version = data.version;
         this._stateChanged();
-        // Act on the player first: latency here is drift for everyone watching.
-        if (this.sync) this.sync.roomChanged();
+        // Act on the player first: latency here is drift for everyone watching. A `start`
+        // only says what the player did by itself at `starts_at`: no change to land on.
+        if (this.sync) {
+          if (data.cause === 'start') this.sync.apply(false);
+          else this.sync.roomChanged();
+        }
         this._emit('state', data);
         break;
       case 'queue':

@@ -91,6 +91,8 @@ export const DEFAULT_CORRECTION = Object.freeze({
   nudgeCheckMs: 400,
   /** Seconds: the most a seek may aim ahead of the room, to make up for a player's buffering. */
   maxSeekLead: 2,
+  /** Seconds: the most a scheduled start calls play() early, to make up for a player's start latency. */
+  maxStartLead: 0.5,
 
   // Coarse-rate players (YouTube: only the rates getAvailablePlaybackRates() lists, 0.25 apart).
   // A nudge of a few per cent does nothing there; a drift is closed by a short burst at the
