@@ -120,7 +120,8 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
-    /// Commands, room creations and deletions each client address may send per minute (sustained).
+    /// Commands, room creations, deletions and readiness reports each client address may send per
+    /// minute (sustained).
     #[arg(long, env = "SYNCROOM_COMMANDS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
     pub commands_per_minute: u32,
 

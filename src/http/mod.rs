@@ -3,6 +3,7 @@
 //!
 //! - [`rooms`]: create, get, list, delete, commands, chat.
 //! - [`events`]: the SSE route's handler.
+//! - [`ready`]: readiness reports for the ready gate, bound to a stream by its token.
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`stream_token`]: the per-stream token that binds a page's reports to its live stream.
 //! - [`socket_stream`]: event streams written straight to the socket.

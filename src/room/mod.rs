@@ -5,6 +5,7 @@
 //! - [`event`]: what a room emits, encoded once into SSE frames shared by every listener.
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
 //! - [`actor`]: what both room drivers share (settings, context, loop helpers).
+//! - [`gate`]: the ready gate's tally in a room kept here, and its quorum.
 //! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
 //! - [`local`]: the driver of a room owned by this process (apply in place, timers, store).
 //! - [`mirror`]: the driver of a room shared through a backplane (commit, catch up, heartbeat).
