@@ -117,6 +117,9 @@ export class PlayerSync {
     this._recent = []; // the last drift readings while playing
     this._lastPlayCallAt = -Infinity;
     this._earlyStartUntil = -Infinity; // started ahead of a pending start by the player's start latency
+    /** Seconds from a play call until the player moves (learned at scheduled starts, for players that do not tell). */
+    this.startLatency = 0;
+    this._startMeasure = null;
     this._startTimer = null;
     this._startCheck = null;
     /**
@@ -138,6 +141,7 @@ export class PlayerSync {
 
   stop() {
     clearInterval(this._timer);
+    clearTimeout(this._startMeasure);
     clearTimeout(this._startTimer);
     clearTimeout(this._startCheck);
     this._endBurst(false);
@@ -183,7 +187,8 @@ export class PlayerSync {
   scheduleStart(startsAt) {
     clearTimeout(this._startTimer);
     clearTimeout(this._startCheck);
-    const own = typeof this.player.getStartLatency === 'function' ? Number(this.player.getStartLatency()) : 0;
+    clearTimeout(this._startMeasure);
+    const own = typeof this.player.getStartLatency === 'function' ? Number(this.player.getStartLatency()) : this.startLatency;
     const leadMs = Number.isFinite(own) && own > 0 ? Math.min(own, this.correction.maxStartLead) * 1000 : 0;
     const untilStart = startsAt - this.hooks.serverNow();
     if (untilStart <= 0) return;
@@ -192,12 +197,27 @@ export class PlayerSync {
       // Only for the start it was armed for, on a player holding the item, paused where it starts.
       if (!st || st.starts_at !== startsAt || this.held || !this.isReady()) return;
       this._setRate(st.rate);
+      const from = this.position();
+      const seeks = this.seeks;
       this._call(() => this.player.playVideo());
-      this._earlyStartUntil = performance.now() + leadMs + this.correction.ownCallMs;
-      this._playRequestedAt = performance.now();
-      this._lastPlayCallAt = performance.now();
+      const at = performance.now();
+      this._earlyStartUntil = at + leadMs + this.correction.ownCallMs;
+      this._playRequestedAt = at;
+      this._lastPlayCallAt = at;
+      // Learn this player's start latency (a player that measures its own is asked instead):
+      // the position's shortfall against the wall clock since the play call.
+      if (typeof this.player.getStartLatency !== 'function') {
+        this._startMeasure = setTimeout(() => {
+          if (this.seeks !== seeks || Number(this.player.getPlayerState()) !== PlayerState.PLAYING) return;
+          const latency = (performance.now() - at) / 1000 - (this.position() - from) / st.rate;
+          if (!(latency >= 0) || latency > this.correction.maxStartLead) return;
+          const g = this.correction.seekLatencyGain;
+          this.startLatency = this.startLatency === 0 ? latency : this.startLatency * (1 - g) + latency * g;
+        }, this.correction.startMeasureMs + leadMs);
+      }
     };
-    if (leadMs > 0) this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs));
+    // Started at the moment itself when the player's start latency is not known yet.
+    this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs));
     // At the moment itself: an ordinary check (a player started early is judged by the
     // steady thresholds, not sought like after a change); one not started yet starts now.
     this._startCheck = setTimeout(() => this.apply(false), untilStart);

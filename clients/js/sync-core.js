@@ -93,6 +93,8 @@ export const DEFAULT_CORRECTION = Object.freeze({
   maxSeekLead: 2,
   /** Seconds: the most a scheduled start calls play() early, to make up for a player's start latency. */
   maxStartLead: 0.5,
+  /** After a scheduled start's play call (plus the lead): when to measure how late the player got going (ms). */
+  startMeasureMs: 600,
 
   // Coarse-rate players (YouTube: only the rates getAvailablePlaybackRates() lists, 0.25 apart).
   // A nudge of a few per cent does nothing there; a drift is closed by a short burst at the
