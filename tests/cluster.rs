@@ -699,7 +699,10 @@ async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() 
         .json()
         .await
         .unwrap();
-    assert_eq!((first["ready"].clone(), first["listeners"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (first["ready"].clone(), first["listeners"].clone()),
+        (json!(1), json!(2))
+    );
     let second: Value = nodes[0]
         .ready(&room, &tokens[1], gate)
         .await
@@ -721,7 +724,14 @@ async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() 
             .iter()
             .map(|e| e.data.as_str())
             .collect();
-        assert_eq!(tail, [loaded.data.as_str(), ready.data.as_str(), started.data.as_str()]);
+        assert_eq!(
+            tail,
+            [
+                loaded.data.as_str(),
+                ready.data.as_str(),
+                started.data.as_str()
+            ]
+        );
     }
     for stream in &mut streams {
         stream.expect_quiet(QUIET).await;

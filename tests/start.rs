@@ -56,7 +56,10 @@ async fn a_play_is_a_pending_start_a_lead_ahead_then_the_start_itself() {
     assert_eq!(started["cause"], "start");
     assert_eq!(started["state"]["paused"], false);
     assert_eq!(started["state"]["starts_at"], Value::Null);
-    assert_eq!(started["state"]["updated_at"].as_i64(), Some(updated_at + LEAD));
+    assert_eq!(
+        started["state"]["updated_at"].as_i64(),
+        Some(updated_at + LEAD)
+    );
     assert!(started["server_time"].as_i64().unwrap() >= updated_at + LEAD);
     // Playing already: play again changes nothing.
     let again = app
@@ -72,8 +75,14 @@ async fn starts_at_must_be_near_the_server_clock_and_mistakes_change_nothing() {
     let before = app.get_room(&room).await;
     let now = unix_ms();
     for (body, code) in [
-        (json!({"type": "play", "starts_at": now - 60_000}), "invalid_value"),
-        (json!({"type": "play", "starts_at": now + 600_000}), "invalid_value"),
+        (
+            json!({"type": "play", "starts_at": now - 60_000}),
+            "invalid_value",
+        ),
+        (
+            json!({"type": "play", "starts_at": now + 600_000}),
+            "invalid_value",
+        ),
         (json!({"type": "play", "starts_at": "soon"}), "invalid_json"),
         (json!({"type": "play", "starts_at": -5}), "invalid_json"),
         (
@@ -84,11 +93,18 @@ async fn starts_at_must_be_near_the_server_clock_and_mistakes_change_nothing() {
         let response = app.command(&room, Some(&token), body.clone()).await;
         assert_error(response, 400, code).await;
     }
-    assert_eq!(fingerprint(&app.get_room(&room).await), fingerprint(&before));
+    assert_eq!(
+        fingerprint(&app.get_room(&room).await),
+        fingerprint(&before)
+    );
     // A start a little way off is kept as given.
     let at = unix_ms() + 5_000;
     let answer = app
-        .command_ok(&room, Some(&token), json!({"type": "play", "starts_at": at}))
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "play", "starts_at": at}),
+        )
         .await;
     assert_eq!(answer["room"]["state"]["starts_at"].as_i64(), Some(at));
 }
@@ -99,7 +115,11 @@ async fn a_future_start_survives_a_reconnect_in_the_replay_and_the_snapshot() {
     let (room, token) = app.video_room().await;
     let at = unix_ms() + 20_000;
     let answer = app
-        .command_ok(&room, Some(&token), json!({"type": "play", "starts_at": at}))
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "play", "starts_at": at}),
+        )
         .await;
     let version = answer["version"].as_u64().unwrap();
     let last_seen = (version - 1).to_string();
@@ -156,7 +176,11 @@ async fn the_gate_waits_for_its_quorum_of_taking_part_pages_and_reports_need_a_l
 
     let first: Value = app.ready(&room, &a_token, gate).await.json().await.unwrap();
     assert_eq!(
-        (first["counted"].clone(), first["ready"].clone(), first["listeners"].clone()),
+        (
+            first["counted"].clone(),
+            first["ready"].clone(),
+            first["listeners"].clone()
+        ),
         (json!(true), json!(1), json!(2))
     );
     // The same stream twice is one page.
@@ -219,10 +243,20 @@ async fn the_host_sets_the_rooms_gate_and_nobody_else_may() {
     let mut listener = app.events(&room).await;
     listener.expect_snapshot().await;
     let gate = json!({"type": "ready_gate", "quorum": 50, "deadline_ms": 1500});
-    assert_error(app.command(&room, None, gate.clone()).await, 401, "unauthorized").await;
+    assert_error(
+        app.command(&room, None, gate.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
     for (quorum, deadline_ms) in [(101, 1000), (50, 30_001)] {
         let bad = json!({"type": "ready_gate", "quorum": quorum, "deadline_ms": deadline_ms});
-        assert_error(app.command(&room, Some(&token), bad).await, 400, "invalid_value").await;
+        assert_error(
+            app.command(&room, Some(&token), bad).await,
+            400,
+            "invalid_value",
+        )
+        .await;
     }
     app.command_ok(&room, Some(&token), gate).await;
     let event = listener.expect_versioned().await;

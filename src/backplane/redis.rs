@@ -821,7 +821,9 @@ impl SharedRooms for RedisBackplane {
         ready_gate: u64,
         stream: &'a str,
     ) -> PortFuture<'a, Result<(u64, u64), Unavailable>> {
-        Box::pin(RedisBackplane::report_ready(self, room_id, ready_gate, stream))
+        Box::pin(RedisBackplane::report_ready(
+            self, room_id, ready_gate, stream,
+        ))
     }
 
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>> {

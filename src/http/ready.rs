@@ -21,7 +21,11 @@ const READY_SHAPE: Shape = Shape {
     name: "a readiness report",
     fields: &[
         ("stream_token", JsonType::String, Presence::Required),
-        ("ready_gate", JsonType::NonNegativeInteger, Presence::Required),
+        (
+            "ready_gate",
+            JsonType::NonNegativeInteger,
+            Presence::Required,
+        ),
     ],
     alternatives: None,
 };

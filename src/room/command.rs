@@ -9,9 +9,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::is_video_id;
 use super::source::Source;
 use super::state::Control;
-use super::is_video_id;
 use super::state::{MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
 /// Longest queue item title, in characters.
@@ -618,7 +618,13 @@ mod tests {
     #[test]
     fn decodes_each_command_type() {
         let cases = [
-            (json!({"type": "play"}), Command::Play { position: None, starts_at: None }),
+            (
+                json!({"type": "play"}),
+                Command::Play {
+                    position: None,
+                    starts_at: None,
+                },
+            ),
             (
                 json!({"type": "pause", "position": 3.5}),
                 Command::Pause {

@@ -87,8 +87,10 @@ impl ReadyTally {
 
     /// When the next progress frame may go, if one is waiting.
     pub fn progress_deadline(&self) -> Option<Instant> {
-        (self.pending && self.gate.is_some())
-            .then(|| self.sent_at.map_or_else(Instant::now, |at| at + PROGRESS_INTERVAL))
+        (self.pending && self.gate.is_some()).then(|| {
+            self.sent_at
+                .map_or_else(Instant::now, |at| at + PROGRESS_INTERVAL)
+        })
     }
 
     /// The progress to send now, unless it is what was sent last.

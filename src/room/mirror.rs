@@ -20,8 +20,8 @@ use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPAC
 use super::command::CommandError;
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
-use super::handle::{CommandReply, Request, RoomHandle};
 use super::gate::{GateProgress, ReadyTally};
+use super::handle::{CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::shared::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
@@ -611,7 +611,11 @@ impl MirrorRoom {
         let settings = self.room.gate();
         let starts = link.policy(self.hub.shared.gate_listeners());
         tokio::spawn(async move {
-            let reply = match link.shared.report_ready(&room_id, ready_gate, &stream).await {
+            let reply = match link
+                .shared
+                .report_ready(&room_id, ready_gate, &stream)
+                .await
+            {
                 Ok((ready, listeners)) => {
                     if settings.met(ready, listeners) {
                         let released = link

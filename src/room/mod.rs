@@ -37,8 +37,8 @@ pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use source::Source;
 pub use state::{
-    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy, MAX_GATE_DEADLINE_MS,
-    MAX_GATE_QUORUM,
+    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
+    MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM,
 };
 
 /// Server time in Unix milliseconds, the unit of `server_time` and `updated_at`.

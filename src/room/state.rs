@@ -432,7 +432,9 @@ impl Room {
                         "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
                     ));
                 }
-                let at = starts_at.map(|t| self.start_moment(Some(t), now)).transpose()?;
+                let at = starts_at
+                    .map(|t| self.start_moment(Some(t), now))
+                    .transpose()?;
                 let mut state = PlaybackState {
                     source: Some(source),
                     position: 0.0,
@@ -574,7 +576,11 @@ impl Room {
             return Vec::new();
         }
         let at = now + self.starts.lead_ms;
-        if self.state.starts_at.is_some_and(|starts_at| starts_at <= at) {
+        if self
+            .state
+            .starts_at
+            .is_some_and(|starts_at| starts_at <= at)
+        {
             return Vec::new();
         }
         let state = PlaybackState {
@@ -907,7 +913,9 @@ mod tests {
     fn pause_calls_a_pending_start_off() {
         let mut room = leading(300, 0);
         room.apply(play_at(Some(T0 + 5_000)), T0).unwrap();
-        let events = room.apply(Command::Pause { position: None }, T0 + 100).unwrap();
+        let events = room
+            .apply(Command::Pause { position: None }, T0 + 100)
+            .unwrap();
         assert_eq!(causes(&events), ["state:Pause"]);
         assert_eq!(room.state.starts_at, None);
         assert!(room.on_start(T0 + 6_000).is_empty());
@@ -962,7 +970,10 @@ mod tests {
             quorum: 50,
             deadline_ms: 1_000,
         };
-        assert_eq!(causes(&room.apply(settings.clone(), T0).unwrap()), ["ready_gate"]);
+        assert_eq!(
+            causes(&room.apply(settings.clone(), T0).unwrap()),
+            ["ready_gate"]
+        );
         assert!(room.apply(settings, T0).unwrap().is_empty());
         assert_eq!(room.view(0, T0).ready_gate.deadline_ms, 1_000);
         room.apply(play_at(Some(T0)), T0).unwrap();
@@ -1027,7 +1038,13 @@ mod tests {
         let mut room = loaded(true, None);
         room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
         let events = room
-            .apply(Command::Play { position: None, starts_at: None }, T0 + 5_000)
+            .apply(
+                Command::Play {
+                    position: None,
+                    starts_at: None,
+                },
+                T0 + 5_000,
+            )
             .unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
         assert!(!room.state.paused);
@@ -1053,8 +1070,14 @@ mod tests {
     fn play_on_an_ended_video_starts_it_again() {
         let mut room = loaded(true, Some(100.0));
         room.apply(Command::Seek { position: 100.0 }, T0).unwrap();
-        room.apply(Command::Play { position: None, starts_at: None }, T0 + 1)
-            .unwrap();
+        room.apply(
+            Command::Play {
+                position: None,
+                starts_at: None,
+            },
+            T0 + 1,
+        )
+        .unwrap();
         assert_eq!(room.state.position, 0.0);
     }
 
@@ -1218,7 +1241,13 @@ mod tests {
         let mut playing = loaded(false, None);
         let before = playing.clone();
         assert_eq!(
-            playing.apply(Command::Play { position: None, starts_at: None }, T0 + 9_000),
+            playing.apply(
+                Command::Play {
+                    position: None,
+                    starts_at: None
+                },
+                T0 + 9_000
+            ),
             Ok(vec![])
         );
         assert_eq!(playing, before);
@@ -1604,7 +1633,10 @@ mod properties {
     fn command() -> impl Strategy<Value = Command> {
         let position = prop_oneof![0.0..400.0f64, Just(-1.0), Just(f64::NAN)];
         prop_oneof![
-            proptest::option::of(position.clone()).prop_map(|position| Command::Play { position, starts_at: None }),
+            proptest::option::of(position.clone()).prop_map(|position| Command::Play {
+                position,
+                starts_at: None
+            }),
             proptest::option::of(position.clone()).prop_map(|position| Command::Pause { position }),
             position
                 .clone()

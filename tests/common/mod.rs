@@ -189,7 +189,12 @@ impl TestApp {
     }
 
     /// `POST /api/rooms/{room}/ready`: a readiness report for gate `ready_gate`.
-    pub async fn ready(&self, room: &str, stream_token: &str, ready_gate: u64) -> reqwest::Response {
+    pub async fn ready(
+        &self,
+        room: &str,
+        stream_token: &str,
+        ready_gate: u64,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(&format!("/api/rooms/{room}/ready")))
             .json(&json!({"stream_token": stream_token, "ready_gate": ready_gate}))
