@@ -30,21 +30,12 @@ const READY_SHAPE: Shape = Shape {
     alternatives: None,
 };
 
-/// The body of `POST /api/rooms/{room_id}/ready`.
-pub struct ReadyReportBody;
-
-impl utoipa::PartialSchema for ReadyReportBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::Schema;
-        Schema::Object(super::schema::shape_schema(&READY_SHAPE, &[]).build()).into()
-    }
-}
-
-impl utoipa::ToSchema for ReadyReportBody {
-    fn name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("ReadyReport")
-    }
-}
+super::schema::shaped_body!(
+    /// The body of `POST /api/rooms/{room_id}/ready`.
+    ReadyReportBody,
+    "ReadyReport",
+    READY_SHAPE
+);
 
 #[derive(Deserialize)]
 struct ReadyBody {

@@ -176,20 +176,37 @@ impl ToSchema for CommandBody {
     }
 }
 
-/// The body of `POST /api/rooms`: every field optional.
-pub struct CreateRoomBody;
+/// A request body described by a [`Shape`] (the decoder's table): declares the
+/// type the OpenAPI document names `$name`, with the shape's schema.
+macro_rules! shaped_body {
+    ($(#[$doc:meta])* $body:ident, $name:literal, $shape:expr) => {
+        $(#[$doc])*
+        pub struct $body;
 
-impl PartialSchema for CreateRoomBody {
-    fn schema() -> RefOr<Schema> {
-        Schema::Object(shape_schema(&CREATE_SHAPE, &[]).build()).into()
-    }
-}
+        impl utoipa::PartialSchema for $body {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::Schema::Object(
+                    $crate::http::schema::shape_schema(&$shape, &[]).build(),
+                )
+                .into()
+            }
+        }
 
-impl ToSchema for CreateRoomBody {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("CreateRoom")
-    }
+        impl utoipa::ToSchema for $body {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
 }
+pub(crate) use shaped_body;
+
+shaped_body!(
+    /// The body of `POST /api/rooms`: every field optional.
+    CreateRoomBody,
+    "CreateRoom",
+    CREATE_SHAPE
+);
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
 /// (absent on `hello`, `presence` and `gate`) and its JSON `data:`. The stream itself is text; this is
