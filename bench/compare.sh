@@ -82,6 +82,7 @@ run_one() { # target scenario rep
     # shellcheck disable=SC2086
     RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$syncroom_port" \
       --max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000 \
+      --rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000 \
       "${threads[@]}" ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
     pids+=($!)
     addr="127.0.0.1:$syncroom_port"

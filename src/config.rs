@@ -120,8 +120,22 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
-    /// Commands, room creations, deletions and readiness reports each client address may send per
-    /// minute (sustained).
+    /// Rooms each client address may create per minute (sustained); separate from commands.
+    /// Load tests that create many rooms from one address raise it.
+    #[arg(long, env = "SYNCROOM_ROOMS_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms_per_minute: u32,
+
+    /// Rooms a client address may create at once before the per-minute rate applies.
+    #[arg(long, env = "SYNCROOM_ROOMS_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rooms_burst: u32,
+
+    /// Most open rooms created from one client address (`429` on creation past it, until one
+    /// of them is deleted or expires); counted over the whole cluster with `--redis`.
+    #[arg(long, env = "SYNCROOM_MAX_ROOMS_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms_per_client: u32,
+
+    /// Commands, deletions, host token resets and readiness reports each client address may
+    /// send per minute (sustained).
     #[arg(long, env = "SYNCROOM_COMMANDS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
     pub commands_per_minute: u32,
 
@@ -173,6 +187,15 @@ pub struct Config {
     /// Chat messages a client address may send at once before the per-minute rate applies.
     #[arg(long, env = "SYNCROOM_CHAT_BURST", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub chat_burst: u32,
+
+    /// Chat messages one room takes per minute from all its senders together (sustained), on
+    /// each node: a flood guard against many addresses at once.
+    #[arg(long, env = "SYNCROOM_ROOM_CHAT_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..=600_000))]
+    pub room_chat_per_minute: u32,
+
+    /// Chat messages one room takes at once before its per-minute rate applies.
+    #[arg(long, env = "SYNCROOM_ROOM_CHAT_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub room_chat_burst: u32,
 
     /// Cut off a connection whose request headers have not all arrived after this long (seconds).
     /// With `--tls-cert`, the TLS handshake and the first request must also arrive within it.
@@ -367,5 +390,8 @@ mod tests {
         assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.room_ttl, Duration::from_secs(3600));
         assert_eq!(config.max_stream_age, Duration::from_secs(1800));
+        assert_eq!(config.rooms_per_minute, 10);
+        assert_eq!(config.rooms_burst, 5);
+        assert_eq!(config.max_rooms_per_client, 20);
     }
 }

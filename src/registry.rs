@@ -5,6 +5,7 @@
 //! directly. A room leaves the map when its actor ends (deleted, expired), and
 //! only if the entry is still that room (an id can be re-created meanwhile).
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,12 +16,12 @@ use rand::RngCore;
 use crate::room::actor::{ActorContext, RoomSettings};
 use crate::room::command::{
     check_text, decode_shaped, Alternatives, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
-    ITEM_SOURCE,
+    ITEM_SOURCE, VISIBILITY_NAMES,
 };
 use crate::room::mirror::MirrorInbox;
 pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
-use crate::room::shared::{CreateOutcome, SharedRooms, Unavailable};
-use crate::room::state::{Control, Room, RoomView, MAX_ROOM_NAME_CHARS};
+use crate::room::shared::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
+use crate::room::state::{Control, Room, RoomView, Visibility, MAX_ROOM_NAME_CHARS};
 use crate::room::{is_room_id, Clock, CommandError, RoomHandle, Source};
 use crate::room::{local, mirror};
 use crate::store::RoomStore;
@@ -35,6 +36,11 @@ pub const CREATE_SHAPE: Shape = Shape {
         (
             "control",
             JsonType::OneOf(CONTROL_NAMES),
+            Presence::Optional,
+        ),
+        (
+            "visibility",
+            JsonType::OneOf(VISIBILITY_NAMES),
             Presence::Optional,
         ),
         ("video_id", JsonType::String, Presence::Optional),
@@ -55,6 +61,9 @@ pub struct CreateRoom {
     pub name: Option<String>,
     #[serde(default)]
     pub control: Option<Control>,
+    /// `unlisted` unless asked.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
     #[serde(default)]
     pub video_id: Option<String>,
     /// At most one of `video_id` and `media_url`.
@@ -63,9 +72,44 @@ pub struct CreateRoom {
 }
 
 impl CreateRoom {
-    /// Reads a create body: every field optional, none unknown.
+    /// Reads a create body: every field optional, none unknown, every value in
+    /// range (so a bad body is refused before it counts against any budget).
     pub fn decode(body: serde_json::Value) -> Result<Self, CommandError> {
-        decode_shaped(body, &CREATE_SHAPE)
+        let request: Self = decode_shaped(body, &CREATE_SHAPE)?;
+        request.checked_id()?;
+        request.checked_name()?;
+        request.checked_source()?;
+        Ok(request)
+    }
+
+    /// The room id asked for, if any, checked.
+    fn checked_id(&self) -> Result<Option<&str>, CommandError> {
+        match &self.room_id {
+            Some(id) if is_room_id(id) => Ok(Some(id)),
+            Some(_) => Err(CommandError::InvalidValue(
+                "`room_id` must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The name asked for, trimmed (empty when none).
+    fn checked_name(&self) -> Result<String, CommandError> {
+        match &self.name {
+            Some(name) => {
+                Ok(check_text("name", name, MAX_ROOM_NAME_CHARS, Empty::Allowed)?.to_owned())
+            }
+            None => Ok(String::new()),
+        }
+    }
+
+    /// What the room starts with, if anything, checked.
+    fn checked_source(&self) -> Result<Option<Source>, CommandError> {
+        let source = Source::from_fields(self.video_id.clone(), self.media_url.clone())?;
+        if let Some(source) = &source {
+            source.validate()?;
+        }
+        Ok(source)
     }
 }
 
@@ -87,6 +131,9 @@ pub enum CreateError {
     Exists,
     #[error("this server holds as many rooms as it may; try again later")]
     Full,
+    /// The creating address holds `--max-rooms-per-client` rooms already.
+    #[error("this address holds as many rooms as it may; close one or try again later")]
+    TooManyForClient,
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -98,6 +145,11 @@ pub struct Registry {
     settings: RoomSettings,
     max_queue: usize,
     max_rooms: usize,
+    /// Rooms one client address may hold (`--max-rooms-per-client`).
+    max_rooms_per_client: usize,
+    /// Rooms held here per creating address (single-node mode; with a backplane
+    /// the shared store counts them). Entries leave at zero.
+    held: Arc<DashMap<IpAddr, usize>>,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     store: Option<Arc<RoomStore>>,
@@ -122,6 +174,8 @@ impl Registry {
             settings,
             max_queue,
             max_rooms,
+            max_rooms_per_client: usize::MAX,
+            held: Arc::new(DashMap::new()),
             clock,
             metrics,
             store,
@@ -136,41 +190,40 @@ impl Registry {
         self
     }
 
+    /// Caps the rooms one client address may hold (`--max-rooms-per-client`).
+    pub fn with_max_rooms_per_client(mut self, max: usize) -> Self {
+        self.max_rooms_per_client = max;
+        self
+    }
+
     /// The backplane, in shared mode.
     pub fn backplane(&self) -> Option<&Arc<dyn SharedRooms>> {
         self.backplane.as_ref()
     }
 
     /// Validates the request and starts the room's actor (in Redis mode: stores
-    /// the room there; mirrors start when a node first serves it).
-    pub async fn create(&self, request: CreateRoom) -> Result<Created, CreateError> {
+    /// the room there; mirrors start when a node first serves it). `creator` is
+    /// the requesting address, which holds the room until it closes.
+    pub async fn create(
+        &self,
+        request: CreateRoom,
+        creator: IpAddr,
+    ) -> Result<Created, CreateError> {
         // A soft limit: concurrent creations may pass it by a few.
         if self.backplane.is_none() && self.rooms.len() >= self.max_rooms {
             return Err(CreateError::Full);
         }
-        let room_id = match request.room_id {
-            Some(id) if is_room_id(&id) => id,
-            Some(_) => {
-                return Err(CommandError::InvalidValue(
-                    "`room_id` must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
-                )
-                .into())
-            }
+        let room_id = match request.checked_id()? {
+            Some(id) => id.to_owned(),
             None => uuid::Uuid::new_v4().simple().to_string(),
         };
-        let name = match &request.name {
-            Some(name) => check_text("name", name, MAX_ROOM_NAME_CHARS, Empty::Allowed)?.to_owned(),
-            None => String::new(),
-        };
+        let name = request.checked_name()?;
         let name = if name.is_empty() {
             room_id.clone()
         } else {
             name
         };
-        let source = Source::from_fields(request.video_id, request.media_url)?;
-        if let Some(source) = &source {
-            source.validate()?;
-        }
+        let source = request.checked_source()?;
         let host_token = new_host_token();
         let now = self.clock.now_ms();
         let mut room = Room::new(
@@ -183,9 +236,15 @@ impl Registry {
             now,
         );
         room.keep_chat(self.settings.chat_history);
+        room.visibility = request.visibility.unwrap_or_default();
+        room.creator = Some(creator);
         let view = room.view(0, now);
         if let Some(backplane) = &self.backplane {
-            return match backplane.create(&room, self.max_rooms).await? {
+            let limits = CreateLimits {
+                max_rooms: self.max_rooms,
+                max_rooms_per_client: self.max_rooms_per_client,
+            };
+            return match backplane.create(&room, limits).await? {
                 CreateOutcome::Created => {
                     tracing::info!(%room_id, "shared room created");
                     Ok(Created {
@@ -196,12 +255,24 @@ impl Registry {
                 }
                 CreateOutcome::Exists => Err(CreateError::Exists),
                 CreateOutcome::Full => Err(CreateError::Full),
+                CreateOutcome::TooManyForClient => Err(CreateError::TooManyForClient),
             };
         }
         let key: Arc<str> = Arc::from(room_id.as_str());
         match self.rooms.entry(key.clone()) {
             Entry::Occupied(_) => Err(CreateError::Exists),
             Entry::Vacant(slot) => {
+                // Counted while the map's shard is held, so two creations from one
+                // address cannot both take its last place.
+                {
+                    let mut held = self.held.entry(creator).or_insert(0);
+                    if *held >= self.max_rooms_per_client {
+                        drop(held);
+                        self.held.remove_if(&creator, |_, n| *n == 0);
+                        return Err(CreateError::TooManyForClient);
+                    }
+                    *held += 1;
+                }
                 if let Some(store) = &self.store {
                     store.save(&room);
                 }
@@ -209,7 +280,7 @@ impl Registry {
                 let handle = local::spawn(
                     room,
                     generation,
-                    self.actor_context(key, generation),
+                    self.actor_context(key, generation, Some(creator)),
                     self.store.clone(),
                 );
                 slot.insert(handle);
@@ -224,8 +295,16 @@ impl Registry {
         }
     }
 
-    fn actor_context(&self, key: Arc<str>, generation: u64) -> ActorContext {
+    /// `creator`: the address a room kept here counts against until it ends
+    /// (`None` for a mirror: the shared store counts those).
+    fn actor_context(
+        &self,
+        key: Arc<str>,
+        generation: u64,
+        creator: Option<IpAddr>,
+    ) -> ActorContext {
         let rooms = Arc::downgrade(&self.rooms);
+        let held = Arc::downgrade(&self.held);
         let metrics = self.metrics.clone();
         let backplane = self.backplane.clone();
         ActorContext {
@@ -238,6 +317,12 @@ impl Registry {
                 }
                 if let Some(backplane) = backplane {
                     backplane.unroute(&key, generation);
+                }
+                if let (Some(creator), Some(held)) = (creator, held.upgrade()) {
+                    if let Some(mut count) = held.get_mut(&creator) {
+                        *count = count.saturating_sub(1);
+                    }
+                    held.remove_if(&creator, |_, count| *count == 0);
                 }
                 metrics.rooms.dec();
             }),
@@ -252,10 +337,14 @@ impl Registry {
             room.keep_chat(self.settings.chat_history);
             let key: Arc<str> = Arc::from(room.room_id.as_str());
             let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+            let creator = room.creator;
+            if let Some(creator) = creator {
+                *self.held.entry(creator).or_insert(0) += 1;
+            }
             let handle = local::spawn(
                 room,
                 generation,
-                self.actor_context(key.clone(), generation),
+                self.actor_context(key.clone(), generation, creator),
                 self.store.clone(),
             );
             self.rooms.insert(key, handle);
@@ -300,7 +389,7 @@ impl Registry {
                     return other.map(|_| None);
                 }
             };
-            let context = self.actor_context(key.clone(), generation);
+            let context = self.actor_context(key.clone(), generation, None);
             let handle = mirror::spawn(opened, generation, context, backplane.clone(), inbox);
             self.rooms.insert(key.clone(), handle.clone());
             self.metrics.rooms.inc();
@@ -313,8 +402,8 @@ impl Registry {
         opened
     }
 
-    /// The busiest rooms first, at most [`LISTING_LIMIT`]: every shared room in
-    /// Redis mode, this node's rooms otherwise.
+    /// The busiest public rooms first, at most [`LISTING_LIMIT`]: every shared
+    /// public room in Redis mode, this node's otherwise. Unlisted rooms never show.
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         if let Some(backplane) = &self.backplane {
             return backplane.list().await;
@@ -326,6 +415,7 @@ impl Registry {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()
+            .filter(|entry| entry.value().shared().visibility() == Visibility::Public)
             .map(|entry| {
                 let shared = entry.value().shared();
                 RoomSummary {
@@ -356,7 +446,7 @@ impl Registry {
 }
 
 /// 256 random bits from the OS-seeded CSPRNG, hex: URL-safe, shown once.
-fn new_host_token() -> String {
+pub fn new_host_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()

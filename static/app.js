@@ -11,7 +11,10 @@
  * room's item changes kind.
  *
  * The host token of a room created here is kept in localStorage under
- * `syncroom:host:{room_id}`; it never appears in a URL.
+ * `syncroom:host:{room_id}`. It appears in a URL only in a host link
+ * (`/r/{room_id}#host={token}`): a fragment, which browsers never send to a
+ * server; the page reading one stores the token the same way and removes the
+ * fragment from the address bar at once.
  *
  * For tests and embedders the live client is exposed as `window.syncroom`.
  */
@@ -39,6 +42,19 @@ const store = {
   remove(key) { try { localStorage.removeItem(key); } catch { /* nothing to remove */ } },
 };
 const hostKey = (roomId) => `syncroom:host:${roomId}`;
+/** A host link: the room's page with the host token in the fragment (never sent to a server). */
+const hostLink = (roomId, token) => `${location.origin}${roomPath(roomId)}#host=${encodeURIComponent(token)}`;
+
+/**
+ * Takes the host token out of a host link's fragment (`#host=…`) into storage,
+ * and the fragment out of the address bar (and so out of history and bookmarks).
+ */
+function adoptHostLink(roomId) {
+  if (!location.hash.startsWith('#host=')) return;
+  const token = new URLSearchParams(location.hash.slice(1)).get('host');
+  history.replaceState(history.state, '', `${location.pathname}${location.search}`);
+  if (token && /^[0-9a-f]{64}$/.test(token)) store.set(hostKey(roomId), token);
+}
 
 /* ------------------------------------------------------------------ toasts */
 
@@ -118,7 +134,10 @@ function initHome() {
     err.textContent = '';
     const you = $('create-you').value.trim();
     const videoText = $('create-video').value.trim();
-    const fields = { control: document.querySelector('input[name="control"]:checked').value };
+    const fields = {
+      control: document.querySelector('input[name="control"]:checked').value,
+      visibility: document.querySelector('input[name="visibility"]:checked').value,
+    };
     const name = $('create-name').value.trim();
     if (name) fields.name = name;
     let start = null;
@@ -159,7 +178,7 @@ function initHome() {
     if (!rooms || rooms.length === 0) {
       const li = document.createElement('li');
       li.className = 'empty';
-      li.textContent = 'No rooms yet — create the first one.';
+      li.textContent = 'No public rooms yet — create one, or join with a link.';
       list.append(li);
       return;
     }
@@ -465,6 +484,10 @@ function wireRoomEvents(room) {
   room.addEventListener('state', () => refresh());
   room.addEventListener('queue', (e) => renderQueue(e.detail.queue || []));
   room.addEventListener('control', () => renderControl());
+  room.addEventListener('visibility', () => renderControl());
+  room.addEventListener('chat_enabled', () => renderControl());
+  room.addEventListener('chat_cleared', () => clearChatList());
+
   room.addEventListener('presence', (e) => { $('listeners-count').textContent = String(e.detail.listeners); });
   room.addEventListener('gate', (e) => { ui.gate = e.detail; renderStart(room); });
   room.addEventListener('chat', (e) => addChat(e.detail));
@@ -516,6 +539,13 @@ function renderControl() {
   if (can) loadMediaList();
   $('host-tools').hidden = !room.hostToken;
   $('open-control').checked = Boolean(room.room && room.room.control === 'open');
+  $('public-room').checked = Boolean(room.room && room.room.visibility === 'public');
+  const chatOn = !room.room || room.room.chat_enabled !== false;
+  $('chat-enabled').checked = chatOn;
+  $('chat-off-note').hidden = chatOn;
+  $('chat-input').disabled = !chatOn || room.status === 'closed';
+  $('chat-send').disabled = !chatOn || room.status === 'closed';
+  $('host-link').value = room.hostToken ? hostLink(room.roomId, room.hostToken) : '';
   $('control-note').hidden = can;
   $('control-note').textContent = 'The host controls playback — you follow along.';
   renderQueue(room.room ? room.room.queue || [] : []);
@@ -704,6 +734,12 @@ function hue(text) {
 
 /* ------------------------------------------------------------------ chat */
 
+/** The host cleared the chat: forget what is shown. */
+function clearChatList() {
+  ui.chat = [];
+  $('chat-list').textContent = '';
+}
+
 function addChat(msg) {
   // The client already drops repeats; a page shows each message once regardless.
   const last = ui.chat[ui.chat.length - 1];
@@ -817,6 +853,37 @@ function wireControls(room) {
 
   $('open-control').addEventListener('change', (e) => {
     send({ type: 'control', control: e.target.checked ? 'open' : 'host' });
+  });
+  $('public-room').addEventListener('change', (e) => {
+    send({ type: 'visibility', visibility: e.target.checked ? 'public' : 'unlisted' });
+  });
+  $('chat-enabled').addEventListener('change', (e) => {
+    send({ type: 'chat_enabled', chat_enabled: e.target.checked });
+  });
+  $('clear-chat').addEventListener('click', () => {
+    if (!window.confirm('Clear the chat for everyone?')) return;
+    send({ type: 'clear_chat' });
+  });
+  $('copy-host-link').addEventListener('click', async () => {
+    const input = $('host-link');
+    try {
+      await navigator.clipboard.writeText(input.value);
+      toast('Host link copied — open it on your other device. Anyone with it can control the room.', 'info');
+    } catch {
+      input.select();
+      document.execCommand('copy');
+    }
+  });
+  $('reset-host-token').addEventListener('click', async () => {
+    if (!window.confirm('Reset the host token? Host links shared before stop working.')) return;
+    try {
+      const { host_token: token } = await room.resetHostToken();
+      store.set(hostKey(room.roomId), token);
+      renderControl();
+      toast('Host token reset: old host links no longer work.', 'info');
+    } catch (err) {
+      toast(describeError(err), 'error');
+    }
   });
   $('close-room').addEventListener('click', async () => {
     if (!window.confirm('Close this room for everyone?')) return;
@@ -981,6 +1048,7 @@ function wireMediaForm() {
 
 function boot() {
   const roomId = roomIdFromPath(location.pathname);
+  if (roomId) adoptHostLink(roomId);
   if (roomId) enterRoom(roomId);
   else initHome();
 }

@@ -46,6 +46,8 @@ async fn create_room_answers_201_with_location_host_token_and_room() {
     assert_eq!(room["room_id"], "friday");
     assert_eq!(room["name"], "Friday mix");
     assert_eq!(room["control"], "host");
+    assert_eq!(room["visibility"], "unlisted", "unlisted by default");
+    assert_eq!(room["chat_enabled"], true);
     assert_eq!(room["version"], 1, "version starts at 1");
     assert_eq!(room["queue"], json!([]));
     assert_eq!(room["listeners"], 0);
@@ -172,7 +174,7 @@ async fn create_room_with_a_taken_id_is_409_room_exists_and_keeps_the_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_room_with_an_invalid_room_id_is_400_invalid_value() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(&many_rooms(&[])).await;
     let too_long = "a".repeat(65);
     for bad in [
         "",
@@ -306,15 +308,22 @@ async fn get_missing_room_is_404_room_not_found() {
 // ---------------------------------------------------------------- list
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_rooms_gives_every_room_busiest_first() {
+async fn list_rooms_gives_every_public_room_busiest_first() {
     let app = spawn_app(&[]).await;
     let (quiet, _, _) = app
-        .create_room(json!({"room_id": "quiet", "name": "Quiet"}))
+        .create_room(json!({"room_id": "quiet", "name": "Quiet", "visibility": "public"}))
         .await;
     let (busy, _, _) = app
-        .create_room(json!({"room_id": "busy", "name": "Busy", "video_id": VIDEO}))
+        .create_room(
+            json!({"room_id": "busy", "name": "Busy", "video_id": VIDEO, "visibility": "public"}),
+        )
         .await;
-    let (middle, _, _) = app.create_room(json!({"room_id": "middle"})).await;
+    let (middle, _, _) = app
+        .create_room(json!({"room_id": "middle", "visibility": "public"}))
+        .await;
+    // Unlisted (the default), however busy: never listed.
+    let (secret, _, _) = app.create_room(json!({"room_id": "secret"})).await;
+    let _secret_listeners = [app.events(&secret).await, app.events(&secret).await];
     let _busy_listeners = [
         app.events(&busy).await,
         app.events(&busy).await,
@@ -347,9 +356,9 @@ async fn list_rooms_gives_every_room_busiest_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_rooms_is_bounded_to_the_first_100() {
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(&many_rooms(&[])).await;
     for i in 0..105 {
-        app.create_room(json!({"room_id": format!("room-{i}")}))
+        app.create_room(json!({"room_id": format!("room-{i}"), "visibility": "public"}))
             .await;
     }
     let rooms = app.list_rooms().await;
@@ -546,11 +555,7 @@ async fn body_over_16_kib_is_413_payload_too_large_and_changes_nothing() {
         fingerprint(&app.get_room(&room).await),
         fingerprint(&before)
     );
-    assert_eq!(
-        app.list_rooms().await.len(),
-        1,
-        "the big room was not created"
-    );
+    assert_error(app.get("/api/rooms/big").await, 404, "room_not_found").await;
 }
 
 /// A command body of exactly `len` bytes.
@@ -632,7 +637,7 @@ async fn body_without_json_content_type_is_415_and_changes_nothing() {
         fingerprint(&app.get_room(&room).await),
         fingerprint(&before)
     );
-    assert_eq!(app.list_rooms().await.len(), 1);
+    assert_error(app.get("/api/rooms/untyped").await, 404, "room_not_found").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,7 +81,17 @@ async fn chat_history_zero_keeps_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_keeps_fifty_and_a_new_room_has_none() {
-    let app = spawn_app(&["--chat-burst", "1000", "--chat-per-minute", "60000"]).await;
+    let app = spawn_app(&[
+        "--chat-burst",
+        "1000",
+        "--chat-per-minute",
+        "60000",
+        "--room-chat-burst",
+        "1000",
+        "--room-chat-per-minute",
+        "60000",
+    ])
+    .await;
     let (room, _, created) = app.create_room(json!({})).await;
     assert_eq!(created["room"]["chat"], json!([]));
     let sent = say(&app, &room, 52).await;

@@ -64,7 +64,7 @@ async fn a_room_created_on_one_node_is_served_by_every_node() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
     let (room, _token, created) = nodes[0]
-        .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ"}))
+        .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;
     for node in &nodes {
         let seen = node.get_room(&room).await;
@@ -222,7 +222,9 @@ async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
 async fn listener_counts_are_summed_over_nodes() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
-    let (room, _token) = nodes[0].video_room().await;
+    let (room, _token, _) = nodes[0]
+        .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
+        .await;
     let mut streams = Vec::new();
     for (node, count) in nodes.iter().zip([2, 1, 0]) {
         for _ in 0..count {
@@ -328,7 +330,9 @@ async fn the_end_of_a_video_advances_the_queue_exactly_once_across_nodes() {
 async fn a_media_url_loaded_on_one_node_reaches_a_listener_on_another() {
     let redis = Redis::start().await;
     let nodes = cluster(&redis, &[]).await;
-    let (room, token) = nodes[0].video_room().await;
+    let (room, token, _) = nodes[0]
+        .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
+        .await;
     let mut listener = nodes[1].events(&room).await;
     listener.expect_snapshot().await;
     nodes[0]
@@ -633,6 +637,228 @@ async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
         Ok(issued.stream),
         "a node that joins later checks a token an earlier node issued"
     );
+}
+
+// ---------------------------------------------------------------- who finds a room, who holds it
+
+/// Runs `redis-cli` against the test's Redis; gives its output, trimmed.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    let output = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli (installed with redis-server)");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn ids(rooms: &[Value]) -> Vec<&str> {
+    rooms.iter().filter_map(|r| r["room_id"].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visibility_set_on_one_node_is_what_every_node_lists() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token, _) = nodes[0].create_room(json!({"room_id": "party"})).await;
+    let (public, _, _) = nodes[0]
+        .create_room(json!({"room_id": "open-house", "visibility": "public"}))
+        .await;
+    for node in &nodes {
+        assert_eq!(ids(&node.list_rooms().await), [public.as_str()]);
+        assert_eq!(node.get_room(&room).await["visibility"], "unlisted");
+    }
+    let mut stream = nodes[2].events(&room).await;
+    assert_eq!(stream.expect_snapshot().await["visibility"], "unlisted");
+
+    nodes[1]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "visibility", "visibility": "public"}),
+        )
+        .await;
+    let event = stream.expect_versioned().await;
+    assert_eq!((event.event.as_str(), event.id_num()), ("visibility", 2));
+    for node in &nodes {
+        let listed = node.list_rooms().await;
+        let mut listed = ids(&listed);
+        listed.sort_unstable();
+        assert_eq!(listed, [public.as_str(), room.as_str()]);
+        assert_eq!(node.get_room(&room).await["visibility"], "public");
+    }
+    nodes[2]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "visibility", "visibility": "unlisted"}),
+        )
+        .await;
+    for node in &nodes {
+        assert_eq!(ids(&node.list_rooms().await), [public.as_str()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_token_reset_on_one_node_stops_the_old_token_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, old) = nodes[0].video_room().await;
+    // Every node serves the room (each has its mirror) before the reset.
+    for node in &nodes {
+        node.command_ok(&room, Some(&old), json!({"type": "seek", "position": 1}))
+            .await;
+    }
+    let mut stream = nodes[0].events(&room).await;
+    stream.expect_snapshot().await;
+    let reset = nodes[1]
+        .client
+        .post(nodes[1].url(&format!("/api/rooms/{room}/host-token")))
+        .bearer_auth(&old)
+        .send()
+        .await
+        .expect("POST host-token");
+    assert_eq!(reset.status(), 200);
+    let answer: Value = reset.json().await.unwrap();
+    let new = answer["host_token"].as_str().unwrap().to_owned();
+    assert_eq!(stream.expect_versioned().await.event, "host_token");
+    // At once, with no waiting: every node checks tokens against Redis.
+    for node in &nodes {
+        let refused = node
+            .command(&room, Some(&old), json!({"type": "play"}))
+            .await;
+        assert_error(refused, 403, "forbidden").await;
+        assert_error(node.delete_room(&room, Some(&old)).await, 403, "forbidden").await;
+    }
+    nodes[2]
+        .command_ok(&room, Some(&new), json!({"type": "play"}))
+        .await;
+    // A reset without the token changes nothing, on any node.
+    let anonymous = nodes[0]
+        .client
+        .post(nodes[0].url(&format!("/api/rooms/{room}/host-token")))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, 401, "unauthorized").await;
+    nodes[0]
+        .command_ok(&room, Some(&new), json!({"type": "pause"}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_per_client_are_counted_over_the_whole_cluster() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &["--max-rooms-per-client", "2"]).await;
+    let (first, token, _) = nodes[0].create_room(json!({"room_id": "first"})).await;
+    nodes[1].create_room(json!({"room_id": "second"})).await;
+    let refused = nodes[2]
+        .client
+        .post(nodes[2].url("/api/rooms"))
+        .json(&json!({"room_id": "third"}))
+        .send()
+        .await
+        .unwrap();
+    let headers = assert_error(refused, 429, "rate_limited").await;
+    assert_eq!(retry_after_secs(&headers), 60);
+    assert_error(
+        nodes[0].get("/api/rooms/third").await,
+        404,
+        "room_not_found",
+    )
+    .await;
+    // Deleting one on any node frees its place on every node.
+    assert_eq!(
+        nodes[2].delete_room(&first, Some(&token)).await.status(),
+        204
+    );
+    nodes[0].create_room(json!({"room_id": "third"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_room_that_expires_stops_counting_for_its_creator() {
+    let redis = Redis::start().await;
+    // Nobody decrements anything when a room expires in Redis: the count is the
+    // creator's rooms that still exist, so an expired one cannot leak.
+    let nodes = cluster(
+        &redis,
+        &["--max-rooms-per-client", "1", "--room-ttl", "0.5"],
+    )
+    .await;
+    nodes[0].create_room(json!({"room_id": "brief"})).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = nodes[1]
+            .client
+            .post(nodes[1].url("/api/rooms"))
+            .json(&json!({"room_id": "next"}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 201 {
+            break;
+        }
+        assert_error(response, 429, "rate_limited").await;
+        assert!(Instant::now() < deadline, "the expired room still counts");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_error(
+        nodes[2].get("/api/rooms/brief").await,
+        404,
+        "room_not_found",
+    )
+    .await;
+    // The creator's set outlives its rooms, and holds no more than they are.
+    let ttl: i64 = redis_cli(&redis, &["PTTL", "syncroom:creator:127.0.0.1"])
+        .parse()
+        .unwrap();
+    assert!(ttl > 0, "the set of a creator expires: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_cleared_on_one_node_is_gone_for_late_joiners_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(&redis, &[]).await;
+    let (room, token, _) = nodes[0].create_room(json!({})).await;
+    for text in ["one", "two"] {
+        let said = nodes[0]
+            .chat(&room, json!({"name": "Ann", "text": text}))
+            .await;
+        assert_eq!(said.status(), 200);
+    }
+    let list = format!("syncroom:{{{room}}}:chat");
+    assert_eq!(redis_cli(&redis, &["LLEN", &list]), "2");
+    let mut stream = nodes[2].events(&room).await;
+    assert_eq!(
+        stream.expect_snapshot().await["chat"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    nodes[1]
+        .command_ok(&room, Some(&token), json!({"type": "clear_chat"}))
+        .await;
+    assert_eq!(stream.expect_versioned().await.event, "chat_cleared");
+    assert_eq!(redis_cli(&redis, &["LLEN", &list]), "0");
+    for node in &nodes {
+        let mut late = node.events(&room).await;
+        assert_eq!(late.expect_snapshot().await["chat"], json!([]));
+    }
+    // Chat turned off on one node is off on every node.
+    nodes[2]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "chat_enabled", "chat_enabled": false}),
+        )
+        .await;
+    for node in &nodes {
+        let refused = node
+            .chat(&room, json!({"name": "Ann", "text": "three"}))
+            .await;
+        assert_error(refused, 400, "invalid_command").await;
+    }
 }
 
 /// The next `state` event's data, skipping presence and gate progress.

@@ -25,7 +25,8 @@ async fn stop(mut app: TestApp) {
 
 /// An empty host room with a listener past its snapshot.
 async fn listening_room(app: &TestApp) -> (String, String, SseStream) {
-    let (room, token, _) = app.create_room(json!({})).await;
+    // Public, so that the listing shows what it plays.
+    let (room, token, _) = app.create_room(json!({"visibility": "public"})).await;
     let mut listener = app.events(&room).await;
     listener.expect_snapshot().await;
     (room, token, listener)

@@ -302,6 +302,12 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "hello",
         "presence",
         "gate",
+        "visibility",
+        "chat_enabled",
+        "chat_cleared",
+        "host_token",
+        "hello",
+        "presence",
         "closed",
     ]
     .into();

@@ -631,6 +631,10 @@ async fn slow_listener_is_resynchronized_with_a_snapshot_and_never_slows_the_roo
         "10000",
         "--chat-per-minute",
         "60000",
+        "--room-chat-burst",
+        "10000",
+        "--room-chat-per-minute",
+        "60000",
     ])
     .await;
     let (room, _, _) = app
@@ -787,6 +791,10 @@ async fn a_listener_whose_socket_takes_nothing_is_dropped() {
         "--chat-burst",
         "10000",
         "--chat-per-minute",
+        "60000",
+        "--room-chat-burst",
+        "10000",
+        "--room-chat-per-minute",
         "60000",
     ])
     .await;

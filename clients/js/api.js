@@ -46,15 +46,15 @@ export async function request(baseUrl, method, path, { body, token } = {}) {
 
 /**
  * Creates a room. Resolves to `{room_id, host_token, room}`; keep `host_token`
- * private (it is shown once).
- * @param {{room_id?:string, name?:string, control?:'host'|'open', video_id?:string}} [fields]
+ * private (it is shown once). Rooms are `unlisted` unless `visibility: 'public'`.
+ * @param {{room_id?:string, name?:string, control?:'host'|'open', visibility?:'public'|'unlisted', video_id?:string}} [fields]
  * @param {string} [baseUrl=''] the server's origin, empty for the page's own
  */
 export function createRoom(fields = {}, baseUrl = '') {
   return request(baseUrl, 'POST', '/api/rooms', { body: fields });
 }
 
-/** Lists the rooms on the server: `{rooms: [{room_id, name, listeners, video_id}]}`. */
+/** Lists the public rooms on the server: `{rooms: [{room_id, name, listeners, video_id}]}`. */
 export function listRooms(baseUrl = '') {
   return request(baseUrl, 'GET', '/api/rooms');
 }
@@ -77,6 +77,14 @@ export function sendCommand(roomId, command, hostToken = null, baseUrl = '') {
 /** Says something in a room's chat. Resolves to `{version}`. */
 export function sendChat(roomId, name, text, baseUrl = '') {
   return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/chat`, { body: { name, text } });
+}
+
+/**
+ * Exchanges the host token for a new one (the current one is needed). Resolves to
+ * `{host_token, version}`; the old token, and every host link made with it, stop working.
+ */
+export function resetHostToken(roomId, hostToken, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/host-token`, { token: hostToken });
 }
 
 /** Closes a room for everyone (host token needed). */

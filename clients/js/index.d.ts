@@ -31,11 +31,14 @@ export interface QueueItem {
 }
 
 export type Control = 'host' | 'open';
+export type Visibility = 'public' | 'unlisted';
 
 export interface Room {
   room_id: string;
   name?: string | null;
   control: Control;
+  visibility: Visibility;
+  chat_enabled: boolean;
   listeners: number;
   version: number;
   state: RoomState;
@@ -89,6 +92,7 @@ export interface CreateRoomFields {
   room_id?: string;
   name?: string;
   control?: Control;
+  visibility?: Visibility;
   video_id?: string;
 }
 
@@ -108,6 +112,11 @@ export declare function sendChat(roomId: string, name: string, text: string, bas
 /** A ready-gate report bound to this page's stream by its token (from `hello`). */
 export declare function sendReady(roomId: string, streamToken: string, readyGate: number, baseUrl?: string): Promise<{ ready_gate: number | null; ready: number; listeners: number; counted: boolean }>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
+export declare function resetHostToken(
+  roomId: string,
+  hostToken: string,
+  baseUrl?: string,
+): Promise<{ host_token: string; version: number }>;
 
 /* ------------------------------------------------------------------ sync-core.js */
 
@@ -361,6 +370,10 @@ export interface SyncRoomEventMap {
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
+  visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
+  chat_enabled: CustomEvent<{ version: number; chat_enabled: boolean; server_time: number }>;
+  chat_cleared: CustomEvent<{ version: number; server_time: number }>;
+  host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   closed: CustomEvent<{ version?: number | null; reason: 'deleted' | 'expired' | 'not_found' | string }>;
   connection: CustomEvent<{ status: ConnectionStatus }>;
@@ -410,6 +423,8 @@ export declare class SyncRoom extends EventTarget {
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;
+  /** Exchanges the host token for a new one, which this client then uses. */
+  resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;
 
   addEventListener<K extends keyof SyncRoomEventMap>(

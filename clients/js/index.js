@@ -17,7 +17,8 @@
 
 export { VERSION } from './version.js';
 export {
-  ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, sendReady, deleteRoom,
+  ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
+  resetHostToken, sendReady,
 } from './api.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';

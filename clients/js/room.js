@@ -49,6 +49,11 @@
  * - `hello`    — `{stream, stream_token, expires_at}`: first on every connection, resumed
  *   ones too; also kept as `room.streamId` / `room.streamToken`, which bind this page's
  *   reports to its live stream
+ * - `visibility` — `{version, visibility, server_time}`: `public` (listed) or `unlisted`
+ * - `chat_enabled` — `{version, chat_enabled, server_time}`: the host turned chat on or off
+ * - `chat_cleared` — `{version, server_time}`: the host cleared the chat; empty what is shown
+ * - `host_token` — `{version, server_time}`: the host token was reset (host links made
+ *   before stop working; {@link SyncRoom#resetHostToken} keeps the new one)
  * - `presence` — `{listeners, server_time}`
  * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
  * - `gate`     — `{ready_gate, ready, listeners, starts_at, server_time}`: how far the open
@@ -77,11 +82,12 @@
  */
 
 import { roomPosition as computeRoomPosition, effectiveState } from './sync-core.js';
-import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, sendReady } from './api.js';
+import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady } from './api.js';
 import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
-const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'ready_gate', 'closed'];
+const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
+  'chat_cleared', 'host_token', 'ready_gate', 'closed'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -437,6 +443,22 @@ export class SyncRoom extends EventTarget {
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }
         this._emit('ready_gate', data);
         break;
+      case 'visibility':
+        if (this.room) { this.room.visibility = data.visibility; this.room.version = data.version; }
+        this._emit('visibility', data);
+        break;
+      case 'chat_enabled':
+        if (this.room) { this.room.chat_enabled = data.chat_enabled; this.room.version = data.version; }
+        this._emit('chat_enabled', data);
+        break;
+      case 'chat_cleared':
+        if (this.room) { this.room.chat = []; this.room.version = data.version; }
+        this._emit('chat_cleared', data);
+        break;
+      case 'host_token':
+        if (this.room) this.room.version = data.version;
+        this._emit('host_token', data);
+        break;
       case 'closed':
         this._finish(data.reason || 'deleted', data.version ?? id);
         break;
@@ -456,6 +478,16 @@ export class SyncRoom extends EventTarget {
   /** Says something in the room's chat. Resolves to `{version}`. */
   chat(name, text) {
     return sendChat(this.roomId, name, text, this.baseUrl);
+  }
+
+  /**
+   * Exchanges the host token for a new one, which this client keeps using. Resolves
+   * to `{host_token, version}`; store the new token wherever the old one was kept.
+   */
+  async resetHostToken() {
+    const answer = await resetHostToken(this.roomId, this.hostToken, this.baseUrl);
+    this.hostToken = answer.host_token;
+    return answer;
   }
 
   /** Closes the room for everyone (host token needed). */

@@ -7,7 +7,13 @@
 //! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
 //!   `<version>-0`: the replayable history, shared by every node;
 //! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms`;
-//! - `syncroom:rooms`, a sorted set of room ids scored by their listener total.
+//! - `syncroom:rooms`, a sorted set of room ids scored by their listener total;
+//! - `syncroom:public`, the same for the public rooms only (what `GET /api/rooms`
+//!   lists);
+//! - `syncroom:creator:<address>`, the ids of the rooms an address created, for
+//!   `--max-rooms-per-client`. A room counts while it exists and its hash names
+//!   that set (field `c`), so nothing has to be decremented for a room to stop
+//!   counting: an expired room, or one whose node died, leaves no count behind.
 //!
 //! **Commits.** A node reads the room, runs the pure state machine on it and
 //! commits with [`COMMIT`], a Lua script that writes only if the version is still
@@ -44,10 +50,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::room::event::{Event, EventKind};
 use crate::room::shared::{
-    busiest_first, CatchUp, Change, Committed, CreateOutcome, Feed, FeedRoute, Opened, PortFuture,
-    RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
+    busiest_first, CatchUp, Change, Committed, CreateLimits, CreateOutcome, Feed, FeedRoute,
+    Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
-use crate::room::state::ChatMessage;
+use crate::room::state::{ChatMessage, Visibility};
 use crate::room::{Clock, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
@@ -82,6 +88,8 @@ mod keys {
     /// The key every node signs stream tokens with (64 hex digits), set by the
     /// first node to start.
     pub const STREAM_KEY: &str = "syncroom:stream-key";
+    /// The public rooms, scored by listeners: the listing.
+    pub const PUBLIC: &str = "syncroom:public";
     /// A room's hash is `ROOM_PREFIX + id + ROOM_SUFFIX`.
     pub const ROOM_PREFIX: &str = "syncroom:{";
     pub const ROOM_SUFFIX: &str = "}:room";
@@ -107,6 +115,11 @@ mod keys {
 
     pub fn chat(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:chat")
+    }
+
+    /// The ids of the rooms created from `address`.
+    pub fn creator(address: &std::net::IpAddr) -> String {
+        format!("syncroom:creator:{address}")
     }
 
     pub fn feed(room_id: &str) -> String {
@@ -402,14 +415,23 @@ impl RedisBackplane {
         .is_ok()
     }
 
-    /// Stores a new room. `Ok(false)`: the id is taken.
+    /// Stores a new room, unless its id is taken or a limit is reached.
     pub async fn create(
         &self,
         room: &Room,
-        max_rooms: usize,
+        limits: CreateLimits,
     ) -> Result<CreateOutcome, Unavailable> {
         let json = serde_json::to_string(room).map_err(|_| Unavailable)?;
         let id = &room.room_id;
+        // A room with no creator (none is made so) counts for nobody.
+        let creator = room
+            .creator
+            .map_or_else(|| "syncroom:creator:none".to_owned(), |a| keys::creator(&a));
+        let max_per_client = if room.creator.is_some() {
+            limits.max_rooms_per_client
+        } else {
+            usize::MAX
+        };
         let mut conn = self.commands.clone();
         let answer: i64 = self
             .bounded(async {
@@ -419,13 +441,17 @@ impl RedisBackplane {
                     .key(keys::listeners(id))
                     .key(keys::ROOMS)
                     .key(keys::chat(id))
+                    .key(keys::PUBLIC)
+                    .key(&creator)
                     .arg(id)
                     .arg(room.version)
                     .arg(json)
                     .arg(self.ttl_ms())
-                    .arg(max_rooms)
+                    .arg(limits.max_rooms)
                     .arg(keys::ROOM_PREFIX)
                     .arg(keys::ROOM_SUFFIX)
+                    .arg(max_per_client)
+                    .arg(flag(room.visibility == Visibility::Public))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -434,6 +460,7 @@ impl RedisBackplane {
         Ok(match answer {
             1 => CreateOutcome::Created,
             0 => CreateOutcome::Exists,
+            -2 => CreateOutcome::TooManyForClient,
             _ => CreateOutcome::Full,
         })
     }
@@ -553,14 +580,21 @@ impl RedisBackplane {
         room_id: &str,
         change: &mut Change<'_>,
     ) -> Result<Committed, RoomError> {
-        let deadline_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
+        let give_up_ms = self.clock.now_ms() + self.timeout.as_millis() as i64;
         let attempt = async {
             loop {
                 let mut conn = self.commands.clone();
+                let read_at = std::time::Instant::now();
                 let json: Option<String> = conn
                     .hget(keys::room(room_id), "json")
                     .await
                     .map_err(unavailable)?;
+                // The script's deadline leaves room for its answer to come back
+                // before this node gives up (its `503` says nothing changed): the
+                // read's round trip stands for the way back. Without it, a Redis
+                // slow by a little more than a third of the timeout would apply a
+                // commit whose answer arrives after the `503`.
+                let deadline_ms = give_up_ms - read_at.elapsed().as_millis() as i64;
                 let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
                     return Err(RoomError::Closed);
                 };
@@ -573,6 +607,9 @@ impl RedisBackplane {
                     events.last().map(|e| &e.kind),
                     Some(EventKind::Closed { .. })
                 );
+                let clears_chat = events
+                    .iter()
+                    .any(|e| matches!(e.kind, EventKind::ChatCleared {}));
                 let mut invocation = self.commit.prepare_invoke();
                 invocation
                     .key(keys::room(room_id))
@@ -580,6 +617,7 @@ impl RedisBackplane {
                     .key(keys::listeners(room_id))
                     .key(keys::ROOMS)
                     .key(keys::chat(room_id))
+                    .key(keys::PUBLIC)
                     .arg(read_version)
                     .arg(room.version)
                     .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
@@ -587,9 +625,11 @@ impl RedisBackplane {
                     .arg(self.history)
                     .arg(keys::feed(room_id))
                     .arg(room_id)
-                    .arg(if closing { "1" } else { "0" })
+                    .arg(flag(closing))
                     .arg(deadline_ms)
-                    .arg(self.chat_history);
+                    .arg(self.chat_history)
+                    .arg(flag(room.visibility == Visibility::Public))
+                    .arg(flag(clears_chat));
                 // The chat messages to keep go first, then the events.
                 let kept: Vec<&ChatMessage> = room
                     .chat
@@ -681,6 +721,7 @@ impl RedisBackplane {
                     .key(keys::listeners(room_id))
                     .key(keys::ROOMS)
                     .key(keys::chat(room_id))
+                    .key(keys::PUBLIC)
                     .arg(&self.node_id)
                     .arg(count)
                     .arg(NODE_COUNT_TTL.as_millis() as u64)
@@ -722,13 +763,13 @@ impl RedisBackplane {
         Ok((ready.max(0) as u64, listeners.max(0) as u64))
     }
 
-    /// The busiest shared rooms first, at most [`LISTING_LIMIT`].
+    /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut conn = self.commands.clone();
         let flat: Vec<String> = self
             .bounded(async {
                 self.list
-                    .key(keys::ROOMS)
+                    .key(keys::PUBLIC)
                     .arg(LISTING_LIMIT)
                     .arg(keys::ROOM_PREFIX)
                     .arg(keys::ROOM_SUFFIX)
@@ -741,6 +782,9 @@ impl RedisBackplane {
             .chunks_exact(2)
             .filter_map(|pair| {
                 let room: Room = serde_json::from_str(&pair[1]).ok()?;
+                if room.visibility != Visibility::Public {
+                    return None;
+                }
                 Some(RoomSummary {
                     listeners: pair[0].parse::<f64>().unwrap_or(0.0).max(0.0) as u64,
                     room_id: room.room_id,
@@ -767,9 +811,9 @@ impl SharedRooms for RedisBackplane {
     fn create<'a>(
         &'a self,
         room: &'a Room,
-        max_rooms: usize,
+        limits: CreateLimits,
     ) -> PortFuture<'a, Result<CreateOutcome, Unavailable>> {
-        Box::pin(RedisBackplane::create(self, room, max_rooms))
+        Box::pin(RedisBackplane::create(self, room, limits))
     }
 
     fn exists<'a>(&'a self, room_id: &'a str) -> PortFuture<'a, Result<bool, Unavailable>> {
@@ -868,8 +912,15 @@ async fn agree_on_stream_key(mut conn: ConnectionManager) -> redis::RedisResult<
     Ok(candidate)
 }
 
-/// The events of a stream range, in the range's order. An entry that cannot be
-/// read is logged and skipped (the version gap it leaves is then caught).
+/// A yes/no argument of the Lua scripts.
+fn flag(yes: bool) -> &'static str {
+    if yes {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 /// Puts the room's kept chat messages (as the list holds them, oldest first)
 /// into a room just read; an unreadable entry is skipped.
 fn keep_chat(room: &mut Room, list: &[String]) {
@@ -881,6 +932,8 @@ fn keep_chat(room: &mut Room, list: &[String]) {
     room.keep_chat(limit);
 }
 
+/// The events of a stream range, in the range's order. An entry that cannot be
+/// read is logged and skipped (the version gap it leaves is then caught).
 fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
     range
         .ids
@@ -950,7 +1003,7 @@ mod tests {
         let redis = fixture::Redis::start().await;
         let (registry, backplane) = node(&redis.url(), history).await;
         let created = registry
-            .create(CreateRoom::default())
+            .create(CreateRoom::default(), std::net::Ipv4Addr::LOCALHOST.into())
             .await
             .expect("create");
         let handle = registry

@@ -112,7 +112,8 @@ pub struct ErrorDetail {
 
 /// How long a client is asked to wait after the shared store did not answer.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
-/// How long a client is asked to wait when the server holds all the rooms it may.
+/// How long a client is asked to wait when the server holds all the rooms it may,
+/// or its address holds all the rooms it may (`--max-rooms-per-client`).
 const FULL_ROOMS_RETRY_AFTER_SECS: u64 = 60;
 
 impl ApiError {
@@ -152,6 +153,11 @@ impl ApiError {
             ApiError::Create(CreateError::Full) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable,
+                Some(FULL_ROOMS_RETRY_AFTER_SECS),
+            ),
+            ApiError::Create(CreateError::TooManyForClient) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
                 Some(FULL_ROOMS_RETRY_AFTER_SECS),
             ),
             ApiError::Create(CreateError::Unavailable(_)) | ApiError::Unavailable(_) => (

@@ -54,12 +54,23 @@ impl FromRequestParts<Arc<AppState>> for ClientIp {
     }
 }
 
-/// A per-client-address rate limit (GCRA, from `governor`).
-pub struct RateLimit {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+/// A rate limit per key (GCRA, from `governor`): per client address, or per
+/// room (the chat flood guard).
+pub struct RateLimit<K = IpAddr>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    limiter: DefaultKeyedRateLimiter<K>,
 }
 
-impl RateLimit {
+impl RateLimit<IpAddr> {
+    /// Counts one request from `client`, or says when it may come back.
+    pub fn check(&self, client: ClientIp) -> Result<(), ApiError> {
+        self.check_key(&client.0)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> RateLimit<K> {
     pub fn new(per_minute: u32, burst: u32) -> Self {
         let quota = Quota::per_minute(nonzero(per_minute)).allow_burst(nonzero(burst));
         Self {
@@ -67,9 +78,9 @@ impl RateLimit {
         }
     }
 
-    /// Counts one request from `client`, or says when it may come back.
-    pub fn check(&self, client: ClientIp) -> Result<(), ApiError> {
-        self.limiter.check_key(&client.0).map_err(|not_until| {
+    /// Counts one request under `key`, or says when the next may come.
+    pub fn check_key(&self, key: &K) -> Result<(), ApiError> {
+        self.limiter.check_key(key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             ApiError::RateLimited {
                 retry_after_secs: wait.as_secs_f64().ceil() as u64,

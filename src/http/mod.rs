@@ -77,8 +77,12 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Chat messages per client address.
     pub chat_limit: RateLimit,
-    /// Commands, room creations and deletions per client address.
+    /// Chat messages per room (on this node), whoever sends them.
+    pub room_chat_limit: RateLimit<Arc<str>>,
+    /// Commands, deletions and host token resets per client address.
     pub write_limit: RateLimit,
+    /// Room creations per client address.
+    pub create_limit: RateLimit,
     /// The operator's media files (`--media-dir`), if any.
     pub media: Option<media::MediaLibrary>,
     /// Issues each stream's token and checks the reports that carry one.
@@ -121,7 +125,8 @@ impl AppState {
             clock.clone(),
             metrics.clone(),
             store,
-        );
+        )
+        .with_max_rooms_per_client(config.max_rooms_per_client as usize);
         // Every node of a cluster must check the tokens any other node issued.
         let stream_key = backplane
             .as_ref()
@@ -136,7 +141,9 @@ impl AppState {
             .max_connections
             .unwrap_or_else(|| fd_limit.saturating_sub(FD_RESERVE).max(1));
         let chat_limit = RateLimit::new(config.chat_per_minute, config.chat_burst);
+        let room_chat_limit = RateLimit::new(config.room_chat_per_minute, config.room_chat_burst);
         let write_limit = RateLimit::new(config.commands_per_minute, config.commands_burst);
+        let create_limit = RateLimit::new(config.rooms_per_minute, config.rooms_burst);
         Self {
             config,
             registry,
@@ -144,7 +151,9 @@ impl AppState {
             clock,
             shutdown,
             chat_limit,
+            room_chat_limit,
             write_limit,
+            create_limit,
             media,
             stream_tokens,
             stream_counts: StreamCounts::default(),
@@ -193,6 +202,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
         .route("/api/rooms/{room_id}/ready", post(ready::ready))
+        .route(
+            "/api/rooms/{room_id}/host-token",
+            post(rooms::reset_host_token),
+        )
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/time", get(time))
@@ -275,7 +288,9 @@ fn spawn_limiter_sweeper(app: &Arc<AppState>) {
                 break;
             }
             app.chat_limit.sweep();
+            app.room_chat_limit.sweep();
             app.write_limit.sweep();
+            app.create_limit.sweep();
         }
     });
 }

@@ -59,6 +59,7 @@ is closed."
         super::rooms::command,
         super::rooms::chat,
         super::ready::ready,
+        super::rooms::reset_host_token,
         super::events::events,
         super::media::list,
         super::media::file,

@@ -1,4 +1,4 @@
-//! Room routes: create, get, list, delete, commands and chat. Each handler checks
+//! Room routes: create, get, list, delete, commands, chat and host token resets. Each handler checks
 //! the request's shape, calls the room and writes the answer; nothing more.
 
 use std::sync::Arc;
@@ -15,9 +15,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{bearer_token, JsonBody};
 use super::limits::ClientIp;
 use super::AppState;
-use crate::registry::CreateRoom;
+use crate::registry::{new_host_token, CreateRoom};
 use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
-use crate::room::handle::{CommandReply, RoomError};
+use crate::room::handle::{CommandReply, HostToken, RoomError};
 use crate::room::shared::RoomSummary;
 use crate::room::state::RoomView;
 use crate::room::state::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS};
@@ -47,6 +47,15 @@ pub struct RoomList {
     pub rooms: Vec<RoomSummary>,
 }
 
+/// The answer to a host token reset.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HostTokenReply {
+    /// The room's new host token, shown only here; the old one no longer works.
+    pub host_token: String,
+    /// The room's version after the reset (its `host_token` event).
+    pub version: u64,
+}
+
 /// The answer to a chat message.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ChatReply {
@@ -67,7 +76,7 @@ pub struct ChatReply {
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
         (status = 409, description = "`room_exists`: a room with this `room_id` exists already", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 429, description = "`rate_limited`: this client address created too many rooms lately (`--rooms-per-minute`, `--rooms-burst`), or holds `--max-rooms-per-client` open rooms (`Retry-After: 60`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`unavailable`: the server holds `--max-rooms` rooms, or the shared room store (Redis) did not answer", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
@@ -76,12 +85,14 @@ pub async fn create(
     client: ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    app.write_limit.check(client)?;
     let request = match body {
         None => CreateRoom::default(),
         Some(body) => CreateRoom::decode(body)?,
     };
-    let created = app.registry.create(request).await?;
+    // After the body: a typo costs nothing. Creation has its own budget, apart
+    // from commands, so that one address cannot fill the server with rooms.
+    app.create_limit.check(client)?;
+    let created = app.registry.create(request, client.0).await?;
     let location = format!("/api/rooms/{}", created.room_id);
     let body = CreatedRoom {
         room_id: created.room_id,
@@ -116,13 +127,13 @@ pub async fn get_room(
     Ok(Json(view).into_response())
 }
 
-/// `GET /api/rooms`: busiest first.
+/// `GET /api/rooms`: the public rooms, busiest first.
 #[utoipa::path(
     get,
     path = "/api/rooms",
     tag = "rooms",
     responses(
-        (status = 200, description = "The rooms, busiest first", body = RoomList),
+        (status = 200, description = "The public rooms, busiest first (unlisted rooms are never listed)", body = RoomList),
         (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
@@ -252,12 +263,12 @@ struct ChatBody {
     request_body(content = ChatMessageBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Sent to every listener as a `chat` event", body = ChatReply),
-        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field (or `type`); `invalid_value`: a value out of range", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field, or the host turned chat off in this room; `invalid_value`: a value out of range", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this client address sent too many messages (`--chat-per-minute`, `--chat-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 429, description = "`rate_limited`: this client address sent too many messages (`--chat-per-minute`, `--chat-burst`), or the room took too many from everyone (`--room-chat-per-minute`, `--room-chat-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
     )
 )]
@@ -275,6 +286,43 @@ pub async fn chat(
     check_text("name", &message.name, MAX_CHAT_NAME_CHARS, Empty::Refused)?;
     check_text("text", &message.text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?;
     app.chat_limit.check(client)?;
+    // The room's own budget, whoever sends: many addresses cannot flood one room.
+    app.room_chat_limit
+        .check_key(&Arc::from(handle.room_id()))?;
     let version = handle.chat(message.name, message.text).await?;
     Ok(Json(ChatReply { version }))
+}
+
+/// `POST /api/rooms/{room_id}/host-token`: exchanges the host token for a new one.
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{room_id}/host-token",
+    tag = "rooms",
+    params(("room_id" = String, Path, description = "The room's id")),
+    security(("host_token" = [])),
+    responses(
+        (status = 200, description = "The new host token; the old one stopped working on every node, and listeners get a `host_token` event", body = HostTokenReply),
+        (status = 401, description = "`unauthorized`: no host token", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the host token is wrong", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+    )
+)]
+pub async fn reset_host_token(
+    State(app): State<Arc<AppState>>,
+    Path(room_id): Path<String>,
+    client: ClientIp,
+    headers: HeaderMap,
+) -> Result<Json<HostTokenReply>, ApiError> {
+    app.write_limit.check(client)?;
+    let new_token = new_host_token();
+    let version = room(&app, &room_id)
+        .await?
+        .reset_host_token(bearer_token(&headers), HostToken(new_token.clone()))
+        .await?;
+    Ok(Json(HostTokenReply {
+        host_token: new_token,
+        version,
+    }))
 }

@@ -214,7 +214,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 10] {
+fn sse_events() -> [(&'static str, String, bool); 14] {
     use crate::room::event as e;
     [
         (
@@ -252,6 +252,26 @@ fn sse_events() -> [(&'static str, String, bool); 10] {
             "hello",
             <super::stream_token::IssuedToken as ToSchema>::name().into_owned(),
             false,
+        ),
+        (
+            "visibility",
+            <e::VisibilityData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_enabled",
+            <e::ChatEnabledData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "chat_cleared",
+            <e::VersionData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "host_token",
+            <e::VersionData as ToSchema>::name().into_owned(),
+            true,
         ),
         (
             "presence",
@@ -326,6 +346,9 @@ impl ToSchema for SseMessage {
         add::<e::ReadyGateData>(schemas);
         add::<e::GateData>(schemas);
         add::<super::stream_token::IssuedToken>(schemas);
+        add::<e::VisibilityData>(schemas);
+        add::<e::ChatEnabledData>(schemas);
+        add::<e::VersionData>(schemas);
         add::<e::PresenceData>(schemas);
         add::<e::ClosedData>(schemas);
     }

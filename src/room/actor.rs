@@ -54,7 +54,11 @@ pub(crate) enum Flow {
 /// Which commands need the host token even in open rooms.
 pub(crate) fn access_for(command: &Command) -> Access {
     match command {
-        Command::Control { .. } | Command::ReadyGate { .. } => Access::HostOnly,
+        Command::Control { .. }
+        | Command::Visibility { .. }
+        | Command::ChatEnabled { .. }
+        | Command::ClearChat {}
+        | Command::ReadyGate { .. } => Access::HostOnly,
         _ => Access::Command,
     }
 }

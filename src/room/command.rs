@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 
 use super::is_video_id;
 use super::source::Source;
-use super::state::Control;
-use super::state::{MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
+use super::state::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
 /// Longest queue item title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -79,6 +78,13 @@ pub enum Command {
         quorum: u64,
         deadline_ms: u64,
     },
+    Visibility {
+        visibility: Visibility,
+    },
+    ChatEnabled {
+        chat_enabled: bool,
+    },
+    ClearChat {},
 }
 
 /// What JSON a field takes, in the plain words of error messages.
@@ -158,10 +164,13 @@ use Presence::{Optional, Required};
 /// The control modes as their JSON names (see [`Control`]).
 pub const CONTROL_NAMES: &[&str] = &["host", "open"];
 
+/// The visibilities as their JSON names (see [`Visibility`]).
+pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
+
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 12] = [
+pub const COMMANDS: [Shape; 15] = [
     Shape {
         name: "play",
         fields: &[
@@ -232,6 +241,21 @@ pub const COMMANDS: [Shape; 12] = [
     Shape {
         name: "control",
         fields: &[("control", OneOf(CONTROL_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "visibility",
+        fields: &[("visibility", OneOf(VISIBILITY_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "chat_enabled",
+        fields: &[("chat_enabled", Boolean, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "clear_chat",
+        fields: &[],
         alternatives: None,
     },
     Shape {
@@ -429,7 +453,10 @@ impl Command {
             Command::QueueMove { .. } => 8,
             Command::Next {} => 9,
             Command::Control { .. } => 10,
-            Command::ReadyGate { .. } => 11,
+            Command::Visibility { .. } => 11,
+            Command::ChatEnabled { .. } => 12,
+            Command::ClearChat {} => 13,
+            Command::ReadyGate { .. } => 14,
         };
         &COMMANDS[index]
     }
@@ -533,7 +560,10 @@ impl Command {
             Command::QueueRemove { .. }
             | Command::QueueMove { .. }
             | Command::Next {}
-            | Command::Control { .. } => Ok(()),
+            | Command::Control { .. }
+            | Command::Visibility { .. }
+            | Command::ChatEnabled { .. }
+            | Command::ClearChat {} => Ok(()),
         }
     }
 }
@@ -680,6 +710,19 @@ mod tests {
                     control: Control::Open,
                 },
             ),
+            (
+                json!({"type": "visibility", "visibility": "public"}),
+                Command::Visibility {
+                    visibility: Visibility::Public,
+                },
+            ),
+            (
+                json!({"type": "chat_enabled", "chat_enabled": false}),
+                Command::ChatEnabled {
+                    chat_enabled: false,
+                },
+            ),
+            (json!({"type": "clear_chat"}), Command::ClearChat {}),
         ];
         for (body, expected) in cases {
             assert_eq!(

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::state::{Control, GateSettings, PlaybackState, QueueItem, RoomView};
+use super::state::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
 
 /// Why a `state` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -51,12 +51,37 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EventKind {
-    State { cause: Cause, state: PlaybackState },
-    Queue { queue: Vec<QueueItem> },
-    Chat { name: String, text: String },
-    Control { control: Control },
-    ReadyGate { settings: GateSettings },
-    Closed { reason: CloseReason },
+    State {
+        cause: Cause,
+        state: PlaybackState,
+    },
+    Queue {
+        queue: Vec<QueueItem>,
+    },
+    Chat {
+        name: String,
+        text: String,
+    },
+    Control {
+        control: Control,
+    },
+    Visibility {
+        visibility: Visibility,
+    },
+    #[serde(rename = "chat_enabled")]
+    ChatEnabled {
+        chat_enabled: bool,
+    },
+    #[serde(rename = "chat_cleared")]
+    ChatCleared {},
+    #[serde(rename = "host_token")]
+    HostToken {},
+    ReadyGate {
+        settings: GateSettings,
+    },
+    Closed {
+        reason: CloseReason,
+    },
 }
 
 impl EventKind {
@@ -68,6 +93,10 @@ impl EventKind {
             EventKind::Chat { .. } => "chat",
             EventKind::Control { .. } => "control",
             EventKind::ReadyGate { .. } => "ready_gate",
+            EventKind::Visibility { .. } => "visibility",
+            EventKind::ChatEnabled { .. } => "chat_enabled",
+            EventKind::ChatCleared {} => "chat_cleared",
+            EventKind::HostToken {} => "host_token",
             EventKind::Closed { .. } => "closed",
         }
     }
@@ -117,6 +146,31 @@ pub(crate) struct ReadyGateData {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VisibilityEvent)]
+pub(crate) struct VisibilityData {
+    version: u64,
+    visibility: Visibility,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChatEnabledEvent)]
+pub(crate) struct ChatEnabledData {
+    version: u64,
+    chat_enabled: bool,
+    server_time: i64,
+}
+
+/// The data of the events that carry nothing but their version: `chat_cleared`
+/// (the kept chat is gone) and `host_token` (the host token was reset).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VersionEvent)]
+pub(crate) struct VersionData {
+    version: u64,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 #[schema(as = ClosedEvent)]
 pub(crate) struct ClosedData {
     version: u64,
@@ -162,6 +216,22 @@ impl Event {
                 ready_gate: *settings,
                 server_time,
             }),
+            EventKind::Visibility { visibility } => serde_json::to_vec(&VisibilityData {
+                version,
+                visibility: *visibility,
+                server_time,
+            }),
+            EventKind::ChatEnabled { chat_enabled } => serde_json::to_vec(&ChatEnabledData {
+                version,
+                chat_enabled: *chat_enabled,
+                server_time,
+            }),
+            EventKind::ChatCleared {} | EventKind::HostToken {} => {
+                serde_json::to_vec(&VersionData {
+                    version,
+                    server_time,
+                })
+            }
             EventKind::Closed { reason } => serde_json::to_vec(&ClosedData {
                 version,
                 reason: *reason,

@@ -3,7 +3,7 @@
 //! bounded inbox with a oneshot for the answer.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use super::event::SharedFrame;
 use super::gate::GateProgress;
 use super::shared::Feed;
 use super::source::Source;
-use super::state::RoomView;
+use super::state::{RoomView, Visibility};
 
 /// A host token on its way to the actor. Its `Debug` never shows the secret, so
 /// it cannot leak into a log line by accident.
@@ -43,12 +43,15 @@ pub(crate) enum Request {
         text: String,
         respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
+    /// Refused (`Unavailable`) by a mirror that has lost touch with the shared
+    /// room: what it holds may be stale, and must not be served as current.
     View {
-        respond_to: oneshot::Sender<RoomView>,
+        respond_to: oneshot::Sender<Result<RoomView, RoomError>>,
     },
+    /// Refused like [`Request::View`].
     Subscribe {
         last_event_id: Option<u64>,
-        respond_to: oneshot::Sender<Subscription>,
+        respond_to: oneshot::Sender<Result<Subscription, RoomError>>,
     },
     Resync {
         respond_to: oneshot::Sender<SharedFrame>,
@@ -62,6 +65,12 @@ pub(crate) enum Request {
         stream: String,
         ready_gate: u64,
         respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
+    },
+    /// Replaces the host token with `new_token` (the current one is `token`).
+    ResetHostToken {
+        token: Option<HostToken>,
+        new_token: HostToken,
+        respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
@@ -90,17 +99,33 @@ pub struct RoomShared {
     pub(crate) listeners_changed: Notify,
     /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
     source: Mutex<Option<Source>>,
+    /// Listed by `GET /api/rooms`, kept in step by the actor.
+    public: AtomicBool,
 }
 
 impl RoomShared {
-    pub(crate) fn new(name: String, source: Option<Source>) -> Self {
+    pub(crate) fn new(name: String, source: Option<Source>, visibility: Visibility) -> Self {
         Self {
             name,
             listeners: AtomicUsize::new(0),
             gate_listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
+            public: AtomicBool::new(visibility == Visibility::Public),
         }
+    }
+
+    pub fn visibility(&self) -> Visibility {
+        if self.public.load(Ordering::Acquire) {
+            Visibility::Public
+        } else {
+            Visibility::Unlisted
+        }
+    }
+
+    pub(crate) fn set_visibility(&self, visibility: Visibility) {
+        self.public
+            .store(visibility == Visibility::Public, Ordering::Release);
     }
 
     pub fn listeners(&self) -> usize {
@@ -249,7 +274,7 @@ impl RoomHandle {
 
     /// The room's snapshot now.
     pub async fn view(&self) -> Result<RoomView, RoomError> {
-        self.call(|respond_to| Request::View { respond_to }).await
+        self.call(|respond_to| Request::View { respond_to }).await?
     }
 
     /// Opens a listener, resuming after `last_event_id` when the room still can.
@@ -258,7 +283,7 @@ impl RoomHandle {
             last_event_id,
             respond_to,
         })
-        .await
+        .await?
     }
 
     /// A fresh `snapshot` frame for a listener that fell behind.
@@ -283,6 +308,23 @@ impl RoomHandle {
     pub async fn delete(&self, token: Option<HostToken>) -> Result<(), RoomError> {
         let result = self
             .call(|respond_to| Request::Delete { token, respond_to })
+            .await?;
+        result
+    }
+
+    /// Exchanges the host token `token` for `new_token`: the old one stops working
+    /// at once. Answers the room's version after the change.
+    pub async fn reset_host_token(
+        &self,
+        token: Option<HostToken>,
+        new_token: HostToken,
+    ) -> Result<u64, RoomError> {
+        let result = self
+            .call(|respond_to| Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            })
             .await?;
         result
     }

@@ -53,6 +53,7 @@ impl Hub {
         let shared = Arc::new(RoomShared::new(
             room.name.clone(),
             room.state.source.clone(),
+            room.visibility,
         ));
         let mut ring = History::new(settings.history);
         for event in history {
@@ -80,8 +81,10 @@ impl Hub {
     /// Encodes each event once, keeps it for replay and sends it to every listener.
     pub(crate) fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
         for event in events {
-            if let EventKind::State { state, .. } = &event.kind {
-                self.shared.set_source(state.source.clone());
+            match &event.kind {
+                EventKind::State { state, .. } => self.shared.set_source(state.source.clone()),
+                EventKind::Visibility { visibility } => self.shared.set_visibility(*visibility),
+                _ => {}
             }
             let frame = Arc::new(event.to_frame(arrived));
             self.history.push(frame.clone());
@@ -117,13 +120,13 @@ impl Hub {
         // is simply dropped. That is what every `let _ = respond_to.send(..)` means.
         match request {
             Request::View { respond_to } => {
-                let _ = respond_to.send(view(self));
+                let _ = respond_to.send(Ok(view(self)));
             }
             Request::Subscribe {
                 last_event_id,
                 respond_to,
             } => {
-                let _ = respond_to.send(self.subscribe(last_event_id, version, view));
+                let _ = respond_to.send(Ok(self.subscribe(last_event_id, version, view)));
             }
             Request::Resync { respond_to } => {
                 let _ = respond_to.send(Arc::new(Frame::snapshot(&view(self))));

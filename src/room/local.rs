@@ -211,6 +211,22 @@ impl LocalRoom {
                     counted,
                 }));
             }
+            Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            } => {
+                let reply = self
+                    .room
+                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)
+                    .map(|()| {
+                        let event = self.room.reset_host_token(&new_token.0, now);
+                        self.hub.touch();
+                        self.publish(vec![event], None);
+                        self.room.version
+                    });
+                let _ = respond_to.send(reply.map_err(RoomError::from));
+            }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
             | Request::View { .. }

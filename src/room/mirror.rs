@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
@@ -123,6 +123,7 @@ pub fn spawn(
         pending: BTreeMap::new(),
         catching_up: false,
         catch_up_retry_at: None,
+        out_of_touch: false,
         end_wait: None,
         reported_at: None,
         requests_rx,
@@ -206,6 +207,23 @@ impl Link {
         }
     }
 
+    /// Commits `change` in a task of its own (the mirror never waits on the
+    /// store) and answers the room's version after it.
+    fn spawn_commit_answering_version<F>(
+        self,
+        room_id: String,
+        respond_to: oneshot::Sender<Result<u64, RoomError>>,
+        change: F,
+    ) where
+        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError> + Send + 'static,
+    {
+        tokio::spawn(async move {
+            let committed = self.commit(&room_id, None, change).await;
+            // A requester that stopped waiting is no error.
+            let _ = respond_to.send(committed.map(|(room, _)| room.version));
+        });
+    }
+
     /// Hands the mirror what was committed (before the committer answers its
     /// client, so a read that follows sees it).
     async fn deliver(&self, feed: Feed) {
@@ -228,6 +246,10 @@ struct MirrorRoom {
     /// A catch-up read is under way.
     catching_up: bool,
     catch_up_retry_at: Option<Instant>,
+    /// The feed may have lost messages and the shared room could not be read
+    /// since: what this mirror holds may be stale. Reads are refused until a
+    /// catch-up succeeds; open streams stay open on keepalives meanwhile.
+    out_of_touch: bool,
     /// The end timer fired at this version; wait before firing again.
     end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
@@ -295,6 +317,9 @@ impl MirrorRoom {
     }
 
     fn handle(&mut self, request: Request) -> Flow {
+        let Some(request) = self.refuse_stale_read(request) else {
+            return Flow::Continue;
+        };
         let now = self.now();
         let (room, link) = (&self.room, &self.link);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| {
@@ -340,13 +365,8 @@ impl MirrorRoom {
                 respond_to,
             } => {
                 self.hub.touch();
-                tokio::spawn(async move {
-                    let committed = link
-                        .commit(&room_id, None, |room, now| {
-                            Ok(vec![room.chat(&name, &text, now)?])
-                        })
-                        .await;
-                    let _ = respond_to.send(committed.map(|(room, _)| room.version));
+                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
+                    Ok(vec![room.chat(&name, &text, now)?])
                 });
             }
             Request::Delete { token, respond_to } => {
@@ -373,6 +393,19 @@ impl MirrorRoom {
                 self.link.gate_listeners = listeners;
                 self.tally.heard(ready_gate, ready);
             }
+            Request::ResetHostToken {
+                token,
+                new_token,
+                respond_to,
+            } => {
+                self.hub.touch();
+                // Checked and replaced in one compare-and-set against the shared
+                // room: every node's next commit reads the new hash.
+                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
+                    room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                    Ok(vec![room.reset_host_token(&new_token.0, now)])
+                });
+            }
             Request::Feed(Feed::Events { events, arrived }) => {
                 return self.on_feed_events(events, arrived);
             }
@@ -390,6 +423,25 @@ impl MirrorRoom {
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// Answers a read `Unavailable` while out of touch (a stale room must not
+    /// be served as the current one); hands any other request back.
+    fn refuse_stale_read(&self, request: Request) -> Option<Request> {
+        if !self.out_of_touch {
+            return Some(request);
+        }
+        let refused = RoomError::Unavailable(Unavailable);
+        match request {
+            Request::View { respond_to } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            Request::Subscribe { respond_to, .. } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            other => return Some(other),
+        }
+        None
     }
 
     /// Takes committed events in version order, whatever order they came in; a
@@ -458,10 +510,15 @@ impl MirrorRoom {
             Ok(caught_up) => caught_up,
             Err(Unavailable) => {
                 // The store is away: streams stay open on keepalives; try again soon.
+                if !self.out_of_touch {
+                    tracing::warn!(room_id = %self.room.room_id, "mirror out of touch with the shared room");
+                }
+                self.out_of_touch = true;
                 self.catch_up_retry_at = Some(Instant::now() + CATCH_UP_RETRY);
                 return Flow::Continue;
             }
         };
+        self.out_of_touch = false;
         let Some(room) = caught_up.room else {
             // The room was deleted (or expired) while this node was not hearing.
             let event = self.room.close(CloseReason::Deleted, self.now());
@@ -543,11 +600,17 @@ impl MirrorRoom {
             // older count would stand until the next heartbeat).
             let _turn = link.reporting.lock().await;
             let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
-            // A failed report is retried by the next heartbeat.
-            let _ = link
+            // A failed report is retried by the next heartbeat; it also means the
+            // feed may be silently gone (a dead link sends no disconnection), so
+            // the mirror checks what it missed, and learns it is out of touch.
+            if link
                 .shared
                 .report_listeners(&room_id, count, gate_count)
-                .await;
+                .await
+                .is_err()
+            {
+                link.alarm.raise();
+            }
         });
     }
 

@@ -53,11 +53,14 @@ pub trait SharedRooms: Send + Sync + 'static {
     /// Whether the store answers now (`/readyz`).
     fn ready(&self) -> PortFuture<'_, bool>;
 
-    /// Stores a new room unless its id is taken or the cluster holds `max_rooms`.
+    /// Stores a new room unless its id is taken, the cluster holds `max_rooms`,
+    /// or its creator (`room.creator`) holds `max_rooms_per_client` rooms that
+    /// are still open. A room stops counting for its creator when it is deleted
+    /// or expires, however its nodes end (no count can leak).
     fn create<'a>(
         &'a self,
         room: &'a Room,
-        max_rooms: usize,
+        limits: CreateLimits,
     ) -> PortFuture<'a, Result<CreateOutcome, Unavailable>>;
 
     /// Whether the room exists: a cheap first look before a mirror is set up.
@@ -114,8 +117,17 @@ pub trait SharedRooms: Send + Sync + 'static {
     /// it signs what one node issues and another must check (stream tokens).
     fn stream_key(&self) -> [u8; 32];
 
-    /// The busiest shared rooms first, at most [`LISTING_LIMIT`].
+    /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>>;
+}
+
+/// The caps [`SharedRooms::create`] enforces, cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateLimits {
+    /// `--max-rooms`.
+    pub max_rooms: usize,
+    /// `--max-rooms-per-client`.
+    pub max_rooms_per_client: usize,
 }
 
 /// What [`SharedRooms::create`] found.
@@ -124,6 +136,8 @@ pub enum CreateOutcome {
     Created,
     Exists,
     Full,
+    /// The creator holds `max_rooms_per_client` rooms already.
+    TooManyForClient,
 }
 
 /// A room as a node first sees it.

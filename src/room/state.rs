@@ -86,6 +86,18 @@ pub enum Control {
     Open,
 }
 
+/// Whether `GET /api/rooms` lists a room. Anyone with the id may still join an
+/// unlisted room: the id is the secret, as with an unlisted video.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Listed by `GET /api/rooms`.
+    Public,
+    /// Not listed (the default).
+    #[default]
+    Unlisted,
+}
+
 /// The playback state of a room, exactly the `state` object of docs/API.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = State)]
@@ -244,6 +256,16 @@ pub struct Room {
     pub next_item_number: u64,
     /// Most items the queue may hold.
     pub max_queue: usize,
+    /// Listed or not. Rooms kept before visibility existed load unlisted.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Whether chat messages are taken (the host can turn chat off).
+    #[serde(default = "chat_on")]
+    pub chat_enabled: bool,
+    /// The client address that created the room, for `--max-rooms-per-client`.
+    /// Never shown to clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<std::net::IpAddr>,
     /// The last chat messages, oldest first, at most `chat_history`. Not part of
     /// the stored room: a backplane keeps them beside it (see `SharedRooms`).
     #[serde(skip)]
@@ -268,6 +290,8 @@ pub struct RoomView {
     pub room_id: String,
     pub name: String,
     pub control: Control,
+    /// Listed by `GET /api/rooms` (`public`) or not (`unlisted`, the default).
+    pub visibility: Visibility,
     pub version: u64,
     pub state: PlaybackState,
     pub queue: Vec<QueueItem>,
@@ -275,9 +299,18 @@ pub struct RoomView {
     pub chat: Vec<ChatMessage>,
     /// The room's ready gate: the host's setting, or the server's.
     pub ready_gate: GateSettings,
+    /// Whether the room takes chat messages (the host can turn chat off).
+    pub chat_enabled: bool,
     pub listeners: u64,
     pub server_time: i64,
 }
+
+fn chat_on() -> bool {
+    true
+}
+
+/// Why a chat message is refused in a room whose host turned chat off.
+pub const CHAT_OFF: &str = "the host turned chat off in this room";
 
 /// Hashes a host token for storage and comparison.
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -289,7 +322,8 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 pub enum Access {
     /// A playback or queue command: host token needed only in `host` rooms.
     Command,
-    /// Changing `control` or closing the room: host token always needed.
+    /// Changing `control`, visibility or chat, resetting the token or closing
+    /// the room: host token always needed.
     HostOnly,
 }
 
@@ -317,6 +351,9 @@ impl Room {
             host_token_hash: hash_token(host_token),
             next_item_number: 1,
             max_queue,
+            visibility: Visibility::Unlisted,
+            chat_enabled: true,
+            creator: None,
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
@@ -335,11 +372,13 @@ impl Room {
             room_id: self.room_id.clone(),
             name: self.name.clone(),
             control: self.control,
+            visibility: self.visibility,
             version: self.version,
             state: self.state.clone(),
             queue: self.queue.clone(),
             chat: self.chat.iter().cloned().collect(),
             ready_gate: self.gate(),
+            chat_enabled: self.chat_enabled,
             listeners,
             server_time: now,
         }
@@ -525,6 +564,27 @@ impl Room {
                 self.ready_gate = Some(settings);
                 return Ok(vec![self.event(now, EventKind::ReadyGate { settings })]);
             }
+            Command::Visibility { visibility } => {
+                if visibility == self.visibility {
+                    return Ok(Vec::new());
+                }
+                self.visibility = visibility;
+                return Ok(vec![self.event(now, EventKind::Visibility { visibility })]);
+            }
+            Command::ChatEnabled { chat_enabled } => {
+                if chat_enabled == self.chat_enabled {
+                    return Ok(Vec::new());
+                }
+                self.chat_enabled = chat_enabled;
+                return Ok(vec![
+                    self.event(now, EventKind::ChatEnabled { chat_enabled })
+                ]);
+            }
+            Command::ClearChat {} => {
+                // Always an event, even with nothing kept: pages clear what they show.
+                self.chat.clear();
+                return Ok(vec![self.event(now, EventKind::ChatCleared {})]);
+            }
         };
         Ok(self.set_state(state, cause, now).into_iter().collect())
     }
@@ -632,8 +692,12 @@ impl Room {
         }
     }
 
-    /// A chat message: validated, trimmed, one event.
+    /// A chat message: validated, trimmed, one event. Refused (`invalid_command`)
+    /// while the host has chat turned off.
     pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
+        if !self.chat_enabled {
+            return Err(CommandError::InvalidCommand(CHAT_OFF.into()));
+        }
         let name = check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned();
         let text = check_text("text", text, MAX_CHAT_TEXT_CHARS, Empty::Refused)?.to_owned();
         let event = self.event(now, EventKind::Chat { name, text });
@@ -669,6 +733,14 @@ impl Room {
         }
     }
 
+    /// Replaces the host token (its hash) with `new_token`'s: the old token stops
+    /// working with this version. The event says that the token changed, never what
+    /// it is.
+    pub fn reset_host_token(&mut self, new_token: &str, now: i64) -> Event {
+        self.host_token_hash = hash_token(new_token);
+        self.event(now, EventKind::HostToken {})
+    }
+
     /// The room's last event.
     pub fn close(&mut self, reason: CloseReason, now: i64) -> Event {
         self.event(now, EventKind::Closed { reason })
@@ -685,8 +757,13 @@ impl Room {
             EventKind::Queue { queue } => self.queue = queue.clone(),
             EventKind::Control { control } => self.control = *control,
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
+            EventKind::Visibility { visibility } => self.visibility = *visibility,
+            EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
+            EventKind::ChatCleared {} => self.chat.clear(),
             EventKind::Chat { .. } => self.remember_chat(event),
-            EventKind::Closed { .. } => {}
+            // The new hash is not on the feed: a mirror never checks tokens itself
+            // (its commits read the room from the store, and check there).
+            EventKind::HostToken {} | EventKind::Closed { .. } => {}
         }
     }
 
@@ -792,9 +869,7 @@ mod tests {
                 EventKind::State { cause, .. } => format!("state:{cause:?}"),
                 EventKind::Queue { .. } => "queue".into(),
                 EventKind::Chat { .. } => "chat".into(),
-                EventKind::Control { .. } => "control".into(),
-                EventKind::ReadyGate { .. } => "ready_gate".into(),
-                EventKind::Closed { .. } => "closed".into(),
+                other => other.name().into(),
             })
             .collect()
     }
@@ -802,6 +877,7 @@ mod tests {
     #[test]
     fn a_mirror_absorbing_every_event_shows_the_same_room() {
         let mut room = room();
+        room.keep_chat(5);
         let mut mirror = room.clone();
         let mut events = Vec::new();
         for command in [
@@ -820,17 +896,81 @@ mod tests {
             Command::Control {
                 control: Control::Open,
             },
+            Command::Visibility {
+                visibility: Visibility::Public,
+            },
+            Command::ChatEnabled {
+                chat_enabled: false,
+            },
         ] {
             events.extend(room.apply(command, T0 + 1_000).unwrap());
         }
         events.extend(room.on_end(T0 + 10_000));
+        events.extend(
+            room.apply(Command::ChatEnabled { chat_enabled: true }, T0 + 10_000)
+                .unwrap(),
+        );
         events.push(room.chat("ann", "hi", T0 + 10_000).unwrap());
+        events.extend(room.apply(Command::ClearChat {}, T0 + 10_000).unwrap());
+        events.push(room.chat("bob", "again", T0 + 10_000).unwrap());
+        events.push(room.reset_host_token("new", T0 + 10_000));
         // Through the wire form, as between nodes.
         for event in &events {
             let wire = serde_json::to_string(event).unwrap();
             mirror.absorb(&serde_json::from_str(&wire).unwrap());
         }
         assert_eq!(mirror.view(7, T0 + 12_000), room.view(7, T0 + 12_000));
+        assert_eq!(mirror.view(7, T0).visibility, Visibility::Public);
+        assert_eq!(mirror.view(7, T0).chat.len(), 1);
+    }
+
+    #[test]
+    fn rooms_are_unlisted_with_chat_on_until_the_host_says_otherwise() {
+        let mut room = room();
+        room.keep_chat(10);
+        assert_eq!(room.view(0, T0).visibility, Visibility::Unlisted);
+        assert!(room.view(0, T0).chat_enabled);
+        let public = Command::Visibility {
+            visibility: Visibility::Public,
+        };
+        assert_eq!(
+            causes(&room.apply(public.clone(), T0).unwrap()),
+            ["visibility"]
+        );
+        // The same visibility again changes nothing.
+        assert!(room.apply(public, T0).unwrap().is_empty());
+        room.chat("ann", "one", T0).unwrap();
+        room.chat("ann", "two", T0).unwrap();
+        let cleared = room.apply(Command::ClearChat {}, T0).unwrap();
+        assert_eq!(causes(&cleared), ["chat_cleared"]);
+        assert!(room.view(0, T0).chat.is_empty());
+        let off = Command::ChatEnabled {
+            chat_enabled: false,
+        };
+        assert_eq!(causes(&room.apply(off, T0).unwrap()), ["chat_enabled"]);
+        let before = room.clone();
+        assert_eq!(
+            room.chat("ann", "three", T0),
+            Err(CommandError::InvalidCommand(CHAT_OFF.into()))
+        );
+        assert_eq!(room, before);
+    }
+
+    #[test]
+    fn a_reset_host_token_replaces_the_old_one_at_once() {
+        let mut room = room();
+        let event = room.reset_host_token("fresh", T0);
+        assert_eq!(event.version, 2);
+        assert_eq!(causes(&[event]), ["host_token"]);
+        assert_eq!(
+            room.authorize(Some("secret"), Access::HostOnly),
+            Err(CommandError::Forbidden)
+        );
+        assert_eq!(room.authorize(Some("fresh"), Access::HostOnly), Ok(()));
+        assert_eq!(
+            room.authorize(None, Access::HostOnly),
+            Err(CommandError::Unauthorized)
+        );
     }
 
     /// A room with a start lead and a gate, `gate_listeners` pages taking part.

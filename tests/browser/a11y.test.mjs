@@ -28,7 +28,7 @@ const report = [];
 before(async () => {
   server = await startServer('a11y');
   browser = await launchBrowser();
-  const created = await api(server.url, 'POST', '/api/rooms', { name: 'Audit room', video_id: 'dQw4w9WgXcQ' });
+  const created = await api(server.url, 'POST', '/api/rooms', { name: 'Audit room', video_id: 'dQw4w9WgXcQ', visibility: 'public' });
   assert.equal(created.status, 201);
   ({ room_id: roomId, host_token: hostToken } = created.body);
   await api(server.url, 'POST', `/api/rooms/${roomId}/chat`, { name: 'Ann', text: 'hello' });

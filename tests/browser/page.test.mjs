@@ -32,9 +32,9 @@ const overflowX = (page) => page.evaluate((width) => Math.max(0,
   document.documentElement.scrollWidth - width, document.body.scrollWidth - width), PHONE.viewport.width);
 
 test('on a phone, the home page lists unnamed and long-named rooms without scrolling sideways', { timeout: 60000 }, async () => {
-  const unnamed = await api(server.url, 'POST', '/api/rooms', {});
+  const unnamed = await api(server.url, 'POST', '/api/rooms', { visibility: 'public' });
   assert.equal(unnamed.status, 201);
-  const long = await api(server.url, 'POST', '/api/rooms', { name: `A${'very'.repeat(15)}longroomnamewithoutanyspaces` });
+  const long = await api(server.url, 'POST', '/api/rooms', { name: `A${'very'.repeat(15)}longroomnamewithoutanyspaces`, visibility: 'public' });
   assert.equal(long.status, 201);
   for (const colorScheme of ['dark', 'light']) {
     const page = await openPage(browser, PHONE);

@@ -26,7 +26,8 @@ before(async () => {
     '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
     '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  server = await startServer('tls', ['--keepalive', '2'], { tls: { cert, key } });
+  // Ten rooms from one address: more than the default creation burst.
+  server = await startServer('tls', ['--keepalive', '2', '--rooms-burst', '20'], { tls: { cert, key } });
   browser = await launchBrowser();
 });
 

@@ -31,6 +31,27 @@ pub const WAIT: Duration = Duration::from_secs(15);
 /// How long a test watches for something that must *not* happen.
 pub const QUIET: Duration = Duration::from_millis(1200);
 
+/// The room-creation budgets (`--rooms-per-minute`, `--rooms-burst`,
+/// `--max-rooms-per-client`) raised out of the way, for tests that create more
+/// rooms from one address than a person would.
+pub const MANY_ROOMS: [&str; 6] = [
+    "--rooms-per-minute",
+    "1000000",
+    "--rooms-burst",
+    "100000",
+    "--max-rooms-per-client",
+    "100000",
+];
+
+/// `args` with [`MANY_ROOMS`] before them.
+pub fn many_rooms<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    MANY_ROOMS
+        .iter()
+        .copied()
+        .chain(args.iter().copied())
+        .collect()
+}
+
 /// A server running inside the test's runtime, stopped when dropped.
 pub struct TestApp {
     pub addr: SocketAddr,

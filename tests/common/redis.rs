@@ -25,15 +25,7 @@ impl Redis {
         let dir = Arc::new(TempDir::new("redis"));
         for _ in 0..3 {
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir.0)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (scripts/test installs it)");
+            let child = spawn_server(port, &dir.0);
             let mut redis = Redis {
                 child,
                 port,
@@ -54,6 +46,29 @@ impl Redis {
             }
         }
         panic!("could not start redis-server");
+    }
+
+    /// Kills this server and starts a new one on the same port with nothing in
+    /// it (the fixture never persists): Redis restarted after losing its data.
+    pub async fn restart_empty(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for entry in std::fs::read_dir(&self._dir.0)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        self.child = spawn_server(self.port, &self._dir.0);
+        let deadline = Instant::now() + START_BOUND;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server did not restart");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self) -> String {
@@ -79,6 +94,19 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `redis-server` on `port` that keeps nothing on disk, its files in `dir`.
+fn spawn_server(port: u16, dir: &std::path::Path) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (scripts/test installs it)")
 }
 
 pub struct TempDir(pub std::path::PathBuf);

@@ -1,9 +1,9 @@
 -- Compare-and-set commit: 1 done, 0 version conflict, -1 room gone, -2 past the
 -- caller's deadline (nothing written).
--- KEYS: room, events, listeners, rooms, chat. ARGV: read version, new version, json,
--- ttl_ms, history length, feed channel, id, closing ('1'/'0'), deadline_ms,
--- chat history length, k, then k chat messages to keep (ARGV[12..11+k]), then
--- each event's feed message.
+-- KEYS: room, events, listeners, rooms, chat, public. ARGV: read version, new version,
+-- json, ttl_ms, history length, feed channel, id, closing ('1'/'0'), deadline_ms,
+-- chat history length, public ('1'/'0'), clear the kept chat first ('1'/'0'), k, then
+-- k chat messages to keep (ARGV[14..13+k]), then each event's feed message.
 local t = redis.call('TIME')
 if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[9]) then return -2 end
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -11,25 +11,42 @@ if not v then return -1 end
 if v ~= ARGV[1] then return 0 end
 local version = tonumber(ARGV[1])
 local keep = tonumber(ARGV[10])
-local chats = tonumber(ARGV[11])
-for i = 12, 11 + chats do
+local chats = tonumber(ARGV[13])
+if ARGV[12] == '1' then
+  redis.call('DEL', KEYS[5])
+end
+for i = 14, 13 + chats do
   if keep > 0 then
     redis.call('RPUSH', KEYS[5], ARGV[i])
     redis.call('LTRIM', KEYS[5], -keep, -1)
   end
 end
-for i = 12 + chats, #ARGV do
+for i = 14 + chats, #ARGV do
   version = version + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', version), 'e', ARGV[i])
   redis.call('PUBLISH', ARGV[6], ARGV[i])
 end
+-- The creator's set of rooms (see create.lua).
+local creator = redis.call('HGET', KEYS[1], 'c')
 if ARGV[8] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
   redis.call('ZREM', KEYS[4], ARGV[7])
+  redis.call('ZREM', KEYS[6], ARGV[7])
+  if creator then redis.call('ZREM', creator, ARGV[7]) end
 else
   redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
+  if ARGV[11] == '1' then
+    if not redis.call('ZSCORE', KEYS[6], ARGV[7]) then
+      redis.call('ZADD', KEYS[6], redis.call('ZSCORE', KEYS[4], ARGV[7]) or 0, ARGV[7])
+    end
+  else
+    redis.call('ZREM', KEYS[6], ARGV[7])
+  end
+  if creator and redis.call('PTTL', creator) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', creator, ARGV[4])
+  end
 end
 return 1

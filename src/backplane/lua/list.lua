@@ -1,5 +1,5 @@
--- The busiest rooms with their JSON, as score, json pairs; forgets ids whose room
--- expired. KEYS: rooms. ARGV: limit, room key prefix, room key suffix.
+-- The busiest public rooms with their JSON, as score, json pairs; forgets ids whose
+-- room expired. KEYS: public. ARGV: limit, room key prefix, room key suffix.
 local out = {}
 local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) * 2, 'WITHSCORES')
 for i = 1, #ids, 2 do

@@ -1,7 +1,7 @@
 -- Records one node's listener count (and how many of them take part in the ready
 -- gate) and answers the room's total over live nodes; publishes a presence message
 -- when either total changed. -1: no room.
--- KEYS: room, events, listeners, rooms, chat. ARGV: node id, count, node count ttl_ms,
+-- KEYS: room, events, listeners, rooms, chat, public. ARGV: node id, count, node count ttl_ms,
 -- room ttl_ms, id, feed channel, gate count.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local t = redis.call('TIME')
@@ -30,10 +30,18 @@ if total > 0 then
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
+  -- The creator's set of rooms outlives each of them (see create.lua).
+  local creator = redis.call('HGET', KEYS[1], 'c')
+  if creator and redis.call('PTTL', creator) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', creator, ARGV[4])
+  end
 end
 local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
 local old_gate = redis.call('HGET', KEYS[3], '_gate')
 redis.call('ZADD', KEYS[4], total, ARGV[5])
+if redis.call('ZSCORE', KEYS[6], ARGV[5]) then
+  redis.call('ZADD', KEYS[6], total, ARGV[5])
+end
 if total > 0 then redis.call('HSET', KEYS[3], '_gate', gate) else redis.call('HDEL', KEYS[3], '_gate') end
 if (not old) or tonumber(old) ~= total or tonumber(old_gate or '0') ~= gate then
   redis.call('PUBLISH', ARGV[6], string.format('{"presence":{"listeners":%d,"gate_listeners":%d,"server_time":%d}}', total, gate, now))
