@@ -11,7 +11,14 @@
 // steady window, the seeks made per 30 s of steady play, and a late joiner's convergence
 // time (from its snapshot to within 50 ms of the room). Prints one table.
 //
-//   node bench/sync.mjs [--listeners 4] [--steady 30] [--settle 3] [--kinds media,standin]
+// Then, per player kind, `--starts` times: a `load` of another item, which the pages
+// report ready (the ready gate) and every player starts at the scheduled `starts_at`
+// (the server's defaults: --start-lead-ms 300, gate 80 % / 3 s). Measured: the start
+// skew (the largest gap between two players, brought to one instant 400 ms after the
+// start), each player against the room then, and the corrective seeks in the first 2 s.
+// Prints a second table.
+//
+//   node bench/sync.mjs [--listeners 4] [--steady 30] [--settle 3] [--kinds media,standin] [--starts 8]
 //
 // Needs what tests/browser/run.sh installs (Chromium, playwright-core in
 // tests/browser/node_modules) and a built server (cargo build).
@@ -21,6 +28,7 @@ import {
   startServer, launchBrowser, openPage, waitFor, joinAsListener, api,
 } from '../tests/browser/helpers.mjs';
 import { mediaDir } from '../tests/browser/fixtures/media.mjs';
+import { measureStart, seeksAfterStart } from '../tests/browser/start-skew.mjs';
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,7 +41,9 @@ const KINDS = String(arg('kinds', 'media,standin')).split(',');
 const SAMPLE_EVERY_MS = 100;
 const LATE_JOIN_WITHIN_S = 0.05; // "converged": within 50 ms of the room ...
 const LATE_JOIN_HOLD_MS = 100; // ... and staying there this long
+const STARTS = Number(arg('starts', 8));
 const YT_ID = 'benchStandn'; // 11 characters
+const YT_ID_2 = 'benchStand2';
 
 const q = (xs, p) => {
   if (xs.length === 0) return NaN;
@@ -127,11 +137,43 @@ async function measure(kind, { browser, server, token, roomId, listeners, query,
   };
 }
 
+/** `STARTS` scheduled starts of alternating items: the start skew and the seeks after each. */
+async function measureStarts(kind, { server, token, roomId, listeners }) {
+  const items = kind === 'media'
+    ? [{ media_url: '/media/bench2.wav', duration: 600 }, { media_url: '/media/bench.wav', duration: 600 }]
+    : [{ video_id: YT_ID_2, duration: 600 }, { video_id: YT_ID, duration: 600 }];
+  const skews = [];
+  const vsRoom = [];
+  let seeks = 0;
+  let startsWithSeeks = 0;
+  for (let i = 0; i < STARTS; i += 1) {
+    const res = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'load', ...items[i % 2] }, token);
+    if (res.status !== 200) return { kind, error: `load refused: ${res.status}` };
+    const start = await measureStart(listeners);
+    const after = await seeksAfterStart(listeners, start);
+    skews.push(start.skewMs);
+    vsRoom.push(...start.vsRoomMs.map(Math.abs));
+    seeks += after.reduce((s, n) => s + n, 0);
+    if (after.some((n) => n > 0)) startsWithSeeks += 1;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return {
+    kind, starts: STARTS, skewP50: q(skews, 0.5), skewP95: q(skews, 0.95), skewMax: Math.max(...skews),
+    vsRoomP50: q(vsRoom, 0.5), vsRoomP95: q(vsRoom, 0.95), seeks, startsWithSeeks,
+  };
+}
+
 async function main() {
-  const media = mediaDir({ 'bench.wav': { seconds: 600, freq: 440 }, [`yt-${YT_ID}.wav`]: { seconds: 600, freq: 330 } });
+  const media = mediaDir({
+    'bench.wav': { seconds: 600, freq: 440 },
+    'bench2.wav': { seconds: 600, freq: 550 },
+    [`yt-${YT_ID}.wav`]: { seconds: 600, freq: 330 },
+    [`yt-${YT_ID_2}.wav`]: { seconds: 600, freq: 660 },
+  });
   const server = await startServer('bench-sync', ['--media-dir', media.dir]);
   const browser = await launchBrowser();
   const rows = [];
+  const startRows = [];
   try {
     const created = await api(server.url, 'POST', '/api/rooms', { name: 'bench' });
     if (created.status !== 201 && created.status !== 200) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
@@ -146,6 +188,7 @@ async function main() {
     }
     for (const kind of KINDS) {
       rows.push(await measure(kind, { browser, server, token, roomId, listeners, query, standin: true }));
+      if (STARTS > 0) startRows.push(await measureStarts(kind, { server, token, roomId, listeners }));
     }
   } finally {
     await browser.close();
@@ -160,6 +203,15 @@ async function main() {
     if (r.error) { console.log(`| ${r.kind} | ${r.error} | | | |`); continue; }
     const name = r.kind === 'media' ? 'media element (WAV)' : 'YouTube stand-in (coarse rates)';
     console.log(`| ${name} | ${f(r.vsRoomP50)} / ${f(r.vsRoomP95)} | ${f(r.vsEachP50)} / ${f(r.vsEachP95)} | ${r.seeksPer30s.toFixed(2)} (${r.seeks} in all) | ${f(r.lateJoinMs)} |`);
+  }
+  if (startRows.length === 0) return;
+  console.log(`\nscheduled starts: ${LISTENERS} listeners, ${STARTS} loads per player through the ready gate\n`);
+  console.log('| player | start skew p50 / p95 / max (ms) | player vs room 400 ms after the start p50 / p95 (ms) | corrective seeks in the first 2 s (starts with any) |');
+  console.log('| --- | --- | --- | --- |');
+  for (const r of startRows) {
+    if (r.error) { console.log(`| ${r.kind} | ${r.error} | | |`); continue; }
+    const name = r.kind === 'media' ? 'media element (WAV)' : 'YouTube stand-in (coarse rates)';
+    console.log(`| ${name} | ${f(r.skewP50)} / ${f(r.skewP95)} / ${f(r.skewMax)} | ${f(r.vsRoomP50)} / ${f(r.vsRoomP95)} | ${r.seeks} (${r.startsWithSeeks} of ${r.starts}) |`);
   }
 }
 

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// Longest `--start-lead-ms`.
+pub const MAX_START_LEAD_MS: u64 = 10_000;
+
 /// Most chat messages `--chat-history` may keep per room.
 pub const MAX_CHAT_HISTORY: u32 = 1_000;
 
@@ -131,7 +134,8 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_ROOMS_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms_per_client: u32,
 
-    /// Commands and deletions each client address may send per minute (sustained).
+    /// Commands, deletions, host token resets and readiness reports each client address may
+    /// send per minute (sustained).
     #[arg(long, env = "SYNCROOM_COMMANDS_PER_MINUTE", default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..))]
     pub commands_per_minute: u32,
 
@@ -170,6 +174,21 @@ pub struct Config {
     /// are turned away (`503`) until reports expire.
     #[arg(long, env = "SYNCROOM_MAX_SYNC_REPORTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_sync_reports: u32,
+    /// Schedule every start this far ahead (milliseconds): `play`, and a playing `load`, `next`
+    /// or auto-advance, set `starts_at` to now plus this, so every player is positioned and
+    /// primed before the moment and starts at it. 0 starts at once (no `starts_at`).
+    #[arg(long, env = "SYNCROOM_START_LEAD_MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=MAX_START_LEAD_MS))]
+    pub start_lead_ms: u64,
+
+    /// Ready gate: after a playing `load`, `next` or auto-advance, start once this percentage
+    /// of the listening pages that take part (`?ready_gate=1`) report the item ready, or at
+    /// `--gate-deadline-ms`, whichever comes first. A room's host may set its own.
+    #[arg(long, env = "SYNCROOM_GATE_QUORUM", default_value_t = 80, value_parser = clap::value_parser!(u64).range(0..=crate::room::MAX_GATE_QUORUM))]
+    pub gate_quorum: u64,
+
+    /// Ready gate: the longest wait for the listening pages (milliseconds); 0 turns the gate off.
+    #[arg(long, env = "SYNCROOM_GATE_DEADLINE_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(0..=crate::room::MAX_GATE_DEADLINE_MS))]
+    pub gate_deadline_ms: u64,
 
     /// Chat messages each client address may send per minute (sustained).
     #[arg(long, env = "SYNCROOM_CHAT_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=60_000))]

@@ -443,7 +443,8 @@ function fetchRoom(roomId) {
 }
 
 async function startRoom(roomId, name, token, playerReady, startAt) {
-  const room = new SyncRoom({ roomId, name, hostToken: token });
+  // The page takes part in the ready gate: the room waits (a little) for its player.
+  const room = new SyncRoom({ roomId, name, hostToken: token, readyGate: true });
   ui.room = room;
   wireRoomEvents(room);
   wireControls(room);
@@ -490,6 +491,7 @@ function wireRoomEvents(room) {
 
   room.addEventListener('presence', (e) => { $('listeners-count').textContent = String(e.detail.listeners); });
   room.addEventListener('sync', (e) => renderRoomSync(e.detail));
+  room.addEventListener('gate', (e) => { ui.gate = e.detail; renderStart(room); });
   room.addEventListener('chat', (e) => addChat(e.detail));
   room.addEventListener('closed', (e) => {
     const why = { deleted: 'The host closed this room.', expired: 'This room expired after being idle.', not_found: 'This room no longer exists.' };
@@ -559,9 +561,35 @@ function setControlsEnabled(enabled) {
 }
 
 /** The periodic redraw of the transport: time, progress, play/pause, speed. */
+/** Leads shorter than this (ms) start without a countdown: it would only flicker. */
+const COUNTDOWN_FROM_MS = 1000;
+
+/**
+ * The pending start: a countdown when it is more than a second away, and while the
+ * ready gate is open how many pages are ready ("waiting for 3 of 40, starting in 2 s")
+ * with a "Start now" button for whoever controls the room (it sends `play`).
+ */
+function renderStart(room) {
+  const raw = room.room ? room.room.state : null;
+  const banner = $('start-banner');
+  const left = raw && typeof raw.starts_at === 'number' ? raw.starts_at - room.serverNow() : 0;
+  const gateOpen = Boolean(raw && typeof raw.ready_gate === 'number');
+  if (!(left > 0) || (!gateOpen && left <= COUNTDOWN_FROM_MS)) {
+    banner.hidden = true;
+    return;
+  }
+  const secs = Math.ceil(left / 1000);
+  const gate = ui.gate && gateOpen && ui.gate.ready_gate === raw.ready_gate ? ui.gate : null;
+  const waiting = gate && gate.listeners > gate.ready ? `Waiting for ${gate.listeners - gate.ready} of ${gate.listeners}, ` : '';
+  $('start-text').textContent = `${waiting}${waiting ? 'starting' : 'Starting'} in ${secs} s`;
+  $('start-now').hidden = !(gateOpen && room.canControl);
+  banner.hidden = false;
+}
+
 function refresh() {
   const room = ui.room;
   if (!room) return;
+  renderStart(room);
   const st = room.state;
   const hasVideo = Boolean(itemKey(st));
   renderHealth(room.health());
@@ -815,6 +843,8 @@ function currentPosition() {
 }
 
 function wireControls(room) {
+  // The host stops waiting for the ready gate: `play` on a pending start starts it a lead from now.
+  $('start-now').addEventListener('click', () => send({ type: 'play' }));
   $('btn-play').addEventListener('click', () => {
     const st = room.state;
     if (!st || !itemKey(st)) { toast('Load a video first.', 'info'); return; }

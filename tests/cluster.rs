@@ -925,3 +925,106 @@ async fn a_chat_cleared_on_one_node_is_gone_for_late_joiners_on_every_node() {
         assert_error(refused, 400, "invalid_command").await;
     }
 }
+
+/// The next `state` event's data, skipping presence and gate progress.
+async fn next_state(stream: &mut SseStream) -> SseEvent {
+    loop {
+        let event = stream.expect_event().await;
+        match event.event.as_str() {
+            "presence" | "gate" => continue,
+            "state" => return event,
+            other => panic!("expected a state event, got {other}: {event:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() {
+    let redis = Redis::start().await;
+    let nodes = cluster(
+        &redis,
+        &[
+            "--start-lead-ms",
+            "300",
+            "--gate-deadline-ms",
+            "30000",
+            "--gate-quorum",
+            "100",
+        ],
+    )
+    .await;
+    let (room, token) = nodes[0].video_room().await;
+    // Pages taking part on nodes 0 and 1; a plain listener on node 2.
+    let mut streams = Vec::new();
+    let mut tokens = Vec::new();
+    for node in &nodes[..2] {
+        let mut stream = node
+            .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
+            .await;
+        let hello = stream.expect_hello().await;
+        stream.expect_snapshot().await;
+        tokens.push(hello["stream_token"].as_str().unwrap().to_owned());
+        streams.push(stream);
+    }
+    let mut plain = nodes[2].events(&room).await;
+    plain.expect_snapshot().await;
+    streams.push(plain);
+    for node in &nodes {
+        node.wait_listeners(&room, 3).await;
+    }
+    nodes[2]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "load", "video_id": "9bZkp7q19f0"}),
+        )
+        .await;
+    let loaded = next_state(&mut streams[0]).await;
+    let gate = loaded.json()["state"]["ready_gate"]
+        .as_u64()
+        .expect("the load opened a gate");
+    // Each page reports through another node than the one holding its stream.
+    let first: Value = nodes[2]
+        .ready(&room, &tokens[0], gate)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (first["ready"].clone(), first["listeners"].clone()),
+        (json!(1), json!(2))
+    );
+    let second: Value = nodes[0]
+        .ready(&room, &tokens[1], gate)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["ready"], 2);
+    // A late report through the third node finds the gate gone and commits nothing.
+    nodes[1].ready(&room, &tokens[0], gate).await;
+
+    let ready = next_state(&mut streams[0]).await;
+    assert_eq!(ready.json()["cause"], "ready");
+    let started = next_state(&mut streams[0]).await;
+    assert_eq!(started.json()["cause"], "start");
+    assert_eq!(started.id_num(), ready.id_num() + 1);
+    for stream in &mut streams[1..] {
+        let events = versions_until(stream, started.id_num()).await;
+        let tail: Vec<&str> = events[events.len() - 3..]
+            .iter()
+            .map(|e| e.data.as_str())
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                loaded.data.as_str(),
+                ready.data.as_str(),
+                started.data.as_str()
+            ]
+        );
+    }
+    for stream in &mut streams {
+        stream.expect_quiet(QUIET).await;
+    }
+}

@@ -102,3 +102,13 @@ export function reportSync(roomId, report, baseUrl = '') {
 export function deleteRoom(roomId, hostToken, baseUrl = '') {
   return request(baseUrl, 'DELETE', `/api/rooms/${encodeURIComponent(roomId)}`, { token: hostToken });
 }
+
+/**
+ * A readiness report for the room's ready gate: `streamToken` (from the stream's
+ * `hello`) binds it to this page's live stream. Resolves to the gate's progress.
+ */
+export function sendReady(roomId, streamToken, readyGate, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/ready`, {
+    body: { stream_token: streamToken, ready_gate: readyGate },
+  });
+}

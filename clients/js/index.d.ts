@@ -18,6 +18,10 @@ export interface RoomState {
   updated_at: number;
   /** Seconds, once known. */
   duration?: number | null;
+  /** A pending start, server Unix ms: paused at `position` until then, playing from it after. */
+  starts_at?: number | null;
+  /** The open ready gate's id (named in readiness reports), while the start waits on it. */
+  ready_gate?: number | null;
 }
 
 export interface QueueItem {
@@ -134,6 +138,8 @@ export declare function sendCommand(
 export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
 /** Reports this page's drift (sync health), bound to its stream by `stream_token`. */
 export declare function reportSync(roomId: string, report: SyncReport, baseUrl?: string): Promise<SyncAccepted>;
+/** A ready-gate report bound to this page's stream by its token (from `hello`). */
+export declare function sendReady(roomId: string, streamToken: string, readyGate: number, baseUrl?: string): Promise<{ ready_gate: number | null; ready: number; listeners: number; counted: boolean }>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
 export declare function resetHostToken(
   roomId: string,
@@ -196,6 +202,8 @@ export interface ClockEstimate {
   samples: number;
 }
 
+/** The state as it is at `serverNowMs`: a pending start whose moment came reads as playing. */
+export declare function effectiveState(state: RoomState, serverNowMs: number): RoomState;
 export declare function roomPosition(state: RoomState | null | undefined, serverNowMs: number): number;
 export declare function sampleOffset(sample: ClockSample): { offset: number; rtt: number };
 export declare function estimateOffset(samples: ClockSample[]): ClockEstimate | null;
@@ -376,6 +384,8 @@ export interface SyncRoomOptions {
   clock?: ServerClockOptions;
   /** ms, the longest wait between manual reconnects (default 30000). */
   maxBackoff?: number;
+  /** Take part in the ready gate: connect with `?ready_gate=1` and report the player ready. */
+  readyGate?: boolean;
   /** The EventSource class; defaults to the global one (required in Node). */
   EventSource?: EventSourceClass;
   /** DRIFT_WINDOW keys: how long drift is kept, and left out after a change. */

@@ -19,14 +19,14 @@
 export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
-  resetHostToken, reportSync,
+  resetHostToken, reportSync, sendReady,
 } from './api.js';
 export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS } from './sync-report.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';
 export {
-  DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, sampleOffset, estimateOffset, decideCorrection,
+  DEFAULT_CORRECTION, MIN_RATE, MAX_RATE, roomPosition, effectiveState, sampleOffset, estimateOffset, decideCorrection,
   decideCoarseCorrection, percentile, DriftWindow, DRIFT_WINDOW,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
 } from './sync-core.js';

@@ -119,6 +119,12 @@ export class PlayerSync {
     this._lastSample = null;
     this._recent = []; // the last drift readings while playing
     this._lastPlayCallAt = -Infinity;
+    this._earlyStartUntil = -Infinity; // started ahead of a pending start by the player's start latency
+    /** Seconds from a play call until the player moves (learned at scheduled starts, for players that do not tell). */
+    this.startLatency = 0;
+    this._startMeasure = null;
+    this._startTimer = null;
+    this._startCheck = null;
     /**
      * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
      * starts on the coarse-rate path instead of finding out by a rounded nudge.
@@ -138,6 +144,9 @@ export class PlayerSync {
 
   stop() {
     clearInterval(this._timer);
+    clearTimeout(this._startMeasure);
+    clearTimeout(this._startTimer);
+    clearTimeout(this._startCheck);
     this._endBurst(false);
     if (typeof this.player.removeEventListener === 'function') {
       this.player.removeEventListener('onStateChange', this._onState);
@@ -158,6 +167,64 @@ export class PlayerSync {
     this._recent = [];
     this._suspendUntil = -Infinity;
     this.apply(true);
+  }
+
+  /**
+   * Whether the player holds the room's item, paused where the room will start and
+   * buffered (a player that says so through `isBuffered()`): what a ready-gate report says.
+   */
+  isReady() {
+    const st = this.hooks.state();
+    const key = st ? itemKey(st) : null;
+    if (!key || this.loadedVideo !== key) return false;
+    const ps = Number(this.player.getPlayerState());
+    if (ps !== PlayerState.CUED && ps !== PlayerState.PAUSED) return false;
+    if (typeof this.player.isBuffered === 'function' && !this.player.isBuffered()) return false;
+    return Math.abs(this.position() - computeRoomPosition(st, this.hooks.serverNow())) < this.correction.pausedResync;
+  }
+
+  /**
+   * A pending start at `startsAt` (server ms): the player is started early by its start
+   * latency (`getStartLatency()`, seconds, when it has one), so it is moving from the
+   * start position at the moment itself; then the room, playing by then, is checked.
+   */
+  scheduleStart(startsAt) {
+    clearTimeout(this._startTimer);
+    clearTimeout(this._startCheck);
+    clearTimeout(this._startMeasure);
+    const own = typeof this.player.getStartLatency === 'function' ? Number(this.player.getStartLatency()) : this.startLatency;
+    const leadMs = Number.isFinite(own) && own > 0 ? Math.min(own, this.correction.maxStartLead) * 1000 : 0;
+    const untilStart = startsAt - this.hooks.serverNow();
+    if (untilStart <= 0) return;
+    const early = () => {
+      const st = this.hooks.state();
+      // Only for the start it was armed for, on a player holding the item, paused where it starts.
+      if (!st || st.starts_at !== startsAt || this.held || !this.isReady()) return;
+      this._setRate(st.rate);
+      const from = this.position();
+      const seeks = this.seeks;
+      this._call(() => this.player.playVideo());
+      const at = performance.now();
+      this._earlyStartUntil = at + leadMs + this.correction.ownCallMs;
+      this._playRequestedAt = at;
+      this._lastPlayCallAt = at;
+      // Learn this player's start latency (a player that measures its own is asked instead):
+      // the position's shortfall against the wall clock since the play call.
+      if (typeof this.player.getStartLatency !== 'function') {
+        this._startMeasure = setTimeout(() => {
+          if (this.seeks !== seeks || Number(this.player.getPlayerState()) !== PlayerState.PLAYING) return;
+          const latency = (performance.now() - at) / 1000 - (this.position() - from) / st.rate;
+          if (!(latency >= 0) || latency > this.correction.maxStartLead) return;
+          const g = this.correction.seekLatencyGain;
+          this.startLatency = this.startLatency === 0 ? latency : this.startLatency * (1 - g) + latency * g;
+        }, this.correction.startMeasureMs + leadMs);
+      }
+    };
+    // Started at the moment itself when the player's start latency is not known yet.
+    this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs));
+    // At the moment itself: an ordinary check (a player started early is judged by the
+    // steady thresholds, not sought like after a change); one not started yet starts now.
+    this._startCheck = setTimeout(() => this.apply(false), untilStart);
   }
 
   /** Stops letting a listener's own pause win: follow the room again. */
@@ -381,6 +448,11 @@ export class PlayerSync {
     if (this._detectJump(ps)) { this.mode = PlayerMode.WAITING; return; }
     if (this.held) { this.mode = PlayerMode.HOLD; return; }
 
+    // Started early for a pending start (its moment has not quite come): let it run.
+    if (st.paused && typeof st.starts_at === 'number' && now < this._earlyStartUntil) {
+      this.mode = PlayerMode.STARTING;
+      return;
+    }
     if (st.paused) {
       this._playRequestedAt = null;
       this.nudging = false;

@@ -59,6 +59,11 @@
  *   listeners report, how many are within 50 ms, the room's drift p95), from the snapshot,
  *   the server's id-less `sync` events and this page's own report answers; also kept as
  *   `room.room.sync`
+ * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
+ * - `gate`     — `{ready_gate, ready, listeners, starts_at, server_time}`: how far the open
+ *   ready gate is ("waiting for 3 of 40, starting in 2 s")
+ * - `start`    — `{starts_at}`: a pending start's moment came (the player was started)
+ * - `ready`    — the gate's progress after this page reported its item ready
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
  * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
  * - `health`   — the same object as {@link SyncRoom#health}, a few times a second
@@ -80,14 +85,14 @@
  * @module room
  */
 
-import { roomPosition as computeRoomPosition, DriftWindow } from './sync-core.js';
+import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from './sync-core.js';
 import { SyncReporter } from './sync-report.js';
-import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken } from './api.js';
+import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady } from './api.js';
 import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'closed'];
+  'chat_cleared', 'host_token', 'ready_gate', 'closed'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -99,6 +104,8 @@ export const ROOM_TIMINGS = Object.freeze({
   healthEveryMs: 500,
   /** Between clock re-samples while the first burst failed (the server was unreachable). */
   clockRetryMs: 5000,
+  /** While a ready gate is open: between two looks at whether the player is ready to report it. */
+  readyCheckMs: 100,
 });
 
 /**
@@ -116,6 +123,8 @@ export class SyncRoom extends EventTarget {
    * @param {object} [options.driftWindow] DRIFT_WINDOW keys (sync-core.js): how long drift is kept, and left out after a change
    * @param {boolean} [options.reportSync=true] report this page's drift to the room (sync health) once a player is attached
    * @param {object} [options.clock] ServerClock options
+   * @param {boolean} [options.readyGate] take part in the ready gate: connect with
+   *        `?ready_gate=1` and report the attached player ready for each gated item
    * @param {number} [options.maxBackoff] ms, the longest wait (default `ROOM_TIMINGS.maxBackoffMs`) between manual reconnects
    * @param {typeof EventSource} [options.EventSource] the EventSource class (default: the global one;
    *        in Node, e.g. `import { EventSource } from 'eventsource'`)
@@ -172,8 +181,11 @@ export class SyncRoom extends EventTarget {
   /** Whether the event stream is open right now. */
   get connected() { return this.status === 'live'; }
 
-  /** The room's playback `state` (or `null` before the first snapshot). */
-  get state() { return this.room ? this.room.state : null; }
+  /**
+   * The room's playback `state` (or `null` before the first snapshot), as it is now:
+   * a pending start whose `starts_at` has come already reads as playing.
+   */
+  get state() { return this.room ? effectiveState(this.room.state, this.clock.now()) : null; }
 
   /** Whether commands from this client are accepted: it holds the host token, or control is open. */
   get canControl() {
@@ -244,6 +256,8 @@ export class SyncRoom extends EventTarget {
     if (this._es) this._es.close();
     this._es = null;
     clearTimeout(this._retryTimer);
+    clearTimeout(this._startTimer);
+    clearInterval(this._readyTimer);
     clearInterval(this._healthTimer);
     this._reporter.stop();
     this.clock.stop();
@@ -270,6 +284,8 @@ export class SyncRoom extends EventTarget {
       quiet: () => this.drift.quiet(performance.now()),
     }, { correction: this.options.correction, ...syncOptions });
     this.sync.roomChanged();
+    const raw = this.room ? this.room.state : null;
+    if (raw && typeof raw.starts_at === 'number') this.sync.scheduleStart(raw.starts_at);
     return this.sync;
   }
 
@@ -282,6 +298,7 @@ export class SyncRoom extends EventTarget {
     const params = new URLSearchParams();
     if (this.name) params.set('name', this.name.slice(0, 64));
     if (withLastId && this.lastEventId !== null) params.set('last_event_id', String(this.lastEventId));
+    if (this.options.readyGate) params.set('ready_gate', '1');
     const q = params.toString();
     return `${this.baseUrl}/api/rooms/${encodeURIComponent(this.roomId)}/events${q ? `?${q}` : ''}`;
   }
@@ -316,6 +333,11 @@ export class SyncRoom extends EventTarget {
       this.streamId = data.stream;
       this.streamToken = data.stream_token;
       this._emit('hello', data);
+    });
+    // How far the open ready gate is: `{ready_gate, ready, listeners, starts_at}`.
+    es.addEventListener('gate', (e) => {
+      const data = parse(e.data);
+      if (data) this._emit('gate', data);
     });
     es.addEventListener('presence', (e) => {
       const data = parse(e.data);
@@ -359,6 +381,49 @@ export class SyncRoom extends EventTarget {
     this._emit('closed', { version, reason });
   }
 
+  /**
+   * A new state: arms the start timer of a pending start (the player starts at
+   * `starts_at` by the server clock, without waiting for the `start` event), and
+   * the readiness reports of an open ready gate.
+   */
+  _stateChanged() {
+    const st = this.room ? this.room.state : null;
+    clearTimeout(this._startTimer);
+    if (st && typeof st.starts_at === 'number') {
+      const wait = st.starts_at - this.clock.now();
+      if (wait > 0) {
+        // The player starts itself (early by its start latency); the event is for the page.
+        if (this.sync) this.sync.scheduleStart(st.starts_at);
+        this._startTimer = setTimeout(() => this._emit('start', { starts_at: st.starts_at }), wait);
+      }
+    }
+    clearInterval(this._readyTimer);
+    this._readyTimer = null;
+    const gate = st ? st.ready_gate : null;
+    if (this.options.readyGate && typeof gate === 'number' && this._readyReported !== gate) {
+      this._readyTimer = setInterval(() => this._reportReady(gate), ROOM_TIMINGS.readyCheckMs);
+    }
+  }
+
+  /** Reports the open gate's item ready once the player is (one report per gate and stream). */
+  async _reportReady(gate) {
+    if (this._readySending || !this.sync || !this.streamToken || !this.sync.isReady()) return;
+    const token = this.streamToken;
+    this._readySending = true;
+    try {
+      const progress = await sendReady(this.roomId, token, gate, this.baseUrl);
+      this._readyReported = gate;
+      clearInterval(this._readyTimer);
+      this._emit('ready', progress);
+    } catch (err) {
+      // 403: the token is stale; the next `hello` brings a new one and the timer tries again.
+      // Anything else (the gate closed meanwhile, the network): the deadline starts the room anyway.
+      if (!(err instanceof ApiError && err.status === 403)) clearInterval(this._readyTimer);
+    } finally {
+      this._readySending = false;
+    }
+  }
+
   /** Emits a chat message unless one as new was emitted already (by version). */
   _emitChat(message, fromHistory) {
     if (!message || typeof message.version !== 'number') return;
@@ -383,6 +448,7 @@ export class SyncRoom extends EventTarget {
       case 'snapshot':
         this.stats.snapshots += 1;
         this.room = data;
+        this._stateChanged();
         if (this.sync) this.sync.roomChanged();
         this._emit('snapshot', data);
         if (data.sync) this._emit('sync', data.sync);
@@ -392,8 +458,13 @@ export class SyncRoom extends EventTarget {
         if (!this.room) this.room = { room_id: this.roomId, control: 'host', queue: [], listeners: 0 };
         this.room.state = data.state;
         this.room.version = data.version;
-        // Act on the player first: latency here is drift for everyone watching.
-        if (this.sync) this.sync.roomChanged();
+        this._stateChanged();
+        // Act on the player first: latency here is drift for everyone watching. A `start`
+        // only says what the player did by itself at `starts_at`: no change to land on.
+        if (this.sync) {
+          if (data.cause === 'start') this.sync.apply(false);
+          else this.sync.roomChanged();
+        }
         this._emit('state', data);
         break;
       case 'queue':
@@ -407,6 +478,10 @@ export class SyncRoom extends EventTarget {
       case 'control':
         if (this.room) { this.room.control = data.control; this.room.version = data.version; }
         this._emit('control', data);
+        break;
+      case 'ready_gate':
+        if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }
+        this._emit('ready_gate', data);
         break;
       case 'visibility':
         if (this.room) { this.room.visibility = data.visibility; this.room.version = data.version; }

@@ -6,6 +6,8 @@
  *
  * - {@link roomPosition}: where a room's playback is at a given server time
  *   (the formula of the API contract, clamped to `[0, duration]`).
+ * - {@link effectiveState}: a state with a pending start (`starts_at`) as it is
+ *   at a given server time: paused until the moment, playing from it after.
  * - {@link estimateOffset}: an NTP-style clock offset from `/api/time` samples,
  *   trusting the sample with the lowest round trip.
  * - {@link decideCorrection}: what a player should do about a measured drift:
@@ -89,6 +91,10 @@ export const DEFAULT_CORRECTION = Object.freeze({
   nudgeCheckMs: 400,
   /** Seconds: the most a seek may aim ahead of the room, to make up for a player's buffering. */
   maxSeekLead: 2,
+  /** Seconds: the most a scheduled start calls play() early, to make up for a player's start latency. */
+  maxStartLead: 0.5,
+  /** After a scheduled start's play call (plus the lead): when to measure how late the player got going (ms). */
+  startMeasureMs: 600,
 
   // Coarse-rate players (YouTube: only the rates getAvailablePlaybackRates() lists, 0.25 apart).
   // A nudge of a few per cent does nothing there; a drift is closed by a short burst at the
@@ -120,6 +126,21 @@ export const DEFAULT_CORRECTION = Object.freeze({
 });
 
 /**
+ * The state as it is at server time `serverNowMs`. A pending start (`starts_at`,
+ * server Unix ms) is `paused` at `position` until then; once the moment has come
+ * the room plays from `position` since `starts_at`, exactly what the server's
+ * `state` event (cause `start`) will say, so a client need not wait for it.
+ *
+ * @param {{paused:boolean, starts_at?:number|null}} state a room `state` object
+ * @param {number} serverNowMs
+ * @returns the same object when no start is pending or it is still to come
+ */
+export function effectiveState(state, serverNowMs) {
+  if (!state || typeof state.starts_at !== 'number' || serverNowMs < state.starts_at) return state;
+  return { ...state, paused: false, updated_at: state.starts_at, starts_at: null, ready_gate: null };
+}
+
+/**
  * The room's playback position at server time `serverNowMs`, exactly as the API
  * contract defines it:
  * `paused ? position : position + (server_now - updated_at) / 1000 * rate`,
@@ -132,6 +153,7 @@ export const DEFAULT_CORRECTION = Object.freeze({
  */
 export function roomPosition(state, serverNowMs) {
   if (!state) return 0;
+  state = effectiveState(state, serverNowMs);
   const base = Number(state.position) || 0;
   let pos = base;
   if (!state.paused) {

@@ -68,6 +68,7 @@ fn busy_room() -> Room {
             position: Some(10.0),
             paused: Some(false),
             duration: Some(212.0),
+            starts_at: None,
         },
         Command::QueueAdd {
             source: Source::Media("/media/next.ogg".into()),
@@ -138,19 +139,25 @@ fn decode(body: &Value) -> Result<CommandRequest, CommandError> {
 /// A command as a client would send it.
 fn encode(command: &Command) -> Value {
     let mut body = match command {
-        Command::Play { position } | Command::Pause { position } => json!({ "position": position }),
+        Command::Play {
+            position,
+            starts_at,
+        } => json!({ "position": position, "starts_at": starts_at }),
+        Command::Pause { position } => json!({ "position": position }),
         Command::Seek { position } => json!({ "position": position }),
         Command::Load {
             source,
             position,
             paused,
             duration,
+            starts_at,
         } => json!({
             "video_id": source.video_id(),
             "media_url": source.media_url(),
             "position": position,
             "paused": paused,
             "duration": duration,
+            "starts_at": starts_at,
         }),
         Command::Rate { rate } => json!({ "rate": rate }),
         Command::Duration { duration } => json!({ "duration": duration }),
@@ -163,6 +170,10 @@ fn encode(command: &Command) -> Value {
         Command::QueueMove { item_id, index } => json!({ "item_id": item_id, "index": index }),
         Command::Next {} => json!({}),
         Command::Control { control } => json!({ "control": control }),
+        Command::ReadyGate {
+            quorum,
+            deadline_ms,
+        } => json!({ "quorum": quorum, "deadline_ms": deadline_ms }),
     };
     body["type"] = Value::from(command.type_name());
     body
@@ -423,6 +434,15 @@ fn check_causes(command: &Command, events: &[Event]) {
                 events,
                 [] | [Event {
                     kind: EventKind::Control { .. },
+                    ..
+                }]
+            )
+        }
+        Command::ReadyGate { .. } => {
+            matches!(
+                events,
+                [] | [Event {
+                    kind: EventKind::ReadyGate { .. },
                     ..
                 }]
             )

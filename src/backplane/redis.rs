@@ -63,6 +63,9 @@ use crate::room::{Clock, Room, RoomError};
 /// A node's listener count is forgotten this long after its last report, so the
 /// counts of a node that died fall out of the total.
 const NODE_COUNT_TTL: Duration = Duration::from_secs(15);
+/// How long a ready gate's set of ready streams is kept (well past any gate's
+/// deadline; it is never read after its gate closed).
+const READY_TTL: Duration = Duration::from_secs(60);
 /// Longest pause between two attempts of a conflicting commit: a little jitter
 /// keeps nodes that collided from colliding again in lockstep.
 const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
@@ -75,6 +78,8 @@ const CREATE: &str = include_str!("lua/create.lua");
 const COMMIT: &str = include_str!("lua/commit.lua");
 /// Records one node's listener count and answers the total over live nodes.
 const PRESENCE: &str = include_str!("lua/presence.lua");
+/// Counts a stream ready for a room's gate; answers {ready, taking part}.
+const READY: &str = include_str!("lua/ready.lua");
 /// The busiest rooms with their JSON; forgets ids whose room expired.
 const LIST: &str = include_str!("lua/list.lua");
 /// Records, forgets or sweeps sync reports; answers (and on change publishes)
@@ -120,6 +125,11 @@ mod keys {
     }
 
     /// The room's last chat messages (a capped list, oldest first).
+    /// The streams that reported ready gate `gate` ready (a set, short-lived).
+    pub fn ready(room_id: &str, gate: u64) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:ready:{gate}")
+    }
+
     pub fn chat(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:chat")
     }
@@ -144,8 +154,19 @@ mod keys {
 #[serde(rename_all = "lowercase")]
 enum FeedMessage {
     Event(Event),
-    Presence { listeners: u64, server_time: i64 },
+    Presence {
+        listeners: u64,
+        /// Absent in messages of nodes from before the ready gate.
+        #[serde(default)]
+        gate_listeners: u64,
+        server_time: i64,
+    },
     Sync(SyncSummary),
+    Gate {
+        ready_gate: u64,
+        ready: u64,
+        listeners: u64,
+    },
 }
 
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
@@ -194,12 +215,23 @@ impl Dispatcher {
             },
             Ok(FeedMessage::Presence {
                 listeners,
+                gate_listeners,
                 server_time,
             }) => Feed::Presence {
                 listeners,
+                gate_listeners,
                 server_time,
             },
             Ok(FeedMessage::Sync(summary)) => Feed::Sync(summary),
+            Ok(FeedMessage::Gate {
+                ready_gate,
+                ready,
+                listeners,
+            }) => Feed::Gate {
+                ready_gate,
+                ready,
+                listeners,
+            },
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -225,6 +257,7 @@ pub struct RedisBackplane {
     create: redis::Script,
     commit: redis::Script,
     presence: redis::Script,
+    ready: redis::Script,
     list: redis::Script,
     sync_script: redis::Script,
     sync: SyncRules,
@@ -365,6 +398,7 @@ impl RedisBackplane {
             create: redis::Script::new(CREATE),
             commit: redis::Script::new(COMMIT),
             presence: redis::Script::new(PRESENCE),
+            ready: redis::Script::new(READY),
             list: redis::Script::new(LIST),
             sync_script: redis::Script::new(SYNC),
             sync: settings.sync,
@@ -705,7 +739,12 @@ impl RedisBackplane {
 
     /// Reports this node's listener count in a room; answers the total over all
     /// live nodes (and keeps the room alive while it has listeners).
-    pub async fn report_listeners(&self, room_id: &str, count: usize) -> Result<u64, Unavailable> {
+    pub async fn report_listeners(
+        &self,
+        room_id: &str,
+        count: usize,
+        gate_count: usize,
+    ) -> Result<u64, Unavailable> {
         let mut conn = self.commands.clone();
         let total: i64 = self
             .bounded(async {
@@ -722,6 +761,7 @@ impl RedisBackplane {
                     .arg(self.ttl_ms())
                     .arg(room_id)
                     .arg(keys::feed(room_id))
+                    .arg(gate_count)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -780,6 +820,32 @@ impl RedisBackplane {
             -2 => Err(SyncRefusal::Full.into()),
             _ => Err(RoomError::Closed),
         }
+    }
+
+    /// Counts `stream` ready for the room's gate `ready_gate`; answers (ready,
+    /// taking part) over every node, and publishes the progress.
+    pub async fn report_ready(
+        &self,
+        room_id: &str,
+        ready_gate: u64,
+        stream: &str,
+    ) -> Result<(u64, u64), Unavailable> {
+        let mut conn = self.commands.clone();
+        let (ready, listeners): (i64, i64) = self
+            .bounded(async {
+                self.ready
+                    .key(keys::ready(room_id, ready_gate))
+                    .key(keys::listeners(room_id))
+                    .arg(stream)
+                    .arg(READY_TTL.as_millis() as u64)
+                    .arg(ready_gate)
+                    .arg(keys::feed(room_id))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok((ready.max(0) as u64, listeners.max(0) as u64))
     }
 
     /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
@@ -871,8 +937,22 @@ impl SharedRooms for RedisBackplane {
         &'a self,
         room_id: &'a str,
         count: usize,
+        gate_count: usize,
     ) -> PortFuture<'a, Result<u64, Unavailable>> {
-        Box::pin(RedisBackplane::report_listeners(self, room_id, count))
+        Box::pin(RedisBackplane::report_listeners(
+            self, room_id, count, gate_count,
+        ))
+    }
+
+    fn report_ready<'a>(
+        &'a self,
+        room_id: &'a str,
+        ready_gate: u64,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(u64, u64), Unavailable>> {
+        Box::pin(RedisBackplane::report_ready(
+            self, room_id, ready_gate, stream,
+        ))
     }
 
     fn list(&self) -> PortFuture<'_, Result<Vec<RoomSummary>, Unavailable>> {
@@ -955,7 +1035,9 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
             let payload: Vec<u8> = entry.get("e")?;
             match serde_json::from_slice::<FeedMessage>(&payload) {
                 Ok(FeedMessage::Event(event)) => Some(event),
-                Ok(FeedMessage::Presence { .. } | FeedMessage::Sync(_)) => None,
+                Ok(
+                    FeedMessage::Presence { .. } | FeedMessage::Sync(_) | FeedMessage::Gate { .. },
+                ) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");
                     None
@@ -1009,6 +1091,7 @@ mod tests {
             ttl: Duration::from_secs(3600),
             chat_history: 5,
             sync: SYNC_RULES,
+            starts: crate::room::StartPolicy::default(),
         };
         let registry = Registry::new(settings, 10, 100, clock, Arc::new(Metrics::new()), None)
             .with_backplane(backplane.clone() as Arc<dyn SharedRooms>);
@@ -1126,6 +1209,7 @@ mod tests {
             message,
             FeedMessage::Presence {
                 listeners: 12,
+                gate_listeners: 0,
                 server_time: 1_763_800_000_000
             }
         ));

@@ -30,6 +30,8 @@ pub const MAX_LISTENER_NAME_CHARS: usize = 64;
 pub struct EventsQuery {
     pub name: Option<String>,
     pub last_event_id: Option<String>,
+    /// `1`: this page takes part in the ready gate (it reports readiness).
+    pub ready_gate: Option<u8>,
 }
 
 /// Where a stream resumes: the `Last-Event-ID` header if it is text, else the
@@ -56,10 +58,11 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
         ("room_id" = String, Path, description = "The room's id"),
         ("name" = Option<String>, Query, description = "A display name for logs, at most 64 characters"),
         ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header wins)"),
+        ("ready_gate" = Option<u8>, Query, description = "`1`: this page takes part in the ready gate (it reports to `POST /api/rooms/{room_id}/ready`), so the room waits for it after a load; `0` or absent: it does not"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
     ),
     responses(
-        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `hello`, `presence`, `sync`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
             headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
         (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
@@ -83,6 +86,11 @@ pub async fn events(
             )));
         }
     }
+    if query.ready_gate.is_some_and(|flag| flag > 1) {
+        return Err(ApiError::invalid_value(
+            "`ready_gate` must be 1 (take part) or 0".into(),
+        ));
+    }
     let handle = app
         .registry
         .get(&room_id)
@@ -98,7 +106,10 @@ pub async fn events(
     }
     let slot = app.take_stream_slot(client)?;
     let last_event_id = resume_from(headers.get("last-event-id"), query.last_event_id.as_deref());
-    let subscription = handle.subscribe(last_event_id).await?;
+    let mut subscription = handle.subscribe(last_event_id).await?;
+    if query.ready_gate == Some(1) {
+        subscription.guard.join_ready_gate();
+    }
     tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or(""), resumed = last_event_id.is_some(), "listener joined");
 
     let listener = Listener::new(&app, handle, subscription, slot);

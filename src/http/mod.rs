@@ -3,6 +3,7 @@
 //!
 //! - [`rooms`]: create, get, list, delete, commands, chat.
 //! - [`events`]: the SSE route's handler.
+//! - [`ready`]: readiness reports for the ready gate, bound to a stream by its token.
 //! - [`stream`]: an open event stream ([`stream::Listener`]), shared by both writers.
 //! - [`stream_token`]: the per-stream token that binds a page's reports to its live stream.
 //! - [`sync`]: listeners' drift reports (sync health).
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod pages;
+pub mod ready;
 pub mod rooms;
 pub mod schema;
 pub mod socket_stream;
@@ -54,7 +56,7 @@ use crate::config::Config;
 use crate::registry::Registry;
 use crate::room::actor::RoomSettings;
 use crate::room::shared::SharedRooms;
-use crate::room::{Clock, SystemClock};
+use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -110,6 +112,14 @@ impl AppState {
             ttl: config.room_ttl,
             chat_history: config.chat_history as usize,
             sync: config.sync_rules(),
+            starts: StartPolicy {
+                lead_ms: config.start_lead_ms as i64,
+                gate: GateSettings {
+                    quorum: config.gate_quorum,
+                    deadline_ms: config.gate_deadline_ms,
+                },
+                gate_listeners: 0,
+            },
         };
         let registry = Registry::new(
             settings,
@@ -194,6 +204,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         .route("/api/rooms/{room_id}/commands", post(rooms::command))
         .route("/api/rooms/{room_id}/chat", post(rooms::chat))
+        .route("/api/rooms/{room_id}/ready", post(ready::ready))
         .route(
             "/api/rooms/{room_id}/host-token",
             post(rooms::reset_host_token),

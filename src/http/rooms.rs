@@ -241,21 +241,12 @@ const CHAT_SHAPE: Shape = Shape {
     alternatives: None,
 };
 
-/// The body of `POST /api/rooms/{room_id}/chat`.
-pub struct ChatMessageBody;
-
-impl utoipa::PartialSchema for ChatMessageBody {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::Schema;
-        Schema::Object(super::schema::shape_schema(&CHAT_SHAPE, &[]).build()).into()
-    }
-}
-
-impl utoipa::ToSchema for ChatMessageBody {
-    fn name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("ChatMessage")
-    }
-}
+super::schema::shaped_body!(
+    /// The body of `POST /api/rooms/{room_id}/chat`.
+    ChatMessageBody,
+    "ChatMessage",
+    CHAT_SHAPE
+);
 
 #[derive(Deserialize)]
 struct ChatBody {

@@ -180,28 +180,45 @@ impl ToSchema for CommandBody {
     }
 }
 
-/// The body of `POST /api/rooms`: every field optional.
-pub struct CreateRoomBody;
+/// A request body described by a [`Shape`] (the decoder's table): declares the
+/// type the OpenAPI document names `$name`, with the shape's schema.
+macro_rules! shaped_body {
+    ($(#[$doc:meta])* $body:ident, $name:literal, $shape:expr) => {
+        $(#[$doc])*
+        pub struct $body;
 
-impl PartialSchema for CreateRoomBody {
-    fn schema() -> RefOr<Schema> {
-        Schema::Object(shape_schema(&CREATE_SHAPE, &[]).build()).into()
-    }
-}
+        impl utoipa::PartialSchema for $body {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::Schema::Object(
+                    $crate::http::schema::shape_schema(&$shape, &[]).build(),
+                )
+                .into()
+            }
+        }
 
-impl ToSchema for CreateRoomBody {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("CreateRoom")
-    }
+        impl utoipa::ToSchema for $body {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
+    };
 }
+pub(crate) use shaped_body;
+
+shaped_body!(
+    /// The body of `POST /api/rooms`: every field optional.
+    CreateRoomBody,
+    "CreateRoom",
+    CREATE_SHAPE
+);
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello`, `presence` and `sync`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence`, `sync` and `gate`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 13] {
+fn sse_events() -> [(&'static str, String, bool); 15] {
     use crate::room::event as e;
     [
         (
@@ -224,6 +241,16 @@ fn sse_events() -> [(&'static str, String, bool); 13] {
             "control",
             <e::ControlData as ToSchema>::name().into_owned(),
             true,
+        ),
+        (
+            "ready_gate",
+            <e::ReadyGateData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "gate",
+            <e::GateData as ToSchema>::name().into_owned(),
+            false,
         ),
         (
             "hello",
@@ -325,6 +352,8 @@ impl ToSchema for SseMessage {
         add::<e::QueueData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
+        add::<e::ReadyGateData>(schemas);
+        add::<e::GateData>(schemas);
         add::<super::stream_token::IssuedToken>(schemas);
         add::<e::VisibilityData>(schemas);
         add::<e::ChatEnabledData>(schemas);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use super::state::Access;
+use super::state::{Access, StartPolicy};
 use super::{Clock, Command};
 use crate::telemetry::Metrics;
 
@@ -37,6 +37,9 @@ pub struct RoomSettings {
     pub chat_history: usize,
     /// How listeners' sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
     pub sync: super::sync::SyncRules,
+    /// How starts are scheduled (`--start-lead-ms`, `--gate-quorum`,
+    /// `--gate-deadline-ms`); its `gate_listeners` is filled in by the driver.
+    pub starts: StartPolicy,
 }
 
 /// Everything a room's driver needs from the server around it.
@@ -61,7 +64,8 @@ pub(crate) fn access_for(command: &Command) -> Access {
         Command::Control { .. }
         | Command::Visibility { .. }
         | Command::ChatEnabled { .. }
-        | Command::ClearChat {} => Access::HostOnly,
+        | Command::ClearChat {}
+        | Command::ReadyGate { .. } => Access::HostOnly,
         _ => Access::Command,
     }
 }

@@ -9,9 +9,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::is_video_id;
 use super::source::Source;
-use super::state::{Control, Visibility};
-use super::{is_video_id, state::MAX_POSITION};
+use super::state::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
 /// Longest queue item title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -26,6 +26,9 @@ pub enum Command {
     Play {
         #[serde(default)]
         position: Option<f64>,
+        /// Server Unix ms to start at; default: `--start-lead-ms` from now.
+        #[serde(default)]
+        starts_at: Option<i64>,
     },
     Pause {
         #[serde(default)]
@@ -44,6 +47,8 @@ pub enum Command {
         paused: Option<bool>,
         #[serde(default)]
         duration: Option<f64>,
+        #[serde(default)]
+        starts_at: Option<i64>,
     },
     Rate {
         rate: f64,
@@ -67,6 +72,11 @@ pub enum Command {
     Next {},
     Control {
         control: Control,
+    },
+    /// The room's ready gate (host token always needed).
+    ReadyGate {
+        quorum: u64,
+        deadline_ms: u64,
     },
     Visibility {
         visibility: Visibility,
@@ -160,10 +170,13 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 14] = [
+pub const COMMANDS: [Shape; 15] = [
     Shape {
         name: "play",
-        fields: &[("position", Number, Optional)],
+        fields: &[
+            ("position", Number, Optional),
+            ("starts_at", NonNegativeInteger, Optional),
+        ],
         alternatives: None,
     },
     Shape {
@@ -184,6 +197,7 @@ pub const COMMANDS: [Shape; 14] = [
             ("position", Number, Optional),
             ("paused", Boolean, Optional),
             ("duration", Number, Optional),
+            ("starts_at", NonNegativeInteger, Optional),
         ],
         alternatives: Some(ITEM_SOURCE),
     },
@@ -242,6 +256,14 @@ pub const COMMANDS: [Shape; 14] = [
     Shape {
         name: "clear_chat",
         fields: &[],
+        alternatives: None,
+    },
+    Shape {
+        name: "ready_gate",
+        fields: &[
+            ("quorum", NonNegativeInteger, Required),
+            ("deadline_ms", NonNegativeInteger, Required),
+        ],
         alternatives: None,
     },
 ];
@@ -434,6 +456,7 @@ impl Command {
             Command::Visibility { .. } => 11,
             Command::ChatEnabled { .. } => 12,
             Command::ClearChat {} => 13,
+            Command::ReadyGate { .. } => 14,
         };
         &COMMANDS[index]
     }
@@ -485,7 +508,7 @@ impl Command {
     /// [`Room::apply`](super::Room::apply) so the state machine is safe on its own.
     pub fn validate(&self) -> Result<(), CommandError> {
         match self {
-            Command::Play { position } | Command::Pause { position } => {
+            Command::Play { position, .. } | Command::Pause { position } => {
                 position.map_or(Ok(()), check_position)
             }
             Command::Seek { position } => check_position(*position),
@@ -517,6 +540,22 @@ impl Command {
                     }
                     None => Ok(()),
                 }
+            }
+            Command::ReadyGate {
+                quorum,
+                deadline_ms,
+            } => {
+                if *quorum > MAX_GATE_QUORUM {
+                    return Err(CommandError::InvalidValue(format!(
+                        "`quorum` is a percentage: 0 to {MAX_GATE_QUORUM}"
+                    )));
+                }
+                if *deadline_ms > MAX_GATE_DEADLINE_MS {
+                    return Err(CommandError::InvalidValue(format!(
+                        "`deadline_ms` must be 0 (no gate) to {MAX_GATE_DEADLINE_MS}"
+                    )));
+                }
+                Ok(())
             }
             Command::QueueRemove { .. }
             | Command::QueueMove { .. }
@@ -609,7 +648,13 @@ mod tests {
     #[test]
     fn decodes_each_command_type() {
         let cases = [
-            (json!({"type": "play"}), Command::Play { position: None }),
+            (
+                json!({"type": "play"}),
+                Command::Play {
+                    position: None,
+                    starts_at: None,
+                },
+            ),
             (
                 json!({"type": "pause", "position": 3.5}),
                 Command::Pause {
@@ -627,6 +672,7 @@ mod tests {
                     position: None,
                     paused: None,
                     duration: None,
+                    starts_at: None,
                 },
             ),
             (
@@ -769,6 +815,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: None,
+                starts_at: None,
             })
         );
         let add = decode(json!({"type": "queue_add", "media_url": "https://a.example/b.mp3"}));

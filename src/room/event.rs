@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::state::{Control, PlaybackState, QueueItem, RoomView, Visibility};
+use super::state::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
 
 /// Why a `state` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -25,6 +25,10 @@ pub enum Cause {
     Duration,
     Next,
     Ended,
+    /// A pending start happened (`starts_at` came).
+    Start,
+    /// The ready gate reached its quorum: the start was brought forward.
+    Ready,
 }
 
 /// Why a room closed.
@@ -72,6 +76,9 @@ pub enum EventKind {
     ChatCleared {},
     #[serde(rename = "host_token")]
     HostToken {},
+    ReadyGate {
+        settings: GateSettings,
+    },
     Closed {
         reason: CloseReason,
     },
@@ -85,6 +92,7 @@ impl EventKind {
             EventKind::Queue { .. } => "queue",
             EventKind::Chat { .. } => "chat",
             EventKind::Control { .. } => "control",
+            EventKind::ReadyGate { .. } => "ready_gate",
             EventKind::Visibility { .. } => "visibility",
             EventKind::ChatEnabled { .. } => "chat_enabled",
             EventKind::ChatCleared {} => "chat_cleared",
@@ -126,6 +134,14 @@ pub(crate) struct ChatData<'a> {
 pub(crate) struct ControlData {
     version: u64,
     control: Control,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ReadyGateEvent)]
+pub(crate) struct ReadyGateData {
+    version: u64,
+    ready_gate: GateSettings,
     server_time: i64,
 }
 
@@ -193,6 +209,11 @@ impl Event {
             EventKind::Control { control } => serde_json::to_vec(&ControlData {
                 version,
                 control: *control,
+                server_time,
+            }),
+            EventKind::ReadyGate { settings } => serde_json::to_vec(&ReadyGateData {
+                version,
+                ready_gate: *settings,
                 server_time,
             }),
             EventKind::Visibility { visibility } => serde_json::to_vec(&VisibilityData {
@@ -283,6 +304,41 @@ impl Frame {
     }
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = GateEvent)]
+pub(crate) struct GateData {
+    ready_gate: u64,
+    ready: u64,
+    listeners: u64,
+    starts_at: Option<i64>,
+    server_time: i64,
+}
+
+impl Frame {
+    /// A `gate` frame: how far the open ready gate is. No id, never replayed.
+    pub fn gate(
+        ready_gate: u64,
+        (ready, listeners): (u64, u64),
+        starts_at: Option<i64>,
+        server_time: i64,
+    ) -> Frame {
+        let data = serde_json::to_vec(&GateData {
+            ready_gate,
+            ready,
+            listeners,
+            starts_at,
+            server_time,
+        })
+        .unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "gate", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+}
+
 /// Counts down the listeners still to write a frame; the last one to write it
 /// reports how long the whole fan-out took since the command arrived.
 #[derive(Debug)]
@@ -365,13 +421,15 @@ mod tests {
                     rate: 1.0,
                     duration: None,
                     updated_at: 999,
+                    starts_at: None,
+                    ready_gate: None,
                 },
             },
         };
         let frame = event.to_frame(None);
         assert_eq!(
             std::str::from_utf8(&frame.bytes).unwrap(),
-            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999},\"server_time\":1000}\n\n"
+            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999,\"starts_at\":null,\"ready_gate\":null},\"server_time\":1000}\n\n"
         );
         assert_eq!(frame.version, Some(17));
         assert!(!frame.ends_stream);

@@ -13,6 +13,7 @@ use super::actor::Boxed;
 use super::command::CommandRequest;
 pub use super::error::RoomError;
 use super::event::SharedFrame;
+use super::gate::GateProgress;
 use super::shared::Feed;
 use super::source::Source;
 use super::state::{RoomView, Visibility};
@@ -65,6 +66,12 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<(), RoomError>>,
     },
+    /// A page's readiness report: `stream` has `ready_gate`'s item loaded.
+    Ready {
+        stream: String,
+        ready_gate: u64,
+        respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
+    },
     /// Replaces the host token with `new_token` (the current one is `token`).
     ResetHostToken {
         token: Option<HostToken>,
@@ -98,6 +105,8 @@ pub struct RoomShared {
     pub name: String,
     /// Open event streams on this room (on this node).
     listeners: AtomicUsize,
+    /// Those of them whose pages take part in the ready gate (`?ready_gate=1`).
+    gate_listeners: AtomicUsize,
     /// Wakes the actor when `listeners` changes, for presence and expiry.
     pub(crate) listeners_changed: Notify,
     /// What is loaded, kept in step by the actor. A std mutex: held for a clone.
@@ -114,6 +123,7 @@ impl RoomShared {
         Self {
             name,
             listeners: AtomicUsize::new(0),
+            gate_listeners: AtomicUsize::new(0),
             listeners_changed: Notify::new(),
             source: Mutex::new(source),
             public: AtomicBool::new(visibility == Visibility::Public),
@@ -136,6 +146,11 @@ impl RoomShared {
 
     pub fn listeners(&self) -> usize {
         self.listeners.load(Ordering::Acquire)
+    }
+
+    /// Listeners here whose pages take part in the ready gate.
+    pub fn gate_listeners(&self) -> usize {
+        self.gate_listeners.load(Ordering::Acquire)
     }
 
     pub fn source(&self) -> Option<Source> {
@@ -178,6 +193,8 @@ pub struct ListenerGuard {
     shared: Arc<RoomShared>,
     /// The stream's id, once known: its sync report stops counting when it ends.
     stream: Option<String>,
+    /// Counted among the ready gate's listeners too.
+    in_gate: bool,
 }
 
 impl ListenerGuard {
@@ -187,12 +204,23 @@ impl ListenerGuard {
         Self {
             shared,
             stream: None,
+            in_gate: false,
         }
     }
 
     /// Names the stream this guard counts (the id its stream token carries).
     pub fn set_stream(&mut self, stream: String) {
         self.stream = Some(stream);
+    }
+
+    /// Counts this listener among those the ready gate waits for (its page
+    /// said `?ready_gate=1`), for as long as it lives.
+    pub fn join_ready_gate(&mut self) {
+        if !self.in_gate {
+            self.in_gate = true;
+            self.shared.gate_listeners.fetch_add(1, Ordering::AcqRel);
+            self.shared.listeners_changed.notify_one();
+        }
     }
 }
 
@@ -202,6 +230,9 @@ impl Drop for ListenerGuard {
             self.shared.stream_closed(stream);
         }
         self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
+        if self.in_gate {
+            self.shared.gate_listeners.fetch_sub(1, Ordering::AcqRel);
+        }
         self.shared.listeners_changed.notify_one();
     }
 }
@@ -320,6 +351,19 @@ impl RoomHandle {
             })
             .await?;
         summary
+    }
+
+    /// Counts the event stream `stream` (verified by the caller) ready for the
+    /// gate `ready_gate`; answers the gate's progress.
+    pub async fn ready(&self, stream: String, ready_gate: u64) -> Result<GateProgress, RoomError> {
+        let progress = self
+            .call(|respond_to| Request::Ready {
+                stream,
+                ready_gate,
+                respond_to,
+            })
+            .await?;
+        progress
     }
 
     /// Closes the room (host token required): listeners get `closed`.

@@ -250,6 +250,7 @@ mod tests {
                 interval: Duration::from_secs(5),
                 max_reports: 16,
             },
+            starts: crate::room::state::StartPolicy::default(),
         };
         let hub = Hub::new(&room, &settings, Arc::new(Metrics::new()), Vec::new());
         (hub, room)

@@ -7,7 +7,9 @@
 //! awaits nothing but its inbox and its own timers, so no client can stall it.
 //!
 //! Timers, all recomputed from the room on every turn of the loop (no polling):
+//! - start: a pending start (`starts_at`) happens (re-armed by every change);
 //! - end of video: auto-advance or pause at the end (re-armed by every change);
+//! - gate progress: at most one `gate` event per 250 ms while a ready gate is open;
 //! - presence: at most one `presence` event per second, only on change;
 //! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands;
 //! - sync: the oldest drift report expires; a changed summary is due as a `sync` event.
@@ -21,6 +23,7 @@ use tokio::time::Instant;
 use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
+use super::gate::{GateProgress, ReadyTally};
 use super::handle::{CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::state::{Access, Room, RoomView};
@@ -48,8 +51,11 @@ pub fn spawn(
         requests_tx,
         hub.shared.clone(),
     );
+    let mut room = room;
+    room.starts = context.settings.starts;
     let driver = LocalRoom {
         room,
+        tally: ReadyTally::default(),
         hub,
         sync_board: SyncBoard::new(context.settings.sync),
         sync: SyncAnnouncer::default(),
@@ -63,6 +69,8 @@ pub fn spawn(
 
 struct LocalRoom {
     room: Room,
+    /// Who reported the open ready gate's item loaded.
+    tally: ReadyTally,
     hub: Hub,
     /// The listeners' drift reports.
     sync_board: SyncBoard,
@@ -79,14 +87,24 @@ impl LocalRoom {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
             let end_at = self.end_deadline();
+            let start_at = self.start_deadline();
+            let progress_at = self.tally.progress_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
             let sync_at = self.sync.deadline();
-            let next = [end_at, presence_at, expire_at, report_expires_at, sync_at]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                start_at,
+                end_at,
+                progress_at,
+                presence_at,
+                report_expires_at,
+                sync_at,
+                expire_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -108,12 +126,24 @@ impl LocalRoom {
                         self.sync_board.forget(&stream);
                     }
                     self.refresh_sync();
+                    // One who took part may have left: the rest may be the quorum.
+                    self.check_gate();
                 }
                 _ = sleep_until_some(next) => {
+                    // In this order, as the separate timers were: a start due
+                    // before an end lands first.
                     let now = Instant::now();
+                    if start_at.is_some_and(|at| at <= now) {
+                        let events = self.room.on_start(self.now());
+                        self.publish(events, None);
+                    }
                     if end_at.is_some_and(|at| at <= now) {
+                        self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
                         let events = self.room.on_end(self.now());
                         self.publish(events, None);
+                    }
+                    if progress_at.is_some_and(|at| at <= now) {
+                        self.send_progress();
                     }
                     if presence_at.is_some_and(|at| at <= now) {
                         let due = self.hub.presence_due();
@@ -183,6 +213,7 @@ impl LocalRoom {
                 respond_to,
             } => {
                 let access = access_for(&request.command);
+                self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
                 let result = self
                     .room
                     .authorize(token.as_ref().map(|t| t.0.as_str()), access)
@@ -234,6 +265,22 @@ impl LocalRoom {
                     return Flow::Stop;
                 }
             }
+            Request::Ready {
+                stream,
+                ready_gate,
+                respond_to,
+            } => {
+                let counted = self.tally.report(ready_gate, stream);
+                if counted {
+                    self.check_gate();
+                }
+                let _ = respond_to.send(Ok(GateProgress {
+                    ready_gate: self.room.state.ready_gate,
+                    ready: self.tally.ready(),
+                    listeners: self.hub.shared.gate_listeners() as u64,
+                    counted,
+                }));
+            }
             Request::ResetHostToken {
                 token,
                 new_token,
@@ -276,6 +323,32 @@ impl LocalRoom {
             }
         }
         self.hub.publish(events, arrived);
+        self.tally.follow(self.room.state.ready_gate);
+    }
+
+    /// Opens the start when the open ready gate has its quorum.
+    fn check_gate(&mut self) {
+        let Some(gate) = self.room.state.ready_gate else {
+            return;
+        };
+        self.tally.touch();
+        let listeners = self.hub.shared.gate_listeners() as u64;
+        if self.room.gate().met(self.tally.ready(), listeners) {
+            let events = self.room.release_gate(gate, self.now());
+            self.publish(events, None);
+        }
+    }
+
+    /// Tells the listeners how far the open gate is (coalesced).
+    fn send_progress(&mut self) {
+        let listeners = self.hub.shared.gate_listeners() as u64;
+        let Some(progress) = self.tally.progress_due(listeners) else {
+            return;
+        };
+        if let Some(gate) = self.room.state.ready_gate {
+            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+            self.hub.send_live(frame);
+        }
     }
 
     /// Presence goes straight to this node's listeners.
@@ -292,8 +365,16 @@ impl LocalRoom {
     }
 
     fn end_deadline(&self) -> Option<Instant> {
-        let ends_at = self.room.state.ends_at()?;
-        let wait_ms = (ends_at - self.now()).max(0) as u64;
+        self.deadline(self.room.state.ends_at()?)
+    }
+
+    fn start_deadline(&self) -> Option<Instant> {
+        self.deadline(self.room.state.starts_at?)
+    }
+
+    /// The timer instant of server time `at`.
+    fn deadline(&self, at: i64) -> Option<Instant> {
+        let wait_ms = (at - self.now()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait_ms))
     }
 }
@@ -306,7 +387,7 @@ mod tests {
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;
     use crate::room::handle::HostToken;
-    use crate::room::state::Control;
+    use crate::room::state::{Control, StartPolicy};
     use crate::room::{Clock, Command, Source, TokioClock};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -340,6 +421,7 @@ mod tests {
                         interval: Duration::from_secs(5),
                         max_reports: 100,
                     },
+                    starts: StartPolicy::default(),
                 },
                 clock,
                 metrics: Arc::new(Metrics::new()),
@@ -398,6 +480,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: Some(10.0),
+                starts_at: None,
             },
         )
         .await;
@@ -444,6 +527,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: Some(5.0),
+                starts_at: None,
             },
         )
         .await;

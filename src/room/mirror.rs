@@ -22,12 +22,13 @@ use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBO
 use super::command::CommandError;
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
+use super::gate::{GateProgress, ReadyTally};
 use super::handle::{CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::shared::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
-use super::state::{Access, Room, RoomView};
+use super::state::{Access, Room, RoomView, StartPolicy};
 use super::sync::{SyncAnnouncer, SyncChange};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
@@ -114,6 +115,10 @@ pub fn spawn(
         inbox: requests_tx.downgrade(),
         listeners: opened.listeners,
         reported: 0,
+        gate_listeners: 0,
+        reported_gate: 0,
+        starts: context.settings.starts,
+        reporting: Arc::default(),
     };
     let mut sync = SyncAnnouncer::default();
     // Listeners that join see it in their snapshot; nobody here needs an event.
@@ -121,6 +126,7 @@ pub fn spawn(
     sync.due();
     let driver = MirrorRoom {
         room,
+        tally: ReadyTally::default(),
         hub,
         link,
         sync,
@@ -150,6 +156,13 @@ struct Link {
     listeners: u64,
     /// This node's count as last reported (it is part of `listeners`).
     reported: u64,
+    /// Of them, those taking part in the ready gate, as last heard and reported.
+    gate_listeners: u64,
+    reported_gate: u64,
+    /// How starts are scheduled (the server's settings).
+    starts: StartPolicy,
+    /// Held by the listener-count report under way.
+    reporting: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Link {
@@ -157,6 +170,17 @@ impl Link {
     /// (a new listener's snapshot counts itself, as on a single node).
     fn listeners_now(&self, local: usize) -> u64 {
         (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
+    }
+
+    /// How starts are scheduled now, with the gate's listeners over every node
+    /// (this node's brought up to date, as for [`Link::listeners_now`]).
+    fn policy(&self, local_gate: usize) -> StartPolicy {
+        StartPolicy {
+            gate_listeners: (self.gate_listeners.saturating_sub(self.reported_gate)
+                + local_gate as u64)
+                .max(local_gate as u64),
+            ..self.starts
+        }
     }
 
     /// Commits `change` to the shared room and hands the events to the mirror
@@ -223,6 +247,8 @@ impl Link {
 struct MirrorRoom {
     /// This node's mirror of the shared room.
     room: Room,
+    /// The open ready gate's progress as heard (the tally itself is shared).
+    tally: ReadyTally,
     hub: Hub,
     link: Link,
     /// The room's sync summary over every node, as last heard.
@@ -249,6 +275,7 @@ impl MirrorRoom {
         let alarm = self.link.alarm.clone();
         loop {
             let end_at = self.end_deadline();
+            let progress_at = self.tally.progress_deadline();
             let presence_at = self.hub.presence_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
@@ -266,7 +293,9 @@ impl MirrorRoom {
                     None => break,
                 },
                 _ = self.hub.shared.listeners_changed.notified() => {
-                    if self.hub.on_listeners_changed().is_some() {
+                    let gate_changed =
+                        self.hub.shared.gate_listeners() as u64 != self.link.reported_gate;
+                    if self.hub.on_listeners_changed().is_some() || gate_changed {
                         self.report_listeners();
                     }
                     self.forget_closed_streams();
@@ -276,6 +305,7 @@ impl MirrorRoom {
                         self.hub.send_live(Frame::sync(&summary));
                     }
                 }
+                _ = sleep_until_some(progress_at) => self.send_progress(),
                 _ = alarm.wait() => self.start_catch_up(),
                 _ = sleep_until_some(end_at) => self.on_end_timer(),
                 _ = sleep_until_some(presence_at) => {
@@ -335,9 +365,11 @@ impl MirrorRoom {
                 let access = access_for(&request.command);
                 let command = request.command;
                 let expected = request.expected_version;
+                let starts = link.policy(self.hub.shared.gate_listeners());
                 tokio::spawn(async move {
                     let committed = link
                         .commit(&room_id, Some(arrived), |room, now| {
+                            room.starts = starts;
                             room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
                             room.check_version(expected)?;
                             room.apply(command.clone(), now)
@@ -374,6 +406,19 @@ impl MirrorRoom {
                         .await;
                     let _ = respond_to.send(committed.map(|_| ()));
                 });
+            }
+            Request::Ready {
+                stream,
+                ready_gate,
+                respond_to,
+            } => self.on_ready(stream, ready_gate, respond_to),
+            Request::Feed(Feed::Gate {
+                ready_gate,
+                ready,
+                listeners,
+            }) => {
+                self.link.gate_listeners = listeners;
+                self.tally.heard(ready_gate, ready);
             }
             Request::ResetHostToken {
                 token,
@@ -416,8 +461,13 @@ impl MirrorRoom {
             }
             Request::Feed(Feed::Presence {
                 listeners,
+                gate_listeners,
                 server_time,
-            }) => self.on_listener_total(listeners, server_time),
+            }) => {
+                self.link.gate_listeners = gate_listeners;
+                self.tally.touch();
+                self.on_listener_total(listeners, server_time);
+            }
             Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(*result),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
@@ -473,6 +523,7 @@ impl MirrorRoom {
             }
             let (event, arrived) = entry.remove();
             self.room.absorb(&event);
+            self.tally.follow(self.room.state.ready_gate);
             let closed = matches!(event.kind, EventKind::Closed { .. });
             self.hub.publish(vec![event], arrived);
             if closed {
@@ -612,15 +663,28 @@ impl MirrorRoom {
     /// the feed).
     fn report_listeners(&mut self) {
         let count = self.hub.listeners();
+        let gate_count = self.hub.shared.gate_listeners();
         self.link.reported = count as u64;
+        self.link.reported_gate = gate_count as u64;
         self.reported_at = Some(Instant::now());
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
+        let counts = self.hub.shared.clone();
         tokio::spawn(async move {
+            // One report at a time, each with the counts as they are when its turn
+            // comes: two spawned reports must not land in the wrong order (the
+            // older count would stand until the next heartbeat).
+            let _turn = link.reporting.lock().await;
+            let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
             // A failed report is retried by the next heartbeat; it also means the
             // feed may be silently gone (a dead link sends no disconnection), so
             // the mirror checks what it missed, and learns it is out of touch.
-            if link.shared.report_listeners(&room_id, count).await.is_err() {
+            if link
+                .shared
+                .report_listeners(&room_id, count, gate_count)
+                .await
+                .is_err()
+            {
                 link.alarm.raise();
             }
         });
@@ -632,24 +696,98 @@ impl MirrorRoom {
                 return Some(at);
             }
         }
-        let ends_at = self.room.state.ends_at()?;
-        let wait_ms = (ends_at - self.now()).max(0) as u64;
+        // A pending start is paused: it has no end until it happened.
+        let due = self.room.state.starts_at.or(self.room.state.ends_at())?;
+        let wait_ms = (due - self.now()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait_ms))
     }
 
+    /// A pending start, or the end of the video, is due.
     fn on_end_timer(&mut self) {
         // Every node serving the room fires; the compare-and-set lets one win and
         // the others find nothing left to do. Until the version moves, wait.
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
+        let starts = link.policy(self.hub.shared.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
-                .commit(&room_id, None, |room, now| Ok(room.on_end(now)))
+                .commit(&room_id, None, |room, now| {
+                    room.starts = starts;
+                    let started = room.on_start(now);
+                    Ok(if started.is_empty() {
+                        room.on_end(now)
+                    } else {
+                        started
+                    })
+                })
                 .await
             {
-                tracing::debug!(%room_id, %error, "end of video not committed");
+                tracing::debug!(%room_id, %error, "start or end of video not committed");
             }
         });
+    }
+
+    /// A page's readiness report: counted in the shared tally, and the start
+    /// committed (once, by compare-and-set) when the gate has its quorum.
+    fn on_ready(
+        &mut self,
+        stream: String,
+        ready_gate: u64,
+        respond_to: tokio::sync::oneshot::Sender<Result<GateProgress, RoomError>>,
+    ) {
+        if self.room.state.ready_gate != Some(ready_gate) {
+            let _ = respond_to.send(Ok(GateProgress {
+                ready_gate: self.room.state.ready_gate,
+                ready: self.tally.ready(),
+                listeners: self.link.gate_listeners,
+                counted: false,
+            }));
+            return;
+        }
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let settings = self.room.gate();
+        let starts = link.policy(self.hub.shared.gate_listeners());
+        tokio::spawn(async move {
+            let reply = match link
+                .shared
+                .report_ready(&room_id, ready_gate, &stream)
+                .await
+            {
+                Ok((ready, listeners)) => {
+                    if settings.met(ready, listeners) {
+                        let released = link
+                            .commit(&room_id, None, |room, now| {
+                                room.starts = starts;
+                                Ok(room.release_gate(ready_gate, now))
+                            })
+                            .await;
+                        if let Err(error) = released {
+                            tracing::debug!(%room_id, %error, "ready gate not released");
+                        }
+                    }
+                    Ok(GateProgress {
+                        ready_gate: Some(ready_gate),
+                        ready,
+                        listeners,
+                        counted: true,
+                    })
+                }
+                Err(unavailable) => Err(RoomError::from(unavailable)),
+            };
+            let _ = respond_to.send(reply);
+        });
+    }
+
+    /// Tells this node's listeners how far the open gate is (coalesced).
+    fn send_progress(&mut self) {
+        let Some(progress) = self.tally.progress_due(self.link.gate_listeners) else {
+            return;
+        };
+        if let Some(gate) = self.room.state.ready_gate {
+            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+            self.hub.send_live(frame);
+        }
     }
 }

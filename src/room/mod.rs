@@ -5,6 +5,7 @@
 //! - [`event`]: what a room emits, encoded once into SSE frames shared by every listener.
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
 //! - [`actor`]: what both room drivers share (settings, context, loop helpers).
+//! - [`gate`]: the ready gate's tally in a room kept here, and its quorum.
 //! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
 //! - [`local`]: the driver of a room owned by this process (apply in place, timers, store).
 //! - [`mirror`]: the driver of a room shared through a backplane (commit, catch up, heartbeat).
@@ -19,6 +20,7 @@ pub mod actor;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod gate;
 pub mod handle;
 pub mod history;
 pub mod hub;
@@ -36,7 +38,10 @@ pub use error::{RoomError, Unavailable};
 pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use source::Source;
-pub use state::{Control, PlaybackState, QueueItem, Room, RoomView};
+pub use state::{
+    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
+    MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM,
+};
 
 /// Server time in Unix milliseconds, the unit of `server_time` and `updated_at`.
 ///

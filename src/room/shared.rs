@@ -95,13 +95,24 @@ pub trait SharedRooms: Send + Sync + 'static {
         after: u64,
     ) -> PortFuture<'a, Result<CatchUp, Unavailable>>;
 
-    /// Reports this node's listener count in a room; answers the total over all
-    /// live nodes, and keeps the room alive while it has listeners.
+    /// Reports this node's listener count in a room (and how many of them take
+    /// part in the ready gate); answers the total over all live nodes, and keeps
+    /// the room alive while it has listeners.
     fn report_listeners<'a>(
         &'a self,
         room_id: &'a str,
         count: usize,
+        gate_count: usize,
     ) -> PortFuture<'a, Result<u64, Unavailable>>;
+
+    /// Counts event stream `stream` ready for the room's gate `ready_gate`;
+    /// answers (ready, taking part) over every node, and tells every node.
+    fn report_ready<'a>(
+        &'a self,
+        room_id: &'a str,
+        ready_gate: u64,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(u64, u64), Unavailable>>;
 
     /// A secret every node of the cluster holds, agreed when the node joined:
     /// it signs what one node issues and another must check (stream tokens).
@@ -173,8 +184,19 @@ pub enum Feed {
         events: Vec<Event>,
         arrived: Option<std::time::Instant>,
     },
-    /// The room's listener total over every live node changed.
-    Presence { listeners: u64, server_time: i64 },
+    /// The room's listener total over every live node changed (or the number
+    /// of them that take part in the ready gate).
+    Presence {
+        listeners: u64,
+        gate_listeners: u64,
+        server_time: i64,
+    },
+    /// A page somewhere reported the ready gate's item ready: the progress.
+    Gate {
+        ready_gate: u64,
+        ready: u64,
+        listeners: u64,
+    },
     /// The answer of a catch-up read.
     CaughtUp(Box<Result<CatchUp, Unavailable>>),
     /// The room's sync summary over every node changed.

@@ -32,6 +32,49 @@ const SAME_POSITION: f64 = 0.001;
 /// The end-of-video timer may wake a hair early by the wall clock; within this
 /// many seconds of the end the video counts as ended.
 const END_TOLERANCE: f64 = 0.05;
+/// A `starts_at` up to this far in the past (ms) is taken as "now" (a host's
+/// clock estimate may be a little behind); further back it is refused.
+pub const START_PAST_TOLERANCE_MS: i64 = 1_000;
+/// The furthest ahead (ms) a `starts_at` may lie.
+pub const MAX_START_AHEAD_MS: i64 = 60_000;
+/// Bounds of the per-room ready gate settings (`ready_gate` command, flags).
+pub const MAX_GATE_QUORUM: u64 = 100;
+pub const MAX_GATE_DEADLINE_MS: u64 = 30_000;
+
+/// A room's ready gate: after a `load`, `next` or auto-advance of a playing item
+/// the room waits for `quorum` percent of the pages that take part to report the
+/// item ready, or for `deadline_ms`, whichever comes first, then schedules the
+/// start. `deadline_ms: 0` turns the gate off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GateSettings {
+    /// Percent (0..=100) of the taking-part listeners that must be ready.
+    pub quorum: u64,
+    /// Longest wait for them, in milliseconds (0..=30000).
+    pub deadline_ms: u64,
+}
+
+impl Default for GateSettings {
+    fn default() -> Self {
+        Self {
+            quorum: 80,
+            deadline_ms: 3_000,
+        }
+    }
+}
+
+/// How this server starts playback: its settings (`--start-lead-ms`,
+/// `--gate-quorum`, `--gate-deadline-ms`) and what the driver knows right now.
+/// Given to the room by its driver before each change; never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StartPolicy {
+    /// How far ahead of now a start is scheduled; 0 starts at once.
+    pub lead_ms: i64,
+    /// The gate of rooms whose host set none.
+    pub gate: GateSettings,
+    /// Listeners (over every node) whose pages take part in the gate; with none,
+    /// there is nobody to wait for.
+    pub gate_listeners: u64,
+}
 
 /// Who may send playback commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -68,8 +111,16 @@ pub struct PlaybackState {
     pub paused: bool,
     pub rate: f64,
     pub duration: Option<f64>,
-    /// Server Unix time in milliseconds.
+    /// Server Unix time in milliseconds; never in the future.
     pub updated_at: i64,
+    /// A pending start (server Unix ms): the room is `paused` at `position` and
+    /// plays from it at this moment. `null` when no start is pending.
+    #[serde(default)]
+    pub starts_at: Option<i64>,
+    /// While the pending start waits on the ready gate: the gate's id, which the
+    /// pages name in their readiness reports. `null` otherwise.
+    #[serde(default)]
+    pub ready_gate: Option<u64>,
 }
 
 impl PlaybackState {
@@ -82,6 +133,8 @@ impl PlaybackState {
             rate: 1.0,
             duration: None,
             updated_at: now,
+            starts_at: None,
+            ready_gate: None,
         }
     }
 
@@ -97,7 +150,33 @@ impl PlaybackState {
         self.clamp(position)
     }
 
+    /// This state (anchored at `now`) set to play from `position` at `at`: a
+    /// pending start, or playing at once when `at` is not in the future.
+    fn start_at(self, at: i64, now: i64) -> Self {
+        if at <= now {
+            return self.started(at);
+        }
+        Self {
+            paused: true,
+            starts_at: Some(at),
+            ready_gate: None,
+            ..self
+        }
+    }
+
+    /// The state once its pending start happened at `at`: playing from `position`.
+    fn started(&self, at: i64) -> Self {
+        Self {
+            paused: false,
+            updated_at: at,
+            starts_at: None,
+            ready_gate: None,
+            ..self.clone()
+        }
+    }
+
     /// When (server ms) a playing video with a known duration reaches its end.
+    /// A pending start is paused until it happens, so it has no end yet.
     pub fn ends_at(&self) -> Option<i64> {
         let duration = self.duration?;
         if self.paused {
@@ -129,6 +208,8 @@ impl PlaybackState {
     fn same_as(&self, other: &Self, now: i64) -> bool {
         self.source == other.source
             && self.paused == other.paused
+            && self.starts_at == other.starts_at
+            && self.ready_gate == other.ready_gate
             && self.rate == other.rate
             && self.duration == other.duration
             && (self.position_at(now) - other.position_at(now)).abs() < SAME_POSITION
@@ -193,6 +274,13 @@ pub struct Room {
     /// server's setting, given after a room is created or read back.
     #[serde(skip)]
     pub chat_history: usize,
+    /// The ready gate the host set (`ready_gate` command); `None` follows the
+    /// server's flags.
+    #[serde(default)]
+    pub ready_gate: Option<GateSettings>,
+    /// How starts are scheduled now: given by the driver before each change.
+    #[serde(skip)]
+    pub starts: StartPolicy,
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
@@ -209,6 +297,8 @@ pub struct RoomView {
     pub queue: Vec<QueueItem>,
     /// The last chat messages, oldest first (`--chat-history`).
     pub chat: Vec<ChatMessage>,
+    /// The room's ready gate: the host's setting, or the server's.
+    pub ready_gate: GateSettings,
     /// Whether the room takes chat messages (the host can turn chat off).
     pub chat_enabled: bool,
     pub listeners: u64,
@@ -269,7 +359,14 @@ impl Room {
             creator: None,
             chat: VecDeque::new(),
             chat_history: 0,
+            ready_gate: None,
+            starts: StartPolicy::default(),
         }
+    }
+
+    /// The gate this room uses: the host's, or the server's.
+    pub fn gate(&self) -> GateSettings {
+        self.ready_gate.unwrap_or(self.starts.gate)
     }
 
     /// The snapshot clients see.
@@ -283,6 +380,7 @@ impl Room {
             state: self.state.clone(),
             queue: self.queue.clone(),
             chat: self.chat.iter().cloned().collect(),
+            ready_gate: self.gate(),
             chat_enabled: self.chat_enabled,
             listeners,
             server_time: now,
@@ -322,9 +420,17 @@ impl Room {
         command.validate()?;
         let current = &self.state;
         let (cause, state) = match command {
-            Command::Play { position } => {
+            Command::Play {
+                position,
+                starts_at,
+            } => {
                 if current.source.is_none() {
                     return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
+                }
+                let mut at = self.start_moment(starts_at, now)?;
+                if starts_at.is_none() {
+                    // "Start now" on a pending start never puts it off.
+                    at = current.starts_at.map_or(at, |pending| pending.min(at));
                 }
                 let mut state = current.anchored_at(now);
                 if let Some(position) = position {
@@ -333,15 +439,22 @@ impl Room {
                     // Play on an ended video starts it again, as players do.
                     state.position = 0.0;
                 }
-                state.paused = false;
-                (Cause::Play, state)
+                if starts_at.is_none() && !current.paused {
+                    // Already playing: no pause for a lead, as before.
+                    (Cause::Play, state)
+                } else {
+                    (Cause::Play, state.start_at(at, now))
+                }
             }
             Command::Pause { position } => {
                 let mut state = current.anchored_at(now);
                 if let Some(position) = position {
                     state.position = state.clamp(position);
                 }
+                // A pending start is called off.
                 state.paused = true;
+                state.starts_at = None;
+                state.ready_gate = None;
                 (Cause::Pause, state)
             }
             Command::Seek { position } => {
@@ -354,16 +467,31 @@ impl Room {
                 position,
                 paused,
                 duration,
+                starts_at,
             } => {
+                let paused = paused.unwrap_or(false);
+                if paused && starts_at.is_some() {
+                    return Err(CommandError::InvalidValue(
+                        "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
+                    ));
+                }
+                let at = starts_at
+                    .map(|t| self.start_moment(Some(t), now))
+                    .transpose()?;
                 let mut state = PlaybackState {
                     source: Some(source),
                     position: 0.0,
-                    paused: paused.unwrap_or(false),
+                    paused: true,
                     rate: current.rate,
                     duration,
                     updated_at: now,
+                    starts_at: None,
+                    ready_gate: None,
                 };
                 state.position = state.clamp(position.unwrap_or(0.0));
+                if !paused {
+                    state = self.start_item(state, at, now);
+                }
                 (Cause::Load, state)
             }
             Command::Rate { rate } => {
@@ -426,6 +554,20 @@ impl Room {
                 self.control = control;
                 return Ok(vec![self.event(now, EventKind::Control { control })]);
             }
+            Command::ReadyGate {
+                quorum,
+                deadline_ms,
+            } => {
+                let settings = GateSettings {
+                    quorum,
+                    deadline_ms,
+                };
+                if self.ready_gate == Some(settings) {
+                    return Ok(Vec::new());
+                }
+                self.ready_gate = Some(settings);
+                return Ok(vec![self.event(now, EventKind::ReadyGate { settings })]);
+            }
             Command::Visibility { visibility } => {
                 if visibility == self.visibility {
                     return Ok(Vec::new());
@@ -473,6 +615,85 @@ impl Room {
         self.set_state(state, Cause::Ended, now)
             .into_iter()
             .collect()
+    }
+
+    /// Called when the start timer fires: a pending start whose moment has come
+    /// happens (a `state` event, cause `start`, anchored at `starts_at`). Nothing
+    /// when no start is due (the state changed since the timer was armed).
+    pub fn on_start(&mut self, now: i64) -> Vec<Event> {
+        match self.state.starts_at {
+            Some(at) if at <= now => {
+                let state = self.state.started(at);
+                self.set_state(state, Cause::Start, now)
+                    .into_iter()
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The ready gate `gate` reached its quorum: the start is brought forward to
+    /// a lead from now (a `state` event, cause `ready`). Nothing when that gate is
+    /// no longer open, or when its deadline start comes sooner anyway.
+    pub fn release_gate(&mut self, gate: u64, now: i64) -> Vec<Event> {
+        if self.state.ready_gate != Some(gate) {
+            return Vec::new();
+        }
+        let at = now + self.starts.lead_ms;
+        if self
+            .state
+            .starts_at
+            .is_some_and(|starts_at| starts_at <= at)
+        {
+            return Vec::new();
+        }
+        let state = PlaybackState {
+            ready_gate: None,
+            ..self.state.clone()
+        }
+        .start_at(at, now);
+        self.set_state(state, Cause::Ready, now)
+            .into_iter()
+            .collect()
+    }
+
+    /// When a start asked for at `now` happens: at the given `starts_at`
+    /// (checked against [`START_PAST_TOLERANCE_MS`] and [`MAX_START_AHEAD_MS`]),
+    /// else a lead from now.
+    fn start_moment(&self, starts_at: Option<i64>, now: i64) -> Result<i64, CommandError> {
+        let Some(at) = starts_at else {
+            return Ok(now + self.starts.lead_ms);
+        };
+        if at < now - START_PAST_TOLERANCE_MS {
+            return Err(CommandError::InvalidValue(format!(
+                "`starts_at` is {} ms in the past (server time {now}); at most {START_PAST_TOLERANCE_MS} ms is taken as now",
+                now - at
+            )));
+        }
+        if at > now + MAX_START_AHEAD_MS {
+            return Err(CommandError::InvalidValue(format!(
+                "`starts_at` may be at most {MAX_START_AHEAD_MS} ms ahead of the server time ({now})"
+            )));
+        }
+        Ok(at)
+    }
+
+    /// A new item (paused at its start position) set to play: at `at` when
+    /// given, else after the ready gate when pages take part in it, else a lead
+    /// from now. The gate's id is the version of the event that opens it.
+    fn start_item(&self, state: PlaybackState, at: Option<i64>, now: i64) -> PlaybackState {
+        if let Some(at) = at {
+            return state.start_at(at, now);
+        }
+        let gate = self.gate();
+        if gate.deadline_ms == 0 || self.starts.gate_listeners == 0 {
+            return state.start_at(now + self.starts.lead_ms, now);
+        }
+        let deadline = now + gate.deadline_ms as i64 + self.starts.lead_ms;
+        PlaybackState {
+            ready_gate: Some(self.version + 1),
+            ..state.start_at(deadline, now)
+        }
     }
 
     /// A chat message: validated, trimmed, one event. Refused (`invalid_command`)
@@ -539,6 +760,7 @@ impl Room {
             EventKind::State { state, .. } => self.state = state.clone(),
             EventKind::Queue { queue } => self.queue = queue.clone(),
             EventKind::Control { control } => self.control = *control,
+            EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
             EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
             EventKind::ChatCleared {} => self.chat.clear(),
@@ -556,14 +778,17 @@ impl Room {
             return Vec::new();
         }
         let item = self.queue.remove(0);
-        self.state = PlaybackState {
+        let state = PlaybackState {
             source: Some(item.source),
             position: 0.0,
-            paused: false,
+            paused: true,
             rate: self.state.rate,
             duration: None,
             updated_at: now,
+            starts_at: None,
+            ready_gate: None,
         };
+        self.state = self.start_item(state, None, now);
         let state = self.state.clone();
         let loaded = self.event(
             now,
@@ -633,6 +858,7 @@ mod tests {
                 position: None,
                 paused: Some(paused),
                 duration,
+                starts_at: None,
             },
             T0,
         )
@@ -668,6 +894,7 @@ mod tests {
                 position: Some(3.0),
                 paused: Some(false),
                 duration: Some(5.0),
+                starts_at: None,
             },
             Command::Rate { rate: 2.0 },
             Command::Control {
@@ -750,6 +977,157 @@ mod tests {
         );
     }
 
+    /// A room with a start lead and a gate, `gate_listeners` pages taking part.
+    fn leading(lead_ms: i64, gate_listeners: u64) -> Room {
+        let mut room = loaded(true, Some(100.0));
+        room.starts = StartPolicy {
+            lead_ms,
+            gate: GateSettings::default(),
+            gate_listeners,
+        };
+        room
+    }
+
+    fn play_at(starts_at: Option<i64>) -> Command {
+        Command::Play {
+            position: None,
+            starts_at,
+        }
+    }
+
+    #[test]
+    fn play_with_a_lead_is_a_pending_start_that_old_clients_see_paused() {
+        let mut room = leading(300, 0);
+        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
+        let events = room.apply(play_at(None), T0 + 1_000).unwrap();
+        assert_eq!(causes(&events), ["state:Play"]);
+        let pending = room.state.clone();
+        assert!(pending.paused);
+        assert_eq!(pending.starts_at, Some(T0 + 1_300));
+        // updated_at never lies in the future, and the plain formula gives the
+        // position to wait at: paused at 30 until the start.
+        assert_eq!(pending.updated_at, T0 + 1_000);
+        assert_eq!(pending.position_at(T0 + 1_299), 30.0);
+        assert_eq!(pending.ends_at(), None);
+        assert!(room.on_end(T0 + 200_000).is_empty());
+        assert!(room.on_start(T0 + 1_299).is_empty());
+        let started = room.on_start(T0 + 1_310);
+        assert_eq!(causes(&started), ["state:Start"]);
+        assert!(!room.state.paused);
+        assert_eq!(room.state.starts_at, None);
+        assert_eq!(room.state.updated_at, T0 + 1_300);
+        assert!((room.state.position_at(T0 + 2_300) - 31.0).abs() < 1e-9);
+        // Playing already: play changes nothing (no pause for a lead).
+        assert!(room.apply(play_at(None), T0 + 3_000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn starts_at_is_checked_against_the_server_clock() {
+        let mut room = leading(300, 0);
+        let now = T0 + 10_000;
+        for (starts_at, accepted) in [
+            (now - START_PAST_TOLERANCE_MS - 1, false),
+            (now + MAX_START_AHEAD_MS + 1, false),
+            (now + MAX_START_AHEAD_MS, true),
+        ] {
+            let before = room.clone();
+            let result = room.clone().apply(play_at(Some(starts_at)), now);
+            assert_eq!(result.is_ok(), accepted, "{starts_at}");
+            assert_eq!(room, before);
+        }
+        // A moment just past is taken as the start: playing, anchored there.
+        room.apply(play_at(Some(now - 500)), now).unwrap();
+        assert!(!room.state.paused);
+        assert_eq!(room.state.updated_at, now - 500);
+        assert!((room.state.position_at(now) - 0.5).abs() < 1e-9);
+        let paused_load = Command::Load {
+            source: Source::Video(OTHER.into()),
+            position: None,
+            paused: Some(true),
+            duration: None,
+            starts_at: Some(now + 1_000),
+        };
+        assert!(matches!(
+            room.apply(paused_load, now),
+            Err(CommandError::InvalidValue(_))
+        ));
+    }
+
+    #[test]
+    fn pause_calls_a_pending_start_off() {
+        let mut room = leading(300, 0);
+        room.apply(play_at(Some(T0 + 5_000)), T0).unwrap();
+        let events = room
+            .apply(Command::Pause { position: None }, T0 + 100)
+            .unwrap();
+        assert_eq!(causes(&events), ["state:Pause"]);
+        assert_eq!(room.state.starts_at, None);
+        assert!(room.on_start(T0 + 6_000).is_empty());
+    }
+
+    #[test]
+    fn a_load_with_pages_taking_part_waits_on_the_gate_until_its_deadline() {
+        let mut room = leading(300, 4);
+        let load = Command::Load {
+            source: Source::Video(OTHER.into()),
+            position: None,
+            paused: None,
+            duration: None,
+            starts_at: None,
+        };
+        let events = room.apply(load.clone(), T0).unwrap();
+        let gate = events[0].version;
+        assert_eq!(room.state.ready_gate, Some(gate));
+        assert_eq!(room.state.starts_at, Some(T0 + 3_000 + 300));
+        assert!(room.state.paused);
+        // Another gate's quorum changes nothing; this one's brings the start forward.
+        assert!(room.release_gate(gate + 1, T0 + 500).is_empty());
+        let ready = room.release_gate(gate, T0 + 500);
+        assert_eq!(causes(&ready), ["state:Ready"]);
+        assert_eq!(room.state.starts_at, Some(T0 + 800));
+        assert_eq!(room.state.ready_gate, None);
+        assert!(room.release_gate(gate, T0 + 600).is_empty());
+        // Nobody taking part: nobody to wait for.
+        let mut alone = leading(300, 0);
+        alone.apply(load.clone(), T0).unwrap();
+        assert_eq!(alone.state.ready_gate, None);
+        assert_eq!(alone.state.starts_at, Some(T0 + 300));
+        // The host may start at once: play brings the start to a lead from now.
+        room.apply(load, T0 + 1_000).unwrap();
+        room.apply(play_at(None), T0 + 1_100).unwrap();
+        assert_eq!(room.state.starts_at, Some(T0 + 1_400));
+        assert_eq!(room.state.ready_gate, None);
+    }
+
+    #[test]
+    fn next_and_the_end_timer_go_through_the_gate_and_the_host_sets_it() {
+        let mut room = leading(300, 2);
+        room.apply(
+            Command::QueueAdd {
+                source: Source::Video(OTHER.into()),
+                title: None,
+            },
+            T0,
+        )
+        .unwrap();
+        let settings = Command::ReadyGate {
+            quorum: 50,
+            deadline_ms: 1_000,
+        };
+        assert_eq!(
+            causes(&room.apply(settings.clone(), T0).unwrap()),
+            ["ready_gate"]
+        );
+        assert!(room.apply(settings, T0).unwrap().is_empty());
+        assert_eq!(room.view(0, T0).ready_gate.deadline_ms, 1_000);
+        room.apply(play_at(Some(T0)), T0).unwrap();
+        let events = room.on_end(T0 + 100_000);
+        assert_eq!(causes(&events), ["state:Next", "queue"]);
+        assert_eq!(room.state.ready_gate, Some(events[0].version));
+        assert_eq!(room.state.starts_at, Some(T0 + 100_000 + 1_000 + 300));
+        assert!(room.gate().met(1, 2));
+    }
+
     #[test]
     fn a_new_room_is_at_version_1_paused_with_no_video() {
         let room = room();
@@ -768,6 +1146,8 @@ mod tests {
                 rate,
                 duration: None,
                 updated_at: T0,
+                starts_at: None,
+                ready_gate: None,
             };
             assert!((state.position_at(T0 + 4_000) - (10.0 + 4.0 * rate)).abs() < 1e-9);
         }
@@ -782,6 +1162,8 @@ mod tests {
             rate: 2.0,
             duration: Some(212.0),
             updated_at: T0,
+            starts_at: None,
+            ready_gate: None,
         };
         assert_eq!(state.position_at(T0 + 60_000), 212.0);
         // A client whose clock runs behind asks about the past: never below 0.
@@ -800,7 +1182,13 @@ mod tests {
         let mut room = loaded(true, None);
         room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
         let events = room
-            .apply(Command::Play { position: None }, T0 + 5_000)
+            .apply(
+                Command::Play {
+                    position: None,
+                    starts_at: None,
+                },
+                T0 + 5_000,
+            )
             .unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
         assert!(!room.state.paused);
@@ -814,6 +1202,7 @@ mod tests {
         room.apply(
             Command::Play {
                 position: Some(12.5),
+                starts_at: None,
             },
             T0 + 1,
         )
@@ -825,8 +1214,14 @@ mod tests {
     fn play_on_an_ended_video_starts_it_again() {
         let mut room = loaded(true, Some(100.0));
         room.apply(Command::Seek { position: 100.0 }, T0).unwrap();
-        room.apply(Command::Play { position: None }, T0 + 1)
-            .unwrap();
+        room.apply(
+            Command::Play {
+                position: None,
+                starts_at: None,
+            },
+            T0 + 1,
+        )
+        .unwrap();
         assert_eq!(room.state.position, 0.0);
     }
 
@@ -888,6 +1283,7 @@ mod tests {
                     position: None,
                     paused: None,
                     duration: Some(90.0),
+                    starts_at: None,
                 },
                 T0 + 10,
             )
@@ -902,6 +1298,8 @@ mod tests {
                 rate: 1.5,
                 duration: Some(90.0),
                 updated_at: T0 + 10,
+                starts_at: None,
+                ready_gate: None,
             }
         );
     }
@@ -942,6 +1340,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: None,
+                starts_at: None,
             },
             Command::QueueRemove {
                 item_id: "nope".into(),
@@ -986,7 +1385,13 @@ mod tests {
         let mut playing = loaded(false, None);
         let before = playing.clone();
         assert_eq!(
-            playing.apply(Command::Play { position: None }, T0 + 9_000),
+            playing.apply(
+                Command::Play {
+                    position: None,
+                    starts_at: None
+                },
+                T0 + 9_000
+            ),
             Ok(vec![])
         );
         assert_eq!(playing, before);
@@ -1002,6 +1407,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: None,
+                starts_at: None,
             },
             Command::Pause { position: None },
             Command::QueueAdd {
@@ -1210,6 +1616,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: Some(10.0),
+                starts_at: None,
             },
             T0,
         )
@@ -1252,6 +1659,7 @@ mod tests {
                 position: None,
                 paused: None,
                 duration: None,
+                starts_at: None,
             };
             let add = Command::QueueAdd {
                 source: Source::Media(url.into()),
@@ -1369,7 +1777,10 @@ mod properties {
     fn command() -> impl Strategy<Value = Command> {
         let position = prop_oneof![0.0..400.0f64, Just(-1.0), Just(f64::NAN)];
         prop_oneof![
-            proptest::option::of(position.clone()).prop_map(|position| Command::Play { position }),
+            proptest::option::of(position.clone()).prop_map(|position| Command::Play {
+                position,
+                starts_at: None
+            }),
             proptest::option::of(position.clone()).prop_map(|position| Command::Pause { position }),
             position
                 .clone()
@@ -1385,6 +1796,7 @@ mod properties {
                     position,
                     paused,
                     duration,
+                    starts_at: None,
                 }),
             prop_oneof![0.1..2.5f64, Just(0.25), Just(2.0)].prop_map(|rate| Command::Rate { rate }),
             (1.0..300.0f64).prop_map(|duration| Command::Duration { duration }),
@@ -1460,7 +1872,7 @@ mod properties {
             steps in proptest::collection::vec((command(), 0..20_000i64), 0..30),
             change in prop_oneof![
                 Just(Command::Pause { position: None }),
-                Just(Command::Play { position: None }),
+                Just(Command::Play { position: None, starts_at: None }),
                 (0.25..=2.0f64).prop_map(|rate| Command::Rate { rate }),
             ],
             wait in 0..10_000i64,

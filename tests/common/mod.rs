@@ -70,6 +70,10 @@ impl Drop for TestApp {
 /// Starts a server with `syncroom` flags `args` on a fresh port.
 pub async fn spawn_app(args: &[&str]) -> TestApp {
     let mut argv = vec!["syncroom"];
+    // The contract tests see starts at once unless they ask for a lead.
+    if !args.iter().any(|arg| arg.starts_with("--start-lead-ms")) {
+        argv.extend_from_slice(&["--start-lead-ms", "0"]);
+    }
     argv.extend_from_slice(args);
     let config = syncroom::Config::try_parse_from(argv).expect("test flags parse");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -203,6 +207,21 @@ impl TestApp {
             request = request.bearer_auth(token);
         }
         request.send().await.expect("POST commands")
+    }
+
+    /// `POST /api/rooms/{room}/ready`: a readiness report for gate `ready_gate`.
+    pub async fn ready(
+        &self,
+        room: &str,
+        stream_token: &str,
+        ready_gate: u64,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/api/rooms/{room}/ready")))
+            .json(&json!({"stream_token": stream_token, "ready_gate": ready_gate}))
+            .send()
+            .await
+            .expect("POST ready")
     }
 
     /// A command that must succeed: asserts `200` and gives the answer's JSON.
@@ -837,23 +856,25 @@ impl SseStream {
         event
     }
 
-    /// The next event that is not `presence` (presence is incidental in most tests).
+    /// The next event that is not `presence` or `gate` (incidental in most tests).
     pub async fn expect_versioned(&mut self) -> SseEvent {
         loop {
             let event = self.expect_event().await;
-            if event.event != "presence" {
+            if event.event != "presence" && event.event != "gate" {
                 return event;
             }
         }
     }
 
-    /// Asserts no event other than `presence` arrives within `window`.
+    /// Asserts no event other than `presence` or `gate` arrives within `window`.
     pub async fn expect_quiet(&mut self, window: Duration) {
         let deadline = Instant::now() + window;
         loop {
             match self.next_item_until(deadline).await {
                 Err(()) => return,
-                Ok(Some(SseItem::Event(e))) if e.event == "presence" => continue,
+                Ok(Some(SseItem::Event(e))) if e.event == "presence" || e.event == "gate" => {
+                    continue
+                }
                 Ok(Some(SseItem::Event(e))) => panic!("unexpected event {e:?}"),
                 Ok(Some(_)) => continue,
                 Ok(None) => panic!("the stream ended while it should stay quiet"),
@@ -873,6 +894,18 @@ impl SseStream {
                     panic!("event {e:?} where the stream should end")
                 }
                 Ok(Some(_)) => continue,
+            }
+        }
+    }
+
+    /// Reads up to this connection's `hello` and gives its data.
+    pub async fn expect_hello(&mut self) -> Value {
+        loop {
+            match self.next_item(WAIT).await {
+                Some(SseItem::Hello(hello)) => return hello,
+                Some(SseItem::Event(e)) => panic!("event {e:?} before `hello`"),
+                Some(_) => continue,
+                None => panic!("the stream ended before `hello`"),
             }
         }
     }

@@ -4,12 +4,29 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  roomPosition, estimateOffset, sampleOffset, decideCorrection, DEFAULT_CORRECTION,
+  roomPosition, effectiveState, estimateOffset, sampleOffset, decideCorrection, DEFAULT_CORRECTION,
   parseYouTube, parseTimestamp, isVideoId, clampRate, formatTime,
 } from '../../clients/js/sync-core.js';
 
 const close = (actual, expected, eps = 1e-9) =>
   assert.ok(Math.abs(actual - expected) <= eps, `${actual} is not within ${eps} of ${expected}`);
+
+describe('a pending start (starts_at): paused until the moment, playing from it after', () => {
+  const pending = { video_id: 'dQw4w9WgXcQ', position: 30, paused: true, rate: 2, duration: 212, updated_at: 1_000_000, starts_at: 1_000_300, ready_gate: null };
+
+  test('before the moment the position waits where the start will be, for old and new clients alike', () => {
+    assert.equal(roomPosition(pending, 1_000_299), 30);
+    assert.equal(effectiveState(pending, 1_000_299), pending);
+  });
+
+  test('from the moment on it plays from starts_at, as the server\'s start event will say', () => {
+    const st = effectiveState(pending, 1_001_300);
+    assert.equal(st.paused, false);
+    assert.equal(st.updated_at, 1_000_300);
+    assert.equal(st.starts_at, null);
+    close(roomPosition(pending, 1_001_300), 32, 1e-9);
+  });
+});
 
 describe('roomPosition: the current position as API.md defines it', () => {
   const base = { video_id: 'dQw4w9WgXcQ', position: 42.5, paused: false, rate: 1, duration: 212, updated_at: 1_000_000 };

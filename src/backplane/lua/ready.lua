@@ -1,0 +1,10 @@
+-- Counts one event stream ready for a room's ready gate; answers {ready, taking part}
+-- and publishes the gate's progress on the room's feed.
+-- KEYS: ready set (of this gate), listeners. ARGV: stream id, set ttl_ms, gate id,
+-- feed channel.
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local ready = redis.call('SCARD', KEYS[1])
+local gate = tonumber(redis.call('HGET', KEYS[2], '_gate') or '0')
+redis.call('PUBLISH', ARGV[4], string.format('{"gate":{"ready_gate":%d,"ready":%d,"listeners":%d}}', tonumber(ARGV[3]), ready, gate))
+return {ready, gate}

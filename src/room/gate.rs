@@ -1,0 +1,151 @@
+//! The ready gate's tally in a room kept by this process: which event streams
+//! reported the gated item ready, and the coalesced `gate` progress frames.
+//!
+//! The tally holds at most one entry per stream that reported, for one gate at a
+//! time; it is cleared when the gate closes, and a gate closes at the latest when
+//! every taking-part listener has reported, so it never outgrows the room's
+//! listeners. (Shared rooms keep the same tally in the backplane.)
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::state::GateSettings;
+
+/// `gate` progress frames are coalesced to at most one per this interval.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a readiness report found: the gate's progress, and whether the report
+/// counted (it named the gate that is open now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct GateProgress {
+    /// The open gate's id, `null` when none is open.
+    pub ready_gate: Option<u64>,
+    /// Taking-part listeners that reported it ready.
+    pub ready: u64,
+    /// Taking-part listeners now (over every node).
+    pub listeners: u64,
+    /// Whether this report counted.
+    pub counted: bool,
+}
+
+impl GateSettings {
+    /// Whether `ready` of `listeners` is the quorum. Nobody to wait for is one.
+    pub fn met(&self, ready: u64, listeners: u64) -> bool {
+        ready.min(listeners) * 100 >= self.quorum * listeners
+    }
+}
+
+/// The streams that reported the open gate ready.
+#[derive(Debug, Default)]
+pub struct ReadyTally {
+    gate: Option<u64>,
+    ready: HashSet<String>,
+    /// The count heard from the backplane (shared rooms keep the set there).
+    heard: u64,
+    /// The progress last sent, and when; a change waits for the interval.
+    sent: Option<(u64, u64)>,
+    sent_at: Option<Instant>,
+    pending: bool,
+}
+
+impl ReadyTally {
+    /// Follows the room's open gate (`None`: none); a new gate starts empty.
+    pub fn follow(&mut self, gate: Option<u64>) {
+        if self.gate != gate {
+            self.gate = gate;
+            self.ready.clear();
+            self.heard = 0;
+            self.sent = None;
+            self.pending = gate.is_some();
+        }
+    }
+
+    /// Counts `stream` ready for `gate`; answers whether it counted.
+    pub fn report(&mut self, gate: u64, stream: String) -> bool {
+        if self.gate != Some(gate) {
+            return false;
+        }
+        self.ready.insert(stream);
+        self.pending = true;
+        true
+    }
+
+    /// The backplane counted `ready` streams ready for `gate` (over every node).
+    pub fn heard(&mut self, gate: u64, ready: u64) {
+        if self.gate == Some(gate) && ready > self.heard {
+            self.heard = ready;
+            self.pending = true;
+        }
+    }
+
+    pub fn ready(&self) -> u64 {
+        (self.ready.len() as u64).max(self.heard)
+    }
+
+    /// When the next progress frame may go, if one is waiting.
+    pub fn progress_deadline(&self) -> Option<Instant> {
+        (self.pending && self.gate.is_some()).then(|| {
+            self.sent_at
+                .map_or_else(Instant::now, |at| at + PROGRESS_INTERVAL)
+        })
+    }
+
+    /// The progress to send now, unless it is what was sent last.
+    pub fn progress_due(&mut self, listeners: u64) -> Option<(u64, u64)> {
+        self.pending = false;
+        self.gate?;
+        let progress = (self.ready().min(listeners), listeners);
+        if self.sent == Some(progress) {
+            return None;
+        }
+        self.sent = Some(progress);
+        self.sent_at = Some(Instant::now());
+        Some(progress)
+    }
+
+    /// Something changed (a report, a listener came or went).
+    pub fn touch(&mut self) {
+        self.pending = self.gate.is_some();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quorum_is_a_percentage_of_the_taking_part_listeners() {
+        let gate = GateSettings {
+            quorum: 80,
+            deadline_ms: 3000,
+        };
+        assert!(!gate.met(3, 4));
+        assert!(gate.met(4, 5));
+        assert!(gate.met(0, 0));
+        // Reports from streams that left since count at most as the listeners.
+        assert!(gate.met(10, 8));
+        assert!(!gate.met(5, 10));
+        let all = GateSettings {
+            quorum: 100,
+            deadline_ms: 3000,
+        };
+        assert!(!all.met(39, 40));
+        assert!(all.met(40, 40));
+    }
+
+    #[test]
+    fn a_report_counts_only_for_the_open_gate_and_once_per_stream() {
+        let mut tally = ReadyTally::default();
+        assert!(!tally.report(7, "a".into()));
+        tally.follow(Some(7));
+        assert!(tally.report(7, "a".into()));
+        assert!(tally.report(7, "a".into()));
+        assert!(!tally.report(6, "b".into()));
+        assert_eq!(tally.ready(), 1);
+        tally.follow(Some(9));
+        assert_eq!(tally.ready(), 0);
+    }
+}
