@@ -19,11 +19,6 @@ use crate::telemetry::Metrics;
 /// Requests that may wait in one room's inbox before callers wait for room.
 pub const INBOX_CAPACITY: usize = 256;
 
-/// What a room's inbox carries: a request, boxed. The channel allocates its
-/// first block of 32 slots when made, so a slot is kept to one pointer: an idle
-/// room then holds 32 pointers rather than 32 of the largest request.
-pub(crate) type Boxed = Box<super::handle::Request>;
-
 /// The knobs every room shares, from the command line.
 #[derive(Debug, Clone)]
 pub struct RoomSettings {

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
-use super::actor::Boxed;
 use super::command::CommandRequest;
 pub use super::error::RoomError;
 use super::event::SharedFrame;
@@ -33,6 +32,11 @@ impl fmt::Debug for HostToken {
         f.write_str("HostToken(<redacted>)")
     }
 }
+
+/// What a room's inbox carries: a request, boxed. The channel allocates its
+/// first block of 32 slots when made, so a slot is kept to one pointer: an idle
+/// room then holds 32 pointers rather than 32 of the largest request.
+pub(crate) type Boxed = Box<super::handle::Request>;
 
 /// What the actor is asked to do. Every variant carries the oneshot its answer
 /// goes back on (`respond_to`).

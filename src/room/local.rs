@@ -20,11 +20,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
+use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::gate::{GateProgress, ReadyTally};
-use super::handle::{CommandReply, Request, RoomHandle};
+use super::handle::{Boxed, CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::state::{Access, Room, RoomView};
 use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};

@@ -18,12 +18,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Boxed, Flow, INBOX_CAPACITY};
+use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use super::command::CommandError;
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::gate::{GateProgress, ReadyTally};
-use super::handle::{CommandReply, Request, RoomHandle};
+use super::handle::{Boxed, CommandReply, Request, RoomHandle};
 use super::hub::Hub;
 use super::shared::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
