@@ -1028,3 +1028,71 @@ async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() 
         stream.expect_quiet(QUIET).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_leaving_an_open_gate_lets_the_ready_ones_start_on_every_node() {
+    let redis = Redis::start().await;
+    let nodes = cluster(
+        &redis,
+        &[
+            "--start-lead-ms",
+            "300",
+            "--gate-deadline-ms",
+            "30000",
+            "--gate-quorum",
+            "100",
+        ],
+    )
+    .await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut ready_page = nodes[0]
+        .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
+        .await;
+    let ready_token = ready_page.expect_hello().await["stream_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ready_page.expect_snapshot().await;
+    let mut stuck_page = nodes[1]
+        .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
+        .await;
+    stuck_page.expect_snapshot().await;
+    let mut watcher = nodes[2].events(&room).await;
+    watcher.expect_snapshot().await;
+    for node in &nodes {
+        node.wait_listeners(&room, 3).await;
+    }
+    nodes[2]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "load", "video_id": "9bZkp7q19f0"}),
+        )
+        .await;
+    let loaded = next_state(&mut watcher).await;
+    let gate = loaded.json()["state"]["ready_gate"]
+        .as_u64()
+        .expect("the load opened a gate");
+    let progress: Value = nodes[2]
+        .ready(&room, &ready_token, gate)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (progress["ready"].clone(), progress["listeners"].clone()),
+        (json!(1), json!(2))
+    );
+    // The page that never reports goes away on another node than the ready one:
+    // the one left is the whole quorum, long before the 30 s deadline.
+    drop(stuck_page);
+    let ready = next_state(&mut watcher).await;
+    assert_eq!(ready.json()["cause"], "ready");
+    assert_eq!(ready.json()["state"]["ready_gate"], Value::Null);
+    let started = next_state(&mut watcher).await;
+    assert_eq!(started.json()["cause"], "start");
+    assert_eq!(started.id_num(), ready.id_num() + 1);
+    let events = versions_until(&mut ready_page, started.id_num()).await;
+    assert_eq!(events[events.len() - 2].data, ready.data);
+    watcher.expect_quiet(QUIET).await;
+}

@@ -127,6 +127,7 @@ pub fn spawn(
     let driver = MirrorRoom {
         room,
         tally: ReadyTally::default(),
+        release_tried: None,
         hub,
         link,
         sync,
@@ -249,6 +250,8 @@ struct MirrorRoom {
     room: Room,
     /// The open ready gate's progress as heard (the tally itself is shared).
     tally: ReadyTally,
+    /// The gate this node last tried to release after listeners left.
+    release_tried: Option<u64>,
     hub: Hub,
     link: Link,
     /// The room's sync summary over every node, as last heard.
@@ -467,6 +470,8 @@ impl MirrorRoom {
                 self.link.gate_listeners = gate_listeners;
                 self.tally.touch();
                 self.on_listener_total(listeners, server_time);
+                // One who took part may have left: the rest may be the quorum.
+                self.check_gate();
             }
             Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(*result),
             // Answered above.
@@ -777,6 +782,39 @@ impl MirrorRoom {
                 Err(unavailable) => Err(RoomError::from(unavailable)),
             };
             let _ = respond_to.send(reply);
+        });
+    }
+
+    /// Commits the start when the open gate has its quorum of the taking-part
+    /// listeners over every node as last heard (after some left). Every node
+    /// serving the room may find it so; the compare-and-set commits one start,
+    /// and each node tries once per gate.
+    fn check_gate(&mut self) {
+        let Some(gate) = self.room.state.ready_gate else {
+            return;
+        };
+        if self.release_tried == Some(gate)
+            || !self
+                .room
+                .gate()
+                .met(self.tally.ready(), self.link.gate_listeners)
+        {
+            return;
+        }
+        self.release_tried = Some(gate);
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let starts = link.policy(self.hub.shared.gate_listeners());
+        tokio::spawn(async move {
+            let released = link
+                .commit(&room_id, None, |room, now| {
+                    room.starts = starts;
+                    Ok(room.release_gate(gate, now))
+                })
+                .await;
+            if let Err(error) = released {
+                tracing::debug!(%room_id, %error, "ready gate not released");
+            }
         });
     }
 
