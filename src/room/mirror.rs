@@ -218,6 +218,20 @@ impl Link {
         }
     }
 
+    /// Brings the start of the open `gate` forward (the quorum is there). Once
+    /// for the cluster: a gate already released commits nothing.
+    async fn release_gate(&self, room_id: &str, gate: u64, starts: StartPolicy) {
+        let released = self
+            .commit(room_id, None, |room, now| {
+                room.starts = starts;
+                Ok(room.release_gate(gate, now))
+            })
+            .await;
+        if let Err(error) = released {
+            tracing::debug!(%room_id, %error, "ready gate not released");
+        }
+    }
+
     /// Commits `change` in a task of its own (the mirror never waits on the
     /// store) and answers the room's version after it.
     fn spawn_commit_answering_version<F>(
@@ -762,15 +776,7 @@ impl MirrorRoom {
             {
                 Ok((ready, listeners)) => {
                     if settings.met(ready, listeners) {
-                        let released = link
-                            .commit(&room_id, None, |room, now| {
-                                room.starts = starts;
-                                Ok(room.release_gate(ready_gate, now))
-                            })
-                            .await;
-                        if let Err(error) = released {
-                            tracing::debug!(%room_id, %error, "ready gate not released");
-                        }
+                        link.release_gate(&room_id, ready_gate, starts).await;
                     }
                     Ok(GateProgress {
                         ready_gate: Some(ready_gate),
@@ -805,17 +811,7 @@ impl MirrorRoom {
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
         let starts = link.policy(self.hub.shared.gate_listeners());
-        tokio::spawn(async move {
-            let released = link
-                .commit(&room_id, None, |room, now| {
-                    room.starts = starts;
-                    Ok(room.release_gate(gate, now))
-                })
-                .await;
-            if let Err(error) = released {
-                tracing::debug!(%room_id, %error, "ready gate not released");
-            }
-        });
+        tokio::spawn(async move { link.release_gate(&room_id, gate, starts).await });
     }
 
     /// Tells this node's listeners how far the open gate is (coalesced).
