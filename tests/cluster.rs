@@ -941,29 +941,14 @@ async fn next_state(stream: &mut SseStream) -> SseEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() {
     let redis = Redis::start().await;
-    let nodes = cluster(
-        &redis,
-        &[
-            "--start-lead-ms",
-            "300",
-            "--gate-deadline-ms",
-            "30000",
-            "--gate-quorum",
-            "100",
-        ],
-    )
-    .await;
+    let nodes = cluster(&redis, STRICT_GATE).await;
     let (room, token) = nodes[0].video_room().await;
     // Pages taking part on nodes 0 and 1; a plain listener on node 2.
     let mut streams = Vec::new();
     let mut tokens = Vec::new();
     for node in &nodes[..2] {
-        let mut stream = node
-            .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
-            .await;
-        let hello = stream.expect_hello().await;
-        stream.expect_snapshot().await;
-        tokens.push(hello["stream_token"].as_str().unwrap().to_owned());
+        let (stream, stream_token) = node.gate_listener(&room).await;
+        tokens.push(stream_token);
         streams.push(stream);
     }
     let mut plain = nodes[2].events(&room).await;
@@ -1032,31 +1017,10 @@ async fn the_ready_gate_counts_pages_on_every_node_and_one_start_is_committed() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_leaving_an_open_gate_lets_the_ready_ones_start_on_every_node() {
     let redis = Redis::start().await;
-    let nodes = cluster(
-        &redis,
-        &[
-            "--start-lead-ms",
-            "300",
-            "--gate-deadline-ms",
-            "30000",
-            "--gate-quorum",
-            "100",
-        ],
-    )
-    .await;
+    let nodes = cluster(&redis, STRICT_GATE).await;
     let (room, token) = nodes[0].video_room().await;
-    let mut ready_page = nodes[0]
-        .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
-        .await;
-    let ready_token = ready_page.expect_hello().await["stream_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ready_page.expect_snapshot().await;
-    let mut stuck_page = nodes[1]
-        .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
-        .await;
-    stuck_page.expect_snapshot().await;
+    let (mut ready_page, ready_token) = nodes[0].gate_listener(&room).await;
+    let (stuck_page, _) = nodes[1].gate_listener(&room).await;
     let mut watcher = nodes[2].events(&room).await;
     watcher.expect_snapshot().await;
     for node in &nodes {

@@ -20,17 +20,6 @@ async fn next_state(stream: &mut SseStream) -> Value {
     }
 }
 
-/// A listener taking part in the ready gate: its stream and its token.
-async fn gate_listener(app: &TestApp, room: &str) -> (SseStream, String) {
-    let mut stream = app
-        .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
-        .await;
-    let hello = stream.expect_hello().await;
-    stream.expect_snapshot().await;
-    let token = hello["stream_token"].as_str().expect("token").to_owned();
-    (stream, token)
-}
-
 fn load_media() -> Value {
     json!({"type": "load", "media_url": "/media/tone.wav", "duration": 30.0})
 }
@@ -139,20 +128,12 @@ async fn a_future_start_survives_a_reconnect_in_the_replay_and_the_snapshot() {
 
 #[tokio::test]
 async fn the_gate_waits_for_its_quorum_of_taking_part_pages_and_reports_need_a_live_stream() {
-    let app = spawn_app(&[
-        "--start-lead-ms",
-        "300",
-        "--gate-deadline-ms",
-        "30000",
-        "--gate-quorum",
-        "100",
-    ])
-    .await;
+    let app = spawn_app(STRICT_GATE).await;
     let (room, token) = app.video_room().await;
     let (other_room, _) = app.video_room().await;
-    let (mut a, a_token) = gate_listener(&app, &room).await;
-    let (_b, b_token) = gate_listener(&app, &room).await;
-    let (_elsewhere, other_token) = gate_listener(&app, &other_room).await;
+    let (mut a, a_token) = app.gate_listener(&room).await;
+    let (_b, b_token) = app.gate_listener(&room).await;
+    let (_elsewhere, other_token) = app.gate_listener(&other_room).await;
     // A listener that does not take part (curl, a bot) is not waited for.
     let _plain = app.events(&room).await;
     app.wait_listeners(&room, 3).await;
@@ -203,7 +184,7 @@ async fn the_gate_waits_for_its_quorum_of_taking_part_pages_and_reports_need_a_l
 async fn a_page_that_never_reports_does_not_hold_the_room_past_the_deadline() {
     let app = spawn_app(&["--start-lead-ms", "300", "--gate-deadline-ms", "1000"]).await;
     let (room, token) = app.video_room().await;
-    let (mut silent, _token) = gate_listener(&app, &room).await;
+    let (mut silent, _token) = app.gate_listener(&room).await;
     app.wait_listeners(&room, 1).await;
     app.command_ok(&room, Some(&token), load_media()).await;
     let loaded = next_state(&mut silent).await;

@@ -25,6 +25,16 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Flags for a ready gate that waits for every taking-part page, for up to 30 s.
+pub const STRICT_GATE: &[&str] = &[
+    "--start-lead-ms",
+    "300",
+    "--gate-deadline-ms",
+    "30000",
+    "--gate-quorum",
+    "100",
+];
+
 /// How long a test waits for something that should happen soon. Generous on
 /// purpose: the machine has two shared cores and tests run in parallel.
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -310,6 +320,18 @@ impl TestApp {
             panic!("GET {path_and_query}: {status}: {text}");
         }
         SseStream::from_response(response)
+    }
+
+    /// Opens an event stream of `room` that takes part in the ready gate
+    /// (`?ready_gate=1`), past its `hello` and snapshot: the stream and its token.
+    pub async fn gate_listener(&self, room: &str) -> (SseStream, String) {
+        let mut stream = self
+            .events_at(&format!("/api/rooms/{room}/events?ready_gate=1"), &[])
+            .await;
+        let hello = stream.expect_hello().await;
+        stream.expect_snapshot().await;
+        let token = hello["stream_token"].as_str().expect("token").to_owned();
+        (stream, token)
     }
 
     /// Opens an event stream without judging the answer.
