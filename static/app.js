@@ -357,6 +357,8 @@ const ui = {
   chat: [], // {version, name, text}
   seeking: false,
   reportedDuration: null,
+  /** Who is behind, as the host sees it ('' when nobody). */
+  behind: '',
 };
 
 function exposeApi(roomId) {
@@ -536,6 +538,7 @@ function renderControl() {
   if (!room) return;
   const can = room.canControl;
   setControlsEnabled(can);
+  renderBehind();
   $('load-form').hidden = !can;
   $('media-form').hidden = !can;
   if (can) loadMediaList();
@@ -670,6 +673,29 @@ function renderRoomSync(sync) {
   $('room-sync').textContent = text;
   $('h-room-sync').textContent = sync.reporting === 0 ? '—'
     : `${text}, p95 ${sync.drift_p95_ms === null ? '—' : `${Math.round(sync.drift_p95_ms)} ms`}`;
+  ui.behind = behindText(sync);
+  renderBehind();
+}
+
+/** Who is behind, from the summary: "Behind: Bo (buffering), Cy (300 ms) and 2 more"; '' when nobody. */
+function behindText(sync) {
+  const listed = Array.isArray(sync.behind) ? sync.behind : [];
+  const out = Math.max(0, sync.reporting - sync.in_sync);
+  if (out === 0 || listed.length === 0) return '';
+  const names = listed.map((b) => `${b.name || 'a listener'} (${b.buffering ? 'buffering' : `${formatDrift(b.drift_p95_ms)}`})`);
+  const more = out - listed.length;
+  return `Behind: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+function formatDrift(ms) {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s off` : `${Math.round(ms)} ms off`;
+}
+
+/** Whoever controls the room sees who is behind (listeners see only "N of M in sync"). */
+function renderBehind() {
+  const show = Boolean(ui.behind && ui.room && ui.room.canControl);
+  $('behind-text').textContent = show ? ui.behind : '';
+  $('behind-banner').hidden = !show;
 }
 
 /** Drift of a reading above which the chart's scale grows (ms); the ±50 ms "in sync" band is drawn. */

@@ -619,17 +619,29 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
         };
         let reporter = &nodes[(i + 1) % 3];
         let p95 = if i == 0 { 200.0 } else { 10.0 + i as f64 };
+        let mut body = json!({"stream_token": token, "drift_p50_ms": 1.0, "drift_p95_ms": p95, "player": "sim"});
+        // Who is behind, by name: one drifting (a name that JSON and the Lua
+        // store must both keep whole), one stalled.
+        if i == 0 {
+            body["name"] = json!("Zoë \"DJ\": 1/2");
+        }
+        if i == 1 {
+            body["buffering"] = json!(true);
+        }
         let response = reporter
             .client
             .post(reporter.url(&format!("/api/rooms/{room}/sync")))
-            .json(&json!({"stream_token": token, "drift_p50_ms": 1.0, "drift_p95_ms": p95, "player": "sim"}))
+            .json(&body)
             .send()
             .await
             .expect("report");
         assert_eq!(response.status(), 200);
         streams.push(stream);
     }
-    let wanted = json!({"reporting": 6, "in_sync": 5, "drift_p95_ms": 200.0});
+    let wanted = json!({"reporting": 6, "in_sync": 4, "drift_p95_ms": 200.0, "behind": [
+        {"name": null, "drift_p95_ms": 11.0, "buffering": true},
+        {"name": "Zoë \"DJ\": 1/2", "drift_p95_ms": 200.0, "buffering": false},
+    ]});
     wait_sync_everywhere(&nodes, &room, &wanted).await;
     // A listener on any node hears the cluster-wide summary as a `sync` event.
     let sync = loop {
@@ -641,7 +653,9 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
     assert_eq!(sync.id, None);
     // The stream reported with p95 = 200 closes on node 0: every node stops counting it.
     drop(streams.remove(0));
-    let wanted = json!({"reporting": 5, "in_sync": 5, "drift_p95_ms": 15.0});
+    let wanted = json!({"reporting": 5, "in_sync": 4, "drift_p95_ms": 15.0, "behind": [
+        {"name": null, "drift_p95_ms": 11.0, "buffering": true},
+    ]});
     wait_sync_everywhere(&nodes, &room, &wanted).await;
 }
 

@@ -83,7 +83,11 @@ async fn forty_listeners_behind_one_address_are_forty_reporters() {
     // 40 reporters: the 38th smallest p95 (nearest rank) is the room's.
     assert_eq!(
         room_now["sync"],
-        json!({"reporting": 40, "in_sync": 37, "drift_p95_ms": 120.0})
+        json!({"reporting": 40, "in_sync": 37, "drift_p95_ms": 120.0, "behind": [
+            {"name": null, "drift_p95_ms": 120.0, "buffering": false},
+            {"name": null, "drift_p95_ms": 120.0, "buffering": false},
+            {"name": null, "drift_p95_ms": 120.0, "buffering": false},
+        ]})
     );
     // A late joiner's snapshot carries it too.
     let (mut late, _) = listen(&app, &room).await;
@@ -107,14 +111,15 @@ async fn a_stream_has_one_report_and_a_new_one_replaces_it() {
     wait_sync(
         &app,
         &room,
-        &json!({"reporting": 1, "in_sync": 0, "drift_p95_ms": 80.0}),
+        &json!({"reporting": 1, "in_sync": 0, "drift_p95_ms": 80.0,
+            "behind": [{"name": null, "drift_p95_ms": 80.0, "buffering": false}]}),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let answer = sync_ok(&app, &room, &report(&token, 1.0, 2.0)).await;
     assert_eq!(
         answer["sync"],
-        json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 2.0})
+        json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 2.0, "behind": []})
     );
 }
 
@@ -131,16 +136,57 @@ async fn reports_expire_after_three_intervals_and_a_closed_stream_stops_counting
     wait_sync(
         &app,
         &room,
-        &json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 9.0}),
+        &json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 9.0, "behind": []}),
     )
     .await;
     // B stops reporting: after three intervals nobody counts.
     wait_sync(
         &app,
         &room,
-        &json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null}),
+        &json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null, "behind": []}),
     )
     .await;
+}
+
+/// The host sees who is behind: by the name each page reports, stalled ones
+/// first, then the largest drift; at most five.
+#[tokio::test]
+async fn the_summary_names_who_is_behind_buffering_first() {
+    let app = spawn_app(&[]).await;
+    let (room, _) = app.video_room().await;
+    let mut streams = Vec::new();
+    // Seven listeners: Ann in step, Bo stalled (buffering), five more drifting.
+    let reports = [
+        ("Ann", 4.0, false),
+        ("Bo", 12.0, true),
+        ("  Cy  ", 300.0, false),
+        ("Di", 90.0, false),
+        ("Ed", 70.0, false),
+        ("Fay", 60.0, false),
+        ("Gus", 55.0, false),
+    ];
+    for (name, p95, buffering) in reports {
+        let (stream, token) = listen(&app, &room).await;
+        let mut body = report(&token, 1.0, p95);
+        body["name"] = json!(name);
+        body["buffering"] = json!(buffering);
+        sync_ok(&app, &room, &body).await;
+        streams.push(stream);
+    }
+    // A nameless one, in step and not buffering (`buffering: false` is the default).
+    let (stream, token) = listen(&app, &room).await;
+    sync_ok(&app, &room, &report(&token, 1.0, 3.0)).await;
+    streams.push(stream);
+    assert_eq!(
+        app.get_room(&room).await["sync"],
+        json!({"reporting": 8, "in_sync": 2, "drift_p95_ms": 300.0, "behind": [
+            {"name": "Bo", "drift_p95_ms": 12.0, "buffering": true},
+            {"name": "Cy", "drift_p95_ms": 300.0, "buffering": false},
+            {"name": "Di", "drift_p95_ms": 90.0, "buffering": false},
+            {"name": "Ed", "drift_p95_ms": 70.0, "buffering": false},
+            {"name": "Fay", "drift_p95_ms": 60.0, "buffering": false},
+        ]})
+    );
 }
 
 #[tokio::test]
@@ -150,7 +196,7 @@ async fn pages_hear_the_summary_as_an_id_less_sync_event() {
     let (mut stream, token) = listen(&app, &room).await;
     assert_eq!(
         stream.expect_snapshot().await["sync"],
-        json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null})
+        json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null, "behind": []})
     );
     sync_ok(&app, &room, &report(&token, 3.0, 7.5)).await;
     let event = loop {
@@ -163,7 +209,7 @@ async fn pages_hear_the_summary_as_an_id_less_sync_event() {
     assert_eq!(event.id, None, "sync events carry no id");
     assert_eq!(
         event.json(),
-        json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 7.5})
+        json!({"reporting": 1, "in_sync": 1, "drift_p95_ms": 7.5, "behind": []})
     );
 }
 
@@ -264,6 +310,31 @@ async fn every_malformed_report_is_a_json_error_that_changes_nothing() {
             "invalid_value",
         ),
         (
+            "buffering not a boolean",
+            with("buffering", json!("yes")),
+            400,
+            "invalid_json",
+        ),
+        ("name a number", with("name", json!(7)), 400, "invalid_json"),
+        (
+            "blank name",
+            with("name", json!("  ")),
+            400,
+            "invalid_value",
+        ),
+        (
+            "name over 64 characters",
+            with("name", json!("é".repeat(65))),
+            400,
+            "invalid_value",
+        ),
+        (
+            "name with a control character",
+            with("name", json!("Ann\u{7}")),
+            400,
+            "invalid_value",
+        ),
+        (
             "empty token",
             with("stream_token", json!("")),
             401,
@@ -334,7 +405,7 @@ async fn every_malformed_report_is_a_json_error_that_changes_nothing() {
     // Nothing of that counted, anywhere.
     assert_eq!(
         app.get_room(&room).await["sync"],
-        json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null})
+        json!({"reporting": 0, "in_sync": 0, "drift_p95_ms": null, "behind": []})
     );
     let metrics = app.get("/metrics").await.text().await.expect("text");
     assert!(

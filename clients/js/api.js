@@ -90,9 +90,9 @@ export function resetHostToken(roomId, hostToken, baseUrl = '') {
 /**
  * Reports this page's drift to the room (sync health), bound to its event stream
  * by `stream_token` (from the stream's newest `hello`).
- * Resolves to `{sync: {reporting, in_sync, drift_p95_ms}, report_every_ms}`.
+ * Resolves to `{sync: {reporting, in_sync, drift_p95_ms, behind}, report_every_ms}`.
  * @param {string} roomId
- * @param {{stream_token:string, drift_p50_ms:number, drift_p95_ms:number, player:'youtube'|'media'|'sim'}} report
+ * @param {{stream_token:string, drift_p50_ms:number, drift_p95_ms:number, player:'youtube'|'media'|'sim', buffering?:boolean, name?:string}} report
  */
 export function reportSync(roomId, report, baseUrl = '') {
   return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/sync`, { body: report });

@@ -48,12 +48,24 @@ export interface Room {
   [key: string]: unknown;
 }
 
-/** A room's sync health: listeners reporting, how many within 50 ms, the room's drift p95. */
+/** A room's sync health: listeners reporting, how many within 50 ms, the room's drift p95, who is behind. */
 export interface SyncSummary {
   reporting: number;
+  /** Reporters within 50 ms and not buffering. */
   in_sync: number;
   /** The nearest-rank p95 of the reporters' drift p95s (ms); `null` while nobody reports. */
   drift_p95_ms: number | null;
+  /** At most 5 reporters out of sync: buffering ones first, then the largest drift. */
+  behind: SyncBehind[];
+}
+
+/** A listener out of sync, as the summary lists it. */
+export interface SyncBehind {
+  /** The name its page reported; `null` without one. */
+  name: string | null;
+  drift_p95_ms: number;
+  /** Its player buffers while the room plays. */
+  buffering: boolean;
 }
 
 /** The player a sync report names. */
@@ -65,6 +77,10 @@ export interface SyncReport {
   drift_p50_ms: number;
   drift_p95_ms: number;
   player: PlayerKind;
+  /** The player buffers (stalls) while the room plays; `false` when absent. */
+  buffering?: boolean;
+  /** The listener's display name (1 to 64 characters), shown to the room when behind. */
+  name?: string;
 }
 
 /** The answer to a sync report. */
@@ -514,6 +530,10 @@ export declare class SyncReporter {
     window: DriftWindow;
     token: () => string | null;
     kind: () => string | null;
+    /** Whether the player buffers while the room plays, and its `|drift|` now (ms). */
+    status?: () => { buffering: boolean; driftMs: number | null } | null;
+    /** The listener's display name, sent with each report. */
+    name?: () => string | null;
     onAccepted?: (answer: SyncAccepted) => void;
   });
   everyMs: number;

@@ -55,8 +55,9 @@
  * - `host_token` — `{version, server_time}`: the host token was reset (host links made
  *   before stop working; {@link SyncRoom#resetHostToken} keeps the new one)
  * - `presence` — `{listeners, server_time}`
- * - `sync`     — `{reporting, in_sync, drift_p95_ms}`: the room's sync health (how many
- *   listeners report, how many are within 50 ms, the room's drift p95), from the snapshot,
+ * - `sync`     — `{reporting, in_sync, drift_p95_ms, behind}`: the room's sync health (how many
+ *   listeners report, how many are within 50 ms, the room's drift p95, who is behind by
+ *   name: this client reports its `name` and whether its player buffers), from the snapshot,
  *   the server's id-less `sync` events and this page's own report answers; also kept as
  *   `room.room.sync`
  * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
@@ -168,6 +169,8 @@ export class SyncRoom extends EventTarget {
       window: this.drift,
       token: () => this.streamToken,
       kind: () => (this.sync ? this.playerKind : null),
+      status: () => this._playerStatus(),
+      name: () => this.name,
       onAccepted: (answer) => this._setSync(answer && answer.sync),
     });
     this._es = null;
@@ -203,6 +206,19 @@ export class SyncRoom extends EventTarget {
 
   /** Seconds: where the attached player is now (the room's position when none is attached). */
   playerPosition() { return this.sync ? this.sync.position() : this.roomPosition(); }
+
+  /**
+   * For sync reports: whether the player waits for media (buffering, or still loading
+   * the item) while the room plays, and its `|drift|` now (ms).
+   */
+  _playerStatus() {
+    const st = this.state;
+    if (!this.sync || !st || st.paused || !this._clockSettled) return null;
+    return {
+      buffering: this.sync.mode === PlayerMode.BUFFERING || this.sync.mode === PlayerMode.LOADING,
+      driftMs: Math.abs(this.playerPosition() - this.roomPosition()) * 1000,
+    };
+  }
 
   /** Sync health for people: clock offset and round trip, measured drift, what the corrector does. */
   health() {

@@ -6,8 +6,10 @@
  * which leaves out the readings around deliberate changes) and POSTs them with
  * the stream token of the page's live event stream. The server answers with the
  * room's summary and the interval it wants (`report_every_ms`, from its
- * `--sync-report-interval`). Nothing is sent without readings, a token or a
- * player kind.
+ * `--sync-report-interval`). Nothing is sent without a token or a player kind,
+ * nor without readings unless the player is buffering while the room plays: a
+ * stalled page says so (`buffering: true`, with how far off it is now), so the
+ * host sees who is behind, by the `name` the page reports.
  *
  * @module sync-report
  */
@@ -34,6 +36,9 @@ export class SyncReporter {
    * @param {import('./sync-core.js').DriftWindow} options.window the page's drift readings
    * @param {() => string|null} options.token the newest stream token (`hello`)
    * @param {() => string|null} options.kind the player kind now (`youtube`, `media`, `sim`)
+   * @param {() => ({buffering:boolean, driftMs:number|null}|null)} [options.status] whether the
+   *        player is buffering while the room plays, and its `|drift|` now (ms)
+   * @param {() => string|null} [options.name] the listener's display name, shown when behind
    * @param {(answer:{sync:object, report_every_ms:number}) => void} [options.onAccepted]
    */
   constructor(options) {
@@ -65,20 +70,24 @@ export class SyncReporter {
 
   /** Sends the report of the readings so far (if there is something to send); schedules the next. */
   async reportNow() {
-    const { roomId, baseUrl = '', window, token, kind, onAccepted } = this.options;
+    const { roomId, baseUrl = '', window, token, kind, status, name, onAccepted } = this.options;
     let next = this.everyMs;
     const streamToken = token();
     const player = kind();
     if (streamToken && streamToken !== this._refusedToken && PLAYER_KINDS.includes(player)) {
-      const report = window.takeReport();
+      const report = stalled(window.takeReport(), status ? status() : null);
       if (report) {
+        const body = {
+          stream_token: streamToken,
+          drift_p50_ms: round(report.p50),
+          drift_p95_ms: round(report.p95),
+          player,
+          buffering: report.buffering,
+        };
+        const shown = displayName(name ? name() : null);
+        if (shown) body.name = shown;
         try {
-          const answer = await reportSync(roomId, {
-            stream_token: streamToken,
-            drift_p50_ms: round(report.p50),
-            drift_p95_ms: round(report.p95),
-            player,
-          }, baseUrl);
+          const answer = await reportSync(roomId, body, baseUrl);
           this.sent += 1;
           const every = Number(answer && answer.report_every_ms);
           if (Number.isFinite(every)) {
@@ -95,6 +104,26 @@ export class SyncReporter {
     }
     this._schedule(next);
   }
+}
+
+/**
+ * The report to send: the readings' p50/p95 (`null` without readings), and for a
+ * player buffering while the room plays, at least how far off it is now (its
+ * readings are left out while it buffers, so a stall alone would send nothing).
+ */
+export function stalled(report, status) {
+  const buffering = Boolean(status && status.buffering);
+  if (!buffering) return report ? { p50: report.p50, p95: report.p95, buffering: false } : null;
+  const now = Math.abs(Number(status.driftMs)) || 0;
+  const p95 = Math.max(report ? report.p95 : 0, now);
+  return { p50: Math.min(report ? report.p50 : p95, p95), p95, buffering: true };
+}
+
+/** A name as the API takes it (trimmed, 1 to 64 characters, no control characters), or `null`. */
+function displayName(name) {
+  // eslint-disable-next-line no-control-regex
+  const text = String(name || '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim();
+  return text ? Array.from(text).slice(0, 64).join('').trim() : null;
 }
 
 /** Milliseconds to 0.1 ms, and never above the API's bound. */

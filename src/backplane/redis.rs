@@ -792,8 +792,12 @@ impl RedisBackplane {
             .arg(self.ttl_ms())
             .arg(keys::feed(room_id));
         match &change {
-            SyncChange::Report { stream, p95_ms } => {
-                invocation.arg(stream).arg(format!("{p95_ms:.3}"));
+            SyncChange::Report { stream, report } => {
+                invocation
+                    .arg(stream)
+                    .arg(format!("{:.3}", report.p95_ms))
+                    .arg(u8::from(report.buffering))
+                    .arg(report.name.as_deref().unwrap_or(""));
             }
             SyncChange::Forget(streams) => {
                 invocation.arg(streams);

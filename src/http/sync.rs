@@ -3,7 +3,7 @@
 //! The report names its event stream by the stream token of that stream's
 //! `hello` event, so reports count once per listening stream, whatever address
 //! they come from; a later report of the same stream replaces the earlier one.
-//! The body is small and strict: the four fields of [`SYNC_SHAPE`], nothing else,
+//! The body is small and strict: the fields of [`SYNC_SHAPE`], nothing else,
 //! at most [`MAX_SYNC_REPORT_BYTES`]. Every refusal changes nothing.
 
 use std::sync::Arc;
@@ -15,11 +15,12 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorBody};
 use super::extract::JsonBody;
 use super::AppState;
-use crate::room::command::{decode_shaped, JsonType, Presence, Shape};
+use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
+use crate::room::state::MAX_CHAT_NAME_CHARS;
 use crate::room::sync::{DriftReport, PlayerKind, SyncSummary, MAX_DRIFT_MS};
 use crate::room::CommandError;
 
-/// Largest sync report body: the four fields with a token fit in a quarter of it.
+/// Largest sync report body: the fields with a token and a 64-character name fit in half of it.
 pub const MAX_SYNC_REPORT_BYTES: usize = 1024;
 
 /// The fields of a sync report, checked before serde reads it.
@@ -34,6 +35,8 @@ pub const SYNC_SHAPE: Shape = Shape {
             JsonType::OneOf(PlayerKind::NAMES),
             Presence::Required,
         ),
+        ("buffering", JsonType::Boolean, Presence::Optional),
+        ("name", JsonType::String, Presence::Optional),
     ],
     alternatives: None,
 };
@@ -44,6 +47,9 @@ struct SyncReportFields {
     drift_p50_ms: f64,
     drift_p95_ms: f64,
     player: PlayerKind,
+    #[serde(default)]
+    buffering: bool,
+    name: Option<String>,
 }
 
 /// The answer to a sync report.
@@ -71,8 +77,9 @@ impl utoipa::ToSchema for SyncReportBody {
     }
 }
 
-/// The drift figures, checked: each from 0 to [`MAX_DRIFT_MS`], p50 ≤ p95.
-fn check_drift(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
+/// The report, checked: each drift from 0 to [`MAX_DRIFT_MS`], p50 ≤ p95, and a
+/// name as a chat name (trimmed, 1 to 64 characters, no control characters).
+fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
     for (name, value) in [
         ("drift_p50_ms", fields.drift_p50_ms),
         ("drift_p95_ms", fields.drift_p95_ms),
@@ -88,10 +95,18 @@ fn check_drift(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
             "`drift_p50_ms` must not be larger than `drift_p95_ms`".into(),
         ));
     }
+    let name = match &fields.name {
+        Some(name) => {
+            Some(check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned())
+        }
+        None => None,
+    };
     Ok(DriftReport {
         p50_ms: fields.drift_p50_ms,
         p95_ms: fields.drift_p95_ms,
         player: fields.player,
+        buffering: fields.buffering,
+        name,
     })
 }
 
@@ -104,7 +119,7 @@ fn check_drift(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
     request_body(content = SyncReportBody, content_type = "application/json", description = "The page's drift over its last report interval, and its stream's token (from `hello`)"),
     responses(
         (status = 200, description = "Taken: it replaces the stream's previous report and counts for three report intervals, or until the stream closes", body = SyncAccepted),
-        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, or p50 above p95", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, p50 above p95, or a `name` that is blank, longer than 64 characters or holds a control character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
         (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
@@ -132,13 +147,13 @@ pub async fn report(
         )
     })?;
     let fields: SyncReportFields = decode_shaped(body, &SYNC_SHAPE)?;
-    let report = check_drift(&fields)?;
+    let report = check_report(&fields)?;
     let stream = app
         .stream_tokens
         .verify(&room_id, &fields.stream_token, app.clock.now_ms())?;
+    let (player, p95_ms) = (report.player, report.p95_ms);
     let sync = handle.report_sync(stream.to_string(), report).await?;
-    app.metrics
-        .listener_drift(report.player.as_str(), report.p95_ms);
+    app.metrics.listener_drift(player.as_str(), p95_ms);
     Ok(Json(SyncAccepted {
         sync,
         report_every_ms: app.config.sync_report_interval.as_millis() as u64,

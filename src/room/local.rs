@@ -188,7 +188,7 @@ impl LocalRoom {
     /// when due). Answers it.
     fn refresh_sync(&mut self) -> SyncSummary {
         let summary = self.sync_board.summary();
-        if let Some(due) = self.sync.update(summary) {
+        if let Some(due) = self.sync.update(summary.clone()) {
             self.hub.send_live(Frame::sync(&due));
         }
         summary
@@ -196,9 +196,9 @@ impl LocalRoom {
 
     fn handle(&mut self, request: Request) -> Flow {
         let now = self.now();
-        let (room, sync) = (&self.room, self.sync.current());
+        let (room, sync) = (&self.room, &self.sync);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync,
+            sync: sync.current(),
             ..room.view(hub.listeners() as u64, now)
         }) else {
             return Flow::Continue;

@@ -361,9 +361,9 @@ impl MirrorRoom {
             return Flow::Continue;
         };
         let now = self.now();
-        let (room, link, sync) = (&self.room, &self.link, self.sync.current());
+        let (room, link, sync) = (&self.room, &self.link, &self.sync);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync,
+            sync: sync.current(),
             ..room.view(link.listeners_now(hub.listeners()), now)
         }) else {
             return Flow::Continue;
@@ -383,6 +383,7 @@ impl MirrorRoom {
                 let command = request.command;
                 let expected = request.expected_version;
                 let starts = link.policy(self.hub.shared.gate_listeners());
+                let sync = self.sync.current();
                 tokio::spawn(async move {
                     let committed = link
                         .commit(&room_id, Some(arrived), |room, now| {
@@ -456,14 +457,11 @@ impl MirrorRoom {
                 respond_to,
             } => {
                 tokio::spawn(async move {
-                    let change = SyncChange::Report {
-                        stream,
-                        p95_ms: report.p95_ms,
-                    };
+                    let change = SyncChange::Report { stream, report };
                     let summary = link.shared.sync(&room_id, change).await;
                     if let Ok(summary) = &summary {
                         // Before the answer, so a read that follows sees it.
-                        link.deliver(Feed::Sync(*summary)).await;
+                        link.deliver(Feed::Sync(summary.clone())).await;
                     }
                     let _ = respond_to.send(summary);
                 });

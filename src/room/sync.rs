@@ -10,10 +10,13 @@
 //!
 //! The summary ([`SyncSummary`]) is a pure function of the live reports
 //! ([`summarize`]): how many report, how many have a p95 within
-//! [`IN_SYNC_MS`], and the room's drift p95, defined as the nearest-rank 95th
-//! percentile of the reporters' own p95s (with fewer than 20 reporters, that is
-//! the largest). The Redis backplane computes the same thing in Lua
-//! (`backplane/lua/sync.lua`) over the reports of every node.
+//! [`IN_SYNC_MS`] and are not buffering, the room's drift p95, defined as the
+//! nearest-rank 95th percentile of the reporters' own p95s (with fewer than 20
+//! reporters, that is the largest), and who is behind: the worst
+//! [`BEHIND_LISTED`] of those out of sync, buffering ones first, by the name
+//! their page reported (so the host sees who stalls). The Redis backplane
+//! computes the same thing in Lua (`backplane/lua/sync.lua`) over the reports
+//! of every node.
 //!
 //! Pages learn the summary from the snapshot and from id-less `sync` events,
 //! sent only when the summary changed and at most once per
@@ -32,6 +35,8 @@ pub const IN_SYNC_MS: f64 = 50.0;
 pub const MAX_DRIFT_MS: f64 = 600_000.0;
 /// A report counts for this many report intervals after it arrived.
 pub const REPORT_LIFETIME_INTERVALS: u32 = 3;
+/// The summary lists at most this many listeners as `behind`.
+pub const BEHIND_LISTED: usize = 5;
 /// `sync` events are coalesced to at most one per this interval.
 pub const SYNC_EVENT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -58,27 +63,64 @@ impl PlayerKind {
 }
 
 /// One page's drift over its last report interval, validated.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DriftReport {
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub player: PlayerKind,
+    /// The page's player is buffering (stalled) while the room plays.
+    pub buffering: bool,
+    /// The listener's display name, trimmed; shown to the room when behind.
+    pub name: Option<String>,
 }
 
 /// The room's sync health, as the snapshot, `GET /api/rooms/{id}` and the
 /// `sync` event carry it.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
 )]
 #[schema(as = SyncSummary)]
 pub struct SyncSummary {
     /// Listeners whose report is live (one per open event stream at most).
     pub reporting: u64,
-    /// Of those, how many report a drift p95 of at most 50 ms.
+    /// Of those, how many report a drift p95 of at most 50 ms and are not buffering.
     pub in_sync: u64,
     /// The nearest-rank 95th percentile of the reporters' drift p95s, in ms
     /// (0.1 ms steps); `null` while nobody reports.
     pub drift_p95_ms: Option<f64>,
+    /// Who is behind: at most 5 of the reporters that are not in sync, those
+    /// buffering first, then the largest drift first.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub behind: Vec<Behind>,
+}
+
+/// A listener out of sync, as the summary lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = SyncBehind)]
+pub struct Behind {
+    /// The name its page reported; `null` when it gave none.
+    pub name: Option<String>,
+    /// Its drift p95, in ms (0.1 ms steps).
+    pub drift_p95_ms: f64,
+    /// Its player is buffering while the room plays.
+    pub buffering: bool,
+}
+
+/// One live report, as [`summarize`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported<'a> {
+    /// The stream's id: orders equal drifts, so a summary is one function of its reports.
+    pub stream: &'a str,
+    pub p95_ms: f64,
+    pub buffering: bool,
+    pub name: Option<&'a str>,
+}
+
+impl Reported<'_> {
+    fn in_sync(&self) -> bool {
+        !self.buffering && self.p95_ms <= IN_SYNC_MS
+    }
 }
 
 /// Rounds a drift to the summary's 0.1 ms steps (Lua rounds the same way).
@@ -86,29 +128,59 @@ fn tenths(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
 }
 
-/// The summary of the reporters' drift p95s.
-pub fn summarize(mut p95s: Vec<f64>) -> SyncSummary {
+/// The summary of the live reports.
+pub fn summarize<'a>(reports: impl IntoIterator<Item = Reported<'a>>) -> SyncSummary {
+    let mut p95s = Vec::new();
+    let mut in_sync = 0;
+    let mut behind: Vec<Reported<'a>> = Vec::new();
+    for report in reports {
+        p95s.push(report.p95_ms);
+        if report.in_sync() {
+            in_sync += 1;
+        } else {
+            behind.push(report);
+        }
+    }
     if p95s.is_empty() {
         return SyncSummary::default();
     }
     let n = p95s.len();
-    let in_sync = p95s.iter().filter(|&&ms| ms <= IN_SYNC_MS).count() as u64;
     // Nearest rank: the smallest value with at least 95 % of values at or below it.
     // A selection, not a sort: this runs on every report (linear in the reporters).
     let rank = (n * 95).div_ceil(100).max(1);
     let (_, p95, _) = p95s.select_nth_unstable_by(rank - 1, f64::total_cmp);
+    // The worst few: buffering first, then the largest drift, then the stream id.
+    let worst = |a: &Reported, b: &Reported| {
+        b.buffering
+            .cmp(&a.buffering)
+            .then(b.p95_ms.total_cmp(&a.p95_ms))
+            .then(a.stream.cmp(b.stream))
+    };
+    if behind.len() > BEHIND_LISTED {
+        behind.select_nth_unstable_by(BEHIND_LISTED - 1, worst);
+        behind.truncate(BEHIND_LISTED);
+    }
+    behind.sort_unstable_by(worst);
     SyncSummary {
         reporting: n as u64,
         in_sync,
         drift_p95_ms: Some(tenths(*p95)),
+        behind: behind
+            .into_iter()
+            .map(|r| Behind {
+                name: r.name.map(str::to_owned),
+                drift_p95_ms: tenths(r.p95_ms),
+                buffering: r.buffering,
+            })
+            .collect(),
     }
 }
 
 /// A change to a shared room's reports (see `SharedRooms::sync`).
 #[derive(Debug, Clone)]
 pub enum SyncChange {
-    /// A stream's report (its drift p95, in ms).
-    Report { stream: String, p95_ms: f64 },
+    /// A stream's report.
+    Report { stream: String, report: DriftReport },
     /// These streams closed.
     Forget(Vec<String>),
     /// Only forget what expired.
@@ -147,10 +219,12 @@ impl SyncRules {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     p95_ms: f64,
     received_at: i64,
+    buffering: bool,
+    name: Option<Box<str>>,
 }
 
 /// The live reports of one room kept by this process, by stream id.
@@ -193,6 +267,8 @@ impl SyncBoard {
             Entry {
                 p95_ms: report.p95_ms,
                 received_at: now,
+                buffering: report.buffering,
+                name: report.name.as_deref().map(Box::from),
             },
         );
         Ok(())
@@ -220,7 +296,12 @@ impl SyncBoard {
     }
 
     pub fn summary(&self) -> SyncSummary {
-        summarize(self.reports.values().map(|entry| entry.p95_ms).collect())
+        summarize(self.reports.iter().map(|(stream, entry)| Reported {
+            stream,
+            p95_ms: entry.p95_ms,
+            buffering: entry.buffering,
+            name: entry.name.as_deref(),
+        }))
     }
 }
 
@@ -237,7 +318,7 @@ pub struct SyncAnnouncer {
 
 impl SyncAnnouncer {
     pub fn current(&self) -> SyncSummary {
-        self.current
+        self.current.clone()
     }
 
     /// The summary is now `summary`: answers it when it is due to be announced.
@@ -266,9 +347,9 @@ impl SyncAnnouncer {
         if self.current == self.sent {
             return None;
         }
-        self.sent = self.current;
+        self.sent = self.current.clone();
         self.sent_at = Some(Instant::now());
-        Some(self.current)
+        Some(self.current.clone())
     }
 }
 
@@ -281,7 +362,20 @@ mod tests {
             p50_ms: p95_ms / 2.0,
             p95_ms,
             player: PlayerKind::Media,
+            buffering: false,
+            name: None,
         }
+    }
+
+    /// The summary of nameless, playing reporters with these p95s.
+    fn summary_of(p95s: &[f64]) -> SyncSummary {
+        let streams: Vec<String> = (0..p95s.len()).map(|i| format!("s{i:03}")).collect();
+        summarize(p95s.iter().zip(&streams).map(|(&p95_ms, stream)| Reported {
+            stream,
+            p95_ms,
+            buffering: false,
+            name: None,
+        }))
     }
 
     const RULES: SyncRules = SyncRules {
@@ -291,8 +385,8 @@ mod tests {
 
     #[test]
     fn the_room_p95_is_the_nearest_rank_p95_of_the_reporters_p95s() {
-        assert_eq!(summarize(vec![]), SyncSummary::default());
-        let one = summarize(vec![12.34]);
+        assert_eq!(summary_of(&[]), SyncSummary::default());
+        let one = summary_of(&[12.34]);
         assert_eq!(
             (one.reporting, one.in_sync, one.drift_p95_ms),
             (1, 1, Some(12.3))
@@ -301,14 +395,50 @@ mod tests {
         let mut p95s: Vec<f64> = (1..=40).map(f64::from).collect();
         p95s[38] = 900.0;
         p95s[39] = 1000.0;
-        let forty = summarize(p95s);
+        let forty = summary_of(&p95s);
         assert_eq!(forty.reporting, 40);
         assert_eq!(forty.in_sync, 38);
         assert_eq!(forty.drift_p95_ms, Some(38.0));
         // Under 20 reporters it is the largest.
-        assert_eq!(summarize(vec![1.0, 70.0, 3.0]).drift_p95_ms, Some(70.0));
+        assert_eq!(summary_of(&[1.0, 70.0, 3.0]).drift_p95_ms, Some(70.0));
         // 50 ms is in sync, just over it is not.
-        assert_eq!(summarize(vec![50.0, 50.01]).in_sync, 1);
+        assert_eq!(summary_of(&[50.0, 50.01]).in_sync, 1);
+    }
+
+    #[test]
+    fn the_summary_names_the_worst_few_behind_buffering_first() {
+        let mut reports: Vec<Reported> = (0..8)
+            .map(|i| Reported {
+                stream: ["a", "b", "c", "d", "e", "f", "g", "h"][i],
+                p95_ms: 40.0 + 20.0 * i as f64,
+                buffering: false,
+                name: Some(["Ann", "Bo", "Cy", "Di", "Ed", "Fay", "Gus", "Hal"][i]),
+            })
+            .collect();
+        // Ann is in step by her drift, but her player stalls: not in sync, and listed first.
+        reports[0].buffering = true;
+        reports[3].name = None;
+        let summary = summarize(reports);
+        assert_eq!((summary.reporting, summary.in_sync), (8, 0));
+        let listed: Vec<(Option<&str>, f64, bool)> = summary
+            .behind
+            .iter()
+            .map(|b| (b.name.as_deref(), b.drift_p95_ms, b.buffering))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (Some("Ann"), 40.0, true),
+                (Some("Hal"), 180.0, false),
+                (Some("Gus"), 160.0, false),
+                (Some("Fay"), 140.0, false),
+                (Some("Ed"), 120.0, false),
+            ]
+        );
+        // Nobody behind: an empty list.
+        assert!(summary_of(&[1.0, 2.0]).behind.is_empty());
+        // Equal drifts are ordered by stream, so the same reports give the same summary.
+        assert_eq!(summary_of(&[90.0, 90.0]), summary_of(&[90.0, 90.0]));
     }
 
     #[test]
@@ -346,13 +476,13 @@ mod tests {
     async fn sync_events_come_on_change_at_most_once_per_interval() {
         let mut announcer = SyncAnnouncer::default();
         assert_eq!(announcer.update(SyncSummary::default()), None);
-        let one = summarize(vec![1.0]);
-        assert_eq!(announcer.update(one), Some(one));
-        let two = summarize(vec![1.0, 2.0]);
-        assert_eq!(announcer.update(two), None);
+        let one = summary_of(&[1.0]);
+        assert_eq!(announcer.update(one.clone()), Some(one.clone()));
+        let two = summary_of(&[1.0, 2.0]);
+        assert_eq!(announcer.update(two.clone()), None);
         assert!(announcer.deadline().is_some());
         tokio::time::advance(SYNC_EVENT_INTERVAL).await;
-        assert_eq!(announcer.due(), Some(two));
+        assert_eq!(announcer.due(), Some(two.clone()));
         // Back and forth within the interval: nothing to say at its end.
         assert_eq!(announcer.update(one), None);
         assert_eq!(announcer.update(two), None);

@@ -1,25 +1,31 @@
 // Sync health in real Chromium (issue 12 item 5): each page charts its own drift
 // over the last minute and reports it over its stream token; the host's page shows
 // "N of M in sync", live: it follows the server's summary as pages join and leave.
+// And the host sees who is behind (issue 18 item 3): a listener whose media never
+// arrives reports itself buffering, by name, and the room plays on without it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   startServer, launchBrowser, openPage, screenshot, waitFor, joinAsListener, api,
 } from './helpers.mjs';
+import { mediaDir } from './fixtures/media.mjs';
 
 let server;
 let browser;
+let media;
 
 before(async () => {
+  media = mediaDir({ 'tone.wav': { seconds: 60, freq: 440 } });
   // Reports every second, so the test sees several in a few seconds.
-  server = await startServer('sync-health', ['--sync-report-interval', '1']);
+  server = await startServer('sync-health', ['--sync-report-interval', '1', '--media-dir', media.dir]);
   browser = await launchBrowser();
 });
 
 after(async () => {
   if (browser) await browser.close();
   if (server) await server.stop();
+  if (media) media.remove();
 });
 
 /** The room's summary as the server has it. */
@@ -86,4 +92,54 @@ test('pages chart their drift and the host sees "N of M in sync", live', { timeo
   console.log(`# after one left, host shows "${after}"`);
 
   for (const page of [host, listeners[0]]) assert.deepEqual(page.errors, []);
+});
+
+test('a listener whose media stalls is named to the host as behind; the room plays on', { timeout: 90000 }, async () => {
+  const host = await openPage(browser);
+  await host.goto(`${server.url}/?player=sim`);
+  await host.getByRole('textbox', { name: 'Room name' }).fill('Who is behind');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hostess');
+  await host.getByRole('button', { name: 'Create room' }).click();
+  await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost)),
+    { what: 'the host to be live' });
+  const roomId = await host.evaluate(() => window.syncroom.roomId);
+  const token = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
+  const load = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
+    { type: 'load', media_url: '/media/tone.wav', paused: false }, token);
+  assert.equal(load.status, 200);
+
+  // Lee's network never delivers the file: its media element waits for data forever.
+  const lee = await openPage(browser);
+  let held = 0;
+  await lee.route('**/media/tone.wav', () => { held += 1; });
+  await joinAsListener(lee, server.url, roomId, 'Lee');
+  const mo = await openPage(browser);
+  await joinAsListener(mo, server.url, roomId, 'Mo');
+
+  // The server lists Lee as buffering, by name; the host's page says so.
+  const behind = await waitFor(async () => {
+    const s = await serverSync(roomId);
+    const entry = s.behind.find((b) => b.name === 'Lee');
+    return entry && entry.buffering && s;
+  }, { timeout: 20000, what: 'the summary to list Lee as buffering' });
+  assert.ok(held >= 1, 'Lee asked for the file');
+  assert.ok(behind.in_sync < behind.reporting, 'a buffering listener is not in sync');
+  const shown = await waitFor(() => host.evaluate(() => {
+    const banner = document.getElementById('behind-banner');
+    return !banner.hidden && document.getElementById('behind-text').textContent;
+  }), { timeout: 20000, what: 'the host to see who is behind' });
+  console.log(`# host sees "${shown}"`);
+  assert.match(shown, /^Behind: .*Lee \(buffering\)/);
+  await screenshot(host, 'sync-health-behind');
+  // A listener does not get the host's list, only the count.
+  assert.equal(await mo.evaluate(() => document.getElementById('behind-banner').hidden), true);
+
+  // The room never waits for Lee: it plays on, and Mo plays with it.
+  const room = (await api(server.url, 'GET', `/api/rooms/${roomId}`)).body;
+  assert.equal(room.state.paused, false);
+  await waitFor(() => mo.evaluate(() => {
+    const c = window.syncroom.client;
+    return c.playerPosition() > 1 && Math.abs(c.playerPosition() - c.roomPosition()) < 0.25;
+  }), { timeout: 20000, what: 'Mo to play in step while Lee stalls' });
+  for (const page of [host, mo]) assert.deepEqual(page.errors, []);
 });

@@ -1,12 +1,15 @@
 -- Changes a room's sync reports and answers {status, summary JSON, retry ms}:
 -- status 1 done, 0 the stream reported too soon (retry ms set), -2 the room holds
 -- as many reports as it may, -1 no room. Expired reports are forgotten first;
--- the summary (see room/sync.rs: reporters, those with p95 <= in-sync ms, the
--- nearest-rank p95 of their p95s) is published on the feed when it changed.
--- KEYS: room, sync (hash stream -> "p95_ms:received_at_ms"), sync summary.
+-- the summary (see room/sync.rs: reporters, those in sync (p95 <= in-sync ms and
+-- not buffering), the nearest-rank p95 of their p95s, and the worst few behind)
+-- is published on the feed when it changed.
+-- KEYS: room, sync (hash stream -> "p95_ms:received_at_ms:buffering 0|1:name"),
+-- sync summary.
 -- ARGV: mode (report | forget | sweep), lifetime ms, min gap ms, max reports,
--- in-sync ms, room ttl ms, feed channel, then for report: stream, p95 ms;
--- for forget: the streams.
+-- in-sync ms, room ttl ms, feed channel, then for report: stream, p95 ms,
+-- buffering (0 | 1), name ('' for none); for forget: the streams.
+local BEHIND_LISTED = 5
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, '', 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,11 +18,16 @@ local live = {}
 local count = 0
 local all = redis.call('HGETALL', KEYS[2])
 for i = 1, #all, 2 do
-  local p95, at = string.match(all[i + 1], '^([%d%.]+):(%d+)$')
+  local p95, at, buffering, name = string.match(all[i + 1], '^([%d%.]+):(%d+):([01]):(.*)$')
+  if p95 == nil then
+    -- An entry written before reports carried a name: "p95_ms:received_at_ms".
+    p95, at = string.match(all[i + 1], '^([%d%.]+):(%d+)$')
+    buffering, name = '0', ''
+  end
   if p95 == nil or tonumber(at) + lifetime <= now then
     redis.call('HDEL', KEYS[2], all[i])
   else
-    live[all[i]] = {tonumber(p95), tonumber(at)}
+    live[all[i]] = {tonumber(p95), tonumber(at), buffering == '1', name}
     count = count + 1
   end
 end
@@ -32,9 +40,9 @@ if ARGV[1] == 'report' then
   elseif count >= tonumber(ARGV[4]) then
     return {-2, '', 0}
   end
-  redis.call('HSET', KEYS[2], stream, ARGV[9] .. ':' .. string.format('%d', now))
+  redis.call('HSET', KEYS[2], stream, ARGV[9] .. ':' .. string.format('%d', now) .. ':' .. ARGV[10] .. ':' .. ARGV[11])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
-  live[stream] = {tonumber(ARGV[9]), now}
+  live[stream] = {tonumber(ARGV[9]), now, ARGV[10] == '1', ARGV[11]}
 elseif ARGV[1] == 'forget' then
   for i = 8, #ARGV do
     if live[ARGV[i]] then
@@ -43,20 +51,39 @@ elseif ARGV[1] == 'forget' then
     end
   end
 end
+local in_sync_ms = tonumber(ARGV[5])
 local values = {}
-for _, entry in pairs(live) do values[#values + 1] = entry[1] end
+local behind = {}
+local in_sync = 0
+for stream, entry in pairs(live) do
+  values[#values + 1] = entry[1]
+  if entry[3] or entry[1] > in_sync_ms then
+    behind[#behind + 1] = {stream, entry[1], entry[3], entry[4]}
+  else
+    in_sync = in_sync + 1
+  end
+end
 table.sort(values)
 local n = #values
 local summary
 if n == 0 then
-  summary = '{"reporting":0,"in_sync":0,"drift_p95_ms":null}'
+  summary = '{"reporting":0,"in_sync":0,"drift_p95_ms":null,"behind":[]}'
 else
-  local in_sync = 0
-  for _, value in ipairs(values) do
-    if value <= tonumber(ARGV[5]) then in_sync = in_sync + 1 end
+  -- The worst few: buffering first, then the largest drift, then the stream id.
+  table.sort(behind, function(a, b)
+    if a[3] ~= b[3] then return a[3] end
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[1] < b[1]
+  end)
+  local listed = {}
+  for i = 1, math.min(#behind, BEHIND_LISTED) do
+    local b = behind[i]
+    listed[i] = string.format('{"name":%s,"drift_p95_ms":%.1f,"buffering":%s}',
+      b[4] == '' and 'null' or cjson.encode(b[4]), b[2], b[3] and 'true' or 'false')
   end
   local rank = math.max(1, math.ceil(n * 95 / 100))
-  summary = string.format('{"reporting":%d,"in_sync":%d,"drift_p95_ms":%.1f}', n, in_sync, values[rank])
+  summary = string.format('{"reporting":%d,"in_sync":%d,"drift_p95_ms":%.1f,"behind":[%s]}',
+    n, in_sync, values[rank], table.concat(listed, ','))
 end
 if redis.call('GET', KEYS[3]) ~= summary then
   redis.call('SET', KEYS[3], summary, 'PX', ARGV[6])
