@@ -191,8 +191,11 @@ export class MediaPlayer {
     const askedAt = performance.now();
     el.addEventListener('loadedmetadata', () => {
       if (this._url !== String(url)) return;
-      // Playing, the room moved on while the metadata came: start where it is now.
-      const late = this._wantPlay ? ((performance.now() - askedAt) / 1000) * (el.playbackRate || 1) : 0;
+      // Playing, the room moved on while the metadata came, and moves on while the
+      // element starts: start where it will be once this element moves.
+      const late = this._wantPlay
+        ? ((performance.now() - askedAt) / 1000 + this.getStartLatency()) * (el.playbackRate || 1)
+        : 0;
       if (start + late > 0) el.currentTime = start + late;
       if (this._wantPlay) this._play();
       else this._setState(STATE.CUED);

@@ -125,6 +125,9 @@ export class PlayerSync {
     this._startMeasure = null;
     this._startTimer = null;
     this._startCheck = null;
+    this._followUpUsed = false; // the one follow-up seek of a change was made (or is due)
+    this._followUpPending = false; // after that change's seek lands, judge by the event threshold
+    this._lastSeekAhead = null; // seconds the last steady-play seek aimed ahead of the room
     /**
      * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
      * starts on the coarse-rate path instead of finding out by a rounded nudge.
@@ -164,6 +167,8 @@ export class PlayerSync {
   roomChanged() {
     this.hooks.quiet();
     this.eventPending = true;
+    this._followUpUsed = false;
+    this._followUpPending = false;
     this._recent = [];
     this._suspendUntil = -Infinity;
     this.apply(true);
@@ -277,10 +282,18 @@ export class PlayerSync {
    * The seconds a seek aims ahead of the room: the player's own measure of its seek
    * latency when it has one (a media element), else the one learned here, plus the
    * residual `seekLead`; scaled by the room's rate (the room moves on while we seek).
+   * Before any seek was measured, a player that knows its start latency aims ahead by
+   * that: a seek in play restarts its decoder and output like a start does (a media
+   * element's first seek otherwise lands a start latency, ~0.1 s, behind, and the
+   * nudge takes seconds to close what an aimed seek never opens).
    */
   _seekAhead(rate) {
     const own = typeof this.player.getSeekLatency === 'function' ? Number(this.player.getSeekLatency()) : NaN;
-    const latency = Number.isFinite(own) && own > 0 ? own : this.seekLatency;
+    let latency = Number.isFinite(own) && own > 0 ? own : this.seekLatency;
+    if (!(latency > 0) && typeof this.player.getStartLatency === 'function') {
+      const start = Number(this.player.getStartLatency());
+      if (Number.isFinite(start) && start > 0) latency = Math.min(start, this.correction.maxStartLead);
+    }
     return Math.min(this.correction.maxSeekLead, latency * rate + this.seekLead);
   }
 
@@ -430,6 +443,12 @@ export class PlayerSync {
       this._loadedUntil = now + this.correction.loadSettleMs;
       this._lastSample = null;
       this._playRequestedAt = st.paused ? null : now;
+      this._followUpUsed = false;
+      this._followUpPending = false;
+      // Loading to play is buffering, whether or not a check sees the player buffer: its
+      // first "playing" is the start-up judged below. (A cued item starts at a scheduled
+      // start, primed: judged by the steady thresholds.)
+      this._wasBuffering = !st.paused;
       this.mode = PlayerMode.LOADING;
       return;
     }
@@ -522,9 +541,14 @@ export class PlayerSync {
     if (this._wasBuffering) {
       this._wasBuffering = false;
       this._learnSeekLatency();
-      // The first play after a load: land precisely now (the event threshold), as on a
-      // change. A stall later in steady play is only drift: glided away unless large.
-      if (now < this._loadedUntil) this.eventPending = true;
+      // The first play after a load: land precisely (the event threshold), as on a
+      // change, once the player really moves (a player says "playing" a moment before
+      // its decoder and output run: judged now, that start-up would pass for drift).
+      // A stall later in steady play is only drift: glided away unless large.
+      if (now < this._loadedUntil) {
+        this.eventPending = true;
+        this._seekLandedAt = now;
+      }
     }
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
@@ -536,6 +560,20 @@ export class PlayerSync {
     }
 
     if (now - this._seekLandedAt < this.correction.seekLandMs) { this.mode = PlayerMode.SEEKING; return; }
+    let followUpAhead = null; // where this check's seek aims, if it is the follow-up
+    if (this._followUpPending
+        && (this._seekStartedAt === null || now - this._lastSeekAt >= this.correction.seekCheckMs)) {
+      // The change's seek has landed (the player played again, or it never stopped and a
+      // while has passed): its leftover is judged like the change itself, and tells how
+      // far that seek should have aimed: a follow-up aims there (one landing is all a late
+      // joiner has; the learned latencies refine later seeks).
+      this._followUpPending = false;
+      this.eventPending = true;
+      const landed = this.position() - target;
+      if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead) {
+        followUpAhead = Math.min(this.correction.maxSeekLead, Math.max(0, this._lastSeekAhead - landed));
+      }
+    }
 
     const measured = this.position() - target;
     const fresh = afterEvent || this.eventPending;
@@ -588,11 +626,20 @@ export class PlayerSync {
     // deliberate jump: the distance is not drift, and the health figures leave it out.
     if (fresh && d.action === 'seek') this.hooks.quiet();
     else this._recordDrift(measured);
-    if (d.action === 'seek' && (afterEvent || sinceSeek > this.correction.seekSettleMs)) {
+    if (d.action === 'seek' && (afterEvent || fresh || sinceSeek > this.correction.seekSettleMs)) {
       this.nudging = false;
       this._setRate(st.rate);
-      this._seek(target + this._seekAhead(st.rate));
+      this._lastSeekAhead = followUpAhead ?? this._seekAhead(st.rate);
+      this._seek(target + this._lastSeekAhead);
       this._seekCheck = { at: now + this.correction.seekCheckMs };
+      // The first seek after a change aims by a latency guessed before any was measured:
+      // once it has landed (and the player measured it), the next reading is judged by
+      // the event threshold once more, so a wide landing is sought again, not glided
+      // for seconds. Once per change: a second miss is only drift.
+      if (fresh && !this._followUpUsed) {
+        this._followUpUsed = true;
+        this._followUpPending = true;
+      }
     } else if (d.action === 'nudge') {
       if (!this.nudging) this.nudges += 1;
       this.nudging = true;

@@ -434,3 +434,101 @@ test('accepts: a player leaves an item of another kind alone (the page attaches 
   assert.ok(player.calls.length - calls <= 0, `no calls: ${JSON.stringify(player.calls.slice(calls))}`);
   assert.equal(sync.mode, 'waiting');
 });
+
+/**
+ * A player that, like a media element, takes time to get going: after a load or a seek
+ * its position stays put for `startLatency` / each of `seekLatencies` seconds (buffering),
+ * then it plays on from there. With `knowsStart` it reports its start latency.
+ */
+class RestartPlayer extends FakePlayer {
+  constructor({ startLatency = 0.15, seekLatencies = [0.27], knowsStart = false } = {}) {
+    super();
+    this.startLatency = startLatency;
+    this.seekLatencies = [...seekLatencies];
+    this.until = -Infinity;
+    if (knowsStart) this.getStartLatency = () => this.startLatency;
+  }
+
+  hold(seconds) {
+    this.setState(PlayerState.BUFFERING);
+    this.until = clock.t + seconds * 1000;
+  }
+
+  land() {
+    if (this.state === PlayerState.BUFFERING && clock.t >= this.until) {
+      this.baseAt = this.until;
+      this.setState(PlayerState.PLAYING);
+    }
+  }
+
+  raw() { this.land(); return super.raw(); }
+
+  getPlayerState() { this.land(); return this.state; }
+
+  seekTo(s) {
+    this.rebase(s);
+    this.calls.push(['seek', s]);
+    this.hold(this.seekLatencies.length > 1 ? this.seekLatencies.shift() : this.seekLatencies[0]);
+  }
+
+  loadVideoById({ videoId, startSeconds }) {
+    this.video = videoId;
+    this.rebase(startSeconds);
+    this.calls.push(['load', videoId]);
+    this.hold(this.startLatency);
+  }
+}
+
+function attachRestart(options) {
+  player = new RestartPlayer(options);
+  sync = new PlayerSync(player, {
+    state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+  }, { interval: 1e9 });
+  return sync;
+}
+
+/** Where each seek call aimed, against the room then (seconds ahead). */
+function seekAims(seekCalls) {
+  return seekCalls.map(({ at, to }) => to - roomPosition(room, at));
+}
+
+/** Runs like run(), remembering each seek call's time and target. */
+function runRecordingSeeks(ms, seeks) {
+  const seekTo = player.seekTo.bind(player);
+  player.seekTo = (s) => { seeks.push({ at: clock.t, to: s }); seekTo(s); };
+  run(ms);
+}
+
+describe('PlayerSync: a late joiner on a player that takes time to start and to seek', () => {
+  test('the start-up is judged once the player moves, and a seek aims ahead by the start latency it reports', () => {
+    attachRestart({ startLatency: 0.15, seekLatencies: [0.15], knowsStart: true });
+    sync.roomChanged();
+    const seeks = [];
+    runRecordingSeeks(3000, seeks);
+    // Loaded where the room was, it started 0.15 s late: one seek, aimed 0.15 s ahead.
+    assert.equal(seeks.length, 1, JSON.stringify(seeks));
+    assert.ok(Math.abs(seekAims(seeks)[0] - 0.15) < 1e-9, `aimed ${seekAims(seeks)[0]}`);
+    assert.ok(Math.abs(drift()) < 0.001, `drift ${drift()}`);
+    assert.equal(sync.mode, 'in-sync');
+  });
+
+  test('a first seek that lands wide is followed by one aimed by what it missed, and no third', () => {
+    // Knows no latency: the first seek aims at the room and lands 0.27 s behind; the
+    // follow-up aims 0.27 s ahead and lands.
+    attachRestart({ startLatency: 0.15, seekLatencies: [0.27, 0.27, 0.9, 1.4] });
+    sync.roomChanged();
+    const seeks = [];
+    runRecordingSeeks(2000, seeks);
+    assert.equal(seeks.length, 2, JSON.stringify(seeks));
+    assert.ok(Math.abs(seekAims(seeks)[1] - 0.27) < 0.01, `follow-up aimed ${seekAims(seeks)[1]}`);
+    assert.ok(Math.abs(drift()) < 0.01, `drift ${drift()}`);
+    // The room changes again and the player got slower: its seek lands wide, the follow-up
+    // too (1.4 s); what is left (under the 1 s seek threshold) is nudged, not sought a third time.
+    room = { ...room, position: 100, updated_at: clock.t };
+    sync.roomChanged();
+    const more = [];
+    runRecordingSeeks(5000, more);
+    assert.equal(more.length, 2, JSON.stringify(more));
+    assert.equal(sync.mode, 'nudging', `drift ${drift()}`);
+  });
+});
