@@ -20,6 +20,9 @@
 //
 //   node bench/sync.mjs [--listeners 4] [--steady 30] [--settle 3] [--kinds media,standin] [--starts 8]
 //
+// BENCH_VERBOSE=1 prints every start: its skew, each player against the room, and
+// each page's start latency (the media element's own measure).
+//
 // Needs what tests/browser/run.sh installs (Chromium, playwright-core in
 // tests/browser/node_modules) and a built server (cargo build).
 import process from 'node:process';
@@ -150,6 +153,7 @@ async function measureStarts(kind, { server, token, roomId, listeners }) {
     const res = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'load', ...items[i % 2] }, token);
     if (res.status !== 200) return { kind, error: `load refused: ${res.status}` };
     const start = await measureStart(listeners);
+    if (process.env.BENCH_VERBOSE) console.log(`start ${i}: skew ${start.skewMs.toFixed(1)} ms; vs room ${start.vsRoomMs.map((v) => v.toFixed(1)).join(", ")}; start latencies ${start.startLatencies.map((v) => (v === null ? "-" : (v * 1000).toFixed(0))).join(", ")}; modes ${start.modes.join(", ")}`);
     const after = await seeksAfterStart(listeners, start);
     skews.push(start.skewMs);
     vsRoom.push(...start.vsRoomMs.map(Math.abs));
