@@ -45,19 +45,24 @@ async function hostShows(host, roomId, reporting) {
   }, { timeout: 20000, what: `the host to show the summary of ${reporting} reporters` });
 }
 
-test('pages chart their drift and the host sees "N of M in sync", live', { timeout: 90000 }, async () => {
+/** A host page that creates a room named `title` and plays `item` in it (by the API). */
+async function hostPlaying(title, item) {
   const host = await openPage(browser);
   await host.goto(`${server.url}/?player=sim`);
-  await host.getByRole('textbox', { name: 'Room name' }).fill('Sync health');
+  await host.getByRole('textbox', { name: 'Room name' }).fill(title);
   await host.getByRole('textbox', { name: 'Your name' }).fill('Hostess');
   await host.getByRole('button', { name: 'Create room' }).click();
   await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost && window.syncroom.playerKind)),
     { what: 'the host to be live' });
   const roomId = await host.evaluate(() => window.syncroom.roomId);
   const token = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
-  const load = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
-    { type: 'load', video_id: 'aaaaaaaaaaa', duration: 600, paused: false }, token);
+  const load = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'load', ...item, paused: false }, token);
   assert.equal(load.status, 200);
+  return { host, roomId };
+}
+
+test('pages chart their drift and the host sees "N of M in sync", live', { timeout: 90000 }, async () => {
+  const { host, roomId } = await hostPlaying('Sync health', { video_id: 'aaaaaaaaaaa', duration: 600 });
 
   const listeners = [];
   for (const name of ['Lee', 'Mo']) {
@@ -95,18 +100,7 @@ test('pages chart their drift and the host sees "N of M in sync", live', { timeo
 });
 
 test('a listener whose media stalls is named to the host as behind; the room plays on', { timeout: 90000 }, async () => {
-  const host = await openPage(browser);
-  await host.goto(`${server.url}/?player=sim`);
-  await host.getByRole('textbox', { name: 'Room name' }).fill('Who is behind');
-  await host.getByRole('textbox', { name: 'Your name' }).fill('Hostess');
-  await host.getByRole('button', { name: 'Create room' }).click();
-  await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost)),
-    { what: 'the host to be live' });
-  const roomId = await host.evaluate(() => window.syncroom.roomId);
-  const token = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
-  const load = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
-    { type: 'load', media_url: '/media/tone.wav', paused: false }, token);
-  assert.equal(load.status, 200);
+  const { host, roomId } = await hostPlaying('Who is behind', { media_url: '/media/tone.wav' });
 
   // Lee's network never delivers the file: its media element waits for data forever.
   const lee = await openPage(browser);
