@@ -193,6 +193,10 @@ export interface Correction {
   seekCheckMs: number;
   nudgeCheckMs: number;
   maxSeekLead: number;
+  maxStartLead: number;
+  startMeasureMs: number;
+  /** A scheduled start's timer fires this much early; the rest is waited out on the clock. */
+  startSpinMs: number;
   coarseTolerance: number;
   maxBurstSeconds: number;
   burstCostPerSecond: number;

@@ -205,6 +205,11 @@ export class PlayerSync {
       const st = this.hooks.state();
       // Only for the start it was armed for, on a player holding the item, paused where it starts.
       if (!st || st.starts_at !== startsAt || this.held || !this.isReady()) return;
+      // The timer was set a little early: wait out the rest on the clock (a timer's own
+      // lateness would be this player's start skew).
+      const wait = Math.min(startsAt - leadMs - this.hooks.serverNow(), this.correction.startSpinMs * 2);
+      const until = performance.now() + wait;
+      for (let i = 0; i < 1e6 && performance.now() < until; i += 1) { /* the last few ms */ }
       this._setRate(st.rate);
       const from = this.position();
       const seeks = this.seeks;
@@ -226,7 +231,7 @@ export class PlayerSync {
       }
     };
     // Started at the moment itself when the player's start latency is not known yet.
-    this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs));
+    this._startTimer = setTimeout(early, Math.max(0, untilStart - leadMs - this.correction.startSpinMs));
     // At the moment itself: an ordinary check (a player started early is judged by the
     // steady thresholds, not sought like after a change); one not started yet starts now.
     this._startCheck = setTimeout(() => this.apply(false), untilStart);

@@ -95,6 +95,12 @@ export const DEFAULT_CORRECTION = Object.freeze({
   maxStartLead: 0.5,
   /** After a scheduled start's play call (plus the lead): when to measure how late the player got going (ms). */
   startMeasureMs: 600,
+  /**
+   * A scheduled start's timer is set this much before the play call is due, and the last
+   * stretch is waited out on the clock: a browser timer fires up to ~10 ms late, and that
+   * lateness would be start skew (ms; one short wait per start).
+   */
+  startSpinMs: 15,
 
   // Coarse-rate players (YouTube: only the rates getAvailablePlaybackRates() lists, 0.25 apart).
   // A nudge of a few per cent does nothing there; a drift is closed by a short burst at the
