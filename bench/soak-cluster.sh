@@ -49,10 +49,11 @@ for port in "${node_ports[@]}"; do
   # Behind nginx every client is 127.0.0.x: the per-address limits are raised.
   # The load tool does not reconnect (a browser's EventSource does, with
   # Last-Event-ID), so the streams' largest age (--max-stream-age, 30 min by
-  # default) is raised past the run: else every stream ends at about 30 min.
+  # default) is raised past the run: else every stream ends at about 30 min. A
+  # stream ends at that age jittered down by up to 15 %: twice the run is past it.
   # shellcheck disable=SC2086
   RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$port" \
-    --redis "redis://127.0.0.1:$redis_port" --trust-proxy --max-stream-age "$((seconds + 600))" \
+    --redis "redis://127.0.0.1:$redis_port" --trust-proxy --max-stream-age "$((2 * seconds + 600))" \
     --max-streams-per-client 1000000 --commands-per-minute 1000000 --commands-burst 100000 \
     ${SYNCROOM_ARGS:-} >"$work/node-$port.log" 2>&1 &
   pids+=($!)

@@ -109,10 +109,16 @@ pub async fn run(shared: Arc<Shared>, index: usize, mut stop: watch::Receiver<bo
     };
     shared.counters.ready.fetch_add(1, Ordering::Relaxed);
 
+    // A stream that ended early is counted as a disconnect; what it would have received
+    // after that is not judged (the publishers may not even have finished).
+    let mut stopped = false;
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            _ = stop.changed() => {
+                stopped = true;
+                break;
+            }
             read = stream.read(&mut buf) => {
                 let result = match read {
                     Ok(0) => Err(invalid("the server closed the stream")),
@@ -133,7 +139,9 @@ pub async fn run(shared: Arc<Shared>, index: usize, mut stop: watch::Receiver<bo
             }
         }
     }
-    feed.finish(&shared);
+    if stopped {
+        feed.finish(&shared);
+    }
 }
 
 /// Connects, sends the subscription and reads until the listener is ready: its
