@@ -606,6 +606,7 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
     let (room, _token) = nodes[0].video_room().await;
     // Six listeners, two streams on each node; each reports to the next node.
     let mut streams = Vec::new();
+    let mut tied = Vec::new();
     for i in 0..6usize {
         let mut stream = nodes[i % 3].events(&room).await;
         let token = loop {
@@ -618,7 +619,13 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
             }
         };
         let reporter = &nodes[(i + 1) % 3];
-        let p95 = if i == 0 { 200.0 } else { 10.0 + i as f64 };
+        // 3 and 4 drift alike: listed by stream id, as one node lists them. The
+        // drift is rounded to 0.1 ms when taken, the same in Lua as in Rust.
+        let p95 = match i {
+            0 => 200.0,
+            3 | 4 => 90.04,
+            _ => 10.0 + i as f64,
+        };
         let mut body = json!({"stream_token": token, "drift_p50_ms": 1.0, "drift_p95_ms": p95, "player": "sim"});
         // Who is behind, by name: one drifting (a name that JSON and the Lua
         // store must both keep whole), one stalled.
@@ -627,6 +634,12 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
         }
         if i == 1 {
             body["buffering"] = json!(true);
+        }
+        if i == 3 || i == 4 {
+            body["name"] = json!(format!("Tie {i}"));
+            // A stream token starts with its stream's id.
+            let stream_id = token.split('.').next().expect("stream id").to_owned();
+            tied.push((stream_id, format!("Tie {i}")));
         }
         let response = reporter
             .client
@@ -638,9 +651,13 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
         assert_eq!(response.status(), 200);
         streams.push(stream);
     }
-    let wanted = json!({"reporting": 6, "in_sync": 4, "drift_p95_ms": 200.0, "behind": [
+    tied.sort();
+    // The buffering one is left out of the drift p95: 5 playing reporters, the largest.
+    let wanted = json!({"reporting": 6, "in_sync": 2, "drift_p95_ms": 200.0, "behind": [
         {"name": null, "drift_p95_ms": 11.0, "buffering": true},
         {"name": "Zoë \"DJ\": 1/2", "drift_p95_ms": 200.0, "buffering": false},
+        {"name": tied[0].1, "drift_p95_ms": 90.0, "buffering": false},
+        {"name": tied[1].1, "drift_p95_ms": 90.0, "buffering": false},
     ]});
     wait_sync_everywhere(&nodes, &room, &wanted).await;
     // A listener on any node hears the cluster-wide summary as a `sync` event.
@@ -653,8 +670,10 @@ async fn sync_reports_taken_by_different_nodes_are_counted_together() {
     assert_eq!(sync.id, None);
     // The stream reported with p95 = 200 closes on node 0: every node stops counting it.
     drop(streams.remove(0));
-    let wanted = json!({"reporting": 5, "in_sync": 4, "drift_p95_ms": 15.0, "behind": [
+    let wanted = json!({"reporting": 5, "in_sync": 2, "drift_p95_ms": 90.0, "behind": [
         {"name": null, "drift_p95_ms": 11.0, "buffering": true},
+        {"name": tied[0].1, "drift_p95_ms": 90.0, "buffering": false},
+        {"name": tied[1].1, "drift_p95_ms": 90.0, "buffering": false},
     ]});
     wait_sync_everywhere(&nodes, &room, &wanted).await;
 }

@@ -187,6 +187,12 @@ async fn the_summary_names_who_is_behind_buffering_first() {
             {"name": "Fay", "drift_p95_ms": 60.0, "buffering": false},
         ]})
     );
+    // The drift histogram is of playing players: Bo's report is not in it.
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("syncroom_listener_drift_seconds_count{player=\"media\"} 7"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -128,6 +128,7 @@ export class PlayerSync {
     this._followUpUsed = false; // the one follow-up seek of a change was made (or is due)
     this._followUpPending = false; // after that change's seek lands, judge by the event threshold
     this._lastSeekAhead = null; // seconds the last steady-play seek aimed ahead of the room
+    this._startingUp = false; // an item loaded to play has not played yet
     /**
      * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
      * starts on the coarse-rate path instead of finding out by a rounded nudge.
@@ -450,10 +451,9 @@ export class PlayerSync {
       this._playRequestedAt = st.paused ? null : now;
       this._followUpUsed = false;
       this._followUpPending = false;
-      // Loading to play is buffering, whether or not a check sees the player buffer: its
-      // first "playing" is the start-up judged below. (A cued item starts at a scheduled
-      // start, primed: judged by the steady thresholds.)
-      this._wasBuffering = !st.paused;
+      // Loaded to play: its first "playing" is the start-up judged below. (A cued item
+      // starts at a scheduled start, primed: judged by the steady thresholds.)
+      this._startingUp = !st.paused;
       this.mode = PlayerMode.LOADING;
       return;
     }
@@ -479,6 +479,7 @@ export class PlayerSync {
     }
     if (st.paused) {
       this._playRequestedAt = null;
+      this._startingUp = false; // paused before it played: a later start is a start, not a load
       this.nudging = false;
       this._endBurst(false);
       this._setRate(st.rate);
@@ -546,14 +547,18 @@ export class PlayerSync {
     if (this._wasBuffering) {
       this._wasBuffering = false;
       this._learnSeekLatency();
-      // The first play after a load: land precisely (the event threshold), as on a
-      // change, once the player really moves (a player says "playing" a moment before
-      // its decoder and output run: judged now, that start-up would pass for drift).
-      // A stall later in steady play is only drift: glided away unless large.
-      if (now < this._loadedUntil) {
-        this.eventPending = true;
-        this._seekLandedAt = now;
-      }
+      // The first play after a load: land precisely now (the event threshold), as on a
+      // change. A stall later in steady play is only drift: glided away unless large.
+      if (now < this._loadedUntil) this.eventPending = true;
+    }
+    if (this._startingUp) {
+      // The first "playing" of an item loaded to play, however long the load took: judged
+      // by the event threshold once the player really moves (a player says "playing" a
+      // moment before its decoder and output run; judged now, that start-up would pass
+      // for drift).
+      this._startingUp = false;
+      this.eventPending = true;
+      this._seekLandedAt = now;
     }
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
@@ -566,6 +571,7 @@ export class PlayerSync {
 
     if (now - this._seekLandedAt < this.correction.seekLandMs) { this.mode = PlayerMode.SEEKING; return; }
     let followUpAhead = null; // where this check's seek aims, if it is the follow-up
+    let followingUp = false;
     if (this._followUpPending
         && (this._seekStartedAt === null || now - this._lastSeekAt >= this.correction.seekCheckMs)) {
       // The change's seek has landed (the player played again, or it never stopped and a
@@ -574,6 +580,7 @@ export class PlayerSync {
       // joiner has; the learned latencies refine later seeks).
       this._followUpPending = false;
       this.eventPending = true;
+      followingUp = true;
       const landed = this.position() - target;
       if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead) {
         followUpAhead = Math.min(this.correction.maxSeekLead, Math.max(0, this._lastSeekAhead - landed));
@@ -631,7 +638,10 @@ export class PlayerSync {
     // deliberate jump: the distance is not drift, and the health figures leave it out.
     if (fresh && d.action === 'seek') this.hooks.quiet();
     else this._recordDrift(measured);
-    if (d.action === 'seek' && (afterEvent || fresh || sinceSeek > this.correction.seekSettleMs)) {
+    // A seek soon after another waits for it to settle, except a change's own first seek
+    // (judged fresh) and its one follow-up: at most two per change.
+    const mayReseek = afterEvent || followingUp || (fresh && !this._followUpUsed);
+    if (d.action === 'seek' && (mayReseek || sinceSeek > this.correction.seekSettleMs)) {
       this.nudging = false;
       this._setRate(st.rate);
       this._lastSeekAhead = followUpAhead ?? this._seekAhead(st.rate);

@@ -7,7 +7,7 @@
 //! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
 //!   `<version>-0`: the replayable history, shared by every node;
 //! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms`;
-//! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms` (the
+//! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms:buffering:name` (the
 //!   listeners' drift reports, whichever node took them), and
 //!   `syncroom:{id}:sync-summary`, their summary as last published ([`SYNC`]);
 //! - `syncroom:rooms`, a sorted set of room ids scored by their listener total;
@@ -795,7 +795,7 @@ impl RedisBackplane {
             SyncChange::Report { stream, report } => {
                 invocation
                     .arg(stream)
-                    .arg(format!("{:.3}", report.p95_ms))
+                    .arg(format!("{:.1}", report.p95_ms))
                     .arg(u8::from(report.buffering))
                     .arg(report.name.as_deref().unwrap_or(""));
             }

@@ -17,7 +17,7 @@ use super::extract::JsonBody;
 use super::AppState;
 use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
 use crate::room::state::MAX_CHAT_NAME_CHARS;
-use crate::room::sync::{DriftReport, PlayerKind, SyncSummary, MAX_DRIFT_MS};
+use crate::room::sync::{tenths, DriftReport, PlayerKind, SyncSummary, MAX_DRIFT_MS};
 use crate::room::CommandError;
 
 /// Largest sync report body: the fields with a token and a 64-character name fit in half of it.
@@ -101,9 +101,10 @@ fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> 
         }
         None => None,
     };
+    // In the summary's 0.1 ms steps from here on: every store rounds and compares alike.
     Ok(DriftReport {
-        p50_ms: fields.drift_p50_ms,
-        p95_ms: fields.drift_p95_ms,
+        p50_ms: tenths(fields.drift_p50_ms),
+        p95_ms: tenths(fields.drift_p95_ms),
         player: fields.player,
         buffering: fields.buffering,
         name,
@@ -151,9 +152,12 @@ pub async fn report(
     let stream = app
         .stream_tokens
         .verify(&room_id, &fields.stream_token, app.clock.now_ms())?;
-    let (player, p95_ms) = (report.player, report.p95_ms);
+    let (player, p95_ms, buffering) = (report.player, report.p95_ms, report.buffering);
     let sync = handle.report_sync(stream.to_string(), report).await?;
-    app.metrics.listener_drift(player.as_str(), p95_ms);
+    // The histogram is of drift while playing: a stalled player's distance is left out.
+    if !buffering {
+        app.metrics.listener_drift(player.as_str(), p95_ms);
+    }
     Ok(Json(SyncAccepted {
         sync,
         report_every_ms: app.config.sync_report_interval.as_millis() as u64,

@@ -11,8 +11,8 @@
 //! The summary ([`SyncSummary`]) is a pure function of the live reports
 //! ([`summarize`]): how many report, how many have a p95 within
 //! [`IN_SYNC_MS`] and are not buffering, the room's drift p95, defined as the
-//! nearest-rank 95th percentile of the reporters' own p95s (with fewer than 20
-//! reporters, that is the largest), and who is behind: the worst
+//! nearest-rank 95th percentile of the playing (not buffering) reporters' own
+//! p95s (with fewer than 20 of them, that is the largest), and who is behind: the worst
 //! [`BEHIND_LISTED`] of those out of sync, buffering ones first, by the name
 //! their page reported (so the host sees who stalls). The Redis backplane
 //! computes the same thing in Lua (`backplane/lua/sync.lua`) over the reports
@@ -85,8 +85,8 @@ pub struct SyncSummary {
     pub reporting: u64,
     /// Of those, how many report a drift p95 of at most 50 ms and are not buffering.
     pub in_sync: u64,
-    /// The nearest-rank 95th percentile of the reporters' drift p95s, in ms
-    /// (0.1 ms steps); `null` while nobody reports.
+    /// The nearest-rank 95th percentile of the drift p95s of the reporters that
+    /// are not buffering, in ms (0.1 ms steps); `null` while none reports.
     pub drift_p95_ms: Option<f64>,
     /// Who is behind: at most 5 of the reporters that are not in sync, those
     /// buffering first, then the largest drift first.
@@ -123,32 +123,42 @@ impl Reported<'_> {
     }
 }
 
-/// Rounds a drift to the summary's 0.1 ms steps (Lua rounds the same way).
-fn tenths(ms: f64) -> f64 {
+/// Rounds a drift to the summary's 0.1 ms steps. Reports are rounded so when they
+/// are taken (`http::sync`), so Lua's `%.1f` of one gives the same.
+pub fn tenths(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
 }
 
 /// The summary of the live reports.
 pub fn summarize<'a>(reports: impl IntoIterator<Item = Reported<'a>>) -> SyncSummary {
     let mut p95s = Vec::new();
+    let mut reporting = 0;
     let mut in_sync = 0;
     let mut behind: Vec<Reported<'a>> = Vec::new();
     for report in reports {
-        p95s.push(report.p95_ms);
+        reporting += 1;
+        // A stalled or loading player's distance is not drift (it says how long it waits).
+        if !report.buffering {
+            p95s.push(report.p95_ms);
+        }
         if report.in_sync() {
             in_sync += 1;
         } else {
             behind.push(report);
         }
     }
-    if p95s.is_empty() {
+    if reporting == 0 {
         return SyncSummary::default();
     }
-    let n = p95s.len();
     // Nearest rank: the smallest value with at least 95 % of values at or below it.
     // A selection, not a sort: this runs on every report (linear in the reporters).
-    let rank = (n * 95).div_ceil(100).max(1);
-    let (_, p95, _) = p95s.select_nth_unstable_by(rank - 1, f64::total_cmp);
+    let rank = (p95s.len() * 95).div_ceil(100).max(1);
+    let drift_p95_ms = match p95s.is_empty() {
+        true => None,
+        false => Some(tenths(
+            *p95s.select_nth_unstable_by(rank - 1, f64::total_cmp).1,
+        )),
+    };
     // The worst few: buffering first, then the largest drift, then the stream id.
     let worst = |a: &Reported, b: &Reported| {
         b.buffering
@@ -162,9 +172,9 @@ pub fn summarize<'a>(reports: impl IntoIterator<Item = Reported<'a>>) -> SyncSum
     }
     behind.sort_unstable_by(worst);
     SyncSummary {
-        reporting: n as u64,
+        reporting,
         in_sync,
-        drift_p95_ms: Some(tenths(*p95)),
+        drift_p95_ms,
         behind: behind
             .into_iter()
             .map(|r| Behind {
@@ -437,8 +447,38 @@ mod tests {
         );
         // Nobody behind: an empty list.
         assert!(summary_of(&[1.0, 2.0]).behind.is_empty());
-        // Equal drifts are ordered by stream, so the same reports give the same summary.
-        assert_eq!(summary_of(&[90.0, 90.0]), summary_of(&[90.0, 90.0]));
+    }
+
+    #[test]
+    fn equal_drifts_are_listed_by_stream_whatever_order_they_come_in() {
+        let tie = |stream, name| Reported {
+            stream,
+            p95_ms: 90.0,
+            buffering: false,
+            name: Some(name),
+        };
+        let one = summarize([tie("b", "Bo"), tie("a", "Al")]);
+        let other = summarize([tie("a", "Al"), tie("b", "Bo")]);
+        assert_eq!(one, other);
+        let names: Vec<_> = one.behind.iter().map(|b| b.name.as_deref()).collect();
+        assert_eq!(names, [Some("Al"), Some("Bo")]);
+    }
+
+    #[test]
+    fn buffering_reports_are_behind_but_not_in_the_drift_p95() {
+        let report = |stream, p95_ms, buffering| Reported {
+            stream,
+            p95_ms,
+            buffering,
+            name: None,
+        };
+        // A page still loading reports how far the room is: minutes, not drift.
+        let summary = summarize([report("a", 4.0, false), report("b", 180_000.0, true)]);
+        assert_eq!((summary.reporting, summary.in_sync), (2, 1));
+        assert_eq!(summary.drift_p95_ms, Some(4.0));
+        assert!(summary.behind[0].buffering);
+        // Only buffering ones: nobody's drift to state.
+        assert_eq!(summarize([report("b", 3.0, true)]).drift_p95_ms, None);
     }
 
     #[test]

@@ -492,19 +492,19 @@ function seekAims(seekCalls) {
   return seekCalls.map(({ at, to }) => to - roomPosition(room, at));
 }
 
-/** Runs like run(), remembering each seek call's time and target. */
-function runRecordingSeeks(ms, seeks) {
-  const seekTo = player.seekTo.bind(player);
-  player.seekTo = (s) => { seeks.push({ at: clock.t, to: s }); seekTo(s); };
-  run(ms);
+/** From now on, remembers each seek call's time and target in `seeks` (replacing any earlier list). */
+function recordSeeks(seeks) {
+  const seekTo = RestartPlayer.prototype.seekTo;
+  player.seekTo = (s) => { seeks.push({ at: clock.t, to: s }); seekTo.call(player, s); };
 }
 
 describe('PlayerSync: a late joiner on a player that takes time to start and to seek', () => {
   test('the start-up is judged once the player moves, and a seek aims ahead by the start latency it reports', () => {
     attachRestart({ startLatency: 0.15, seekLatencies: [0.15], knowsStart: true });
-    sync.roomChanged();
     const seeks = [];
-    runRecordingSeeks(3000, seeks);
+    recordSeeks(seeks);
+    sync.roomChanged();
+    run(3000);
     // Loaded where the room was, it started 0.15 s late: one seek, aimed 0.15 s ahead.
     assert.equal(seeks.length, 1, JSON.stringify(seeks));
     assert.ok(Math.abs(seekAims(seeks)[0] - 0.15) < 1e-9, `aimed ${seekAims(seeks)[0]}`);
@@ -516,18 +516,20 @@ describe('PlayerSync: a late joiner on a player that takes time to start and to 
     // Knows no latency: the first seek aims at the room and lands 0.27 s behind; the
     // follow-up aims 0.27 s ahead and lands.
     attachRestart({ startLatency: 0.15, seekLatencies: [0.27, 0.27, 0.9, 1.4] });
-    sync.roomChanged();
     const seeks = [];
-    runRecordingSeeks(2000, seeks);
+    recordSeeks(seeks);
+    sync.roomChanged();
+    run(2000);
     assert.equal(seeks.length, 2, JSON.stringify(seeks));
     assert.ok(Math.abs(seekAims(seeks)[1] - 0.27) < 0.01, `follow-up aimed ${seekAims(seeks)[1]}`);
     assert.ok(Math.abs(drift()) < 0.01, `drift ${drift()}`);
     // The room changes again and the player got slower: its seek lands wide, the follow-up
     // too (1.4 s); what is left (under the 1 s seek threshold) is nudged, not sought a third time.
     room = { ...room, position: 100, updated_at: clock.t };
-    sync.roomChanged();
     const more = [];
-    runRecordingSeeks(5000, more);
+    recordSeeks(more);
+    sync.roomChanged();
+    run(5000);
     assert.equal(more.length, 2, JSON.stringify(more));
     assert.equal(sync.mode, 'nudging', `drift ${drift()}`);
   });

@@ -2,7 +2,8 @@
 -- status 1 done, 0 the stream reported too soon (retry ms set), -2 the room holds
 -- as many reports as it may, -1 no room. Expired reports are forgotten first;
 -- the summary (see room/sync.rs: reporters, those in sync (p95 <= in-sync ms and
--- not buffering), the nearest-rank p95 of their p95s, and the worst few behind)
+-- not buffering), the nearest-rank p95 of the p95s of those not buffering, and the
+-- worst few behind)
 -- is published on the feed when it changed.
 -- KEYS: room, sync (hash stream -> "p95_ms:received_at_ms:buffering 0|1:name"),
 -- sync summary.
@@ -55,8 +56,11 @@ local in_sync_ms = tonumber(ARGV[5])
 local values = {}
 local behind = {}
 local in_sync = 0
+local n = 0
 for stream, entry in pairs(live) do
-  values[#values + 1] = entry[1]
+  n = n + 1
+  -- A stalled or loading player's distance is not drift: left out of the p95.
+  if not entry[3] then values[#values + 1] = entry[1] end
   if entry[3] or entry[1] > in_sync_ms then
     behind[#behind + 1] = {stream, entry[1], entry[3], entry[4]}
   else
@@ -64,7 +68,6 @@ for stream, entry in pairs(live) do
   end
 end
 table.sort(values)
-local n = #values
 local summary
 if n == 0 then
   summary = '{"reporting":0,"in_sync":0,"drift_p95_ms":null,"behind":[]}'
@@ -81,9 +84,12 @@ else
     listed[i] = string.format('{"name":%s,"drift_p95_ms":%.1f,"buffering":%s}',
       b[4] == '' and 'null' or cjson.encode(b[4]), b[2], b[3] and 'true' or 'false')
   end
-  local rank = math.max(1, math.ceil(n * 95 / 100))
-  summary = string.format('{"reporting":%d,"in_sync":%d,"drift_p95_ms":%.1f,"behind":[%s]}',
-    n, in_sync, values[rank], table.concat(listed, ','))
+  local p95 = 'null'
+  if #values > 0 then
+    p95 = string.format('%.1f', values[math.max(1, math.ceil(#values * 95 / 100))])
+  end
+  summary = string.format('{"reporting":%d,"in_sync":%d,"drift_p95_ms":%s,"behind":[%s]}',
+    n, in_sync, p95, table.concat(listed, ','))
 end
 if redis.call('GET', KEYS[3]) ~= summary then
   redis.call('SET', KEYS[3], summary, 'PX', ARGV[6])
