@@ -48,7 +48,8 @@ pub struct Config {
     )]
     pub tls_key: Option<std::path::PathBuf>,
 
-    /// Worker threads serving connections and rooms. Default: one per CPU core.
+    /// Worker threads serving connections and rooms; a room of 2,048 listeners or more
+    /// also writes each event over this many threads. Default: one per CPU core.
     #[arg(long, env = "SYNCROOM_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 

@@ -1092,6 +1092,8 @@ mod tests {
         let settings = RoomSettings {
             history,
             listener_buffer: 64,
+            keepalive: Duration::from_secs(15),
+            fanout_threads: 2,
             ttl: Duration::from_secs(3600),
             chat_history: 5,
             sync: SYNC_RULES,

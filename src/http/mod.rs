@@ -109,6 +109,11 @@ impl AppState {
         let settings = RoomSettings {
             history: config.history as usize,
             listener_buffer: config.listener_buffer as usize,
+            keepalive: config.keepalive,
+            fanout_threads: config.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
             ttl: config.room_ttl,
             chat_history: config.chat_history as usize,
             sync: config.sync_rules(),

@@ -21,6 +21,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -122,7 +123,7 @@ pub async fn serve(
         };
         let mut out = encode_head(&Response::from_parts(parts, ()), Some(body.len()));
         out.extend_from_slice(&body);
-        let _ = write_all(&mut stream, &out, stall).await;
+        let _ = write_all(&stream, &out, stall).await;
         let _ = stream.shutdown().await;
         return;
     };
@@ -131,12 +132,14 @@ pub async fn serve(
     for frame in listener.take_start() {
         start.extend_from_slice(&frame);
     }
-    if write_all(&mut stream, &start, stall).await.is_err() {
+    if write_all(&stream, &start, stall).await.is_err() {
         return;
     }
     drop(start);
+    // Shared with the room, which writes to it while this listener is caught up.
+    let stream = Arc::new(stream);
     loop {
-        let next = listener.next_chunk();
+        let next = listener.next_chunk(Some(&stream));
         tokio::pin!(next);
         // `next_chunk` is polled to completion (see its docs); meanwhile the
         // socket is watched, so a client that hangs up is let go at once
@@ -155,11 +158,13 @@ pub async fn serve(
             }
         };
         let Some(chunk) = chunk else { break };
-        if write_all(&mut stream, &chunk, stall).await.is_err() {
+        if write_all(&stream, &chunk, stall).await.is_err() {
             return;
         }
     }
-    let _ = stream.shutdown().await;
+    // The listener first, so the room holds the socket no more.
+    drop(listener);
+    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Write);
 }
 
 /// Sets `TCP_USER_TIMEOUT`: the kernel closes the connection when sent data
@@ -178,7 +183,7 @@ pub fn fail_fast(stream: &TcpStream, timeout: Duration) {
 
 /// Writes all of `bytes`; fails if the socket accepts nothing for `stall`.
 /// The common case is one `write` that takes everything, with no timer.
-async fn write_all(stream: &mut TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+async fn write_all(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
         match stream.try_write(bytes) {
             Ok(written) => bytes = &bytes[written..],

@@ -11,20 +11,20 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 use rand::Rng;
+use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::Receiver;
 use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::limits::StreamSlot;
 use super::stream_token::StreamId;
 use super::AppState;
-use crate::room::event::{hello_frame, retry_frame, SharedFrame, KEEPALIVE};
+use crate::room::event::{hello_frame, retry_frame};
+use crate::room::fanout::{FrameReceiver, Handoff, Park, Resume, Sink};
 use crate::room::handle::{ListenerGuard, Subscription};
 use crate::room::RoomHandle;
 
@@ -66,17 +66,18 @@ impl DirectStream {
 
 /// One open stream.
 pub struct Listener {
-    /// Written before anything live: `retry:`, `hello`, then the snapshot or
-    /// the replay.
-    start: VecDeque<Bytes>,
+    /// Written before anything live: first `retry:`, `hello`, then the snapshot
+    /// or the replay; later what the room handed back unwritten.
+    queue: VecDeque<Bytes>,
     /// This stream's id, as its `hello` named it.
     stream_id: StreamId,
     /// The last version written; live frames at or below it are skipped.
     version: u64,
-    events_rx: Receiver<SharedFrame>,
+    /// The live feed while this stream's task writes; `None` while the room
+    /// writes to its socket directly (see [`crate::room::fanout`]).
+    events_rx: Option<FrameReceiver>,
+    sink: Arc<Sink>,
     handle: RoomHandle,
-    keepalive_every: Duration,
-    keepalive: Pin<Box<Sleep>>,
     max_age: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// `closed` was written: the next poll ends the stream.
@@ -108,21 +109,20 @@ impl Listener {
         let hello = app
             .stream_tokens
             .issue(handle.room_id(), app.clock.now_ms());
-        let mut start = VecDeque::with_capacity(subscription.start.len() + 2);
-        start.push_back(retry_frame(retry_ms));
-        start.push_back(hello_frame(&hello));
-        start.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
+        let mut queue = VecDeque::with_capacity(subscription.start.len() + 2);
+        queue.push_back(retry_frame(retry_ms));
+        queue.push_back(hello_frame(&hello));
+        queue.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
         let mut guard = subscription.guard;
         // When this stream ends, its sync report stops counting.
         guard.set_stream(hello.stream.to_string());
         Listener {
-            start,
+            queue,
             stream_id: hello.stream,
             version: subscription.version,
-            events_rx: subscription.events_rx,
+            events_rx: Some(subscription.events_rx),
+            sink: subscription.sink,
             handle,
-            keepalive_every: config.keepalive,
-            keepalive: Box::pin(sleep(config.keepalive)),
             max_age: Box::pin(sleep(max_age)),
             shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
             ended: false,
@@ -144,7 +144,7 @@ impl Listener {
         Body::from_stream(futures_util::stream::unfold(
             self,
             |mut listener| async move {
-                let chunk = listener.next_chunk().await?;
+                let chunk = listener.next_chunk(None).await?;
                 Some((Ok::<_, Infallible>(chunk), listener))
             },
         ))
@@ -153,76 +153,134 @@ impl Listener {
     /// What is written before anything live (`retry:`, then the snapshot or the
     /// replay), all at once, so a direct connection writes its start in one go.
     pub(crate) fn take_start(&mut self) -> VecDeque<Bytes> {
-        std::mem::take(&mut self.start)
+        std::mem::take(&mut self.queue)
     }
 
-    /// The next bytes to write, or `None` to end the stream.
+    /// The next bytes to write, or `None` to end the stream. Given the
+    /// stream's `socket`, a listener that is caught up hands it to the room
+    /// and sleeps until the room hands it back (nothing to write meanwhile).
     ///
     /// Not cancel-safe: a resync in progress would be lost. Poll it to completion.
-    pub(crate) async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.ended {
-            return None;
-        }
-        if let Some(chunk) = self.start.pop_front() {
-            return Some(chunk);
-        }
+    pub(crate) async fn next_chunk(&mut self, socket: Option<&Arc<TcpStream>>) -> Option<Bytes> {
         loop {
-            tokio::select! {
-                biased;
-                // The server is stopping: tell the browser to come back after a
-                // random share of the spread, so a restart meets no reconnect storm.
-                _ = &mut self.shutdown => {
-                    self.ended = true;
-                    let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
-                    let base = u64::from(self.app.config.retry_ms);
-                    return Some(retry_frame(base + rand::rng().random_range(0..=spread)));
+            if let Some(chunk) = self.queue.pop_front() {
+                return Some(chunk);
+            }
+            if self.ended {
+                return None;
+            }
+            let received = match (self.events_rx.as_mut(), socket) {
+                // The room writes to the socket: wait for it to hand back.
+                (None, _) => {
+                    self.wait_parked().await;
+                    continue;
                 }
-                _ = &mut self.max_age => return None,
-                received = self.events_rx.recv() => match received {
-                    Ok(frame) => {
-                        if let Some(version) = frame.version {
-                            if version <= self.version {
-                                continue;
-                            }
-                            self.version = version;
-                        }
-                        if let Some(fanout) = &frame.fanout {
-                            if let Some(elapsed) = fanout.written() {
-                                self.app.metrics.fanout_seconds.observe(elapsed.as_secs_f64());
-                            }
-                        }
-                        self.ended = frame.ends_stream;
-                        self.reset_keepalive();
-                        return Some(frame.bytes.clone());
-                    }
-                    // Too slow: the ring moved past us. A fresh snapshot puts this
-                    // listener back on its feet (the state is idempotent); what is
-                    // still in the ring at or below its version is skipped above.
-                    Err(RecvError::Lagged(_)) => {
-                        let snapshot = self.handle.resync().await.ok()?;
-                        // Lagged only on frames without a version (presence): this
-                        // listener already has the state, so send nothing twice.
-                        match snapshot.version {
-                            Some(version) if version <= self.version => continue,
-                            Some(version) => self.version = version,
-                            None => {}
-                        }
-                        self.reset_keepalive();
-                        return Some(snapshot.bytes.clone());
-                    }
-                    // The actor ended without `closed` (server stopping).
-                    Err(RecvError::Closed) => return None,
+                (Some(_), Some(socket)) => match self.sink.park(&mut self.events_rx, socket) {
+                    Park::Parked => continue,
+                    Park::Frame(frame) => Ok(frame),
+                    Park::Lagged => Err(RecvError::Lagged(0)),
+                    Park::Closed => Err(RecvError::Closed),
                 },
-                _ = &mut self.keepalive => {
-                    self.reset_keepalive();
-                    return Some(Bytes::from_static(KEEPALIVE));
+                (Some(events_rx), None) => {
+                    tokio::select! {
+                        biased;
+                        _ = &mut self.shutdown => {
+                            self.stop_for_shutdown();
+                            continue;
+                        }
+                        _ = &mut self.max_age => return None,
+                        received = events_rx.recv() => received,
+                    }
                 }
+            };
+            match received {
+                Ok(frame) => {
+                    if let Some(version) = frame.version {
+                        if version <= self.version {
+                            continue;
+                        }
+                        self.version = version;
+                    }
+                    if let Some(fanout) = &frame.fanout {
+                        if let Some(elapsed) = fanout.written() {
+                            self.app
+                                .metrics
+                                .fanout_seconds
+                                .observe(elapsed.as_secs_f64());
+                        }
+                    }
+                    self.ended = frame.ends_stream;
+                    return Some(frame.bytes.clone());
+                }
+                // Too slow: the ring moved past us. A fresh snapshot puts this
+                // listener back on its feet (the state is idempotent); what is
+                // still in the ring at or below its version is skipped above.
+                Err(RecvError::Lagged(_)) => {
+                    let snapshot = self.handle.resync().await.ok()?;
+                    // Lagged only on frames without a version (presence): this
+                    // listener already has the state, so send nothing twice.
+                    match snapshot.version {
+                        Some(version) if version <= self.version => continue,
+                        Some(version) => self.version = version,
+                        None => {}
+                    }
+                    return Some(snapshot.bytes.clone());
+                }
+                // The actor ended without `closed` (server stopping).
+                Err(RecvError::Closed) => return None,
             }
         }
     }
 
-    fn reset_keepalive(&mut self) {
-        let deadline = tokio::time::Instant::now() + self.keepalive_every;
-        self.keepalive.as_mut().reset(deadline);
+    /// Parked: the room writes. Returns when there is something for this task
+    /// to do: the room handed the stream back or ended it, the server is
+    /// stopping, or the stream is at its maximum age.
+    async fn wait_parked(&mut self) {
+        tokio::select! {
+            biased;
+            _ = &mut self.shutdown => {
+                if let Some(handoff) = self.sink.close() {
+                    self.take_back(handoff);
+                }
+                self.stop_for_shutdown();
+            }
+            _ = &mut self.max_age => {
+                if let Some(handoff) = self.sink.close() {
+                    self.take_back(handoff);
+                }
+                self.ended = true;
+            }
+            resumed = self.sink.parked() => match resumed {
+                Resume::Back(handoff) => self.take_back(handoff),
+                Resume::Ended => self.ended = true,
+            },
+        }
+    }
+
+    /// Writes on from where the room stopped.
+    fn take_back(&mut self, handoff: Handoff) {
+        self.queue.push_back(handoff.rest);
+        self.version = self.version.max(handoff.version);
+        self.events_rx = handoff.events_rx;
+        if handoff.ends_stream || self.events_rx.is_none() {
+            self.ended = true;
+        }
+    }
+
+    /// The server is stopping: tell the browser to come back after a random
+    /// share of the spread, so a restart meets no reconnect storm; then end.
+    fn stop_for_shutdown(&mut self) {
+        let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
+        let base = u64::from(self.app.config.retry_ms);
+        self.queue
+            .push_back(retry_frame(base + rand::rng().random_range(0..=spread)));
+        self.ended = true;
+    }
+}
+
+impl Drop for Listener {
+    /// The room stops writing to this stream's socket (and lets go of it).
+    fn drop(&mut self) {
+        self.sink.close();
     }
 }

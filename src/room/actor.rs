@@ -26,6 +26,10 @@ pub struct RoomSettings {
     pub history: usize,
     /// Frames a listener may fall behind before it is resynced (`--listener-buffer`).
     pub listener_buffer: usize,
+    /// A `: keepalive` goes to the listeners when the room was quiet this long (`--keepalive`).
+    pub keepalive: Duration,
+    /// Threads a large room's direct writes are spread over (`--threads`).
+    pub fanout_threads: usize,
     /// Idle time before the room closes itself (`--room-ttl`).
     pub ttl: Duration,
     /// Chat messages a room keeps for late joiners (`--chat-history`).

@@ -277,6 +277,16 @@ impl Frame {
         }
     }
 
+    /// A `: keepalive` comment: no id, never replayed.
+    pub fn keepalive() -> Frame {
+        Frame {
+            version: None,
+            bytes: Bytes::from_static(KEEPALIVE),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+
     /// A `presence` frame: no id, never replayed.
     pub fn presence(listeners: u64, server_time: i64) -> Frame {
         let data = serde_json::to_vec(&PresenceData {

@@ -251,6 +251,8 @@ pub struct Subscription {
     /// below it are duplicates and are skipped.
     pub version: u64,
     pub events_rx: broadcast::Receiver<SharedFrame>,
+    /// This listener's place in the room's direct fan-out.
+    pub sink: Arc<super::fanout::Sink>,
     pub guard: ListenerGuard,
 }
 

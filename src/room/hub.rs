@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::actor::RoomSettings;
 use super::event::{Event, EventKind, Frame, SharedFrame};
+use super::fanout::{Delivery, Sink};
 use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
 use super::history::History;
 use super::state::{Room, RoomView};
@@ -21,6 +22,11 @@ use crate::telemetry::Metrics;
 
 /// Presence events are coalesced to at most one per this interval.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A room with at least this many listeners spreads its direct writes over
+/// `fanout_threads` threads (a few milliseconds of `write`s each), so one big
+/// room's fan-out uses every core, as its listeners' tasks did.
+pub const PARALLEL_FANOUT_MIN: usize = 2048;
 
 pub(crate) struct Hub {
     history: History,
@@ -30,6 +36,15 @@ pub(crate) struct Hub {
     events_tx: Option<broadcast::Sender<SharedFrame>>,
     /// Frames a listener may fall behind (`--listener-buffer`): the feed's size.
     listener_buffer: usize,
+    /// Every listener's place in the direct fan-out (see [`super::fanout`]);
+    /// ended ones are dropped now and then.
+    sinks: Vec<Arc<Sink>>,
+    /// A `: keepalive` goes out when the room has sent nothing this long.
+    keepalive: Duration,
+    /// Threads a large room's direct writes are spread over.
+    fanout_threads: usize,
+    /// When the room last sent its listeners anything.
+    last_sent: Instant,
     pub(crate) shared: Arc<RoomShared>,
     /// Last command, chat, join, or the moment the last listener left.
     pub(crate) last_activity: Instant,
@@ -67,6 +82,10 @@ impl Hub {
             history: ring,
             events_tx: None,
             listener_buffer: settings.listener_buffer.max(1),
+            sinks: Vec::new(),
+            keepalive: settings.keepalive,
+            fanout_threads: settings.fanout_threads.max(1),
+            last_sent: Instant::now(),
             shared,
             last_activity: Instant::now(),
             presence: Presence::default(),
@@ -93,25 +112,70 @@ impl Hub {
             }
             let frame = Arc::new(event.to_frame(arrived));
             self.history.push(frame.clone());
-            let delivered_to = self.send(frame.clone());
-            if let Some(fanout) = &frame.fanout {
-                fanout.expect(delivered_to);
-            }
+            self.send(frame);
             self.metrics.events.inc();
         }
     }
 
     /// Sends a frame that is not kept for replay (presence, a resync snapshot).
-    pub(crate) fn send_live(&self, frame: Frame) {
+    pub(crate) fn send_live(&mut self, frame: Frame) {
         self.send(Arc::new(frame));
     }
 
-    /// Sends `frame` to every listener on this node; answers how many got it.
-    fn send(&self, frame: SharedFrame) -> usize {
-        self.events_tx
+    /// When a `: keepalive` is due: the room has sent nothing for the
+    /// keepalive interval and someone listens.
+    pub(crate) fn keepalive_deadline(&self) -> Option<Instant> {
+        (self.listeners() > 0).then(|| self.last_sent + self.keepalive)
+    }
+
+    /// Sends a `: keepalive` to every listener, so proxies and dead peers notice
+    /// an idle stream (one timer per room, none per listener).
+    pub(crate) fn send_keepalive(&mut self) {
+        self.send_live(Frame::keepalive());
+    }
+
+    /// Sends `frame` to every listener on this node: first to the broadcast
+    /// (listeners whose task writes), then straight to the socket of every
+    /// listener that is caught up.
+    fn send(&mut self, frame: SharedFrame) {
+        self.last_sent = Instant::now();
+        let Self {
+            events_tx,
+            sinks,
+            listener_buffer,
+            fanout_threads,
+            ..
+        } = self;
+        let through_tasks = events_tx
             .as_ref()
-            // No receivers is not an error: a room with nobody listening here.
-            .map_or(0, |events_tx| events_tx.send(frame).unwrap_or(0))
+            // No receivers is not an error: a room with nobody listening here,
+            // or everyone written directly.
+            .map_or(0, |events_tx| events_tx.send(frame.clone()).unwrap_or(0));
+        let mut tally = Tally::default();
+        if !sinks.is_empty() {
+            // A listener handed back gets a receiver of this feed.
+            let events_tx = events_tx.get_or_insert_with(|| broadcast::channel(*listener_buffer).0);
+            tally = if sinks.len() >= PARALLEL_FANOUT_MIN && *fanout_threads > 1 {
+                deliver_in_parallel(&frame, sinks, events_tx, *fanout_threads)
+            } else {
+                deliver_all(&frame, sinks, events_tx)
+            };
+        }
+        let written = tally.written;
+        if tally.ended {
+            sinks.retain(|sink| !sink.is_ended());
+        }
+        if let Some(fanout) = &frame.fanout {
+            if written == 0 {
+                fanout.expect(through_tasks);
+            } else {
+                // The room counts as one more writer, done now.
+                fanout.expect(through_tasks + 1);
+                if let Some(elapsed) = fanout.written() {
+                    self.metrics.fanout_seconds.observe(elapsed.as_secs_f64());
+                }
+            }
+        }
     }
 
     /// Replay restarts at the room as it is now (a mirror resynced).
@@ -155,6 +219,10 @@ impl Hub {
         version: u64,
         view: impl Fn(&Self) -> RoomView,
     ) -> Subscription {
+        if self.listeners() == 0 {
+            // Nobody heard the room's silence: the keepalive clock starts now.
+            self.last_sent = Instant::now();
+        }
         let guard = ListenerGuard::new(self.shared.clone());
         self.touch();
         let listener_buffer = self.listener_buffer;
@@ -165,10 +233,13 @@ impl Hub {
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
             .unwrap_or_else(|| vec![Arc::new(Frame::snapshot(&view(self)))]);
+        let sink = Arc::new(Sink::default());
+        self.sinks.push(sink.clone());
         Subscription {
             start,
             version,
             events_rx,
+            sink,
             guard,
         }
     }
@@ -193,6 +264,11 @@ impl Hub {
     /// due (at most one per [`PRESENCE_INTERVAL`]; a later one is kept pending).
     pub(crate) fn on_listeners_changed(&mut self) -> Option<u64> {
         let listeners = self.listeners() as u64;
+        // Forget ended sinks once they are as many as the live ones (each
+        // sweep then pays for itself).
+        if self.sinks.len() > 2 * listeners as usize + 16 {
+            self.sinks.retain(|sink| !sink.is_ended());
+        }
         if listeners == 0 {
             self.touch();
             // The last stream is gone: give the ring back. A receiver still
@@ -234,6 +310,74 @@ impl Hub {
     }
 }
 
+/// What the direct writes of one frame came to.
+#[derive(Default)]
+struct Tally {
+    written: usize,
+    ended: bool,
+}
+
+/// Writes `frame` to every sink that the room writes to.
+fn deliver_all(
+    frame: &Frame,
+    sinks: &[Arc<Sink>],
+    events_tx: &broadcast::Sender<SharedFrame>,
+) -> Tally {
+    let mut tally = Tally::default();
+    for sink in sinks {
+        match sink.deliver(frame, || events_tx.subscribe()) {
+            Delivery::Written => tally.written += 1,
+            Delivery::Ended => tally.ended = true,
+            Delivery::HandedBack | Delivery::NotDirect => {}
+        }
+    }
+    tally
+}
+
+/// [`deliver_all`], the sinks split over `threads` threads: this one and
+/// scoped helpers, all done before it returns, so frames stay in order.
+fn deliver_in_parallel(
+    frame: &Frame,
+    sinks: &[Arc<Sink>],
+    events_tx: &broadcast::Sender<SharedFrame>,
+    threads: usize,
+) -> Tally {
+    let chunk = sinks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut parts = sinks.chunks(chunk);
+        let own = parts.next().unwrap_or_default();
+        let helpers: Vec<_> = parts
+            .map(|part| {
+                std::thread::Builder::new()
+                    .name("syncroom-fanout".into())
+                    .spawn_scoped(scope, move || deliver_all(frame, part, events_tx))
+                    // No thread to be had: this one writes that part too.
+                    .map_err(|_| part)
+            })
+            .collect();
+        let mut tally = deliver_all(frame, own, events_tx);
+        for helper in helpers {
+            let part = match helper {
+                Ok(helper) => helper.join().unwrap_or_default(),
+                Err(part) => deliver_all(frame, part, events_tx),
+            };
+            tally.written += part.written;
+            tally.ended |= part.ended;
+        }
+        tally
+    })
+}
+
+impl Drop for Hub {
+    /// The room is gone: parked listeners end their streams (those whose task
+    /// writes see their receiver close).
+    fn drop(&mut self) {
+        for sink in &self.sinks {
+            sink.end();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +388,8 @@ mod tests {
         let settings = RoomSettings {
             history: 16,
             listener_buffer: 16,
+            keepalive: Duration::from_secs(15),
+            fanout_threads: 2,
             ttl: Duration::from_secs(60),
             chat_history: 0,
             sync: crate::room::sync::SyncRules {
@@ -281,5 +427,51 @@ mod tests {
         });
         hub.send_live(Frame::presence(1, 0));
         assert!(third.events_rx.try_recv().is_ok());
+    }
+
+    /// A room big enough to split its writes over threads: every parked
+    /// listener, whichever part it falls in, gets the frame once from the
+    /// room; the others get it from the broadcast.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_room_writes_over_threads_and_reaches_everyone_once() {
+        use crate::room::fanout::Park;
+        use tokio::io::AsyncReadExt;
+
+        let (mut hub, room) = hub();
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
+        let mut subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
+            .map(|_| hub.subscribe(None, room.version, view))
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut readers = Vec::new();
+        let parked_at = [0, PARALLEL_FANOUT_MIN / 2 + 1, PARALLEL_FANOUT_MIN - 1];
+        for &at in &parked_at {
+            let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let subscription = &mut subscriptions[at];
+            let mut events_rx = Some(subscription.events_rx.resubscribe());
+            let parked = subscription.sink.park(&mut events_rx, &Arc::new(server));
+            assert!(matches!(parked, Park::Parked));
+            readers.push(client);
+        }
+
+        hub.send_live(Frame::presence(7, 0));
+
+        for reader in &mut readers {
+            let mut got = vec![0; Frame::presence(7, 0).bytes.len()];
+            reader.read_exact(&mut got).await.unwrap();
+            assert!(got.ends_with(b"\n\n"), "one whole frame");
+            let mut more = [0u8; 1];
+            let extra =
+                tokio::time::timeout(Duration::from_millis(50), reader.read(&mut more)).await;
+            assert!(extra.is_err(), "written once");
+        }
+        for (at, subscription) in subscriptions.iter_mut().enumerate() {
+            if !parked_at.contains(&at) {
+                assert!(subscription.events_rx.try_recv().is_ok(), "listener {at}");
+            }
+        }
     }
 }

@@ -12,7 +12,8 @@
 //! - gate progress: at most one `gate` event per 250 ms while a ready gate is open;
 //! - presence: at most one `presence` event per second, only on change;
 //! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands;
-//! - sync: the oldest drift report expires; a changed summary is due as a `sync` event.
+//! - sync: the oldest drift report expires; a changed summary is due as a `sync` event;
+//! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,7 @@ impl LocalRoom {
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
             let sync_at = self.sync.deadline();
+            let keepalive_at = self.hub.keepalive_deadline();
             let next = [
                 start_at,
                 end_at,
@@ -100,6 +102,7 @@ impl LocalRoom {
                 presence_at,
                 report_expires_at,
                 sync_at,
+                keepalive_at,
                 expire_at,
             ]
             .into_iter()
@@ -157,6 +160,9 @@ impl LocalRoom {
                         if let Some(summary) = self.sync.due() {
                             self.hub.send_live(Frame::sync(&summary));
                         }
+                    }
+                    if keepalive_at.is_some_and(|at| at <= now) {
+                        self.hub.send_keepalive();
                     }
                     if expire_at.is_some_and(|at| at <= now) && self.hub.listeners() == 0 {
                         self.close(CloseReason::Expired);
@@ -415,6 +421,8 @@ mod tests {
                 settings: RoomSettings {
                     history: 16,
                     listener_buffer: 16,
+                    keepalive: Duration::from_secs(15),
+                    fanout_threads: 2,
                     ttl,
                     chat_history: 3,
                     sync: crate::room::sync::SyncRules {

@@ -298,6 +298,7 @@ impl MirrorRoom {
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
             let sync_at = self.sync.deadline();
+            let keepalive_at = self.hub.keepalive_deadline();
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -331,6 +332,7 @@ impl MirrorRoom {
                     }
                 }
                 _ = sleep_until_some(link_at) => self.on_link_timer(),
+                _ = sleep_until_some(keepalive_at) => self.hub.send_keepalive(),
                 _ = sleep_until_some(expire_at) => {
                     // A mirror just goes: the room lives on in the shared store,
                     // which expires it by itself, once, for the whole cluster.
