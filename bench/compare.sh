@@ -87,7 +87,7 @@ syncroom_limits=(--max-streams-per-client 1000000 --commands-per-minute 10000000
   --chat-per-minute 60000 --chat-burst 10000 --max-rooms 100000)
 if "$target_dir/release/syncroom" --help | grep -q -- --rooms-per-minute; then
   syncroom_limits+=(--rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000
-    --room-chat-per-minute 10000000 --room-chat-burst 1000000)
+    --room-chat-per-minute 600000 --room-chat-burst 100000)
 fi
 
 # redis100x10k: a redis-server and three syncroom nodes sharing rooms through it.

@@ -64,7 +64,9 @@ pub fn spawn(
         store,
         context,
     };
-    tokio::spawn(driver.run());
+    // Boxed: an async fn keeps its argument in its future twice over, and a
+    // room's driver is a kilobyte; boxed, an idle room's task stays small.
+    tokio::spawn(Box::new(driver).run());
     handle
 }
 
@@ -83,7 +85,7 @@ struct LocalRoom {
 }
 
 impl LocalRoom {
-    async fn run(mut self) {
+    async fn run(mut self: Box<Self>) {
         loop {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
@@ -171,7 +173,8 @@ impl LocalRoom {
                 }
             }
         }
-        (self.context.on_exit)();
+        let this = *self;
+        (this.context.on_exit)();
     }
 
     fn now(&self) -> i64 {
