@@ -8,6 +8,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
@@ -432,6 +433,30 @@ impl Registry {
 
     pub fn len(&self) -> usize {
         self.rooms.len()
+    }
+
+    /// Wakes every sleeping room whose idle time is up, so it closes itself.
+    /// Answers how many it woke.
+    pub fn wake_expired(&self) -> usize {
+        let now = tokio::time::Instant::now();
+        // Collected first: a woken room leaves the map, which must not be
+        // locked by this walk then.
+        let asleep: Vec<RoomHandle> = self
+            .rooms
+            .iter()
+            .filter(|entry| entry.value().is_asleep())
+            .map(|entry| entry.value().clone())
+            .collect();
+        asleep
+            .iter()
+            .filter(|handle| handle.wake_if_expired(now))
+            .count()
+    }
+
+    /// How often [`Registry::wake_expired`] should run: often enough that a
+    /// room closes close to its TTL, rarely enough to cost nothing.
+    pub fn expiry_sweep_interval(&self) -> Duration {
+        (self.settings.ttl / 20).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -201,6 +201,7 @@ fn raise_fd_limit() -> usize {
 /// All routes, with the state they share.
 pub fn router(app: Arc<AppState>) -> Router {
     spawn_limiter_sweeper(&app);
+    spawn_expiry_sweeper(&app);
     Router::new()
         .route("/api/rooms", post(rooms::create).get(rooms::list))
         .route(
@@ -300,6 +301,25 @@ fn spawn_limiter_sweeper(app: &Arc<AppState>) {
             app.room_chat_limit.sweep();
             app.write_limit.sweep();
             app.create_limit.sweep();
+        }
+    });
+}
+
+/// Closes sleeping rooms whose idle time is up (a sleeping room has no timer
+/// of its own; see `room::handle::Inbox`).
+fn spawn_expiry_sweeper(app: &Arc<AppState>) {
+    let every = app.registry.expiry_sweep_interval();
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(app) = app.upgrade() else { break };
+            if app.shutdown.is_cancelled() {
+                break;
+            }
+            app.registry.wake_expired();
         }
     });
 }

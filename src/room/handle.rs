@@ -256,13 +256,109 @@ pub struct Subscription {
     pub guard: ListenerGuard,
 }
 
+/// A room's driver while it sleeps (see [`Inbox`]).
+pub(crate) trait Sleeper: Send + 'static {
+    /// Runs the driver again, reading `requests_rx`.
+    fn wake(self: Box<Self>, requests_rx: mpsc::Receiver<Boxed>);
+}
+
+/// Where a room's requests go: the inbox of its running driver or, while an
+/// idle room sleeps, the driver itself, which the next request (or the expiry
+/// sweep, [`Inbox::wake_if_expired`]) starts again with a fresh inbox. A
+/// sleeping room holds no task, no timer and no channel: a party service keeps
+/// many rooms that nobody uses for an hour.
+pub(crate) struct Inbox {
+    state: Mutex<InboxState>,
+}
+
+enum InboxState {
+    Awake(mpsc::Sender<Boxed>),
+    Asleep {
+        driver: Box<dyn Sleeper>,
+        /// When the room closes itself unless someone comes.
+        expires_at: tokio::time::Instant,
+    },
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let asleep = matches!(*self.lock(), InboxState::Asleep { .. });
+        f.debug_struct("Inbox").field("asleep", &asleep).finish()
+    }
+}
+
+impl Inbox {
+    pub(crate) fn awake(requests_tx: mpsc::Sender<Boxed>) -> Self {
+        Self {
+            state: Mutex::new(InboxState::Awake(requests_tx)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, InboxState> {
+        // Nothing under the lock panics halfway; a poisoned state is whole.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The running driver's inbox; wakes a sleeping one first.
+    fn sender(&self) -> mpsc::Sender<Boxed> {
+        let mut state = self.lock();
+        if let InboxState::Awake(requests_tx) = &*state {
+            return requests_tx.clone();
+        }
+        let (requests_tx, requests_rx) = mpsc::channel(super::actor::INBOX_CAPACITY);
+        let asleep = std::mem::replace(&mut *state, InboxState::Awake(requests_tx.clone()));
+        if let InboxState::Asleep { driver, .. } = asleep {
+            driver.wake(requests_rx);
+        }
+        requests_tx
+    }
+
+    /// The driver's side: puts `driver` to sleep, unless a request waits in
+    /// `requests_rx` or is on its way (someone holds a sender). Answers the
+    /// driver back when it must run on.
+    pub(crate) fn sleep<D: Sleeper>(
+        &self,
+        driver: Box<D>,
+        requests_rx: &mpsc::Receiver<Boxed>,
+        expires_at: tokio::time::Instant,
+    ) -> Result<(), Box<D>> {
+        let mut state = self.lock();
+        // Senders are cloned under this lock: one held elsewhere is a request
+        // on its way, and a request sent is in `requests_rx`.
+        let quiet = matches!(&*state, InboxState::Awake(requests_tx)
+            if requests_tx.strong_count() == 1 && requests_rx.is_empty());
+        if !quiet {
+            return Err(driver);
+        }
+        *state = InboxState::Asleep { driver, expires_at };
+        Ok(())
+    }
+
+    /// Wakes a sleeping room whose time is up, so that it closes itself
+    /// (`closed`, expired). Answers whether it did.
+    pub(crate) fn wake_if_expired(&self, now: tokio::time::Instant) -> bool {
+        let due =
+            matches!(&*self.lock(), InboxState::Asleep { expires_at, .. } if *expires_at <= now);
+        if due {
+            drop(self.sender());
+        }
+        due
+    }
+
+    pub(crate) fn is_asleep(&self) -> bool {
+        matches!(*self.lock(), InboxState::Asleep { .. })
+    }
+}
+
 /// The face of one room actor. Cloning is a few reference counts.
 #[derive(Debug, Clone)]
 pub struct RoomHandle {
     room_id: Arc<str>,
     /// Tells this room from an earlier one with the same id (deleted, re-created).
     generation: u64,
-    requests_tx: mpsc::Sender<Boxed>,
+    inbox: Arc<Inbox>,
     shared: Arc<RoomShared>,
 }
 
@@ -276,9 +372,24 @@ impl RoomHandle {
         Self {
             room_id,
             generation,
-            requests_tx,
+            inbox: Arc::new(Inbox::awake(requests_tx)),
             shared,
         }
+    }
+
+    /// Where this room's requests go (its driver sleeps and wakes through it).
+    pub(crate) fn inbox(&self) -> &Arc<Inbox> {
+        &self.inbox
+    }
+
+    /// Wakes the room if it sleeps past its expiry, so it closes itself.
+    pub fn wake_if_expired(&self, now: tokio::time::Instant) -> bool {
+        self.inbox.wake_if_expired(now)
+    }
+
+    /// No task runs for this room now (it is idle and asleep).
+    pub fn is_asleep(&self) -> bool {
+        self.inbox.is_asleep()
     }
 
     pub fn room_id(&self) -> &str {
@@ -404,7 +515,8 @@ impl RoomHandle {
         request: impl FnOnce(oneshot::Sender<T>) -> Request,
     ) -> Result<T, RoomError> {
         let (respond_to, answer) = oneshot::channel();
-        self.requests_tx
+        self.inbox
+            .sender()
             .send(Box::new(request(respond_to)))
             .await
             .map_err(|_| RoomError::Closed)?;

@@ -12,10 +12,12 @@
 //! - gate progress: at most one `gate` event per 250 ms while a ready gate is open;
 //! - presence: at most one `presence` event per second, only on change;
 //! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands;
+//!   while only that one is armed, the room sleeps without a task (see
+//!   [`Inbox`]) and the registry's sweep wakes it when its time is up;
 //! - sync: the oldest drift report expires; a changed summary is due as a `sync` event;
 //! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -25,7 +27,7 @@ use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPAC
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, Request, RoomHandle};
+use super::handle::{Boxed, CommandReply, Inbox, Request, RoomHandle, Sleeper};
 use super::hub::Hub;
 use super::state::{Access, Room, RoomView};
 use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
@@ -60,13 +62,13 @@ pub fn spawn(
         hub,
         sync_board: SyncBoard::new(context.settings.sync),
         sync: SyncAnnouncer::default(),
-        requests_rx,
+        inbox: Arc::downgrade(handle.inbox()),
         store,
         context,
     };
     // Boxed: an async fn keeps its argument in its future twice over, and a
-    // room's driver is a kilobyte; boxed, an idle room's task stays small.
-    tokio::spawn(Box::new(driver).run());
+    // room's driver is a kilobyte.
+    Box::new(driver).wake(requests_rx);
     handle
 }
 
@@ -79,13 +81,20 @@ struct LocalRoom {
     sync_board: SyncBoard,
     /// The summary of `sync_board`, and when to announce it.
     sync: SyncAnnouncer,
-    requests_rx: mpsc::Receiver<Boxed>,
+    /// Where the room sleeps when idle (weak: the handles own it).
+    inbox: Weak<Inbox>,
     store: Option<Arc<RoomStore>>,
     context: ActorContext,
 }
 
+impl Sleeper for LocalRoom {
+    fn wake(self: Box<Self>, requests_rx: mpsc::Receiver<Boxed>) {
+        tokio::spawn(self.run(requests_rx));
+    }
+}
+
 impl LocalRoom {
-    async fn run(mut self: Box<Self>) {
+    async fn run(mut self: Box<Self>, mut requests_rx: mpsc::Receiver<Boxed>) {
         loop {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
@@ -97,7 +106,7 @@ impl LocalRoom {
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
             let sync_at = self.sync.deadline();
             let keepalive_at = self.hub.keepalive_deadline();
-            let next = [
+            let due = [
                 start_at,
                 end_at,
                 progress_at,
@@ -105,14 +114,25 @@ impl LocalRoom {
                 report_expires_at,
                 sync_at,
                 keepalive_at,
-                expire_at,
             ]
             .into_iter()
             .flatten()
             .min();
+            // Idle: nobody listening (else no expiry) and nothing else due. The
+            // room gives its task up until the next request or the expiry sweep.
+            let expiring = expire_at.filter(|at| *at > Instant::now());
+            if due.is_none() {
+                if let (Some(expires_at), Some(inbox)) = (expiring, self.inbox.upgrade()) {
+                    match inbox.sleep(self, &requests_rx, expires_at) {
+                        Ok(()) => return,
+                        Err(driver) => self = driver,
+                    }
+                }
+            }
+            let next = due.into_iter().chain(expire_at).min();
             tokio::select! {
                 biased;
-                request = self.requests_rx.recv() => match request {
+                request = requests_rx.recv() => match request {
                     Some(request) => {
                         if self.handle(*request) == Flow::Stop {
                             break;
@@ -551,16 +571,27 @@ mod tests {
         assert!(view.state.position < 5.0);
     }
 
+    /// Lets `duration` pass, sweeping once a second as the registry does.
+    async fn pass_sweeping(handle: &RoomHandle, duration: Duration) {
+        let end = Instant::now() + duration;
+        while Instant::now() < end {
+            tokio::time::sleep(Duration::from_secs(1).min(end - Instant::now())).await;
+            handle.wake_if_expired(Instant::now());
+        }
+        // Let a woken room run to its end.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_room_expires_after_its_ttl_and_not_before() {
         let (handle, exited) = start(Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_secs(59)).await;
+        pass_sweeping(&handle, Duration::from_secs(59)).await;
         assert!(!exited.load(Ordering::SeqCst));
         // A command is activity: the clock starts again.
         send(&handle, Command::Seek { position: 1.0 }).await;
-        tokio::time::sleep(Duration::from_secs(59)).await;
+        pass_sweeping(&handle, Duration::from_secs(59)).await;
         assert!(!exited.load(Ordering::SeqCst));
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        pass_sweeping(&handle, Duration::from_secs(2)).await;
         assert!(exited.load(Ordering::SeqCst));
         assert_eq!(handle.view().await, Err(RoomError::Closed));
     }
@@ -569,11 +600,59 @@ mod tests {
     async fn a_room_with_listeners_never_expires() {
         let (handle, exited) = start(Duration::from_secs(60));
         let subscription = handle.subscribe(None).await.unwrap();
-        tokio::time::sleep(Duration::from_secs(600)).await;
+        pass_sweeping(&handle, Duration::from_secs(600)).await;
         assert!(!exited.load(Ordering::SeqCst));
+        assert!(!handle.is_asleep(), "a room with a listener keeps its task");
         drop(subscription);
-        tokio::time::sleep(Duration::from_secs(61)).await;
+        pass_sweeping(&handle, Duration::from_secs(61)).await;
         assert!(exited.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_room_sleeps_without_a_task_and_any_request_wakes_it() {
+        let (handle, exited) = start(Duration::from_secs(3600));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(handle.is_asleep(), "nobody listens and nothing is due");
+        // Each request wakes it, is answered, and it sleeps again.
+        for position in 1u32..=3 {
+            let reply = send(
+                &handle,
+                Command::Seek {
+                    position: f64::from(position),
+                },
+            )
+            .await;
+            assert_eq!(reply.version, 1 + u64::from(position));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            assert!(handle.is_asleep());
+        }
+        assert_eq!(handle.view().await.unwrap().version, 4);
+        // A playing video with a known end keeps its timer, so its task.
+        send(
+            &handle,
+            Command::Load {
+                source: Source::Video("dQw4w9WgXcQ".into()),
+                position: None,
+                paused: None,
+                duration: Some(10.0),
+                starts_at: None,
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(!handle.is_asleep());
+        // It ends (paused at the end, no queue), and sleeps again.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert!(handle.is_asleep());
+        assert!(handle.view().await.unwrap().state.paused);
+        // A listener wakes it and keeps it awake; the room sleeps once it left.
+        let subscription = handle.subscribe(None).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!handle.is_asleep());
+        drop(subscription);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(handle.is_asleep());
+        assert!(!exited.load(Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]
