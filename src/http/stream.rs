@@ -175,6 +175,16 @@ impl Listener {
                     self.wait_parked().await;
                     continue;
                 }
+                // Writing a backlog: the stop signals are looked at between frames.
+                (Some(_), Some(_)) if self.app.shutdown.is_cancelled() => {
+                    self.sink.close();
+                    self.stop_for_shutdown();
+                    continue;
+                }
+                (Some(_), Some(_)) if self.max_age.is_elapsed() => {
+                    self.sink.close();
+                    return None;
+                }
                 (Some(_), Some(socket)) => match self.sink.park(&mut self.events_rx, socket) {
                     Park::Parked => continue,
                     Park::Frame(frame) => Ok(frame),

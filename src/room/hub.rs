@@ -270,6 +270,8 @@ impl Hub {
             self.sinks.retain(|sink| !sink.is_ended());
         }
         if listeners == 0 {
+            // Every stream is gone, and with it its sink.
+            self.sinks.retain(|sink| !sink.is_ended());
             self.touch();
             // The last stream is gone: give the ring back. A receiver still
             // held (a subscription on its way) keeps it.
