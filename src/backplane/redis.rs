@@ -1119,7 +1119,7 @@ mod tests {
             .await
             .expect("redis up")
             .expect("room exists");
-        let mut subscription = handle.subscribe(None).await.expect("subscribe");
+        let subscription = handle.subscribe(None).await.expect("subscribe");
         let route = backplane
             .routes
             .remove(created.room_id.as_str())
@@ -1147,7 +1147,7 @@ mod tests {
         let mut frames = Vec::new();
         loop {
             let frame =
-                tokio::time::timeout(Duration::from_secs(10), subscription.events_rx.recv())
+                tokio::time::timeout(Duration::from_secs(10), subscription.sink.next_frame())
                     .await
                     .expect("the mirror caught up in time")
                     .expect("frame");

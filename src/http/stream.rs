@@ -16,7 +16,6 @@ use axum::body::Body;
 use bytes::Bytes;
 use rand::Rng;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -24,7 +23,7 @@ use super::limits::StreamSlot;
 use super::stream_token::StreamId;
 use super::AppState;
 use crate::room::event::{hello_frame, retry_frame};
-use crate::room::fanout::{FrameReceiver, Handoff, Park, Resume, Sink};
+use crate::room::fanout::{Next, Sink};
 use crate::room::handle::{ListenerGuard, Subscription};
 use crate::room::RoomHandle;
 
@@ -73,9 +72,7 @@ pub struct Listener {
     stream_id: StreamId,
     /// The last version written; live frames at or below it are skipped.
     version: u64,
-    /// The live feed while this stream's task writes; `None` while the room
-    /// writes to its socket directly (see [`crate::room::fanout`]).
-    events_rx: Option<FrameReceiver>,
+    /// Where live frames come from (see [`crate::room::fanout`]).
     sink: Arc<Sink>,
     handle: RoomHandle,
     max_age: Pin<Box<Sleep>>,
@@ -120,7 +117,6 @@ impl Listener {
             queue,
             stream_id: hello.stream,
             version: subscription.version,
-            events_rx: Some(subscription.events_rx),
             sink: subscription.sink,
             handle,
             max_age: Box::pin(sleep(max_age)),
@@ -157,8 +153,9 @@ impl Listener {
     }
 
     /// The next bytes to write, or `None` to end the stream. Given the
-    /// stream's `socket`, a listener that is caught up hands it to the room
-    /// and sleeps until the room hands it back (nothing to write meanwhile).
+    /// stream's `socket`, a listener that is caught up hands it to the room,
+    /// which writes each frame itself until the socket pushes back; meanwhile
+    /// this waits, woken by nothing the room sends.
     ///
     /// Not cancel-safe: a resync in progress would be lost. Poll it to completion.
     pub(crate) async fn next_chunk(&mut self, socket: Option<&Arc<TcpStream>>) -> Option<Bytes> {
@@ -169,42 +166,23 @@ impl Listener {
             if self.ended {
                 return None;
             }
-            let received = match (self.events_rx.as_mut(), socket) {
-                // The room writes to the socket: wait for it to hand back.
-                (None, _) => {
-                    self.wait_parked().await;
-                    continue;
+            // A listener with a backlog looks at the stop signals between frames.
+            if self.app.shutdown.is_cancelled() {
+                self.stop_for_shutdown();
+                continue;
+            }
+            if self.max_age.is_elapsed() {
+                self.finish_at_max_age();
+                continue;
+            }
+            match self.sink.next(socket) {
+                Next::Rest { bytes, ends_stream } => {
+                    // The room wrote the frames before this one itself.
+                    self.version = self.version.max(self.sink.version());
+                    self.ended = ends_stream;
+                    return Some(bytes);
                 }
-                // Writing a backlog: the stop signals are looked at between frames.
-                (Some(_), Some(_)) if self.app.shutdown.is_cancelled() => {
-                    self.sink.close();
-                    self.stop_for_shutdown();
-                    continue;
-                }
-                (Some(_), Some(_)) if self.max_age.is_elapsed() => {
-                    self.sink.close();
-                    return None;
-                }
-                (Some(_), Some(socket)) => match self.sink.park(&mut self.events_rx, socket) {
-                    Park::Parked => continue,
-                    Park::Frame(frame) => Ok(frame),
-                    Park::Lagged => Err(RecvError::Lagged(0)),
-                    Park::Closed => Err(RecvError::Closed),
-                },
-                (Some(events_rx), None) => {
-                    tokio::select! {
-                        biased;
-                        _ = &mut self.shutdown => {
-                            self.stop_for_shutdown();
-                            continue;
-                        }
-                        _ = &mut self.max_age => return None,
-                        received = events_rx.recv() => received,
-                    }
-                }
-            };
-            match received {
-                Ok(frame) => {
+                Next::Frame(frame) => {
                     if let Some(version) = frame.version {
                         if version <= self.version {
                             continue;
@@ -222,12 +200,13 @@ impl Listener {
                     self.ended = frame.ends_stream;
                     return Some(frame.bytes.clone());
                 }
-                // Too slow: the ring moved past us. A fresh snapshot puts this
-                // listener back on its feet (the state is idempotent); what is
-                // still in the ring at or below its version is skipped above.
-                Err(RecvError::Lagged(_)) => {
+                // Too slow: frames were dropped. A fresh snapshot puts this
+                // listener back on its feet (the state is idempotent); frames
+                // queued at or below its version are skipped above.
+                Next::Lagged => {
                     let snapshot = self.handle.resync().await.ok()?;
-                    // Lagged only on frames without a version (presence): this
+                    self.version = self.version.max(self.sink.version());
+                    // Dropped frames without a version (presence) only: this
                     // listener already has the state, so send nothing twice.
                     match snapshot.version {
                         Some(version) if version <= self.version => continue,
@@ -236,50 +215,37 @@ impl Listener {
                     }
                     return Some(snapshot.bytes.clone());
                 }
-                // The actor ended without `closed` (server stopping).
-                Err(RecvError::Closed) => return None,
+                Next::Wait => {
+                    tokio::select! {
+                        biased;
+                        _ = &mut self.shutdown => self.stop_for_shutdown(),
+                        _ = &mut self.max_age => self.finish_at_max_age(),
+                        _ = self.sink.changed() => {}
+                    }
+                }
+                // The room wrote `closed`, the socket failed, or the room is
+                // gone (the server stopping).
+                Next::Closed => return None,
             }
         }
     }
 
-    /// Parked: the room writes. Returns when there is something for this task
-    /// to do: the room handed the stream back or ended it, the server is
-    /// stopping, or the stream is at its maximum age.
-    async fn wait_parked(&mut self) {
-        tokio::select! {
-            biased;
-            _ = &mut self.shutdown => {
-                if let Some(handoff) = self.sink.close() {
-                    self.take_back(handoff);
-                }
-                self.stop_for_shutdown();
-            }
-            _ = &mut self.max_age => {
-                if let Some(handoff) = self.sink.close() {
-                    self.take_back(handoff);
-                }
-                self.ended = true;
-            }
-            resumed = self.sink.parked() => match resumed {
-                Resume::Back(handoff) => self.take_back(handoff),
-                Resume::Ended => self.ended = true,
-            },
+    /// The stream ends at its maximum age: the room lets go of the socket,
+    /// and the rest of a frame it began is written first.
+    fn finish_at_max_age(&mut self) {
+        if let Some(rest) = self.sink.close() {
+            self.queue.push_back(rest);
         }
-    }
-
-    /// Writes on from where the room stopped.
-    fn take_back(&mut self, handoff: Handoff) {
-        self.queue.push_back(handoff.rest);
-        self.version = self.version.max(handoff.version);
-        self.events_rx = handoff.events_rx;
-        if handoff.ends_stream || self.events_rx.is_none() {
-            self.ended = true;
-        }
+        self.ended = true;
     }
 
     /// The server is stopping: tell the browser to come back after a random
     /// share of the spread, so a restart meets no reconnect storm; then end.
+    /// The room lets go of the socket; the rest of a frame it began goes first.
     fn stop_for_shutdown(&mut self) {
+        if let Some(rest) = self.sink.close() {
+            self.queue.push_back(rest);
+        }
         let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
         let base = u64::from(self.app.config.retry_ms);
         self.queue

@@ -1,83 +1,79 @@
-//! Direct fan-out: the room writes each frame straight to the sockets of the
-//! listeners that are caught up, so a delivery is one non-blocking `write` from
-//! the room's task and wakes nobody.
+//! Fan-out: how a frame reaches one listener. Every listener has a [`Sink`],
+//! in one of three modes:
 //!
-//! Every listener has a [`Sink`], in one of three modes:
-//! - **task** (where every stream starts): the listener's own task writes, and
-//!   frames reach it through its broadcast receiver, as on any stream hyper
-//!   serves. It writes its start, then drains the receiver.
-//! - **direct**: the task found its receiver empty and handed its socket to the
-//!   room ([`Sink::park`]); it dropped the receiver and sleeps until the room
-//!   hands the stream back. The room writes each frame with `try_write`.
+//! - **queued** (where every stream starts): the room appends each frame to the
+//!   sink's own queue, at most `--listener-buffer` of them, and wakes the
+//!   listener's task, which writes them. The task writes its start first, so
+//!   frames published meanwhile wait here. Streams hyper serves (reused
+//!   connections, HTTP/2, TLS) stay queued for their whole life.
+//! - **direct**: a task on its own socket that finds its queue empty hands the
+//!   socket to the room ([`Sink::next`]) and sleeps. The room then writes each
+//!   frame with one non-blocking `write` and wakes nobody: a delivery is one
+//!   syscall.
 //! - **ended**: nothing more is written (the stream ended, the socket failed,
 //!   or the room is gone).
 //!
 //! When the socket pushes back (it took part of a frame, or none), the room
-//! hands the stream back ([`Sink::deliver`]): the task gets what the socket did
-//! not take and a receiver subscribed right after that frame, and writes on at
-//! its own pace. Everything else a slow listener has always had still holds:
-//! the room never waits for a socket, a listener that falls a whole ring behind
-//! is resynced, one whose socket takes nothing for the stall time is dropped.
+//! puts the sink back in queued mode with what the socket did not take first
+//! ([`Sink::deliver`]) and wakes the task, which writes on at its own pace. A
+//! queue that overflows is dropped whole and the task resyncs with a fresh
+//! snapshot; a socket that takes nothing for the stall time is dropped (by the
+//! task). So the room never waits for a listener.
 //!
-//! The sink's lock is what keeps a frame from being written twice or not at
-//! all: the room sends each frame to the broadcast first and then visits the
-//! sinks under their locks; a task parks only under the lock and only when its
-//! receiver is empty. A frame sent before the task looked is in its receiver;
-//! one sent after is written by the room.
+//! Everything happens under the sink's lock, which the room and the task each
+//! hold for a few instructions (or one `write`): a frame is in the queue or
+//! written by the room, never both and never neither. There is no room-wide
+//! ring: a room of ten listeners holds ten short queues, most of them empty.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::TryRecvError;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::Notify;
 
-use super::event::{Frame, SharedFrame};
+use super::event::SharedFrame;
 
-/// A listener's live feed while its task writes.
-pub type FrameReceiver = broadcast::Receiver<SharedFrame>;
-
-/// One listener's place in its room's direct fan-out.
-#[derive(Debug, Default)]
+/// One listener's place in its room's fan-out.
+#[derive(Debug)]
 pub struct Sink {
     state: Mutex<SinkState>,
-    /// Wakes the parked task: the room handed the stream back, or ended it.
+    /// Wakes the listener's task: a frame is queued, the room handed the
+    /// stream back, or ended it.
     wake: Notify,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct SinkState {
     mode: Mode,
-    /// The last version the room wrote here while direct.
+    /// Most frames the queue holds (`--listener-buffer`).
+    capacity: usize,
+    /// The last version the room wrote to the socket itself.
     version: u64,
-    /// What the room handed back and the task has not taken yet (boxed: it
-    /// is rare, and every listener has a sink).
-    handoff: Option<Box<Handoff>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 enum Mode {
-    /// The listener's task writes.
-    #[default]
-    Task,
+    /// The task writes, from `queue`.
+    Queued(Queue),
     /// The room writes to this socket.
     Direct(Arc<TcpStream>),
     /// Nothing more is written.
     Ended,
 }
 
-/// What the task takes back when the room hands it the stream.
-#[derive(Debug)]
-pub struct Handoff {
-    /// What the socket did not take of the last frame: written first.
-    pub rest: Bytes,
-    /// That frame ends the stream (`closed`): nothing follows it.
-    pub ends_stream: bool,
-    /// The live feed from the frame after it on (`None` when it ends the stream).
-    pub events_rx: Option<FrameReceiver>,
-    /// The last version written to this listener.
-    pub version: u64,
+#[derive(Debug, Default)]
+struct Queue {
+    /// What the socket did not take of a frame the room wrote: first out.
+    rest: Option<Bytes>,
+    /// That frame ends the stream (`closed`).
+    rest_ends: bool,
+    frames: VecDeque<SharedFrame>,
+    /// Frames were dropped: the task resyncs before anything queued after.
+    lagged: bool,
+    /// The room is gone: nothing follows what is queued.
+    last: bool,
 }
 
 /// How a frame went to one sink, for the room.
@@ -85,37 +81,42 @@ pub struct Handoff {
 pub(crate) enum Delivery {
     /// Written whole to the socket.
     Written,
-    /// The socket pushed back: the task has it now.
-    HandedBack,
-    /// The task writes this listener's frames (from the broadcast).
-    NotDirect,
+    /// Queued for the task (the socket pushed back, or the task writes).
+    Queued,
     /// Nobody writes here any more: the room may forget this sink.
     Ended,
 }
 
-/// What a task that tried to park found instead.
+/// What the task is to do next.
 #[derive(Debug)]
-pub enum Park {
-    /// The room writes from now on: wait in [`Sink::parked`].
-    Parked,
-    /// A frame was waiting: write it, then try again.
+pub enum Next {
+    /// Write the rest of a frame the room began; `ends_stream`: nothing follows.
+    Rest { bytes: Bytes, ends_stream: bool },
+    /// Write this frame.
     Frame(SharedFrame),
-    /// The receiver fell a ring behind: resync.
+    /// Frames were dropped: write a fresh snapshot first.
     Lagged,
-    /// The room is gone, or the stream ended.
+    /// Nothing to write now: wait in [`Sink::changed`]. (Given a socket, the
+    /// room writes to it from now on.)
+    Wait,
+    /// The stream ended: the room wrote `closed`, the socket failed, or the
+    /// room is gone.
     Closed,
 }
 
-/// How a parked task's wait ended.
-#[derive(Debug)]
-pub enum Resume {
-    /// The room handed the stream back.
-    Back(Handoff),
-    /// The stream ended: the room wrote `closed`, the socket failed or the room is gone.
-    Ended,
-}
-
 impl Sink {
+    /// A sink in queued mode holding at most `capacity` frames.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(SinkState {
+                mode: Mode::Queued(Queue::default()),
+                capacity: capacity.max(1),
+                version: 0,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, SinkState> {
         // Nothing under the lock can panic halfway; a poisoned lock's state is whole.
         self.state
@@ -123,19 +124,24 @@ impl Sink {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The room's side: writes `frame` if the room writes this listener's
-    /// frames. `subscribe` makes a receiver of the frames after this one, for
-    /// the task when the socket pushes back; the room calls this after it has
-    /// sent `frame` to the broadcast.
-    pub(crate) fn deliver(
-        &self,
-        frame: &Frame,
-        subscribe: impl FnOnce() -> FrameReceiver,
-    ) -> Delivery {
+    /// The room's side: writes `frame` to the socket if the room holds it,
+    /// else queues it for the task.
+    pub(crate) fn deliver(&self, frame: &SharedFrame) -> Delivery {
         let mut state = self.lock();
-        let socket = match &state.mode {
+        let capacity = state.capacity;
+        let socket = match &mut state.mode {
             Mode::Direct(socket) => socket,
-            Mode::Task => return Delivery::NotDirect,
+            Mode::Queued(queue) => {
+                if queue.frames.len() >= capacity {
+                    // Too slow: what is queued is dropped, a snapshot replaces it.
+                    queue.frames = VecDeque::new();
+                    queue.lagged = true;
+                }
+                queue.frames.push_back(frame.clone());
+                drop(state);
+                self.wake.notify_one();
+                return Delivery::Queued;
+            }
             Mode::Ended => return Delivery::Ended,
         };
         let written = match socket.try_write(&frame.bytes) {
@@ -153,83 +159,116 @@ impl Sink {
             state.version = version;
         }
         if written == frame.bytes.len() {
-            if !frame.ends_stream {
-                return Delivery::Written;
+            if frame.ends_stream {
+                state.mode = Mode::Ended;
+                drop(state);
+                self.wake.notify_one();
             }
-            state.mode = Mode::Ended;
-            drop(state);
-            self.wake.notify_one();
             return Delivery::Written;
         }
-        state.handoff = Some(Box::new(Handoff {
-            rest: frame.bytes.slice(written..),
-            ends_stream: frame.ends_stream,
-            events_rx: (!frame.ends_stream).then(subscribe),
-            version: state.version,
-        }));
-        state.mode = Mode::Task;
+        state.mode = Mode::Queued(Queue {
+            rest: Some(frame.bytes.slice(written..)),
+            rest_ends: frame.ends_stream,
+            ..Queue::default()
+        });
         drop(state);
         self.wake.notify_one();
-        Delivery::HandedBack
+        Delivery::Queued
     }
 
-    /// The task's side: takes the next frame from `events_rx`, or, when there
-    /// is none, hands `socket` to the room and drops the receiver.
-    pub fn park(&self, events_rx: &mut Option<FrameReceiver>, socket: &Arc<TcpStream>) -> Park {
+    /// The task's side: what to write next. With `socket` and nothing queued,
+    /// hands the socket to the room (direct mode) and answers [`Next::Wait`].
+    pub fn next(&self, socket: Option<&Arc<TcpStream>>) -> Next {
         let mut state = self.lock();
-        if matches!(state.mode, Mode::Ended) {
-            return Park::Closed;
-        }
-        let Some(receiver) = events_rx.as_mut() else {
-            return Park::Closed;
+        let queue = match &mut state.mode {
+            Mode::Queued(queue) => queue,
+            Mode::Direct(_) => return Next::Wait,
+            Mode::Ended => return Next::Closed,
         };
-        match receiver.try_recv() {
-            Ok(frame) => Park::Frame(frame),
-            Err(TryRecvError::Lagged(_)) => Park::Lagged,
-            Err(TryRecvError::Closed) => Park::Closed,
-            Err(TryRecvError::Empty) => {
-                *events_rx = None;
-                state.mode = Mode::Direct(socket.clone());
-                Park::Parked
+        if let Some(bytes) = queue.rest.take() {
+            let ends_stream = std::mem::take(&mut queue.rest_ends);
+            if ends_stream {
+                state.mode = Mode::Ended;
             }
+            return Next::Rest { bytes, ends_stream };
         }
+        if queue.lagged {
+            queue.lagged = false;
+            return Next::Lagged;
+        }
+        if let Some(frame) = queue.frames.pop_front() {
+            return Next::Frame(frame);
+        }
+        if queue.last {
+            state.mode = Mode::Ended;
+            return Next::Closed;
+        }
+        if let Some(socket) = socket {
+            state.mode = Mode::Direct(socket.clone());
+        }
+        Next::Wait
     }
 
-    /// The task's side, parked: waits until the room hands the stream back or
-    /// ends it. Cancel-safe: the state lives in the sink, the wake is only a wake.
-    pub async fn parked(&self) -> Resume {
-        loop {
-            self.wake.notified().await;
-            let mut state = self.lock();
-            match &state.mode {
-                Mode::Direct(_) => continue,
-                Mode::Ended => return Resume::Ended,
-                Mode::Task => {
-                    return state
-                        .handoff
-                        .take()
-                        .map_or(Resume::Ended, |handoff| Resume::Back(*handoff));
-                }
-            }
-        }
+    /// The last version the room wrote to the socket itself: frames at or
+    /// below it that reach the task later are duplicates.
+    pub fn version(&self) -> u64 {
+        self.lock().version
     }
 
-    /// The task's side: the stream ends. Answers what the room handed back and
-    /// the task has not written yet, if anything.
-    pub fn close(&self) -> Option<Handoff> {
+    /// Waits until something changed ([`Sink::next`] has news). Cancel-safe:
+    /// the state lives in the sink, the wake is only a wake.
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The task's side: the stream ends; the room lets go of the socket.
+    /// Answers what the room began and the socket did not take, if anything:
+    /// the task writes it before its last words.
+    pub fn close(&self) -> Option<Bytes> {
         let mut state = self.lock();
+        let rest = match &mut state.mode {
+            Mode::Queued(queue) => queue.rest.take(),
+            _ => None,
+        };
         state.mode = Mode::Ended;
-        state.handoff.take().map(|handoff| *handoff)
+        rest
     }
 
-    /// The room's side: the room is gone; a parked task ends its stream.
+    /// The room's side: the room is gone; the task writes what is queued
+    /// (its `closed`, say) and ends its stream.
     pub(crate) fn end(&self) {
-        self.lock().mode = Mode::Ended;
+        let mut state = self.lock();
+        match &mut state.mode {
+            Mode::Queued(queue) => queue.last = true,
+            _ => state.mode = Mode::Ended,
+        }
+        drop(state);
         self.wake.notify_one();
     }
 
     pub(crate) fn is_ended(&self) -> bool {
         matches!(self.lock().mode, Mode::Ended)
+    }
+
+    /// Takes the next queued frame, for tests of the room.
+    #[cfg(test)]
+    pub(crate) fn try_next(&self) -> Option<SharedFrame> {
+        match self.next(None) {
+            Next::Frame(frame) => Some(frame),
+            _ => None,
+        }
+    }
+
+    /// Waits for the next queued frame, for tests of the room.
+    #[cfg(test)]
+    pub(crate) async fn next_frame(&self) -> Option<SharedFrame> {
+        loop {
+            match self.next(None) {
+                Next::Frame(frame) => return Some(frame),
+                Next::Closed => return None,
+                Next::Wait | Next::Lagged | Next::Rest { .. } => self.changed().await,
+            }
+        }
     }
 }
 
@@ -238,6 +277,7 @@ mod tests {
     //! The handover on real loopback sockets: a reader that stops reading makes
     //! the socket push back.
     use super::*;
+    use crate::room::event::Frame;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
 
@@ -261,7 +301,6 @@ mod tests {
         })
     }
 
-    /// Reads until `expected` bytes have come.
     async fn read_exactly(client: &mut TcpStream, expected: usize) -> Vec<u8> {
         let mut got = vec![0; expected];
         client.read_exact(&mut got).await.unwrap();
@@ -271,97 +310,90 @@ mod tests {
     #[tokio::test]
     async fn a_caught_up_listener_is_written_by_the_room_and_handed_back_on_push_back() {
         let (socket, mut client) = pair().await;
-        let (tx, rx) = broadcast::channel::<SharedFrame>(1024);
-        let sink = Sink::default();
+        let sink = Sink::new(1_000_000);
 
-        // Task mode: frames go to the receiver and the room leaves them alone.
+        // Queued: frames wait for the task, which takes them in order.
         let first = frame(1, 100);
-        tx.send(first.clone()).unwrap();
-        assert_eq!(sink.deliver(&first, || tx.subscribe()), Delivery::NotDirect);
-        let mut events_rx = Some(rx);
-        let Park::Frame(waiting) = sink.park(&mut events_rx, &socket) else {
-            panic!("the waiting frame comes first");
+        assert_eq!(sink.deliver(&first), Delivery::Queued);
+        let Next::Frame(waiting) = sink.next(Some(&socket)) else {
+            panic!("the queued frame comes first");
         };
         assert_eq!(waiting.version, Some(1));
-        assert!(matches!(sink.park(&mut events_rx, &socket), Park::Parked));
-        assert!(events_rx.is_none(), "a parked task holds no receiver");
+        // Nothing queued: the socket goes to the room.
+        assert!(matches!(sink.next(Some(&socket)), Next::Wait));
 
         // Direct: the room writes until the socket is full, then hands back.
         let mut sent = Vec::new();
-        let mut handoff = None;
+        let mut last = None;
         for version in 2..100_000 {
             let next = frame(version, 4096);
-            let _ = tx.send(next.clone());
-            match sink.deliver(&next, || tx.subscribe()) {
+            match sink.deliver(&next) {
                 Delivery::Written => sent.extend_from_slice(&next.bytes),
-                Delivery::HandedBack => {
-                    let Resume::Back(back) = sink.parked().await else {
-                        panic!("handed back");
-                    };
-                    assert_eq!(back.version, version);
-                    let taken = next.bytes.len() - back.rest.len();
-                    sent.extend_from_slice(&next.bytes[..taken]);
-                    handoff = Some(back);
+                Delivery::Queued => {
+                    last = Some(next);
                     break;
                 }
-                other => panic!("unexpected {other:?}"),
+                Delivery::Ended => panic!("the socket is fine"),
             }
         }
-        let handoff = handoff.expect("a reader that never reads fills the socket");
-        // Frames after the push back reach the task's new receiver, not the socket.
+        let last = last.expect("a reader that never reads fills the socket");
+        assert_eq!(sink.version(), last.version.unwrap());
+        // What comes after the push back is queued behind the rest.
         let after = frame(u64::MAX, 64);
-        tx.send(after.clone()).unwrap();
-        assert_eq!(sink.deliver(&after, || tx.subscribe()), Delivery::NotDirect);
-        let mut events_rx = handoff.events_rx;
-        let receiver = events_rx.as_mut().unwrap();
-        assert_eq!(receiver.try_recv().unwrap().version, Some(u64::MAX));
-        assert!(matches!(receiver.try_recv(), Err(TryRecvError::Empty)));
+        assert_eq!(sink.deliver(&after), Delivery::Queued);
+        let Next::Rest {
+            bytes: rest,
+            ends_stream: false,
+        } = sink.next(Some(&socket))
+        else {
+            panic!("the rest of the frame comes first");
+        };
+        let taken = last.bytes.len() - rest.len();
+        sent.extend_from_slice(&last.bytes[..taken]);
+        let Next::Frame(queued) = sink.next(Some(&socket)) else {
+            panic!("then what was queued");
+        };
+        assert_eq!(queued.version, Some(u64::MAX));
 
         // The reader gets exactly what the room wrote, in order, then the rest.
         let got = read_exactly(&mut client, sent.len()).await;
         assert!(got == sent, "the direct writes arrive whole and in order");
         socket.writable().await.unwrap();
-        let written = socket.try_write(&handoff.rest).unwrap();
-        assert_eq!(written, handoff.rest.len());
-        assert_eq!(read_exactly(&mut client, written).await, handoff.rest);
+        assert_eq!(socket.try_write(&rest).unwrap(), rest.len());
+        assert_eq!(read_exactly(&mut client, rest.len()).await, rest);
 
-        // Caught up again: the task parks, and the room writes once more.
-        assert!(matches!(sink.park(&mut events_rx, &socket), Park::Parked));
+        // Caught up again: the task hands the socket back, and the room writes once more.
+        assert!(matches!(sink.next(Some(&socket)), Next::Wait));
         let again = frame(7, 50);
-        assert_eq!(sink.deliver(&again, || tx.subscribe()), Delivery::Written);
+        assert_eq!(sink.deliver(&again), Delivery::Written);
         assert_eq!(read_exactly(&mut client, 50).await, again.bytes);
     }
 
     #[tokio::test]
-    async fn a_frame_sent_while_the_task_looks_is_delivered_exactly_once() {
-        let (socket, mut client) = pair().await;
-        let (tx, rx) = broadcast::channel::<SharedFrame>(16);
-        let sink = Sink::default();
-        let mut events_rx = Some(rx);
-        // Sent to the broadcast before the task looks: the task takes it and
-        // the room, seeing task mode, does not write it.
-        let one = frame(1, 40);
-        tx.send(one.clone()).unwrap();
-        assert!(matches!(sink.park(&mut events_rx, &socket), Park::Frame(_)));
-        assert_eq!(sink.deliver(&one, || tx.subscribe()), Delivery::NotDirect);
-        // Parked, then sent: written by the room only (no receiver holds it).
-        assert!(matches!(sink.park(&mut events_rx, &socket), Park::Parked));
-        let two = frame(2, 40);
-        assert!(
-            tx.send(two.clone()).is_err(),
-            "no receiver is left to hold it"
-        );
-        assert_eq!(sink.deliver(&two, || tx.subscribe()), Delivery::Written);
-        assert_eq!(read_exactly(&mut client, 40).await, two.bytes);
+    async fn a_queue_that_overflows_is_dropped_for_a_resync() {
+        let sink = Sink::new(3);
+        for version in 1..=5 {
+            assert_eq!(sink.deliver(&frame(version, 20)), Delivery::Queued);
+        }
+        // Three fitted; the fourth found the queue full: those three are
+        // dropped for a resync, and what came from then on is kept.
+        assert!(matches!(sink.next(None), Next::Lagged));
+        for version in [4, 5] {
+            let Next::Frame(kept) = sink.next(None) else {
+                panic!("what came after the overflow is kept");
+            };
+            assert_eq!(kept.version, Some(version));
+        }
+        // Without a socket the sink stays queued: the room never writes.
+        assert!(matches!(sink.next(None), Next::Wait));
+        assert_eq!(sink.deliver(&frame(6, 20)), Delivery::Queued);
     }
 
     #[tokio::test]
     async fn closing_and_ending_reach_both_sides() {
         let (socket, _client) = pair().await;
-        let (tx, rx) = broadcast::channel::<SharedFrame>(16);
-        let sink = Sink::default();
-        let mut events_rx = Some(rx);
-        assert!(matches!(sink.park(&mut events_rx, &socket), Park::Parked));
+        let sink = Sink::new(16);
+        assert!(matches!(sink.next(Some(&socket)), Next::Wait));
         // A `closed` frame written whole ends the stream for the parked task.
         let closed = Arc::new(Frame {
             version: Some(3),
@@ -369,23 +401,31 @@ mod tests {
             ends_stream: true,
             fanout: None,
         });
-        assert_eq!(sink.deliver(&closed, || tx.subscribe()), Delivery::Written);
-        assert!(matches!(sink.parked().await, Resume::Ended));
+        assert_eq!(sink.deliver(&closed), Delivery::Written);
+        sink.changed().await;
+        assert!(matches!(sink.next(Some(&socket)), Next::Closed));
         assert!(sink.is_ended());
-        assert_eq!(sink.deliver(&closed, || tx.subscribe()), Delivery::Ended);
+        assert_eq!(sink.deliver(&closed), Delivery::Ended);
 
         // A task that closes its stream takes the socket out of the room's hands.
-        let other = Sink::default();
-        let mut events_rx = Some(tx.subscribe());
-        assert!(matches!(other.park(&mut events_rx, &socket), Park::Parked));
+        let other = Sink::new(16);
+        assert!(matches!(other.next(Some(&socket)), Next::Wait));
         assert!(other.close().is_none());
-        assert_eq!(other.deliver(&closed, || tx.subscribe()), Delivery::Ended);
+        assert_eq!(other.deliver(&closed), Delivery::Ended);
 
         // The room going away wakes a parked task.
-        let third = Sink::default();
-        let mut events_rx = Some(tx.subscribe());
-        assert!(matches!(third.park(&mut events_rx, &socket), Park::Parked));
+        let third = Sink::new(16);
+        assert!(matches!(third.next(Some(&socket)), Next::Wait));
         third.end();
-        assert!(matches!(third.parked().await, Resume::Ended));
+        third.changed().await;
+        assert!(matches!(third.next(Some(&socket)), Next::Closed));
+
+        // A task still writing its queue writes it out first.
+        let fourth = Sink::new(16);
+        assert_eq!(fourth.deliver(&closed), Delivery::Queued);
+        fourth.end();
+        assert!(matches!(fourth.next(Some(&socket)), Next::Frame(_)));
+        assert!(matches!(fourth.next(Some(&socket)), Next::Closed));
+        assert!(fourth.is_ended());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{broadcast, mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::command::CommandRequest;
 pub use super::error::RoomError;
@@ -250,8 +250,7 @@ pub struct Subscription {
     /// The version the listener is at once `start` is written; live frames at or
     /// below it are duplicates and are skipped.
     pub version: u64,
-    pub events_rx: broadcast::Receiver<SharedFrame>,
-    /// This listener's place in the room's direct fan-out.
+    /// This listener's place in the room's fan-out: its live frames.
     pub sink: Arc<super::fanout::Sink>,
     pub guard: ListenerGuard,
 }

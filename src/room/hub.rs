@@ -1,4 +1,4 @@
-//! [`Hub`]: what every room has, whichever driver owns it: the broadcast of
+//! [`Hub`]: what every room has, whichever driver owns it: the fan-out of
 //! encoded frames, the history ring that makes `Last-Event-ID` resume work, the
 //! listener count and its coalesced `presence`, and subscribe/replay.
 //!
@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::actor::RoomSettings;
@@ -30,11 +29,8 @@ pub const PARALLEL_FANOUT_MIN: usize = 2048;
 
 pub(crate) struct Hub {
     history: History,
-    /// The live feed, made when the first listener subscribes and dropped when
-    /// the last one has gone: an idle room holds no ring of `listener_buffer`
-    /// slots (most of what a room cost before anyone joined).
-    events_tx: Option<broadcast::Sender<SharedFrame>>,
-    /// Frames a listener may fall behind (`--listener-buffer`): the feed's size.
+    /// Frames a listener may fall behind (`--listener-buffer`): each sink's
+    /// queue bound.
     listener_buffer: usize,
     /// Every listener's place in the direct fan-out (see [`super::fanout`]);
     /// ended ones are dropped now and then.
@@ -80,7 +76,6 @@ impl Hub {
         }
         Self {
             history: ring,
-            events_tx: None,
             listener_buffer: settings.listener_buffer.max(1),
             sinks: Vec::new(),
             keepalive: settings.keepalive,
@@ -134,43 +129,24 @@ impl Hub {
         self.send_live(Frame::keepalive());
     }
 
-    /// Sends `frame` to every listener on this node: first to the broadcast
-    /// (listeners whose task writes), then straight to the socket of every
-    /// listener that is caught up.
+    /// Sends `frame` to every listener on this node: written straight to the
+    /// socket of each listener that is caught up, queued for the others.
     fn send(&mut self, frame: SharedFrame) {
         self.last_sent = Instant::now();
-        let Self {
-            events_tx,
-            sinks,
-            listener_buffer,
-            fanout_threads,
-            ..
-        } = self;
-        let through_tasks = events_tx
-            .as_ref()
-            // No receivers is not an error: a room with nobody listening here,
-            // or everyone written directly.
-            .map_or(0, |events_tx| events_tx.send(frame.clone()).unwrap_or(0));
-        let mut tally = Tally::default();
-        if !sinks.is_empty() {
-            // A listener handed back gets a receiver of this feed.
-            let events_tx = events_tx.get_or_insert_with(|| broadcast::channel(*listener_buffer).0);
-            tally = if sinks.len() >= PARALLEL_FANOUT_MIN && *fanout_threads > 1 {
-                deliver_in_parallel(&frame, sinks, events_tx, *fanout_threads)
-            } else {
-                deliver_all(&frame, sinks, events_tx)
-            };
-        }
-        let written = tally.written;
+        let tally = if self.sinks.len() >= PARALLEL_FANOUT_MIN && self.fanout_threads > 1 {
+            deliver_in_parallel(&frame, &self.sinks, self.fanout_threads)
+        } else {
+            deliver_all(&frame, &self.sinks)
+        };
         if tally.ended {
-            sinks.retain(|sink| !sink.is_ended());
+            self.sinks.retain(|sink| !sink.is_ended());
         }
         if let Some(fanout) = &frame.fanout {
-            if written == 0 {
-                fanout.expect(through_tasks);
+            if tally.written == 0 {
+                fanout.expect(tally.queued);
             } else {
                 // The room counts as one more writer, done now.
-                fanout.expect(through_tasks + 1);
+                fanout.expect(tally.queued + 1);
                 if let Some(elapsed) = fanout.written() {
                     self.metrics.fanout_seconds.observe(elapsed.as_secs_f64());
                 }
@@ -225,20 +201,14 @@ impl Hub {
         }
         let guard = ListenerGuard::new(self.shared.clone());
         self.touch();
-        let listener_buffer = self.listener_buffer;
-        let events_rx = self
-            .events_tx
-            .get_or_insert_with(|| broadcast::channel(listener_buffer).0)
-            .subscribe();
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
             .unwrap_or_else(|| vec![Arc::new(Frame::snapshot(&view(self)))]);
-        let sink = Arc::new(Sink::default());
+        let sink = Arc::new(Sink::new(self.listener_buffer));
         self.sinks.push(sink.clone());
         Subscription {
             start,
             version,
-            events_rx,
             sink,
             guard,
         }
@@ -273,15 +243,6 @@ impl Hub {
             // Every stream is gone, and with it its sink.
             self.sinks.retain(|sink| !sink.is_ended());
             self.touch();
-            // The last stream is gone: give the ring back. A receiver still
-            // held (a subscription on its way) keeps it.
-            if self
-                .events_tx
-                .as_ref()
-                .is_some_and(|events_tx| events_tx.receiver_count() == 0)
-            {
-                self.events_tx = None;
-            }
         }
         if listeners == self.presence.sent {
             return None;
@@ -312,25 +273,25 @@ impl Hub {
     }
 }
 
-/// What the direct writes of one frame came to.
+/// What the fan-out of one frame came to.
 #[derive(Default)]
 struct Tally {
+    /// Written to sockets by the room.
     written: usize,
+    /// Queued for listeners' tasks.
+    queued: usize,
+    /// Some sink has ended: the room may forget it.
     ended: bool,
 }
 
-/// Writes `frame` to every sink that the room writes to.
-fn deliver_all(
-    frame: &Frame,
-    sinks: &[Arc<Sink>],
-    events_tx: &broadcast::Sender<SharedFrame>,
-) -> Tally {
+/// Sends `frame` to every sink.
+fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
     let mut tally = Tally::default();
     for sink in sinks {
-        match sink.deliver(frame, || events_tx.subscribe()) {
+        match sink.deliver(frame) {
             Delivery::Written => tally.written += 1,
+            Delivery::Queued => tally.queued += 1,
             Delivery::Ended => tally.ended = true,
-            Delivery::HandedBack | Delivery::NotDirect => {}
         }
     }
     tally
@@ -338,12 +299,7 @@ fn deliver_all(
 
 /// [`deliver_all`], the sinks split over `threads` threads: this one and
 /// scoped helpers, all done before it returns, so frames stay in order.
-fn deliver_in_parallel(
-    frame: &Frame,
-    sinks: &[Arc<Sink>],
-    events_tx: &broadcast::Sender<SharedFrame>,
-    threads: usize,
-) -> Tally {
+fn deliver_in_parallel(frame: &SharedFrame, sinks: &[Arc<Sink>], threads: usize) -> Tally {
     let chunk = sinks.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let mut parts = sinks.chunks(chunk);
@@ -352,18 +308,19 @@ fn deliver_in_parallel(
             .map(|part| {
                 std::thread::Builder::new()
                     .name("syncroom-fanout".into())
-                    .spawn_scoped(scope, move || deliver_all(frame, part, events_tx))
+                    .spawn_scoped(scope, move || deliver_all(frame, part))
                     // No thread to be had: this one writes that part too.
                     .map_err(|_| part)
             })
             .collect();
-        let mut tally = deliver_all(frame, own, events_tx);
+        let mut tally = deliver_all(frame, own);
         for helper in helpers {
             let part = match helper {
                 Ok(helper) => helper.join().unwrap_or_default(),
-                Err(part) => deliver_all(frame, part, events_tx),
+                Err(part) => deliver_all(frame, part),
             };
             tally.written += part.written;
+            tally.queued += part.queued;
             tally.ended |= part.ended;
         }
         tally
@@ -371,8 +328,7 @@ fn deliver_in_parallel(
 }
 
 impl Drop for Hub {
-    /// The room is gone: parked listeners end their streams (those whose task
-    /// writes see their receiver close).
+    /// The room is gone: every listener's task ends its stream.
     fn drop(&mut self) {
         for sink in &self.sinks {
             sink.end();
@@ -405,43 +361,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_ring_exists_only_while_someone_listens() {
+    async fn each_listener_has_its_own_bounded_queue_and_a_room_forgets_ended_ones() {
+        use crate::room::fanout::Next;
         let (mut hub, room) = hub();
-        assert!(hub.events_tx.is_none(), "an idle room holds no ring");
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
         // Sending to nobody is fine.
         hub.send_live(Frame::presence(0, 0));
-        let first = hub.subscribe(None, room.version, |hub| {
-            room.view(hub.listeners() as u64, 0)
-        });
-        let second = hub.subscribe(None, room.version, |hub| {
-            room.view(hub.listeners() as u64, 0)
-        });
-        assert!(hub.events_tx.is_some());
+        let first = hub.subscribe(None, room.version, view);
+        let second = hub.subscribe(None, room.version, view);
+        hub.send_live(Frame::presence(2, 0));
+        assert!(first.sink.try_next().is_some());
+        assert!(second.sink.try_next().is_some());
+        // The second reads nothing more: past its bound it is told to resync.
+        for n in 0..20 {
+            hub.send_live(Frame::presence(n, 0));
+            assert!(first.sink.try_next().is_some());
+        }
+        assert!(matches!(second.sink.next(None), Next::Lagged));
+        // Gone listeners' sinks are dropped when the room hears of it.
+        first.sink.close();
         drop(first);
         hub.on_listeners_changed();
-        assert!(hub.events_tx.is_some(), "one listener is left");
+        assert_eq!(
+            hub.sinks.len(),
+            2,
+            "one left, and a sweep pays once they are many"
+        );
+        second.sink.close();
         drop(second);
         hub.on_listeners_changed();
-        assert!(hub.events_tx.is_none(), "the last one gave the ring back");
-        // A listener after that gets a ring of its own again, and live frames.
-        let mut third = hub.subscribe(None, room.version, |hub| {
-            room.view(hub.listeners() as u64, 0)
-        });
-        hub.send_live(Frame::presence(1, 0));
-        assert!(third.events_rx.try_recv().is_ok());
+        assert!(hub.sinks.is_empty(), "nobody listens: nothing kept");
     }
 
     /// A room big enough to split its writes over threads: every parked
     /// listener, whichever part it falls in, gets the frame once from the
-    /// room; the others get it from the broadcast.
+    /// room; the others get it queued.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_room_writes_over_threads_and_reaches_everyone_once() {
-        use crate::room::fanout::Park;
+        use crate::room::fanout::Next;
         use tokio::io::AsyncReadExt;
 
         let (mut hub, room) = hub();
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
-        let mut subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
+        let subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
             .map(|_| hub.subscribe(None, room.version, view))
             .collect();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -452,10 +414,8 @@ mod tests {
                 .await
                 .unwrap();
             let (server, _) = listener.accept().await.unwrap();
-            let subscription = &mut subscriptions[at];
-            let mut events_rx = Some(subscription.events_rx.resubscribe());
-            let parked = subscription.sink.park(&mut events_rx, &Arc::new(server));
-            assert!(matches!(parked, Park::Parked));
+            let parked = subscriptions[at].sink.next(Some(&Arc::new(server)));
+            assert!(matches!(parked, Next::Wait));
             readers.push(client);
         }
 
@@ -470,10 +430,9 @@ mod tests {
                 tokio::time::timeout(Duration::from_millis(50), reader.read(&mut more)).await;
             assert!(extra.is_err(), "written once");
         }
-        for (at, subscription) in subscriptions.iter_mut().enumerate() {
-            if !parked_at.contains(&at) {
-                assert!(subscription.events_rx.try_recv().is_ok(), "listener {at}");
-            }
+        for (at, subscription) in subscriptions.iter().enumerate() {
+            let queued = subscription.sink.try_next();
+            assert_eq!(queued.is_some(), !parked_at.contains(&at), "listener {at}");
         }
     }
 }

@@ -420,7 +420,6 @@ mod tests {
     use crate::room::{Clock, Command, Source, TokioClock};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use tokio::sync::broadcast;
 
     const TOKEN: &str = "token";
 
@@ -495,7 +494,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_room_advances_by_itself_exactly_at_the_end_scaled_by_rate() {
         let (handle, _) = start(Duration::from_secs(3600));
-        let mut sub = handle.subscribe(None).await.unwrap();
+        let sub = handle.subscribe(None).await.unwrap();
         send(
             &handle,
             Command::QueueAdd {
@@ -517,7 +516,7 @@ mod tests {
         .await;
         send(&handle, Command::Rate { rate: 2.0 }).await;
         let mut names = Vec::new();
-        while let Ok(frame) = sub.events_rx.try_recv() {
+        while let Some(frame) = sub.sink.try_next() {
             names.push(event_name(&frame));
         }
         // A presence event for our own join may come first.
@@ -526,14 +525,11 @@ mod tests {
 
         // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.
         tokio::time::sleep(Duration::from_millis(4_900)).await;
-        assert!(matches!(
-            sub.events_rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Empty)
-        ));
+        assert!(sub.sink.try_next().is_none());
         tokio::time::sleep(Duration::from_millis(200)).await;
         let next: Vec<_> = [
-            sub.events_rx.recv().await.unwrap(),
-            sub.events_rx.recv().await.unwrap(),
+            sub.sink.next_frame().await.unwrap(),
+            sub.sink.next_frame().await.unwrap(),
         ]
         .iter()
         .map(event_name)
@@ -658,14 +654,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn presence_is_coalesced_to_one_per_second() {
         let (handle, _) = start(Duration::from_secs(3600));
-        let mut watcher = handle.subscribe(None).await.unwrap();
+        let watcher = handle.subscribe(None).await.unwrap();
         let mut others = Vec::new();
         for _ in 0..300 {
             others.push(handle.subscribe(None).await.unwrap());
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let mut counts = Vec::new();
-        while let Ok(frame) = watcher.events_rx.try_recv() {
+        while let Some(frame) = watcher.sink.try_next() {
             let text = String::from_utf8_lossy(&frame.bytes).to_string();
             if let Some(rest) = text.split("\"listeners\":").nth(1) {
                 counts.push(rest.split(',').next().unwrap_or("").to_owned());
