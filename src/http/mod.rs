@@ -200,8 +200,19 @@ fn raise_fd_limit() -> usize {
 
 /// All routes, with the state they share.
 pub fn router(app: Arc<AppState>) -> Router {
-    spawn_limiter_sweeper(&app);
-    spawn_expiry_sweeper(&app);
+    // Forgets rate-limiter entries of clients that have gone quiet.
+    spawn_sweeper(&app, LIMITER_SWEEP_EVERY, |app| {
+        app.chat_limit.sweep();
+        app.room_chat_limit.sweep();
+        app.write_limit.sweep();
+        app.create_limit.sweep();
+    });
+    // Closes sleeping rooms whose idle time is up (a sleeping room has no
+    // timer of its own; see `room::handle::Inbox`).
+    let expiry_sweep = app.registry.expiry_sweep_interval();
+    spawn_sweeper(&app, expiry_sweep, |app| {
+        app.registry.wake_expired();
+    });
     Router::new()
         .route("/api/rooms", post(rooms::create).get(rooms::list))
         .route(
@@ -286,29 +297,8 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// Forgets rate-limiter entries of clients that have gone quiet.
-fn spawn_limiter_sweeper(app: &Arc<AppState>) {
-    let app = Arc::downgrade(app);
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(LIMITER_SWEEP_EVERY);
-        loop {
-            every.tick().await;
-            let Some(app) = app.upgrade() else { break };
-            if app.shutdown.is_cancelled() {
-                break;
-            }
-            app.chat_limit.sweep();
-            app.room_chat_limit.sweep();
-            app.write_limit.sweep();
-            app.create_limit.sweep();
-        }
-    });
-}
-
-/// Closes sleeping rooms whose idle time is up (a sleeping room has no timer
-/// of its own; see `room::handle::Inbox`).
-fn spawn_expiry_sweeper(app: &Arc<AppState>) {
-    let every = app.registry.expiry_sweep_interval();
+/// Runs `sweep` every `every` until the server stops (or is dropped).
+fn spawn_sweeper(app: &Arc<AppState>, every: Duration, sweep: fn(&AppState)) {
     let app = Arc::downgrade(app);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(every);
@@ -319,7 +309,7 @@ fn spawn_expiry_sweeper(app: &Arc<AppState>) {
             if app.shutdown.is_cancelled() {
                 break;
             }
-            app.registry.wake_expired();
+            sweep(&app);
         }
     });
 }

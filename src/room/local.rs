@@ -462,6 +462,17 @@ mod tests {
         (handle, exited)
     }
 
+    /// Loads a YouTube video of `duration` seconds, playing.
+    fn load_video(duration: f64) -> Command {
+        Command::Load {
+            source: Source::Video("dQw4w9WgXcQ".into()),
+            position: None,
+            paused: None,
+            duration: Some(duration),
+            starts_at: None,
+        }
+    }
+
     async fn send(handle: &RoomHandle, command: Command) -> CommandReply {
         handle
             .command(
@@ -503,17 +514,7 @@ mod tests {
             },
         )
         .await;
-        send(
-            &handle,
-            Command::Load {
-                source: Source::Video("dQw4w9WgXcQ".into()),
-                position: None,
-                paused: None,
-                duration: Some(10.0),
-                starts_at: None,
-            },
-        )
-        .await;
+        send(&handle, load_video(10.0)).await;
         send(&handle, Command::Rate { rate: 2.0 }).await;
         let mut names = Vec::new();
         while let Some(frame) = sub.sink.try_next() {
@@ -547,17 +548,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pause_cancels_the_end_timer() {
         let (handle, _) = start(Duration::from_secs(3600));
-        send(
-            &handle,
-            Command::Load {
-                source: Source::Video("dQw4w9WgXcQ".into()),
-                position: None,
-                paused: None,
-                duration: Some(5.0),
-                starts_at: None,
-            },
-        )
-        .await;
+        send(&handle, load_video(5.0)).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let paused = send(&handle, Command::Pause { position: None }).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -624,17 +615,7 @@ mod tests {
         }
         assert_eq!(handle.view().await.unwrap().version, 4);
         // A playing video with a known end keeps its timer, so its task.
-        send(
-            &handle,
-            Command::Load {
-                source: Source::Video("dQw4w9WgXcQ".into()),
-                position: None,
-                paused: None,
-                duration: Some(10.0),
-                starts_at: None,
-            },
-        )
-        .await;
+        send(&handle, load_video(10.0)).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert!(!handle.is_asleep());
         // It ends (paused at the end, no queue), and sleeps again.
