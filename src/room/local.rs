@@ -632,6 +632,43 @@ mod tests {
         assert!(!exited.load(Ordering::SeqCst));
     }
 
+    /// Requests from many threads at once, while the room keeps falling asleep
+    /// between them: every one is answered, none meets a closed inbox.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_racing_a_room_falling_asleep_are_all_answered() {
+        let (handle, exited) = start(Duration::from_secs(3600));
+        let mut last = 1;
+        for round in 0..200u32 {
+            let calls: Vec<_> = (0..8u32)
+                .map(|i| {
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        if i == 0 {
+                            let position = f64::from(round + 1);
+                            send(&handle, Command::Seek { position }).await.version
+                        } else {
+                            handle.view().await.expect("answered").version
+                        }
+                    })
+                })
+                .collect();
+            for call in calls {
+                last = last.max(call.await.expect("no panic"));
+            }
+            if round % 2 == 0 {
+                // Let the room fall asleep: the next round's requests wake it.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !handle.is_asleep() {
+                    assert!(Instant::now() < deadline, "an idle room falls asleep");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        assert_eq!(last, 201, "every seek applied once");
+        assert_eq!(handle.view().await.unwrap().version, 201);
+        assert!(!exited.load(Ordering::SeqCst));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn presence_is_coalesced_to_one_per_second() {
         let (handle, _) = start(Duration::from_secs(3600));
