@@ -172,13 +172,17 @@ impl Listener {
                 continue;
             }
             if self.max_age.is_elapsed() {
-                self.finish_at_max_age();
+                self.finish();
                 continue;
             }
             match self.sink.next(socket) {
-                Next::Rest { bytes, ends_stream } => {
-                    // The room wrote the frames before this one itself.
-                    self.version = self.version.max(self.sink.version());
+                Next::Rest {
+                    bytes,
+                    ends_stream,
+                    version,
+                } => {
+                    // The room wrote the frames up to this one itself.
+                    self.version = self.version.max(version);
                     self.ended = ends_stream;
                     return Some(bytes);
                 }
@@ -205,7 +209,6 @@ impl Listener {
                 // queued at or below its version are skipped above.
                 Next::Lagged => {
                     let snapshot = self.handle.resync().await.ok()?;
-                    self.version = self.version.max(self.sink.version());
                     // Dropped frames without a version (presence) only: this
                     // listener already has the state, so send nothing twice.
                     match snapshot.version {
@@ -219,7 +222,7 @@ impl Listener {
                     tokio::select! {
                         biased;
                         _ = &mut self.shutdown => self.stop_for_shutdown(),
-                        _ = &mut self.max_age => self.finish_at_max_age(),
+                        _ = &mut self.max_age => self.finish(),
                         _ = self.sink.changed() => {}
                     }
                 }
@@ -230,9 +233,9 @@ impl Listener {
         }
     }
 
-    /// The stream ends at its maximum age: the room lets go of the socket,
-    /// and the rest of a frame it began is written first.
-    fn finish_at_max_age(&mut self) {
+    /// The stream ends (at its maximum age, say): the room lets go of the
+    /// socket, and the rest of a frame it began is written first.
+    fn finish(&mut self) {
         if let Some(rest) = self.sink.close() {
             self.queue.push_back(rest);
         }
@@ -241,16 +244,12 @@ impl Listener {
 
     /// The server is stopping: tell the browser to come back after a random
     /// share of the spread, so a restart meets no reconnect storm; then end.
-    /// The room lets go of the socket; the rest of a frame it began goes first.
     fn stop_for_shutdown(&mut self) {
-        if let Some(rest) = self.sink.close() {
-            self.queue.push_back(rest);
-        }
+        self.finish();
         let spread = self.app.config.shutdown_retry_spread.as_millis() as u64;
         let base = u64::from(self.app.config.retry_ms);
         self.queue
             .push_back(retry_frame(base + rand::rng().random_range(0..=spread)));
-        self.ended = true;
     }
 }
 

@@ -90,8 +90,14 @@ pub(crate) enum Delivery {
 /// What the task is to do next.
 #[derive(Debug)]
 pub enum Next {
-    /// Write the rest of a frame the room began; `ends_stream`: nothing follows.
-    Rest { bytes: Bytes, ends_stream: bool },
+    /// Write the rest of a frame the room began; `ends_stream`: nothing
+    /// follows. `version`: the last version the room wrote to the socket
+    /// itself (frames at or below it reaching the task later are duplicates).
+    Rest {
+        bytes: Bytes,
+        ends_stream: bool,
+        version: u64,
+    },
     /// Write this frame.
     Frame(SharedFrame),
     /// Frames were dropped: write a fresh snapshot first.
@@ -190,7 +196,11 @@ impl Sink {
             if ends_stream {
                 state.mode = Mode::Ended;
             }
-            return Next::Rest { bytes, ends_stream };
+            return Next::Rest {
+                bytes,
+                ends_stream,
+                version: state.version,
+            };
         }
         if queue.lagged {
             queue.lagged = false;
@@ -207,12 +217,6 @@ impl Sink {
             state.mode = Mode::Direct(socket.clone());
         }
         Next::Wait
-    }
-
-    /// The last version the room wrote to the socket itself: frames at or
-    /// below it that reach the task later are duplicates.
-    pub fn version(&self) -> u64 {
-        self.lock().version
     }
 
     /// Waits until something changed ([`Sink::next`] has news). Cancel-safe:
@@ -337,17 +341,22 @@ mod tests {
             }
         }
         let last = last.expect("a reader that never reads fills the socket");
-        assert_eq!(sink.version(), last.version.unwrap());
         // What comes after the push back is queued behind the rest.
         let after = frame(u64::MAX, 64);
         assert_eq!(sink.deliver(&after), Delivery::Queued);
         let Next::Rest {
             bytes: rest,
             ends_stream: false,
+            version,
         } = sink.next(Some(&socket))
         else {
             panic!("the rest of the frame comes first");
         };
+        assert_eq!(
+            Some(version),
+            last.version,
+            "the last version the room wrote"
+        );
         let taken = last.bytes.len() - rest.len();
         sent.extend_from_slice(&last.bytes[..taken]);
         let Next::Frame(queued) = sink.next(Some(&socket)) else {

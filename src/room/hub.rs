@@ -234,14 +234,12 @@ impl Hub {
     /// due (at most one per [`PRESENCE_INTERVAL`]; a later one is kept pending).
     pub(crate) fn on_listeners_changed(&mut self) -> Option<u64> {
         let listeners = self.listeners() as u64;
-        // Forget ended sinks once they are as many as the live ones (each
-        // sweep then pays for itself).
-        if self.sinks.len() > 2 * listeners as usize + 16 {
+        // Forget ended sinks: all of them once nobody listens, else once they
+        // are as many as the live ones (each sweep then pays for itself).
+        if listeners == 0 || self.sinks.len() > 2 * listeners as usize + 16 {
             self.sinks.retain(|sink| !sink.is_ended());
         }
         if listeners == 0 {
-            // Every stream is gone, and with it its sink.
-            self.sinks.retain(|sink| !sink.is_ended());
             self.touch();
         }
         if listeners == self.presence.sent {

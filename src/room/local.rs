@@ -120,8 +120,8 @@ impl LocalRoom {
             .min();
             // Idle: nobody listening (else no expiry) and nothing else due. The
             // room gives its task up until the next request or the expiry sweep.
-            let expiring = expire_at.filter(|at| *at > Instant::now());
             if due.is_none() {
+                let expiring = expire_at.filter(|at| *at > Instant::now());
                 if let (Some(expires_at), Some(inbox)) = (expiring, self.inbox.upgrade()) {
                     match inbox.sleep(self, &requests_rx, expires_at) {
                         Ok(()) => return,
