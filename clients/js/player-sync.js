@@ -168,11 +168,16 @@ export class PlayerSync {
   roomChanged() {
     this.hooks.quiet();
     this.eventPending = true;
-    this._followUpUsed = false;
-    this._followUpPending = false;
+    this._newChange();
     this._recent = [];
     this._suspendUntil = -Infinity;
     this.apply(true);
+  }
+
+  /** A new change (of the room, or a load): its first seek may have its one follow-up. */
+  _newChange() {
+    this._followUpUsed = false;
+    this._followUpPending = false;
   }
 
   /**
@@ -449,8 +454,7 @@ export class PlayerSync {
       this._loadedUntil = now + this.correction.loadSettleMs;
       this._lastSample = null;
       this._playRequestedAt = st.paused ? null : now;
-      this._followUpUsed = false;
-      this._followUpPending = false;
+      this._newChange();
       // Loaded to play: its first "playing" is the start-up judged below. (A cued item
       // starts at a scheduled start, primed: judged by the steady thresholds.)
       this._startingUp = !st.paused;
