@@ -8,14 +8,14 @@
 //!   connections, HTTP/2, TLS) stay queued for their whole life.
 //! - **direct**: a task on its own socket that finds its queue empty hands the
 //!   socket to the room ([`Sink::next`]) and sleeps. The room then writes each
-//!   frame with one non-blocking `write` and wakes nobody: a delivery is one
-//!   syscall.
+//!   frame with a non-blocking send and wakes nobody; the sends of a batch of
+//!   sinks go out in one system call ([`super::send_batch`]).
 //! - **ended**: nothing more is written (the stream ended, the socket failed,
 //!   or the room is gone).
 //!
 //! When the socket pushes back (it took part of a frame, or none), the room
 //! puts the sink back in queued mode with what the socket did not take first
-//! ([`Sink::deliver`]) and wakes the task, which writes on at its own pace. A
+//! ([`DirectWrite::finish`]) and wakes the task, which writes on at its own pace. A
 //! queue that overflows is dropped whole and the task resyncs with a fresh
 //! snapshot; a socket that takes nothing for the stall time is dropped (by the
 //! task). So the room never waits for a listener.
@@ -87,6 +87,76 @@ pub(crate) enum Delivery {
     Ended,
 }
 
+/// [`Sink::begin`]'s answer.
+pub(crate) enum Begin<'a> {
+    /// Queued for the task, or nobody writes here any more.
+    Done(Delivery),
+    /// The room holds the socket: write the frame, then [`DirectWrite::finish`].
+    Direct(DirectWrite<'a>),
+}
+
+/// A sink in direct mode, locked while the room writes to its socket (so the
+/// task cannot take the socket back halfway).
+pub(crate) struct DirectWrite<'a> {
+    sink: &'a Sink,
+    state: MutexGuard<'a, SinkState>,
+}
+
+impl DirectWrite<'_> {
+    /// The socket to write the frame to.
+    pub(crate) fn socket(&self) -> &TcpStream {
+        match &self.state.mode {
+            Mode::Direct(socket) => socket,
+            // `begin` hands out a DirectWrite only in direct mode, and the lock is held since.
+            Mode::Queued(_) | Mode::Ended => unreachable!("a DirectWrite is made in direct mode"),
+        }
+    }
+
+    /// Records how the write of `frame` went: written whole; in part or not at
+    /// all (the rest and what follows go to the task); or failed (the peer is
+    /// gone: the task notices and ends).
+    pub(crate) fn finish(self, frame: &SharedFrame, written: io::Result<usize>) -> Delivery {
+        let DirectWrite { sink, mut state } = self;
+        let written = match written {
+            Ok(written) => written,
+            // Full (or interrupted): the task writes it all, at the socket's pace.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(_) => {
+                state.mode = Mode::Ended;
+                drop(state);
+                sink.wake.notify_one();
+                return Delivery::Ended;
+            }
+        };
+        if let Some(version) = frame.version {
+            state.version = version;
+        }
+        if written >= frame.bytes.len() {
+            if frame.ends_stream {
+                state.mode = Mode::Ended;
+                drop(state);
+                sink.wake.notify_one();
+            }
+            return Delivery::Written;
+        }
+        state.mode = Mode::Queued(Queue {
+            rest: Some(frame.bytes.slice(written..)),
+            rest_ends: frame.ends_stream,
+            ..Queue::default()
+        });
+        drop(state);
+        sink.wake.notify_one();
+        Delivery::Queued
+    }
+}
+
 /// What the task is to do next.
 #[derive(Debug)]
 pub enum Next {
@@ -130,13 +200,38 @@ impl Sink {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The room's side: writes `frame` to the socket if the room holds it,
-    /// else queues it for the task.
+    /// The room's side for one sink: writes `frame` to the socket if the room
+    /// holds it (by the same non-blocking send the room's batches use), else
+    /// queues it for the task. The room itself writes in batches
+    /// ([`Sink::begin`], then [`DirectWrite::finish`]).
+    #[cfg(test)]
     pub(crate) fn deliver(&self, frame: &SharedFrame) -> Delivery {
+        use std::os::fd::AsRawFd;
+        match self.begin(frame) {
+            Begin::Done(delivery) => delivery,
+            Begin::Direct(write) => {
+                let mut outcome = Vec::with_capacity(1);
+                super::send_batch::send_all(
+                    &[(write.socket().as_raw_fd(), &frame.bytes[..])],
+                    &mut outcome,
+                );
+                let written = outcome
+                    .pop()
+                    .unwrap_or_else(|| Err(io::Error::other("no outcome")));
+                write.finish(frame, written)
+            }
+        }
+    }
+
+    /// The room's side, first half: queues `frame` (or drops it for an
+    /// ended sink), or, when the room holds the socket, keeps the sink locked
+    /// for the caller to write and [`DirectWrite::finish`]. Lets the room write
+    /// many sinks' sockets in one batch.
+    pub(crate) fn begin(&self, frame: &SharedFrame) -> Begin<'_> {
         let mut state = self.lock();
         let capacity = state.capacity;
-        let socket = match &mut state.mode {
-            Mode::Direct(socket) => socket,
+        match &mut state.mode {
+            Mode::Direct(_) => Begin::Direct(DirectWrite { sink: self, state }),
             Mode::Queued(queue) => {
                 if queue.frames.len() >= capacity {
                     // Too slow: what is queued is dropped, a snapshot replaces it.
@@ -146,40 +241,10 @@ impl Sink {
                 queue.frames.push_back(frame.clone());
                 drop(state);
                 self.wake.notify_one();
-                return Delivery::Queued;
+                Begin::Done(Delivery::Queued)
             }
-            Mode::Ended => return Delivery::Ended,
-        };
-        let written = match socket.try_write(&frame.bytes) {
-            Ok(written) => written,
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(_) => {
-                // The peer is gone; its task notices and ends.
-                state.mode = Mode::Ended;
-                drop(state);
-                self.wake.notify_one();
-                return Delivery::Ended;
-            }
-        };
-        if let Some(version) = frame.version {
-            state.version = version;
+            Mode::Ended => Begin::Done(Delivery::Ended),
         }
-        if written == frame.bytes.len() {
-            if frame.ends_stream {
-                state.mode = Mode::Ended;
-                drop(state);
-                self.wake.notify_one();
-            }
-            return Delivery::Written;
-        }
-        state.mode = Mode::Queued(Queue {
-            rest: Some(frame.bytes.slice(written..)),
-            rest_ends: frame.ends_stream,
-            ..Queue::default()
-        });
-        drop(state);
-        self.wake.notify_one();
-        Delivery::Queued
     }
 
     /// The task's side: what to write next. With `socket` and nothing queued,

@@ -6,6 +6,7 @@
 //! change is decided and where presence goes; everything a listener sees comes
 //! through here, so both paths share these lines.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,10 @@ use tokio::time::Instant;
 
 use super::actor::RoomSettings;
 use super::event::{Event, EventKind, Frame, SharedFrame};
-use super::fanout::{Delivery, Sink};
+use super::fanout::{Begin, Delivery, Sink};
 use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
 use super::history::History;
+use super::send_batch;
 use super::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 
@@ -285,11 +287,32 @@ struct Tally {
 /// Sends `frame` to every sink.
 fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
     let mut tally = Tally::default();
-    for sink in sinks {
-        match sink.deliver(frame) {
-            Delivery::Written => tally.written += 1,
-            Delivery::Queued => tally.queued += 1,
-            Delivery::Ended => tally.ended = true,
+    let mut count = |delivery| match delivery {
+        Delivery::Written => tally.written += 1,
+        Delivery::Queued => tally.queued += 1,
+        Delivery::Ended => tally.ended = true,
+    };
+    // The sinks the room writes itself, locked, a batch at a time: their
+    // sends go out in one system call (send_batch).
+    let mut direct = Vec::with_capacity(sinks.len().min(send_batch::BATCH));
+    let mut outcomes = Vec::with_capacity(direct.capacity());
+    let mut writes = Vec::with_capacity(direct.capacity());
+    for chunk in sinks.chunks(send_batch::BATCH) {
+        for sink in chunk {
+            match sink.begin(frame) {
+                Begin::Done(delivery) => count(delivery),
+                Begin::Direct(write) => direct.push(write),
+            }
+        }
+        writes.extend(
+            direct
+                .iter()
+                .map(|write| (write.socket().as_raw_fd(), &frame.bytes[..])),
+        );
+        send_batch::send_all(&writes, &mut outcomes);
+        writes.clear();
+        for (write, outcome) in direct.drain(..).zip(outcomes.drain(..)) {
+            count(write.finish(frame, outcome));
         }
     }
     tally

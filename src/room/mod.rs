@@ -28,6 +28,7 @@ pub mod history;
 pub mod hub;
 pub mod local;
 pub mod mirror;
+mod send_batch;
 pub mod shared;
 pub mod source;
 pub mod state;
