@@ -10,8 +10,9 @@
 //! would, and the room hands it back to its task.
 //!
 //! Each thread keeps its own small ring, made on first use. Where io_uring is
-//! not to be had (another OS, an old kernel, a sandbox that forbids it), the
-//! same batch is sent one `send` at a time.
+//! not to be had (another OS, an old kernel, a sandbox that forbids it, such
+//! as the shipped systemd unit's `SystemCallFilter=@system-service`), the same
+//! batch is sent one `send` at a time, and the log says so once.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -69,6 +70,7 @@ mod uring {
     use std::cell::RefCell;
     use std::io;
     use std::os::fd::RawFd;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use io_uring::{opcode, types, IoUring};
 
@@ -80,6 +82,8 @@ mod uring {
         Ready(Box<IoUring>),
         Unavailable,
     }
+
+    static REPORTED: AtomicBool = AtomicBool::new(false);
 
     thread_local! {
         static RING: RefCell<Ring> = const { RefCell::new(Ring::Untried) };
@@ -97,7 +101,10 @@ mod uring {
                 *ring = match IoUring::new(BATCH as u32) {
                     Ok(made) => Ring::Ready(Box::new(made)),
                     Err(error) => {
-                        tracing::debug!(%error, "io_uring unavailable: one send per listener");
+                        // Said once per process, not once per thread.
+                        if !REPORTED.swap(true, Ordering::Relaxed) {
+                            tracing::info!(%error, "io_uring unavailable: the fan-out sends one frame per system call");
+                        }
                         Ring::Unavailable
                     }
                 };
