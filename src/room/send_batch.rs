@@ -89,6 +89,12 @@ mod uring {
         static RING: RefCell<Ring> = const { RefCell::new(Ring::Untried) };
     }
 
+    /// Makes this thread send one `send` at a time, as where io_uring is forbidden.
+    #[cfg(test)]
+    pub(super) fn forbid_on_this_thread() {
+        RING.with(|ring| *ring.borrow_mut() = Ring::Unavailable);
+    }
+
     /// Sends `chunk` (at most [`BATCH`]) through this thread's ring and appends
     /// the outcomes; `false` if there is no ring (nothing was sent).
     pub(super) fn send_chunk(
@@ -193,6 +199,9 @@ mod uring {
     pub(super) fn send_chunk(_: &[(RawFd, &[u8])], _: &mut Vec<io::Result<usize>>) -> bool {
         false
     }
+
+    #[cfg(test)]
+    pub(super) fn forbid_on_this_thread() {}
 }
 
 #[cfg(test)]
@@ -214,6 +223,21 @@ mod tests {
 
     #[test]
     fn one_batch_reports_each_socket_on_its_own_written_full_or_gone() {
+        mixed_batch();
+    }
+
+    #[test]
+    fn without_io_uring_the_same_batch_goes_one_send_at_a_time() {
+        std::thread::spawn(|| {
+            uring::forbid_on_this_thread();
+            mixed_batch();
+        })
+        .join()
+        .expect("the batch behaves the same without io_uring");
+    }
+
+    /// A batch of four: a reading socket, a full one, a reset one, the reading one again.
+    fn mixed_batch() {
         let (ready, mut ready_peer) = pair();
         let (full, _full_peer) = pair();
         let (gone, gone_peer) = pair();
