@@ -60,14 +60,18 @@ fn media_dir() -> MediaDir {
     MediaDir { root, outside }
 }
 
+/// A name no other test of this run takes: the process, the clock, and a
+/// counter (tests run in parallel threads, and two may read the same clock).
 fn uuid_like() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     format!(
-        "{}-{}",
+        "{}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
-            .as_nanos()
+            .as_nanos(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }
 
