@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -99,24 +100,24 @@ pub(crate) enum Begin<'a> {
 /// task cannot take the socket back halfway).
 pub(crate) struct DirectWrite<'a> {
     sink: &'a Sink,
+    /// The room's socket, kept open by `state` (direct mode) while the lock is held.
+    fd: RawFd,
     state: MutexGuard<'a, SinkState>,
 }
 
 impl DirectWrite<'_> {
     /// The socket to write the frame to.
-    pub(crate) fn socket(&self) -> &TcpStream {
-        match &self.state.mode {
-            Mode::Direct(socket) => socket,
-            // `begin` hands out a DirectWrite only in direct mode, and the lock is held since.
-            Mode::Queued(_) | Mode::Ended => unreachable!("a DirectWrite is made in direct mode"),
-        }
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
     }
 
     /// Records how the write of `frame` went: written whole; in part or not at
     /// all (the rest and what follows go to the task); or failed (the peer is
     /// gone: the task notices and ends).
     pub(crate) fn finish(self, frame: &SharedFrame, written: io::Result<usize>) -> Delivery {
-        let DirectWrite { sink, mut state } = self;
+        let DirectWrite {
+            sink, mut state, ..
+        } = self;
         let written = match written {
             Ok(written) => written,
             // Full (or interrupted): the task writes it all, at the socket's pace.
@@ -206,15 +207,11 @@ impl Sink {
     /// ([`Sink::begin`], then [`DirectWrite::finish`]).
     #[cfg(test)]
     pub(crate) fn deliver(&self, frame: &SharedFrame) -> Delivery {
-        use std::os::fd::AsRawFd;
         match self.begin(frame) {
             Begin::Done(delivery) => delivery,
             Begin::Direct(write) => {
                 let mut outcome = Vec::with_capacity(1);
-                super::send_batch::send_all(
-                    &[(write.socket().as_raw_fd(), &frame.bytes[..])],
-                    &mut outcome,
-                );
+                super::send_batch::send_all(&[(write.fd(), &frame.bytes[..])], &mut outcome);
                 let written = outcome
                     .pop()
                     .unwrap_or_else(|| Err(io::Error::other("no outcome")));
@@ -231,7 +228,14 @@ impl Sink {
         let mut state = self.lock();
         let capacity = state.capacity;
         match &mut state.mode {
-            Mode::Direct(_) => Begin::Direct(DirectWrite { sink: self, state }),
+            Mode::Direct(socket) => {
+                let fd = socket.as_raw_fd();
+                Begin::Direct(DirectWrite {
+                    sink: self,
+                    fd,
+                    state,
+                })
+            }
             Mode::Queued(queue) => {
                 if queue.frames.len() >= capacity {
                     // Too slow: what is queued is dropped, a snapshot replaces it.

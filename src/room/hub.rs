@@ -6,7 +6,6 @@
 //! change is decided and where presence goes; everything a listener sees comes
 //! through here, so both paths share these lines.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -304,11 +303,7 @@ fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
                 Begin::Direct(write) => direct.push(write),
             }
         }
-        writes.extend(
-            direct
-                .iter()
-                .map(|write| (write.socket().as_raw_fd(), &frame.bytes[..])),
-        );
+        writes.extend(direct.iter().map(|write| (write.fd(), &frame.bytes[..])));
         send_batch::send_all(&writes, &mut outcomes);
         writes.clear();
         for (write, outcome) in direct.drain(..).zip(outcomes.drain(..)) {
