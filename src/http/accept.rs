@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use super::poll_again::PollAgain;
 use super::socket_stream::{self, Prefixed};
 
 /// How long accepting pauses after an error such as running out of file
@@ -98,7 +99,7 @@ pub async fn serve(
                         stall_timeout: limits.stall_timeout,
                         ping_every: limits.dead_peer_timeout,
                     };
-                    Box::pin(super::tls::serve_connection(
+                    PollAgain::new(super::tls::serve_connection(
                         stream, peer, acceptor, router, deadlines, shutdown,
                     ))
                     .await;
@@ -178,7 +179,8 @@ async fn serve_connection(
         .await;
         return;
     }
-    Box::pin(serve_hyper(
+    // A command's body wakes its own connection task: see `PollAgain`.
+    PollAgain::new(serve_hyper(
         Prefixed::new(head, stream),
         peer,
         router,

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod media;
 pub mod openapi;
 pub mod pages;
+pub mod poll_again;
 pub mod ready;
 pub mod rooms;
 pub mod schema;
