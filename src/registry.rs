@@ -143,7 +143,7 @@ pub enum CreateError {
 pub struct Registry {
     rooms: Arc<DashMap<Arc<str>, RoomHandle>>,
     next_generation: AtomicU64,
-    settings: RoomSettings,
+    settings: Arc<RoomSettings>,
     max_queue: usize,
     max_rooms: usize,
     /// Rooms one client address may hold (`--max-rooms-per-client`).
@@ -172,7 +172,7 @@ impl Registry {
         Self {
             rooms: Arc::new(DashMap::new()),
             next_generation: AtomicU64::new(1),
-            settings,
+            settings: Arc::new(settings),
             max_queue,
             max_rooms,
             max_rooms_per_client: usize::MAX,

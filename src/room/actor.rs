@@ -43,7 +43,9 @@ pub struct RoomSettings {
 
 /// Everything a room's driver needs from the server around it.
 pub struct ActorContext {
-    pub settings: RoomSettings,
+    /// The server's settings, shared by every room (a room's driver is kept
+    /// small: an idle room is mostly its driver).
+    pub settings: Arc<RoomSettings>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     /// Called once when the driver ends, to drop the room from the registry.

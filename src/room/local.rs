@@ -440,7 +440,7 @@ mod tests {
             room,
             1,
             ActorContext {
-                settings: RoomSettings {
+                settings: Arc::new(RoomSettings {
                     history: 16,
                     listener_buffer: 16,
                     keepalive: Duration::from_secs(15),
@@ -452,7 +452,7 @@ mod tests {
                         max_reports: 100,
                     },
                     starts: StartPolicy::default(),
-                },
+                }),
                 clock,
                 metrics: Arc::new(Metrics::new()),
                 on_exit: Box::new(move || flag.store(true, Ordering::SeqCst)),
