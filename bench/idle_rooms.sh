@@ -6,8 +6,8 @@
 #   bench/idle_rooms.sh [N]        (default 5000)
 #
 # SYNCROOM_BIN picks the binary (default: the release build of this checkout);
-# SYNCROOM_ARGS adds flags (e.g. the room-creation limits, raised: the rooms all
-# come from one address).
+# SYNCROOM_ARGS adds flags. The room-creation limits are raised here: the rooms
+# all come from one address.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n="${1:-5000}"
@@ -18,7 +18,9 @@ if [ -z "${SYNCROOM_BIN:-}" ]; then cargo build --quiet --release -p syncroom; f
 
 # shellcheck disable=SC2086
 RUST_LOG=warn "$bin" --listen "127.0.0.1:$port" --max-rooms $((n + 100)) \
-  --commands-per-minute 10000000 --commands-burst 1000000 ${SYNCROOM_ARGS:-} >/dev/null 2>&1 &
+  --commands-per-minute 10000000 --commands-burst 1000000 \
+  --rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000 \
+  ${SYNCROOM_ARGS:-} >/dev/null 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
