@@ -8,6 +8,13 @@ use std::net::SocketAddr;
 
 use syncroom::config::{Config, ListenAddr};
 
+/// mimalloc rather than the system allocator: a command and a delivery allocate
+/// small, short-lived buffers on every worker, and a listener's memory is mostly
+/// small allocations (BENCHMARKS.md, "Results"). The library leaves the choice to
+/// whoever embeds it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let config = Config::parse();
     syncroom::telemetry::init_logging(config.log_format);
