@@ -142,6 +142,15 @@ mod tests {
         (counter, waker)
     }
 
+    /// Polls `future` inside `PollAgain` once: what it gave, and how many wakes
+    /// reached the task meanwhile.
+    fn poll_once<F: Future>(future: F) -> (Poll<F::Output>, usize) {
+        let (counter, waker) = counting();
+        let mut future = std::pin::pin!(PollAgain::new(future));
+        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
+        (polled, counter.0.load(Ordering::SeqCst))
+    }
+
     #[test]
     fn a_self_wake_is_polled_again_without_waking_the_task() {
         // Wakes itself on its first two polls, finishes on the third.
@@ -155,11 +164,7 @@ mod tests {
                 Poll::Ready(polls)
             }
         });
-        let (counter, waker) = counting();
-        let mut future = std::pin::pin!(PollAgain::new(future));
-        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
-        assert_eq!(polled, Poll::Ready(3));
-        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        assert_eq!(poll_once(future), (Poll::Ready(3), 0));
     }
 
     #[test]
@@ -171,14 +176,10 @@ mod tests {
             cx.waker().wake_by_ref();
             Poll::<()>::Pending
         });
-        let (counter, waker) = counting();
-        let mut future = std::pin::pin!(PollAgain::new(future));
-        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
-        assert_eq!(polled, Poll::Pending);
         // Polled once and again MAX_POLLS_AGAIN times, then one real wake so
         // the scheduler comes back to it after the others.
+        assert_eq!(poll_once(future), (Poll::Pending, 1));
         assert_eq!(polls.load(Ordering::SeqCst), 1 + MAX_POLLS_AGAIN as usize);
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]
@@ -218,11 +219,7 @@ mod tests {
                 Poll::Ready(polls)
             }
         });
-        let (counter, waker) = counting();
-        let mut future = std::pin::pin!(PollAgain::new(future));
-        let polled = future.as_mut().poll(&mut Context::from_waker(&waker));
-        assert_eq!(polled, Poll::Ready(2));
-        assert_eq!(counter.0.load(Ordering::SeqCst), 0);
+        assert_eq!(poll_once(future), (Poll::Ready(2), 0));
     }
 
     #[tokio::test]
