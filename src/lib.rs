@@ -10,6 +10,7 @@
 //! - [`room`]: the pure state machine ([`room::state`]), commands and events, and the
 //!   actor shell that sequences commands and fans out pre-encoded SSE frames.
 //! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
+//! - [`delivery`]: getting frames to sockets: direct fan-out and batched sends (all `unsafe`).
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
 //! - [`backplane`]: implementations of the room core's port for sharing rooms
@@ -21,6 +22,7 @@
 
 pub mod backplane;
 pub mod config;
+pub mod delivery;
 pub mod http;
 pub mod registry;
 pub mod room;

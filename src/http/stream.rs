@@ -23,7 +23,7 @@ use super::limits::StreamSlot;
 use super::stream_token::StreamId;
 use super::AppState;
 use crate::room::event::{hello_frame, retry_frame};
-use crate::room::fanout::{Next, Sink};
+use crate::delivery::fanout::{Next, Sink};
 use crate::room::handle::{ListenerGuard, Subscription};
 use crate::room::RoomHandle;
 
@@ -72,7 +72,7 @@ pub struct Listener {
     stream_id: StreamId,
     /// The last version written; live frames at or below it are skipped.
     version: u64,
-    /// Where live frames come from (see [`crate::room::fanout`]).
+    /// Where live frames come from (see [`crate::delivery::fanout`]).
     sink: Arc<Sink>,
     handle: RoomHandle,
     max_age: Pin<Box<Sleep>>,

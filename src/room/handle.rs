@@ -251,7 +251,7 @@ pub struct Subscription {
     /// below it are duplicates and are skipped.
     pub version: u64,
     /// This listener's place in the room's fan-out: its live frames.
-    pub sink: Arc<super::fanout::Sink>,
+    pub sink: Arc<crate::delivery::fanout::Sink>,
     pub guard: ListenerGuard,
 }
 

@@ -13,10 +13,10 @@ use tokio::time::Instant;
 
 use super::actor::RoomSettings;
 use super::event::{Event, EventKind, Frame, SharedFrame};
-use super::fanout::{Begin, Delivery, Sink};
+use crate::delivery::fanout::{Begin, Delivery, Sink};
 use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
 use super::history::History;
-use super::send_batch;
+use crate::delivery::send_batch;
 use super::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 
@@ -33,7 +33,7 @@ pub(crate) struct Hub {
     /// Frames a listener may fall behind (`--listener-buffer`): each sink's
     /// queue bound.
     listener_buffer: usize,
-    /// Every listener's place in the direct fan-out (see [`super::fanout`]);
+    /// Every listener's place in the direct fan-out (see [`crate::delivery::fanout`]);
     /// ended ones are dropped now and then.
     sinks: Vec<Arc<Sink>>,
     /// A `: keepalive` goes out when the room has sent nothing this long.
@@ -378,7 +378,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_listener_has_its_own_bounded_queue_and_a_room_forgets_ended_ones() {
-        use crate::room::fanout::Next;
+        use crate::delivery::fanout::Next;
         let (mut hub, room) = hub();
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
         // Sending to nobody is fine.
@@ -414,7 +414,7 @@ mod tests {
     /// room; the others get it queued.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_large_room_writes_over_threads_and_reaches_everyone_once() {
-        use crate::room::fanout::Next;
+        use crate::delivery::fanout::Next;
         use tokio::io::AsyncReadExt;
 
         let (mut hub, room) = hub();

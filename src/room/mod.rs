@@ -3,7 +3,6 @@
 //! - [`state`]: `Room` and `Room::apply`, a pure function of (room, command, clock).
 //! - [`command`]: the commands hosts send, decoded and validated.
 //! - [`event`]: what a room emits, encoded once into SSE frames shared by every listener.
-//! - [`fanout`]: direct fan-out: the room writes to caught-up listeners' sockets itself.
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
 //! - [`actor`]: what both room drivers share (settings, context, loop helpers).
 //! - [`gate`]: the ready gate's tally in a room kept here, and its quorum.
@@ -21,14 +20,12 @@ pub mod actor;
 pub mod command;
 pub mod error;
 pub mod event;
-pub mod fanout;
 pub mod gate;
 pub mod handle;
 pub mod history;
 pub mod hub;
 pub mod local;
 pub mod mirror;
-mod send_batch;
 pub mod shared;
 pub mod source;
 pub mod state;

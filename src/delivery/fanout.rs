@@ -34,7 +34,7 @@ use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::event::SharedFrame;
+use crate::room::event::SharedFrame;
 
 /// One listener's place in its room's fan-out.
 #[derive(Debug)]
