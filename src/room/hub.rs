@@ -13,11 +13,11 @@ use tokio::time::Instant;
 
 use super::actor::RoomSettings;
 use super::event::{Event, EventKind, Frame, SharedFrame};
-use crate::delivery::fanout::{Begin, Delivery, Sink};
 use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
 use super::history::History;
-use crate::delivery::send_batch;
 use super::state::{Room, RoomView};
+use crate::delivery::fanout::{Begin, Delivery, Sink};
+use crate::delivery::send_batch;
 use crate::telemetry::Metrics;
 
 /// Presence events are coalesced to at most one per this interval.
@@ -71,7 +71,7 @@ impl Hub {
             room.state.source.clone(),
             room.visibility,
         ));
-        let mut ring = History::new(settings.history);
+        let mut ring = History::new(settings.history, settings.history_bytes);
         for event in history {
             ring.push(Arc::new(event.to_frame(None)));
         }
@@ -361,6 +361,7 @@ mod tests {
         let room = Room::new("r".into(), "r".into(), Control::Open, None, "token", 10, 0);
         let settings = RoomSettings {
             history: 16,
+            history_bytes: 1 << 20,
             listener_buffer: 16,
             keepalive: Duration::from_secs(15),
             fanout_threads: 2,
