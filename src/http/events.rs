@@ -1,8 +1,10 @@
 //! `GET /api/rooms/{room_id}/events`: one room's Server-Sent Events stream.
 //!
 //! The body is a stream of pre-encoded frames written as they are: the actor
-//! encoded each event once, and every listener writes the same `Bytes`. Per
-//! listener there is one broadcast receiver and two timers, nothing more.
+//! encoded each event once, and every listener is sent the same `Bytes`. Per
+//! listener the room holds one sink (`delivery::fanout::Sink`): a bounded queue
+//! of shared frames that the stream's task writes, or, once a stream with a
+//! socket of its own has caught up, that socket, which the room writes itself.
 //!
 //! A stream starts with `retry:` (jittered per connection), `hello` (the
 //! stream's id and token, see [`super::stream_token`]), then a snapshot or
