@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn resume_refuses_ids_the_server_never_writes() {
-        // Found by the last_event_id fuzz target: `+5` parsed as 5.
+        // `u64::from_str` takes a leading `+`: `+5` must not resume from 5.
         for id in [
             "+5",
             "-1",
