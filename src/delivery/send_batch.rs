@@ -203,7 +203,7 @@ mod uring {
                 }
             }
         }
-        let answered = pushed - owed;
+        let answered = pushed.saturating_sub(owed);
         results.truncate(start + answered);
         Sent { answered, failure }
     }
@@ -276,10 +276,12 @@ mod uring {
         if in_flight == 0 {
             return;
         }
-        // Returns once no cancelled send is running. Not found: all were
-        // over already. Another error (kernels before 6.0 have no
-        // synchronous cancel): the wait below suffices, as no send here
-        // waits for room in its socket.
+        // Sends that have not run yet never will (each completes as
+        // cancelled); one already running finishes on its own. What makes
+        // sure every send is over is the wait for its completion below, so
+        // the answer does not matter: not found (all were over already), or
+        // an error (kernels before 6.0 have no synchronous cancel), and then
+        // waiting alone is short, as no send here waits for room.
         let _ = uring
             .submitter()
             .register_sync_cancel(None, CancelBuilder::any());
