@@ -29,11 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A reporter whose own drift p95 is at most this is "in sync".
-pub const IN_SYNC_MS: f64 = 50.0;
-/// The largest drift a report may state (ten minutes): past it, a page is not
-/// playing the room's item at all, and the number only means a bug or a lie.
-pub const MAX_DRIFT_MS: f64 = 600_000.0;
+pub use super::limits::{IN_SYNC_MS, MAX_DRIFT_MS};
 /// A report counts for this many report intervals after it arrived.
 pub const REPORT_LIFETIME_INTERVALS: u32 = 3;
 /// The summary lists at most this many listeners as `behind`.
