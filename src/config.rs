@@ -302,7 +302,8 @@ fn parse_positive_secs(text: &str) -> Result<Duration, String> {
 
 /// The bounds of `--sync-report-interval`.
 pub const SYNC_REPORT_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_secs(1)..=Duration::from_secs(60);
+    Duration::from_millis(crate::room::limits::MIN_SYNC_REPORT_INTERVAL_MS)
+        ..=Duration::from_millis(crate::room::limits::MAX_SYNC_REPORT_INTERVAL_MS);
 
 /// `--sync-report-interval`: seconds within [`SYNC_REPORT_INTERVAL_RANGE`].
 fn parse_report_interval(text: &str) -> Result<Duration, String> {
