@@ -1,12 +1,13 @@
 """Schemathesis hooks for scripts/schemathesis (loaded through SCHEMATHESIS_HOOKS).
 
 Every check runs, positive and negative data included. A few rules of the API
-are more than a JSON Schema can state; docs/API.md names them ("What the
-description cannot say"). For each, the generated case that would meet it is
-left out here, by name, and for nothing else: each filter below says which
-rule, and which mode of data it touches.
+are more than a JSON Schema can state; docs/API.md names them (under
+`GET /api/openapi.json`). For each, the generated case that would meet it is
+left out here, under the same name, and nothing else is: each filter says
+which rule, and which mode of data (positive or negative) it touches.
 """
 
+import json
 import os
 import re
 import time
@@ -21,6 +22,11 @@ MAX_QUEUE = int(os.environ["SYNCROOM_MAX_QUEUE"])
 # (this machine's) by the time it arrives, in ms from now: the server takes
 # from 1 s before to 60 s after (docs/API.md), less a second either side.
 STARTS_AT_WINDOW_MS = (0, 59_000)
+
+# The largest body each route reads, in bytes (docs/API.md, Limits): 16 KiB,
+# and 1 KiB for a sync report.
+BODY_LIMITS = {"/api/rooms/{room_id}/sync": 1024}
+DEFAULT_BODY_LIMIT = 16 * 1024
 
 # Text fields the server trims of surrounding white space before it counts
 # their characters: room names, chat names and messages, queue titles, the
@@ -59,19 +65,55 @@ def _mode(case):
     return None if meta is None else meta.generation.mode
 
 
-def _has_surrounding_white_space(value):
-    return isinstance(value, str) and value != value.strip(WHITE_SPACE)
+def _max_lengths(schema, found):
+    """Every `maxLength` the description gives a trimmed field, by field name."""
+    if isinstance(schema, dict):
+        for name, field in (schema.get("properties") or {}).items():
+            if name in TRIMMED_FIELDS and isinstance(field, dict) and "maxLength" in field:
+                found.setdefault(name, set()).add(field["maxLength"])
+        for value in schema.values():
+            _max_lengths(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _max_lengths(value, found)
+    return found
+
+
+MAX_LENGTHS = _max_lengths(requests.get(f"{BASE_URL}/api/openapi.json", timeout=10).json(), {})
+
+
+def _too_long_only_untrimmed(name, value):
+    """Whether `value` is longer than a `maxLength` of field `name` only until trimmed."""
+    if not isinstance(value, str):
+        return False
+    trimmed = len(value.strip(WHITE_SPACE))
+    return any(trimmed <= limit < len(value) for limit in MAX_LENGTHS.get(name, ()))
+
+
+def _body_bytes(case):
+    """The body's size as sent at its largest (JSON with every non-ASCII character escaped)."""
+    try:
+        return len(json.dumps(case.body).encode())
+    except (TypeError, ValueError):
+        return 0
 
 
 @schemathesis.hook
 def filter_case(context, case):
     mode = _mode(case)
+    # BODY_SIZE: no schema states a body's size in bytes. A positive case over
+    # the route's limit is `413 payload_too_large` however right its fields
+    # are; a negative one over it is refused all the same (413 counts as a
+    # refusal in scripts/schemathesis).
+    limit = BODY_LIMITS.get(case.operation.path, DEFAULT_BODY_LIMIT)
+    if mode is not None and mode.is_positive and _body_bytes(case) > limit:
+        return False
     for body in _bodies(case):
         # TRIMMED_BEFORE_COUNTING: `maxLength` counts the text as sent, the
         # server counts it trimmed, so a negative case that is too long only
         # by its surrounding white space is one the server rightly takes.
         if mode is not None and mode.is_negative and any(
-            _has_surrounding_white_space(body.get(field)) for field in TRIMMED_FIELDS
+            _too_long_only_untrimmed(field, body.get(field)) for field in TRIMMED_FIELDS
         ):
             return False
         # MEDIA_URL_GRAMMAR: the pattern says only how a media URL starts; the
