@@ -2,9 +2,11 @@
 
 Every check runs, positive and negative data included. A few rules of the API
 are more than a JSON Schema can state; docs/API.md names them (under
-`GET /api/openapi.json`). For each, the generated case that would meet it is
-left out here, under the same name, and nothing else is: each filter says
-which rule, and which mode of data (positive or negative) it touches.
+`GET /api/openapi.json`). A failure that one of them explains is left out
+here, under the same name, and nothing else is: a schema-valid request refused
+(`RejectedPositiveData`) or a schema-violating one taken (`AcceptedNegativeData`)
+only where the request meets that rule. Generation is left alone, so every
+phase (stateful included) is judged the same way.
 """
 
 import json
@@ -14,6 +16,8 @@ import time
 
 import requests
 import schemathesis
+from schemathesis.core.failures import AcceptedNegativeData
+from schemathesis.openapi.checks import RejectedPositiveData
 
 # The server under test, and the limits it was started with (scripts/schemathesis).
 BASE_URL = os.environ["SYNCROOM_BASE_URL"]
@@ -60,11 +64,6 @@ def _bodies(case):
     return objects
 
 
-def _mode(case):
-    meta = case.meta
-    return None if meta is None else meta.generation.mode
-
-
 def _max_lengths(schema, found):
     """Every `maxLength` the description gives a trimmed field, by field name."""
     if isinstance(schema, dict):
@@ -98,54 +97,45 @@ def _body_bytes(case):
         return 0
 
 
-@schemathesis.hook
-def filter_case(context, case):
-    mode = _mode(case)
-    # BODY_SIZE: no schema states a body's size in bytes. A positive case over
-    # the route's limit is `413 payload_too_large` however right its fields
-    # are; a negative one over it is refused all the same (413 counts as a
-    # refusal in scripts/schemathesis).
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _error_code(response):
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _refused_by_the_body(case, response):
+    """The name of the rule between fields or bytes that refused a schema-valid body, if any."""
+    # BODY_SIZE: no schema states a body's size in bytes; over the route's
+    # limit the answer is 413 however right the fields are. (A negative body
+    # over it is refused all the same: scripts/schemathesis counts 413 a refusal.)
     limit = BODY_LIMITS.get(case.operation.path, DEFAULT_BODY_LIMIT)
-    if mode is not None and mode.is_positive and _body_bytes(case) > limit:
-        return False
+    if response.status_code == 413 and _body_bytes(case) > limit:
+        return "BODY_SIZE"
+    if _error_code(response) != "invalid_value":
+        return None
     for body in _bodies(case):
-        # TRIMMED_BEFORE_COUNTING: `maxLength` counts the text as sent, the
-        # server counts it trimmed, so a negative case that is too long only
-        # by its surrounding white space is one the server rightly takes.
-        if mode is not None and mode.is_negative and any(
-            _too_long_only_untrimmed(field, body.get(field)) for field in TRIMMED_FIELDS
-        ):
-            return False
         # MEDIA_URL_GRAMMAR: the pattern says only how a media URL starts; the
         # server parses it as a URL (a host, no user name, no dot segment under
-        # /media/, at most 2,048 bytes). Positive cases keep the plain forms
-        # both admit; negative ones (not even the start) stay.
+        # /media/, at most 2,048 bytes). The plain forms both admit are never
+        # excused.
         media_url = body.get("media_url")
-        if (
-            mode is not None
-            and mode.is_positive
-            and isinstance(media_url, str)
-            and not PLAIN_MEDIA_URL.fullmatch(media_url)
-        ):
-            return False
+        if isinstance(media_url, str) and not PLAIN_MEDIA_URL.fullmatch(media_url):
+            return "MEDIA_URL_GRAMMAR"
         # P50_NOT_ABOVE_P95: a sync report's median drift may not exceed its
         # 95th percentile, a rule between two fields.
         p50, p95 = body.get("drift_p50_ms"), body.get("drift_p95_ms")
-        if (
-            mode is not None
-            and mode.is_positive
-            and isinstance(p50, (int, float))
-            and isinstance(p95, (int, float))
-            and not isinstance(p50, bool)
-            and not isinstance(p95, bool)
-            and p50 > p95
-        ):
-            return False
-    return True
+        if _is_number(p50) and _is_number(p95) and p50 > p95:
+            return "P50_NOT_ABOVE_P95"
+    return None
 
 
 def _room(case):
-    """The room a command goes to, as `GET /api/rooms/{room_id}` answers it (or None)."""
+    """The room a request went to, as `GET /api/rooms/{room_id}` answers it (or None)."""
     room_id = (case.path_parameters or {}).get("room_id")
     if not isinstance(room_id, str):
         return None
@@ -153,38 +143,57 @@ def _room(case):
     return response.json() if response.status_code == 200 else None
 
 
-def _refused_by_the_room(command, room):
-    """The name of the room's rule a well-formed command breaks, if any."""
-    kind = command.get("type")
-    if kind in ("queue_move", "queue_remove"):
-        held = {item.get("item_id") for item in room.get("queue", [])}
+def _refused_by_the_room(case, response):
+    """The name of the room's or the clock's rule a well-formed command broke, if any.
+
+    A refused command changes nothing, so the room asked right after is the
+    room that refused it (schemathesis sends one request at a time).
+    """
+    command = case.body
+    if case.operation.path != "/api/rooms/{room_id}/commands" or not isinstance(command, dict):
+        return None
+    code, kind = _error_code(response), command.get("type")
+    # STARTS_AT_WINDOW: from 1 s before to 60 s after the server's clock, and
+    # never with `paused: true`.
+    starts_at = command.get("starts_at")
+    if code == "invalid_value" and _is_number(starts_at):
+        ahead = starts_at - time.time() * 1000
+        inside = STARTS_AT_WINDOW_MS[0] <= ahead <= STARTS_AT_WINDOW_MS[1]
+        if not inside or command.get("paused") is True:
+            return "STARTS_AT_WINDOW"
+    room = _room(case)
+    if room is None:
+        return None
+    queue, state = room.get("queue", []), room.get("state", {})
+    # ITEM_IN_QUEUE: `queue_move` and `queue_remove` name an item the queue holds.
+    held = {item.get("item_id") for item in queue}
+    if code == "invalid_value" and kind in ("queue_move", "queue_remove"):
         if command.get("item_id") not in held:
             return "ITEM_IN_QUEUE"
-    if kind == "play":
-        state = room.get("state", {})
-        if state.get("video_id") is None and state.get("media_url") is None:
-            return "SOMETHING_LOADED"
-    if kind == "queue_add" and len(room.get("queue", [])) >= MAX_QUEUE:
+    # QUEUE_NOT_FULL: `queue_add` to a queue of `--max-queue` items.
+    if code == "invalid_value" and kind == "queue_add" and len(queue) >= MAX_QUEUE:
         return "QUEUE_NOT_FULL"
-    starts_at = command.get("starts_at")
-    if starts_at is not None:
-        ahead = starts_at - time.time() * 1000
-        if not STARTS_AT_WINDOW_MS[0] <= ahead <= STARTS_AT_WINDOW_MS[1]:
-            return "STARTS_AT_WINDOW"
-        if command.get("paused") is True:
-            return "STARTS_AT_WINDOW"
+    # SOMETHING_LOADED: `play` needs an item loaded.
+    nothing_loaded = state.get("video_id") is None and state.get("media_url") is None
+    if code == "invalid_command" and kind == "play" and nothing_loaded:
+        return "SOMETHING_LOADED"
     return None
 
 
-@schemathesis.hook("filter_case").apply_to(path="/api/rooms/{room_id}/commands", method="POST")
-def filter_commands_the_room_refuses(context, case):
-    # Rules of the room and the clock, not of the body: a positive command that
-    # the room it goes to must refuse as it stands (an item it does not hold,
-    # `play` with nothing loaded, a full queue, a `starts_at` outside the
-    # window around now or with `paused: true`) is left out. The room is asked
-    # just before; schemathesis sends one request at a time.
-    mode = _mode(case)
-    if mode is None or not mode.is_positive or not isinstance(case.body, dict):
-        return True
-    room = _room(case)
-    return room is None or _refused_by_the_room(case.body, room) is None
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    if isinstance(failure, RejectedPositiveData):
+        return (
+            _refused_by_the_body(case, response) is None
+            and _refused_by_the_room(case, response) is None
+        )
+    if isinstance(failure, AcceptedNegativeData):
+        # TRIMMED_BEFORE_COUNTING: `maxLength` counts the text as sent, the
+        # server counts it trimmed, so text too long only by its surrounding
+        # white space is text the server rightly takes.
+        return not any(
+            _too_long_only_untrimmed(field, body.get(field))
+            for body in _bodies(case)
+            for field in TRIMMED_FIELDS
+        )
+    return True
