@@ -71,16 +71,17 @@ fn api_error(status: StatusCode, reason: &str, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// What every request must carry; `Err` is the API's answer when it does not.
-fn check_key(query: &HashMap<String, String>) -> Result<(), Response> {
+/// What every request must carry: the API's refusal when it does not carry a
+/// usable key, `None` when it does.
+fn refuse_key(query: &HashMap<String, String>) -> Option<Response> {
     match query.get("key").map(String::as_str) {
-        Some(KEY) => Ok(()),
-        Some(SPENT_KEY) => Err(api_error(
+        Some(KEY) => None,
+        Some(SPENT_KEY) => Some(api_error(
             StatusCode::FORBIDDEN,
             "quotaExceeded",
             "The request cannot be completed because you have exceeded your <a href=\"/youtube/v3/getting-started#quota\">quota</a>.",
         )),
-        _ => Err(api_error(
+        _ => Some(api_error(
             StatusCode::BAD_REQUEST,
             "keyInvalid",
             "API key not valid. Please pass a valid API key.",
@@ -92,7 +93,7 @@ async fn videos(State(log): State<Log>, Query(query): Query<HashMap<String, Stri
     log.lock()
         .expect("log")
         .push(("videos".into(), query.clone()));
-    if let Err(answer) = check_key(&query) {
+    if let Some(answer) = refuse_key(&query) {
         return answer;
     }
     assert_eq!(
@@ -139,7 +140,7 @@ async fn playlist_items(
     log.lock()
         .expect("log")
         .push(("playlistItems".into(), query.clone()));
-    if let Err(answer) = check_key(&query) {
+    if let Some(answer) = refuse_key(&query) {
         return answer;
     }
     if query.get("playlistId").map(String::as_str) != Some(PLAYLIST) {
