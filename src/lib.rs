@@ -12,6 +12,8 @@
 //! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
 //! - [`delivery`]: getting frames to sockets: direct fan-out and batched sends (all `unsafe`).
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
+//! - [`metadata`]: what the server learns about an item by itself: a media file's
+//!   duration, tags and cover art, a YouTube video's details (YouTube Data API).
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
 //! - [`backplane`]: implementations of the room core's port for sharing rooms
 //!   between nodes ([`room::shared::SharedRooms`]); Redis (`--redis`).
@@ -29,6 +31,7 @@ pub mod backplane;
 pub mod config;
 pub mod delivery;
 pub mod http;
+pub mod metadata;
 pub mod registry;
 pub mod room;
 pub mod store;
@@ -81,10 +84,7 @@ pub async fn run_on(
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
     };
-    let media = match &config.media_dir {
-        Some(dir) => Some(http::media::MediaLibrary::open(dir)?),
-        None => None,
-    };
+    let metadata = open_metadata(&config)?;
     let backplane = match &config.redis {
         Some(url) => match connect_redis(url, &config, &shutdown).await? {
             Some(backplane) => {
@@ -103,7 +103,7 @@ pub async fn run_on(
         shutdown.clone(),
         store.clone(),
         backplane,
-        media,
+        metadata,
     ));
     if let Some(store) = &store {
         let rooms = store.load()?;
@@ -130,6 +130,33 @@ pub async fn run_on(
     }
     tracing::info!("syncroom stopped");
     Ok(())
+}
+
+/// The media library (`--media-dir`) and the YouTube client (`--youtube-api-key`),
+/// each only when its flag is given.
+fn open_metadata(config: &Config) -> std::io::Result<metadata::Metadata> {
+    let library = match &config.media_dir {
+        Some(dir) => Some(metadata::MediaLibrary::open(dir)?),
+        None => None,
+    };
+    let youtube = match &config.youtube_api_key {
+        Some(key) => {
+            let client = metadata::YouTube::new(config.youtube_api_url.clone(), key.clone())
+                .map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--youtube-api-url: {error}"),
+                    )
+                })?;
+            tracing::info!(
+                api = config.youtube_api_url.host_str().unwrap_or_default(),
+                "YouTube items get their details from the YouTube Data API"
+            );
+            Some(client)
+        }
+        None => None,
+    };
+    Ok(metadata::Metadata::new(library, youtube))
 }
 
 /// The pause after the first failed attempt to reach Redis at start-up; it
