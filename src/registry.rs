@@ -239,7 +239,7 @@ impl Registry {
         room.keep_chat(self.settings.chat_history);
         room.visibility = request.visibility.unwrap_or_default();
         room.creator = Some(creator);
-        let view = room.view(0, now);
+        let view = room.view(0, now, self.settings.starts.gate);
         if let Some(backplane) = &self.backplane {
             let limits = CreateLimits {
                 max_rooms: self.max_rooms,

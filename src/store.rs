@@ -180,7 +180,7 @@ fn write_atomically(path: &Path, room: &Room) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::room::{Command, Control};
+    use crate::room::{Command, Control, Inputs};
 
     fn room(id: &str) -> Room {
         Room::new(
@@ -200,7 +200,7 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         let mut kept = room("kept");
-        kept.apply(Command::Seek { position: 42.0 }, 2_000).unwrap();
+        kept.apply(Command::Seek { position: 42.0 }, &Inputs::at(2_000)).unwrap();
         store.save(&kept);
         store.save(&room("gone"));
         store.flush().await;

@@ -1132,7 +1132,7 @@ mod tests {
                         Command::Seek {
                             position: i as f64 + 1.0,
                         },
-                        now,
+                        &crate::room::Inputs::at(now),
                     )
                 })
                 .await

@@ -124,7 +124,6 @@ impl AppState {
                     quorum: config.gate_quorum,
                     deadline_ms: config.gate_deadline_ms,
                 },
-                gate_listeners: 0,
             },
         };
         let registry = Registry::new(

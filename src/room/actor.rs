@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use super::state::{Access, StartPolicy};
-use super::{Clock, Command};
+use super::event::Frame;
+use super::gate::ReadyTally;
+use super::state::{Room, StartPolicy};
+use super::Clock;
 use crate::telemetry::Metrics;
 
 /// Requests that may wait in one room's inbox before callers wait for room.
@@ -37,7 +39,7 @@ pub struct RoomSettings {
     /// How listeners' sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
     pub sync: super::sync::SyncRules,
     /// How starts are scheduled (`--start-lead-ms`, `--gate-quorum`,
-    /// `--gate-deadline-ms`); its `gate_listeners` is filled in by the driver.
+    /// `--gate-deadline-ms`).
     pub starts: StartPolicy,
 }
 
@@ -59,16 +61,17 @@ pub(crate) enum Flow {
     Stop,
 }
 
-/// Which commands need the host token even in open rooms.
-pub(crate) fn access_for(command: &Command) -> Access {
-    match command {
-        Command::Control { .. }
-        | Command::Visibility { .. }
-        | Command::ChatEnabled { .. }
-        | Command::ClearChat {}
-        | Command::ReadyGate { .. } => Access::HostOnly,
-        _ => Access::Command,
-    }
+/// The open gate's `gate` progress frame, when one is due (coalesced by the
+/// tally); `listeners` are those taking part as this node knows them.
+pub(crate) fn progress_frame(
+    tally: &mut ReadyTally,
+    room: &Room,
+    listeners: u64,
+    now: i64,
+) -> Option<Frame> {
+    let progress = tally.progress_due(listeners)?;
+    let gate = room.state.ready_gate?;
+    Some(Frame::gate(gate, progress, room.state.starts_at, now))
 }
 
 /// Sleeps until `deadline`, or forever when there is none (a timer not armed).

@@ -433,7 +433,29 @@ pub struct CommandRequest {
     pub expected_version: Option<u64>,
 }
 
+/// What a caller must hold to be let through: which token a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A playback or queue command: host token needed only in `host` rooms.
+    Command,
+    /// Changing `control`, visibility, chat or the ready gate, resetting the
+    /// token or closing the room: host token always needed.
+    HostOnly,
+}
+
 impl Command {
+    /// Who may send this command: the host alone, or anyone in an open room.
+    pub fn access(&self) -> Access {
+        match self {
+            Command::Control { .. }
+            | Command::Visibility { .. }
+            | Command::ChatEnabled { .. }
+            | Command::ClearChat {}
+            | Command::ReadyGate { .. } => Access::HostOnly,
+            _ => Access::Command,
+        }
+    }
+
     /// The wire name of this command's type.
     pub fn type_name(&self) -> &'static str {
         self.shape().name

@@ -380,7 +380,7 @@ mod tests {
     async fn each_listener_has_its_own_bounded_queue_and_a_room_forgets_ended_ones() {
         use crate::delivery::fanout::Next;
         let (mut hub, room) = hub();
-        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         // Sending to nobody is fine.
         hub.send_live(Frame::presence(0, 0));
         let first = hub.subscribe(None, room.version, view);
@@ -418,7 +418,7 @@ mod tests {
         use tokio::io::AsyncReadExt;
 
         let (mut hub, room) = hub();
-        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         let subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
             .map(|_| hub.subscribe(None, room.version, view))
             .collect();

@@ -23,13 +23,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::actor::{progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
 use super::gate::{GateProgress, ReadyTally};
 use super::handle::{Boxed, CommandReply, Inbox, Request, RoomHandle, Sleeper};
 use super::hub::Hub;
-use super::state::{Access, Room, RoomView};
+use super::state::{Access, Inputs, Room, RoomView};
 use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
 
@@ -54,8 +54,6 @@ pub fn spawn(
         requests_tx,
         hub.shared.clone(),
     );
-    let mut room = room;
-    room.starts = context.settings.starts;
     let driver = LocalRoom {
         room,
         tally: ReadyTally::default(),
@@ -98,8 +96,7 @@ impl LocalRoom {
         loop {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
-            let end_at = self.end_deadline();
-            let start_at = self.start_deadline();
+            let due_at = self.room.next_due().map(|at| self.instant_at(at));
             let progress_at = self.tally.progress_deadline();
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
@@ -107,8 +104,7 @@ impl LocalRoom {
             let sync_at = self.sync.deadline();
             let keepalive_at = self.hub.keepalive_deadline();
             let due = [
-                start_at,
-                end_at,
+                due_at,
                 progress_at,
                 presence_at,
                 report_expires_at,
@@ -155,16 +151,9 @@ impl LocalRoom {
                     self.check_gate();
                 }
                 _ = sleep_until_some(next) => {
-                    // In this order, as the separate timers were: a start due
-                    // before an end lands first.
                     let now = Instant::now();
-                    if start_at.is_some_and(|at| at <= now) {
-                        let events = self.room.on_start(self.now());
-                        self.publish(events, None);
-                    }
-                    if end_at.is_some_and(|at| at <= now) {
-                        self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
-                        let events = self.room.on_end(self.now());
+                    if due_at.is_some_and(|at| at <= now) {
+                        let events = self.room.on_due(&self.inputs());
                         self.publish(events, None);
                     }
                     if progress_at.is_some_and(|at| at <= now) {
@@ -201,10 +190,23 @@ impl LocalRoom {
         self.context.clock.now_ms()
     }
 
+    /// What a change of the room depends on besides the room, now.
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            now: self.now(),
+            starts: self.context.settings.starts,
+            gate_listeners: self.hub.shared.gate_listeners() as u64,
+        }
+    }
+
     fn view(&self, now: i64) -> RoomView {
         RoomView {
             sync: self.sync.current(),
-            ..self.room.view(self.hub.listeners() as u64, now)
+            ..self.room.view(
+                self.hub.listeners() as u64,
+                now,
+                self.context.settings.starts.gate,
+            )
         }
     }
 
@@ -226,9 +228,10 @@ impl LocalRoom {
     fn handle(&mut self, request: Request) -> Flow {
         let now = self.now();
         let (room, sync) = (&self.room, &self.sync);
+        let server_gate = self.context.settings.starts.gate;
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
             sync: sync.current(),
-            ..room.view(hub.listeners() as u64, now)
+            ..room.view(hub.listeners() as u64, now, server_gate)
         }) else {
             return Flow::Continue;
         };
@@ -241,13 +244,13 @@ impl LocalRoom {
                 arrived,
                 respond_to,
             } => {
-                let access = access_for(&request.command);
-                self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
-                let result = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), access)
-                    .and_then(|()| self.room.check_version(request.expected_version))
-                    .and_then(|()| self.room.apply(request.command, now));
+                let inputs = self.inputs();
+                let result = self.room.decide(
+                    token.as_ref().map(|t| t.0.as_str()),
+                    request.expected_version,
+                    request.command,
+                    &inputs,
+                );
                 let reply = result.map_err(RoomError::from).map(|events| {
                     self.hub.touch();
                     let changed = !events.is_empty();
@@ -357,13 +360,13 @@ impl LocalRoom {
 
     /// Opens the start when the open ready gate has its quorum.
     fn check_gate(&mut self) {
-        let Some(gate) = self.room.state.ready_gate else {
+        if self.room.state.ready_gate.is_none() {
             return;
-        };
+        }
         self.tally.touch();
-        let listeners = self.hub.shared.gate_listeners() as u64;
-        if self.room.gate().met(self.tally.ready(), listeners) {
-            let events = self.room.release_gate(gate, self.now());
+        let inputs = self.inputs();
+        if let Some(gate) = self.room.gate_met(self.tally.ready(), &inputs) {
+            let events = self.room.release_gate(gate, &inputs);
             self.publish(events, None);
         }
     }
@@ -371,11 +374,8 @@ impl LocalRoom {
     /// Tells the listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
         let listeners = self.hub.shared.gate_listeners() as u64;
-        let Some(progress) = self.tally.progress_due(listeners) else {
-            return;
-        };
-        if let Some(gate) = self.room.state.ready_gate {
-            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+        let now = self.now();
+        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
         }
     }
@@ -391,20 +391,6 @@ impl LocalRoom {
         let event = self.room.close(reason, self.now());
         self.publish(vec![event], None);
         tracing::info!(room_id = %self.room.room_id, ?reason, "room closed");
-    }
-
-    fn end_deadline(&self) -> Option<Instant> {
-        self.deadline(self.room.state.ends_at()?)
-    }
-
-    fn start_deadline(&self) -> Option<Instant> {
-        self.deadline(self.room.state.starts_at?)
-    }
-
-    /// The timer instant of server time `at`.
-    fn deadline(&self, at: i64) -> Option<Instant> {
-        let wait_ms = (at - self.now()).max(0) as u64;
-        Some(Instant::now() + Duration::from_millis(wait_ms))
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::actor::{progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use super::command::CommandError;
 use super::error::RoomError;
 use super::event::{CloseReason, Event, EventKind, Frame};
@@ -28,7 +28,7 @@ use super::hub::Hub;
 use super::shared::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
-use super::state::{Access, Room, RoomView, StartPolicy};
+use super::state::{Access, Inputs, Room, RoomView, StartPolicy};
 use super::sync::{SyncAnnouncer, SyncChange};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
@@ -175,14 +175,16 @@ impl Link {
         (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
     }
 
-    /// How starts are scheduled now, with the gate's listeners over every node
-    /// (this node's brought up to date, as for [`Link::listeners_now`]).
-    fn policy(&self, local_gate: usize) -> StartPolicy {
-        StartPolicy {
+    /// What a change depends on now, with the gate's listeners over every node
+    /// (this node's brought up to date, as for [`Link::listeners_now`]). Its
+    /// `now` is the store's, given to each commit: `Inputs { now, ..base }`.
+    fn inputs(&self, local_gate: usize) -> Inputs {
+        Inputs {
+            now: 0,
+            starts: self.starts,
             gate_listeners: (self.gate_listeners.saturating_sub(self.reported_gate)
                 + local_gate as u64)
                 .max(local_gate as u64),
-            ..self.starts
         }
     }
 
@@ -222,11 +224,10 @@ impl Link {
 
     /// Brings the start of the open `gate` forward (the quorum is there). Once
     /// for the cluster: a gate already released commits nothing.
-    async fn release_gate(&self, room_id: &str, gate: u64, starts: StartPolicy) {
+    async fn release_gate(&self, room_id: &str, gate: u64, base: Inputs) {
         let released = self
             .commit(room_id, None, |room, now| {
-                room.starts = starts;
-                Ok(room.release_gate(gate, now))
+                Ok(room.release_gate(gate, &Inputs { now, ..base }))
             })
             .await;
         if let Err(error) = released {
@@ -355,9 +356,11 @@ impl MirrorRoom {
     fn view(&self, now: i64) -> RoomView {
         RoomView {
             sync: self.sync.current(),
-            ..self
-                .room
-                .view(self.link.listeners_now(self.hub.listeners()), now)
+            ..self.room.view(
+                self.link.listeners_now(self.hub.listeners()),
+                now,
+                self.link.starts.gate,
+            )
         }
     }
 
@@ -369,7 +372,7 @@ impl MirrorRoom {
         let (room, link, sync) = (&self.room, &self.link, &self.sync);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
             sync: sync.current(),
-            ..room.view(link.listeners_now(hub.listeners()), now)
+            ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
         }) else {
             return Flow::Continue;
         };
@@ -384,25 +387,27 @@ impl MirrorRoom {
             } => {
                 self.hub.touch();
                 let local = self.hub.listeners();
-                let access = access_for(&request.command);
                 let command = request.command;
                 let expected = request.expected_version;
-                let starts = link.policy(self.hub.shared.gate_listeners());
+                let base = link.inputs(self.hub.shared.gate_listeners());
                 let sync = self.sync.current();
                 tokio::spawn(async move {
+                    let token = token.as_ref().map(|t| t.0.as_str());
                     let committed = link
                         .commit(&room_id, Some(arrived), |room, now| {
-                            room.starts = starts;
-                            room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
-                            room.check_version(expected)?;
-                            room.apply(command.clone(), now)
+                            let inputs = Inputs { now, ..base };
+                            room.decide(token, expected, command.clone(), &inputs)
                         })
                         .await;
                     let reply = committed.map(|(room, changed)| CommandReply {
                         version: room.version,
                         room: RoomView {
                             sync,
-                            ..room.view(link.listeners_now(local), link.shared.now_ms())
+                            ..room.view(
+                                link.listeners_now(local),
+                                link.shared.now_ms(),
+                                link.starts.gate,
+                            )
                         },
                         changed,
                     });
@@ -718,8 +723,7 @@ impl MirrorRoom {
                 return Some(at);
             }
         }
-        // A pending start is paused: it has no end until it happened.
-        let due = self.room.state.starts_at.or(self.room.state.ends_at())?;
+        let due = self.room.next_due()?;
         let wait_ms = (due - self.now()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait_ms))
     }
@@ -731,17 +735,11 @@ impl MirrorRoom {
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let starts = link.policy(self.hub.shared.gate_listeners());
+        let base = link.inputs(self.hub.shared.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
                 .commit(&room_id, None, |room, now| {
-                    room.starts = starts;
-                    let started = room.on_start(now);
-                    Ok(if started.is_empty() {
-                        room.on_end(now)
-                    } else {
-                        started
-                    })
+                    Ok(room.on_due(&Inputs { now, ..base }))
                 })
                 .await
             {
@@ -769,8 +767,8 @@ impl MirrorRoom {
         }
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let settings = self.room.gate();
-        let starts = link.policy(self.hub.shared.gate_listeners());
+        let settings = self.room.gate(link.starts.gate);
+        let base = link.inputs(self.hub.shared.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -779,7 +777,7 @@ impl MirrorRoom {
             {
                 Ok((ready, listeners)) => {
                     if settings.met(ready, listeners) {
-                        link.release_gate(&room_id, ready_gate, starts).await;
+                        link.release_gate(&room_id, ready_gate, base).await;
                     }
                     Ok(GateProgress {
                         ready_gate: Some(ready_gate),
@@ -799,31 +797,28 @@ impl MirrorRoom {
     /// serving the room may find it so; the compare-and-set commits one start,
     /// and each node tries once per gate.
     fn check_gate(&mut self) {
-        let Some(gate) = self.room.state.ready_gate else {
+        let heard = Inputs {
+            now: self.now(),
+            starts: self.link.starts,
+            gate_listeners: self.link.gate_listeners,
+        };
+        let Some(gate) = self.room.gate_met(self.tally.ready(), &heard) else {
             return;
         };
-        if self.release_tried == Some(gate)
-            || !self
-                .room
-                .gate()
-                .met(self.tally.ready(), self.link.gate_listeners)
-        {
+        if self.release_tried == Some(gate) {
             return;
         }
         self.release_tried = Some(gate);
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let starts = link.policy(self.hub.shared.gate_listeners());
-        tokio::spawn(async move { link.release_gate(&room_id, gate, starts).await });
+        let base = link.inputs(self.hub.shared.gate_listeners());
+        tokio::spawn(async move { link.release_gate(&room_id, gate, base).await });
     }
 
     /// Tells this node's listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
-        let Some(progress) = self.tally.progress_due(self.link.gate_listeners) else {
-            return;
-        };
-        if let Some(gate) = self.room.state.ready_gate {
-            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+        let (listeners, now) = (self.link.gate_listeners, self.now());
+        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
         }
     }

@@ -39,7 +39,7 @@ pub use event::{Cause, Event, EventKind, Frame};
 pub use handle::{RoomHandle, Subscription};
 pub use source::Source;
 pub use state::{
-    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
+    Control, GateSettings, Inputs, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
     MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM,
 };
 

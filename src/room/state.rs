@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use super::command::Access;
 use super::command::{check_text, Command, CommandError, Empty};
 use super::event::{Cause, CloseReason, Event, EventKind};
 use super::source::Source;
@@ -63,17 +64,38 @@ impl Default for GateSettings {
 }
 
 /// How this server starts playback: its settings (`--start-lead-ms`,
-/// `--gate-quorum`, `--gate-deadline-ms`) and what the driver knows right now.
-/// Given to the room by its driver before each change; never stored.
+/// `--gate-quorum`, `--gate-deadline-ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StartPolicy {
     /// How far ahead of now a start is scheduled; 0 starts at once.
     pub lead_ms: i64,
     /// The gate of rooms whose host set none.
     pub gate: GateSettings,
-    /// Listeners (over every node) whose pages take part in the gate; with none,
-    /// there is nobody to wait for.
+}
+
+/// Everything a change depends on besides the room and what is asked of it,
+/// given by the actor on every call: the room keeps none of it, so the same
+/// room read back from any store decides the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// Server time, Unix ms.
+    pub now: i64,
+    /// How this server schedules starts.
+    pub starts: StartPolicy,
+    /// Listeners (over every node) whose pages take part in the ready gate;
+    /// with none, there is nobody to wait for.
     pub gate_listeners: u64,
+}
+
+impl Inputs {
+    /// At `now`, under the default policy, with nobody taking part in a gate.
+    pub fn at(now: i64) -> Self {
+        Self {
+            now,
+            starts: StartPolicy::default(),
+            gate_listeners: 0,
+        }
+    }
 }
 
 /// Who may send playback commands.
@@ -278,9 +300,6 @@ pub struct Room {
     /// server's flags.
     #[serde(default)]
     pub ready_gate: Option<GateSettings>,
-    /// How starts are scheduled now: given by the driver before each change.
-    #[serde(skip)]
-    pub starts: StartPolicy,
 }
 
 /// The `room` object of docs/API.md: a snapshot at `server_time`.
@@ -320,16 +339,6 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// What the room should do when a caller presents (or not) a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A playback or queue command: host token needed only in `host` rooms.
-    Command,
-    /// Changing `control`, visibility or chat, resetting the token or closing
-    /// the room: host token always needed.
-    HostOnly,
-}
-
 impl Room {
     /// A new room at version 1. A room created with a video starts paused at 0,
     /// waiting for its host to press play.
@@ -360,17 +369,16 @@ impl Room {
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
-            starts: StartPolicy::default(),
         }
     }
 
-    /// The gate this room uses: the host's, or the server's.
-    pub fn gate(&self) -> GateSettings {
-        self.ready_gate.unwrap_or(self.starts.gate)
+    /// The gate this room uses: the host's, or the server's (`server`).
+    pub fn gate(&self, server: GateSettings) -> GateSettings {
+        self.ready_gate.unwrap_or(server)
     }
 
-    /// The snapshot clients see.
-    pub fn view(&self, listeners: u64, now: i64) -> RoomView {
+    /// The snapshot clients see; `server_gate` is the server's gate setting.
+    pub fn view(&self, listeners: u64, now: i64, server_gate: GateSettings) -> RoomView {
         RoomView {
             room_id: self.room_id.clone(),
             name: self.name.clone(),
@@ -380,7 +388,7 @@ impl Room {
             state: self.state.clone(),
             queue: self.queue.clone(),
             chat: self.chat.iter().cloned().collect(),
-            ready_gate: self.gate(),
+            ready_gate: self.gate(server_gate),
             chat_enabled: self.chat_enabled,
             listeners,
             server_time: now,
@@ -413,11 +421,27 @@ impl Room {
         }
     }
 
-    /// Applies one command at server time `now`. On error nothing has changed. An
+    /// A client's command, whole: the caller's `token` is checked for what the
+    /// command needs, then `expected_version`, then the command is applied.
+    /// Every store runs exactly this on the room it holds.
+    pub fn decide(
+        &mut self,
+        token: Option<&str>,
+        expected_version: Option<u64>,
+        command: Command,
+        inputs: &Inputs,
+    ) -> Result<Vec<Event>, CommandError> {
+        self.authorize(token, command.access())?;
+        self.check_version(expected_version)?;
+        self.apply(command, inputs)
+    }
+
+    /// Applies one command at `inputs.now`. On error nothing has changed. An
     /// empty list means the command changed nothing (and the version stays).
     /// `play` with nothing loaded is refused ([`NOTHING_LOADED`]).
-    pub fn apply(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
+    pub fn apply(&mut self, command: Command, inputs: &Inputs) -> Result<Vec<Event>, CommandError> {
         command.validate()?;
+        let now = inputs.now;
         let current = &self.state;
         let (cause, state) = match command {
             Command::Play {
@@ -427,7 +451,7 @@ impl Room {
                 if current.source.is_none() {
                     return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
                 }
-                let mut at = self.start_moment(starts_at, now)?;
+                let mut at = self.start_moment(starts_at, inputs)?;
                 if starts_at.is_none() {
                     // "Start now" on a pending start never puts it off.
                     at = current.starts_at.map_or(at, |pending| pending.min(at));
@@ -476,7 +500,7 @@ impl Room {
                     ));
                 }
                 let at = starts_at
-                    .map(|t| self.start_moment(Some(t), now))
+                    .map(|t| self.start_moment(Some(t), inputs))
                     .transpose()?;
                 let mut state = PlaybackState {
                     source: Some(source),
@@ -490,7 +514,7 @@ impl Room {
                 };
                 state.position = state.clamp(position.unwrap_or(0.0));
                 if !paused {
-                    state = self.start_item(state, at, now);
+                    state = self.start_item(state, at, inputs);
                 }
                 (Cause::Load, state)
             }
@@ -546,7 +570,7 @@ impl Room {
                 self.queue.insert(to, item);
                 return Ok(vec![self.queue_event(now)]);
             }
-            Command::Next {} => return Ok(self.advance(now)),
+            Command::Next {} => return Ok(self.advance(inputs)),
             Command::Control { control } => {
                 if control == self.control {
                     return Ok(Vec::new());
@@ -596,7 +620,8 @@ impl Room {
     /// Called when the end-of-video timer fires. Loads the next queued item, or
     /// pauses at the end. Returns nothing if the video is not, in fact, at its end
     /// (the state changed since the timer was armed).
-    pub fn on_end(&mut self, now: i64) -> Vec<Event> {
+    pub fn on_end(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let now = inputs.now;
         let Some(duration) = self.state.duration else {
             return Vec::new();
         };
@@ -604,7 +629,7 @@ impl Room {
             return Vec::new();
         }
         if !self.queue.is_empty() {
-            return self.advance(now);
+            return self.advance(inputs);
         }
         let state = PlaybackState {
             position: duration,
@@ -635,11 +660,12 @@ impl Room {
     /// The ready gate `gate` reached its quorum: the start is brought forward to
     /// a lead from now (a `state` event, cause `ready`). Nothing when that gate is
     /// no longer open, or when its deadline start comes sooner anyway.
-    pub fn release_gate(&mut self, gate: u64, now: i64) -> Vec<Event> {
+    pub fn release_gate(&mut self, gate: u64, inputs: &Inputs) -> Vec<Event> {
         if self.state.ready_gate != Some(gate) {
             return Vec::new();
         }
-        let at = now + self.starts.lead_ms;
+        let now = inputs.now;
+        let at = now + inputs.starts.lead_ms;
         if self
             .state
             .starts_at
@@ -657,12 +683,38 @@ impl Room {
             .collect()
     }
 
+    /// When (server ms) the room next has something to do by itself: a pending
+    /// start, else the end of a playing item. Every store's actor arms its one
+    /// timer from this.
+    pub fn next_due(&self) -> Option<i64> {
+        self.state.starts_at.or(self.state.ends_at())
+    }
+
+    /// The timer armed from [`Room::next_due`] fired: a pending start whose
+    /// moment has come happens, and an item at its end ends. Nothing when the
+    /// room changed since the timer was armed.
+    pub fn on_due(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let mut events = self.on_start(inputs.now);
+        events.extend(self.on_end(inputs));
+        events
+    }
+
+    /// The open ready gate, when `ready` of the taking-part listeners are its
+    /// quorum: the gate to release.
+    pub fn gate_met(&self, ready: u64, inputs: &Inputs) -> Option<u64> {
+        let gate = self.state.ready_gate?;
+        self.gate(inputs.starts.gate)
+            .met(ready, inputs.gate_listeners)
+            .then_some(gate)
+    }
+
     /// When a start asked for at `now` happens: at the given `starts_at`
     /// (checked against [`START_PAST_TOLERANCE_MS`] and [`MAX_START_AHEAD_MS`]),
     /// else a lead from now.
-    fn start_moment(&self, starts_at: Option<i64>, now: i64) -> Result<i64, CommandError> {
+    fn start_moment(&self, starts_at: Option<i64>, inputs: &Inputs) -> Result<i64, CommandError> {
+        let now = inputs.now;
         let Some(at) = starts_at else {
-            return Ok(now + self.starts.lead_ms);
+            return Ok(now + inputs.starts.lead_ms);
         };
         if at < now - START_PAST_TOLERANCE_MS {
             return Err(CommandError::InvalidValue(format!(
@@ -681,15 +733,17 @@ impl Room {
     /// A new item (paused at its start position) set to play: at `at` when
     /// given, else after the ready gate when pages take part in it, else a lead
     /// from now. The gate's id is the version of the event that opens it.
-    fn start_item(&self, state: PlaybackState, at: Option<i64>, now: i64) -> PlaybackState {
+    fn start_item(&self, state: PlaybackState, at: Option<i64>, inputs: &Inputs) -> PlaybackState {
+        let now = inputs.now;
         if let Some(at) = at {
             return state.start_at(at, now);
         }
-        let gate = self.gate();
-        if gate.deadline_ms == 0 || self.starts.gate_listeners == 0 {
-            return state.start_at(now + self.starts.lead_ms, now);
+        let gate = self.gate(inputs.starts.gate);
+        let lead_ms = inputs.starts.lead_ms;
+        if gate.deadline_ms == 0 || inputs.gate_listeners == 0 {
+            return state.start_at(now + lead_ms, now);
         }
-        let deadline = now + gate.deadline_ms as i64 + self.starts.lead_ms;
+        let deadline = now + gate.deadline_ms as i64 + lead_ms;
         PlaybackState {
             ready_gate: Some(self.version + 1),
             ..state.start_at(deadline, now)
@@ -773,7 +827,8 @@ impl Room {
 
     /// Loads the queue's first item and drops it from the queue: a `state` event
     /// (cause `next`) then a `queue` event. Nothing when the queue is empty.
-    fn advance(&mut self, now: i64) -> Vec<Event> {
+    fn advance(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let now = inputs.now;
         if self.queue.is_empty() {
             return Vec::new();
         }
@@ -788,7 +843,7 @@ impl Room {
             starts_at: None,
             ready_gate: None,
         };
-        self.state = self.start_item(state, None, now);
+        self.state = self.start_item(state, None, inputs);
         let state = self.state.clone();
         let loaded = self.event(
             now,
@@ -842,6 +897,11 @@ impl Room {
 mod tests {
     use super::*;
 
+    /// At `now`, under the default policy.
+    fn at(now: i64) -> Inputs {
+        Inputs::at(now)
+    }
+
     const T0: i64 = 1_763_800_000_000;
     const VIDEO: &str = "dQw4w9WgXcQ";
     const OTHER: &str = "9bZkp7q19f0";
@@ -860,7 +920,7 @@ mod tests {
                 duration,
                 starts_at: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         room
@@ -907,15 +967,15 @@ mod tests {
                 chat_enabled: false,
             },
         ] {
-            events.extend(room.apply(command, T0 + 1_000).unwrap());
+            events.extend(room.apply(command, &at(T0 + 1_000)).unwrap());
         }
-        events.extend(room.on_end(T0 + 10_000));
+        events.extend(room.on_end(&at(T0 + 10_000)));
         events.extend(
-            room.apply(Command::ChatEnabled { chat_enabled: true }, T0 + 10_000)
+            room.apply(Command::ChatEnabled { chat_enabled: true }, &at(T0 + 10_000))
                 .unwrap(),
         );
         events.push(room.chat("ann", "hi", T0 + 10_000).unwrap());
-        events.extend(room.apply(Command::ClearChat {}, T0 + 10_000).unwrap());
+        events.extend(room.apply(Command::ClearChat {}, &at(T0 + 10_000)).unwrap());
         events.push(room.chat("bob", "again", T0 + 10_000).unwrap());
         events.push(room.reset_host_token("new", T0 + 10_000));
         // Through the wire form, as between nodes.
@@ -923,35 +983,35 @@ mod tests {
             let wire = serde_json::to_string(event).unwrap();
             mirror.absorb(&serde_json::from_str(&wire).unwrap());
         }
-        assert_eq!(mirror.view(7, T0 + 12_000), room.view(7, T0 + 12_000));
-        assert_eq!(mirror.view(7, T0).visibility, Visibility::Public);
-        assert_eq!(mirror.view(7, T0).chat.len(), 1);
+        assert_eq!(mirror.view(7, T0 + 12_000, GateSettings::default()), room.view(7, T0 + 12_000, GateSettings::default()));
+        assert_eq!(mirror.view(7, T0, GateSettings::default()).visibility, Visibility::Public);
+        assert_eq!(mirror.view(7, T0, GateSettings::default()).chat.len(), 1);
     }
 
     #[test]
     fn rooms_are_unlisted_with_chat_on_until_the_host_says_otherwise() {
         let mut room = room();
         room.keep_chat(10);
-        assert_eq!(room.view(0, T0).visibility, Visibility::Unlisted);
-        assert!(room.view(0, T0).chat_enabled);
+        assert_eq!(room.view(0, T0, GateSettings::default()).visibility, Visibility::Unlisted);
+        assert!(room.view(0, T0, GateSettings::default()).chat_enabled);
         let public = Command::Visibility {
             visibility: Visibility::Public,
         };
         assert_eq!(
-            causes(&room.apply(public.clone(), T0).unwrap()),
+            causes(&room.apply(public.clone(), &at(T0)).unwrap()),
             ["visibility"]
         );
         // The same visibility again changes nothing.
-        assert!(room.apply(public, T0).unwrap().is_empty());
+        assert!(room.apply(public, &at(T0)).unwrap().is_empty());
         room.chat("ann", "one", T0).unwrap();
         room.chat("ann", "two", T0).unwrap();
-        let cleared = room.apply(Command::ClearChat {}, T0).unwrap();
+        let cleared = room.apply(Command::ClearChat {}, &at(T0)).unwrap();
         assert_eq!(causes(&cleared), ["chat_cleared"]);
-        assert!(room.view(0, T0).chat.is_empty());
+        assert!(room.view(0, T0, GateSettings::default()).chat.is_empty());
         let off = Command::ChatEnabled {
             chat_enabled: false,
         };
-        assert_eq!(causes(&room.apply(off, T0).unwrap()), ["chat_enabled"]);
+        assert_eq!(causes(&room.apply(off, &at(T0)).unwrap()), ["chat_enabled"]);
         let before = room.clone();
         assert_eq!(
             room.chat("ann", "three", T0),
@@ -977,15 +1037,18 @@ mod tests {
         );
     }
 
-    /// A room with a start lead and a gate, `gate_listeners` pages taking part.
-    fn leading(lead_ms: i64, gate_listeners: u64) -> Room {
-        let mut room = loaded(true, Some(100.0));
-        room.starts = StartPolicy {
-            lead_ms,
-            gate: GateSettings::default(),
+    /// A room with a start lead and a gate, `gate_listeners` pages taking part, and
+    /// Its inputs at a moment: the lead, the server's gate, the pages taking part.
+    fn leading(lead_ms: i64, gate_listeners: u64) -> (Room, impl Fn(i64) -> Inputs) {
+        let inputs = move |now| Inputs {
+            now,
+            starts: StartPolicy {
+                lead_ms,
+                gate: GateSettings::default(),
+            },
             gate_listeners,
         };
-        room
+        (loaded(true, Some(100.0)), inputs)
     }
 
     fn play_at(starts_at: Option<i64>) -> Command {
@@ -997,9 +1060,9 @@ mod tests {
 
     #[test]
     fn play_with_a_lead_is_a_pending_start_that_old_clients_see_paused() {
-        let mut room = leading(300, 0);
-        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
-        let events = room.apply(play_at(None), T0 + 1_000).unwrap();
+        let (mut room, at) = leading(300, 0);
+        room.apply(Command::Seek { position: 30.0 }, &at(T0)).unwrap();
+        let events = room.apply(play_at(None), &at(T0 + 1_000)).unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
         let pending = room.state.clone();
         assert!(pending.paused);
@@ -1009,7 +1072,7 @@ mod tests {
         assert_eq!(pending.updated_at, T0 + 1_000);
         assert_eq!(pending.position_at(T0 + 1_299), 30.0);
         assert_eq!(pending.ends_at(), None);
-        assert!(room.on_end(T0 + 200_000).is_empty());
+        assert!(room.on_end(&at(T0 + 200_000)).is_empty());
         assert!(room.on_start(T0 + 1_299).is_empty());
         let started = room.on_start(T0 + 1_310);
         assert_eq!(causes(&started), ["state:Start"]);
@@ -1018,12 +1081,12 @@ mod tests {
         assert_eq!(room.state.updated_at, T0 + 1_300);
         assert!((room.state.position_at(T0 + 2_300) - 31.0).abs() < 1e-9);
         // Playing already: play changes nothing (no pause for a lead).
-        assert!(room.apply(play_at(None), T0 + 3_000).unwrap().is_empty());
+        assert!(room.apply(play_at(None), &at(T0 + 3_000)).unwrap().is_empty());
     }
 
     #[test]
     fn starts_at_is_checked_against_the_server_clock() {
-        let mut room = leading(300, 0);
+        let (mut room, at) = leading(300, 0);
         let now = T0 + 10_000;
         for (starts_at, accepted) in [
             (now - START_PAST_TOLERANCE_MS - 1, false),
@@ -1031,12 +1094,12 @@ mod tests {
             (now + MAX_START_AHEAD_MS, true),
         ] {
             let before = room.clone();
-            let result = room.clone().apply(play_at(Some(starts_at)), now);
+            let result = room.clone().apply(play_at(Some(starts_at)), &at(now));
             assert_eq!(result.is_ok(), accepted, "{starts_at}");
             assert_eq!(room, before);
         }
         // A moment just past is taken as the start: playing, anchored there.
-        room.apply(play_at(Some(now - 500)), now).unwrap();
+        room.apply(play_at(Some(now - 500)), &at(now)).unwrap();
         assert!(!room.state.paused);
         assert_eq!(room.state.updated_at, now - 500);
         assert!((room.state.position_at(now) - 0.5).abs() < 1e-9);
@@ -1048,17 +1111,17 @@ mod tests {
             starts_at: Some(now + 1_000),
         };
         assert!(matches!(
-            room.apply(paused_load, now),
+            room.apply(paused_load, &at(now)),
             Err(CommandError::InvalidValue(_))
         ));
     }
 
     #[test]
     fn pause_calls_a_pending_start_off() {
-        let mut room = leading(300, 0);
-        room.apply(play_at(Some(T0 + 5_000)), T0).unwrap();
+        let (mut room, at) = leading(300, 0);
+        room.apply(play_at(Some(T0 + 5_000)), &at(T0)).unwrap();
         let events = room
-            .apply(Command::Pause { position: None }, T0 + 100)
+            .apply(Command::Pause { position: None }, &at(T0 + 100))
             .unwrap();
         assert_eq!(causes(&events), ["state:Pause"]);
         assert_eq!(room.state.starts_at, None);
@@ -1067,7 +1130,7 @@ mod tests {
 
     #[test]
     fn a_load_with_pages_taking_part_waits_on_the_gate_until_its_deadline() {
-        let mut room = leading(300, 4);
+        let (mut room, at) = leading(300, 4);
         let load = Command::Load {
             source: Source::Video(OTHER.into()),
             position: None,
@@ -1075,39 +1138,39 @@ mod tests {
             duration: None,
             starts_at: None,
         };
-        let events = room.apply(load.clone(), T0).unwrap();
+        let events = room.apply(load.clone(), &at(T0)).unwrap();
         let gate = events[0].version;
         assert_eq!(room.state.ready_gate, Some(gate));
         assert_eq!(room.state.starts_at, Some(T0 + 3_000 + 300));
         assert!(room.state.paused);
         // Another gate's quorum changes nothing; this one's brings the start forward.
-        assert!(room.release_gate(gate + 1, T0 + 500).is_empty());
-        let ready = room.release_gate(gate, T0 + 500);
+        assert!(room.release_gate(gate + 1, &at(T0 + 500)).is_empty());
+        let ready = room.release_gate(gate, &at(T0 + 500));
         assert_eq!(causes(&ready), ["state:Ready"]);
         assert_eq!(room.state.starts_at, Some(T0 + 800));
         assert_eq!(room.state.ready_gate, None);
-        assert!(room.release_gate(gate, T0 + 600).is_empty());
+        assert!(room.release_gate(gate, &at(T0 + 600)).is_empty());
         // Nobody taking part: nobody to wait for.
-        let mut alone = leading(300, 0);
-        alone.apply(load.clone(), T0).unwrap();
+        let (mut alone, alone_at) = leading(300, 0);
+        alone.apply(load.clone(), &alone_at(T0)).unwrap();
         assert_eq!(alone.state.ready_gate, None);
         assert_eq!(alone.state.starts_at, Some(T0 + 300));
         // The host may start at once: play brings the start to a lead from now.
-        room.apply(load, T0 + 1_000).unwrap();
-        room.apply(play_at(None), T0 + 1_100).unwrap();
+        room.apply(load, &at(T0 + 1_000)).unwrap();
+        room.apply(play_at(None), &at(T0 + 1_100)).unwrap();
         assert_eq!(room.state.starts_at, Some(T0 + 1_400));
         assert_eq!(room.state.ready_gate, None);
     }
 
     #[test]
     fn next_and_the_end_timer_go_through_the_gate_and_the_host_sets_it() {
-        let mut room = leading(300, 2);
+        let (mut room, at) = leading(300, 2);
         room.apply(
             Command::QueueAdd {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let settings = Command::ReadyGate {
@@ -1115,17 +1178,17 @@ mod tests {
             deadline_ms: 1_000,
         };
         assert_eq!(
-            causes(&room.apply(settings.clone(), T0).unwrap()),
+            causes(&room.apply(settings.clone(), &at(T0)).unwrap()),
             ["ready_gate"]
         );
-        assert!(room.apply(settings, T0).unwrap().is_empty());
-        assert_eq!(room.view(0, T0).ready_gate.deadline_ms, 1_000);
-        room.apply(play_at(Some(T0)), T0).unwrap();
-        let events = room.on_end(T0 + 100_000);
+        assert!(room.apply(settings, &at(T0)).unwrap().is_empty());
+        assert_eq!(room.view(0, T0, GateSettings::default()).ready_gate.deadline_ms, 1_000);
+        room.apply(play_at(Some(T0)), &at(T0)).unwrap();
+        let events = room.on_end(&at(T0 + 100_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(room.state.ready_gate, Some(events[0].version));
         assert_eq!(room.state.starts_at, Some(T0 + 100_000 + 1_000 + 300));
-        assert!(room.gate().met(1, 2));
+        assert!(room.gate(GateSettings::default()).met(1, 2));
     }
 
     #[test]
@@ -1180,14 +1243,14 @@ mod tests {
     #[test]
     fn play_resumes_from_the_paused_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 30.0 }, &at(T0)).unwrap();
         let events = room
             .apply(
                 Command::Play {
                     position: None,
                     starts_at: None,
                 },
-                T0 + 5_000,
+                &at(T0 + 5_000),
             )
             .unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
@@ -1204,7 +1267,7 @@ mod tests {
                 position: Some(12.5),
                 starts_at: None,
             },
-            T0 + 1,
+            &at(T0 + 1),
         )
         .unwrap();
         assert_eq!(room.state.position, 12.5);
@@ -1213,13 +1276,13 @@ mod tests {
     #[test]
     fn play_on_an_ended_video_starts_it_again() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 100.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 100.0 }, &at(T0)).unwrap();
         room.apply(
             Command::Play {
                 position: None,
                 starts_at: None,
             },
-            T0 + 1,
+            &at(T0 + 1),
         )
         .unwrap();
         assert_eq!(room.state.position, 0.0);
@@ -1229,7 +1292,7 @@ mod tests {
     fn pause_freezes_the_extrapolated_position() {
         let mut room = loaded(false, None);
         let events = room
-            .apply(Command::Pause { position: None }, T0 + 2_500)
+            .apply(Command::Pause { position: None }, &at(T0 + 2_500))
             .unwrap();
         assert_eq!(causes(&events), ["state:Pause"]);
         assert!(room.state.paused);
@@ -1243,7 +1306,7 @@ mod tests {
             Command::Pause {
                 position: Some(2.4),
             },
-            T0 + 2_500,
+            &at(T0 + 2_500),
         )
         .unwrap();
         assert_eq!(room.state.position, 2.4);
@@ -1253,13 +1316,13 @@ mod tests {
     fn seek_keeps_playing_or_paused() {
         let mut playing = loaded(false, None);
         playing
-            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .apply(Command::Seek { position: 50.0 }, &at(T0 + 1_000))
             .unwrap();
         assert!(!playing.state.paused);
         assert_eq!(playing.state.position, 50.0);
         let mut paused = loaded(true, None);
         paused
-            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .apply(Command::Seek { position: 50.0 }, &at(T0 + 1_000))
             .unwrap();
         assert!(paused.state.paused);
     }
@@ -1267,15 +1330,15 @@ mod tests {
     #[test]
     fn seek_past_the_end_lands_on_the_end() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 500.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 500.0 }, &at(T0)).unwrap();
         assert_eq!(room.state.position, 100.0);
     }
 
     #[test]
     fn load_defaults_to_playing_from_zero_and_keeps_the_rate() {
         let mut room = loaded(true, None);
-        room.apply(Command::Rate { rate: 1.5 }, T0).unwrap();
-        room.apply(Command::Seek { position: 40.0 }, T0).unwrap();
+        room.apply(Command::Rate { rate: 1.5 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 40.0 }, &at(T0)).unwrap();
         let events = room
             .apply(
                 Command::Load {
@@ -1285,7 +1348,7 @@ mod tests {
                     duration: Some(90.0),
                     starts_at: None,
                 },
-                T0 + 10,
+                &at(T0 + 10),
             )
             .unwrap();
         assert_eq!(causes(&events), ["state:Load"]);
@@ -1307,7 +1370,7 @@ mod tests {
     #[test]
     fn rate_change_reanchors_so_the_position_is_continuous() {
         let mut room = loaded(false, None);
-        room.apply(Command::Rate { rate: 2.0 }, T0 + 10_000)
+        room.apply(Command::Rate { rate: 2.0 }, &at(T0 + 10_000))
             .unwrap();
         assert!((room.state.position - 10.0).abs() < 1e-9);
         assert!((room.state.position_at(T0 + 15_000) - 20.0).abs() < 1e-9);
@@ -1316,8 +1379,8 @@ mod tests {
     #[test]
     fn duration_clamps_the_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 300.0 }, T0).unwrap();
-        room.apply(Command::Duration { duration: 212.0 }, T0)
+        room.apply(Command::Seek { position: 300.0 }, &at(T0)).unwrap();
+        room.apply(Command::Duration { duration: 212.0 }, &at(T0))
             .unwrap();
         assert_eq!(room.state.duration, Some(212.0));
         assert_eq!(room.state.position, 212.0);
@@ -1350,7 +1413,7 @@ mod tests {
                 index: 0,
             },
         ] {
-            assert!(room.apply(command.clone(), T0 + 5).is_err(), "{command:?}");
+            assert!(room.apply(command.clone(), &at(T0 + 5)).is_err(), "{command:?}");
             assert_eq!(room, before, "{command:?}");
         }
     }
@@ -1358,7 +1421,7 @@ mod tests {
     #[test]
     fn commands_that_change_nothing_emit_nothing_and_keep_the_version() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 7.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 7.0 }, &at(T0)).unwrap();
         let version = room.version;
         let before = room.clone();
         for command in [
@@ -1374,7 +1437,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                room.apply(command.clone(), T0 + 3_000),
+                room.apply(command.clone(), &at(T0 + 3_000)),
                 Ok(vec![]),
                 "{command:?}"
             );
@@ -1390,7 +1453,7 @@ mod tests {
                     position: None,
                     starts_at: None
                 },
-                T0 + 9_000
+                &at(T0 + 9_000)
             ),
             Ok(vec![])
         );
@@ -1417,7 +1480,7 @@ mod tests {
             Command::Next {},
         ];
         for (i, command) in commands.into_iter().enumerate() {
-            let events = room.apply(command, T0 + 1_000 * i as i64).unwrap();
+            let events = room.apply(command, &at(T0 + 1_000 * i as i64)).unwrap();
             for event in &events {
                 expected += 1;
                 assert_eq!(event.version, expected);
@@ -1444,7 +1507,7 @@ mod tests {
             Command::Control {
                 control: Control::Open,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         assert_eq!(room.authorize(None, Access::Command), Ok(()));
@@ -1478,7 +1541,7 @@ mod tests {
                     source: Source::Video(video.into()),
                     title: Some(" t ".into()),
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
@@ -1490,7 +1553,7 @@ mod tests {
                 item_id: "q3".into(),
                 index: 0,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         room.apply(
@@ -1498,7 +1561,7 @@ mod tests {
                 item_id: "q1".into(),
                 index: 99,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
@@ -1507,7 +1570,7 @@ mod tests {
             Command::QueueRemove {
                 item_id: "q2".into(),
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         // Ids are never reused, even after a removal.
@@ -1516,7 +1579,7 @@ mod tests {
                 source: Source::Video(VIDEO.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
@@ -1532,7 +1595,7 @@ mod tests {
                     source: Source::Video(VIDEO.into()),
                     title: None,
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
@@ -1543,7 +1606,7 @@ mod tests {
                     source: Source::Video(VIDEO.into()),
                     title: None
                 },
-                T0
+                &at(T0)
             ),
             Err(CommandError::InvalidValue(_))
         ));
@@ -1558,10 +1621,10 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
-        let events = room.apply(Command::Next {}, T0 + 50).unwrap();
+        let events = room.apply(Command::Next {}, &at(T0 + 50)).unwrap();
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
             room.state.source.as_ref().and_then(Source::video_id),
@@ -1575,16 +1638,16 @@ mod tests {
     #[test]
     fn the_end_timer_pauses_at_the_end_with_an_empty_queue() {
         let mut room = loaded(false, Some(10.0));
-        room.apply(Command::Rate { rate: 2.0 }, T0).unwrap();
+        room.apply(Command::Rate { rate: 2.0 }, &at(T0)).unwrap();
         assert_eq!(room.state.ends_at(), Some(T0 + 5_000));
-        assert_eq!(room.on_end(T0 + 4_000), vec![]);
-        let events = room.on_end(T0 + 5_000);
+        assert_eq!(room.on_end(&at(T0 + 4_000)), vec![]);
+        let events = room.on_end(&at(T0 + 5_000));
         assert_eq!(causes(&events), ["state:Ended"]);
         assert!(room.state.paused);
         assert_eq!(room.state.position, 10.0);
         // Once ended, the timer has nothing more to do.
         assert_eq!(room.state.ends_at(), None);
-        assert_eq!(room.on_end(T0 + 6_000), vec![]);
+        assert_eq!(room.on_end(&at(T0 + 6_000)), vec![]);
     }
 
     #[test]
@@ -1595,10 +1658,10 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
-        let events = room.on_end(T0 + 10_000);
+        let events = room.on_end(&at(T0 + 10_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
             room.state.source.as_ref().and_then(Source::video_id),
@@ -1618,7 +1681,7 @@ mod tests {
                 duration: Some(10.0),
                 starts_at: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         for source in [
@@ -1630,19 +1693,19 @@ mod tests {
                     source,
                     title: None,
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
         assert_eq!(room.state.source, Some(media));
         // Media to media at the end, then media to YouTube on `next`.
-        assert_eq!(causes(&room.on_end(T0 + 10_000)), ["state:Next", "queue"]);
+        assert_eq!(causes(&room.on_end(&at(T0 + 10_000))), ["state:Next", "queue"]);
         assert_eq!(
             room.state.source,
             Some(Source::Media("https://example.com/two.mp3".into()))
         );
         assert_eq!(
-            causes(&room.apply(Command::Next {}, T0 + 11_000).unwrap()),
+            causes(&room.apply(Command::Next {}, &at(T0 + 11_000)).unwrap()),
             ["state:Next", "queue"]
         );
         assert_eq!(room.state.source, Some(Source::Video(VIDEO.into())));
@@ -1666,11 +1729,11 @@ mod tests {
                 title: None,
             };
             assert!(matches!(
-                room.apply(load, T0 + 1),
+                room.apply(load, &at(T0 + 1)),
                 Err(CommandError::InvalidValue(_))
             ));
             assert!(matches!(
-                room.apply(add, T0 + 1),
+                room.apply(add, &at(T0 + 1)),
                 Err(CommandError::InvalidValue(_))
             ));
             assert_eq!(room, before);
@@ -1685,7 +1748,7 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let mut stored = serde_json::to_value(&room).unwrap();
@@ -1708,7 +1771,7 @@ mod tests {
     fn a_paused_video_never_ends() {
         let mut room = loaded(true, Some(10.0));
         assert_eq!(room.state.ends_at(), None);
-        assert_eq!(room.on_end(T0 + 60_000), vec![]);
+        assert_eq!(room.on_end(&at(T0 + 60_000)), vec![]);
     }
 
     #[test]
@@ -1725,7 +1788,7 @@ mod tests {
         let texts: Vec<&str> = room.chat.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["two", "three"]);
         assert_eq!(mirror, room);
-        assert_eq!(room.view(0, T0).chat[0].version, 3);
+        assert_eq!(room.view(0, T0, GateSettings::default()).chat[0].version, 3);
         room.keep_chat(0);
         assert!(room.chat.is_empty());
         room.chat("Ann", "four", T0).unwrap();
@@ -1831,7 +1894,7 @@ mod properties {
             for (command, wait) in steps {
                 now += wait;
                 let before = room.clone();
-                match room.apply(command, now) {
+                match room.apply(command, &at(now)) {
                     Ok(events) => {
                         for (i, event) in events.iter().enumerate() {
                             prop_assert_eq!(event.version, before.version + 1 + i as u64);
@@ -1843,7 +1906,7 @@ mod properties {
                     }
                     Err(_) => prop_assert_eq!(&room, &before),
                 }
-                for event in room.on_end(now) {
+                for event in room.on_end(&at(now)) {
                     prop_assert!(event.version <= room.version);
                 }
             }
@@ -1858,7 +1921,7 @@ mod properties {
             let mut now = T0;
             for (command, wait) in steps {
                 now += wait;
-                let _ = room.apply(command, now);
+                let _ = room.apply(command, &at(now));
                 let position = room.state.position_at(now + probe);
                 prop_assert!(position >= 0.0 && position.is_finite());
                 if let Some(duration) = room.state.duration {
@@ -1881,12 +1944,12 @@ mod properties {
             let mut now = T0;
             for (command, step) in steps {
                 now += step;
-                let _ = room.apply(command, now);
+                let _ = room.apply(command, &at(now));
             }
             now += wait;
             let before = room.state.position_at(now);
             let ended = room.state.duration.is_some_and(|d| before >= d);
-            let _ = room.apply(change, now);
+            let _ = room.apply(change, &at(now));
             // Play on an ended video restarts it: the one intended jump.
             if !ended {
                 prop_assert!((room.state.position_at(now) - before).abs() < 1e-6);
