@@ -1,7 +1,6 @@
 //! The shape of the crate cannot rot: `scripts/import-map` reads every import in
-//! `src/` and fails on an import loop outside room/'s pure domain files, on
-//! room/ importing backplane/, http/ or the registry, and on a backplane that
-//! does not implement room/'s port.
+//! `src/` and fails on any import loop, on room/ importing backplane/, http/ or
+//! the registry, and on a backplane that does not implement room/'s port.
 
 use std::process::Command;
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::state::GateSettings;
+use super::view::GateSettings;
 
 /// `gate` progress frames are coalesced to at most one per this interval.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);

@@ -17,6 +17,7 @@
 //!   implemented outside the room core (`crate::backplane`).
 
 pub mod actor;
+pub mod check;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -30,6 +31,7 @@ pub mod shared;
 pub mod source;
 pub mod state;
 pub mod sync;
+pub mod view;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
