@@ -21,8 +21,9 @@ use syncroom::http::AppState;
 use syncroom::registry::CreateRoom;
 use syncroom::room::command::CommandRequest;
 use syncroom::room::event::Frame;
-use syncroom::room::handle::CommandReply;
-use syncroom::room::{Command, Control, Room, RoomHandle, Source};
+use syncroom::actor::handle::CommandReply;
+use syncroom::actor::RoomHandle;
+use syncroom::room::{Command, Control, Room, Source};
 
 const T0: i64 = 1_763_800_000_000;
 

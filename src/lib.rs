@@ -7,19 +7,24 @@
 //!
 //! The map of the crate:
 //! - [`config`]: the command line (`--help` is written there).
-//! - [`room`]: the pure state machine ([`room::state`]), commands and events, and the
-//!   actor shell that sequences commands and fans out pre-encoded SSE frames.
-//! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
-//! - [`delivery`]: getting frames to sockets: direct fan-out and batched sends (all `unsafe`).
+//! - [`room`]: the domain, pure: the state machine ([`room::state`]), commands,
+//!   events, the ready gate, sync health. No tokio, no sockets, no Redis.
+//! - [`actor`]: the room actor that sequences commands, runs a room's timers and
+//!   hands encoded frames to its listeners; [`actor::RoomHandle`] is its face, and
+//!   [`actor::port::SharedRooms`] the port through which rooms are shared.
+//! - [`delivery`]: getting frames to sockets: direct fan-out, batched sends, and a
+//!   large room's writes spread over threads (all `unsafe` is here).
+//! - [`registry`]: room id → [`actor::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
-//! - [`backplane`]: implementations of the room core's port for sharing rooms
-//!   between nodes ([`room::shared::SharedRooms`]); Redis (`--redis`).
+//! - [`backplane`]: implementations of the port for sharing rooms between nodes
+//!   ([`actor::port::SharedRooms`]); Redis (`--redis`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
 //! `127.0.0.1:0`.
 
+pub mod actor;
 pub mod backplane;
 pub mod config;
 pub mod delivery;
@@ -83,7 +88,7 @@ pub async fn run_on(
     let backplane = match &config.redis {
         Some(url) => match connect_redis(url, &config, &shutdown).await? {
             Some(backplane) => {
-                let backplane: Arc<dyn room::shared::SharedRooms> = backplane;
+                let backplane: Arc<dyn actor::port::SharedRooms> = backplane;
                 Some(backplane)
             }
             None => {

@@ -14,17 +14,18 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rand::RngCore;
 
-use crate::room::actor::{ActorContext, RoomSettings};
+use crate::actor::{ActorContext, RoomSettings};
 use crate::room::command::{
     check_text, decode_shaped, Alternatives, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
     ITEM_SOURCE, VISIBILITY_NAMES,
 };
-use crate::room::mirror::MirrorInbox;
-pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
-use crate::room::shared::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
+use crate::actor::mirror::MirrorInbox;
+pub use crate::actor::port::{busiest_first, RoomSummary, LISTING_LIMIT};
+use crate::actor::port::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, Visibility, MAX_ROOM_NAME_CHARS};
-use crate::room::{is_room_id, Clock, CommandError, RoomHandle, Source};
-use crate::room::{local, mirror};
+use crate::actor::RoomHandle;
+use crate::room::{is_room_id, Clock, CommandError, Source};
+use crate::actor::{local, mirror};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -416,14 +417,14 @@ impl Registry {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()
-            .filter(|entry| entry.value().shared().visibility() == Visibility::Public)
+            .filter(|entry| entry.value().status().visibility() == Visibility::Public)
             .map(|entry| {
-                let shared = entry.value().shared();
+                let status = entry.value().status();
                 RoomSummary {
                     room_id: entry.key().to_string(),
-                    name: shared.name.clone(),
-                    listeners: shared.listeners() as u64,
-                    source: shared.source(),
+                    name: status.name.clone(),
+                    listeners: status.listeners() as u64,
+                    source: status.source(),
                 }
             })
             .collect();

@@ -704,7 +704,7 @@ async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
     use syncroom::backplane::redis::RedisSettings;
     use syncroom::backplane::RedisBackplane;
     use syncroom::http::stream_token::StreamTokens;
-    use syncroom::room::shared::SharedRooms;
+    use syncroom::actor::port::SharedRooms;
 
     let redis = Redis::start().await;
     let connect = || async {

@@ -52,7 +52,7 @@ use redis::{
 use serde::{Deserialize, Serialize};
 
 use crate::room::event::{Event, EventKind};
-use crate::room::shared::{
+use crate::actor::port::{
     busiest_first, CatchUp, Change, Committed, CreateLimits, CreateOutcome, Feed, FeedRoute,
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
@@ -1060,7 +1060,7 @@ mod test_redis;
 mod tests {
     use super::*;
     use crate::registry::{CreateRoom, Registry};
-    use crate::room::actor::RoomSettings;
+    use crate::actor::RoomSettings;
     use crate::room::command::CommandRequest;
     use crate::room::{Command, SystemClock};
     use crate::telemetry::Metrics;
@@ -1175,7 +1175,7 @@ mod tests {
                     command: Command::Seek { position: 100.0 },
                     expected_version: Some(target),
                 },
-                Some(crate::room::handle::HostToken(created.host_token.clone())),
+                Some(crate::actor::handle::HostToken(created.host_token.clone())),
                 std::time::Instant::now(),
             )
             .await

@@ -55,8 +55,8 @@ use limits::{RateLimit, StreamCounts};
 
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::room::actor::RoomSettings;
-use crate::room::shared::SharedRooms;
+use crate::actor::RoomSettings;
+use crate::actor::port::SharedRooms;
 use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
@@ -208,7 +208,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         app.create_limit.sweep();
     });
     // Closes sleeping rooms whose idle time is up (a sleeping room has no
-    // timer of its own; see `room::handle::Inbox`).
+    // timer of its own; see `actor::handle::Inbox`).
     let expiry_sweep = app.registry.expiry_sweep_interval();
     spawn_sweeper(&app, expiry_sweep, |app| {
         app.registry.wake_expired();

@@ -24,8 +24,8 @@ use super::stream_token::StreamId;
 use super::AppState;
 use crate::room::event::{hello_frame, retry_frame};
 use crate::delivery::fanout::{Next, Sink};
-use crate::room::handle::{ListenerGuard, Subscription};
-use crate::room::RoomHandle;
+use crate::actor::handle::{ListenerGuard, Subscription};
+use crate::actor::RoomHandle;
 
 /// Streams end between this fraction of the maximum age and the full age.
 const MAX_AGE_JITTER_FLOOR: f64 = 0.85;

@@ -99,7 +99,7 @@ pub struct Room {
     /// The client address that created the room, for `--max-rooms-per-client`.
     /// Never shown to clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creator: Option<std::net::IpAddr>,
+    pub creator: Option<core::net::IpAddr>,
     /// The last chat messages, oldest first, at most `chat_history`. Not part of
     /// the stored room: a backplane keeps them beside it (see `SharedRooms`).
     #[serde(skip)]

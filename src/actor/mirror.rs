@@ -18,18 +18,18 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::actor::{progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use super::command::CommandError;
-use super::error::RoomError;
-use super::event::{CloseReason, Event, EventKind, Frame};
-use super::gate::{GateProgress, ReadyTally};
+use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::command::CommandError;
+use crate::room::error::RoomError;
+use crate::room::event::{CloseReason, Event, EventKind, Frame};
+use crate::room::gate::{GateProgress, ReadyTally};
 use super::handle::{Boxed, CommandReply, Request, RoomHandle};
 use super::hub::Hub;
-use super::shared::{
+use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
-use super::state::{Access, Inputs, Room, RoomView, StartPolicy};
-use super::sync::{SyncAnnouncer, SyncChange};
+use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
+use crate::room::sync::{SyncAnnouncer, SyncChange};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -107,7 +107,7 @@ pub fn spawn(
         Arc::from(room.room_id.as_str()),
         generation,
         requests_tx.clone(),
-        hub.shared.clone(),
+        hub.status.clone(),
     );
     let link = Link {
         shared,
@@ -122,8 +122,9 @@ pub fn spawn(
     };
     let mut sync = SyncAnnouncer::default();
     // Listeners that join see it in their snapshot; nobody here needs an event.
-    sync.update(opened.sync);
-    sync.due();
+    let now = context.clock.now_ms();
+    sync.update(opened.sync, now);
+    sync.due(now);
     let driver = MirrorRoom {
         room,
         tally: ReadyTally::default(),
@@ -295,12 +296,13 @@ impl MirrorRoom {
         let alarm = self.link.alarm.clone();
         loop {
             let end_at = self.end_deadline();
-            let progress_at = self.tally.progress_deadline();
+            let now_ms = self.now();
+            let progress_at = self.tally.progress_deadline(now_ms).map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
-            let sync_at = self.sync.deadline();
+            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
             tokio::select! {
                 biased;
@@ -313,16 +315,16 @@ impl MirrorRoom {
                     // Every handle is gone (see the local driver).
                     None => break,
                 },
-                _ = self.hub.shared.listeners_changed.notified() => {
+                _ = self.hub.status.listeners_changed.notified() => {
                     let gate_changed =
-                        self.hub.shared.gate_listeners() as u64 != self.link.reported_gate;
+                        self.hub.status.gate_listeners() as u64 != self.link.reported_gate;
                     if self.hub.on_listeners_changed().is_some() || gate_changed {
                         self.report_listeners();
                     }
                     self.forget_closed_streams();
                 }
                 _ = sleep_until_some(sync_at) => {
-                    if let Some(summary) = self.sync.due() {
+                    if let Some(summary) = self.sync.due(self.now()) {
                         self.hub.send_live(Frame::sync(&summary));
                     }
                 }
@@ -351,6 +353,11 @@ impl MirrorRoom {
 
     fn now(&self) -> i64 {
         self.context.clock.now_ms()
+    }
+
+    /// The timer instant of server time `at_ms`.
+    fn instant_at(&self, at_ms: i64) -> Instant {
+        instant_at(&*self.context.clock, at_ms)
     }
 
     fn view(&self, now: i64) -> RoomView {
@@ -389,7 +396,7 @@ impl MirrorRoom {
                 let local = self.hub.listeners();
                 let command = request.command;
                 let expected = request.expected_version;
-                let base = link.inputs(self.hub.shared.gate_listeners());
+                let base = link.inputs(self.hub.status.gate_listeners());
                 let sync = self.sync.current();
                 tokio::spawn(async move {
                     let token = token.as_ref().map(|t| t.0.as_str());
@@ -477,7 +484,7 @@ impl MirrorRoom {
                 });
             }
             Request::Feed(Feed::Sync(summary)) => {
-                if let Some(due) = self.sync.update(summary) {
+                if let Some(due) = self.sync.update(summary, self.now()) {
                     self.hub.send_live(Frame::sync(&due));
                 }
             }
@@ -665,7 +672,7 @@ impl MirrorRoom {
 
     /// Streams that ended here stop counting in the shared store at once.
     fn forget_closed_streams(&mut self) {
-        let closed = self.hub.shared.take_closed_streams();
+        let closed = self.hub.status.take_closed_streams();
         if closed.is_empty() || self.sync.current().reporting == 0 {
             return;
         }
@@ -690,13 +697,13 @@ impl MirrorRoom {
     /// the feed).
     fn report_listeners(&mut self) {
         let count = self.hub.listeners();
-        let gate_count = self.hub.shared.gate_listeners();
+        let gate_count = self.hub.status.gate_listeners();
         self.link.reported = count as u64;
         self.link.reported_gate = gate_count as u64;
         self.reported_at = Some(Instant::now());
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let counts = self.hub.shared.clone();
+        let counts = self.hub.status.clone();
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
@@ -723,9 +730,7 @@ impl MirrorRoom {
                 return Some(at);
             }
         }
-        let due = self.room.next_due()?;
-        let wait_ms = (due - self.now()).max(0) as u64;
-        Some(Instant::now() + Duration::from_millis(wait_ms))
+        Some(self.instant_at(self.room.next_due()?))
     }
 
     /// A pending start, or the end of the video, is due.
@@ -735,7 +740,7 @@ impl MirrorRoom {
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let base = link.inputs(self.hub.shared.gate_listeners());
+        let base = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
                 .commit(&room_id, None, |room, now| {
@@ -768,7 +773,7 @@ impl MirrorRoom {
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
         let settings = self.room.gate(link.starts.gate);
-        let base = link.inputs(self.hub.shared.gate_listeners());
+        let base = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -811,7 +816,7 @@ impl MirrorRoom {
         self.release_tried = Some(gate);
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let base = link.inputs(self.hub.shared.gate_listeners());
+        let base = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move { link.release_gate(&room_id, gate, base).await });
     }
 

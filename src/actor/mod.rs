@@ -1,21 +1,37 @@
-//! What every room actor shares, whichever role it has (Alice Ryhl's "Actors with
-//! Tokio": a handle, a task, a bounded mpsc in and oneshot replies out, plus a
-//! broadcast of encoded frames to listeners).
+//! The room actor: the shell around the pure room ([`crate::room`]). Alice
+//! Ryhl's "Actors with Tokio": a handle, a task, a bounded mpsc in and oneshot
+//! replies out, and the frames its listeners get through [`hub`].
 //!
-//! There are two roles, one struct each: [`super::local`] drives a room kept by
-//! this process, [`super::mirror`] this node's mirror of a room shared through a
-//! backplane. Both hand what listeners see to the same [`super::hub`]. This
-//! module holds what they are both given and the small helpers of their loops.
+//! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor, and what
+//!   readers see without a round trip ([`handle::RoomStatus`]).
+//! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
+//! - [`local`]: the driver of a room kept by this process (apply in place, timers,
+//!   the `--data-dir` store).
+//! - [`mirror`]: the driver of a room shared through a backplane (commit, catch
+//!   up, heartbeat).
+//! - [`port`]: how rooms are shared between nodes ([`port::SharedRooms`]),
+//!   implemented by `crate::backplane`.
+//!
+//! This module holds what both drivers are given and the small helpers of their
+//! loops.
+
+pub mod handle;
+pub mod hub;
+pub mod local;
+pub mod mirror;
+pub mod port;
+
+pub use handle::{RoomHandle, Subscription};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use super::event::Frame;
-use super::gate::ReadyTally;
-use super::state::{Room, StartPolicy};
-use super::Clock;
+use crate::room::event::Frame;
+use crate::room::gate::ReadyTally;
+use crate::room::state::{Room, StartPolicy};
+use crate::room::Clock;
 use crate::telemetry::Metrics;
 
 /// Requests that may wait in one room's inbox before callers wait for room.
@@ -37,7 +53,7 @@ pub struct RoomSettings {
     /// Chat messages a room keeps for late joiners (`--chat-history`).
     pub chat_history: usize,
     /// How listeners' sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
-    pub sync: super::sync::SyncRules,
+    pub sync: crate::room::sync::SyncRules,
     /// How starts are scheduled (`--start-lead-ms`, `--gate-quorum`,
     /// `--gate-deadline-ms`).
     pub starts: StartPolicy,
@@ -69,9 +85,14 @@ pub(crate) fn progress_frame(
     listeners: u64,
     now: i64,
 ) -> Option<Frame> {
-    let progress = tally.progress_due(listeners)?;
+    let progress = tally.progress_due(listeners, now)?;
     let gate = room.state.ready_gate?;
     Some(Frame::gate(gate, progress, room.state.starts_at, now))
+}
+
+/// The timer instant of server time `at_ms` by `clock` (now, when it is past).
+pub(crate) fn instant_at(clock: &dyn Clock, at_ms: i64) -> Instant {
+    Instant::now() + Duration::from_millis((at_ms - clock.now_ms()).max(0) as u64)
 }
 
 /// Sleeps until `deadline`, or forever when there is none (a timer not armed).
@@ -79,5 +100,34 @@ pub(crate) async fn sleep_until_some(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A clock that follows tokio's time, so `tokio::time::pause` and `advance` move it.
+/// Anchored to the wall clock when created.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    anchor_ms: i64,
+    anchor: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn new() -> Self {
+        Self {
+            anchor_ms: crate::room::SystemClock.now_ms(),
+            anchor: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> i64 {
+        self.anchor_ms + self.anchor.elapsed().as_millis() as i64
     }
 }

@@ -23,14 +23,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use super::error::RoomError;
-use super::event::{CloseReason, Event, EventKind, Frame};
-use super::gate::{GateProgress, ReadyTally};
+use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::error::RoomError;
+use crate::room::event::{CloseReason, Event, EventKind, Frame};
+use crate::room::gate::{GateProgress, ReadyTally};
 use super::handle::{Boxed, CommandReply, Inbox, Request, RoomHandle, Sleeper};
 use super::hub::Hub;
-use super::state::{Access, Inputs, Room, RoomView};
-use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
+use crate::room::state::{Access, Inputs, Room, RoomView};
+use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
 
 /// Starts the driver of a room kept here and returns its handle. `store`: where
@@ -52,7 +52,7 @@ pub fn spawn(
         Arc::from(room.room_id.as_str()),
         generation,
         requests_tx,
-        hub.shared.clone(),
+        hub.status.clone(),
     );
     let driver = LocalRoom {
         room,
@@ -97,11 +97,12 @@ impl LocalRoom {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
             let due_at = self.room.next_due().map(|at| self.instant_at(at));
-            let progress_at = self.tally.progress_deadline();
+            let now_ms = self.now();
+            let progress_at = self.tally.progress_deadline(now_ms).map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
-            let sync_at = self.sync.deadline();
+            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
             let due = [
                 due_at,
@@ -140,10 +141,10 @@ impl LocalRoom {
                     // complete during a graceful shutdown.
                     None => break,
                 },
-                _ = self.hub.shared.listeners_changed.notified() => {
+                _ = self.hub.status.listeners_changed.notified() => {
                     let due = self.hub.on_listeners_changed();
                     self.announce(due);
-                    for stream in self.hub.shared.take_closed_streams() {
+                    for stream in self.hub.status.take_closed_streams() {
                         self.sync_board.forget(&stream);
                     }
                     self.refresh_sync();
@@ -168,7 +169,7 @@ impl LocalRoom {
                         self.refresh_sync();
                     }
                     if sync_at.is_some_and(|at| at <= now) {
-                        if let Some(summary) = self.sync.due() {
+                        if let Some(summary) = self.sync.due(self.now()) {
                             self.hub.send_live(Frame::sync(&summary));
                         }
                     }
@@ -195,7 +196,7 @@ impl LocalRoom {
         Inputs {
             now: self.now(),
             starts: self.context.settings.starts,
-            gate_listeners: self.hub.shared.gate_listeners() as u64,
+            gate_listeners: self.hub.status.gate_listeners() as u64,
         }
     }
 
@@ -212,14 +213,14 @@ impl LocalRoom {
 
     /// The tokio instant of a server time (ms).
     fn instant_at(&self, at_ms: i64) -> Instant {
-        Instant::now() + Duration::from_millis((at_ms - self.now()).max(0) as u64)
+        instant_at(&*self.context.clock, at_ms)
     }
 
     /// The reports changed: the summary is brought up to date (and announced
     /// when due). Answers it.
     fn refresh_sync(&mut self) -> SyncSummary {
         let summary = self.sync_board.summary();
-        if let Some(due) = self.sync.update(summary.clone()) {
+        if let Some(due) = self.sync.update(summary.clone(), self.now()) {
             self.hub.send_live(Frame::sync(&due));
         }
         summary
@@ -309,7 +310,7 @@ impl LocalRoom {
                 let _ = respond_to.send(Ok(GateProgress {
                     ready_gate: self.room.state.ready_gate,
                     ready: self.tally.ready(),
-                    listeners: self.hub.shared.gate_listeners() as u64,
+                    listeners: self.hub.status.gate_listeners() as u64,
                     counted,
                 }));
             }
@@ -373,7 +374,7 @@ impl LocalRoom {
 
     /// Tells the listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
-        let listeners = self.hub.shared.gate_listeners() as u64;
+        let listeners = self.hub.status.gate_listeners() as u64;
         let now = self.now();
         if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
@@ -398,10 +399,10 @@ impl LocalRoom {
 mod tests {
     //! The local driver under paused tokio time: timers fire exactly when the clock says.
     use super::*;
-    use crate::room::actor::RoomSettings;
+    use crate::actor::RoomSettings;
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;
-    use crate::room::handle::HostToken;
+    use crate::actor::handle::HostToken;
     use crate::room::state::{Control, StartPolicy};
     use crate::room::{Clock, Command, Source, TokioClock};
     use crate::telemetry::Metrics;
