@@ -27,7 +27,8 @@ use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, IN
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, Inbox, Request, RoomHandle, Sleeper};
+use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
+use crate::room::command::CommandRequest;
 use super::hub::Hub;
 use crate::room::state::{Access, Inputs, Room, RoomView};
 use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
@@ -245,23 +246,7 @@ impl LocalRoom {
                 arrived,
                 respond_to,
             } => {
-                let inputs = self.inputs();
-                let result = self.room.decide(
-                    token.as_ref().map(|t| t.0.as_str()),
-                    request.expected_version,
-                    request.command,
-                    &inputs,
-                );
-                let reply = result.map_err(RoomError::from).map(|events| {
-                    self.hub.touch();
-                    let changed = !events.is_empty();
-                    self.publish(events, Some(arrived));
-                    CommandReply {
-                        version: self.room.version,
-                        room: self.view(now),
-                        changed,
-                    }
-                });
+                let reply = self.command(request, token, arrived);
                 let _ = respond_to.send(reply);
             }
             Request::Chat {
@@ -286,14 +271,9 @@ impl LocalRoom {
                 let _ = respond_to.send(reply.map_err(RoomError::from));
             }
             Request::Delete { token, respond_to } => {
-                let allowed = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly);
-                let stop = allowed.is_ok();
-                if stop {
-                    self.close(CloseReason::Deleted);
-                }
-                let _ = respond_to.send(allowed.map_err(RoomError::from));
+                let deleted = self.delete(token);
+                let stop = deleted.is_ok();
+                let _ = respond_to.send(deleted);
                 if stop {
                     return Flow::Stop;
                 }
@@ -319,16 +299,8 @@ impl LocalRoom {
                 new_token,
                 respond_to,
             } => {
-                let reply = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)
-                    .map(|()| {
-                        let event = self.room.reset_host_token(&new_token.0, now);
-                        self.hub.touch();
-                        self.publish(vec![event], None);
-                        self.room.version
-                    });
-                let _ = respond_to.send(reply.map_err(RoomError::from));
+                let reply = self.reset_host_token(token, new_token);
+                let _ = respond_to.send(reply);
             }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
@@ -337,6 +309,50 @@ impl LocalRoom {
             | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// A client's command, decided by the room and published.
+    fn command(
+        &mut self,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+    ) -> Result<CommandReply, RoomError> {
+        let inputs = self.inputs();
+        let token = token.as_ref().map(|t| t.0.as_str());
+        let events =
+            self.room
+                .decide(token, request.expected_version, request.command, &inputs)?;
+        self.hub.touch();
+        let changed = !events.is_empty();
+        self.publish(events, Some(arrived));
+        Ok(CommandReply {
+            version: self.room.version,
+            room: self.view(inputs.now),
+            changed,
+        })
+    }
+
+    /// Closes the room for its host: listeners get `closed`.
+    fn delete(&mut self, token: Option<HostToken>) -> Result<(), RoomError> {
+        let token = token.as_ref().map(|t| t.0.as_str());
+        self.room.authorize(token, Access::HostOnly)?;
+        self.close(CloseReason::Deleted);
+        Ok(())
+    }
+
+    /// Replaces the host token; answers the room's version after it.
+    fn reset_host_token(
+        &mut self,
+        token: Option<HostToken>,
+        new_token: HostToken,
+    ) -> Result<u64, RoomError> {
+        let token = token.as_ref().map(|t| t.0.as_str());
+        self.room.authorize(token, Access::HostOnly)?;
+        let event = self.room.reset_host_token(&new_token.0, self.now());
+        self.hub.touch();
+        self.publish(vec![event], None);
+        Ok(self.room.version)
     }
 
     /// Keeps the room in the store, then hands the events to the hub.

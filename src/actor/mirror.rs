@@ -23,7 +23,8 @@ use crate::room::command::CommandError;
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, Request, RoomHandle};
+use super::handle::{Boxed, CommandReply, HostToken, Request, RoomHandle};
+use crate::room::command::CommandRequest;
 use super::hub::Hub;
 use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
@@ -391,36 +392,7 @@ impl MirrorRoom {
                 token,
                 arrived,
                 respond_to,
-            } => {
-                self.hub.touch();
-                let local = self.hub.listeners();
-                let command = request.command;
-                let expected = request.expected_version;
-                let base = link.inputs(self.hub.status.gate_listeners());
-                let sync = self.sync.current();
-                tokio::spawn(async move {
-                    let token = token.as_ref().map(|t| t.0.as_str());
-                    let committed = link
-                        .commit(&room_id, Some(arrived), |room, now| {
-                            let inputs = Inputs { now, ..base };
-                            room.decide(token, expected, command.clone(), &inputs)
-                        })
-                        .await;
-                    let reply = committed.map(|(room, changed)| CommandReply {
-                        version: room.version,
-                        room: RoomView {
-                            sync,
-                            ..room.view(
-                                link.listeners_now(local),
-                                link.shared.now_ms(),
-                                link.starts.gate,
-                            )
-                        },
-                        changed,
-                    });
-                    let _ = respond_to.send(reply);
-                });
-            }
+            } => self.commit_command(request, token, arrived, respond_to),
             Request::Chat {
                 name,
                 text,
@@ -447,14 +419,6 @@ impl MirrorRoom {
                 ready_gate,
                 respond_to,
             } => self.on_ready(stream, ready_gate, respond_to),
-            Request::Feed(Feed::Gate {
-                ready_gate,
-                ready,
-                listeners,
-            }) => {
-                self.link.gate_listeners = listeners;
-                self.tally.heard(ready_gate, ready);
-            }
             Request::ResetHostToken {
                 token,
                 new_token,
@@ -483,28 +447,85 @@ impl MirrorRoom {
                     let _ = respond_to.send(summary);
                 });
             }
-            Request::Feed(Feed::Sync(summary)) => {
-                if let Some(due) = self.sync.update(summary, self.now()) {
-                    self.hub.send_live(Frame::sync(&due));
-                }
-            }
-            Request::Feed(Feed::Events { events, arrived }) => {
-                return self.on_feed_events(events, arrived);
-            }
-            Request::Feed(Feed::Presence {
-                listeners,
-                gate_listeners,
-                server_time,
-            }) => {
-                self.link.gate_listeners = gate_listeners;
-                self.tally.touch();
-                self.on_listener_total(listeners, server_time);
-                // One who took part may have left: the rest may be the quorum.
-                self.check_gate();
-            }
-            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(*result),
+            Request::Feed(feed) => return self.on_feed(feed),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
+        }
+        Flow::Continue
+    }
+
+    /// A client's command, committed by a task of its own (the mirror never
+    /// waits on the store); the answer goes to `respond_to`.
+    fn commit_command(
+        &mut self,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+        respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
+    ) {
+        let room_id = self.room.room_id.clone();
+        let link = self.link.clone();
+            self.hub.touch();
+            let local = self.hub.listeners();
+            let command = request.command;
+            let expected = request.expected_version;
+            let base = link.inputs(self.hub.status.gate_listeners());
+            let sync = self.sync.current();
+            tokio::spawn(async move {
+                let token = token.as_ref().map(|t| t.0.as_str());
+                let committed = link
+                    .commit(&room_id, Some(arrived), |room, now| {
+                        let inputs = Inputs { now, ..base };
+                        room.decide(token, expected, command.clone(), &inputs)
+                    })
+                    .await;
+                let reply = committed.map(|(room, changed)| CommandReply {
+                    version: room.version,
+                    room: RoomView {
+                        sync,
+                        ..room.view(
+                            link.listeners_now(local),
+                            link.shared.now_ms(),
+                            link.starts.gate,
+                        )
+                    },
+                    changed,
+                });
+                let _ = respond_to.send(reply);
+            });
+    }
+
+    /// What the backplane tells this mirror.
+    fn on_feed(&mut self, feed: Feed) -> Flow {
+        match feed {
+        Feed::Gate {
+            ready_gate,
+            ready,
+            listeners,
+        } => {
+            self.link.gate_listeners = listeners;
+            self.tally.heard(ready_gate, ready);
+        }
+        Feed::Sync(summary) => {
+            if let Some(due) = self.sync.update(summary, self.now()) {
+                self.hub.send_live(Frame::sync(&due));
+            }
+        }
+        Feed::Events { events, arrived } => {
+            return self.on_feed_events(events, arrived);
+        }
+        Feed::Presence {
+            listeners,
+            gate_listeners,
+            server_time,
+        } => {
+            self.link.gate_listeners = gate_listeners;
+            self.tally.touch();
+            self.on_listener_total(listeners, server_time);
+            // One who took part may have left: the rest may be the quorum.
+            self.check_gate();
+        }
+        Feed::CaughtUp(result) => return self.on_caught_up(*result),
         }
         Flow::Continue
     }

@@ -118,6 +118,15 @@ fn chat_on() -> bool {
     true
 }
 
+/// A `load` command's fields, its `paused` defaulted.
+struct Load {
+    source: Source,
+    position: Option<f64>,
+    paused: bool,
+    duration: Option<f64>,
+    starts_at: Option<i64>,
+}
+
 /// Why a chat message is refused in a room whose host turned chat off.
 pub const CHAT_OFF: &str = "the host turned chat off in this room";
 
@@ -229,36 +238,16 @@ impl Room {
     pub fn apply(&mut self, command: Command, inputs: &Inputs) -> Result<Vec<Event>, CommandError> {
         command.validate()?;
         let now = inputs.now;
-        let current = &self.state;
-        let (cause, state) = match command {
+        match command {
             Command::Play {
                 position,
                 starts_at,
             } => {
-                if current.source.is_none() {
-                    return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
-                }
-                let mut at = self.start_moment(starts_at, inputs)?;
-                if starts_at.is_none() {
-                    // "Start now" on a pending start never puts it off.
-                    at = current.starts_at.map_or(at, |pending| pending.min(at));
-                }
-                let mut state = current.anchored_at(now);
-                if let Some(position) = position {
-                    state.position = state.clamp(position);
-                } else if state.duration.is_some_and(|d| state.position >= d) {
-                    // Play on an ended video starts it again, as players do.
-                    state.position = 0.0;
-                }
-                if starts_at.is_none() && !current.paused {
-                    // Already playing: no pause for a lead, as before.
-                    (Cause::Play, state)
-                } else {
-                    (Cause::Play, state.start_at(at, now))
-                }
+                let state = self.play(position, starts_at, inputs)?;
+                Ok(self.change_state(state, Cause::Play, now))
             }
             Command::Pause { position } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 if let Some(position) = position {
                     state.position = state.clamp(position);
                 }
@@ -266,12 +255,12 @@ impl Room {
                 state.paused = true;
                 state.starts_at = None;
                 state.ready_gate = None;
-                (Cause::Pause, state)
+                Ok(self.change_state(state, Cause::Pause, now))
             }
             Command::Seek { position } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.position = state.clamp(position);
-                (Cause::Seek, state)
+                Ok(self.change_state(state, Cause::Seek, now))
             }
             Command::Load {
                 source,
@@ -280,42 +269,101 @@ impl Room {
                 duration,
                 starts_at,
             } => {
-                let paused = paused.unwrap_or(false);
-                if paused && starts_at.is_some() {
-                    return Err(CommandError::InvalidValue(
-                        "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
-                    ));
-                }
-                let at = starts_at
-                    .map(|t| self.start_moment(Some(t), inputs))
-                    .transpose()?;
-                let mut state = PlaybackState {
-                    source: Some(source),
-                    position: 0.0,
-                    paused: true,
-                    rate: current.rate,
+                let load = Load {
+                    source,
+                    position,
+                    paused: paused.unwrap_or(false),
                     duration,
-                    updated_at: now,
-                    starts_at: None,
-                    ready_gate: None,
+                    starts_at,
                 };
-                state.position = state.clamp(position.unwrap_or(0.0));
-                if !paused {
-                    state = self.start_item(state, at, inputs);
-                }
-                (Cause::Load, state)
+                let state = self.load(load, inputs)?;
+                Ok(self.change_state(state, Cause::Load, now))
             }
             Command::Rate { rate } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.rate = rate;
-                (Cause::Rate, state)
+                Ok(self.change_state(state, Cause::Rate, now))
             }
             Command::Duration { duration } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.duration = Some(duration);
                 state.position = state.clamp(state.position);
-                (Cause::Duration, state)
+                Ok(self.change_state(state, Cause::Duration, now))
             }
+            Command::Next {} => Ok(self.advance(inputs)),
+            queue @ (Command::QueueAdd { .. }
+            | Command::QueueRemove { .. }
+            | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
+            setting => Ok(self.apply_setting(setting, now)),
+        }
+    }
+
+    /// The state `play` asks for: from the paused (or given) position, at a
+    /// start moment (`starts_at`, or a lead from now).
+    fn play(
+        &self,
+        position: Option<f64>,
+        starts_at: Option<i64>,
+        inputs: &Inputs,
+    ) -> Result<PlaybackState, CommandError> {
+        let (current, now) = (&self.state, inputs.now);
+        if current.source.is_none() {
+            return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
+        }
+        let mut at = self.start_moment(starts_at, inputs)?;
+        if starts_at.is_none() {
+            // "Start now" on a pending start never puts it off.
+            at = current.starts_at.map_or(at, |pending| pending.min(at));
+        }
+        let mut state = current.anchored_at(now);
+        if let Some(position) = position {
+            state.position = state.clamp(position);
+        } else if state.duration.is_some_and(|d| state.position >= d) {
+            // Play on an ended video starts it again, as players do.
+            state.position = 0.0;
+        }
+        if starts_at.is_none() && !current.paused {
+            // Already playing: no pause for a lead, as before.
+            Ok(state)
+        } else {
+            Ok(state.start_at(at, now))
+        }
+    }
+
+    /// The state a `load` asks for: the new item at its position, paused or
+    /// set to start (at `starts_at`, after the gate, or a lead from now).
+    fn load(&self, load: Load, inputs: &Inputs) -> Result<PlaybackState, CommandError> {
+        let now = inputs.now;
+        if load.paused && load.starts_at.is_some() {
+            return Err(CommandError::InvalidValue(
+                "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
+            ));
+        }
+        let at = load
+            .starts_at
+            .map(|t| self.start_moment(Some(t), inputs))
+            .transpose()?;
+        let mut state = PlaybackState {
+            source: Some(load.source),
+            position: 0.0,
+            paused: true,
+            rate: self.state.rate,
+            duration: load.duration,
+            updated_at: now,
+            starts_at: None,
+            ready_gate: None,
+        };
+        state.position = state.clamp(load.position.unwrap_or(0.0));
+        if !load.paused {
+            state = self.start_item(state, at, inputs);
+        }
+        Ok(state)
+    }
+
+    /// `queue_add`, `queue_remove` and `queue_move`: one `queue` event, or none
+    /// for a move to where the item is.
+    fn apply_to_queue(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
+        match command {
             Command::QueueAdd { source, title } => {
                 if self.queue.len() >= self.max_queue {
                     return Err(CommandError::InvalidValue(format!(
@@ -337,12 +385,10 @@ impl Room {
                     source,
                     title,
                 });
-                return Ok(vec![self.queue_event(now)]);
             }
             Command::QueueRemove { item_id } => {
                 let index = self.queue_index(&item_id)?;
                 self.queue.remove(index);
-                return Ok(vec![self.queue_event(now)]);
             }
             Command::QueueMove { item_id, index } => {
                 let from = self.queue_index(&item_id)?;
@@ -355,15 +401,19 @@ impl Room {
                 }
                 let item = self.queue.remove(from);
                 self.queue.insert(to, item);
-                return Ok(vec![self.queue_event(now)]);
             }
-            Command::Next {} => return Ok(self.advance(inputs)),
-            Command::Control { control } => {
-                if control == self.control {
-                    return Ok(Vec::new());
-                }
+            _ => return Ok(Vec::new()),
+        }
+        Ok(vec![self.queue_event(now)])
+    }
+
+    /// The host's settings (`control`, `ready_gate`, `visibility`,
+    /// `chat_enabled`, `clear_chat`): one event, or none when nothing changes.
+    fn apply_setting(&mut self, command: Command, now: i64) -> Vec<Event> {
+        let kind = match command {
+            Command::Control { control } if control != self.control => {
                 self.control = control;
-                return Ok(vec![self.event(now, EventKind::Control { control })]);
+                EventKind::Control { control }
             }
             Command::ReadyGate {
                 quorum,
@@ -374,34 +424,27 @@ impl Room {
                     deadline_ms,
                 };
                 if self.ready_gate == Some(settings) {
-                    return Ok(Vec::new());
+                    return Vec::new();
                 }
                 self.ready_gate = Some(settings);
-                return Ok(vec![self.event(now, EventKind::ReadyGate { settings })]);
+                EventKind::ReadyGate { settings }
             }
-            Command::Visibility { visibility } => {
-                if visibility == self.visibility {
-                    return Ok(Vec::new());
-                }
+            Command::Visibility { visibility } if visibility != self.visibility => {
                 self.visibility = visibility;
-                return Ok(vec![self.event(now, EventKind::Visibility { visibility })]);
+                EventKind::Visibility { visibility }
             }
-            Command::ChatEnabled { chat_enabled } => {
-                if chat_enabled == self.chat_enabled {
-                    return Ok(Vec::new());
-                }
+            Command::ChatEnabled { chat_enabled } if chat_enabled != self.chat_enabled => {
                 self.chat_enabled = chat_enabled;
-                return Ok(vec![
-                    self.event(now, EventKind::ChatEnabled { chat_enabled })
-                ]);
+                EventKind::ChatEnabled { chat_enabled }
             }
             Command::ClearChat {} => {
                 // Always an event, even with nothing kept: pages clear what they show.
                 self.chat.clear();
-                return Ok(vec![self.event(now, EventKind::ChatCleared {})]);
+                EventKind::ChatCleared {}
             }
+            _ => return Vec::new(),
         };
-        Ok(self.set_state(state, cause, now).into_iter().collect())
+        vec![self.event(now, kind)]
     }
 
     /// Called when the end-of-video timer fires. Loads the next queued item, or
@@ -640,6 +683,11 @@ impl Room {
             },
         );
         vec![loaded, self.queue_event(now)]
+    }
+
+    /// [`Room::set_state`], as the events of a change.
+    fn change_state(&mut self, state: PlaybackState, cause: Cause, now: i64) -> Vec<Event> {
+        self.set_state(state, cause, now).into_iter().collect()
     }
 
     /// Moves to `state` unless a client could not tell the difference.
