@@ -20,6 +20,8 @@ pub mod hub;
 pub mod local;
 pub mod mirror;
 pub mod port;
+#[cfg(test)]
+mod tests;
 
 pub use handle::{RoomHandle, Subscription};
 

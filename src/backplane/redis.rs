@@ -1054,7 +1054,7 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
 /// The tests' one Redis fixture, shared with the integration tests.
 #[cfg(test)]
 #[path = "../../tests/common/redis.rs"]
-mod test_redis;
+pub(crate) mod test_redis;
 
 #[cfg(test)]
 mod tests {
