@@ -42,26 +42,26 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// Serves the whole API on `listener` until `shutdown` is cancelled.
+/// Serves the whole API on the listening `socket` until `shutdown` is cancelled.
 ///
-/// On shutdown the listener stops accepting, every open event stream ends (so
+/// On shutdown the server stops accepting, every open event stream ends (so
 /// open SSE bodies cannot hold the process up) and in-flight requests finish.
 pub async fn run(
-    listener: TcpListener,
+    socket: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    run_on(vec![listener], config, shutdown).await
+    run_on(vec![socket], config, shutdown).await
 }
 
-/// Like [`run`], on several listeners at once: a `--listen` host name such as
+/// Like [`run`], on several listening sockets at once: a `--listen` host name such as
 /// `localhost` may name several addresses (`127.0.0.1` and `::1`).
 pub async fn run_on(
-    listeners: Vec<TcpListener>,
+    sockets: Vec<TcpListener>,
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    if listeners.is_empty() {
+    if sockets.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "no address to listen on",
@@ -115,15 +115,15 @@ pub async fn run_on(
         tokio::spawn(store.clone().run_writer(shutdown.clone()));
     }
     let router = http::router(app.clone());
-    for listener in &listeners {
+    for socket in &sockets {
         tracing::info!(
-            addr = %listener.local_addr()?,
+            addr = %socket.local_addr()?,
             max_connections = app.max_connections(),
             tls = tls.is_some(),
             "syncroom listening"
         );
     }
-    http::accept::serve(listeners, router, app.connection_limits(), tls, shutdown).await?;
+    http::accept::serve(sockets, router, app.connection_limits(), tls, shutdown).await?;
     app.registry.close_all();
     if let Some(store) = &store {
         store.flush().await;
