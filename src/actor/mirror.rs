@@ -177,16 +177,18 @@ impl Link {
         (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
     }
 
-    /// What a change depends on now, with the gate's listeners over every node
-    /// (this node's brought up to date, as for [`Link::listeners_now`]). Its
-    /// `now` is the store's, given to each commit: `Inputs { now, ..base }`.
-    fn inputs(&self, local_gate: usize) -> Inputs {
-        Inputs {
-            now: 0,
-            starts: self.starts,
-            gate_listeners: (self.gate_listeners.saturating_sub(self.reported_gate)
-                + local_gate as u64)
-                .max(local_gate as u64),
+    /// What a change depends on at the store's `now` (given to each commit),
+    /// with the gate's listeners over every node (this node's brought up to
+    /// date, as for [`Link::listeners_now`]).
+    fn inputs(&self, local_gate: usize) -> impl Fn(i64) -> Inputs + Copy + Send + Sync + 'static {
+        let starts = self.starts;
+        let gate_listeners = (self.gate_listeners.saturating_sub(self.reported_gate)
+            + local_gate as u64)
+            .max(local_gate as u64);
+        move |now| Inputs {
+            now,
+            starts,
+            gate_listeners,
         }
     }
 
@@ -226,10 +228,10 @@ impl Link {
 
     /// Brings the start of the open `gate` forward (the quorum is there). Once
     /// for the cluster: a gate already released commits nothing.
-    async fn release_gate(&self, room_id: &str, gate: u64, base: Inputs) {
+    async fn release_gate(&self, room_id: &str, gate: u64, inputs_at: impl Fn(i64) -> Inputs + Send + Sync) {
         let released = self
             .commit(room_id, None, |room, now| {
-                Ok(room.release_gate(gate, &Inputs { now, ..base }))
+                Ok(room.release_gate(gate, &inputs_at(now)))
             })
             .await;
         if let Err(error) = released {
@@ -469,14 +471,13 @@ impl MirrorRoom {
             let local = self.hub.listeners();
             let command = request.command;
             let expected = request.expected_version;
-            let base = link.inputs(self.hub.status.gate_listeners());
+            let inputs_at = link.inputs(self.hub.status.gate_listeners());
             let sync = self.sync.current();
             tokio::spawn(async move {
                 let token = token.as_ref().map(|t| t.0.as_str());
                 let committed = link
                     .commit(&room_id, Some(arrived), |room, now| {
-                        let inputs = Inputs { now, ..base };
-                        room.decide(token, expected, command.clone(), &inputs)
+                        room.decide(token, expected, command.clone(), &inputs_at(now))
                     })
                     .await;
                 let reply = committed.map(|(room, changed)| CommandReply {
@@ -761,11 +762,11 @@ impl MirrorRoom {
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let base = link.inputs(self.hub.status.gate_listeners());
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
                 .commit(&room_id, None, |room, now| {
-                    Ok(room.on_due(&Inputs { now, ..base }))
+                    Ok(room.on_due(&inputs_at(now)))
                 })
                 .await
             {
@@ -794,7 +795,7 @@ impl MirrorRoom {
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
         let settings = self.room.gate(link.starts.gate);
-        let base = link.inputs(self.hub.status.gate_listeners());
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -803,7 +804,7 @@ impl MirrorRoom {
             {
                 Ok((ready, listeners)) => {
                     if settings.met(ready, listeners) {
-                        link.release_gate(&room_id, ready_gate, base).await;
+                        link.release_gate(&room_id, ready_gate, inputs_at).await;
                     }
                     Ok(GateProgress {
                         ready_gate: Some(ready_gate),
@@ -837,8 +838,8 @@ impl MirrorRoom {
         self.release_tried = Some(gate);
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let base = link.inputs(self.hub.status.gate_listeners());
-        tokio::spawn(async move { link.release_gate(&room_id, gate, base).await });
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        tokio::spawn(async move { link.release_gate(&room_id, gate, inputs_at).await });
     }
 
     /// Tells this node's listeners how far the open gate is (coalesced).
