@@ -420,7 +420,8 @@ mod tests {
     use crate::room::event::SharedFrame;
     use crate::actor::handle::HostToken;
     use crate::room::state::{Control, StartPolicy};
-    use crate::room::{Clock, Command, Source, TokioClock};
+    use crate::actor::TokioClock;
+    use crate::room::{Clock, Command, Source};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
 
