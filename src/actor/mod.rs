@@ -11,12 +11,15 @@
 //!   up, heartbeat).
 //! - [`port`]: how rooms are shared between nodes ([`port::SharedRooms`]),
 //!   implemented by `crate::backplane`.
+//! - [`keeper`]: where a node's rooms are kept (here, or shared through the
+//!   port): the one thing the registry is given.
 //!
 //! This module holds what both drivers are given and the small helpers of their
 //! loops.
 
 pub mod handle;
 pub mod hub;
+pub mod keeper;
 pub mod local;
 pub mod mirror;
 pub mod port;

@@ -369,10 +369,8 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Health>, ApiErr
             retry_after_secs: 1,
         });
     }
-    if let Some(backplane) = app.registry.backplane() {
-        if !backplane.ready().await {
-            return Err(ApiError::Unavailable(crate::room::Unavailable));
-        }
+    if !app.registry.ready().await {
+        return Err(ApiError::Unavailable(crate::room::Unavailable));
     }
     Ok(Json(Health { status: "ready" }))
 }
