@@ -18,7 +18,6 @@
 //! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -415,6 +414,7 @@ impl LocalRoom {
 mod tests {
     //! The local driver under paused tokio time: timers fire exactly when the clock says.
     use super::*;
+    use std::time::Duration;
     use crate::actor::RoomSettings;
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;

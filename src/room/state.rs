@@ -1729,7 +1729,7 @@ mod properties {
             for (command, wait) in steps {
                 now += wait;
                 let before = room.clone();
-                match room.apply(command, &at(now)) {
+                match room.apply(command, &Inputs::at(now)) {
                     Ok(events) => {
                         for (i, event) in events.iter().enumerate() {
                             prop_assert_eq!(event.version, before.version + 1 + i as u64);
@@ -1741,7 +1741,7 @@ mod properties {
                     }
                     Err(_) => prop_assert_eq!(&room, &before),
                 }
-                for event in room.on_end(&at(now)) {
+                for event in room.on_end(&Inputs::at(now)) {
                     prop_assert!(event.version <= room.version);
                 }
             }
@@ -1756,7 +1756,7 @@ mod properties {
             let mut now = T0;
             for (command, wait) in steps {
                 now += wait;
-                let _ = room.apply(command, &at(now));
+                let _ = room.apply(command, &Inputs::at(now));
                 let position = room.state.position_at(now + probe);
                 prop_assert!(position >= 0.0 && position.is_finite());
                 if let Some(duration) = room.state.duration {
@@ -1779,12 +1779,12 @@ mod properties {
             let mut now = T0;
             for (command, step) in steps {
                 now += step;
-                let _ = room.apply(command, &at(now));
+                let _ = room.apply(command, &Inputs::at(now));
             }
             now += wait;
             let before = room.state.position_at(now);
             let ended = room.state.duration.is_some_and(|d| before >= d);
-            let _ = room.apply(change, &at(now));
+            let _ = room.apply(change, &Inputs::at(now));
             // Play on an ended video restarts it: the one intended jump.
             if !ended {
                 prop_assert!((room.state.position_at(now) - before).abs() < 1e-6);
