@@ -17,12 +17,12 @@ use std::hint::black_box;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use syncroom::actor::handle::CommandReply;
+use syncroom::actor::RoomHandle;
 use syncroom::http::AppState;
 use syncroom::registry::CreateRoom;
 use syncroom::room::command::CommandRequest;
 use syncroom::room::event::Frame;
-use syncroom::actor::handle::CommandReply;
-use syncroom::actor::RoomHandle;
 use syncroom::room::{Command, Control, GateSettings, Inputs, Room, Source};
 
 const T0: i64 = 1_763_800_000_000;

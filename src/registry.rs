@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rand::RngCore;
 
-use crate::actor::keeper::{KeptHere, KeptShared, Keeper, Node};
+use crate::actor::keeper::{Keeper, KeptHere, KeptShared, Node};
 pub use crate::actor::port::{busiest_first, RoomSummary, LISTING_LIMIT};
 use crate::actor::port::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
 use crate::actor::{RoomHandle, RoomSettings};

@@ -200,7 +200,8 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         let mut kept = room("kept");
-        kept.apply(Command::Seek { position: 42.0 }, &Inputs::at(2_000)).unwrap();
+        kept.apply(Command::Seek { position: 42.0 }, &Inputs::at(2_000))
+            .unwrap();
         store.save(&kept);
         store.save(&room("gone"));
         store.flush().await;

@@ -60,7 +60,11 @@ fn the_room_core_names_no_runtime_socket_thread_store_or_web_framework() {
             }
         }
     }
-    assert!(named.is_empty(), "room/ must stay pure:\n{}", named.join("\n"));
+    assert!(
+        named.is_empty(),
+        "room/ must stay pure:\n{}",
+        named.join("\n")
+    );
 }
 
 /// Blanks string and character literals and comments, so that braces in them
@@ -102,7 +106,11 @@ fn function_name(line: &str) -> Option<&str> {
     let mut words = line.split_whitespace().peekable();
     while let Some(word) = words.next() {
         match word {
-            "fn" => return words.next().map(|name| name.split(['(', '<']).next().unwrap_or(name)),
+            "fn" => {
+                return words
+                    .next()
+                    .map(|name| name.split(['(', '<']).next().unwrap_or(name))
+            }
             "pub" | "async" | "unsafe" | "const" | "extern" | "\"C\"" => {}
             w if w.starts_with("pub(") => {}
             _ => return None,

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::port::Feed;
 use crate::room::command::CommandRequest;
 pub use crate::room::error::RoomError;
 use crate::room::event::SharedFrame;
 use crate::room::gate::GateProgress;
-use super::port::Feed;
 use crate::room::source::Source;
 use crate::room::state::{RoomView, Visibility};
 use crate::room::sync::{DriftReport, SyncSummary};

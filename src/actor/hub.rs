@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::RoomSettings;
-use crate::room::event::{Event, EventKind, Frame, SharedFrame};
-use crate::delivery::fanout::Sink;
 use super::handle::{ListenerGuard, Request, RoomStatus, Subscription};
-use crate::room::history::History;
+use super::RoomSettings;
+use crate::delivery::fanout::Sink;
 use crate::delivery::spread;
+use crate::room::event::{Event, EventKind, Frame, SharedFrame};
+use crate::room::history::History;
 use crate::room::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 

@@ -312,7 +312,10 @@ impl Keeper for KeptShared {
         })
     }
 
-    fn list<'a>(&'a self, _node: &'a Node) -> PortFuture<'a, Result<Vec<RoomSummary>, Unavailable>> {
+    fn list<'a>(
+        &'a self,
+        _node: &'a Node,
+    ) -> PortFuture<'a, Result<Vec<RoomSummary>, Unavailable>> {
         self.shared.list()
     }
 

@@ -22,13 +22,13 @@ use std::sync::{Arc, Weak};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
+use super::hub::Hub;
 use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::command::CommandRequest;
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
-use crate::room::command::CommandRequest;
-use super::hub::Hub;
 use crate::room::state::{Access, Inputs, Room, RoomView};
 use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
@@ -98,7 +98,10 @@ impl LocalRoom {
             // turn costs a timer-wheel entry; one keeps the task small).
             let due_at = self.room.next_due().map(|at| self.instant_at(at));
             let now_ms = self.now();
-            let progress_at = self.tally.progress_deadline(now_ms).map(|at| self.instant_at(at));
+            let progress_at = self
+                .tally
+                .progress_deadline(now_ms)
+                .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
@@ -319,9 +322,9 @@ impl LocalRoom {
     ) -> Result<CommandReply, RoomError> {
         let inputs = self.inputs();
         let token = token.as_ref().map(|t| t.0.as_str());
-        let events =
-            self.room
-                .decide(token, request.expected_version, request.command, &inputs)?;
+        let events = self
+            .room
+            .decide(token, request.expected_version, request.command, &inputs)?;
         self.hub.touch();
         let changed = !events.is_empty();
         self.publish(events, Some(arrived));
@@ -414,16 +417,16 @@ impl LocalRoom {
 mod tests {
     //! The local driver under paused tokio time: timers fire exactly when the clock says.
     use super::*;
-    use std::time::Duration;
+    use crate::actor::handle::HostToken;
     use crate::actor::RoomSettings;
+    use crate::actor::TokioClock;
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;
-    use crate::actor::handle::HostToken;
     use crate::room::state::{Control, StartPolicy};
-    use crate::actor::TokioClock;
     use crate::room::{Clock, Command, Source};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
 
     const TOKEN: &str = "token";
 

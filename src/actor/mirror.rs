@@ -18,17 +18,17 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use crate::room::command::CommandError;
-use crate::room::error::RoomError;
-use crate::room::event::{CloseReason, Event, EventKind, Frame};
-use crate::room::gate::{GateProgress, ReadyTally};
 use super::handle::{Boxed, CommandReply, HostToken, Request, RoomHandle};
-use crate::room::command::CommandRequest;
 use super::hub::Hub;
 use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
+use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::command::CommandError;
+use crate::room::command::CommandRequest;
+use crate::room::error::RoomError;
+use crate::room::event::{CloseReason, Event, EventKind, Frame};
+use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{SyncAnnouncer, SyncChange};
 
@@ -228,7 +228,12 @@ impl Link {
 
     /// Brings the start of the open `gate` forward (the quorum is there). Once
     /// for the cluster: a gate already released commits nothing.
-    async fn release_gate(&self, room_id: &str, gate: u64, inputs_at: impl Fn(i64) -> Inputs + Send + Sync) {
+    async fn release_gate(
+        &self,
+        room_id: &str,
+        gate: u64,
+        inputs_at: impl Fn(i64) -> Inputs + Send + Sync,
+    ) {
         let released = self
             .commit(room_id, None, |room, now| {
                 Ok(room.release_gate(gate, &inputs_at(now)))
@@ -300,7 +305,10 @@ impl MirrorRoom {
         loop {
             let end_at = self.end_deadline();
             let now_ms = self.now();
-            let progress_at = self.tally.progress_deadline(now_ms).map(|at| self.instant_at(at));
+            let progress_at = self
+                .tally
+                .progress_deadline(now_ms)
+                .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
@@ -467,66 +475,66 @@ impl MirrorRoom {
     ) {
         let room_id = self.room.room_id.clone();
         let link = self.link.clone();
-            self.hub.touch();
-            let local = self.hub.listeners();
-            let command = request.command;
-            let expected = request.expected_version;
-            let inputs_at = link.inputs(self.hub.status.gate_listeners());
-            let sync = self.sync.current();
-            tokio::spawn(async move {
-                let token = token.as_ref().map(|t| t.0.as_str());
-                let committed = link
-                    .commit(&room_id, Some(arrived), |room, now| {
-                        room.decide(token, expected, command.clone(), &inputs_at(now))
-                    })
-                    .await;
-                let reply = committed.map(|(room, changed)| CommandReply {
-                    version: room.version,
-                    room: RoomView {
-                        sync,
-                        ..room.view(
-                            link.listeners_now(local),
-                            link.shared.now_ms(),
-                            link.starts.gate,
-                        )
-                    },
-                    changed,
-                });
-                let _ = respond_to.send(reply);
+        self.hub.touch();
+        let local = self.hub.listeners();
+        let command = request.command;
+        let expected = request.expected_version;
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        let sync = self.sync.current();
+        tokio::spawn(async move {
+            let token = token.as_ref().map(|t| t.0.as_str());
+            let committed = link
+                .commit(&room_id, Some(arrived), |room, now| {
+                    room.decide(token, expected, command.clone(), &inputs_at(now))
+                })
+                .await;
+            let reply = committed.map(|(room, changed)| CommandReply {
+                version: room.version,
+                room: RoomView {
+                    sync,
+                    ..room.view(
+                        link.listeners_now(local),
+                        link.shared.now_ms(),
+                        link.starts.gate,
+                    )
+                },
+                changed,
             });
+            let _ = respond_to.send(reply);
+        });
     }
 
     /// What the backplane tells this mirror.
     fn on_feed(&mut self, feed: Feed) -> Flow {
         match feed {
-        Feed::Gate {
-            ready_gate,
-            ready,
-            listeners,
-        } => {
-            self.link.gate_listeners = listeners;
-            self.tally.heard(ready_gate, ready);
-        }
-        Feed::Sync(summary) => {
-            if let Some(due) = self.sync.update(summary, self.now()) {
-                self.hub.send_live(Frame::sync(&due));
+            Feed::Gate {
+                ready_gate,
+                ready,
+                listeners,
+            } => {
+                self.link.gate_listeners = listeners;
+                self.tally.heard(ready_gate, ready);
             }
-        }
-        Feed::Events { events, arrived } => {
-            return self.on_feed_events(events, arrived);
-        }
-        Feed::Presence {
-            listeners,
-            gate_listeners,
-            server_time,
-        } => {
-            self.link.gate_listeners = gate_listeners;
-            self.tally.touch();
-            self.on_listener_total(listeners, server_time);
-            // One who took part may have left: the rest may be the quorum.
-            self.check_gate();
-        }
-        Feed::CaughtUp(result) => return self.on_caught_up(*result),
+            Feed::Sync(summary) => {
+                if let Some(due) = self.sync.update(summary, self.now()) {
+                    self.hub.send_live(Frame::sync(&due));
+                }
+            }
+            Feed::Events { events, arrived } => {
+                return self.on_feed_events(events, arrived);
+            }
+            Feed::Presence {
+                listeners,
+                gate_listeners,
+                server_time,
+            } => {
+                self.link.gate_listeners = gate_listeners;
+                self.tally.touch();
+                self.on_listener_total(listeners, server_time);
+                // One who took part may have left: the rest may be the quorum.
+                self.check_gate();
+            }
+            Feed::CaughtUp(result) => return self.on_caught_up(*result),
         }
         Flow::Continue
     }
@@ -765,9 +773,7 @@ impl MirrorRoom {
         let inputs_at = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
-                .commit(&room_id, None, |room, now| {
-                    Ok(room.on_due(&inputs_at(now)))
-                })
+                .commit(&room_id, None, |room, now| Ok(room.on_due(&inputs_at(now))))
                 .await
             {
                 tracing::debug!(%room_id, %error, "start or end of video not committed");

@@ -51,7 +51,14 @@ impl Node {
             sync: SYNC_RULES,
             starts: StartPolicy::default(),
         };
-        let registry = Registry::new(settings, 10, 100, clock.clone(), Arc::new(Metrics::new()), None);
+        let registry = Registry::new(
+            settings,
+            10,
+            100,
+            clock.clone(),
+            Arc::new(Metrics::new()),
+            None,
+        );
         match store {
             Store::Here => Self {
                 registry,
@@ -181,7 +188,10 @@ async fn an_item_at_its_end_gives_way_to_the_next_in_the_queue(store: Store) {
     })
     .await;
     assert!(ended.queue.is_empty(), "{store:?}");
-    assert!(ended.server_time - playing.server_time >= 300, "{store:?}: not before its end");
+    assert!(
+        ended.server_time - playing.server_time >= 300,
+        "{store:?}: not before its end"
+    );
 }
 
 async fn a_scheduled_start_happens_at_its_moment(store: Store) {
@@ -198,7 +208,10 @@ async fn a_scheduled_start_happens_at_its_moment(store: Store) {
     assert_eq!(pending.state.starts_at, Some(at), "{store:?}");
     let started = until(&handle, "the start happens", |view| !view.state.paused).await;
     assert_eq!(started.state.starts_at, None, "{store:?}");
-    assert_eq!(started.state.updated_at, at, "{store:?}: anchored at its moment");
+    assert_eq!(
+        started.state.updated_at, at,
+        "{store:?}: anchored at its moment"
+    );
 }
 
 async fn the_ready_gate_opens_once_its_quorum_is_ready(store: Store) {
@@ -217,11 +230,17 @@ async fn the_ready_gate_opens_once_its_quorum_is_ready(store: Store) {
     let deadline_start = loaded.state.starts_at.expect("a start is pending");
     let wait = deadline_start - loaded.server_time;
     assert!((2_900..=3_000).contains(&wait), "{store:?}: {wait} ms");
-    let progress = handle.ready("stream-1".into(), gate).await.expect("counted");
+    let progress = handle
+        .ready("stream-1".into(), gate)
+        .await
+        .expect("counted");
     assert!(progress.counted, "{store:?}");
     let started = until(&handle, "the gate opens", |view| !view.state.paused).await;
     assert_eq!(started.state.ready_gate, None, "{store:?}");
-    assert!(started.state.updated_at < deadline_start, "{store:?}: before the deadline");
+    assert!(
+        started.state.updated_at < deadline_start,
+        "{store:?}: before the deadline"
+    );
 }
 
 async fn an_idle_room_expires_after_its_ttl(store: Store) {
@@ -238,8 +257,14 @@ async fn an_idle_room_expires_after_its_ttl(store: Store) {
         if found.is_none() {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{store:?}: the room expires");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{store:?}: the room expires"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(created.elapsed() >= ttl - Duration::from_millis(100), "{store:?}: not before its ttl");
+    assert!(
+        created.elapsed() >= ttl - Duration::from_millis(100),
+        "{store:?}: not before its ttl"
+    );
 }

@@ -51,11 +51,11 @@ use redis::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::room::event::{Event, EventKind};
 use crate::actor::port::{
     busiest_first, CatchUp, Change, Committed, CreateLimits, CreateOutcome, Feed, FeedRoute,
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
+use crate::room::event::{Event, EventKind};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{SyncChange, SyncRefusal, SyncRules, SyncSummary, IN_SYNC_MS};
 use crate::room::{Clock, Room, RoomError};
@@ -1059,8 +1059,8 @@ pub(crate) mod test_redis;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{CreateRoom, Registry};
     use crate::actor::RoomSettings;
+    use crate::registry::{CreateRoom, Registry};
     use crate::room::command::CommandRequest;
     use crate::room::{Command, SystemClock};
     use crate::telemetry::Metrics;

@@ -53,10 +53,10 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 use limits::{RateLimit, StreamCounts};
 
+use crate::actor::port::SharedRooms;
+use crate::actor::RoomSettings;
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::actor::RoomSettings;
-use crate::actor::port::SharedRooms;
 use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;

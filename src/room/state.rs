@@ -806,8 +806,11 @@ mod tests {
         }
         events.extend(room.on_end(&at(T0 + 10_000)));
         events.extend(
-            room.apply(Command::ChatEnabled { chat_enabled: true }, &at(T0 + 10_000))
-                .unwrap(),
+            room.apply(
+                Command::ChatEnabled { chat_enabled: true },
+                &at(T0 + 10_000),
+            )
+            .unwrap(),
         );
         events.push(room.chat("ann", "hi", T0 + 10_000).unwrap());
         events.extend(room.apply(Command::ClearChat {}, &at(T0 + 10_000)).unwrap());
@@ -818,8 +821,14 @@ mod tests {
             let wire = serde_json::to_string(event).unwrap();
             mirror.absorb(&serde_json::from_str(&wire).unwrap());
         }
-        assert_eq!(mirror.view(7, T0 + 12_000, GateSettings::default()), room.view(7, T0 + 12_000, GateSettings::default()));
-        assert_eq!(mirror.view(7, T0, GateSettings::default()).visibility, Visibility::Public);
+        assert_eq!(
+            mirror.view(7, T0 + 12_000, GateSettings::default()),
+            room.view(7, T0 + 12_000, GateSettings::default())
+        );
+        assert_eq!(
+            mirror.view(7, T0, GateSettings::default()).visibility,
+            Visibility::Public
+        );
         assert_eq!(mirror.view(7, T0, GateSettings::default()).chat.len(), 1);
     }
 
@@ -827,7 +836,10 @@ mod tests {
     fn rooms_are_unlisted_with_chat_on_until_the_host_says_otherwise() {
         let mut room = room();
         room.keep_chat(10);
-        assert_eq!(room.view(0, T0, GateSettings::default()).visibility, Visibility::Unlisted);
+        assert_eq!(
+            room.view(0, T0, GateSettings::default()).visibility,
+            Visibility::Unlisted
+        );
         assert!(room.view(0, T0, GateSettings::default()).chat_enabled);
         let public = Command::Visibility {
             visibility: Visibility::Public,
@@ -896,7 +908,8 @@ mod tests {
     #[test]
     fn play_with_a_lead_is_a_pending_start_that_old_clients_see_paused() {
         let (mut room, at) = leading(300, 0);
-        room.apply(Command::Seek { position: 30.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 30.0 }, &at(T0))
+            .unwrap();
         let events = room.apply(play_at(None), &at(T0 + 1_000)).unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
         let pending = room.state.clone();
@@ -916,7 +929,10 @@ mod tests {
         assert_eq!(room.state.updated_at, T0 + 1_300);
         assert!((room.state.position_at(T0 + 2_300) - 31.0).abs() < 1e-9);
         // Playing already: play changes nothing (no pause for a lead).
-        assert!(room.apply(play_at(None), &at(T0 + 3_000)).unwrap().is_empty());
+        assert!(room
+            .apply(play_at(None), &at(T0 + 3_000))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -1017,7 +1033,12 @@ mod tests {
             ["ready_gate"]
         );
         assert!(room.apply(settings, &at(T0)).unwrap().is_empty());
-        assert_eq!(room.view(0, T0, GateSettings::default()).ready_gate.deadline_ms, 1_000);
+        assert_eq!(
+            room.view(0, T0, GateSettings::default())
+                .ready_gate
+                .deadline_ms,
+            1_000
+        );
         room.apply(play_at(Some(T0)), &at(T0)).unwrap();
         let events = room.on_end(&at(T0 + 100_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
@@ -1078,7 +1099,8 @@ mod tests {
     #[test]
     fn play_resumes_from_the_paused_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 30.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 30.0 }, &at(T0))
+            .unwrap();
         let events = room
             .apply(
                 Command::Play {
@@ -1111,7 +1133,8 @@ mod tests {
     #[test]
     fn play_on_an_ended_video_starts_it_again() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 100.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 100.0 }, &at(T0))
+            .unwrap();
         room.apply(
             Command::Play {
                 position: None,
@@ -1165,7 +1188,8 @@ mod tests {
     #[test]
     fn seek_past_the_end_lands_on_the_end() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 500.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 500.0 }, &at(T0))
+            .unwrap();
         assert_eq!(room.state.position, 100.0);
     }
 
@@ -1173,7 +1197,8 @@ mod tests {
     fn load_defaults_to_playing_from_zero_and_keeps_the_rate() {
         let mut room = loaded(true, None);
         room.apply(Command::Rate { rate: 1.5 }, &at(T0)).unwrap();
-        room.apply(Command::Seek { position: 40.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 40.0 }, &at(T0))
+            .unwrap();
         let events = room
             .apply(
                 Command::Load {
@@ -1214,7 +1239,8 @@ mod tests {
     #[test]
     fn duration_clamps_the_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 300.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 300.0 }, &at(T0))
+            .unwrap();
         room.apply(Command::Duration { duration: 212.0 }, &at(T0))
             .unwrap();
         assert_eq!(room.state.duration, Some(212.0));
@@ -1248,7 +1274,10 @@ mod tests {
                 index: 0,
             },
         ] {
-            assert!(room.apply(command.clone(), &at(T0 + 5)).is_err(), "{command:?}");
+            assert!(
+                room.apply(command.clone(), &at(T0 + 5)).is_err(),
+                "{command:?}"
+            );
             assert_eq!(room, before, "{command:?}");
         }
     }
@@ -1256,7 +1285,8 @@ mod tests {
     #[test]
     fn commands_that_change_nothing_emit_nothing_and_keep_the_version() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 7.0 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 7.0 }, &at(T0))
+            .unwrap();
         let version = room.version;
         let before = room.clone();
         for command in [
@@ -1534,7 +1564,10 @@ mod tests {
         }
         assert_eq!(room.state.source, Some(media));
         // Media to media at the end, then media to YouTube on `next`.
-        assert_eq!(causes(&room.on_end(&at(T0 + 10_000))), ["state:Next", "queue"]);
+        assert_eq!(
+            causes(&room.on_end(&at(T0 + 10_000))),
+            ["state:Next", "queue"]
+        );
         assert_eq!(
             room.state.source,
             Some(Source::Media("https://example.com/two.mp3".into()))

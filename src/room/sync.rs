@@ -26,7 +26,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-
 /// A reporter whose own drift p95 is at most this is "in sync".
 pub const IN_SYNC_MS: f64 = 50.0;
 /// The largest drift a report may state (ten minutes): past it, a page is not
