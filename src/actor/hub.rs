@@ -66,7 +66,7 @@ impl Hub {
             room.state.source.clone(),
             room.visibility,
         ));
-        let mut ring = History::new(settings.history);
+        let mut ring = History::new(settings.history, settings.history_bytes);
         for event in history {
             ring.push(Arc::new(event.to_frame(None)));
         }
@@ -281,6 +281,7 @@ mod tests {
         let room = Room::new("r".into(), "r".into(), Control::Open, None, "token", 10, 0);
         let settings = RoomSettings {
             history: 16,
+            history_bytes: 1 << 20,
             listener_buffer: 16,
             keepalive: Duration::from_secs(15),
             fanout_threads: 2,

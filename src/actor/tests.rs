@@ -43,6 +43,7 @@ impl Node {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let settings = RoomSettings {
             history: 64,
+            history_bytes: 1 << 20,
             listener_buffer: 64,
             keepalive: Duration::from_secs(15),
             fanout_threads: 2,

@@ -1096,6 +1096,7 @@ mod tests {
             fanout_threads: 2,
             ttl: Duration::from_secs(3600),
             chat_history: 5,
+            history_bytes: 1 << 20,
             sync: SYNC_RULES,
             starts: crate::room::StartPolicy::default(),
         };
