@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::fanout::{Begin, Delivery, Sink};
+use super::fanout::{write_batch, Begin, Delivery, Sink};
 use super::send_batch;
 use crate::room::event::SharedFrame;
 
@@ -47,7 +47,6 @@ fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
     // sends go out in one system call (send_batch).
     let mut direct = Vec::with_capacity(sinks.len().min(send_batch::BATCH));
     let mut outcomes = Vec::with_capacity(direct.capacity());
-    let mut writes = Vec::with_capacity(direct.capacity());
     for chunk in sinks.chunks(send_batch::BATCH) {
         for sink in chunk {
             match sink.begin(frame) {
@@ -55,12 +54,7 @@ fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
                 Begin::Direct(write) => direct.push(write),
             }
         }
-        writes.extend(direct.iter().map(|write| (write.fd(), &frame.bytes[..])));
-        send_batch::send_all(&writes, &mut outcomes);
-        writes.clear();
-        for (write, outcome) in direct.drain(..).zip(outcomes.drain(..)) {
-            count(write.finish(frame, outcome));
-        }
+        write_batch(&mut direct, frame, &mut outcomes, &mut count);
     }
     tally
 }
