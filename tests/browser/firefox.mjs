@@ -13,7 +13,7 @@
 // - `viewport` and `deviceScaleFactor` are honoured; `isMobile` and `hasTouch` are not
 //   (no mobile layout viewport, no touch events): a phone is its size and pixel ratio.
 import fs from 'node:fs';
-import puppeteer from 'puppeteer-core';
+import puppeteer, { Puppeteer } from 'puppeteer-core';
 
 export const FIREFOX = process.env.FIREFOX_PATH || '/usr/bin/firefox-esr';
 
@@ -31,7 +31,52 @@ const PREFS = Object.freeze({
   'dom.timeout.enable_budget_timer_throttling': false,
 });
 
-const escapeQuoted = (text) => String(text).replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+/**
+ * Roles and accessible names, computed in the page. Firefox's own accessibility
+ * locator (WebDriver BiDi browsingContext.locateNodes, behind puppeteer's ::-p-aria)
+ * stops answering once a page has rewritten its address (as the page does to drop a
+ * host token from it), so this follows the accessible-name rules for the controls the
+ * tests name: aria-labelledby, aria-label, a <label>, then a button's text; hidden
+ * elements have no role.
+ */
+const ROLE_QUERY = 'syncroomRole';
+const ROLES = new Set(['button', 'textbox', 'combobox', 'checkbox', 'radio', 'heading', 'link']);
+Puppeteer.registerCustomQueryHandler(ROLE_QUERY, {
+  queryAll: (root, selector) => {
+    const { role, name, exact } = JSON.parse(selector);
+    const IMPLICIT = {
+      button: 'button, input[type=button], input[type=submit], input[type=reset]',
+      textbox: 'input:not([type]), input[type=text], input[type=search], input[type=url], input[type=email], input[type=tel], textarea',
+      combobox: 'select:not([multiple]):not([size]), select[size="0"], select[size="1"]',
+      checkbox: 'input[type=checkbox]',
+      radio: 'input[type=radio]',
+      heading: 'h1, h2, h3, h4, h5, h6',
+      link: 'a[href]',
+    };
+    const text = (n) => (n.textContent || '').replace(/\s+/g, ' ').trim();
+    const accessibleName = (el) => {
+      const labelledBy = el.getAttribute('aria-labelledby');
+      if (labelledBy) {
+        return labelledBy.split(/\s+/).map((id) => el.ownerDocument.getElementById(id)).filter(Boolean).map(text).join(' ');
+      }
+      const label = el.getAttribute('aria-label');
+      if (label && label.trim()) return label.trim();
+      if (el.labels && el.labels.length > 0) return [...el.labels].map(text).join(' ');
+      if (['button', 'heading', 'link'].includes(role) && el.tagName !== 'INPUT') return text(el);
+      return (el.getAttribute('title') || el.getAttribute('placeholder') || el.value || '').trim();
+    };
+    const shown = (el) => !el.closest('[hidden], [aria-hidden="true"], [inert]') && el.getClientRects().length > 0;
+    const candidates = root.querySelectorAll(`[role="${role}"], ${IMPLICIT[role]}`);
+    return [...candidates].filter((el) => {
+      const explicit = el.getAttribute('role');
+      if (explicit && explicit !== role) return false;
+      if (!shown(el)) return false;
+      if (name === null) return true;
+      const actual = accessibleName(el);
+      return exact ? actual === name : actual.toLowerCase().includes(name.replace(/\s+/g, ' ').trim().toLowerCase());
+    });
+  },
+});
 
 /** An XPath string literal for `text` (XPath 1.0 has no escapes). */
 function xpathLiteral(text) {
@@ -51,9 +96,18 @@ class Locator {
     return this._page._pp.locator(this._selector).setTimeout(this._page._timeout);
   }
 
+  /** Runs `action`; a failure names the selector (puppeteer's own errors do not). */
+  async _named(what, action) {
+    try {
+      return await action();
+    } catch (err) {
+      throw new Error(`${what} ${this._selector}: ${err.message}`, { cause: err });
+    }
+  }
+
   /** The element, once attached (playwright's actionability minus "visible"). */
-  async _handle() {
-    return this._pp().setVisibility(null).waitHandle();
+  _handle() {
+    return this._named('waiting for', () => this._pp().setVisibility(null).waitHandle());
   }
 
   async _read(fn, arg) {
@@ -65,9 +119,9 @@ class Locator {
     }
   }
 
-  click() { return this._pp().click(); }
+  click() { return this._named('click', () => this._pp().click()); }
 
-  fill(value) { return this._pp().fill(String(value)); }
+  fill(value) { return this._named('fill', () => this._pp().fill(String(value))); }
 
   async press(key) {
     const handle = await this._handle();
@@ -98,7 +152,7 @@ class Locator {
 
   /** Playwright's default waitFor: until the element is visible. */
   async waitFor() {
-    await this._pp().setVisibility('visible').wait();
+    await this._named('waiting for a visible', () => this._pp().setVisibility('visible').wait());
   }
 
   async count() { return (await this._page._pp.$$(this._selector)).length; }
@@ -154,10 +208,13 @@ class Page {
 
   locator(selector) { return new Locator(this, selector); }
 
-  /** By role and accessible name, from Firefox's accessibility tree; the name must match whole. */
-  getByRole(role, { name } = {}) {
-    const byName = name === undefined ? '' : `[name="${escapeQuoted(name)}"]`;
-    return new Locator(this, `::-p-aria(${byName}[role="${escapeQuoted(role)}"])`);
+  /**
+   * By role and accessible name (see ROLE_QUERY). As in playwright, the name is a
+   * case-insensitive part of the accessible name unless `exact`.
+   */
+  getByRole(role, { name, exact = false } = {}) {
+    if (!ROLES.has(role)) throw new Error(`the Firefox driver finds no role "${role}" (only ${[...ROLES].join(', ')})`);
+    return new Locator(this, `::-p-${ROLE_QUERY}(${JSON.stringify({ role, name: name ?? null, exact })})`);
   }
 
   /** The element whose own text is exactly `text` (the tests ask for exact matches only). */
