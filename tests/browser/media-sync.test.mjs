@@ -4,8 +4,8 @@
 // YouTube code driving the YT.Player stand-in (tests/browser/fixtures/youtube-standin.js,
 // served as https://www.youtube.com/iframe_api by request interception; nothing
 // leaves the machine). Chromium runs the whole sequence; Firefox each kind of change
-// once (load, seek, rate, pause on a media file; load and seek on the stand-in), to
-// keep the suite short.
+// once on a media file (load and play, seek, rate, pause) and a load on the stand-in,
+// to keep the suite short.
 //
 // After each change the listeners' |player position - room position| and the gap
 // between the two listeners are sampled for a few seconds after 2 s of settling;
@@ -187,13 +187,13 @@ for (const name of ENGINES) {
       }));
       assert.equal(boxes[1], boxes[0], 'the media link box is styled like the YouTube link box');
 
-      // Chromium runs every step; Firefox the ones that are not a second change of a kind.
+      // Chromium runs every step; Firefox one change of each kind, on the media element.
       const full = engine === Engine.CHROMIUM;
 
       // 1. A YouTube item: the page's real YouTube code drives the stand-in.
       const isYt = (st) => st.video_id === YT_ID;
       await step(t, 'load a YouTube item (stand-in)', command({ type: 'load', video_id: YT_ID }), (st) => isYt(st) && !st.paused, 'youtube');
-      await step(t, 'youtube: seek to 0:20', command({ type: 'seek', position: 20 }), (st) => isYt(st) && st.position >= 20, 'youtube');
+      if (full) await step(t, 'youtube: seek to 0:20', command({ type: 'seek', position: 20 }), (st) => isYt(st) && st.position >= 20, 'youtube');
       if (full) await step(t, 'youtube: rate 1.5', command({ type: 'rate', rate: 1.5 }), (st) => isYt(st) && st.rate === 1.5, 'youtube');
       if (full) await step(t, 'youtube: rate 1', command({ type: 'rate', rate: 1 }), (st) => isYt(st) && st.rate === 1, 'youtube');
       if (full) await step(t, 'youtube: pause', command({ type: 'pause' }), (st) => isYt(st) && st.paused, 'youtube');
