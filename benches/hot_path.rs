@@ -17,12 +17,13 @@ use std::hint::black_box;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use syncroom::actor::handle::CommandReply;
+use syncroom::actor::RoomHandle;
 use syncroom::http::AppState;
 use syncroom::registry::CreateRoom;
 use syncroom::room::command::CommandRequest;
 use syncroom::room::event::Frame;
-use syncroom::room::handle::CommandReply;
-use syncroom::room::{Command, Control, Room, RoomHandle, Source};
+use syncroom::room::{Command, Control, GateSettings, Inputs, Room, Source};
 
 const T0: i64 = 1_763_800_000_000;
 
@@ -42,7 +43,7 @@ fn room_with_queue(items: usize) -> Room {
                 source: Source::Video("9bZkp7q19f0".into()),
                 title: Some(format!("Song number {i} — a title of ordinary length")),
             },
-            T0,
+            &Inputs::at(T0),
         )
         .expect("queue_add applies");
     }
@@ -59,14 +60,14 @@ fn apply(c: &mut Criterion) {
                         source: Source::Video("dQw4w9WgXcQ".into()),
                         title: None,
                     },
-                    T0,
+                    &Inputs::at(T0),
                 )
                 .expect("queue_add applies");
                 room.apply(
                     Command::QueueRemove {
                         item_id: "q51".into(),
                     },
-                    T0,
+                    &Inputs::at(T0),
                 )
                 .expect("queue_remove applies")
             },
@@ -76,7 +77,7 @@ fn apply(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    let view = room_with_queue(50).view(1000, T0);
+    let view = room_with_queue(50).view(1000, T0, GateSettings::default());
     c.bench_function("encode snapshot frame (queue of 50)", |b| {
         b.iter(|| Frame::snapshot(black_box(&view)))
     });
@@ -160,13 +161,13 @@ fn command_stages(c: &mut Criterion) {
         let mut position = 0.0;
         b.iter(|| {
             position = (position + 1.5) % 200.0;
-            room.apply(black_box(Command::Seek { position }), T0)
+            room.apply(black_box(Command::Seek { position }), &Inputs::at(T0))
                 .expect("seek applies")
         })
     });
     let mut room = room_with_queue(0);
     let event = room
-        .apply(Command::Seek { position: 42.5 }, T0)
+        .apply(Command::Seek { position: 42.5 }, &Inputs::at(T0))
         .expect("seek applies")
         .into_iter()
         .next()
@@ -176,7 +177,7 @@ fn command_stages(c: &mut Criterion) {
     });
     let reply = CommandReply {
         version: room.version,
-        room: room.view(10, T0),
+        room: room.view(10, T0, GateSettings::default()),
         changed: true,
     };
     c.bench_function("stage 6 reply (the command's answer to JSON)", |b| {

@@ -7,14 +7,18 @@
 //!
 //! The map of the crate:
 //! - [`config`]: the command line (`--help` is written there).
-//! - [`room`]: the pure state machine ([`room::state`]), commands and events, and the
-//!   actor shell that sequences commands and fans out pre-encoded SSE frames.
-//! - [`registry`]: room id → [`room::RoomHandle`], creation, lookup and listing.
-//! - [`delivery`]: getting frames to sockets: direct fan-out and batched sends (all `unsafe`).
+//! - [`room`]: the domain, pure: the state machine ([`room::state`]), commands,
+//!   events, the ready gate, sync health. No tokio, no sockets, no Redis.
+//! - [`actor`]: the room actor that sequences commands, runs a room's timers and
+//!   hands encoded frames to its listeners; [`actor::RoomHandle`] is its face, and
+//!   [`actor::port::SharedRooms`] the port through which rooms are shared.
+//! - [`delivery`]: getting frames to sockets: direct fan-out, batched sends, and a
+//!   large room's writes spread over threads (all `unsafe` is here).
+//! - [`registry`]: room id → [`actor::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
-//! - [`backplane`]: implementations of the room core's port for sharing rooms
-//!   between nodes ([`room::shared::SharedRooms`]); Redis (`--redis`).
+//! - [`backplane`]: implementations of the port for sharing rooms between nodes
+//!   ([`actor::port::SharedRooms`]); Redis (`--redis`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
@@ -25,6 +29,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod actor;
 pub mod backplane;
 pub mod config;
 pub mod delivery;
@@ -42,26 +47,26 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-/// Serves the whole API on `listener` until `shutdown` is cancelled.
+/// Serves the whole API on the listening `socket` until `shutdown` is cancelled.
 ///
-/// On shutdown the listener stops accepting, every open event stream ends (so
+/// On shutdown the server stops accepting, every open event stream ends (so
 /// open SSE bodies cannot hold the process up) and in-flight requests finish.
 pub async fn run(
-    listener: TcpListener,
+    socket: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    run_on(vec![listener], config, shutdown).await
+    run_on(vec![socket], config, shutdown).await
 }
 
-/// Like [`run`], on several listeners at once: a `--listen` host name such as
+/// Like [`run`], on several listening sockets at once: a `--listen` host name such as
 /// `localhost` may name several addresses (`127.0.0.1` and `::1`).
 pub async fn run_on(
-    listeners: Vec<TcpListener>,
+    sockets: Vec<TcpListener>,
     config: Config,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    if listeners.is_empty() {
+    if sockets.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "no address to listen on",
@@ -88,7 +93,7 @@ pub async fn run_on(
     let backplane = match &config.redis {
         Some(url) => match connect_redis(url, &config, &shutdown).await? {
             Some(backplane) => {
-                let backplane: Arc<dyn room::shared::SharedRooms> = backplane;
+                let backplane: Arc<dyn actor::port::SharedRooms> = backplane;
                 Some(backplane)
             }
             None => {
@@ -115,15 +120,15 @@ pub async fn run_on(
         tokio::spawn(store.clone().run_writer(shutdown.clone()));
     }
     let router = http::router(app.clone());
-    for listener in &listeners {
+    for socket in &sockets {
         tracing::info!(
-            addr = %listener.local_addr()?,
+            addr = %socket.local_addr()?,
             max_connections = app.max_connections(),
             tls = tls.is_some(),
             "syncroom listening"
         );
     }
-    http::accept::serve(listeners, router, app.connection_limits(), tls, shutdown).await?;
+    http::accept::serve(sockets, router, app.connection_limits(), tls, shutdown).await?;
     app.registry.close_all();
     if let Some(store) = &store {
         store.flush().await;

@@ -33,8 +33,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn serve(config: Config) -> std::process::ExitCode {
-    let listeners = match bind_all(&config.listen).await {
-        Ok(listeners) => listeners,
+    let sockets = match bind_all(&config.listen).await {
+        Ok(sockets) => sockets,
         Err(error) => {
             tracing::error!(addr = %config.listen, %error, "cannot listen");
             return std::process::ExitCode::FAILURE;
@@ -42,7 +42,7 @@ async fn serve(config: Config) -> std::process::ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
-    match syncroom::run_on(listeners, config, shutdown).await {
+    match syncroom::run_on(sockets, config, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
@@ -78,10 +78,10 @@ async fn bind_all(listen: &ListenAddr) -> std::io::Result<Vec<tokio::net::TcpLis
     } else {
         Several::No
     };
-    let mut listeners = Vec::new();
+    let mut sockets = Vec::new();
     for addr in addrs {
         match bind(addr, several) {
-            Ok(listener) => listeners.push(listener),
+            Ok(socket) => sockets.push(socket),
             Err(BindError::Family(error)) if several == Several::Yes => {
                 tracing::warn!(%addr, %error, "skipping an address this host cannot listen on");
             }
@@ -93,13 +93,13 @@ async fn bind_all(listen: &ListenAddr) -> std::io::Result<Vec<tokio::net::TcpLis
             }
         }
     }
-    if listeners.is_empty() {
+    if sockets.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrNotAvailable,
             format!("{listen} names no address this host can listen on"),
         ));
     }
-    Ok(listeners)
+    Ok(sockets)
 }
 
 /// Whether `--listen` named several addresses.

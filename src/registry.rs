@@ -1,30 +1,28 @@
 //! Room id → [`RoomHandle`]: creation, lookup, listing.
 //!
 //! A `DashMap` so lookups from many connections never queue behind one lock. The
-//! fan-out path never touches it: a listener holds its room's broadcast receiver
+//! fan-out path never touches it: a listener's sink is held by its room's actor
 //! directly. A room leaves the map when its actor ends (deleted, expired), and
 //! only if the entry is still that room (an id can be re-created meanwhile).
+//! Where rooms are kept (here, or shared between nodes) is the [`Keeper`] the
+//! registry is given; it never asks which.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 use rand::RngCore;
 
-use crate::room::actor::{ActorContext, RoomSettings};
+use crate::actor::keeper::{Keeper, KeptHere, KeptShared, Node};
+pub use crate::actor::port::{busiest_first, RoomSummary, LISTING_LIMIT};
+use crate::actor::port::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
+use crate::actor::{RoomHandle, RoomSettings};
 use crate::room::command::{
     check_text, decode_shaped, Alternatives, Empty, JsonType, Presence, Shape, CONTROL_NAMES,
     ITEM_SOURCE, VISIBILITY_NAMES,
 };
-use crate::room::mirror::MirrorInbox;
-pub use crate::room::shared::{busiest_first, RoomSummary, LISTING_LIMIT};
-use crate::room::shared::{CreateLimits, CreateOutcome, SharedRooms, Unavailable};
 use crate::room::state::{Control, Room, RoomView, Visibility, MAX_ROOM_NAME_CHARS};
-use crate::room::{is_room_id, Clock, CommandError, RoomHandle, Source};
-use crate::room::{local, mirror};
+use crate::room::{is_room_id, Clock, CommandError, Source};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
 
@@ -141,26 +139,17 @@ pub enum CreateError {
 
 /// Every room this node holds.
 pub struct Registry {
-    rooms: Arc<DashMap<Arc<str>, RoomHandle>>,
-    next_generation: AtomicU64,
-    settings: Arc<RoomSettings>,
+    node: Node,
+    /// Where the rooms are kept: given once, never asked which.
+    keeper: Arc<dyn Keeper>,
     max_queue: usize,
     max_rooms: usize,
     /// Rooms one client address may hold (`--max-rooms-per-client`).
     max_rooms_per_client: usize,
-    /// Rooms held here per creating address (single-node mode; with a backplane
-    /// the shared store counts them). Entries leave at zero.
-    held: Arc<DashMap<IpAddr, usize>>,
-    clock: Arc<dyn Clock>,
-    metrics: Arc<Metrics>,
-    store: Option<Arc<RoomStore>>,
-    /// Shared mode: rooms live in the shared store; `rooms` holds this node's mirrors.
-    backplane: Option<Arc<dyn SharedRooms>>,
-    /// Shared mode: one opener per room id at a time, so a room gets one mirror.
-    opening: DashMap<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Registry {
+    /// Rooms kept by this process, and in `store` (`--data-dir`) when given.
     pub fn new(
         settings: RoomSettings,
         max_queue: usize,
@@ -170,24 +159,17 @@ impl Registry {
         store: Option<Arc<RoomStore>>,
     ) -> Self {
         Self {
-            rooms: Arc::new(DashMap::new()),
-            next_generation: AtomicU64::new(1),
-            settings: Arc::new(settings),
+            node: Node::new(settings, clock, metrics),
+            keeper: Arc::new(KeptHere::new(store)),
             max_queue,
             max_rooms,
             max_rooms_per_client: usize::MAX,
-            held: Arc::new(DashMap::new()),
-            clock,
-            metrics,
-            store,
-            backplane: None,
-            opening: DashMap::new(),
         }
     }
 
     /// Shares rooms through a backplane instead of keeping them here.
     pub fn with_backplane(mut self, backplane: Arc<dyn SharedRooms>) -> Self {
-        self.backplane = Some(backplane);
+        self.keeper = Arc::new(KeptShared::new(backplane));
         self
     }
 
@@ -197,23 +179,19 @@ impl Registry {
         self
     }
 
-    /// The backplane, in shared mode.
-    pub fn backplane(&self) -> Option<&Arc<dyn SharedRooms>> {
-        self.backplane.as_ref()
+    /// Whether the rooms' store answers now (`/readyz`).
+    pub async fn ready(&self) -> bool {
+        self.keeper.ready().await
     }
 
-    /// Validates the request and starts the room's actor (in Redis mode: stores
-    /// the room there; mirrors start when a node first serves it). `creator` is
-    /// the requesting address, which holds the room until it closes.
+    /// Validates the request and stores the room (a room kept here starts its
+    /// actor; a shared one gets a mirror when a node first serves it).
+    /// `creator` is the requesting address, which holds the room until it closes.
     pub async fn create(
         &self,
         request: CreateRoom,
         creator: IpAddr,
     ) -> Result<Created, CreateError> {
-        // A soft limit: concurrent creations may pass it by a few.
-        if self.backplane.is_none() && self.rooms.len() >= self.max_rooms {
-            return Err(CreateError::Full);
-        }
         let room_id = match request.checked_id()? {
             Some(id) => id.to_owned(),
             None => uuid::Uuid::new_v4().simple().to_string(),
@@ -226,7 +204,7 @@ impl Registry {
         };
         let source = request.checked_source()?;
         let host_token = new_host_token();
-        let now = self.clock.now_ms();
+        let now = self.node.clock.now_ms();
         let mut room = Room::new(
             room_id.clone(),
             name,
@@ -236,56 +214,16 @@ impl Registry {
             self.max_queue,
             now,
         );
-        room.keep_chat(self.settings.chat_history);
+        room.keep_chat(self.node.settings.chat_history);
         room.visibility = request.visibility.unwrap_or_default();
         room.creator = Some(creator);
-        let view = room.view(0, now);
-        if let Some(backplane) = &self.backplane {
-            let limits = CreateLimits {
-                max_rooms: self.max_rooms,
-                max_rooms_per_client: self.max_rooms_per_client,
-            };
-            return match backplane.create(&room, limits).await? {
-                CreateOutcome::Created => {
-                    tracing::info!(%room_id, "shared room created");
-                    Ok(Created {
-                        room_id,
-                        host_token,
-                        room: view,
-                    })
-                }
-                CreateOutcome::Exists => Err(CreateError::Exists),
-                CreateOutcome::Full => Err(CreateError::Full),
-                CreateOutcome::TooManyForClient => Err(CreateError::TooManyForClient),
-            };
-        }
-        let key: Arc<str> = Arc::from(room_id.as_str());
-        match self.rooms.entry(key.clone()) {
-            Entry::Occupied(_) => Err(CreateError::Exists),
-            Entry::Vacant(slot) => {
-                // Counted while the map's shard is held, so two creations from one
-                // address cannot both take its last place.
-                {
-                    let mut held = self.held.entry(creator).or_insert(0);
-                    if *held >= self.max_rooms_per_client {
-                        drop(held);
-                        self.held.remove_if(&creator, |_, n| *n == 0);
-                        return Err(CreateError::TooManyForClient);
-                    }
-                    *held += 1;
-                }
-                if let Some(store) = &self.store {
-                    store.save(&room);
-                }
-                let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                let handle = local::spawn(
-                    room,
-                    generation,
-                    self.actor_context(key, generation, Some(creator)),
-                    self.store.clone(),
-                );
-                slot.insert(handle);
-                self.metrics.rooms.inc();
+        let view = room.view(0, now, self.node.settings.starts.gate);
+        let limits = CreateLimits {
+            max_rooms: self.max_rooms,
+            max_rooms_per_client: self.max_rooms_per_client,
+        };
+        match self.keeper.create(&self.node, room, limits).await? {
+            CreateOutcome::Created => {
                 tracing::info!(%room_id, "room created");
                 Ok(Created {
                     room_id,
@@ -293,146 +231,43 @@ impl Registry {
                     room: view,
                 })
             }
-        }
-    }
-
-    /// `creator`: the address a room kept here counts against until it ends
-    /// (`None` for a mirror: the shared store counts those).
-    fn actor_context(
-        &self,
-        key: Arc<str>,
-        generation: u64,
-        creator: Option<IpAddr>,
-    ) -> ActorContext {
-        let rooms = Arc::downgrade(&self.rooms);
-        let held = Arc::downgrade(&self.held);
-        let metrics = self.metrics.clone();
-        let backplane = self.backplane.clone();
-        ActorContext {
-            settings: self.settings.clone(),
-            clock: self.clock.clone(),
-            metrics: self.metrics.clone(),
-            on_exit: Box::new(move || {
-                if let Some(rooms) = rooms.upgrade() {
-                    rooms.remove_if(&key, |_, handle| handle.generation() == generation);
-                }
-                if let Some(backplane) = backplane {
-                    backplane.unroute(&key, generation);
-                }
-                if let (Some(creator), Some(held)) = (creator, held.upgrade()) {
-                    if let Some(mut count) = held.get_mut(&creator) {
-                        *count = count.saturating_sub(1);
-                    }
-                    held.remove_if(&creator, |_, count| *count == 0);
-                }
-                metrics.rooms.dec();
-            }),
+            CreateOutcome::Exists => Err(CreateError::Exists),
+            CreateOutcome::Full => Err(CreateError::Full),
+            CreateOutcome::TooManyForClient => Err(CreateError::TooManyForClient),
         }
     }
 
     /// Brings back rooms kept on disk, as they were (same version, same token).
     pub fn restore(&self, rooms: Vec<Room>) {
-        for mut room in rooms {
-            // The queue bound is the running server's, not the one it was kept with.
-            room.max_queue = self.max_queue;
-            room.keep_chat(self.settings.chat_history);
-            let key: Arc<str> = Arc::from(room.room_id.as_str());
-            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-            let creator = room.creator;
-            if let Some(creator) = creator {
-                *self.held.entry(creator).or_insert(0) += 1;
-            }
-            let handle = local::spawn(
-                room,
-                generation,
-                self.actor_context(key.clone(), generation, creator),
-                self.store.clone(),
-            );
-            self.rooms.insert(key, handle);
-            self.metrics.rooms.inc();
-        }
-    }
-
-    /// The room with this id, if it is open. In Redis mode a room this node does
-    /// not serve yet is looked up there and gets a mirror here.
-    pub async fn get(&self, room_id: &str) -> Result<Option<RoomHandle>, Unavailable> {
-        if let Some(entry) = self.rooms.get(room_id) {
-            return Ok(Some(entry.value().clone()));
-        }
-        match &self.backplane {
-            Some(backplane) if is_room_id(room_id) && backplane.exists(room_id).await? => {
-                self.open_mirror(backplane, room_id).await
-            }
-            _ => Ok(None),
-        }
-    }
-
-    async fn open_mirror(
-        &self,
-        backplane: &Arc<dyn SharedRooms>,
-        room_id: &str,
-    ) -> Result<Option<RoomHandle>, Unavailable> {
-        let key: Arc<str> = Arc::from(room_id);
-        let lock = self.opening.entry(key.clone()).or_default().clone();
-        let opened = async {
-            let _one_opener = lock.lock().await;
-            if let Some(entry) = self.rooms.get(room_id) {
-                return Ok(Some(entry.value().clone()));
-            }
-            let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-            let inbox = MirrorInbox::default();
-            // Route first: whatever is published from now on reaches the inbox.
-            backplane.route(room_id, inbox.route(generation));
-            let opened = match backplane.open(room_id).await {
-                Ok(Some(opened)) => opened,
-                other => {
-                    backplane.clone().unroute(room_id, generation);
-                    return other.map(|_| None);
-                }
-            };
-            let context = self.actor_context(key.clone(), generation, None);
-            let handle = mirror::spawn(opened, generation, context, backplane.clone(), inbox);
-            self.rooms.insert(key.clone(), handle.clone());
-            self.metrics.rooms.inc();
-            Ok(Some(handle))
-        }
-        .await;
-        // Later openers find the room in `rooms`; the lock only had to span this one.
-        self.opening
-            .remove_if(&key, |_, held| Arc::ptr_eq(held, &lock));
-        opened
-    }
-
-    /// The busiest public rooms first, at most [`LISTING_LIMIT`]: every shared
-    /// public room in Redis mode, this node's otherwise. Unlisted rooms never show.
-    pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
-        if let Some(backplane) = &self.backplane {
-            return backplane.list().await;
-        }
-        Ok(self.list_local())
-    }
-
-    fn list_local(&self) -> Vec<RoomSummary> {
-        let mut rooms: Vec<RoomSummary> = self
-            .rooms
-            .iter()
-            .filter(|entry| entry.value().shared().visibility() == Visibility::Public)
-            .map(|entry| {
-                let shared = entry.value().shared();
-                RoomSummary {
-                    room_id: entry.key().to_string(),
-                    name: shared.name.clone(),
-                    listeners: shared.listeners() as u64,
-                    source: shared.source(),
-                }
+        let rooms = rooms
+            .into_iter()
+            .map(|mut room| {
+                // The queue bound is the running server's, not the one it was kept with.
+                room.max_queue = self.max_queue;
+                room.keep_chat(self.node.settings.chat_history);
+                room
             })
             .collect();
-        busiest_first(&mut rooms);
-        rooms
+        self.keeper.restore(&self.node, rooms);
+    }
+
+    /// The room with this id, if it is open. A shared room this node does not
+    /// serve yet is looked up in the store and gets a mirror here.
+    pub async fn get(&self, room_id: &str) -> Result<Option<RoomHandle>, Unavailable> {
+        if let Some(entry) = self.node.rooms.get(room_id) {
+            return Ok(Some(entry.value().clone()));
+        }
+        self.keeper.open(&self.node, room_id).await
+    }
+
+    /// The busiest public rooms first, at most [`LISTING_LIMIT`]: every public
+    /// room of the store. Unlisted rooms never show.
+    pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
+        self.keeper.list(&self.node).await
     }
 
     pub fn len(&self) -> usize {
-        self.rooms.len()
+        self.node.rooms.len()
     }
 
     /// Wakes every sleeping room whose idle time is up, so it closes itself.
@@ -442,6 +277,7 @@ impl Registry {
         // Collected first: a woken room leaves the map, which must not be
         // locked by this walk then.
         let asleep: Vec<RoomHandle> = self
+            .node
             .rooms
             .iter()
             .filter(|entry| entry.value().is_asleep())
@@ -456,17 +292,17 @@ impl Registry {
     /// How often [`Registry::wake_expired`] should run: often enough that a
     /// room closes close to its TTL, rarely enough to cost nothing.
     pub fn expiry_sweep_interval(&self) -> Duration {
-        (self.settings.ttl / 20).clamp(Duration::from_millis(50), Duration::from_secs(5))
+        (self.node.settings.ttl / 20).clamp(Duration::from_millis(50), Duration::from_secs(5))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rooms.is_empty()
+        self.node.rooms.is_empty()
     }
 
     /// Forgets every room (at shutdown): dropping the last handles ends the actors
     /// once they have answered what is already in their inboxes.
     pub fn close_all(&self) {
-        self.rooms.clear();
+        self.node.rooms.clear();
     }
 }
 

@@ -33,6 +33,8 @@ pub struct RoomStore {
     rooms_dir: PathBuf,
     pending: DashMap<String, Pending>,
     changed: Notify,
+    /// Held while a batch is written (see [`RoomStore::flush`]).
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl RoomStore {
@@ -71,6 +73,7 @@ impl RoomStore {
             rooms_dir,
             pending: DashMap::new(),
             changed: Notify::new(),
+            writing: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -129,6 +132,10 @@ impl RoomStore {
 
     /// Writes everything pending now.
     pub async fn flush(self: &Arc<Self>) {
+        // One batch at a time, taken and written under the lock: the final flush
+        // at shutdown must not remove a deleted room's file while the writer
+        // task's earlier batch is still writing it back.
+        let _one_writer = self.writing.lock().await;
         let batch: HashMap<String, Pending> = {
             let keys: Vec<String> = self.pending.iter().map(|e| e.key().clone()).collect();
             keys.into_iter()
@@ -180,7 +187,7 @@ fn write_atomically(path: &Path, room: &Room) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::room::{Command, Control};
+    use crate::room::{Command, Control, Inputs};
 
     fn room(id: &str) -> Room {
         Room::new(
@@ -200,7 +207,8 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         let store = RoomStore::open(&dir).unwrap();
         let mut kept = room("kept");
-        kept.apply(Command::Seek { position: 42.0 }, 2_000).unwrap();
+        kept.apply(Command::Seek { position: 42.0 }, &Inputs::at(2_000))
+            .unwrap();
         store.save(&kept);
         store.save(&room("gone"));
         store.flush().await;

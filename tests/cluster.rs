@@ -701,10 +701,10 @@ async fn wait_sync_everywhere(nodes: &[TestApp], room: &str, wanted: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
     use std::sync::Arc;
+    use syncroom::actor::port::SharedRooms;
     use syncroom::backplane::redis::RedisSettings;
     use syncroom::backplane::RedisBackplane;
     use syncroom::http::stream_token::StreamTokens;
-    use syncroom::room::shared::SharedRooms;
 
     let redis = Redis::start().await;
     let connect = || async {

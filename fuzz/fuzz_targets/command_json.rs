@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 use syncroom::room::command::{CommandRequest, COMMAND_TYPES, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
 use syncroom::room::state::MAX_POSITION;
-use syncroom::room::{Cause, Source, Command, CommandError, Control, Event, EventKind, Room};
+use syncroom::room::{
+    Cause, Command, CommandError, Control, Event, EventKind, GateSettings, Inputs, Room, Source,
+};
 
 const T0: i64 = 1_763_800_000_000;
 const TOKEN: &str = "secret";
@@ -79,7 +81,7 @@ fn busy_room() -> Room {
             title: None,
         },
     ] {
-        room.apply(command, T0)
+        room.apply(command, &Inputs::at(T0))
             .expect("the busy room's commands are valid");
     }
     room
@@ -212,15 +214,16 @@ impl World {
     }
 
     /// What the actor does with a decoded command (the host sends it, so the token
-    /// check passes): the version guard, then `apply`.
+    /// check passes): `decide`, the token and version guards, then `apply`.
     fn command(&mut self, request: CommandRequest) {
         let before = self.room.clone();
         let command = request.command.clone();
-        let result = self
-            .room
-            .authorize(Some(TOKEN), syncroom::room::state::Access::HostOnly)
-            .and_then(|()| self.room.check_version(request.expected_version))
-            .and_then(|()| self.room.apply(request.command, self.now));
+        let result = self.room.decide(
+            Some(TOKEN),
+            request.expected_version,
+            request.command,
+            &Inputs::at(self.now),
+        );
         match result {
             Ok(events) => {
                 self.check_events(&before, &events);
@@ -280,7 +283,7 @@ impl World {
             let at = ends_at.max(self.now);
             self.now = at;
             let before = self.room.clone();
-            let events = self.room.on_end(at);
+            let events = self.room.on_end(&Inputs::at(at));
             // The actor re-arms the timer from `ends_at` after every wake-up: a
             // timer that finds nothing to do would fire again at once, forever.
             assert!(
@@ -384,7 +387,8 @@ impl World {
             }
         }
         // Everything another node sees, and everything a restart keeps.
-        assert_eq!(self.mirror.view(0, self.now), room.view(0, self.now));
+        let gate = GateSettings::default();
+        assert_eq!(self.mirror.view(0, self.now, gate), room.view(0, self.now, gate));
         let stored = serde_json::to_vec(room).expect("rooms serialize");
         let restored: Room = serde_json::from_slice(&stored).expect("rooms deserialize");
         assert_eq!(&restored, room);

@@ -1,5 +1,5 @@
 //! Implementations of the room core's port for sharing rooms between nodes
-//! ([`crate::room::shared::SharedRooms`]).
+//! ([`crate::actor::port::SharedRooms`]).
 //!
 //! In the default in-memory mode there is nothing to share: each room's local
 //! driver is the room (see [`crate::registry`]). With `--redis` the room lives in
@@ -11,4 +11,4 @@
 pub mod redis;
 
 pub use self::redis::RedisBackplane;
-pub use crate::room::shared::Unavailable;
+pub use crate::actor::port::Unavailable;

@@ -51,11 +51,11 @@ use redis::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::room::event::{Event, EventKind};
-use crate::room::shared::{
+use crate::actor::port::{
     busiest_first, CatchUp, Change, Committed, CreateLimits, CreateOutcome, Feed, FeedRoute,
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
+use crate::room::event::{Event, EventKind};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, BEHIND_LISTED, IN_SYNC_MS,
@@ -1058,13 +1058,13 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
 /// The tests' one Redis fixture, shared with the integration tests.
 #[cfg(test)]
 #[path = "../../tests/common/redis.rs"]
-mod test_redis;
+pub(crate) mod test_redis;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actor::RoomSettings;
     use crate::registry::{CreateRoom, Registry};
-    use crate::room::actor::RoomSettings;
     use crate::room::command::CommandRequest;
     use crate::room::{Command, SystemClock};
     use crate::telemetry::Metrics;
@@ -1137,7 +1137,7 @@ mod tests {
                         Command::Seek {
                             position: i as f64 + 1.0,
                         },
-                        now,
+                        &crate::room::Inputs::at(now),
                     )
                 })
                 .await
@@ -1180,7 +1180,7 @@ mod tests {
                     command: Command::Seek { position: 100.0 },
                     expected_version: Some(target),
                 },
-                Some(crate::room::handle::HostToken(created.host_token.clone())),
+                Some(crate::actor::handle::HostToken(created.host_token.clone())),
                 std::time::Instant::now(),
             )
             .await

@@ -4,3 +4,4 @@
 
 pub mod fanout;
 pub(crate) mod send_batch;
+pub(crate) mod spread;

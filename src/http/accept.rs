@@ -49,13 +49,13 @@ pub struct ConnectionLimits {
     pub dead_peer_timeout: Duration,
 }
 
-/// Serves `router` on every one of `listeners` (a `--listen` host name may name
+/// Serves `router` on every one of `sockets` (a `--listen` host name may name
 /// several addresses; the connection limit is shared) until `shutdown` is
 /// cancelled, then lets open connections finish (event streams end on the same
 /// token) for at most `shutdown_grace`. With `tls`, every connection is HTTPS
 /// (HTTP/1.1 or HTTP/2); without, plain HTTP/1.1.
 pub async fn serve(
-    listeners: Vec<TcpListener>,
+    sockets: Vec<TcpListener>,
     router: Router,
     limits: ConnectionLimits,
     tls: Option<TlsAcceptor>,
@@ -63,12 +63,12 @@ pub async fn serve(
 ) -> io::Result<()> {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut next_listener = 0;
+    let mut next_socket = 0;
     loop {
         let accepted = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = accept_any(&listeners, &mut next_listener) => accepted,
+            accepted = accept_any(&sockets, &mut next_socket) => accepted,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -122,17 +122,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// The next connection on any of `listeners`. The scan starts after the
-/// listener that accepted last, so a busy one cannot starve the others.
+/// The next connection on any of `sockets`. The scan starts after the
+/// socket that accepted last, so a busy one cannot starve the others.
 async fn accept_any(
-    listeners: &[TcpListener],
+    sockets: &[TcpListener],
     next: &mut usize,
 ) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
     std::future::poll_fn(|cx| {
-        for offset in 0..listeners.len() {
-            let index = (*next + offset) % listeners.len();
-            if let Poll::Ready(accepted) = listeners[index].poll_accept(cx) {
-                *next = (index + 1) % listeners.len();
+        for offset in 0..sockets.len() {
+            let index = (*next + offset) % sockets.len();
+            if let Poll::Ready(accepted) = sockets[index].poll_accept(cx) {
+                *next = (index + 1) % sockets.len();
                 return Poll::Ready(accepted);
             }
         }

@@ -99,7 +99,7 @@ pub async fn events(
         .await?
         .ok_or(ApiError::RoomNotFound)?;
     if let Some(max) = app.config.max_listeners_per_room {
-        if handle.shared().listeners() >= max {
+        if handle.status().listeners() >= max {
             return Err(ApiError::Busy {
                 message: "this room holds as many listeners as it may; try again shortly",
                 retry_after_secs: FULL_RETRY_AFTER_SECS,

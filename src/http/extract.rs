@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::room::handle::HostToken;
+use crate::actor::handle::HostToken;
 
 /// Largest request body accepted (docs/API.md: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -53,10 +53,10 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 use limits::{RateLimit, StreamCounts};
 
+use crate::actor::port::SharedRooms;
+use crate::actor::RoomSettings;
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::room::actor::RoomSettings;
-use crate::room::shared::SharedRooms;
 use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
 use crate::telemetry::Metrics;
@@ -125,7 +125,6 @@ impl AppState {
                     quorum: config.gate_quorum,
                     deadline_ms: config.gate_deadline_ms,
                 },
-                gate_listeners: 0,
             },
         };
         let registry = Registry::new(
@@ -210,7 +209,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         app.create_limit.sweep();
     });
     // Closes sleeping rooms whose idle time is up (a sleeping room has no
-    // timer of its own; see `room::handle::Inbox`).
+    // timer of its own; see `actor::handle::Inbox`).
     let expiry_sweep = app.registry.expiry_sweep_interval();
     spawn_sweeper(&app, expiry_sweep, |app| {
         app.registry.wake_expired();
@@ -371,10 +370,8 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Health>, ApiErr
             retry_after_secs: 1,
         });
     }
-    if let Some(backplane) = app.registry.backplane() {
-        if !backplane.ready().await {
-            return Err(ApiError::Unavailable(crate::room::Unavailable));
-        }
+    if !app.registry.ready().await {
+        return Err(ApiError::Unavailable(crate::room::Unavailable));
     }
     Ok(Json(Health { status: "ready" }))
 }

@@ -15,13 +15,14 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{bearer_token, JsonBody};
 use super::limits::ClientIp;
 use super::AppState;
+use crate::actor::handle::{CommandReply, HostToken, RoomError};
+use crate::actor::port::RoomSummary;
+use crate::actor::RoomHandle;
 use crate::registry::{new_host_token, CreateRoom};
 use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
-use crate::room::handle::{CommandReply, HostToken, RoomError};
-use crate::room::shared::RoomSummary;
 use crate::room::state::RoomView;
 use crate::room::state::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS};
-use crate::room::{Command, RoomHandle};
+use crate::room::Command;
 
 async fn room(app: &AppState, room_id: &str) -> Result<RoomHandle, ApiError> {
     app.registry

@@ -22,10 +22,10 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::limits::StreamSlot;
 use super::stream_token::StreamId;
 use super::AppState;
+use crate::actor::handle::{ListenerGuard, Subscription};
+use crate::actor::RoomHandle;
 use crate::delivery::fanout::{Next, Sink};
 use crate::room::event::{hello_frame, retry_frame};
-use crate::room::handle::{ListenerGuard, Subscription};
-use crate::room::RoomHandle;
 
 /// Streams end between this fraction of the maximum age and the full age.
 const MAX_AGE_JITTER_FLOOR: f64 = 0.85;

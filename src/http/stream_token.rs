@@ -12,7 +12,7 @@
 //! grace), and an HMAC-SHA256 over the room id, the stream id and the expiry,
 //! truncated to 128 bits. It is checked without any lookup, so any node of a
 //! cluster verifies a token another node issued: in Redis mode the nodes agree
-//! on one key at start-up ([`crate::room::shared::SharedRooms::stream_key`]).
+//! on one key at start-up ([`crate::actor::port::SharedRooms::stream_key`]).
 
 use std::fmt;
 use std::time::Duration;

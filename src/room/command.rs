@@ -9,9 +9,9 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::is_video_id;
+pub use super::check::{check_text, check_video_id, CommandError, Empty, VIDEO_ID_RULE};
 use super::source::Source;
-use super::state::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
+use super::view::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
 pub use super::limits::{MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
 
@@ -280,9 +280,6 @@ const COMMAND_NAMES: [&str; COMMANDS.len()] = {
 /// The fields every command may carry besides its own.
 pub const EXPECTED_VERSION: Field = ("expected_version", NonNegativeInteger, Optional);
 
-/// The one message for a malformed `video_id`, wherever one is given.
-pub const VIDEO_ID_RULE: &str = "`video_id` must be an 11-character YouTube id ([A-Za-z0-9_-])";
-
 /// What a JSON value is, in the words of an error message.
 fn json_kind(value: &Value) -> std::string::String {
     match value {
@@ -404,24 +401,6 @@ fn check_alternatives(
     Ok(())
 }
 
-/// Why a command (or chat message) was refused. Each maps to one row of the error
-/// table in docs/API.md.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum CommandError {
-    #[error("{0}")]
-    InvalidJson(String),
-    #[error("{0}")]
-    InvalidCommand(String),
-    #[error("{0}")]
-    InvalidValue(String),
-    #[error("this action needs the room's host token: send `Authorization: Bearer <host_token>`")]
-    Unauthorized,
-    #[error("the host token does not match this room")]
-    Forbidden,
-    #[error("the room is at version {actual}, not the expected {expected}")]
-    VersionConflict { expected: u64, actual: u64 },
-}
-
 /// A decoded command with the optional compare-and-set guard that may come with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandRequest {
@@ -429,7 +408,29 @@ pub struct CommandRequest {
     pub expected_version: Option<u64>,
 }
 
+/// What a caller must hold to be let through: which token a command needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A playback or queue command: host token needed only in `host` rooms.
+    Command,
+    /// Changing `control`, visibility, chat or the ready gate, resetting the
+    /// token or closing the room: host token always needed.
+    HostOnly,
+}
+
 impl Command {
+    /// Who may send this command: the host alone, or anyone in an open room.
+    pub fn access(&self) -> Access {
+        match self {
+            Command::Control { .. }
+            | Command::Visibility { .. }
+            | Command::ChatEnabled { .. }
+            | Command::ClearChat {}
+            | Command::ReadyGate { .. } => Access::HostOnly,
+            _ => Access::Command,
+        }
+    }
+
     /// The wire name of this command's type.
     pub fn type_name(&self) -> &'static str {
         self.shape().name
@@ -582,49 +583,6 @@ fn check_duration(duration: f64) -> Result<(), CommandError> {
             "`duration` must be a number of seconds above 0 and at most {MAX_POSITION}"
         )))
     }
-}
-
-pub fn check_video_id(video_id: &str) -> Result<(), CommandError> {
-    if is_video_id(video_id) {
-        Ok(())
-    } else {
-        Err(CommandError::InvalidValue(VIDEO_ID_RULE.into()))
-    }
-}
-
-/// Whether a text field may be empty (once trimmed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Empty {
-    Allowed,
-    Refused,
-}
-
-/// Trims `text` and checks it is at most `max_chars` characters with no control
-/// characters, and not empty when `empty` refuses it. Returns the trimmed text.
-pub fn check_text<'a>(
-    field: &str,
-    text: &'a str,
-    max_chars: usize,
-    empty: Empty,
-) -> Result<&'a str, CommandError> {
-    let trimmed = text.trim();
-    let chars = trimmed.chars().count();
-    if chars == 0 && empty == Empty::Refused {
-        return Err(CommandError::InvalidValue(format!(
-            "`{field}` must not be empty"
-        )));
-    }
-    if chars > max_chars {
-        return Err(CommandError::InvalidValue(format!(
-            "`{field}` must be at most {max_chars} characters"
-        )));
-    }
-    if trimmed.chars().any(char::is_control) {
-        return Err(CommandError::InvalidValue(format!(
-            "`{field}` must not contain control characters"
-        )));
-    }
-    Ok(trimmed)
 }
 
 /// Cuts client text that is echoed in an error message to a readable length.

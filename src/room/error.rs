@@ -1,7 +1,7 @@
 //! [`RoomError`]: why a call on a room could not be answered, whichever way the
 //! room is kept (here, or shared through a backplane).
 
-use super::command::CommandError;
+use super::check::CommandError;
 
 /// The shared room store did not answer in time or could not be reached: the
 /// caller answers `503 unavailable` and nothing changed.

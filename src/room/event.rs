@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::state::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
+use super::view::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
 
 /// Why a `state` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -10,9 +10,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::Instant;
 
-use super::state::GateSettings;
+use super::view::GateSettings;
 
 /// `gate` progress frames are coalesced to at most one per this interval.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
@@ -47,7 +46,8 @@ pub struct ReadyTally {
     heard: u64,
     /// The progress last sent, and when; a change waits for the interval.
     sent: Option<(u64, u64)>,
-    sent_at: Option<Instant>,
+    /// Server time (ms) of the progress last sent.
+    sent_at: Option<i64>,
     pending: bool,
 }
 
@@ -85,16 +85,16 @@ impl ReadyTally {
         (self.ready.len() as u64).max(self.heard)
     }
 
-    /// When the next progress frame may go, if one is waiting.
-    pub fn progress_deadline(&self) -> Option<Instant> {
+    /// When (server ms) the next progress frame may go, if one is waiting.
+    pub fn progress_deadline(&self, now: i64) -> Option<i64> {
         (self.pending && self.gate.is_some()).then(|| {
             self.sent_at
-                .map_or_else(Instant::now, |at| at + PROGRESS_INTERVAL)
+                .map_or(now, |at| at + PROGRESS_INTERVAL.as_millis() as i64)
         })
     }
 
-    /// The progress to send now, unless it is what was sent last.
-    pub fn progress_due(&mut self, listeners: u64) -> Option<(u64, u64)> {
+    /// The progress to send at `now`, unless it is what was sent last.
+    pub fn progress_due(&mut self, listeners: u64, now: i64) -> Option<(u64, u64)> {
         self.pending = false;
         self.gate?;
         let progress = (self.ready().min(listeners), listeners);
@@ -102,7 +102,7 @@ impl ReadyTally {
             return None;
         }
         self.sent = Some(progress);
-        self.sent_at = Some(Instant::now());
+        self.sent_at = Some(now);
         Some(progress)
     }
 

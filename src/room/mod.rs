@@ -1,46 +1,40 @@
-//! Rooms: the pure state machine and the actor shell around it.
+//! The room's domain, pure: no tokio, no sockets, no threads, no Redis, no HTTP.
+//! The actor around it lives in `crate::actor`; delivery to sockets in
+//! `crate::delivery`.
 //!
-//! - [`state`]: `Room` and `Room::apply`, a pure function of (room, command, clock).
+//! - [`state`]: `Room` and its changes ([`Room::apply`], [`Room::decide`]), pure
+//!   functions of (room, command, [`Inputs`]).
 //! - [`command`]: the commands hosts send, decoded and validated.
+//! - [`check`]: [`CommandError`] and the checks commands, chat and sources share.
+//! - [`view`]: the values a snapshot and events carry (playback state, queue,
+//!   chat, control, gate settings).
 //! - [`event`]: what a room emits, encoded once into SSE frames shared by every listener.
 //! - [`history`]: the ring of recent frames that makes `Last-Event-ID` resume work.
-//! - [`actor`]: what both room drivers share (settings, context, loop helpers).
-//! - [`gate`]: the ready gate's tally in a room kept here, and its quorum.
-//! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
-//! - [`local`]: the driver of a room owned by this process (apply in place, timers, store).
-//! - [`mirror`]: the driver of a room shared through a backplane (commit, catch up, heartbeat).
-//! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor.
+//! - [`gate`]: the ready gate's quorum and the tally of ready streams.
 //! - [`error`]: [`RoomError`], why a room call could not be answered.
 //! - [`source`]: [`Source`], what an item plays: a YouTube video or a media URL.
 //! - [`sync`]: sync health: listeners' drift reports and the room's summary of them.
-//! - [`shared`]: the port for rooms shared between nodes ([`shared::SharedRooms`]),
-//!   implemented outside the room core (`crate::backplane`).
 
-pub mod actor;
+pub mod check;
 pub mod command;
 pub mod error;
 pub mod event;
 pub mod gate;
-pub mod handle;
 pub mod history;
-pub mod hub;
 pub mod limits;
-pub mod local;
-pub mod mirror;
-pub mod shared;
 pub mod source;
 pub mod state;
 pub mod sync;
+pub mod view;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use command::{Command, CommandError};
 pub use error::{RoomError, Unavailable};
 pub use event::{Cause, Event, EventKind, Frame};
-pub use handle::{RoomHandle, Subscription};
 pub use source::Source;
 pub use state::{
-    Control, GateSettings, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
+    Control, GateSettings, Inputs, PlaybackState, QueueItem, Room, RoomView, StartPolicy,
     MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM,
 };
 
@@ -62,35 +56,6 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.as_millis() as i64)
             .unwrap_or(0)
-    }
-}
-
-/// A clock that follows tokio's time, so `tokio::time::pause` and `advance` move it.
-/// Anchored to the wall clock when created.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    anchor_ms: i64,
-    anchor: tokio::time::Instant,
-}
-
-impl TokioClock {
-    pub fn new() -> Self {
-        Self {
-            anchor_ms: SystemClock.now_ms(),
-            anchor: tokio::time::Instant::now(),
-        }
-    }
-}
-
-impl Default for TokioClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for TokioClock {
-    fn now_ms(&self) -> i64 {
-        self.anchor_ms + self.anchor.elapsed().as_millis() as i64
     }
 }
 

@@ -9,7 +9,7 @@
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 
-use super::command::{check_video_id, CommandError};
+use super::check::{check_video_id, CommandError};
 
 /// Longest `media_url`, in bytes (of the text as sent).
 pub const MAX_MEDIA_URL_BYTES: usize = 2_048;

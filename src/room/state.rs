@@ -12,19 +12,19 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::command::{check_text, Command, CommandError, Empty};
+use super::check::{check_text, CommandError, Empty};
+pub use super::command::Access;
+use super::command::Command;
 use super::event::{Cause, CloseReason, Event, EventKind};
 use super::source::Source;
+pub use super::view::{
+    ChatMessage, Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility,
+    MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
+};
 
-/// Largest position or duration accepted, in seconds (about 11.5 days): far past
-/// any video, small enough that millisecond arithmetic stays exact.
-pub const MAX_POSITION: f64 = 1_000_000.0;
 /// Why `play` is refused in a room with no video loaded (`invalid_command`).
 pub const NOTHING_LOADED: &str = "nothing is loaded";
 pub use super::limits::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_ROOM_NAME_CHARS};
-/// Two positions closer than this (seconds) are the same position: a command that
-/// lands within it changes nothing and emits nothing.
-const SAME_POSITION: f64 = 0.001;
 /// The end-of-video timer may wake a hair early by the wall clock; within this
 /// many seconds of the end the video counts as ended.
 const END_TOLERANCE: f64 = 0.05;
@@ -33,205 +33,39 @@ const END_TOLERANCE: f64 = 0.05;
 pub const START_PAST_TOLERANCE_MS: i64 = 1_000;
 /// The furthest ahead (ms) a `starts_at` may lie.
 pub const MAX_START_AHEAD_MS: i64 = 60_000;
-/// Bounds of the per-room ready gate settings (`ready_gate` command, flags).
-pub const MAX_GATE_QUORUM: u64 = 100;
-pub const MAX_GATE_DEADLINE_MS: u64 = 30_000;
-
-/// A room's ready gate: after a `load`, `next` or auto-advance of a playing item
-/// the room waits for `quorum` percent of the pages that take part to report the
-/// item ready, or for `deadline_ms`, whichever comes first, then schedules the
-/// start. `deadline_ms: 0` turns the gate off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct GateSettings {
-    /// Percent (0..=100) of the taking-part listeners that must be ready.
-    pub quorum: u64,
-    /// Longest wait for them, in milliseconds (0..=30000).
-    pub deadline_ms: u64,
-}
-
-impl Default for GateSettings {
-    fn default() -> Self {
-        Self {
-            quorum: 80,
-            deadline_ms: 3_000,
-        }
-    }
-}
-
 /// How this server starts playback: its settings (`--start-lead-ms`,
-/// `--gate-quorum`, `--gate-deadline-ms`) and what the driver knows right now.
-/// Given to the room by its driver before each change; never stored.
+/// `--gate-quorum`, `--gate-deadline-ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StartPolicy {
     /// How far ahead of now a start is scheduled; 0 starts at once.
     pub lead_ms: i64,
     /// The gate of rooms whose host set none.
     pub gate: GateSettings,
-    /// Listeners (over every node) whose pages take part in the gate; with none,
-    /// there is nobody to wait for.
+}
+
+/// Everything a change depends on besides the room and what is asked of it,
+/// given by the actor on every call: the room keeps none of it, so the same
+/// room read back from any store decides the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// Server time, Unix ms.
+    pub now: i64,
+    /// How this server schedules starts.
+    pub starts: StartPolicy,
+    /// Listeners (over every node) whose pages take part in the ready gate;
+    /// with none, there is nobody to wait for.
     pub gate_listeners: u64,
 }
 
-/// Who may send playback commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Control {
-    /// Only requests with the host token.
-    Host,
-    /// Anyone.
-    Open,
-}
-
-/// Whether `GET /api/rooms` lists a room. Anyone with the id may still join an
-/// unlisted room: the id is the secret, as with an unlisted video.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// Listed by `GET /api/rooms`.
-    Public,
-    /// Not listed (the default).
-    #[default]
-    Unlisted,
-}
-
-/// The playback state of a room, exactly the `state` object of docs/API.md.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = State)]
-pub struct PlaybackState {
-    /// What is loaded; on the wire `video_id` and `media_url`, both `null` for nothing.
-    #[serde(flatten, with = "super::source::optional")]
-    #[schema(value_type = super::source::SourceFields)]
-    pub source: Option<Source>,
-    /// Where playback was at `updated_at`, in seconds.
-    pub position: f64,
-    pub paused: bool,
-    pub rate: f64,
-    pub duration: Option<f64>,
-    /// Server Unix time in milliseconds; never in the future.
-    pub updated_at: i64,
-    /// A pending start (server Unix ms): the room is `paused` at `position` and
-    /// plays from it at this moment. `null` when no start is pending.
-    #[serde(default)]
-    pub starts_at: Option<i64>,
-    /// While the pending start waits on the ready gate: the gate's id, which the
-    /// pages name in their readiness reports. `null` otherwise.
-    #[serde(default)]
-    pub ready_gate: Option<u64>,
-}
-
-impl PlaybackState {
-    /// A room's state before any video is loaded.
-    pub fn empty(now: i64) -> Self {
+impl Inputs {
+    /// At `now`, under the default policy, with nobody taking part in a gate.
+    pub fn at(now: i64) -> Self {
         Self {
-            source: None,
-            position: 0.0,
-            paused: true,
-            rate: 1.0,
-            duration: None,
-            updated_at: now,
-            starts_at: None,
-            ready_gate: None,
+            now,
+            starts: StartPolicy::default(),
+            gate_listeners: 0,
         }
     }
-
-    /// The position at server time `now`, as every client computes it:
-    /// `paused ? position : position + (now - updated_at) / 1000 * rate`,
-    /// clamped to `[0, duration]` when the duration is known.
-    pub fn position_at(&self, now: i64) -> f64 {
-        let position = if self.paused {
-            self.position
-        } else {
-            self.position + (now - self.updated_at) as f64 / 1000.0 * self.rate
-        };
-        self.clamp(position)
-    }
-
-    /// This state (anchored at `now`) set to play from `position` at `at`: a
-    /// pending start, or playing at once when `at` is not in the future.
-    fn start_at(self, at: i64, now: i64) -> Self {
-        if at <= now {
-            return self.started(at);
-        }
-        Self {
-            paused: true,
-            starts_at: Some(at),
-            ready_gate: None,
-            ..self
-        }
-    }
-
-    /// The state once its pending start happened at `at`: playing from `position`.
-    fn started(&self, at: i64) -> Self {
-        Self {
-            paused: false,
-            updated_at: at,
-            starts_at: None,
-            ready_gate: None,
-            ..self.clone()
-        }
-    }
-
-    /// When (server ms) a playing video with a known duration reaches its end.
-    /// A pending start is paused until it happens, so it has no end yet.
-    pub fn ends_at(&self) -> Option<i64> {
-        let duration = self.duration?;
-        if self.paused {
-            return None;
-        }
-        let remaining_ms = (duration - self.position).max(0.0) / self.rate * 1000.0;
-        Some(self.updated_at + remaining_ms.ceil() as i64)
-    }
-
-    fn clamp(&self, position: f64) -> f64 {
-        let position = position.max(0.0);
-        match self.duration {
-            Some(duration) => position.min(duration),
-            None => position,
-        }
-    }
-
-    /// The same state re-expressed at `now`: same current position, new anchor.
-    fn anchored_at(&self, now: i64) -> Self {
-        Self {
-            position: self.position_at(now),
-            updated_at: now,
-            ..self.clone()
-        }
-    }
-
-    /// True when a client could not tell `self` from `other` at `now`, so moving
-    /// from one to the other is no change at all.
-    fn same_as(&self, other: &Self, now: i64) -> bool {
-        self.source == other.source
-            && self.paused == other.paused
-            && self.starts_at == other.starts_at
-            && self.ready_gate == other.ready_gate
-            && self.rate == other.rate
-            && self.duration == other.duration
-            && (self.position_at(now) - other.position_at(now)).abs() < SAME_POSITION
-    }
-}
-
-/// One entry of a room's queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct QueueItem {
-    pub item_id: String,
-    /// On the wire `video_id` and `media_url`, one of them `null`.
-    #[serde(flatten)]
-    #[schema(value_type = super::source::SourceFields)]
-    pub source: Source,
-    pub title: Option<String>,
-}
-
-/// One remembered chat message: the `chat` event's data, kept for late joiners.
-/// (`ChatEntry` in the OpenAPI document: `ChatMessage` there is the chat request body.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = ChatEntry)]
-pub struct ChatMessage {
-    pub version: u64,
-    pub name: String,
-    pub text: String,
-    pub server_time: i64,
 }
 
 /// Everything a room is. Owned by exactly one actor; mutated only by the methods
@@ -261,7 +95,7 @@ pub struct Room {
     /// The client address that created the room, for `--max-rooms-per-client`.
     /// Never shown to clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub creator: Option<std::net::IpAddr>,
+    pub creator: Option<core::net::IpAddr>,
     /// The last chat messages, oldest first, at most `chat_history`. Not part of
     /// the stored room: a backplane keeps them beside it (see `SharedRooms`).
     #[serde(skip)]
@@ -274,38 +108,19 @@ pub struct Room {
     /// server's flags.
     #[serde(default)]
     pub ready_gate: Option<GateSettings>,
-    /// How starts are scheduled now: given by the driver before each change.
-    #[serde(skip)]
-    pub starts: StartPolicy,
-}
-
-/// The `room` object of docs/API.md: a snapshot at `server_time`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[schema(as = Room)]
-pub struct RoomView {
-    pub room_id: String,
-    pub name: String,
-    pub control: Control,
-    /// Listed by `GET /api/rooms` (`public`) or not (`unlisted`, the default).
-    pub visibility: Visibility,
-    pub version: u64,
-    pub state: PlaybackState,
-    pub queue: Vec<QueueItem>,
-    /// The last chat messages, oldest first (`--chat-history`).
-    pub chat: Vec<ChatMessage>,
-    /// The room's ready gate: the host's setting, or the server's.
-    pub ready_gate: GateSettings,
-    /// Whether the room takes chat messages (the host can turn chat off).
-    pub chat_enabled: bool,
-    pub listeners: u64,
-    pub server_time: i64,
-    /// The listeners' sync health: reports live now (see `room::sync`).
-    #[serde(default)]
-    pub sync: super::sync::SyncSummary,
 }
 
 fn chat_on() -> bool {
     true
+}
+
+/// A `load` command's fields, its `paused` defaulted.
+struct Load {
+    source: Source,
+    position: Option<f64>,
+    paused: bool,
+    duration: Option<f64>,
+    starts_at: Option<i64>,
 }
 
 /// Why a chat message is refused in a room whose host turned chat off.
@@ -314,16 +129,6 @@ pub const CHAT_OFF: &str = "the host turned chat off in this room";
 /// Hashes a host token for storage and comparison.
 pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-/// What the room should do when a caller presents (or not) a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// A playback or queue command: host token needed only in `host` rooms.
-    Command,
-    /// Changing `control`, visibility or chat, resetting the token or closing
-    /// the room: host token always needed.
-    HostOnly,
 }
 
 impl Room {
@@ -356,17 +161,16 @@ impl Room {
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
-            starts: StartPolicy::default(),
         }
     }
 
-    /// The gate this room uses: the host's, or the server's.
-    pub fn gate(&self) -> GateSettings {
-        self.ready_gate.unwrap_or(self.starts.gate)
+    /// The gate this room uses: the host's, or the server's (`server`).
+    pub fn gate(&self, server: GateSettings) -> GateSettings {
+        self.ready_gate.unwrap_or(server)
     }
 
-    /// The snapshot clients see.
-    pub fn view(&self, listeners: u64, now: i64) -> RoomView {
+    /// The snapshot clients see; `server_gate` is the server's gate setting.
+    pub fn view(&self, listeners: u64, now: i64, server_gate: GateSettings) -> RoomView {
         RoomView {
             room_id: self.room_id.clone(),
             name: self.name.clone(),
@@ -376,7 +180,7 @@ impl Room {
             state: self.state.clone(),
             queue: self.queue.clone(),
             chat: self.chat.iter().cloned().collect(),
-            ready_gate: self.gate(),
+            ready_gate: self.gate(server_gate),
             chat_enabled: self.chat_enabled,
             listeners,
             server_time: now,
@@ -409,41 +213,37 @@ impl Room {
         }
     }
 
-    /// Applies one command at server time `now`. On error nothing has changed. An
+    /// A client's command, whole: the caller's `token` is checked for what the
+    /// command needs, then `expected_version`, then the command is applied.
+    /// Every store runs exactly this on the room it holds.
+    pub fn decide(
+        &mut self,
+        token: Option<&str>,
+        expected_version: Option<u64>,
+        command: Command,
+        inputs: &Inputs,
+    ) -> Result<Vec<Event>, CommandError> {
+        self.authorize(token, command.access())?;
+        self.check_version(expected_version)?;
+        self.apply(command, inputs)
+    }
+
+    /// Applies one command at `inputs.now`. On error nothing has changed. An
     /// empty list means the command changed nothing (and the version stays).
     /// `play` with nothing loaded is refused ([`NOTHING_LOADED`]).
-    pub fn apply(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
+    pub fn apply(&mut self, command: Command, inputs: &Inputs) -> Result<Vec<Event>, CommandError> {
         command.validate()?;
-        let current = &self.state;
-        let (cause, state) = match command {
+        let now = inputs.now;
+        match command {
             Command::Play {
                 position,
                 starts_at,
             } => {
-                if current.source.is_none() {
-                    return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
-                }
-                let mut at = self.start_moment(starts_at, now)?;
-                if starts_at.is_none() {
-                    // "Start now" on a pending start never puts it off.
-                    at = current.starts_at.map_or(at, |pending| pending.min(at));
-                }
-                let mut state = current.anchored_at(now);
-                if let Some(position) = position {
-                    state.position = state.clamp(position);
-                } else if state.duration.is_some_and(|d| state.position >= d) {
-                    // Play on an ended video starts it again, as players do.
-                    state.position = 0.0;
-                }
-                if starts_at.is_none() && !current.paused {
-                    // Already playing: no pause for a lead, as before.
-                    (Cause::Play, state)
-                } else {
-                    (Cause::Play, state.start_at(at, now))
-                }
+                let state = self.play(position, starts_at, inputs)?;
+                Ok(self.change_state(state, Cause::Play, now))
             }
             Command::Pause { position } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 if let Some(position) = position {
                     state.position = state.clamp(position);
                 }
@@ -451,12 +251,12 @@ impl Room {
                 state.paused = true;
                 state.starts_at = None;
                 state.ready_gate = None;
-                (Cause::Pause, state)
+                Ok(self.change_state(state, Cause::Pause, now))
             }
             Command::Seek { position } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.position = state.clamp(position);
-                (Cause::Seek, state)
+                Ok(self.change_state(state, Cause::Seek, now))
             }
             Command::Load {
                 source,
@@ -465,42 +265,101 @@ impl Room {
                 duration,
                 starts_at,
             } => {
-                let paused = paused.unwrap_or(false);
-                if paused && starts_at.is_some() {
-                    return Err(CommandError::InvalidValue(
-                        "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
-                    ));
-                }
-                let at = starts_at
-                    .map(|t| self.start_moment(Some(t), now))
-                    .transpose()?;
-                let mut state = PlaybackState {
-                    source: Some(source),
-                    position: 0.0,
-                    paused: true,
-                    rate: current.rate,
+                let load = Load {
+                    source,
+                    position,
+                    paused: paused.unwrap_or(false),
                     duration,
-                    updated_at: now,
-                    starts_at: None,
-                    ready_gate: None,
+                    starts_at,
                 };
-                state.position = state.clamp(position.unwrap_or(0.0));
-                if !paused {
-                    state = self.start_item(state, at, now);
-                }
-                (Cause::Load, state)
+                let state = self.load(load, inputs)?;
+                Ok(self.change_state(state, Cause::Load, now))
             }
             Command::Rate { rate } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.rate = rate;
-                (Cause::Rate, state)
+                Ok(self.change_state(state, Cause::Rate, now))
             }
             Command::Duration { duration } => {
-                let mut state = current.anchored_at(now);
+                let mut state = self.state.anchored_at(now);
                 state.duration = Some(duration);
                 state.position = state.clamp(state.position);
-                (Cause::Duration, state)
+                Ok(self.change_state(state, Cause::Duration, now))
             }
+            Command::Next {} => Ok(self.advance(inputs)),
+            queue @ (Command::QueueAdd { .. }
+            | Command::QueueRemove { .. }
+            | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
+            setting => Ok(self.apply_setting(setting, now)),
+        }
+    }
+
+    /// The state `play` asks for: from the paused (or given) position, at a
+    /// start moment (`starts_at`, or a lead from now).
+    fn play(
+        &self,
+        position: Option<f64>,
+        starts_at: Option<i64>,
+        inputs: &Inputs,
+    ) -> Result<PlaybackState, CommandError> {
+        let (current, now) = (&self.state, inputs.now);
+        if current.source.is_none() {
+            return Err(CommandError::InvalidCommand(NOTHING_LOADED.into()));
+        }
+        let mut at = self.start_moment(starts_at, inputs)?;
+        if starts_at.is_none() {
+            // "Start now" on a pending start never puts it off.
+            at = current.starts_at.map_or(at, |pending| pending.min(at));
+        }
+        let mut state = current.anchored_at(now);
+        if let Some(position) = position {
+            state.position = state.clamp(position);
+        } else if state.duration.is_some_and(|d| state.position >= d) {
+            // Play on an ended video starts it again, as players do.
+            state.position = 0.0;
+        }
+        if starts_at.is_none() && !current.paused {
+            // Already playing: no pause for a lead, as before.
+            Ok(state)
+        } else {
+            Ok(state.start_at(at, now))
+        }
+    }
+
+    /// The state a `load` asks for: the new item at its position, paused or
+    /// set to start (at `starts_at`, after the gate, or a lead from now).
+    fn load(&self, load: Load, inputs: &Inputs) -> Result<PlaybackState, CommandError> {
+        let now = inputs.now;
+        if load.paused && load.starts_at.is_some() {
+            return Err(CommandError::InvalidValue(
+                "`starts_at` schedules a start: it cannot come with `paused: true`".into(),
+            ));
+        }
+        let at = load
+            .starts_at
+            .map(|t| self.start_moment(Some(t), inputs))
+            .transpose()?;
+        let mut state = PlaybackState {
+            source: Some(load.source),
+            position: 0.0,
+            paused: true,
+            rate: self.state.rate,
+            duration: load.duration,
+            updated_at: now,
+            starts_at: None,
+            ready_gate: None,
+        };
+        state.position = state.clamp(load.position.unwrap_or(0.0));
+        if !load.paused {
+            state = self.start_item(state, at, inputs);
+        }
+        Ok(state)
+    }
+
+    /// `queue_add`, `queue_remove` and `queue_move`: one `queue` event, or none
+    /// for a move to where the item is.
+    fn apply_to_queue(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
+        match command {
             Command::QueueAdd { source, title } => {
                 if self.queue.len() >= self.max_queue {
                     return Err(CommandError::InvalidValue(format!(
@@ -522,12 +381,10 @@ impl Room {
                     source,
                     title,
                 });
-                return Ok(vec![self.queue_event(now)]);
             }
             Command::QueueRemove { item_id } => {
                 let index = self.queue_index(&item_id)?;
                 self.queue.remove(index);
-                return Ok(vec![self.queue_event(now)]);
             }
             Command::QueueMove { item_id, index } => {
                 let from = self.queue_index(&item_id)?;
@@ -540,15 +397,19 @@ impl Room {
                 }
                 let item = self.queue.remove(from);
                 self.queue.insert(to, item);
-                return Ok(vec![self.queue_event(now)]);
             }
-            Command::Next {} => return Ok(self.advance(now)),
-            Command::Control { control } => {
-                if control == self.control {
-                    return Ok(Vec::new());
-                }
+            _ => return Ok(Vec::new()),
+        }
+        Ok(vec![self.queue_event(now)])
+    }
+
+    /// The host's settings (`control`, `ready_gate`, `visibility`,
+    /// `chat_enabled`, `clear_chat`): one event, or none when nothing changes.
+    fn apply_setting(&mut self, command: Command, now: i64) -> Vec<Event> {
+        let kind = match command {
+            Command::Control { control } if control != self.control => {
                 self.control = control;
-                return Ok(vec![self.event(now, EventKind::Control { control })]);
+                EventKind::Control { control }
             }
             Command::ReadyGate {
                 quorum,
@@ -559,40 +420,34 @@ impl Room {
                     deadline_ms,
                 };
                 if self.ready_gate == Some(settings) {
-                    return Ok(Vec::new());
+                    return Vec::new();
                 }
                 self.ready_gate = Some(settings);
-                return Ok(vec![self.event(now, EventKind::ReadyGate { settings })]);
+                EventKind::ReadyGate { settings }
             }
-            Command::Visibility { visibility } => {
-                if visibility == self.visibility {
-                    return Ok(Vec::new());
-                }
+            Command::Visibility { visibility } if visibility != self.visibility => {
                 self.visibility = visibility;
-                return Ok(vec![self.event(now, EventKind::Visibility { visibility })]);
+                EventKind::Visibility { visibility }
             }
-            Command::ChatEnabled { chat_enabled } => {
-                if chat_enabled == self.chat_enabled {
-                    return Ok(Vec::new());
-                }
+            Command::ChatEnabled { chat_enabled } if chat_enabled != self.chat_enabled => {
                 self.chat_enabled = chat_enabled;
-                return Ok(vec![
-                    self.event(now, EventKind::ChatEnabled { chat_enabled })
-                ]);
+                EventKind::ChatEnabled { chat_enabled }
             }
             Command::ClearChat {} => {
                 // Always an event, even with nothing kept: pages clear what they show.
                 self.chat.clear();
-                return Ok(vec![self.event(now, EventKind::ChatCleared {})]);
+                EventKind::ChatCleared {}
             }
+            _ => return Vec::new(),
         };
-        Ok(self.set_state(state, cause, now).into_iter().collect())
+        vec![self.event(now, kind)]
     }
 
     /// Called when the end-of-video timer fires. Loads the next queued item, or
     /// pauses at the end. Returns nothing if the video is not, in fact, at its end
     /// (the state changed since the timer was armed).
-    pub fn on_end(&mut self, now: i64) -> Vec<Event> {
+    pub fn on_end(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let now = inputs.now;
         let Some(duration) = self.state.duration else {
             return Vec::new();
         };
@@ -600,7 +455,7 @@ impl Room {
             return Vec::new();
         }
         if !self.queue.is_empty() {
-            return self.advance(now);
+            return self.advance(inputs);
         }
         let state = PlaybackState {
             position: duration,
@@ -631,11 +486,12 @@ impl Room {
     /// The ready gate `gate` reached its quorum: the start is brought forward to
     /// a lead from now (a `state` event, cause `ready`). Nothing when that gate is
     /// no longer open, or when its deadline start comes sooner anyway.
-    pub fn release_gate(&mut self, gate: u64, now: i64) -> Vec<Event> {
+    pub fn release_gate(&mut self, gate: u64, inputs: &Inputs) -> Vec<Event> {
         if self.state.ready_gate != Some(gate) {
             return Vec::new();
         }
-        let at = now + self.starts.lead_ms;
+        let now = inputs.now;
+        let at = now + inputs.starts.lead_ms;
         if self
             .state
             .starts_at
@@ -653,12 +509,38 @@ impl Room {
             .collect()
     }
 
+    /// When (server ms) the room next has something to do by itself: a pending
+    /// start, else the end of a playing item. Every store's actor arms its one
+    /// timer from this.
+    pub fn next_due(&self) -> Option<i64> {
+        self.state.starts_at.or(self.state.ends_at())
+    }
+
+    /// The timer armed from [`Room::next_due`] fired: a pending start whose
+    /// moment has come happens, and an item at its end ends. Nothing when the
+    /// room changed since the timer was armed.
+    pub fn on_due(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let mut events = self.on_start(inputs.now);
+        events.extend(self.on_end(inputs));
+        events
+    }
+
+    /// The open ready gate, when `ready` of the taking-part listeners are its
+    /// quorum: the gate to release.
+    pub fn gate_met(&self, ready: u64, inputs: &Inputs) -> Option<u64> {
+        let gate = self.state.ready_gate?;
+        self.gate(inputs.starts.gate)
+            .met(ready, inputs.gate_listeners)
+            .then_some(gate)
+    }
+
     /// When a start asked for at `now` happens: at the given `starts_at`
     /// (checked against [`START_PAST_TOLERANCE_MS`] and [`MAX_START_AHEAD_MS`]),
     /// else a lead from now.
-    fn start_moment(&self, starts_at: Option<i64>, now: i64) -> Result<i64, CommandError> {
+    fn start_moment(&self, starts_at: Option<i64>, inputs: &Inputs) -> Result<i64, CommandError> {
+        let now = inputs.now;
         let Some(at) = starts_at else {
-            return Ok(now + self.starts.lead_ms);
+            return Ok(now + inputs.starts.lead_ms);
         };
         if at < now - START_PAST_TOLERANCE_MS {
             return Err(CommandError::InvalidValue(format!(
@@ -677,15 +559,17 @@ impl Room {
     /// A new item (paused at its start position) set to play: at `at` when
     /// given, else after the ready gate when pages take part in it, else a lead
     /// from now. The gate's id is the version of the event that opens it.
-    fn start_item(&self, state: PlaybackState, at: Option<i64>, now: i64) -> PlaybackState {
+    fn start_item(&self, state: PlaybackState, at: Option<i64>, inputs: &Inputs) -> PlaybackState {
+        let now = inputs.now;
         if let Some(at) = at {
             return state.start_at(at, now);
         }
-        let gate = self.gate();
-        if gate.deadline_ms == 0 || self.starts.gate_listeners == 0 {
-            return state.start_at(now + self.starts.lead_ms, now);
+        let gate = self.gate(inputs.starts.gate);
+        let lead_ms = inputs.starts.lead_ms;
+        if gate.deadline_ms == 0 || inputs.gate_listeners == 0 {
+            return state.start_at(now + lead_ms, now);
         }
-        let deadline = now + gate.deadline_ms as i64 + self.starts.lead_ms;
+        let deadline = now + gate.deadline_ms as i64 + lead_ms;
         PlaybackState {
             ready_gate: Some(self.version + 1),
             ..state.start_at(deadline, now)
@@ -769,7 +653,8 @@ impl Room {
 
     /// Loads the queue's first item and drops it from the queue: a `state` event
     /// (cause `next`) then a `queue` event. Nothing when the queue is empty.
-    fn advance(&mut self, now: i64) -> Vec<Event> {
+    fn advance(&mut self, inputs: &Inputs) -> Vec<Event> {
+        let now = inputs.now;
         if self.queue.is_empty() {
             return Vec::new();
         }
@@ -784,7 +669,7 @@ impl Room {
             starts_at: None,
             ready_gate: None,
         };
-        self.state = self.start_item(state, None, now);
+        self.state = self.start_item(state, None, inputs);
         let state = self.state.clone();
         let loaded = self.event(
             now,
@@ -794,6 +679,11 @@ impl Room {
             },
         );
         vec![loaded, self.queue_event(now)]
+    }
+
+    /// [`Room::set_state`], as the events of a change.
+    fn change_state(&mut self, state: PlaybackState, cause: Cause, now: i64) -> Vec<Event> {
+        self.set_state(state, cause, now).into_iter().collect()
     }
 
     /// Moves to `state` unless a client could not tell the difference.
@@ -838,6 +728,11 @@ impl Room {
 mod tests {
     use super::*;
 
+    /// At `now`, under the default policy.
+    fn at(now: i64) -> Inputs {
+        Inputs::at(now)
+    }
+
     const T0: i64 = 1_763_800_000_000;
     const VIDEO: &str = "dQw4w9WgXcQ";
     const OTHER: &str = "9bZkp7q19f0";
@@ -856,7 +751,7 @@ mod tests {
                 duration,
                 starts_at: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         room
@@ -903,15 +798,18 @@ mod tests {
                 chat_enabled: false,
             },
         ] {
-            events.extend(room.apply(command, T0 + 1_000).unwrap());
+            events.extend(room.apply(command, &at(T0 + 1_000)).unwrap());
         }
-        events.extend(room.on_end(T0 + 10_000));
+        events.extend(room.on_end(&at(T0 + 10_000)));
         events.extend(
-            room.apply(Command::ChatEnabled { chat_enabled: true }, T0 + 10_000)
-                .unwrap(),
+            room.apply(
+                Command::ChatEnabled { chat_enabled: true },
+                &at(T0 + 10_000),
+            )
+            .unwrap(),
         );
         events.push(room.chat("ann", "hi", T0 + 10_000).unwrap());
-        events.extend(room.apply(Command::ClearChat {}, T0 + 10_000).unwrap());
+        events.extend(room.apply(Command::ClearChat {}, &at(T0 + 10_000)).unwrap());
         events.push(room.chat("bob", "again", T0 + 10_000).unwrap());
         events.push(room.reset_host_token("new", T0 + 10_000));
         // Through the wire form, as between nodes.
@@ -919,35 +817,44 @@ mod tests {
             let wire = serde_json::to_string(event).unwrap();
             mirror.absorb(&serde_json::from_str(&wire).unwrap());
         }
-        assert_eq!(mirror.view(7, T0 + 12_000), room.view(7, T0 + 12_000));
-        assert_eq!(mirror.view(7, T0).visibility, Visibility::Public);
-        assert_eq!(mirror.view(7, T0).chat.len(), 1);
+        assert_eq!(
+            mirror.view(7, T0 + 12_000, GateSettings::default()),
+            room.view(7, T0 + 12_000, GateSettings::default())
+        );
+        assert_eq!(
+            mirror.view(7, T0, GateSettings::default()).visibility,
+            Visibility::Public
+        );
+        assert_eq!(mirror.view(7, T0, GateSettings::default()).chat.len(), 1);
     }
 
     #[test]
     fn rooms_are_unlisted_with_chat_on_until_the_host_says_otherwise() {
         let mut room = room();
         room.keep_chat(10);
-        assert_eq!(room.view(0, T0).visibility, Visibility::Unlisted);
-        assert!(room.view(0, T0).chat_enabled);
+        assert_eq!(
+            room.view(0, T0, GateSettings::default()).visibility,
+            Visibility::Unlisted
+        );
+        assert!(room.view(0, T0, GateSettings::default()).chat_enabled);
         let public = Command::Visibility {
             visibility: Visibility::Public,
         };
         assert_eq!(
-            causes(&room.apply(public.clone(), T0).unwrap()),
+            causes(&room.apply(public.clone(), &at(T0)).unwrap()),
             ["visibility"]
         );
         // The same visibility again changes nothing.
-        assert!(room.apply(public, T0).unwrap().is_empty());
+        assert!(room.apply(public, &at(T0)).unwrap().is_empty());
         room.chat("ann", "one", T0).unwrap();
         room.chat("ann", "two", T0).unwrap();
-        let cleared = room.apply(Command::ClearChat {}, T0).unwrap();
+        let cleared = room.apply(Command::ClearChat {}, &at(T0)).unwrap();
         assert_eq!(causes(&cleared), ["chat_cleared"]);
-        assert!(room.view(0, T0).chat.is_empty());
+        assert!(room.view(0, T0, GateSettings::default()).chat.is_empty());
         let off = Command::ChatEnabled {
             chat_enabled: false,
         };
-        assert_eq!(causes(&room.apply(off, T0).unwrap()), ["chat_enabled"]);
+        assert_eq!(causes(&room.apply(off, &at(T0)).unwrap()), ["chat_enabled"]);
         let before = room.clone();
         assert_eq!(
             room.chat("ann", "three", T0),
@@ -973,15 +880,18 @@ mod tests {
         );
     }
 
-    /// A room with a start lead and a gate, `gate_listeners` pages taking part.
-    fn leading(lead_ms: i64, gate_listeners: u64) -> Room {
-        let mut room = loaded(true, Some(100.0));
-        room.starts = StartPolicy {
-            lead_ms,
-            gate: GateSettings::default(),
+    /// A room with a start lead and a gate, `gate_listeners` pages taking part, and
+    /// Its inputs at a moment: the lead, the server's gate, the pages taking part.
+    fn leading(lead_ms: i64, gate_listeners: u64) -> (Room, impl Fn(i64) -> Inputs) {
+        let inputs = move |now| Inputs {
+            now,
+            starts: StartPolicy {
+                lead_ms,
+                gate: GateSettings::default(),
+            },
             gate_listeners,
         };
-        room
+        (loaded(true, Some(100.0)), inputs)
     }
 
     fn play_at(starts_at: Option<i64>) -> Command {
@@ -993,9 +903,10 @@ mod tests {
 
     #[test]
     fn play_with_a_lead_is_a_pending_start_that_old_clients_see_paused() {
-        let mut room = leading(300, 0);
-        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
-        let events = room.apply(play_at(None), T0 + 1_000).unwrap();
+        let (mut room, at) = leading(300, 0);
+        room.apply(Command::Seek { position: 30.0 }, &at(T0))
+            .unwrap();
+        let events = room.apply(play_at(None), &at(T0 + 1_000)).unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
         let pending = room.state.clone();
         assert!(pending.paused);
@@ -1005,7 +916,7 @@ mod tests {
         assert_eq!(pending.updated_at, T0 + 1_000);
         assert_eq!(pending.position_at(T0 + 1_299), 30.0);
         assert_eq!(pending.ends_at(), None);
-        assert!(room.on_end(T0 + 200_000).is_empty());
+        assert!(room.on_end(&at(T0 + 200_000)).is_empty());
         assert!(room.on_start(T0 + 1_299).is_empty());
         let started = room.on_start(T0 + 1_310);
         assert_eq!(causes(&started), ["state:Start"]);
@@ -1014,12 +925,15 @@ mod tests {
         assert_eq!(room.state.updated_at, T0 + 1_300);
         assert!((room.state.position_at(T0 + 2_300) - 31.0).abs() < 1e-9);
         // Playing already: play changes nothing (no pause for a lead).
-        assert!(room.apply(play_at(None), T0 + 3_000).unwrap().is_empty());
+        assert!(room
+            .apply(play_at(None), &at(T0 + 3_000))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn starts_at_is_checked_against_the_server_clock() {
-        let mut room = leading(300, 0);
+        let (mut room, at) = leading(300, 0);
         let now = T0 + 10_000;
         for (starts_at, accepted) in [
             (now - START_PAST_TOLERANCE_MS - 1, false),
@@ -1027,12 +941,12 @@ mod tests {
             (now + MAX_START_AHEAD_MS, true),
         ] {
             let before = room.clone();
-            let result = room.clone().apply(play_at(Some(starts_at)), now);
+            let result = room.clone().apply(play_at(Some(starts_at)), &at(now));
             assert_eq!(result.is_ok(), accepted, "{starts_at}");
             assert_eq!(room, before);
         }
         // A moment just past is taken as the start: playing, anchored there.
-        room.apply(play_at(Some(now - 500)), now).unwrap();
+        room.apply(play_at(Some(now - 500)), &at(now)).unwrap();
         assert!(!room.state.paused);
         assert_eq!(room.state.updated_at, now - 500);
         assert!((room.state.position_at(now) - 0.5).abs() < 1e-9);
@@ -1044,17 +958,17 @@ mod tests {
             starts_at: Some(now + 1_000),
         };
         assert!(matches!(
-            room.apply(paused_load, now),
+            room.apply(paused_load, &at(now)),
             Err(CommandError::InvalidValue(_))
         ));
     }
 
     #[test]
     fn pause_calls_a_pending_start_off() {
-        let mut room = leading(300, 0);
-        room.apply(play_at(Some(T0 + 5_000)), T0).unwrap();
+        let (mut room, at) = leading(300, 0);
+        room.apply(play_at(Some(T0 + 5_000)), &at(T0)).unwrap();
         let events = room
-            .apply(Command::Pause { position: None }, T0 + 100)
+            .apply(Command::Pause { position: None }, &at(T0 + 100))
             .unwrap();
         assert_eq!(causes(&events), ["state:Pause"]);
         assert_eq!(room.state.starts_at, None);
@@ -1063,7 +977,7 @@ mod tests {
 
     #[test]
     fn a_load_with_pages_taking_part_waits_on_the_gate_until_its_deadline() {
-        let mut room = leading(300, 4);
+        let (mut room, at) = leading(300, 4);
         let load = Command::Load {
             source: Source::Video(OTHER.into()),
             position: None,
@@ -1071,39 +985,39 @@ mod tests {
             duration: None,
             starts_at: None,
         };
-        let events = room.apply(load.clone(), T0).unwrap();
+        let events = room.apply(load.clone(), &at(T0)).unwrap();
         let gate = events[0].version;
         assert_eq!(room.state.ready_gate, Some(gate));
         assert_eq!(room.state.starts_at, Some(T0 + 3_000 + 300));
         assert!(room.state.paused);
         // Another gate's quorum changes nothing; this one's brings the start forward.
-        assert!(room.release_gate(gate + 1, T0 + 500).is_empty());
-        let ready = room.release_gate(gate, T0 + 500);
+        assert!(room.release_gate(gate + 1, &at(T0 + 500)).is_empty());
+        let ready = room.release_gate(gate, &at(T0 + 500));
         assert_eq!(causes(&ready), ["state:Ready"]);
         assert_eq!(room.state.starts_at, Some(T0 + 800));
         assert_eq!(room.state.ready_gate, None);
-        assert!(room.release_gate(gate, T0 + 600).is_empty());
+        assert!(room.release_gate(gate, &at(T0 + 600)).is_empty());
         // Nobody taking part: nobody to wait for.
-        let mut alone = leading(300, 0);
-        alone.apply(load.clone(), T0).unwrap();
+        let (mut alone, alone_at) = leading(300, 0);
+        alone.apply(load.clone(), &alone_at(T0)).unwrap();
         assert_eq!(alone.state.ready_gate, None);
         assert_eq!(alone.state.starts_at, Some(T0 + 300));
         // The host may start at once: play brings the start to a lead from now.
-        room.apply(load, T0 + 1_000).unwrap();
-        room.apply(play_at(None), T0 + 1_100).unwrap();
+        room.apply(load, &at(T0 + 1_000)).unwrap();
+        room.apply(play_at(None), &at(T0 + 1_100)).unwrap();
         assert_eq!(room.state.starts_at, Some(T0 + 1_400));
         assert_eq!(room.state.ready_gate, None);
     }
 
     #[test]
     fn next_and_the_end_timer_go_through_the_gate_and_the_host_sets_it() {
-        let mut room = leading(300, 2);
+        let (mut room, at) = leading(300, 2);
         room.apply(
             Command::QueueAdd {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let settings = Command::ReadyGate {
@@ -1111,17 +1025,22 @@ mod tests {
             deadline_ms: 1_000,
         };
         assert_eq!(
-            causes(&room.apply(settings.clone(), T0).unwrap()),
+            causes(&room.apply(settings.clone(), &at(T0)).unwrap()),
             ["ready_gate"]
         );
-        assert!(room.apply(settings, T0).unwrap().is_empty());
-        assert_eq!(room.view(0, T0).ready_gate.deadline_ms, 1_000);
-        room.apply(play_at(Some(T0)), T0).unwrap();
-        let events = room.on_end(T0 + 100_000);
+        assert!(room.apply(settings, &at(T0)).unwrap().is_empty());
+        assert_eq!(
+            room.view(0, T0, GateSettings::default())
+                .ready_gate
+                .deadline_ms,
+            1_000
+        );
+        room.apply(play_at(Some(T0)), &at(T0)).unwrap();
+        let events = room.on_end(&at(T0 + 100_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(room.state.ready_gate, Some(events[0].version));
         assert_eq!(room.state.starts_at, Some(T0 + 100_000 + 1_000 + 300));
-        assert!(room.gate().met(1, 2));
+        assert!(room.gate(GateSettings::default()).met(1, 2));
     }
 
     #[test]
@@ -1176,14 +1095,15 @@ mod tests {
     #[test]
     fn play_resumes_from_the_paused_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 30.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 30.0 }, &at(T0))
+            .unwrap();
         let events = room
             .apply(
                 Command::Play {
                     position: None,
                     starts_at: None,
                 },
-                T0 + 5_000,
+                &at(T0 + 5_000),
             )
             .unwrap();
         assert_eq!(causes(&events), ["state:Play"]);
@@ -1200,7 +1120,7 @@ mod tests {
                 position: Some(12.5),
                 starts_at: None,
             },
-            T0 + 1,
+            &at(T0 + 1),
         )
         .unwrap();
         assert_eq!(room.state.position, 12.5);
@@ -1209,13 +1129,14 @@ mod tests {
     #[test]
     fn play_on_an_ended_video_starts_it_again() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 100.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 100.0 }, &at(T0))
+            .unwrap();
         room.apply(
             Command::Play {
                 position: None,
                 starts_at: None,
             },
-            T0 + 1,
+            &at(T0 + 1),
         )
         .unwrap();
         assert_eq!(room.state.position, 0.0);
@@ -1225,7 +1146,7 @@ mod tests {
     fn pause_freezes_the_extrapolated_position() {
         let mut room = loaded(false, None);
         let events = room
-            .apply(Command::Pause { position: None }, T0 + 2_500)
+            .apply(Command::Pause { position: None }, &at(T0 + 2_500))
             .unwrap();
         assert_eq!(causes(&events), ["state:Pause"]);
         assert!(room.state.paused);
@@ -1239,7 +1160,7 @@ mod tests {
             Command::Pause {
                 position: Some(2.4),
             },
-            T0 + 2_500,
+            &at(T0 + 2_500),
         )
         .unwrap();
         assert_eq!(room.state.position, 2.4);
@@ -1249,13 +1170,13 @@ mod tests {
     fn seek_keeps_playing_or_paused() {
         let mut playing = loaded(false, None);
         playing
-            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .apply(Command::Seek { position: 50.0 }, &at(T0 + 1_000))
             .unwrap();
         assert!(!playing.state.paused);
         assert_eq!(playing.state.position, 50.0);
         let mut paused = loaded(true, None);
         paused
-            .apply(Command::Seek { position: 50.0 }, T0 + 1_000)
+            .apply(Command::Seek { position: 50.0 }, &at(T0 + 1_000))
             .unwrap();
         assert!(paused.state.paused);
     }
@@ -1263,15 +1184,17 @@ mod tests {
     #[test]
     fn seek_past_the_end_lands_on_the_end() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(Command::Seek { position: 500.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 500.0 }, &at(T0))
+            .unwrap();
         assert_eq!(room.state.position, 100.0);
     }
 
     #[test]
     fn load_defaults_to_playing_from_zero_and_keeps_the_rate() {
         let mut room = loaded(true, None);
-        room.apply(Command::Rate { rate: 1.5 }, T0).unwrap();
-        room.apply(Command::Seek { position: 40.0 }, T0).unwrap();
+        room.apply(Command::Rate { rate: 1.5 }, &at(T0)).unwrap();
+        room.apply(Command::Seek { position: 40.0 }, &at(T0))
+            .unwrap();
         let events = room
             .apply(
                 Command::Load {
@@ -1281,7 +1204,7 @@ mod tests {
                     duration: Some(90.0),
                     starts_at: None,
                 },
-                T0 + 10,
+                &at(T0 + 10),
             )
             .unwrap();
         assert_eq!(causes(&events), ["state:Load"]);
@@ -1303,7 +1226,7 @@ mod tests {
     #[test]
     fn rate_change_reanchors_so_the_position_is_continuous() {
         let mut room = loaded(false, None);
-        room.apply(Command::Rate { rate: 2.0 }, T0 + 10_000)
+        room.apply(Command::Rate { rate: 2.0 }, &at(T0 + 10_000))
             .unwrap();
         assert!((room.state.position - 10.0).abs() < 1e-9);
         assert!((room.state.position_at(T0 + 15_000) - 20.0).abs() < 1e-9);
@@ -1312,8 +1235,9 @@ mod tests {
     #[test]
     fn duration_clamps_the_position() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 300.0 }, T0).unwrap();
-        room.apply(Command::Duration { duration: 212.0 }, T0)
+        room.apply(Command::Seek { position: 300.0 }, &at(T0))
+            .unwrap();
+        room.apply(Command::Duration { duration: 212.0 }, &at(T0))
             .unwrap();
         assert_eq!(room.state.duration, Some(212.0));
         assert_eq!(room.state.position, 212.0);
@@ -1346,7 +1270,10 @@ mod tests {
                 index: 0,
             },
         ] {
-            assert!(room.apply(command.clone(), T0 + 5).is_err(), "{command:?}");
+            assert!(
+                room.apply(command.clone(), &at(T0 + 5)).is_err(),
+                "{command:?}"
+            );
             assert_eq!(room, before, "{command:?}");
         }
     }
@@ -1354,7 +1281,8 @@ mod tests {
     #[test]
     fn commands_that_change_nothing_emit_nothing_and_keep_the_version() {
         let mut room = loaded(true, None);
-        room.apply(Command::Seek { position: 7.0 }, T0).unwrap();
+        room.apply(Command::Seek { position: 7.0 }, &at(T0))
+            .unwrap();
         let version = room.version;
         let before = room.clone();
         for command in [
@@ -1370,7 +1298,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                room.apply(command.clone(), T0 + 3_000),
+                room.apply(command.clone(), &at(T0 + 3_000)),
                 Ok(vec![]),
                 "{command:?}"
             );
@@ -1386,7 +1314,7 @@ mod tests {
                     position: None,
                     starts_at: None
                 },
-                T0 + 9_000
+                &at(T0 + 9_000)
             ),
             Ok(vec![])
         );
@@ -1413,7 +1341,7 @@ mod tests {
             Command::Next {},
         ];
         for (i, command) in commands.into_iter().enumerate() {
-            let events = room.apply(command, T0 + 1_000 * i as i64).unwrap();
+            let events = room.apply(command, &at(T0 + 1_000 * i as i64)).unwrap();
             for event in &events {
                 expected += 1;
                 assert_eq!(event.version, expected);
@@ -1440,7 +1368,7 @@ mod tests {
             Command::Control {
                 control: Control::Open,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         assert_eq!(room.authorize(None, Access::Command), Ok(()));
@@ -1474,7 +1402,7 @@ mod tests {
                     source: Source::Video(video.into()),
                     title: Some(" t ".into()),
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
@@ -1486,7 +1414,7 @@ mod tests {
                 item_id: "q3".into(),
                 index: 0,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         room.apply(
@@ -1494,7 +1422,7 @@ mod tests {
                 item_id: "q1".into(),
                 index: 99,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
@@ -1503,7 +1431,7 @@ mod tests {
             Command::QueueRemove {
                 item_id: "q2".into(),
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         // Ids are never reused, even after a removal.
@@ -1512,7 +1440,7 @@ mod tests {
                 source: Source::Video(VIDEO.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
@@ -1528,7 +1456,7 @@ mod tests {
                     source: Source::Video(VIDEO.into()),
                     title: None,
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
@@ -1539,7 +1467,7 @@ mod tests {
                     source: Source::Video(VIDEO.into()),
                     title: None
                 },
-                T0
+                &at(T0)
             ),
             Err(CommandError::InvalidValue(_))
         ));
@@ -1554,10 +1482,10 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
-        let events = room.apply(Command::Next {}, T0 + 50).unwrap();
+        let events = room.apply(Command::Next {}, &at(T0 + 50)).unwrap();
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
             room.state.source.as_ref().and_then(Source::video_id),
@@ -1571,16 +1499,16 @@ mod tests {
     #[test]
     fn the_end_timer_pauses_at_the_end_with_an_empty_queue() {
         let mut room = loaded(false, Some(10.0));
-        room.apply(Command::Rate { rate: 2.0 }, T0).unwrap();
+        room.apply(Command::Rate { rate: 2.0 }, &at(T0)).unwrap();
         assert_eq!(room.state.ends_at(), Some(T0 + 5_000));
-        assert_eq!(room.on_end(T0 + 4_000), vec![]);
-        let events = room.on_end(T0 + 5_000);
+        assert_eq!(room.on_end(&at(T0 + 4_000)), vec![]);
+        let events = room.on_end(&at(T0 + 5_000));
         assert_eq!(causes(&events), ["state:Ended"]);
         assert!(room.state.paused);
         assert_eq!(room.state.position, 10.0);
         // Once ended, the timer has nothing more to do.
         assert_eq!(room.state.ends_at(), None);
-        assert_eq!(room.on_end(T0 + 6_000), vec![]);
+        assert_eq!(room.on_end(&at(T0 + 6_000)), vec![]);
     }
 
     #[test]
@@ -1591,10 +1519,10 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
-        let events = room.on_end(T0 + 10_000);
+        let events = room.on_end(&at(T0 + 10_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
             room.state.source.as_ref().and_then(Source::video_id),
@@ -1614,7 +1542,7 @@ mod tests {
                 duration: Some(10.0),
                 starts_at: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         for source in [
@@ -1626,19 +1554,22 @@ mod tests {
                     source,
                     title: None,
                 },
-                T0,
+                &at(T0),
             )
             .unwrap();
         }
         assert_eq!(room.state.source, Some(media));
         // Media to media at the end, then media to YouTube on `next`.
-        assert_eq!(causes(&room.on_end(T0 + 10_000)), ["state:Next", "queue"]);
+        assert_eq!(
+            causes(&room.on_end(&at(T0 + 10_000))),
+            ["state:Next", "queue"]
+        );
         assert_eq!(
             room.state.source,
             Some(Source::Media("https://example.com/two.mp3".into()))
         );
         assert_eq!(
-            causes(&room.apply(Command::Next {}, T0 + 11_000).unwrap()),
+            causes(&room.apply(Command::Next {}, &at(T0 + 11_000)).unwrap()),
             ["state:Next", "queue"]
         );
         assert_eq!(room.state.source, Some(Source::Video(VIDEO.into())));
@@ -1662,11 +1593,11 @@ mod tests {
                 title: None,
             };
             assert!(matches!(
-                room.apply(load, T0 + 1),
+                room.apply(load, &at(T0 + 1)),
                 Err(CommandError::InvalidValue(_))
             ));
             assert!(matches!(
-                room.apply(add, T0 + 1),
+                room.apply(add, &at(T0 + 1)),
                 Err(CommandError::InvalidValue(_))
             ));
             assert_eq!(room, before);
@@ -1681,7 +1612,7 @@ mod tests {
                 source: Source::Video(OTHER.into()),
                 title: None,
             },
-            T0,
+            &at(T0),
         )
         .unwrap();
         let mut stored = serde_json::to_value(&room).unwrap();
@@ -1704,7 +1635,7 @@ mod tests {
     fn a_paused_video_never_ends() {
         let mut room = loaded(true, Some(10.0));
         assert_eq!(room.state.ends_at(), None);
-        assert_eq!(room.on_end(T0 + 60_000), vec![]);
+        assert_eq!(room.on_end(&at(T0 + 60_000)), vec![]);
     }
 
     #[test]
@@ -1721,7 +1652,7 @@ mod tests {
         let texts: Vec<&str> = room.chat.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["two", "three"]);
         assert_eq!(mirror, room);
-        assert_eq!(room.view(0, T0).chat[0].version, 3);
+        assert_eq!(room.view(0, T0, GateSettings::default()).chat[0].version, 3);
         room.keep_chat(0);
         assert!(room.chat.is_empty());
         room.chat("Ann", "four", T0).unwrap();
@@ -1827,7 +1758,7 @@ mod properties {
             for (command, wait) in steps {
                 now += wait;
                 let before = room.clone();
-                match room.apply(command, now) {
+                match room.apply(command, &Inputs::at(now)) {
                     Ok(events) => {
                         for (i, event) in events.iter().enumerate() {
                             prop_assert_eq!(event.version, before.version + 1 + i as u64);
@@ -1839,7 +1770,7 @@ mod properties {
                     }
                     Err(_) => prop_assert_eq!(&room, &before),
                 }
-                for event in room.on_end(now) {
+                for event in room.on_end(&Inputs::at(now)) {
                     prop_assert!(event.version <= room.version);
                 }
             }
@@ -1854,7 +1785,7 @@ mod properties {
             let mut now = T0;
             for (command, wait) in steps {
                 now += wait;
-                let _ = room.apply(command, now);
+                let _ = room.apply(command, &Inputs::at(now));
                 let position = room.state.position_at(now + probe);
                 prop_assert!(position >= 0.0 && position.is_finite());
                 if let Some(duration) = room.state.duration {
@@ -1877,12 +1808,12 @@ mod properties {
             let mut now = T0;
             for (command, step) in steps {
                 now += step;
-                let _ = room.apply(command, now);
+                let _ = room.apply(command, &Inputs::at(now));
             }
             now += wait;
             let before = room.state.position_at(now);
             let ended = room.state.duration.is_some_and(|d| before >= d);
-            let _ = room.apply(change, now);
+            let _ = room.apply(change, &Inputs::at(now));
             // Play on an ended video restarts it: the one intended jump.
             if !ended {
                 prop_assert!((room.state.position_at(now) - before).abs() < 1e-6);

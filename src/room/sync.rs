@@ -27,8 +27,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 pub use super::limits::{IN_SYNC_MS, MAX_DRIFT_MS};
 /// A report counts for this many report intervals after it arrived.
 pub const REPORT_LIFETIME_INTERVALS: u32 = 3;
@@ -320,7 +318,8 @@ pub struct SyncAnnouncer {
     current: SyncSummary,
     /// The summary last announced.
     sent: SyncSummary,
-    sent_at: Option<Instant>,
+    /// Server time (ms) of the last announcement.
+    sent_at: Option<i64>,
 }
 
 impl SyncAnnouncer {
@@ -328,34 +327,36 @@ impl SyncAnnouncer {
         self.current.clone()
     }
 
-    /// The summary is now `summary`: answers it when it is due to be announced.
-    pub fn update(&mut self, summary: SyncSummary) -> Option<SyncSummary> {
+    /// The summary is now `summary` (at server time `now`, ms): answers it when
+    /// it is due to be announced.
+    pub fn update(&mut self, summary: SyncSummary, now: i64) -> Option<SyncSummary> {
         self.current = summary;
-        if self.deadline().is_some_and(|at| at <= Instant::now()) {
-            self.due()
+        if self.deadline(now).is_some_and(|at| at <= now) {
+            self.due(now)
         } else {
             None
         }
     }
 
-    /// When a changed summary may be announced; `None` when nothing changed.
-    pub fn deadline(&self) -> Option<Instant> {
+    /// When (server ms) a changed summary may be announced; `None` when nothing
+    /// changed.
+    pub fn deadline(&self, now: i64) -> Option<i64> {
         if self.current == self.sent {
             return None;
         }
         Some(
             self.sent_at
-                .map_or_else(Instant::now, |at| at + SYNC_EVENT_INTERVAL),
+                .map_or(now, |at| at + SYNC_EVENT_INTERVAL.as_millis() as i64),
         )
     }
 
-    /// The timer fired: answers the summary to announce, if it changed.
-    pub fn due(&mut self) -> Option<SyncSummary> {
+    /// The timer fired at `now`: answers the summary to announce, if it changed.
+    pub fn due(&mut self, now: i64) -> Option<SyncSummary> {
         if self.current == self.sent {
             return None;
         }
         self.sent = self.current.clone();
-        self.sent_at = Some(Instant::now());
+        self.sent_at = Some(now);
         Some(self.current.clone())
     }
 }
@@ -469,20 +470,22 @@ mod tests {
         board.record("a", &report(2.0), 5_000).unwrap();
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn sync_events_come_on_change_at_most_once_per_interval() {
+    #[test]
+    fn sync_events_come_on_change_at_most_once_per_interval() {
         let mut announcer = SyncAnnouncer::default();
-        assert_eq!(announcer.update(SyncSummary::default()), None);
+        let t0 = 1_000_000;
+        assert_eq!(announcer.update(SyncSummary::default(), t0), None);
         let one = summary_of(&[1.0]);
-        assert_eq!(announcer.update(one.clone()), Some(one.clone()));
+        assert_eq!(announcer.update(one.clone(), t0), Some(one.clone()));
         let two = summary_of(&[1.0, 2.0]);
-        assert_eq!(announcer.update(two.clone()), None);
-        assert!(announcer.deadline().is_some());
-        tokio::time::advance(SYNC_EVENT_INTERVAL).await;
-        assert_eq!(announcer.due(), Some(two.clone()));
+        assert_eq!(announcer.update(two.clone(), t0), None);
+        let interval = SYNC_EVENT_INTERVAL.as_millis() as i64;
+        assert_eq!(announcer.deadline(t0), Some(t0 + interval));
+        assert_eq!(announcer.due(t0 + interval), Some(two.clone()));
         // Back and forth within the interval: nothing to say at its end.
-        assert_eq!(announcer.update(one), None);
-        assert_eq!(announcer.update(two), None);
-        assert_eq!(announcer.deadline(), None);
+        let later = t0 + interval + 1;
+        assert_eq!(announcer.update(one, later), None);
+        assert_eq!(announcer.update(two, later), None);
+        assert_eq!(announcer.deadline(later), None);
     }
 }

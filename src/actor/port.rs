@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::command::CommandError;
-pub use super::error::{RoomError, Unavailable};
-use super::event::Event;
-use super::state::Room;
-use super::sync::{SyncChange, SyncSummary};
+use crate::room::command::CommandError;
+pub use crate::room::error::{RoomError, Unavailable};
+use crate::room::event::Event;
+use crate::room::state::Room;
+use crate::room::sync::{SyncChange, SyncSummary};
 
 /// A boxed future, so that the port can be used as `dyn SharedRooms`.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -261,9 +261,9 @@ pub struct RoomSummary {
     pub name: String,
     pub listeners: u64,
     /// What the room plays: `video_id` and `media_url` on the wire.
-    #[serde(flatten, with = "super::source::optional")]
-    #[schema(value_type = super::source::SourceFields)]
-    pub source: Option<super::Source>,
+    #[serde(flatten, with = "crate::room::source::optional")]
+    #[schema(value_type = crate::room::source::SourceFields)]
+    pub source: Option<crate::room::Source>,
 }
 
 /// Orders a listing busiest first (ties by id) and keeps [`LISTING_LIMIT`].

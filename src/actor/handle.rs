@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::command::CommandRequest;
-pub use super::error::RoomError;
-use super::event::SharedFrame;
-use super::gate::GateProgress;
-use super::shared::Feed;
-use super::source::Source;
-use super::state::{RoomView, Visibility};
-use super::sync::{DriftReport, SyncSummary};
+use super::port::Feed;
+use crate::room::command::CommandRequest;
+pub use crate::room::error::RoomError;
+use crate::room::event::SharedFrame;
+use crate::room::gate::GateProgress;
+use crate::room::source::Source;
+use crate::room::state::{RoomView, Visibility};
+use crate::room::sync::{DriftReport, SyncSummary};
 
 /// Closed streams a room remembers until its actor next looks (to forget their
 /// sync reports at once); past this many, the rest simply expire.
@@ -105,7 +105,7 @@ pub struct CommandReply {
 /// State that readers outside the actor need without a round trip: the listing
 /// (`GET /api/rooms`) reads it for every room at once.
 #[derive(Debug)]
-pub struct RoomShared {
+pub struct RoomStatus {
     pub name: String,
     /// Open event streams on this room (on this node).
     listeners: AtomicUsize,
@@ -122,7 +122,7 @@ pub struct RoomShared {
     closed_streams: Mutex<Vec<String>>,
 }
 
-impl RoomShared {
+impl RoomStatus {
     pub(crate) fn new(name: String, source: Option<Source>, visibility: Visibility) -> Self {
         Self {
             name,
@@ -194,7 +194,7 @@ impl RoomShared {
 /// the client went away) counts the listener out and tells the actor.
 #[derive(Debug)]
 pub struct ListenerGuard {
-    shared: Arc<RoomShared>,
+    status: Arc<RoomStatus>,
     /// The stream's id, once known: its sync report stops counting when it ends.
     stream: Option<String>,
     /// Counted among the ready gate's listeners too.
@@ -202,11 +202,11 @@ pub struct ListenerGuard {
 }
 
 impl ListenerGuard {
-    pub(crate) fn new(shared: Arc<RoomShared>) -> Self {
-        shared.listeners.fetch_add(1, Ordering::AcqRel);
-        shared.listeners_changed.notify_one();
+    pub(crate) fn new(status: Arc<RoomStatus>) -> Self {
+        status.listeners.fetch_add(1, Ordering::AcqRel);
+        status.listeners_changed.notify_one();
         Self {
-            shared,
+            status,
             stream: None,
             in_gate: false,
         }
@@ -222,8 +222,8 @@ impl ListenerGuard {
     pub fn join_ready_gate(&mut self) {
         if !self.in_gate {
             self.in_gate = true;
-            self.shared.gate_listeners.fetch_add(1, Ordering::AcqRel);
-            self.shared.listeners_changed.notify_one();
+            self.status.gate_listeners.fetch_add(1, Ordering::AcqRel);
+            self.status.listeners_changed.notify_one();
         }
     }
 }
@@ -231,13 +231,13 @@ impl ListenerGuard {
 impl Drop for ListenerGuard {
     fn drop(&mut self) {
         if let Some(stream) = self.stream.take() {
-            self.shared.stream_closed(stream);
+            self.status.stream_closed(stream);
         }
-        self.shared.listeners.fetch_sub(1, Ordering::AcqRel);
+        self.status.listeners.fetch_sub(1, Ordering::AcqRel);
         if self.in_gate {
-            self.shared.gate_listeners.fetch_sub(1, Ordering::AcqRel);
+            self.status.gate_listeners.fetch_sub(1, Ordering::AcqRel);
         }
-        self.shared.listeners_changed.notify_one();
+        self.status.listeners_changed.notify_one();
     }
 }
 
@@ -306,7 +306,7 @@ impl Inbox {
         if let InboxState::Awake(requests_tx) = &*state {
             return requests_tx.clone();
         }
-        let (requests_tx, requests_rx) = mpsc::channel(super::actor::INBOX_CAPACITY);
+        let (requests_tx, requests_rx) = mpsc::channel(super::INBOX_CAPACITY);
         let asleep = std::mem::replace(&mut *state, InboxState::Awake(requests_tx.clone()));
         if let InboxState::Asleep { driver, .. } = asleep {
             driver.wake(requests_rx);
@@ -358,7 +358,7 @@ pub struct RoomHandle {
     /// Tells this room from an earlier one with the same id (deleted, re-created).
     generation: u64,
     inbox: Arc<Inbox>,
-    shared: Arc<RoomShared>,
+    status: Arc<RoomStatus>,
 }
 
 impl RoomHandle {
@@ -366,13 +366,13 @@ impl RoomHandle {
         room_id: Arc<str>,
         generation: u64,
         requests_tx: mpsc::Sender<Boxed>,
-        shared: Arc<RoomShared>,
+        status: Arc<RoomStatus>,
     ) -> Self {
         Self {
             room_id,
             generation,
             inbox: Arc::new(Inbox::awake(requests_tx)),
-            shared,
+            status,
         }
     }
 
@@ -399,8 +399,8 @@ impl RoomHandle {
         self.generation
     }
 
-    pub fn shared(&self) -> &RoomShared {
-        &self.shared
+    pub fn status(&self) -> &RoomStatus {
+        &self.status
     }
 
     /// Applies a command; `arrived` starts the fan-out latency measurement.

@@ -18,18 +18,19 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use super::command::CommandError;
-use super::error::RoomError;
-use super::event::{CloseReason, Event, EventKind, Frame};
-use super::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, Request, RoomHandle};
+use super::handle::{Boxed, CommandReply, HostToken, Request, RoomHandle};
 use super::hub::Hub;
-use super::shared::{
+use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
-use super::state::{Access, Room, RoomView, StartPolicy};
-use super::sync::{SyncAnnouncer, SyncChange};
+use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::command::CommandError;
+use crate::room::command::CommandRequest;
+use crate::room::error::RoomError;
+use crate::room::event::{CloseReason, Event, EventKind, Frame};
+use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
+use crate::room::sync::{SyncAnnouncer, SyncChange};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -107,7 +108,7 @@ pub fn spawn(
         Arc::from(room.room_id.as_str()),
         generation,
         requests_tx.clone(),
-        hub.shared.clone(),
+        hub.status.clone(),
     );
     let link = Link {
         shared,
@@ -122,8 +123,9 @@ pub fn spawn(
     };
     let mut sync = SyncAnnouncer::default();
     // Listeners that join see it in their snapshot; nobody here needs an event.
-    sync.update(opened.sync);
-    sync.due();
+    let now = context.clock.now_ms();
+    sync.update(opened.sync, now);
+    sync.due(now);
     let driver = MirrorRoom {
         room,
         tally: ReadyTally::default(),
@@ -175,14 +177,18 @@ impl Link {
         (self.listeners.saturating_sub(self.reported) + local as u64).max(local as u64)
     }
 
-    /// How starts are scheduled now, with the gate's listeners over every node
-    /// (this node's brought up to date, as for [`Link::listeners_now`]).
-    fn policy(&self, local_gate: usize) -> StartPolicy {
-        StartPolicy {
-            gate_listeners: (self.gate_listeners.saturating_sub(self.reported_gate)
-                + local_gate as u64)
-                .max(local_gate as u64),
-            ..self.starts
+    /// What a change depends on at the store's `now` (given to each commit),
+    /// with the gate's listeners over every node (this node's brought up to
+    /// date, as for [`Link::listeners_now`]).
+    fn inputs(&self, local_gate: usize) -> impl Fn(i64) -> Inputs + Copy + Send + Sync + 'static {
+        let starts = self.starts;
+        let gate_listeners = (self.gate_listeners.saturating_sub(self.reported_gate)
+            + local_gate as u64)
+            .max(local_gate as u64);
+        move |now| Inputs {
+            now,
+            starts,
+            gate_listeners,
         }
     }
 
@@ -222,11 +228,15 @@ impl Link {
 
     /// Brings the start of the open `gate` forward (the quorum is there). Once
     /// for the cluster: a gate already released commits nothing.
-    async fn release_gate(&self, room_id: &str, gate: u64, starts: StartPolicy) {
+    async fn release_gate(
+        &self,
+        room_id: &str,
+        gate: u64,
+        inputs_at: impl Fn(i64) -> Inputs + Send + Sync,
+    ) {
         let released = self
             .commit(room_id, None, |room, now| {
-                room.starts = starts;
-                Ok(room.release_gate(gate, now))
+                Ok(room.release_gate(gate, &inputs_at(now)))
             })
             .await;
         if let Err(error) = released {
@@ -294,12 +304,16 @@ impl MirrorRoom {
         let alarm = self.link.alarm.clone();
         loop {
             let end_at = self.end_deadline();
-            let progress_at = self.tally.progress_deadline();
+            let now_ms = self.now();
+            let progress_at = self
+                .tally
+                .progress_deadline(now_ms)
+                .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
-            let sync_at = self.sync.deadline();
+            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
             tokio::select! {
                 biased;
@@ -312,16 +326,16 @@ impl MirrorRoom {
                     // Every handle is gone (see the local driver).
                     None => break,
                 },
-                _ = self.hub.shared.listeners_changed.notified() => {
+                _ = self.hub.status.listeners_changed.notified() => {
                     let gate_changed =
-                        self.hub.shared.gate_listeners() as u64 != self.link.reported_gate;
+                        self.hub.status.gate_listeners() as u64 != self.link.reported_gate;
                     if self.hub.on_listeners_changed().is_some() || gate_changed {
                         self.report_listeners();
                     }
                     self.forget_closed_streams();
                 }
                 _ = sleep_until_some(sync_at) => {
-                    if let Some(summary) = self.sync.due() {
+                    if let Some(summary) = self.sync.due(self.now()) {
                         self.hub.send_live(Frame::sync(&summary));
                     }
                 }
@@ -352,12 +366,19 @@ impl MirrorRoom {
         self.context.clock.now_ms()
     }
 
+    /// The timer instant of server time `at_ms`.
+    fn instant_at(&self, at_ms: i64) -> Instant {
+        instant_at(&*self.context.clock, at_ms)
+    }
+
     fn view(&self, now: i64) -> RoomView {
         RoomView {
             sync: self.sync.current(),
-            ..self
-                .room
-                .view(self.link.listeners_now(self.hub.listeners()), now)
+            ..self.room.view(
+                self.link.listeners_now(self.hub.listeners()),
+                now,
+                self.link.starts.gate,
+            )
         }
     }
 
@@ -369,7 +390,7 @@ impl MirrorRoom {
         let (room, link, sync) = (&self.room, &self.link, &self.sync);
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
             sync: sync.current(),
-            ..room.view(link.listeners_now(hub.listeners()), now)
+            ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
         }) else {
             return Flow::Continue;
         };
@@ -381,34 +402,7 @@ impl MirrorRoom {
                 token,
                 arrived,
                 respond_to,
-            } => {
-                self.hub.touch();
-                let local = self.hub.listeners();
-                let access = access_for(&request.command);
-                let command = request.command;
-                let expected = request.expected_version;
-                let starts = link.policy(self.hub.shared.gate_listeners());
-                let sync = self.sync.current();
-                tokio::spawn(async move {
-                    let committed = link
-                        .commit(&room_id, Some(arrived), |room, now| {
-                            room.starts = starts;
-                            room.authorize(token.as_ref().map(|t| t.0.as_str()), access)?;
-                            room.check_version(expected)?;
-                            room.apply(command.clone(), now)
-                        })
-                        .await;
-                    let reply = committed.map(|(room, changed)| CommandReply {
-                        version: room.version,
-                        room: RoomView {
-                            sync,
-                            ..room.view(link.listeners_now(local), link.shared.now_ms())
-                        },
-                        changed,
-                    });
-                    let _ = respond_to.send(reply);
-                });
-            }
+            } => self.commit_command(request, token, arrived, respond_to),
             Request::Chat {
                 name,
                 text,
@@ -435,14 +429,6 @@ impl MirrorRoom {
                 ready_gate,
                 respond_to,
             } => self.on_ready(stream, ready_gate, respond_to),
-            Request::Feed(Feed::Gate {
-                ready_gate,
-                ready,
-                listeners,
-            }) => {
-                self.link.gate_listeners = listeners;
-                self.tally.heard(ready_gate, ready);
-            }
             Request::ResetHostToken {
                 token,
                 new_token,
@@ -471,28 +457,84 @@ impl MirrorRoom {
                     let _ = respond_to.send(summary);
                 });
             }
-            Request::Feed(Feed::Sync(summary)) => {
-                if let Some(due) = self.sync.update(summary) {
+            Request::Feed(feed) => return self.on_feed(feed),
+            // Answered above.
+            Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
+        }
+        Flow::Continue
+    }
+
+    /// A client's command, committed by a task of its own (the mirror never
+    /// waits on the store); the answer goes to `respond_to`.
+    fn commit_command(
+        &mut self,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+        respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
+    ) {
+        let room_id = self.room.room_id.clone();
+        let link = self.link.clone();
+        self.hub.touch();
+        let local = self.hub.listeners();
+        let command = request.command;
+        let expected = request.expected_version;
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        let sync = self.sync.current();
+        tokio::spawn(async move {
+            let token = token.as_ref().map(|t| t.0.as_str());
+            let committed = link
+                .commit(&room_id, Some(arrived), |room, now| {
+                    room.decide(token, expected, command.clone(), &inputs_at(now))
+                })
+                .await;
+            let reply = committed.map(|(room, changed)| CommandReply {
+                version: room.version,
+                room: RoomView {
+                    sync,
+                    ..room.view(
+                        link.listeners_now(local),
+                        link.shared.now_ms(),
+                        link.starts.gate,
+                    )
+                },
+                changed,
+            });
+            let _ = respond_to.send(reply);
+        });
+    }
+
+    /// What the backplane tells this mirror.
+    fn on_feed(&mut self, feed: Feed) -> Flow {
+        match feed {
+            Feed::Gate {
+                ready_gate,
+                ready,
+                listeners,
+            } => {
+                self.link.gate_listeners = listeners;
+                self.tally.heard(ready_gate, ready);
+            }
+            Feed::Sync(summary) => {
+                if let Some(due) = self.sync.update(summary, self.now()) {
                     self.hub.send_live(Frame::sync(&due));
                 }
             }
-            Request::Feed(Feed::Events { events, arrived }) => {
+            Feed::Events { events, arrived } => {
                 return self.on_feed_events(events, arrived);
             }
-            Request::Feed(Feed::Presence {
+            Feed::Presence {
                 listeners,
                 gate_listeners,
                 server_time,
-            }) => {
+            } => {
                 self.link.gate_listeners = gate_listeners;
                 self.tally.touch();
                 self.on_listener_total(listeners, server_time);
                 // One who took part may have left: the rest may be the quorum.
                 self.check_gate();
             }
-            Request::Feed(Feed::CaughtUp(result)) => return self.on_caught_up(*result),
-            // Answered above.
-            Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
+            Feed::CaughtUp(result) => return self.on_caught_up(*result),
         }
         Flow::Continue
     }
@@ -660,7 +702,7 @@ impl MirrorRoom {
 
     /// Streams that ended here stop counting in the shared store at once.
     fn forget_closed_streams(&mut self) {
-        let closed = self.hub.shared.take_closed_streams();
+        let closed = self.hub.status.take_closed_streams();
         if closed.is_empty() || self.sync.current().reporting == 0 {
             return;
         }
@@ -685,13 +727,13 @@ impl MirrorRoom {
     /// the feed).
     fn report_listeners(&mut self) {
         let count = self.hub.listeners();
-        let gate_count = self.hub.shared.gate_listeners();
+        let gate_count = self.hub.status.gate_listeners();
         self.link.reported = count as u64;
         self.link.reported_gate = gate_count as u64;
         self.reported_at = Some(Instant::now());
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let counts = self.hub.shared.clone();
+        let counts = self.hub.status.clone();
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
@@ -718,10 +760,7 @@ impl MirrorRoom {
                 return Some(at);
             }
         }
-        // A pending start is paused: it has no end until it happened.
-        let due = self.room.state.starts_at.or(self.room.state.ends_at())?;
-        let wait_ms = (due - self.now()).max(0) as u64;
-        Some(Instant::now() + Duration::from_millis(wait_ms))
+        Some(self.instant_at(self.room.next_due()?))
     }
 
     /// A pending start, or the end of the video, is due.
@@ -731,18 +770,10 @@ impl MirrorRoom {
         self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let starts = link.policy(self.hub.shared.gate_listeners());
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             if let Err(error) = link
-                .commit(&room_id, None, |room, now| {
-                    room.starts = starts;
-                    let started = room.on_start(now);
-                    Ok(if started.is_empty() {
-                        room.on_end(now)
-                    } else {
-                        started
-                    })
-                })
+                .commit(&room_id, None, |room, now| Ok(room.on_due(&inputs_at(now))))
                 .await
             {
                 tracing::debug!(%room_id, %error, "start or end of video not committed");
@@ -769,8 +800,8 @@ impl MirrorRoom {
         }
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let settings = self.room.gate();
-        let starts = link.policy(self.hub.shared.gate_listeners());
+        let settings = self.room.gate(link.starts.gate);
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -779,7 +810,7 @@ impl MirrorRoom {
             {
                 Ok((ready, listeners)) => {
                     if settings.met(ready, listeners) {
-                        link.release_gate(&room_id, ready_gate, starts).await;
+                        link.release_gate(&room_id, ready_gate, inputs_at).await;
                     }
                     Ok(GateProgress {
                         ready_gate: Some(ready_gate),
@@ -799,31 +830,28 @@ impl MirrorRoom {
     /// serving the room may find it so; the compare-and-set commits one start,
     /// and each node tries once per gate.
     fn check_gate(&mut self) {
-        let Some(gate) = self.room.state.ready_gate else {
+        let heard = Inputs {
+            now: self.now(),
+            starts: self.link.starts,
+            gate_listeners: self.link.gate_listeners,
+        };
+        let Some(gate) = self.room.gate_met(self.tally.ready(), &heard) else {
             return;
         };
-        if self.release_tried == Some(gate)
-            || !self
-                .room
-                .gate()
-                .met(self.tally.ready(), self.link.gate_listeners)
-        {
+        if self.release_tried == Some(gate) {
             return;
         }
         self.release_tried = Some(gate);
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
-        let starts = link.policy(self.hub.shared.gate_listeners());
-        tokio::spawn(async move { link.release_gate(&room_id, gate, starts).await });
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        tokio::spawn(async move { link.release_gate(&room_id, gate, inputs_at).await });
     }
 
     /// Tells this node's listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
-        let Some(progress) = self.tally.progress_due(self.link.gate_listeners) else {
-            return;
-        };
-        if let Some(gate) = self.room.state.ready_gate {
-            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+        let (listeners, now) = (self.link.gate_listeners, self.now());
+        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
         }
     }

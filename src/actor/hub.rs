@@ -11,22 +11,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::actor::RoomSettings;
-use super::event::{Event, EventKind, Frame, SharedFrame};
-use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
-use super::history::History;
-use super::state::{Room, RoomView};
-use crate::delivery::fanout::{write_batch, Begin, Delivery, Sink};
-use crate::delivery::send_batch;
+use super::handle::{ListenerGuard, Request, RoomStatus, Subscription};
+use super::RoomSettings;
+use crate::delivery::fanout::Sink;
+use crate::delivery::spread;
+use crate::room::event::{Event, EventKind, Frame, SharedFrame};
+use crate::room::history::History;
+use crate::room::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 
 /// Presence events are coalesced to at most one per this interval.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// A room with at least this many listeners spreads its direct writes over
-/// `fanout_threads` threads (a few milliseconds of `write`s each), so one big
-/// room's fan-out uses every core, as its listeners' tasks did.
-pub const PARALLEL_FANOUT_MIN: usize = 2048;
 
 pub(crate) struct Hub {
     history: History,
@@ -42,7 +37,7 @@ pub(crate) struct Hub {
     fanout_threads: usize,
     /// When the room last sent its listeners anything.
     last_sent: Instant,
-    pub(crate) shared: Arc<RoomShared>,
+    pub(crate) status: Arc<RoomStatus>,
     /// Last command, chat, join, or the moment the last listener left.
     pub(crate) last_activity: Instant,
     presence: Presence,
@@ -66,7 +61,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         history: Vec<Event>,
     ) -> Self {
-        let shared = Arc::new(RoomShared::new(
+        let status = Arc::new(RoomStatus::new(
             room.name.clone(),
             room.state.source.clone(),
             room.visibility,
@@ -82,7 +77,7 @@ impl Hub {
             keepalive: settings.keepalive,
             fanout_threads: settings.fanout_threads.max(1),
             last_sent: Instant::now(),
-            shared,
+            status,
             last_activity: Instant::now(),
             presence: Presence::default(),
             metrics,
@@ -91,7 +86,7 @@ impl Hub {
 
     /// Open event streams on this room on this node.
     pub(crate) fn listeners(&self) -> usize {
-        self.shared.listeners()
+        self.status.listeners()
     }
 
     pub(crate) fn touch(&mut self) {
@@ -102,8 +97,8 @@ impl Hub {
     pub(crate) fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
         for event in events {
             match &event.kind {
-                EventKind::State { state, .. } => self.shared.set_source(state.source.clone()),
-                EventKind::Visibility { visibility } => self.shared.set_visibility(*visibility),
+                EventKind::State { state, .. } => self.status.set_source(state.source.clone()),
+                EventKind::Visibility { visibility } => self.status.set_visibility(*visibility),
                 _ => {}
             }
             let frame = Arc::new(event.to_frame(arrived));
@@ -134,11 +129,7 @@ impl Hub {
     /// socket of each listener that is caught up, queued for the others.
     fn send(&mut self, frame: SharedFrame) {
         self.last_sent = Instant::now();
-        let tally = if self.sinks.len() >= PARALLEL_FANOUT_MIN && self.fanout_threads > 1 {
-            deliver_in_parallel(&frame, &self.sinks, self.fanout_threads)
-        } else {
-            deliver_all(&frame, &self.sinks)
-        };
+        let tally = spread::deliver(&frame, &self.sinks, self.fanout_threads);
         if tally.ended {
             self.sinks.retain(|sink| !sink.is_ended());
         }
@@ -200,7 +191,7 @@ impl Hub {
             // Nobody heard the room's silence: the keepalive clock starts now.
             self.last_sent = Instant::now();
         }
-        let guard = ListenerGuard::new(self.shared.clone());
+        let guard = ListenerGuard::new(self.status.clone());
         self.touch();
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
@@ -272,71 +263,6 @@ impl Hub {
     }
 }
 
-/// What the fan-out of one frame came to.
-#[derive(Default)]
-struct Tally {
-    /// Written to sockets by the room.
-    written: usize,
-    /// Queued for listeners' tasks.
-    queued: usize,
-    /// Some sink has ended: the room may forget it.
-    ended: bool,
-}
-
-/// Sends `frame` to every sink.
-fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
-    let mut tally = Tally::default();
-    let mut count = |delivery| match delivery {
-        Delivery::Written => tally.written += 1,
-        Delivery::Queued => tally.queued += 1,
-        Delivery::Ended => tally.ended = true,
-    };
-    // The sinks the room writes itself, locked, a batch at a time: their
-    // sends go out in one system call (send_batch).
-    let mut direct = Vec::with_capacity(sinks.len().min(send_batch::BATCH));
-    let mut outcomes = Vec::with_capacity(direct.capacity());
-    for chunk in sinks.chunks(send_batch::BATCH) {
-        for sink in chunk {
-            match sink.begin(frame) {
-                Begin::Done(delivery) => count(delivery),
-                Begin::Direct(write) => direct.push(write),
-            }
-        }
-        write_batch(&mut direct, frame, &mut outcomes, &mut count);
-    }
-    tally
-}
-
-/// [`deliver_all`], the sinks split over `threads` threads: this one and
-/// scoped helpers, all done before it returns, so frames stay in order.
-fn deliver_in_parallel(frame: &SharedFrame, sinks: &[Arc<Sink>], threads: usize) -> Tally {
-    let chunk = sinks.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut parts = sinks.chunks(chunk);
-        let own = parts.next().unwrap_or_default();
-        let helpers: Vec<_> = parts
-            .map(|part| {
-                std::thread::Builder::new()
-                    .name("syncroom-fanout".into())
-                    .spawn_scoped(scope, move || deliver_all(frame, part))
-                    // No thread to be had: this one writes that part too.
-                    .map_err(|_| part)
-            })
-            .collect();
-        let mut tally = deliver_all(frame, own);
-        for helper in helpers {
-            let part = match helper {
-                Ok(helper) => helper.join().unwrap_or_default(),
-                Err(part) => deliver_all(frame, part),
-            };
-            tally.written += part.written;
-            tally.queued += part.queued;
-            tally.ended |= part.ended;
-        }
-        tally
-    })
-}
-
 impl Drop for Hub {
     /// The room is gone: every listener's task ends its stream.
     fn drop(&mut self) {
@@ -375,7 +301,7 @@ mod tests {
     async fn each_listener_has_its_own_bounded_queue_and_a_room_forgets_ended_ones() {
         use crate::delivery::fanout::Next;
         let (mut hub, room) = hub();
-        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         // Sending to nobody is fine.
         hub.send_live(Frame::presence(0, 0));
         let first = hub.subscribe(None, room.version, view);
@@ -413,7 +339,8 @@ mod tests {
         use tokio::io::AsyncReadExt;
 
         let (mut hub, room) = hub();
-        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0);
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
+        use crate::delivery::spread::PARALLEL_FANOUT_MIN;
         let subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
             .map(|_| hub.subscribe(None, room.version, view))
             .collect();

@@ -18,19 +18,19 @@
 //! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`.
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::actor::{access_for, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use super::error::RoomError;
-use super::event::{CloseReason, Event, EventKind, Frame};
-use super::gate::{GateProgress, ReadyTally};
-use super::handle::{Boxed, CommandReply, Inbox, Request, RoomHandle, Sleeper};
+use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
 use super::hub::Hub;
-use super::state::{Access, Room, RoomView};
-use super::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
+use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use crate::room::command::CommandRequest;
+use crate::room::error::RoomError;
+use crate::room::event::{CloseReason, Event, EventKind, Frame};
+use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::state::{Access, Inputs, Room, RoomView};
+use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
 
 /// Starts the driver of a room kept here and returns its handle. `store`: where
@@ -52,10 +52,8 @@ pub fn spawn(
         Arc::from(room.room_id.as_str()),
         generation,
         requests_tx,
-        hub.shared.clone(),
+        hub.status.clone(),
     );
-    let mut room = room;
-    room.starts = context.settings.starts;
     let driver = LocalRoom {
         room,
         tally: ReadyTally::default(),
@@ -98,17 +96,19 @@ impl LocalRoom {
         loop {
             // One timer for the earliest of the deadlines (each re-armed every
             // turn costs a timer-wheel entry; one keeps the task small).
-            let end_at = self.end_deadline();
-            let start_at = self.start_deadline();
-            let progress_at = self.tally.progress_deadline();
+            let due_at = self.room.next_due().map(|at| self.instant_at(at));
+            let now_ms = self.now();
+            let progress_at = self
+                .tally
+                .progress_deadline(now_ms)
+                .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
             let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
-            let sync_at = self.sync.deadline();
+            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
             let due = [
-                start_at,
-                end_at,
+                due_at,
                 progress_at,
                 presence_at,
                 report_expires_at,
@@ -144,10 +144,10 @@ impl LocalRoom {
                     // complete during a graceful shutdown.
                     None => break,
                 },
-                _ = self.hub.shared.listeners_changed.notified() => {
+                _ = self.hub.status.listeners_changed.notified() => {
                     let due = self.hub.on_listeners_changed();
                     self.announce(due);
-                    for stream in self.hub.shared.take_closed_streams() {
+                    for stream in self.hub.status.take_closed_streams() {
                         self.sync_board.forget(&stream);
                     }
                     self.refresh_sync();
@@ -155,16 +155,9 @@ impl LocalRoom {
                     self.check_gate();
                 }
                 _ = sleep_until_some(next) => {
-                    // In this order, as the separate timers were: a start due
-                    // before an end lands first.
                     let now = Instant::now();
-                    if start_at.is_some_and(|at| at <= now) {
-                        let events = self.room.on_start(self.now());
-                        self.publish(events, None);
-                    }
-                    if end_at.is_some_and(|at| at <= now) {
-                        self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
-                        let events = self.room.on_end(self.now());
+                    if due_at.is_some_and(|at| at <= now) {
+                        let events = self.room.on_due(&self.inputs());
                         self.publish(events, None);
                     }
                     if progress_at.is_some_and(|at| at <= now) {
@@ -179,7 +172,7 @@ impl LocalRoom {
                         self.refresh_sync();
                     }
                     if sync_at.is_some_and(|at| at <= now) {
-                        if let Some(summary) = self.sync.due() {
+                        if let Some(summary) = self.sync.due(self.now()) {
                             self.hub.send_live(Frame::sync(&summary));
                         }
                     }
@@ -201,23 +194,36 @@ impl LocalRoom {
         self.context.clock.now_ms()
     }
 
+    /// What a change of the room depends on besides the room, now.
+    fn inputs(&self) -> Inputs {
+        Inputs {
+            now: self.now(),
+            starts: self.context.settings.starts,
+            gate_listeners: self.hub.status.gate_listeners() as u64,
+        }
+    }
+
     fn view(&self, now: i64) -> RoomView {
         RoomView {
             sync: self.sync.current(),
-            ..self.room.view(self.hub.listeners() as u64, now)
+            ..self.room.view(
+                self.hub.listeners() as u64,
+                now,
+                self.context.settings.starts.gate,
+            )
         }
     }
 
     /// The tokio instant of a server time (ms).
     fn instant_at(&self, at_ms: i64) -> Instant {
-        Instant::now() + Duration::from_millis((at_ms - self.now()).max(0) as u64)
+        instant_at(&*self.context.clock, at_ms)
     }
 
     /// The reports changed: the summary is brought up to date (and announced
     /// when due). Answers it.
     fn refresh_sync(&mut self) -> SyncSummary {
         let summary = self.sync_board.summary();
-        if let Some(due) = self.sync.update(summary.clone()) {
+        if let Some(due) = self.sync.update(summary.clone(), self.now()) {
             self.hub.send_live(Frame::sync(&due));
         }
         summary
@@ -226,9 +232,10 @@ impl LocalRoom {
     fn handle(&mut self, request: Request) -> Flow {
         let now = self.now();
         let (room, sync) = (&self.room, &self.sync);
+        let server_gate = self.context.settings.starts.gate;
         let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
             sync: sync.current(),
-            ..room.view(hub.listeners() as u64, now)
+            ..room.view(hub.listeners() as u64, now, server_gate)
         }) else {
             return Flow::Continue;
         };
@@ -241,23 +248,7 @@ impl LocalRoom {
                 arrived,
                 respond_to,
             } => {
-                let access = access_for(&request.command);
-                self.room.starts.gate_listeners = self.hub.shared.gate_listeners() as u64;
-                let result = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), access)
-                    .and_then(|()| self.room.check_version(request.expected_version))
-                    .and_then(|()| self.room.apply(request.command, now));
-                let reply = result.map_err(RoomError::from).map(|events| {
-                    self.hub.touch();
-                    let changed = !events.is_empty();
-                    self.publish(events, Some(arrived));
-                    CommandReply {
-                        version: self.room.version,
-                        room: self.view(now),
-                        changed,
-                    }
-                });
+                let reply = self.command(request, token, arrived);
                 let _ = respond_to.send(reply);
             }
             Request::Chat {
@@ -282,14 +273,9 @@ impl LocalRoom {
                 let _ = respond_to.send(reply.map_err(RoomError::from));
             }
             Request::Delete { token, respond_to } => {
-                let allowed = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly);
-                let stop = allowed.is_ok();
-                if stop {
-                    self.close(CloseReason::Deleted);
-                }
-                let _ = respond_to.send(allowed.map_err(RoomError::from));
+                let deleted = self.delete(token);
+                let stop = deleted.is_ok();
+                let _ = respond_to.send(deleted);
                 if stop {
                     return Flow::Stop;
                 }
@@ -306,7 +292,7 @@ impl LocalRoom {
                 let _ = respond_to.send(Ok(GateProgress {
                     ready_gate: self.room.state.ready_gate,
                     ready: self.tally.ready(),
-                    listeners: self.hub.shared.gate_listeners() as u64,
+                    listeners: self.hub.status.gate_listeners() as u64,
                     counted,
                 }));
             }
@@ -315,16 +301,8 @@ impl LocalRoom {
                 new_token,
                 respond_to,
             } => {
-                let reply = self
-                    .room
-                    .authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)
-                    .map(|()| {
-                        let event = self.room.reset_host_token(&new_token.0, now);
-                        self.hub.touch();
-                        self.publish(vec![event], None);
-                        self.room.version
-                    });
-                let _ = respond_to.send(reply.map_err(RoomError::from));
+                let reply = self.reset_host_token(token, new_token);
+                let _ = respond_to.send(reply);
             }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
@@ -333,6 +311,50 @@ impl LocalRoom {
             | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// A client's command, decided by the room and published.
+    fn command(
+        &mut self,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+    ) -> Result<CommandReply, RoomError> {
+        let inputs = self.inputs();
+        let token = token.as_ref().map(|t| t.0.as_str());
+        let events = self
+            .room
+            .decide(token, request.expected_version, request.command, &inputs)?;
+        self.hub.touch();
+        let changed = !events.is_empty();
+        self.publish(events, Some(arrived));
+        Ok(CommandReply {
+            version: self.room.version,
+            room: self.view(inputs.now),
+            changed,
+        })
+    }
+
+    /// Closes the room for its host: listeners get `closed`.
+    fn delete(&mut self, token: Option<HostToken>) -> Result<(), RoomError> {
+        let token = token.as_ref().map(|t| t.0.as_str());
+        self.room.authorize(token, Access::HostOnly)?;
+        self.close(CloseReason::Deleted);
+        Ok(())
+    }
+
+    /// Replaces the host token; answers the room's version after it.
+    fn reset_host_token(
+        &mut self,
+        token: Option<HostToken>,
+        new_token: HostToken,
+    ) -> Result<u64, RoomError> {
+        let token = token.as_ref().map(|t| t.0.as_str());
+        self.room.authorize(token, Access::HostOnly)?;
+        let event = self.room.reset_host_token(&new_token.0, self.now());
+        self.hub.touch();
+        self.publish(vec![event], None);
+        Ok(self.room.version)
     }
 
     /// Keeps the room in the store, then hands the events to the hub.
@@ -357,25 +379,22 @@ impl LocalRoom {
 
     /// Opens the start when the open ready gate has its quorum.
     fn check_gate(&mut self) {
-        let Some(gate) = self.room.state.ready_gate else {
+        if self.room.state.ready_gate.is_none() {
             return;
-        };
+        }
         self.tally.touch();
-        let listeners = self.hub.shared.gate_listeners() as u64;
-        if self.room.gate().met(self.tally.ready(), listeners) {
-            let events = self.room.release_gate(gate, self.now());
+        let inputs = self.inputs();
+        if let Some(gate) = self.room.gate_met(self.tally.ready(), &inputs) {
+            let events = self.room.release_gate(gate, &inputs);
             self.publish(events, None);
         }
     }
 
     /// Tells the listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
-        let listeners = self.hub.shared.gate_listeners() as u64;
-        let Some(progress) = self.tally.progress_due(listeners) else {
-            return;
-        };
-        if let Some(gate) = self.room.state.ready_gate {
-            let frame = Frame::gate(gate, progress, self.room.state.starts_at, self.now());
+        let listeners = self.hub.status.gate_listeners() as u64;
+        let now = self.now();
+        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
         }
     }
@@ -392,34 +411,22 @@ impl LocalRoom {
         self.publish(vec![event], None);
         tracing::info!(room_id = %self.room.room_id, ?reason, "room closed");
     }
-
-    fn end_deadline(&self) -> Option<Instant> {
-        self.deadline(self.room.state.ends_at()?)
-    }
-
-    fn start_deadline(&self) -> Option<Instant> {
-        self.deadline(self.room.state.starts_at?)
-    }
-
-    /// The timer instant of server time `at`.
-    fn deadline(&self, at: i64) -> Option<Instant> {
-        let wait_ms = (at - self.now()).max(0) as u64;
-        Some(Instant::now() + Duration::from_millis(wait_ms))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     //! The local driver under paused tokio time: timers fire exactly when the clock says.
     use super::*;
-    use crate::room::actor::RoomSettings;
+    use crate::actor::handle::HostToken;
+    use crate::actor::RoomSettings;
+    use crate::actor::TokioClock;
     use crate::room::command::CommandRequest;
     use crate::room::event::SharedFrame;
-    use crate::room::handle::HostToken;
     use crate::room::state::{Control, StartPolicy};
-    use crate::room::{Clock, Command, Source, TokioClock};
+    use crate::room::{Clock, Command, Source};
     use crate::telemetry::Metrics;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
 
     const TOKEN: &str = "token";
 
