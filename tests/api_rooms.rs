@@ -566,7 +566,7 @@ fn body_of_len(len: usize) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn body_limit_is_exactly_16_kib() {
+async fn command_body_limit_is_exactly_64_kib() {
     let app = spawn_app(&[]).await;
     let (room, token) = app.video_room().await;
     let send = |body: String| {
@@ -577,13 +577,13 @@ async fn body_limit_is_exactly_16_kib() {
             .body(body)
             .send()
     };
-    let at_limit = send(body_of_len(16 * 1024)).await.unwrap();
+    let at_limit = send(body_of_len(64 * 1024)).await.unwrap();
     assert_ne!(
         at_limit.status(),
         StatusCode::PAYLOAD_TOO_LARGE,
-        "16 KiB is allowed"
+        "64 KiB is allowed"
     );
-    let over = send(body_of_len(16 * 1024 + 1)).await.unwrap();
+    let over = send(body_of_len(64 * 1024 + 1)).await.unwrap();
     assert_error(over, 413, "payload_too_large").await;
 }
 

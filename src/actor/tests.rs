@@ -136,6 +136,8 @@ async fn until(handle: &RoomHandle, what: &str, done: impl Fn(&RoomView) -> bool
 
 fn video(duration: Option<f64>, paused: bool) -> Command {
     Command::Load {
+        title: None,
+        artist: None,
         source: Source::Video("dQw4w9WgXcQ".into()),
         position: None,
         paused: Some(paused),
@@ -177,10 +179,7 @@ async fn an_item_at_its_end_gives_way_to_the_next_in_the_queue(store: Store) {
     let node = Node::start(store, Duration::from_secs(3600)).await;
     let (handle, token) = node.room().await;
     let next = Source::Media("/media/next.ogg".into());
-    let queue_add = Command::QueueAdd {
-        source: next.clone(),
-        title: None,
-    };
+    let queue_add = Command::add(next.clone(), None);
     send(&handle, &token, queue_add).await;
     let playing = send(&handle, &token, video(Some(0.3), false)).await;
     assert!(!playing.state.paused, "{store:?}: plays at once");

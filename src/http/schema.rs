@@ -7,14 +7,16 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaType, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::registry::CREATE_SHAPE;
 use crate::room::command::{
-    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE,
+    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_RATE,
+    MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
 };
 use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
@@ -46,7 +48,7 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
             .exclusive_minimum(Some(0.0))
             .maximum(Some(MAX_POSITION)),
         (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
-        (_, "title") => object
+        (_, "title" | "artist") => object
             .max_length(Some(MAX_TITLE_CHARS))
             .pattern(Some(TEXT_MAY_BE_BLANK)),
         (_, "text") => object
@@ -64,11 +66,15 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
 
 /// The schema of one field of a body table.
 fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Presence) -> Schema {
+    if json_type == JsonType::Array {
+        return items_schema();
+    }
     let mut types = vec![match json_type {
         JsonType::Number => Type::Number,
         JsonType::NonNegativeInteger => Type::Integer,
         JsonType::String | JsonType::OneOf(_) => Type::String,
         JsonType::Boolean => Type::Boolean,
+        JsonType::Array => Type::Array,
     }];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {
@@ -91,6 +97,20 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
         _ => {}
     }
     Schema::Object(value_rules(shape, field, object).build())
+}
+
+/// `queue_add`'s `items`: 1 to [`MAX_ITEMS_PER_ADD`] queue items, or `null`.
+fn items_schema() -> Schema {
+    Schema::Array(
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .items(RefOr::T(Schema::Object(
+                shape_schema(&QUEUE_ITEM, &[]).build(),
+            )))
+            .min_items(Some(1))
+            .max_items(Some(MAX_ITEMS_PER_ADD))
+            .build(),
+    )
 }
 
 /// An object schema that admits exactly the fields of `shape` (and `extra`).
