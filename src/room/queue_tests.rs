@@ -185,10 +185,19 @@ fn a_full_queue_takes_none_of_the_items() {
     assert_eq!(room.version, 1);
 }
 
+/// A mode, a pick, the events, the queue's ids after, the loaded item.
+type NextCase = (
+    QueueMode,
+    u64,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+);
+
 /// `next` in each mode: the events, then the queue's ids and the loaded item.
 #[test]
 fn next_in_each_queue_mode() {
-    let cases: [(QueueMode, u64, &[&str], &[&str], &str); 4] = [
+    let cases: [NextCase; 4] = [
         (
             QueueMode::Normal,
             7,
