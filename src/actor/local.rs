@@ -200,6 +200,7 @@ impl LocalRoom {
             now: self.now(),
             starts: self.context.settings.starts,
             gate_listeners: self.hub.status.gate_listeners() as u64,
+            pick: rand::random(),
         }
     }
 
@@ -473,6 +474,8 @@ mod tests {
     /// Loads a YouTube video of `duration` seconds, playing.
     fn load_video(duration: f64) -> Command {
         Command::Load {
+            title: None,
+            artist: None,
             source: Source::Video("dQw4w9WgXcQ".into()),
             position: None,
             paused: None,
@@ -516,10 +519,7 @@ mod tests {
         let sub = handle.subscribe(None).await.unwrap();
         send(
             &handle,
-            Command::QueueAdd {
-                source: Source::Media("/media/next.ogg".into()),
-                title: None,
-            },
+            Command::add(Source::Media("/media/next.ogg".into()), None),
         )
         .await;
         send(&handle, load_video(10.0)).await;

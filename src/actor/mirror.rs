@@ -189,6 +189,7 @@ impl Link {
             now,
             starts,
             gate_listeners,
+            pick: rand::random(),
         }
     }
 
@@ -834,6 +835,7 @@ impl MirrorRoom {
             now: self.now(),
             starts: self.link.starts,
             gate_listeners: self.link.gate_listeners,
+            pick: 0,
         };
         let Some(gate) = self.room.gate_met(self.tally.ready(), &heard) else {
             return;

@@ -15,6 +15,9 @@ use crate::actor::handle::HostToken;
 
 /// Largest request body accepted (docs/API.md: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Largest command body (64 KiB): room for a `queue_add` of 100 items with
+/// long titles.
+pub const MAX_COMMAND_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON body of at most `LIMIT` bytes ([`MAX_BODY_BYTES`] unless a route
 /// takes less), or `None` for an empty body (which needs no `Content-Type`).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{bearer_token, JsonBody};
+use super::extract::{bearer_token, JsonBody, MAX_COMMAND_BODY_BYTES};
 use super::limits::ClientIp;
 use super::AppState;
 use crate::actor::handle::{CommandReply, HostToken, RoomError};
@@ -201,7 +201,7 @@ pub async fn command(
     Path(room_id): Path<String>,
     client: ClientIp,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<MAX_COMMAND_BODY_BYTES>,
 ) -> Result<Response, ApiError> {
     let arrived = Instant::now();
     app.write_limit.check(client)?;

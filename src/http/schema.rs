@@ -7,16 +7,16 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AllOfBuilder, AnyOfBuilder, Discriminator, ObjectBuilder, OneOfBuilder,
-    Schema, SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, Discriminator, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::registry::CREATE_SHAPE;
 use crate::room::command::{
-    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_JSON_INTEGER, MAX_RATE,
-    MAX_TITLE_CHARS, MIN_RATE,
+    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_JSON_INTEGER,
+    MAX_RATE, MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
 };
 use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
@@ -51,7 +51,7 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
         (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
         (_, "quorum") => object.maximum(Some(MAX_GATE_QUORUM)),
         (_, "deadline_ms") => object.maximum(Some(MAX_GATE_DEADLINE_MS)),
-        (_, "title") => object
+        (_, "title" | "artist") => object
             .max_length(Some(MAX_TITLE_CHARS))
             .pattern(Some(TEXT_MAY_BE_BLANK)),
         (_, "text") => object
@@ -74,11 +74,15 @@ fn schema_type(json_type: JsonType) -> Type {
         JsonType::NonNegativeInteger => Type::Integer,
         JsonType::String | JsonType::OneOf(_) => Type::String,
         JsonType::Boolean => Type::Boolean,
+        JsonType::Array => Type::Array,
     }
 }
 
 /// The schema of one field of a body table.
 fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Presence) -> Schema {
+    if json_type == JsonType::Array {
+        return items_schema();
+    }
     let mut types = vec![schema_type(json_type)];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {
@@ -104,6 +108,20 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
         _ => {}
     }
     Schema::Object(value_rules(shape, field, object).build())
+}
+
+/// `queue_add`'s `items`: 1 to [`MAX_ITEMS_PER_ADD`] queue items, or `null`.
+fn items_schema() -> Schema {
+    Schema::Array(
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .items(RefOr::T(Schema::Object(
+                shape_schema(&QUEUE_ITEM, &[]).build(),
+            )))
+            .min_items(Some(1))
+            .max_items(Some(MAX_ITEMS_PER_ADD))
+            .build(),
+    )
 }
 
 /// An object schema that admits exactly the fields of `shape` (and `extra`).
@@ -310,7 +328,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 15] {
+fn sse_events() -> [(&'static str, String, bool); 16] {
     use crate::room::event as e;
     [
         (
@@ -326,6 +344,11 @@ fn sse_events() -> [(&'static str, String, bool); 15] {
         (
             "queue",
             <e::QueueData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "queue_mode",
+            <e::QueueModeData as ToSchema>::name().into_owned(),
             true,
         ),
         ("chat", <e::ChatData as ToSchema>::name().into_owned(), true),
@@ -442,6 +465,7 @@ impl ToSchema for SseMessage {
         add::<crate::room::RoomView>(schemas);
         add::<e::StateData>(schemas);
         add::<e::QueueData>(schemas);
+        add::<e::QueueModeData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
         add::<e::ReadyGateData>(schemas);

@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 
 pub use super::check::{check_text, check_video_id, CommandError, Empty, VIDEO_ID_RULE};
 use super::source::Source;
-use super::view::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
+use super::view::{
+    Control, QueueMode, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
+};
 
-pub use super::limits::{MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
+pub use super::limits::{MAX_CHAT_NAME_CHARS, MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
 
 /// One playback or queue command, tagged by `"type"` on the wire.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -45,6 +47,10 @@ pub enum Command {
         duration: Option<f64>,
         #[serde(default)]
         starts_at: Option<i64>,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        artist: Option<String>,
     },
     Rate {
         rate: f64,
@@ -52,11 +58,18 @@ pub enum Command {
     Duration {
         duration: f64,
     },
+    /// One item or many (`items`), all or nothing: decoded by
+    /// [`Command::decode`] itself, since its two forms share one `type`.
+    #[serde(skip)]
     QueueAdd {
-        #[serde(flatten)]
-        source: Source,
-        #[serde(default)]
-        title: Option<String>,
+        items: Vec<NewItem>,
+    },
+    /// `queue_add` with `playlist_id`: only a server with a YouTube API key can
+    /// expand it into items (before the room sees it); a room refuses it.
+    #[serde(skip)]
+    QueuePlaylist {
+        playlist_id: String,
+        name: Option<String>,
     },
     QueueRemove {
         item_id: String,
@@ -66,6 +79,9 @@ pub enum Command {
         index: u64,
     },
     Next {},
+    QueueMode {
+        queue_mode: QueueMode,
+    },
     Control {
         control: Control,
     },
@@ -81,7 +97,114 @@ pub enum Command {
         chat_enabled: bool,
     },
     ClearChat {},
+    /// Metadata that arrived after an item was added (a file's tags, the
+    /// YouTube API): never sent by clients, only by the server itself.
+    /// `item_id: None` names the loaded item. Fills only what is unknown.
+    #[serde(skip)]
+    ItemInfo {
+        item_id: Option<String>,
+        info: ItemInfo,
+    },
 }
+
+/// Metadata about an item, any of it possibly unknown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemInfo {
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub duration: Option<f64>,
+}
+
+/// One item of a `queue_add`: where it is and what its adder said of it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NewItem {
+    #[serde(flatten)]
+    pub source: Source,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub artist: Option<String>,
+    #[serde(default)]
+    pub duration: Option<f64>,
+    /// The adder's name, chat-name rules.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Command {
+    /// `queue_add` of one item with nothing known of it but its title.
+    pub fn add(source: Source, title: Option<String>) -> Command {
+        Command::QueueAdd {
+            items: vec![NewItem {
+                source,
+                title,
+                artist: None,
+                duration: None,
+                name: None,
+            }],
+        }
+    }
+}
+
+/// A client's text, trimmed and checked; empty counts as none given.
+fn optional_text(
+    field: &str,
+    value: Option<String>,
+    max_chars: usize,
+) -> Result<Option<String>, CommandError> {
+    match value {
+        Some(value) => check_text(field, &value, max_chars, Empty::Allowed)
+            .map(|text| Some(text.to_owned()).filter(|text| !text.is_empty())),
+        None => Ok(None),
+    }
+}
+
+impl ItemInfo {
+    /// Checks every field against its rule, trimming the texts.
+    pub fn checked(self) -> Result<ItemInfo, CommandError> {
+        self.duration.map_or(Ok(()), check_duration)?;
+        Ok(ItemInfo {
+            title: optional_text("title", self.title, MAX_TITLE_CHARS)?,
+            artist: optional_text("artist", self.artist, MAX_TITLE_CHARS)?,
+            duration: self.duration,
+        })
+    }
+}
+
+impl NewItem {
+    /// Checks every field against its rule, trimming the texts.
+    pub fn checked(self) -> Result<NewItem, CommandError> {
+        self.source.validate()?;
+        let info = ItemInfo {
+            title: self.title,
+            artist: self.artist,
+            duration: self.duration,
+        }
+        .checked()?;
+        Ok(NewItem {
+            source: self.source,
+            title: info.title,
+            artist: info.artist,
+            duration: info.duration,
+            name: match self.name {
+                Some(name) => {
+                    Some(check_text("name", &name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned())
+                }
+                None => None,
+            },
+        })
+    }
+}
+
+/// Most items one `queue_add` may carry in `items`.
+pub const MAX_ITEMS_PER_ADD: usize = 100;
+
+/// Why a room refuses `playlist_id`: the server has no way to read the playlist.
+pub const PLAYLIST_NEEDS_KEY: &str =
+    "playlist_id needs the server's YouTube API key (--youtube-api-key)";
+
+/// The single-item fields of `queue_add`, which `items` and `playlist_id` exclude.
+const SINGLE_ITEM_FIELDS: [&str; 5] = ["video_id", "media_url", "title", "artist", "duration"];
 
 /// What JSON a field takes, in the plain words of error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +213,8 @@ pub enum JsonType {
     NonNegativeInteger,
     String,
     Boolean,
+    /// A JSON array (its elements are checked by the command itself).
+    Array,
     /// A string, one of these.
     OneOf(&'static [&'static str]),
 }
@@ -101,6 +226,7 @@ impl JsonType {
             JsonType::NonNegativeInteger => "a non-negative integer".into(),
             JsonType::String => "a string".into(),
             JsonType::Boolean => "true or false".into(),
+            JsonType::Array => "an array".into(),
             JsonType::OneOf(names) => {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 quoted.join(" or ")
@@ -114,6 +240,7 @@ impl JsonType {
             JsonType::NonNegativeInteger => json_integer(value).is_some(),
             JsonType::String => value.is_string(),
             JsonType::Boolean => value.is_boolean(),
+            JsonType::Array => value.is_array(),
             JsonType::OneOf(names) => value.as_str().is_some_and(|v| names.contains(&v)),
         }
     }
@@ -184,11 +311,28 @@ pub const ITEM_SOURCE: Alternatives = Alternatives {
     presence: Required,
 };
 
-use JsonType::{Boolean, NonNegativeInteger, Number, OneOf, String as Text};
+use JsonType::{Array, Boolean, NonNegativeInteger, Number, OneOf, String as Text};
 use Presence::{Optional, Required};
 
 /// The control modes as their JSON names (see [`Control`]).
 pub const CONTROL_NAMES: &[&str] = &["host", "open"];
+
+/// The queue modes as their JSON names (see [`QueueMode`]).
+pub const QUEUE_MODE_NAMES: &[&str] = &["normal", "loop", "shuffle"];
+
+/// The fields of one queued item, alone or in `items`.
+pub const QUEUE_ITEM: Shape = Shape {
+    name: "a queue item",
+    fields: &[
+        ("video_id", Text, Optional),
+        ("media_url", Text, Optional),
+        ("title", Text, Optional),
+        ("artist", Text, Optional),
+        ("duration", Number, Optional),
+        ("name", Text, Optional),
+    ],
+    alternatives: Some(ITEM_SOURCE),
+};
 
 /// The visibilities as their JSON names (see [`Visibility`]).
 pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
@@ -196,7 +340,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 15] = [
+pub const COMMANDS: [Shape; 16] = [
     Shape {
         name: "play",
         fields: &[
@@ -224,6 +368,8 @@ pub const COMMANDS: [Shape; 15] = [
             ("paused", Boolean, Optional),
             ("duration", Number, Optional),
             ("starts_at", NonNegativeInteger, Optional),
+            ("title", Text, Optional),
+            ("artist", Text, Optional),
         ],
         alternatives: Some(ITEM_SOURCE),
     },
@@ -243,8 +389,15 @@ pub const COMMANDS: [Shape; 15] = [
             ("video_id", Text, Optional),
             ("media_url", Text, Optional),
             ("title", Text, Optional),
+            ("artist", Text, Optional),
+            ("duration", Number, Optional),
+            ("name", Text, Optional),
+            ("items", Array, Optional),
+            ("playlist_id", Text, Optional),
         ],
-        alternatives: Some(ITEM_SOURCE),
+        // Exactly one source for a single item; none with `items` or
+        // `playlist_id` (checked by the decoding of `queue_add`).
+        alternatives: None,
     },
     Shape {
         name: "queue_remove",
@@ -290,6 +443,11 @@ pub const COMMANDS: [Shape; 15] = [
             ("quorum", NonNegativeInteger, Required),
             ("deadline_ms", NonNegativeInteger, Required),
         ],
+        alternatives: None,
+    },
+    Shape {
+        name: "queue_mode",
+        fields: &[("queue_mode", OneOf(QUEUE_MODE_NAMES), Required)],
         alternatives: None,
     },
 ];
@@ -461,6 +619,9 @@ pub enum Access {
     /// Changing `control`, visibility, chat or the ready gate, resetting the
     /// token or closing the room: host token always needed.
     HostOnly,
+    /// The server's own input (metadata that arrived later): never decoded
+    /// from a client body, so no token is asked for.
+    Server,
 }
 
 impl Command {
@@ -472,13 +633,17 @@ impl Command {
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
             | Command::ReadyGate { .. } => Access::HostOnly,
+            Command::ItemInfo { .. } => Access::Server,
             _ => Access::Command,
         }
     }
 
-    /// The wire name of this command's type.
+    /// The wire name of this command's type (`item_info` for the server's own).
     pub fn type_name(&self) -> &'static str {
-        self.shape().name
+        match self {
+            Command::ItemInfo { .. } => "item_info",
+            _ => self.shape().name,
+        }
     }
 
     /// This command's entry in [`COMMANDS`].
@@ -490,7 +655,7 @@ impl Command {
             Command::Load { .. } => 3,
             Command::Rate { .. } => 4,
             Command::Duration { .. } => 5,
-            Command::QueueAdd { .. } => 6,
+            Command::QueueAdd { .. } | Command::QueuePlaylist { .. } => 6,
             Command::QueueRemove { .. } => 7,
             Command::QueueMove { .. } => 8,
             Command::Next {} => 9,
@@ -499,6 +664,9 @@ impl Command {
             Command::ChatEnabled { .. } => 12,
             Command::ClearChat {} => 13,
             Command::ReadyGate { .. } => 14,
+            Command::QueueMode { .. } => 15,
+            // Not a client's command: counted as what it follows.
+            Command::ItemInfo { .. } => 6,
         };
         &COMMANDS[index]
     }
@@ -536,6 +704,14 @@ impl Command {
         check_shape(&mut fields, shape, &[EXPECTED_VERSION], &["type"])?;
         let type_name = shape.name;
         let expected_version = fields.remove("expected_version").and_then(|v| v.as_u64());
+        if type_name == "queue_add" {
+            let command = decode_queue_add(fields)?;
+            command.validate()?;
+            return Ok(CommandRequest {
+                command,
+                expected_version,
+            });
+        }
         // The shape is checked: what is left cannot fail to decode.
         let command: Command = serde_json::from_value(Value::Object(fields))
             .map_err(|error| CommandError::InvalidJson(format!("{type_name}: {error}")))?;
@@ -558,11 +734,20 @@ impl Command {
                 source,
                 position,
                 duration,
+                title,
+                artist,
                 ..
             } => {
-                source.validate()?;
                 position.map_or(Ok(()), check_position)?;
-                duration.map_or(Ok(()), check_duration)
+                NewItem {
+                    source: source.clone(),
+                    title: title.clone(),
+                    artist: artist.clone(),
+                    duration: *duration,
+                    name: None,
+                }
+                .checked()
+                .map(|_| ())
             }
             Command::Rate { rate } => {
                 if rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(rate) {
@@ -574,15 +759,8 @@ impl Command {
                 }
             }
             Command::Duration { duration } => check_duration(*duration),
-            Command::QueueAdd { source, title } => {
-                source.validate()?;
-                match title {
-                    Some(title) => {
-                        check_text("title", title, MAX_TITLE_CHARS, Empty::Allowed).map(|_| ())
-                    }
-                    None => Ok(()),
-                }
-            }
+            Command::QueueAdd { items } => check_items(items),
+            Command::ItemInfo { info, .. } => info.clone().checked().map(|_| ()),
             Command::ReadyGate {
                 quorum,
                 deadline_ms,
@@ -601,6 +779,8 @@ impl Command {
             }
             Command::QueueRemove { .. }
             | Command::QueueMove { .. }
+            | Command::QueuePlaylist { .. }
+            | Command::QueueMode { .. }
             | Command::Next {}
             | Command::Control { .. }
             | Command::Visibility { .. }
@@ -608,6 +788,98 @@ impl Command {
             | Command::ClearChat {} => Ok(()),
         }
     }
+}
+
+/// Checks `items` (1 to [`MAX_ITEMS_PER_ADD`]); an error names the item's
+/// index when there are several.
+fn check_items(items: &[NewItem]) -> Result<(), CommandError> {
+    if items.is_empty() || items.len() > MAX_ITEMS_PER_ADD {
+        return Err(CommandError::InvalidValue(format!(
+            "`items` takes 1 to {MAX_ITEMS_PER_ADD} items, got {}",
+            items.len()
+        )));
+    }
+    for (index, item) in items.iter().enumerate() {
+        item.clone()
+            .checked()
+            .map_err(|error| at_index(items.len(), index, error))?;
+    }
+    Ok(())
+}
+
+/// An item's error, naming its index in a list of several: always
+/// `invalid_value`, since the list as a whole is well formed.
+fn at_index(count: usize, index: usize, error: CommandError) -> CommandError {
+    if count == 1 {
+        return error;
+    }
+    let message = match error {
+        CommandError::InvalidValue(m)
+        | CommandError::InvalidJson(m)
+        | CommandError::InvalidCommand(m) => m,
+        other => return other,
+    };
+    CommandError::InvalidValue(format!("items[{index}]: {message}"))
+}
+
+/// Decodes `queue_add` (its shape checked): `items`, `playlist_id`, or one
+/// item; a top-level `name` is the default adder of every item.
+fn decode_queue_add(mut fields: Map<String, Value>) -> Result<Command, CommandError> {
+    let named = |fields: &Map<String, Value>, field: &str| {
+        fields.get(field).is_some_and(|value| !value.is_null())
+    };
+    fields.remove("type");
+    let name = fields
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    for (excluder, also) in [("items", "playlist_id"), ("playlist_id", "items")] {
+        if !named(&fields, excluder) {
+            continue;
+        }
+        if let Some(field) = SINGLE_ITEM_FIELDS
+            .iter()
+            .chain([&also])
+            .find(|field| named(&fields, field))
+        {
+            return Err(CommandError::InvalidValue(format!(
+                "`{excluder}` cannot be combined with `{field}`"
+            )));
+        }
+    }
+    if let Some(Value::String(playlist_id)) = fields.remove("playlist_id") {
+        return Ok(Command::QueuePlaylist { playlist_id, name });
+    }
+    let Some(Value::Array(list)) = fields.remove("items") else {
+        fields.remove("items");
+        return Ok(Command::QueueAdd {
+            items: vec![decode_item(Value::Object(fields), None)?],
+        });
+    };
+    if list.is_empty() || list.len() > MAX_ITEMS_PER_ADD {
+        return Err(CommandError::InvalidValue(format!(
+            "`items` takes 1 to {MAX_ITEMS_PER_ADD} items, got {}",
+            list.len()
+        )));
+    }
+    let count = list.len().max(2);
+    let items = list
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            decode_item(item, name.as_deref()).map_err(|error| at_index(count, index, error))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Command::QueueAdd { items })
+}
+
+/// One item of `queue_add`, its adder `name` unless it names its own.
+fn decode_item(item: Value, name: Option<&str>) -> Result<NewItem, CommandError> {
+    let mut item: NewItem = decode_shaped(item, &QUEUE_ITEM)?;
+    if item.name.is_none() {
+        item.name = name.map(str::to_owned);
+    }
+    item.checked()
 }
 
 fn check_position(position: f64) -> Result<(), CommandError> {
@@ -667,6 +939,8 @@ mod tests {
             (
                 json!({"type": "load", "video_id": "dQw4w9WgXcQ"}),
                 Command::Load {
+                    title: None,
+                    artist: None,
                     source: Source::Video("dQw4w9WgXcQ".into()),
                     position: None,
                     paused: None,
@@ -684,10 +958,7 @@ mod tests {
             ),
             (
                 json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ", "title": "x"}),
-                Command::QueueAdd {
-                    source: Source::Video("dQw4w9WgXcQ".into()),
-                    title: Some("x".into()),
-                },
+                Command::add(Source::Video("dQw4w9WgXcQ".into()), Some("x".into())),
             ),
             (
                 json!({"type": "queue_remove", "item_id": "a"}),
@@ -884,6 +1155,8 @@ mod tests {
         assert_eq!(
             load.map(|r| r.command),
             Ok(Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Media("/media/a.ogg".into()),
                 position: None,
                 paused: None,
@@ -894,10 +1167,10 @@ mod tests {
         let add = decode(json!({"type": "queue_add", "media_url": "https://a.example/b.mp3"}));
         assert_eq!(
             add.map(|r| r.command),
-            Ok(Command::QueueAdd {
-                source: Source::Media("https://a.example/b.mp3".into()),
-                title: None,
-            })
+            Ok(Command::add(
+                Source::Media("https://a.example/b.mp3".into()),
+                None
+            ))
         );
     }
 

@@ -11,7 +11,9 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
-use super::view::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
+use super::view::{
+    Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
+};
 
 /// Why a `state` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,6 +31,49 @@ pub enum Cause {
     Start,
     /// The ready gate reached its quorum: the start was brought forward.
     Ready,
+}
+
+/// What a `queue` event changed: never the whole queue, so that a change to
+/// a long queue costs its listeners little.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum QueueChange {
+    /// Items appended to the end, in order.
+    Add { items: Vec<QueueItem> },
+    /// Items gone from the queue.
+    Remove { item_ids: Vec<String> },
+    /// An item now at `index`.
+    Move { item_id: String, index: u64 },
+    /// Items whose metadata changed, whole, where they are.
+    Update { items: Vec<QueueItem> },
+}
+
+impl QueueChange {
+    /// Applies this change to `queue`, as every client does.
+    pub fn apply_to(&self, queue: &mut Vec<QueueItem>) {
+        match self {
+            QueueChange::Add { items } => queue.extend(items.iter().cloned()),
+            QueueChange::Remove { item_ids } => {
+                queue.retain(|item| !item_ids.contains(&item.item_id));
+            }
+            QueueChange::Move { item_id, index } => {
+                if let Some(from) = queue.iter().position(|item| &item.item_id == item_id) {
+                    let item = queue.remove(from);
+                    let to = usize::try_from(*index)
+                        .unwrap_or(usize::MAX)
+                        .min(queue.len());
+                    queue.insert(to, item);
+                }
+            }
+            QueueChange::Update { items } => {
+                for changed in items {
+                    if let Some(item) = queue.iter_mut().find(|i| i.item_id == changed.item_id) {
+                        *item = changed.clone();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Why a room closed.
@@ -56,7 +101,11 @@ pub enum EventKind {
         state: PlaybackState,
     },
     Queue {
-        queue: Vec<QueueItem>,
+        change: QueueChange,
+    },
+    #[serde(rename = "queue_mode")]
+    QueueMode {
+        queue_mode: QueueMode,
     },
     Chat {
         name: String,
@@ -90,6 +139,7 @@ impl EventKind {
         match self {
             EventKind::State { .. } => "state",
             EventKind::Queue { .. } => "queue",
+            EventKind::QueueMode { .. } => "queue_mode",
             EventKind::Chat { .. } => "chat",
             EventKind::Control { .. } => "control",
             EventKind::ReadyGate { .. } => "ready_gate",
@@ -116,7 +166,16 @@ pub(crate) struct StateData<'a> {
 #[schema(as = QueueEvent)]
 pub(crate) struct QueueData<'a> {
     version: u64,
-    queue: &'a [QueueItem],
+    #[serde(flatten)]
+    change: &'a QueueChange,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = QueueModeEvent)]
+pub(crate) struct QueueModeData {
+    version: u64,
+    queue_mode: QueueMode,
     server_time: i64,
 }
 
@@ -195,9 +254,14 @@ impl Event {
                 state,
                 server_time,
             }),
-            EventKind::Queue { queue } => serde_json::to_vec(&QueueData {
+            EventKind::Queue { change } => serde_json::to_vec(&QueueData {
                 version,
-                queue,
+                change,
+                server_time,
+            }),
+            EventKind::QueueMode { queue_mode } => serde_json::to_vec(&QueueModeData {
+                version,
+                queue_mode: *queue_mode,
                 server_time,
             }),
             EventKind::Chat { name, text } => serde_json::to_vec(&ChatData {
@@ -425,6 +489,10 @@ mod tests {
             kind: EventKind::State {
                 cause: Cause::Seek,
                 state: PlaybackState {
+                    item_id: None,
+                    title: None,
+                    artist: None,
+                    added_by: None,
                     source: Some(crate::room::Source::Video("dQw4w9WgXcQ".into())),
                     position: 42.5,
                     paused: false,
@@ -439,7 +507,7 @@ mod tests {
         let frame = event.to_frame(None);
         assert_eq!(
             std::str::from_utf8(&frame.bytes).unwrap(),
-            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999,\"starts_at\":null,\"ready_gate\":null},\"server_time\":1000}\n\n"
+            "id: 17\nevent: state\ndata: {\"version\":17,\"cause\":\"seek\",\"state\":{\"video_id\":\"dQw4w9WgXcQ\",\"media_url\":null,\"position\":42.5,\"paused\":false,\"rate\":1.0,\"duration\":null,\"updated_at\":999,\"starts_at\":null,\"ready_gate\":null,\"item_id\":null,\"title\":null,\"artist\":null,\"added_by\":null},\"server_time\":1000}\n\n"
         );
         assert_eq!(frame.version, Some(17));
         assert!(!frame.ends_stream);

@@ -22,6 +22,8 @@ pub mod event;
 pub mod gate;
 pub mod history;
 pub mod limits;
+#[cfg(test)]
+mod queue_tests;
 pub mod source;
 pub mod state;
 pub mod sync;

@@ -14,11 +14,11 @@ use subtle::ConstantTimeEq;
 
 use super::check::{check_text, CommandError, Empty};
 pub use super::command::Access;
-use super::command::Command;
-use super::event::{Cause, CloseReason, Event, EventKind};
+use super::command::{Command, ItemInfo, NewItem, PLAYLIST_NEEDS_KEY};
+use super::event::{Cause, CloseReason, Event, EventKind, QueueChange};
 use super::source::Source;
 pub use super::view::{
-    ChatMessage, Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility,
+    ChatMessage, Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
     MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
 };
 
@@ -55,6 +55,9 @@ pub struct Inputs {
     /// Listeners (over every node) whose pages take part in the ready gate;
     /// with none, there is nobody to wait for.
     pub gate_listeners: u64,
+    /// A random number the actor draws for each call: shuffle picks the
+    /// queued item at `pick % len`, so the room itself stays deterministic.
+    pub pick: u64,
 }
 
 impl Inputs {
@@ -64,6 +67,7 @@ impl Inputs {
             now,
             starts: StartPolicy::default(),
             gate_listeners: 0,
+            pick: 0,
         }
     }
 }
@@ -108,10 +112,41 @@ pub struct Room {
     /// server's flags.
     #[serde(default)]
     pub ready_gate: Option<GateSettings>,
+    /// What `next` and the end of an item take from the queue.
+    #[serde(default)]
+    pub queue_mode: QueueMode,
 }
 
 fn chat_on() -> bool {
     true
+}
+
+/// How close (seconds) listeners' reported durations must be to agree.
+pub const DURATION_AGREEMENT: f64 = 0.5;
+
+/// The duration more than half of `reported` agree on within
+/// [`DURATION_AGREEMENT`]: the median of the largest such group. Values out
+/// of range are not counted.
+pub fn agreed_duration(reported: &[f64]) -> Option<f64> {
+    let mut valid: Vec<f64> = reported
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_POSITION)
+        .collect();
+    valid.sort_by(f64::total_cmp);
+    let mut best: Option<&[f64]> = None;
+    for start in 0..valid.len() {
+        let end = valid[start..]
+            .iter()
+            .position(|d| d - valid[start] > DURATION_AGREEMENT)
+            .map_or(valid.len(), |n| start + n);
+        let group = &valid[start..end];
+        if best.is_none_or(|b| group.len() > b.len()) {
+            best = Some(group);
+        }
+    }
+    let group = best?;
+    (group.len() * 2 > valid.len()).then(|| group[group.len() / 2])
 }
 
 /// A `load` command's fields, its `paused` defaulted.
@@ -121,6 +156,8 @@ struct Load {
     paused: bool,
     duration: Option<f64>,
     starts_at: Option<i64>,
+    title: Option<String>,
+    artist: Option<String>,
 }
 
 /// Why a chat message is refused in a room whose host turned chat off.
@@ -161,6 +198,7 @@ impl Room {
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
+            queue_mode: QueueMode::Normal,
         }
     }
 
@@ -182,6 +220,7 @@ impl Room {
             chat: self.chat.iter().cloned().collect(),
             ready_gate: self.gate(server_gate),
             chat_enabled: self.chat_enabled,
+            queue_mode: self.queue_mode,
             listeners,
             server_time: now,
             sync: super::sync::SyncSummary::default(),
@@ -191,7 +230,8 @@ impl Room {
     /// Checks the caller's token for `access`. The comparison of hashes is in
     /// constant time, so response timing tells nothing about the token.
     pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
-        if access == Access::Command && self.control == Control::Open {
+        if access == Access::Server || (access == Access::Command && self.control == Control::Open)
+        {
             return Ok(());
         }
         let token = token.ok_or(CommandError::Unauthorized)?;
@@ -264,13 +304,23 @@ impl Room {
                 paused,
                 duration,
                 starts_at,
+                title,
+                artist,
             } => {
+                let info = ItemInfo {
+                    title,
+                    artist,
+                    duration,
+                }
+                .checked()?;
                 let load = Load {
                     source,
                     position,
                     paused: paused.unwrap_or(false),
-                    duration,
+                    duration: info.duration,
                     starts_at,
+                    title: info.title,
+                    artist: info.artist,
                 };
                 let state = self.load(load, inputs)?;
                 Ok(self.change_state(state, Cause::Load, now))
@@ -287,6 +337,10 @@ impl Room {
                 Ok(self.change_state(state, Cause::Duration, now))
             }
             Command::Next {} => Ok(self.advance(inputs)),
+            Command::QueuePlaylist { .. } => {
+                Err(CommandError::InvalidCommand(PLAYLIST_NEEDS_KEY.into()))
+            }
+            Command::ItemInfo { item_id, info } => Ok(self.item_info(item_id, info, now)),
             queue @ (Command::QueueAdd { .. }
             | Command::QueueRemove { .. }
             | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
@@ -341,13 +395,10 @@ impl Room {
             .transpose()?;
         let mut state = PlaybackState {
             source: Some(load.source),
-            position: 0.0,
-            paused: true,
-            rate: self.state.rate,
             duration: load.duration,
-            updated_at: now,
-            starts_at: None,
-            ready_gate: None,
+            title: load.title,
+            artist: load.artist,
+            ..self.state.fresh(now)
         };
         state.position = state.clamp(load.position.unwrap_or(0.0));
         if !load.paused {
@@ -357,34 +408,41 @@ impl Room {
     }
 
     /// `queue_add`, `queue_remove` and `queue_move`: one `queue` event, or none
-    /// for a move to where the item is.
+    /// for a move to where the item is. Many items are added all or none.
     fn apply_to_queue(&mut self, command: Command, now: i64) -> Result<Vec<Event>, CommandError> {
-        match command {
-            Command::QueueAdd { source, title } => {
-                if self.queue.len() >= self.max_queue {
+        let change = match command {
+            Command::QueueAdd { items } => {
+                if self.queue.len() + items.len() > self.max_queue {
                     return Err(CommandError::InvalidValue(format!(
-                        "the queue is full ({} items)",
+                        "the queue is full ({} items, at most {})",
+                        self.queue.len(),
                         self.max_queue
                     )));
                 }
-                let title = match title {
-                    Some(title) => {
-                        Some(check_text("title", &title, usize::MAX, Empty::Allowed)?.to_owned())
-                            .filter(|t| !t.is_empty())
-                    }
-                    None => None,
-                };
-                let item_id = format!("q{}", self.next_item_number);
-                self.next_item_number += 1;
-                self.queue.push(QueueItem {
-                    item_id,
-                    source,
-                    title,
-                });
+                let checked = items
+                    .into_iter()
+                    .map(NewItem::checked)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let items: Vec<QueueItem> = checked
+                    .into_iter()
+                    .map(|item| QueueItem {
+                        item_id: self.new_item_id(),
+                        source: item.source,
+                        title: item.title,
+                        artist: item.artist,
+                        duration: item.duration,
+                        added_by: item.name,
+                    })
+                    .collect();
+                self.queue.extend(items.iter().cloned());
+                QueueChange::Add { items }
             }
             Command::QueueRemove { item_id } => {
                 let index = self.queue_index(&item_id)?;
                 self.queue.remove(index);
+                QueueChange::Remove {
+                    item_ids: vec![item_id],
+                }
             }
             Command::QueueMove { item_id, index } => {
                 let from = self.queue_index(&item_id)?;
@@ -397,10 +455,78 @@ impl Room {
                 }
                 let item = self.queue.remove(from);
                 self.queue.insert(to, item);
+                QueueChange::Move {
+                    item_id,
+                    index: to as u64,
+                }
             }
             _ => return Ok(Vec::new()),
+        };
+        Ok(vec![self.event(now, EventKind::Queue { change })])
+    }
+
+    /// The durations listeners' players reported for the loaded item (one per
+    /// reporting stream): while the room's duration is unknown, it takes the
+    /// one more than half of them agree on within [`DURATION_AGREEMENT`]
+    /// seconds (one stream is enough). One `state` event, cause `duration`;
+    /// nothing when the duration is known or the reports disagree.
+    pub fn take_reported_duration(&mut self, reported: &[f64], now: i64) -> Vec<Event> {
+        if self.state.source.is_none() || self.state.duration.is_some() {
+            return Vec::new();
         }
-        Ok(vec![self.queue_event(now)])
+        let Some(duration) = agreed_duration(reported) else {
+            return Vec::new();
+        };
+        let mut state = self.state.anchored_at(now);
+        state.duration = Some(duration);
+        state.position = state.clamp(state.position);
+        self.change_state(state, Cause::Duration, now)
+    }
+
+    /// The next queue item id, unique within the room.
+    fn new_item_id(&mut self) -> String {
+        let item_id = format!("q{}", self.next_item_number);
+        self.next_item_number += 1;
+        item_id
+    }
+
+    /// Metadata that arrived later, for a queued item (one `queue` event, op
+    /// `update`) or the loaded one (one `state` event, cause `duration`). Fills
+    /// only what is unknown; nothing when that changes nothing.
+    fn item_info(&mut self, item_id: Option<String>, info: ItemInfo, now: i64) -> Vec<Event> {
+        let Ok(info) = info.checked() else {
+            return Vec::new();
+        };
+        let fill = |known: &mut Option<String>, new: &Option<String>| {
+            if known.is_none() && new.is_some() {
+                known.clone_from(new);
+            }
+        };
+        let queued = item_id
+            .as_ref()
+            .and_then(|id| self.queue.iter_mut().find(|item| &item.item_id == id));
+        if let Some(item) = queued {
+            let before = item.clone();
+            fill(&mut item.title, &info.title);
+            fill(&mut item.artist, &info.artist);
+            item.duration = item.duration.or(info.duration);
+            if *item == before {
+                return Vec::new();
+            }
+            let change = QueueChange::Update {
+                items: vec![item.clone()],
+            };
+            return vec![self.event(now, EventKind::Queue { change })];
+        }
+        if item_id.is_some() && item_id != self.state.item_id {
+            return Vec::new();
+        }
+        let mut state = self.state.anchored_at(now);
+        fill(&mut state.title, &info.title);
+        fill(&mut state.artist, &info.artist);
+        state.duration = state.duration.or(info.duration);
+        state.position = state.clamp(state.position);
+        self.change_state(state, Cause::Duration, now)
     }
 
     /// The host's settings (`control`, `ready_gate`, `visibility`,
@@ -438,6 +564,10 @@ impl Room {
                 self.chat.clear();
                 EventKind::ChatCleared {}
             }
+            Command::QueueMode { queue_mode } if queue_mode != self.queue_mode => {
+                self.queue_mode = queue_mode;
+                EventKind::QueueMode { queue_mode }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
@@ -454,7 +584,7 @@ impl Room {
         if self.state.paused || self.state.position_at(now) < duration - END_TOLERANCE {
             return Vec::new();
         }
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || self.queue_mode == QueueMode::Loop {
             return self.advance(inputs);
         }
         let state = PlaybackState {
@@ -638,7 +768,8 @@ impl Room {
         self.version = event.version;
         match &event.kind {
             EventKind::State { state, .. } => self.state = state.clone(),
-            EventKind::Queue { queue } => self.queue = queue.clone(),
+            EventKind::Queue { change } => change.apply_to(&mut self.queue),
+            EventKind::QueueMode { queue_mode } => self.queue_mode = *queue_mode,
             EventKind::Control { control } => self.control = *control,
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
@@ -651,34 +782,79 @@ impl Room {
         }
     }
 
-    /// Loads the queue's first item and drops it from the queue: a `state` event
-    /// (cause `next`) then a `queue` event. Nothing when the queue is empty.
+    /// Loads the queue's next item (the first, or in shuffle mode one picked
+    /// at random) and drops it from the queue: a `state` event (cause `next`)
+    /// then a `queue` event (op `remove`). In loop mode the finished item goes
+    /// back to the end of the queue under a new id (op `add`), first when the
+    /// queue was empty, so a loop of one item plays on. Nothing when the queue
+    /// is empty (and nothing was playing, in loop mode).
     fn advance(&mut self, inputs: &Inputs) -> Vec<Event> {
         let now = inputs.now;
+        let mut requeued = self.finished_item();
+        let mut events = Vec::new();
         if self.queue.is_empty() {
-            return Vec::new();
+            let Some(item) = requeued.take() else {
+                return Vec::new();
+            };
+            events.push(self.requeue(item, now));
         }
-        let item = self.queue.remove(0);
+        let index = match self.queue_mode {
+            QueueMode::Shuffle => (inputs.pick % self.queue.len() as u64) as usize,
+            QueueMode::Normal | QueueMode::Loop => 0,
+        };
+        let item = self.queue.remove(index);
         let state = PlaybackState {
             source: Some(item.source),
-            position: 0.0,
-            paused: true,
-            rate: self.state.rate,
-            duration: None,
-            updated_at: now,
-            starts_at: None,
-            ready_gate: None,
+            duration: item.duration,
+            item_id: Some(item.item_id.clone()),
+            title: item.title,
+            artist: item.artist,
+            added_by: item.added_by,
+            ..self.state.fresh(now)
         };
         self.state = self.start_item(state, None, inputs);
         let state = self.state.clone();
-        let loaded = self.event(
+        events.push(self.event(
             now,
             EventKind::State {
                 cause: Cause::Next,
                 state,
             },
-        );
-        vec![loaded, self.queue_event(now)]
+        ));
+        let removed = QueueChange::Remove {
+            item_ids: vec![item.item_id],
+        };
+        events.push(self.event(now, EventKind::Queue { change: removed }));
+        if let Some(item) = requeued {
+            events.push(self.requeue(item, now));
+        }
+        events
+    }
+
+    /// In loop mode, the loaded item as a new queue item (under a new id, set
+    /// when it is queued), when something is loaded.
+    fn finished_item(&self) -> Option<QueueItem> {
+        if self.queue_mode != QueueMode::Loop {
+            return None;
+        }
+        let state = &self.state;
+        Some(QueueItem {
+            item_id: String::new(),
+            source: state.source.clone()?,
+            title: state.title.clone(),
+            artist: state.artist.clone(),
+            duration: state.duration,
+            added_by: state.added_by.clone(),
+        })
+    }
+
+    /// Appends `item` to the queue under a new id: its `queue` event (op `add`).
+    /// Over `max_queue` only by this one item, which the next advance takes.
+    fn requeue(&mut self, mut item: QueueItem, now: i64) -> Event {
+        item.item_id = self.new_item_id();
+        self.queue.push(item.clone());
+        let change = QueueChange::Add { items: vec![item] };
+        self.event(now, EventKind::Queue { change })
     }
 
     /// [`Room::set_state`], as the events of a change.
@@ -705,11 +881,6 @@ impl Room {
                     item_id.chars().take(64).collect::<String>()
                 ))
             })
-    }
-
-    fn queue_event(&mut self, now: i64) -> Event {
-        let queue = self.queue.clone();
-        self.event(now, EventKind::Queue { queue })
     }
 
     /// Every id-carrying event goes through here: this is the only place the
@@ -745,6 +916,8 @@ mod tests {
         let mut room = room();
         room.apply(
             Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Video(VIDEO.into()),
                 position: None,
                 paused: Some(paused),
@@ -776,11 +949,10 @@ mod tests {
         let mut mirror = room.clone();
         let mut events = Vec::new();
         for command in [
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: Some("next".into()),
-            },
+            Command::add(Source::Video(OTHER.into()), Some("next".into())),
             Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Video(VIDEO.into()),
                 position: Some(3.0),
                 paused: Some(false),
@@ -885,6 +1057,7 @@ mod tests {
     fn leading(lead_ms: i64, gate_listeners: u64) -> (Room, impl Fn(i64) -> Inputs) {
         let inputs = move |now| Inputs {
             now,
+            pick: 0,
             starts: StartPolicy {
                 lead_ms,
                 gate: GateSettings::default(),
@@ -951,6 +1124,8 @@ mod tests {
         assert_eq!(room.state.updated_at, now - 500);
         assert!((room.state.position_at(now) - 0.5).abs() < 1e-9);
         let paused_load = Command::Load {
+            title: None,
+            artist: None,
             source: Source::Video(OTHER.into()),
             position: None,
             paused: Some(true),
@@ -979,6 +1154,8 @@ mod tests {
     fn a_load_with_pages_taking_part_waits_on_the_gate_until_its_deadline() {
         let (mut room, at) = leading(300, 4);
         let load = Command::Load {
+            title: None,
+            artist: None,
             source: Source::Video(OTHER.into()),
             position: None,
             paused: None,
@@ -1012,14 +1189,8 @@ mod tests {
     #[test]
     fn next_and_the_end_timer_go_through_the_gate_and_the_host_sets_it() {
         let (mut room, at) = leading(300, 2);
-        room.apply(
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: None,
-            },
-            &at(T0),
-        )
-        .unwrap();
+        room.apply(Command::add(Source::Video(OTHER.into()), None), &at(T0))
+            .unwrap();
         let settings = Command::ReadyGate {
             quorum: 50,
             deadline_ms: 1_000,
@@ -1055,6 +1226,10 @@ mod tests {
     fn position_extrapolates_at_every_rate() {
         for rate in [0.25, 0.5, 1.0, 1.5, 2.0] {
             let state = PlaybackState {
+                item_id: None,
+                title: None,
+                artist: None,
+                added_by: None,
                 source: Some(Source::Video(VIDEO.into())),
                 position: 10.0,
                 paused: false,
@@ -1071,6 +1246,10 @@ mod tests {
     #[test]
     fn position_is_clamped_to_zero_and_duration() {
         let mut state = PlaybackState {
+            item_id: None,
+            title: None,
+            artist: None,
+            added_by: None,
             source: Some(Source::Video(VIDEO.into())),
             position: 200.0,
             paused: false,
@@ -1198,6 +1377,8 @@ mod tests {
         let events = room
             .apply(
                 Command::Load {
+                    title: None,
+                    artist: None,
                     source: Source::Video(OTHER.into()),
                     position: None,
                     paused: None,
@@ -1211,6 +1392,10 @@ mod tests {
         assert_eq!(
             room.state,
             PlaybackState {
+                item_id: None,
+                title: None,
+                artist: None,
+                added_by: None,
                 source: Some(Source::Video(OTHER.into())),
                 position: 0.0,
                 paused: false,
@@ -1256,6 +1441,8 @@ mod tests {
             },
             Command::Duration { duration: 0.0 },
             Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Video("bad".into()),
                 position: None,
                 paused: None,
@@ -1327,6 +1514,8 @@ mod tests {
         let mut expected = room.version;
         let commands = [
             Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Video(VIDEO.into()),
                 position: None,
                 paused: None,
@@ -1334,10 +1523,7 @@ mod tests {
                 starts_at: None,
             },
             Command::Pause { position: None },
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: None,
-            },
+            Command::add(Source::Video(OTHER.into()), None),
             Command::Next {},
         ];
         for (i, command) in commands.into_iter().enumerate() {
@@ -1398,10 +1584,7 @@ mod tests {
         let mut room = room();
         for video in [VIDEO, OTHER, "aaaaaaaaaaa"] {
             room.apply(
-                Command::QueueAdd {
-                    source: Source::Video(video.into()),
-                    title: Some(" t ".into()),
-                },
+                Command::add(Source::Video(video.into()), Some(" t ".into())),
                 &at(T0),
             )
             .unwrap();
@@ -1435,14 +1618,8 @@ mod tests {
         )
         .unwrap();
         // Ids are never reused, even after a removal.
-        room.apply(
-            Command::QueueAdd {
-                source: Source::Video(VIDEO.into()),
-                title: None,
-            },
-            &at(T0),
-        )
-        .unwrap();
+        room.apply(Command::add(Source::Video(VIDEO.into()), None), &at(T0))
+            .unwrap();
         let ids: Vec<_> = room.queue.iter().map(|i| i.item_id.as_str()).collect();
         assert_eq!(ids, ["q3", "q1", "q4"]);
     }
@@ -1451,24 +1628,12 @@ mod tests {
     fn a_full_queue_refuses_more() {
         let mut room = room(); // max_queue 3
         for _ in 0..3 {
-            room.apply(
-                Command::QueueAdd {
-                    source: Source::Video(VIDEO.into()),
-                    title: None,
-                },
-                &at(T0),
-            )
-            .unwrap();
+            room.apply(Command::add(Source::Video(VIDEO.into()), None), &at(T0))
+                .unwrap();
         }
         let before = room.clone();
         assert!(matches!(
-            room.apply(
-                Command::QueueAdd {
-                    source: Source::Video(VIDEO.into()),
-                    title: None
-                },
-                &at(T0)
-            ),
+            room.apply(Command::add(Source::Video(VIDEO.into()), None), &at(T0)),
             Err(CommandError::InvalidValue(_))
         ));
         assert_eq!(room, before);
@@ -1477,14 +1642,8 @@ mod tests {
     #[test]
     fn next_loads_the_first_item_and_drops_it() {
         let mut room = loaded(true, Some(100.0));
-        room.apply(
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: None,
-            },
-            &at(T0),
-        )
-        .unwrap();
+        room.apply(Command::add(Source::Video(OTHER.into()), None), &at(T0))
+            .unwrap();
         let events = room.apply(Command::Next {}, &at(T0 + 50)).unwrap();
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
@@ -1514,14 +1673,8 @@ mod tests {
     #[test]
     fn the_end_timer_advances_to_the_queue() {
         let mut room = loaded(false, Some(10.0));
-        room.apply(
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: None,
-            },
-            &at(T0),
-        )
-        .unwrap();
+        room.apply(Command::add(Source::Video(OTHER.into()), None), &at(T0))
+            .unwrap();
         let events = room.on_end(&at(T0 + 10_000));
         assert_eq!(causes(&events), ["state:Next", "queue"]);
         assert_eq!(
@@ -1536,6 +1689,8 @@ mod tests {
         let media = Source::Media("/media/one.ogg".into());
         room.apply(
             Command::Load {
+                title: None,
+                artist: None,
                 source: media.clone(),
                 position: None,
                 paused: None,
@@ -1549,14 +1704,7 @@ mod tests {
             Source::Media("https://example.com/two.mp3".into()),
             Source::Video(VIDEO.into()),
         ] {
-            room.apply(
-                Command::QueueAdd {
-                    source,
-                    title: None,
-                },
-                &at(T0),
-            )
-            .unwrap();
+            room.apply(Command::add(source, None), &at(T0)).unwrap();
         }
         assert_eq!(room.state.source, Some(media));
         // Media to media at the end, then media to YouTube on `next`.
@@ -1582,16 +1730,15 @@ mod tests {
         let before = room.clone();
         for url in ["javascript:alert(1)", "/media/../x", "//example.com/a.mp3"] {
             let load = Command::Load {
+                title: None,
+                artist: None,
                 source: Source::Media(url.into()),
                 position: None,
                 paused: None,
                 duration: None,
                 starts_at: None,
             };
-            let add = Command::QueueAdd {
-                source: Source::Media(url.into()),
-                title: None,
-            };
+            let add = Command::add(Source::Media(url.into()), None);
             assert!(matches!(
                 room.apply(load, &at(T0 + 1)),
                 Err(CommandError::InvalidValue(_))
@@ -1607,14 +1754,8 @@ mod tests {
     #[test]
     fn rooms_stored_before_media_urls_still_load() {
         let mut room = loaded(false, None);
-        room.apply(
-            Command::QueueAdd {
-                source: Source::Video(OTHER.into()),
-                title: None,
-            },
-            &at(T0),
-        )
-        .unwrap();
+        room.apply(Command::add(Source::Video(OTHER.into()), None), &at(T0))
+            .unwrap();
         let mut stored = serde_json::to_value(&room).unwrap();
         assert_eq!(stored["state"]["media_url"], serde_json::Value::Null);
         assert_eq!(stored["queue"][0]["media_url"], serde_json::Value::Null);
@@ -1719,6 +1860,8 @@ mod properties {
                 proptest::option::of(prop_oneof![1.0..300.0f64, Just(0.0)]),
             )
                 .prop_map(|(source, position, paused, duration)| Command::Load {
+                    title: None,
+                    artist: None,
                     source,
                     position,
                     paused,
@@ -1727,10 +1870,7 @@ mod properties {
                 }),
             prop_oneof![0.1..2.5f64, Just(0.25), Just(2.0)].prop_map(|rate| Command::Rate { rate }),
             (1.0..300.0f64).prop_map(|duration| Command::Duration { duration }),
-            video().prop_map(|source| Command::QueueAdd {
-                source,
-                title: None
-            }),
+            video().prop_map(|source| Command::add(source, None)),
             (1..6u64).prop_map(|n| Command::QueueRemove {
                 item_id: format!("q{n}")
             }),

@@ -60,6 +60,19 @@ pub enum Visibility {
     Unlisted,
 }
 
+/// What `next` and the end of an item do with the queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueMode {
+    /// Play the queue in order (the default).
+    #[default]
+    Normal,
+    /// A finished item goes back to the end of the queue, under a new id.
+    Loop,
+    /// `next` and the end of an item play a queued item picked at random.
+    Shuffle,
+}
+
 /// The playback state of a room, exactly the `state` object of docs/API.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = State)]
@@ -83,6 +96,16 @@ pub struct PlaybackState {
     /// pages name in their readiness reports. `null` otherwise.
     #[serde(default)]
     pub ready_gate: Option<u64>,
+    /// The queue item that was loaded; `null` for an item loaded by `load`.
+    #[serde(default)]
+    pub item_id: Option<String>,
+    /// The loaded item's title, artist and adder, `null` when unknown.
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub artist: Option<String>,
+    #[serde(default)]
+    pub added_by: Option<String>,
 }
 
 impl PlaybackState {
@@ -97,6 +120,18 @@ impl PlaybackState {
             updated_at: now,
             starts_at: None,
             ready_gate: None,
+            item_id: None,
+            title: None,
+            artist: None,
+            added_by: None,
+        }
+    }
+
+    /// Nothing loaded but this state's rate, at `now`: the base of a new item.
+    pub(super) fn fresh(&self, now: i64) -> Self {
+        Self {
+            rate: self.rate,
+            ..Self::empty(now)
         }
     }
 
@@ -174,6 +209,9 @@ impl PlaybackState {
             && self.ready_gate == other.ready_gate
             && self.rate == other.rate
             && self.duration == other.duration
+            && self.item_id == other.item_id
+            && self.title == other.title
+            && self.artist == other.artist
             && (self.position_at(now) - other.position_at(now)).abs() < SAME_POSITION
     }
 }
@@ -187,6 +225,15 @@ pub struct QueueItem {
     #[schema(value_type = super::source::SourceFields)]
     pub source: Source,
     pub title: Option<String>,
+    /// Rooms kept before these fields existed load with them `null`.
+    #[serde(default)]
+    pub artist: Option<String>,
+    /// Seconds, `null` while unknown.
+    #[serde(default)]
+    pub duration: Option<f64>,
+    /// The adder's name (chat-name rules), `null` when none was given.
+    #[serde(default)]
+    pub added_by: Option<String>,
 }
 
 /// One remembered chat message: the `chat` event's data, kept for late joiners.
@@ -218,6 +265,8 @@ pub struct RoomView {
     pub ready_gate: GateSettings,
     /// Whether the room takes chat messages (the host can turn chat off).
     pub chat_enabled: bool,
+    #[serde(default)]
+    pub queue_mode: QueueMode,
     pub listeners: u64,
     pub server_time: i64,
     /// The listeners' sync health: reports live now (see `room::sync`).
