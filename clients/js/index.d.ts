@@ -143,6 +143,8 @@ export interface SyncReport {
   buffering?: boolean;
   /** The listener's display name (1 to 64 characters), shown to the room when behind. */
   name?: string;
+  /** Seconds, in (0, 1e6]: the player's length of the current item, while the room does not know it. */
+  duration?: number;
 }
 
 /** The answer to a sync report. */
@@ -635,6 +637,9 @@ export declare class DriftWindow {
 /** Timings of {@link SyncReporter} (ms). */
 export declare const REPORT_TIMINGS: Readonly<{ firstReportMs: number; minReportMs: number; maxReportMs: number }>;
 
+/** The longest item length a sync report may carry (seconds). */
+export declare const MAX_REPORTED_DURATION_S: number;
+
 /** The player kinds a sync report may name. */
 export declare const PLAYER_KINDS: readonly PlayerKind[];
 
@@ -650,6 +655,8 @@ export declare class SyncReporter {
     status?: () => { buffering: boolean; driftMs: number | null } | null;
     /** The listener's display name, sent with each report. */
     name?: () => string | null;
+    /** The player's length of the current item (seconds) while the room does not know it, else `null`. */
+    duration?: () => number | null;
     onAccepted?: (answer: SyncAccepted) => void;
   });
   everyMs: number;

@@ -25,7 +25,7 @@ export {
 export {
   applyQueueEvent, queueDuration, parseQueueLine, parseQueueLines, chunk, QueueMode, QueueOp, MAX_ITEMS_PER_ADD,
 } from './queue.js';
-export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS } from './sync-report.js';
+export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS, MAX_REPORTED_DURATION_S } from './sync-report.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';

@@ -103,7 +103,7 @@ import {
   setQueueMode, setPersistent,
 } from './api.js';
 import { ServerClock } from './clock.js';
-import { PlayerSync, PlayerMode } from './player-sync.js';
+import { PlayerSync, PlayerMode, itemKey } from './player-sync.js';
 import { applyQueueEvent, QueueMode } from './queue.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
@@ -185,6 +185,7 @@ export class SyncRoom extends EventTarget {
       kind: () => (this.sync ? this.playerKind : null),
       status: () => this._playerStatus(),
       name: () => this.name,
+      duration: () => this._itemDuration(),
       onAccepted: (answer) => this._setSync(answer && answer.sync),
     });
     this._es = null;
@@ -243,6 +244,20 @@ export class SyncRoom extends EventTarget {
       buffering: this.sync.mode === PlayerMode.BUFFERING || this.sync.mode === PlayerMode.LOADING,
       driftMs: Math.abs(this.playerPosition() - this.roomPosition()) * 1000,
     };
+  }
+
+  /**
+   * For sync reports, while the room does not know the loaded item's length: the attached
+   * player's, once it has loaded that item (a real player's only: the simulated one takes
+   * the room's). Only a server whose room view has `queue_mode` takes it; an older one
+   * refuses unknown fields, and would refuse the whole report.
+   */
+  _itemDuration() {
+    const st = this.room ? this.room.state : null;
+    if (!st || st.duration != null || !this.sync || typeof this.room.queue_mode !== 'string') return null;
+    if (this.playerKind !== 'youtube' && this.playerKind !== 'media') return null;
+    if (this.sync.loadedVideo !== itemKey(st) || this.sync.mode === PlayerMode.LOADING) return null;
+    return Number(this.sync.player.getDuration()) || null;
   }
 
   /** Sync health for people: clock offset and round trip, measured drift, what the corrector does. */
