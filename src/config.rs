@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_HISTORY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub history: u32,
 
+    /// Bytes of replayable events kept per room for `Last-Event-ID` resume, whatever their count:
+    /// a resume beyond what is kept gets a snapshot.
+    #[arg(long, env = "SYNCROOM_HISTORY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
+    pub history_bytes: u64,
+
     /// Close a room (`closed`, reason `expired`) after this long with no listeners and no commands (seconds).
     #[arg(long, env = "SYNCROOM_ROOM_TTL", default_value = "3600", value_parser = parse_secs)]
     pub room_ttl: Duration,
@@ -297,7 +302,8 @@ fn parse_positive_secs(text: &str) -> Result<Duration, String> {
 
 /// The bounds of `--sync-report-interval`.
 pub const SYNC_REPORT_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_secs(1)..=Duration::from_secs(60);
+    Duration::from_millis(crate::room::limits::MIN_SYNC_REPORT_INTERVAL_MS)
+        ..=Duration::from_millis(crate::room::limits::MAX_SYNC_REPORT_INTERVAL_MS);
 
 /// `--sync-report-interval`: seconds within [`SYNC_REPORT_INTERVAL_RANGE`].
 fn parse_report_interval(text: &str) -> Result<Duration, String> {

@@ -20,6 +20,11 @@
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
 //! `127.0.0.1:0`.
 
+// An `unsafe fn` body is not one big `unsafe` block: each operation in it
+// needs its own block and its own `// SAFETY:`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod backplane;
 pub mod config;
 pub mod delivery;

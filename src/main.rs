@@ -10,8 +10,8 @@ use syncroom::config::{Config, ListenAddr};
 
 /// mimalloc rather than the system allocator: a command allocates many small,
 /// short-lived buffers on every worker, and with mimalloc it costs about a tenth
-/// less CPU (BENCHMARKS.md, "The command's own cost, again"). The library leaves
-/// the choice to whoever embeds it; `--no-default-features` builds without it.
+/// less CPU (measured in BENCHMARKS.md). The library leaves the choice to
+/// whoever embeds it; `--no-default-features` builds without it.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

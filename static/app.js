@@ -25,13 +25,14 @@ import {
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
 import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
+import {
+  IN_SYNC_MS, MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_ROOM_ID_CHARS, MAX_ROOM_NAME_CHARS, MAX_TITLE_CHARS,
+} from '/client/limits.js';
 import { roomTitle } from './room-title.js';
 
 const YT_TIMEOUT_MS = 3000;
 /** How long reading a media file's duration (a metadata-only element) may take before sending without it. */
 const MEDIA_PROBE_TIMEOUT_MS = 8000;
-/** The longest queue item `title` the API takes (characters). */
-const MAX_TITLE_CHARS = 200;
 const params = new URLSearchParams(location.search);
 const forcedPlayer = params.get('player'); // 'sim' | 'youtube' | null
 
@@ -110,8 +111,12 @@ function show(view) {
   for (const id of ['view-home', 'view-room', 'view-missing']) $(id).hidden = id !== view;
 }
 
+/** A room id as the server takes it, alone and as a room page's path. */
+const ROOM_ID = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_ROOM_ID_CHARS}}$`);
+const ROOM_PATH = new RegExp(`^/r/([A-Za-z0-9_-]{1,${MAX_ROOM_ID_CHARS}})/?$`);
+
 function roomIdFromPath(pathname) {
-  const m = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/.exec(pathname);
+  const m = ROOM_PATH.exec(pathname);
   return m ? m[1] : null;
 }
 
@@ -167,7 +172,7 @@ function initHome() {
     const text = $('join-link').value.trim();
     let id = null;
     try { id = roomIdFromPath(new URL(text, location.origin).pathname); } catch { id = null; }
-    if (!id && /^[A-Za-z0-9_-]{1,64}$/.test(text)) id = text;
+    if (!id && ROOM_ID.test(text)) id = text;
     if (!id) { $('join-error').textContent = 'Paste a room link (…/r/name) or a room id.'; return; }
     location.assign(roomPath(id));
   });
@@ -702,7 +707,6 @@ function renderBehind() {
 
 /** Drift of a reading above which the chart's scale grows (ms); the ±50 ms "in sync" band is drawn. */
 const CHART_MIN_SCALE_MS = 60;
-const IN_SYNC_MS = 50;
 
 /** This page's own drift over the last minute, as a line around zero (the room). */
 function drawDriftChart(room) {
@@ -1376,7 +1380,16 @@ function wireMediaForm() {
 
 /* ------------------------------------------------------------------ boot */
 
+/** The inputs' lengths and the sync pill's threshold, as the server's limits say. */
+function applyLimits() {
+  $('create-name').maxLength = MAX_ROOM_NAME_CHARS;
+  for (const id of ['create-you', 'join-name']) $(id).maxLength = MAX_CHAT_NAME_CHARS;
+  $('chat-input').maxLength = MAX_CHAT_TEXT_CHARS;
+  $('sync-pill').title = `Listeners whose drift p95 is within ${IN_SYNC_MS} ms of the room, of those reporting`;
+}
+
 function boot() {
+  applyLimits();
   const roomId = roomIdFromPath(location.pathname);
   if (roomId) adoptHostLink(roomId);
   if (roomId) enterRoom(roomId);

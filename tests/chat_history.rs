@@ -1,4 +1,4 @@
-//! Chat history (issue 17, item 14): a room keeps its last `--chat-history`
+//! Chat history: a room keeps its last `--chat-history`
 //! chat messages and sends them with the snapshot, so a late joiner does not see
 //! an empty chat. Against a real server on 127.0.0.1:0.
 

@@ -1,6 +1,6 @@
-//! Media items (issue 12, item 1): a room item is a YouTube video (`video_id`) or
-//! a media file (`media_url`), never both. Each rule of docs/API.md's "Items"
-//! section, against a real server on 127.0.0.1:0.
+//! Media items: a room item is a YouTube video (`video_id`) or a media file
+//! (`media_url`), never both. Each rule of docs/API.md's "Items" section,
+//! against a real server on 127.0.0.1:0.
 
 mod common;
 

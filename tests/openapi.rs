@@ -317,8 +317,8 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
 
 #[tokio::test]
 async fn the_create_body_is_optional_but_never_null_as_the_server_answers() {
-    // Found by schemathesis (ST202): the spec admitted a `null` body, which the
-    // server refuses as no object.
+    // schemathesis (ST202) sends whatever the spec admits: a `null` body must not be
+    // admitted, since the server refuses it as no object.
     let app = spawn_app(&[]).await;
     let spec: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     let body = &spec["paths"]["/api/rooms"]["post"]["requestBody"];
@@ -342,7 +342,8 @@ async fn the_create_body_is_optional_but_never_null_as_the_server_answers() {
 
 #[tokio::test]
 async fn chat_text_rules_are_in_the_schema_and_match_what_the_server_refuses() {
-    // Found by schemathesis (ST202): `{"name": ""}` was schema-valid but refused.
+    // schemathesis (ST202) sends whatever the schema admits: a blank name or text
+    // must not be schema-valid, since the server refuses it.
     let app = spawn_app(&[]).await;
     let spec: Value = app.get("/api/openapi.json").await.json().await.unwrap();
     let chat = &spec["components"]["schemas"]["ChatMessage"]["properties"];

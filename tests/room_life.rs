@@ -1,4 +1,4 @@
-//! Room life (issue 3): the queue, `duration` and auto-advance, presence, chat
+//! Room life: the queue, `duration` and auto-advance, presence, chat
 //! and the control hand-off.
 
 mod common;

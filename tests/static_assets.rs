@@ -1,6 +1,6 @@
 //! The embedded page and client package over HTTP: validators (`ETag` from
 //! rust-embed's hash, `304` on `If-None-Match`) and gzip for text assets, on the
-//! page's routes only (issue 17 item 17).
+//! page's routes only.
 
 mod common;
 

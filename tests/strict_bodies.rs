@@ -1,4 +1,4 @@
-//! Request bodies are read strictly (issue 17): a misspelled field is refused,
+//! Request bodies are read strictly: a misspelled field is refused,
 //! not dropped; every decoding error names the field and the JSON type it takes
 //! in plain words; refused commands are counted under their type; `play` needs
 //! something loaded. Each rule is a table of cases against a real server.

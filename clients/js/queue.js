@@ -17,6 +17,7 @@
  */
 
 import { parseYouTube } from './sync-core.js';
+import { MAX_ITEMS_PER_ADD } from './limits.js';
 
 /** What happens to the queue as items finish (the `queue_mode` command). */
 export const QueueMode = Object.freeze({
@@ -31,11 +32,8 @@ export const QueueMode = Object.freeze({
 /** The kinds of change a `queue` event carries. */
 export const QueueOp = Object.freeze({ ADD: 'add', REMOVE: 'remove', MOVE: 'move', UPDATE: 'update' });
 
-/**
- * The most items one `queue_add` may carry (`items`); longer lists go in several
- * commands of at most this many.
- */
-export const MAX_ITEMS_PER_ADD = 100;
+/** The most items one `queue_add` may carry (`items`), from the server's limits. */
+export { MAX_ITEMS_PER_ADD };
 
 /** The metadata fields an `update` may change on a queued item (never its id or what it plays). */
 const UPDATABLE = Object.freeze(['title', 'artist', 'duration', 'added_by']);

@@ -21,9 +21,10 @@
  * @module sync-core
  */
 
-/** The playback rates the API accepts (`rate` command). */
-export const MIN_RATE = 0.25;
-export const MAX_RATE = 2.0;
+import { MIN_RATE, MAX_RATE } from './limits.js';
+
+/** The playback rates the API accepts (`rate` command), from the server's limits. */
+export { MIN_RATE, MAX_RATE };
 
 /**
  * Default drift-correction thresholds. Every one can be overridden by

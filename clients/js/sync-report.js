@@ -18,14 +18,17 @@
  */
 
 import { reportSync, ApiError } from './api.js';
+import {
+  MAX_CHAT_NAME_CHARS, MAX_DRIFT_MS, MIN_SYNC_REPORT_INTERVAL_MS, MAX_SYNC_REPORT_INTERVAL_MS,
+} from './limits.js';
 
 /** Timings of {@link SyncReporter}, in milliseconds. */
 export const REPORT_TIMINGS = Object.freeze({
   /** The interval until the server names its own (the server's default). */
   firstReportMs: 5_000,
   /** The shortest and longest interval believed from an answer (the flag's bounds). */
-  minReportMs: 1_000,
-  maxReportMs: 60_000,
+  minReportMs: MIN_SYNC_REPORT_INTERVAL_MS,
+  maxReportMs: MAX_SYNC_REPORT_INTERVAL_MS,
 });
 
 /** The longest item length a report may carry (seconds), as the API bounds `duration`. */
@@ -133,10 +136,10 @@ export function stalled(report, status) {
 function displayName(name) {
   // eslint-disable-next-line no-control-regex
   const text = String(name || '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim();
-  return text ? Array.from(text).slice(0, 64).join('').trim() : null;
+  return text ? Array.from(text).slice(0, MAX_CHAT_NAME_CHARS).join('').trim() : null;
 }
 
 /** Milliseconds to 0.1 ms, and never above the API's bound. */
 function round(ms) {
-  return Math.min(600_000, Math.round(ms * 10) / 10);
+  return Math.min(MAX_DRIFT_MS, Math.round(ms * 10) / 10);
 }

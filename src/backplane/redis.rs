@@ -57,7 +57,9 @@ use crate::room::shared::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::state::{ChatMessage, Visibility};
-use crate::room::sync::{SyncChange, SyncRefusal, SyncRules, SyncSummary, IN_SYNC_MS};
+use crate::room::sync::{
+    SyncChange, SyncRefusal, SyncRules, SyncSummary, BEHIND_LISTED, IN_SYNC_MS,
+};
 use crate::room::{Clock, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
@@ -790,12 +792,14 @@ impl RedisBackplane {
             .arg(self.sync.max_reports)
             .arg(IN_SYNC_MS)
             .arg(self.ttl_ms())
-            .arg(keys::feed(room_id));
+            .arg(keys::feed(room_id))
+            .arg(BEHIND_LISTED);
         match &change {
             SyncChange::Report { stream, report } => {
                 invocation
                     .arg(stream)
-                    .arg(format!("{:.1}", report.p95_ms))
+                    // Display, never an exponent: the script's stored form is digits and a point.
+                    .arg(report.p95_ms.to_string())
                     .arg(u8::from(report.buffering))
                     .arg(report.name.as_deref().unwrap_or(""));
             }
@@ -1096,6 +1100,7 @@ mod tests {
             fanout_threads: 2,
             ttl: Duration::from_secs(3600),
             chat_history: 5,
+            history_bytes: 1 << 20,
             sync: SYNC_RULES,
             starts: crate::room::StartPolicy::default(),
         };

@@ -27,13 +27,14 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use super::send_batch;
 use crate::room::event::SharedFrame;
 
 /// One listener's place in its room's fan-out.
@@ -98,17 +99,21 @@ pub(crate) enum Begin<'a> {
 
 /// A sink in direct mode, locked while the room writes to its socket (so the
 /// task cannot take the socket back halfway).
+///
+/// The socket is out of the sink's state meanwhile (which says `Ended`, seen
+/// by nobody while the lock is held): [`DirectWrite::finish`] puts it back or
+/// lets it go. Dropped without `finish` (a panic between the two), the sink
+/// stays ended: its task ends the stream and the listener reconnects.
 pub(crate) struct DirectWrite<'a> {
     sink: &'a Sink,
-    /// The room's socket, kept open by `state` (direct mode) while the lock is held.
-    fd: RawFd,
+    socket: Arc<TcpStream>,
     state: MutexGuard<'a, SinkState>,
 }
 
 impl DirectWrite<'_> {
-    /// The socket to write the frame to.
-    pub(crate) fn fd(&self) -> RawFd {
-        self.fd
+    /// The socket to write the frame to, open for as long as this borrow.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
     }
 
     /// Records how the write of `frame` went: written whole; in part or not at
@@ -116,7 +121,9 @@ impl DirectWrite<'_> {
     /// gone: the task notices and ends).
     pub(crate) fn finish(self, frame: &SharedFrame, written: io::Result<usize>) -> Delivery {
         let DirectWrite {
-            sink, mut state, ..
+            sink,
+            socket,
+            mut state,
         } = self;
         let written = match written {
             Ok(written) => written,
@@ -144,6 +151,8 @@ impl DirectWrite<'_> {
                 state.mode = Mode::Ended;
                 drop(state);
                 sink.wake.notify_one();
+            } else {
+                state.mode = Mode::Direct(socket);
             }
             return Delivery::Written;
         }
@@ -155,6 +164,29 @@ impl DirectWrite<'_> {
         drop(state);
         sink.wake.notify_one();
         Delivery::Queued
+    }
+}
+
+/// Writes `frame` to the socket of every write in `direct` in one batch
+/// ([`send_batch::send_all`]), finishes each write and hands its delivery to
+/// `count`; leaves `direct` empty. `outcomes` is scratch space, kept by the
+/// caller to spare an allocation per batch.
+pub(crate) fn write_batch(
+    direct: &mut Vec<DirectWrite<'_>>,
+    frame: &SharedFrame,
+    outcomes: &mut Vec<io::Result<usize>>,
+    mut count: impl FnMut(Delivery),
+) {
+    // Borrows each write's socket: the writes cannot be finished (the sinks
+    // unlocked, their sockets let go) until the sends are over.
+    let writes: Vec<(BorrowedFd<'_>, &[u8])> = direct
+        .iter()
+        .map(|write| (write.fd(), &frame.bytes[..]))
+        .collect();
+    send_batch::send_all(&writes, outcomes);
+    drop(writes);
+    for (write, outcome) in direct.drain(..).zip(outcomes.drain(..)) {
+        count(write.finish(frame, outcome));
     }
 }
 
@@ -211,7 +243,7 @@ impl Sink {
             Begin::Done(delivery) => delivery,
             Begin::Direct(write) => {
                 let mut outcome = Vec::with_capacity(1);
-                super::send_batch::send_all(&[(write.fd(), &frame.bytes[..])], &mut outcome);
+                send_batch::send_all(&[(write.fd(), &frame.bytes[..])], &mut outcome);
                 let written = outcome
                     .pop()
                     .unwrap_or_else(|| Err(io::Error::other("no outcome")));
@@ -227,22 +259,20 @@ impl Sink {
     pub(crate) fn begin(&self, frame: &SharedFrame) -> Begin<'_> {
         let mut state = self.lock();
         let capacity = state.capacity;
-        match &mut state.mode {
-            Mode::Direct(socket) => {
-                let fd = socket.as_raw_fd();
-                Begin::Direct(DirectWrite {
-                    sink: self,
-                    fd,
-                    state,
-                })
-            }
-            Mode::Queued(queue) => {
+        match std::mem::replace(&mut state.mode, Mode::Ended) {
+            Mode::Direct(socket) => Begin::Direct(DirectWrite {
+                sink: self,
+                socket,
+                state,
+            }),
+            Mode::Queued(mut queue) => {
                 if queue.frames.len() >= capacity {
                     // Too slow: what is queued is dropped, a snapshot replaces it.
                     queue.frames = VecDeque::new();
                     queue.lagged = true;
                 }
                 queue.frames.push_back(frame.clone());
+                state.mode = Mode::Queued(queue);
                 drop(state);
                 self.wake.notify_one();
                 Begin::Done(Delivery::Queued)

@@ -1,8 +1,10 @@
 //! `GET /api/rooms/{room_id}/events`: one room's Server-Sent Events stream.
 //!
 //! The body is a stream of pre-encoded frames written as they are: the actor
-//! encoded each event once, and every listener writes the same `Bytes`. Per
-//! listener there is one broadcast receiver and two timers, nothing more.
+//! encoded each event once, and every listener is sent the same `Bytes`. Per
+//! listener the room holds one sink (`delivery::fanout::Sink`): a bounded queue
+//! of shared frames that the stream's task writes, or, once a stream with a
+//! socket of its own has caught up, that socket, which the room writes itself.
 //!
 //! A stream starts with `retry:` (jittered per connection), `hello` (the
 //! stream's id and token, see [`super::stream_token`]), then a snapshot or
@@ -160,7 +162,7 @@ mod tests {
 
     #[test]
     fn resume_refuses_ids_the_server_never_writes() {
-        // Found by the last_event_id fuzz target: `+5` parsed as 5.
+        // `u64::from_str` takes a leading `+`: `+5` must not resume from 5.
         for id in [
             "+5",
             "-1",

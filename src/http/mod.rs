@@ -109,6 +109,7 @@ impl AppState {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let settings = RoomSettings {
             history: config.history as usize,
+            history_bytes: usize::try_from(config.history_bytes).unwrap_or(usize::MAX),
             listener_buffer: config.listener_buffer as usize,
             keepalive: config.keepalive,
             fanout_threads: config.threads.map_or_else(

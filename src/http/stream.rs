@@ -22,8 +22,8 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::limits::StreamSlot;
 use super::stream_token::StreamId;
 use super::AppState;
-use crate::room::event::{hello_frame, retry_frame};
 use crate::delivery::fanout::{Next, Sink};
+use crate::room::event::{hello_frame, retry_frame};
 use crate::room::handle::{ListenerGuard, Subscription};
 use crate::room::RoomHandle;
 

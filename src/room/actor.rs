@@ -24,6 +24,8 @@ pub const INBOX_CAPACITY: usize = 256;
 pub struct RoomSettings {
     /// Replayable events kept (`--history`).
     pub history: usize,
+    /// Bytes of replayable events kept (`--history-bytes`).
+    pub history_bytes: usize,
     /// Frames a listener may fall behind before it is resynced (`--listener-buffer`).
     pub listener_buffer: usize,
     /// A `: keepalive` goes to the listeners when the room was quiet this long (`--keepalive`).

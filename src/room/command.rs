@@ -13,11 +13,7 @@ use super::is_video_id;
 use super::source::Source;
 use super::state::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
-/// Longest queue item title, in characters.
-pub const MAX_TITLE_CHARS: usize = 200;
-/// Slowest and fastest playback rates, as the YouTube player allows.
-pub const MIN_RATE: f64 = 0.25;
-pub const MAX_RATE: f64 = 2.0;
+pub use super::limits::{MAX_RATE, MAX_TITLE_CHARS, MIN_RATE};
 
 /// One playback or queue command, tagged by `"type"` on the wire.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -7,37 +7,61 @@ use std::collections::VecDeque;
 
 use super::event::SharedFrame;
 
-/// At most `capacity` consecutive frames, oldest first.
+/// At most `capacity` consecutive frames and at most `max_bytes` of them, oldest
+/// first. The byte bound is what keeps a room's memory small whatever its events
+/// weigh: a count alone lets a few large events (a long queue, long titles) cost
+/// a room megabytes.
 #[derive(Debug)]
 pub struct History {
     frames: VecDeque<SharedFrame>,
     capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
 }
 
 impl History {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             // Grown on demand: most rooms never fill a 1024-event ring.
             frames: VecDeque::new(),
             capacity: capacity.max(1),
+            max_bytes,
+            bytes: 0,
         }
     }
 
-    /// Keeps `frame`, forgetting the oldest one when full. Frames without an id
-    /// (presence) are never replayed and are not kept.
+    /// Keeps `frame`, forgetting the oldest ones while over either bound. Frames
+    /// without an id (presence) are never replayed and are not kept. A frame
+    /// larger than `max_bytes` by itself is not kept either, and the ring is
+    /// emptied: what it held no longer reaches the present without a gap.
     pub fn push(&mut self, frame: SharedFrame) {
         if frame.version.is_none() {
             return;
         }
-        if self.frames.len() == self.capacity {
-            self.frames.pop_front();
+        let size = frame.bytes.len();
+        if size > self.max_bytes {
+            self.clear();
+            return;
         }
+        while self.frames.len() >= self.capacity || self.bytes + size > self.max_bytes {
+            match self.frames.pop_front() {
+                Some(old) => self.bytes -= old.bytes.len(),
+                None => break,
+            }
+        }
+        self.bytes += size;
         self.frames.push_back(frame);
     }
 
     /// Forgets every frame: after a resync the ring would otherwise hold a gap.
     pub fn clear(&mut self) {
         self.frames.clear();
+        self.bytes = 0;
+    }
+
+    /// The bytes of the frames kept.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The frames after `last_seen`, if this ring can say exactly what they are for
@@ -83,7 +107,7 @@ mod tests {
 
     #[test]
     fn replays_exactly_the_missed_frames() {
-        let mut history = History::new(4);
+        let mut history = History::new(4, usize::MAX);
         for version in 2..=7 {
             history.push(frame(version));
         }
@@ -95,7 +119,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_replay() {
-        let mut history = History::new(4);
+        let mut history = History::new(4, usize::MAX);
         for version in 2..=7 {
             history.push(frame(version));
         }
@@ -106,15 +130,48 @@ mod tests {
 
     #[test]
     fn a_new_room_resumes_from_its_creation() {
-        let mut history = History::new(4);
+        let mut history = History::new(4, usize::MAX);
         assert_eq!(versions(history.after(1, 1)), Some(vec![]));
         history.push(frame(2));
         assert_eq!(versions(history.after(1, 2)), Some(vec![2]));
     }
 
+    fn sized(version: u64, len: usize) -> SharedFrame {
+        Arc::new(Frame {
+            version: Some(version),
+            bytes: bytes::Bytes::from(vec![b'x'; len]),
+            ends_stream: false,
+            fanout: None,
+        })
+    }
+
+    #[test]
+    fn the_ring_is_bounded_in_bytes_as_well_as_in_count() {
+        let mut history = History::new(100, 250);
+        for version in 2..=7 {
+            history.push(sized(version, 100));
+        }
+        // Two frames of 100 bytes fit in 250.
+        assert_eq!(history.bytes(), 200);
+        assert_eq!(versions(history.after(5, 7)), Some(vec![6, 7]));
+        assert_eq!(versions(history.after(4, 7)), None, "beyond what is kept");
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_bound_empties_the_ring() {
+        let mut history = History::new(100, 250);
+        history.push(sized(2, 100));
+        history.push(sized(3, 300));
+        assert_eq!(history.bytes(), 0);
+        assert_eq!(versions(history.after(3, 3)), Some(vec![]), "up to date");
+        assert_eq!(versions(history.after(2, 3)), None, "frame 3 is not kept");
+        history.push(sized(4, 100));
+        assert_eq!(versions(history.after(3, 4)), Some(vec![4]));
+    }
+
     #[test]
     fn presence_is_not_kept() {
-        let mut history = History::new(4);
+        let mut history = History::new(4, usize::MAX);
         history.push(Arc::new(Frame::presence(1, 1)));
         assert_eq!(versions(history.after(1, 1)), Some(vec![]));
     }

@@ -13,11 +13,11 @@ use tokio::time::Instant;
 
 use super::actor::RoomSettings;
 use super::event::{Event, EventKind, Frame, SharedFrame};
-use crate::delivery::fanout::{Begin, Delivery, Sink};
 use super::handle::{ListenerGuard, Request, RoomShared, Subscription};
 use super::history::History;
-use crate::delivery::send_batch;
 use super::state::{Room, RoomView};
+use crate::delivery::fanout::{write_batch, Begin, Delivery, Sink};
+use crate::delivery::send_batch;
 use crate::telemetry::Metrics;
 
 /// Presence events are coalesced to at most one per this interval.
@@ -71,7 +71,7 @@ impl Hub {
             room.state.source.clone(),
             room.visibility,
         ));
-        let mut ring = History::new(settings.history);
+        let mut ring = History::new(settings.history, settings.history_bytes);
         for event in history {
             ring.push(Arc::new(event.to_frame(None)));
         }
@@ -295,7 +295,6 @@ fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
     // sends go out in one system call (send_batch).
     let mut direct = Vec::with_capacity(sinks.len().min(send_batch::BATCH));
     let mut outcomes = Vec::with_capacity(direct.capacity());
-    let mut writes = Vec::with_capacity(direct.capacity());
     for chunk in sinks.chunks(send_batch::BATCH) {
         for sink in chunk {
             match sink.begin(frame) {
@@ -303,12 +302,7 @@ fn deliver_all(frame: &SharedFrame, sinks: &[Arc<Sink>]) -> Tally {
                 Begin::Direct(write) => direct.push(write),
             }
         }
-        writes.extend(direct.iter().map(|write| (write.fd(), &frame.bytes[..])));
-        send_batch::send_all(&writes, &mut outcomes);
-        writes.clear();
-        for (write, outcome) in direct.drain(..).zip(outcomes.drain(..)) {
-            count(write.finish(frame, outcome));
-        }
+        write_batch(&mut direct, frame, &mut outcomes, &mut count);
     }
     tally
 }
@@ -361,6 +355,7 @@ mod tests {
         let room = Room::new("r".into(), "r".into(), Control::Open, None, "token", 10, 0);
         let settings = RoomSettings {
             history: 16,
+            history_bytes: 1 << 20,
             listener_buffer: 16,
             keepalive: Duration::from_secs(15),
             fanout_threads: 2,

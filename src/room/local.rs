@@ -442,6 +442,7 @@ mod tests {
             ActorContext {
                 settings: Arc::new(RoomSettings {
                     history: 16,
+                    history_bytes: 1 << 20,
                     listener_buffer: 16,
                     keepalive: Duration::from_secs(15),
                     fanout_threads: 2,

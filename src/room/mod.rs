@@ -24,6 +24,7 @@ pub mod gate;
 pub mod handle;
 pub mod history;
 pub mod hub;
+pub mod limits;
 pub mod local;
 pub mod mirror;
 pub mod shared;
@@ -101,9 +102,9 @@ pub(crate) fn is_id(text: &str, min: usize, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// Room ids match `[A-Za-z0-9_-]{1,64}`.
+/// Room ids match `[A-Za-z0-9_-]{1,64}` ([`limits::MAX_ROOM_ID_CHARS`]).
 pub fn is_room_id(text: &str) -> bool {
-    is_id(text, 1, 64)
+    is_id(text, 1, limits::MAX_ROOM_ID_CHARS)
 }
 
 /// YouTube video ids are exactly 11 characters of `[A-Za-z0-9_-]`.

@@ -21,11 +21,7 @@ use super::source::Source;
 pub const MAX_POSITION: f64 = 1_000_000.0;
 /// Why `play` is refused in a room with no video loaded (`invalid_command`).
 pub const NOTHING_LOADED: &str = "nothing is loaded";
-/// Longest chat author name and message, in characters.
-pub const MAX_CHAT_NAME_CHARS: usize = 64;
-pub const MAX_CHAT_TEXT_CHARS: usize = 500;
-/// Longest room name, in characters.
-pub const MAX_ROOM_NAME_CHARS: usize = 100;
+pub use super::limits::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_ROOM_NAME_CHARS};
 /// Two positions closer than this (seconds) are the same position: a command that
 /// lands within it changes nothing and emits nothing.
 const SAME_POSITION: f64 = 0.001;

@@ -16,7 +16,8 @@
 //! [`BEHIND_LISTED`] of those out of sync, buffering ones first, by the name
 //! their page reported (so the host sees who stalls). The Redis backplane
 //! computes the same thing in Lua (`backplane/lua/sync.lua`) over the reports
-//! of every node.
+//! of every node; one table of cases (`tests/cases/sync_summary.json`) tests
+//! both, so they cannot drift apart.
 //!
 //! Pages learn the summary from the snapshot and from id-less `sync` events,
 //! sent only when the summary changed and at most once per
@@ -28,11 +29,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A reporter whose own drift p95 is at most this is "in sync".
-pub const IN_SYNC_MS: f64 = 50.0;
-/// The largest drift a report may state (ten minutes): past it, a page is not
-/// playing the room's item at all, and the number only means a bug or a lie.
-pub const MAX_DRIFT_MS: f64 = 600_000.0;
+pub use super::limits::{IN_SYNC_MS, MAX_DRIFT_MS};
 /// A report counts for this many report intervals after it arrived.
 pub const REPORT_LIFETIME_INTERVALS: u32 = 3;
 /// The summary lists at most this many listeners as `behind`.
@@ -123,8 +120,8 @@ impl Reported<'_> {
     }
 }
 
-/// Rounds a drift to the summary's 0.1 ms steps. Reports are rounded so when they
-/// are taken (`http::sync`), so Lua's `%.1f` of one gives the same.
+/// Rounds a drift to the summary's 0.1 ms steps, halves away from zero (`sync.lua`
+/// rounds the same way). Reports are rounded so when they are taken (`http::sync`).
 pub fn tenths(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
 }
@@ -393,92 +390,52 @@ mod tests {
         max_reports: 3,
     };
 
-    #[test]
-    fn the_room_p95_is_the_nearest_rank_p95_of_the_reporters_p95s() {
-        assert_eq!(summary_of(&[]), SyncSummary::default());
-        let one = summary_of(&[12.34]);
-        assert_eq!(
-            (one.reporting, one.in_sync, one.drift_p95_ms),
-            (1, 1, Some(12.3))
-        );
-        // 40 reporters: rank 38, so the two worst are left out.
-        let mut p95s: Vec<f64> = (1..=40).map(f64::from).collect();
-        p95s[38] = 900.0;
-        p95s[39] = 1000.0;
-        let forty = summary_of(&p95s);
-        assert_eq!(forty.reporting, 40);
-        assert_eq!(forty.in_sync, 38);
-        assert_eq!(forty.drift_p95_ms, Some(38.0));
-        // Under 20 reporters it is the largest.
-        assert_eq!(summary_of(&[1.0, 70.0, 3.0]).drift_p95_ms, Some(70.0));
-        // 50 ms is in sync, just over it is not.
-        assert_eq!(summary_of(&[50.0, 50.01]).in_sync, 1);
+    /// The table of cases `summarize` and the Redis backplane's `sync.lua` are both
+    /// tested against (`tests/sync_lua.rs` runs the Lua side), so they cannot drift.
+    const CASES: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cases/sync_summary.json"
+    ));
+
+    #[derive(serde::Deserialize)]
+    struct Case {
+        name: String,
+        reports: Vec<CaseReport>,
+        summary: SyncSummary,
+    }
+
+    #[derive(serde::Deserialize)]
+    struct CaseReport {
+        stream: String,
+        p95_ms: f64,
+        #[serde(default)]
+        buffering: bool,
+        #[serde(default)]
+        name: Option<String>,
+    }
+
+    impl CaseReport {
+        fn reported(&self) -> Reported<'_> {
+            Reported {
+                stream: &self.stream,
+                p95_ms: self.p95_ms,
+                buffering: self.buffering,
+                name: self.name.as_deref(),
+            }
+        }
     }
 
     #[test]
-    fn the_summary_names_the_worst_few_behind_buffering_first() {
-        let mut reports: Vec<Reported> = (0..8)
-            .map(|i| Reported {
-                stream: ["a", "b", "c", "d", "e", "f", "g", "h"][i],
-                p95_ms: 40.0 + 20.0 * i as f64,
-                buffering: false,
-                name: Some(["Ann", "Bo", "Cy", "Di", "Ed", "Fay", "Gus", "Hal"][i]),
-            })
-            .collect();
-        // Ann is in step by her drift, but her player stalls: not in sync, and listed first.
-        reports[0].buffering = true;
-        reports[3].name = None;
-        let summary = summarize(reports);
-        assert_eq!((summary.reporting, summary.in_sync), (8, 0));
-        let listed: Vec<(Option<&str>, f64, bool)> = summary
-            .behind
-            .iter()
-            .map(|b| (b.name.as_deref(), b.drift_p95_ms, b.buffering))
-            .collect();
-        assert_eq!(
-            listed,
-            [
-                (Some("Ann"), 40.0, true),
-                (Some("Hal"), 180.0, false),
-                (Some("Gus"), 160.0, false),
-                (Some("Fay"), 140.0, false),
-                (Some("Ed"), 120.0, false),
-            ]
-        );
-        // Nobody behind: an empty list.
-        assert!(summary_of(&[1.0, 2.0]).behind.is_empty());
-    }
-
-    #[test]
-    fn equal_drifts_are_listed_by_stream_whatever_order_they_come_in() {
-        let tie = |stream, name| Reported {
-            stream,
-            p95_ms: 90.0,
-            buffering: false,
-            name: Some(name),
-        };
-        let one = summarize([tie("b", "Bo"), tie("a", "Al")]);
-        let other = summarize([tie("a", "Al"), tie("b", "Bo")]);
-        assert_eq!(one, other);
-        let names: Vec<_> = one.behind.iter().map(|b| b.name.as_deref()).collect();
-        assert_eq!(names, [Some("Al"), Some("Bo")]);
-    }
-
-    #[test]
-    fn buffering_reports_are_behind_but_not_in_the_drift_p95() {
-        let report = |stream, p95_ms, buffering| Reported {
-            stream,
-            p95_ms,
-            buffering,
-            name: None,
-        };
-        // A page still loading reports how far the room is: minutes, not drift.
-        let summary = summarize([report("a", 4.0, false), report("b", 180_000.0, true)]);
-        assert_eq!((summary.reporting, summary.in_sync), (2, 1));
-        assert_eq!(summary.drift_p95_ms, Some(4.0));
-        assert!(summary.behind[0].buffering);
-        // Only buffering ones: nobody's drift to state.
-        assert_eq!(summarize([report("b", 3.0, true)]).drift_p95_ms, None);
+    fn every_case_of_the_shared_table_is_summarized_as_it_says() {
+        let cases: Vec<Case> = serde_json::from_str(CASES).expect("the table of cases parses");
+        assert!(cases.len() >= 10, "the table holds its cases");
+        for case in &cases {
+            let forward = summarize(case.reports.iter().map(CaseReport::reported));
+            assert_eq!(forward, case.summary, "case {:?}", case.name);
+            // The summary may not depend on the order the reports come in.
+            let backward = summarize(case.reports.iter().rev().map(CaseReport::reported));
+            assert_eq!(backward, case.summary, "case {:?} (reversed)", case.name);
+        }
     }
 
     #[test]

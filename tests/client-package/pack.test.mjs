@@ -1,4 +1,4 @@
-// The client package as a stranger gets it (issue 13 item 4): `npm pack` on
+// The client package as a stranger gets it: `npm pack` on
 // clients/js, the tarball installed into a scratch project in a temp dir next to
 // its one locked dependency (the `eventsource` package, from
 // tests/client-package/project/package-lock.json), and the package's own Node

@@ -44,6 +44,10 @@ if redis.call('ZSCORE', KEYS[6], ARGV[5]) then
 end
 if total > 0 then redis.call('HSET', KEYS[3], '_gate', gate) else redis.call('HDEL', KEYS[3], '_gate') end
 if (not old) or tonumber(old) ~= total or tonumber(old_gate or '0') ~= gate then
-  redis.call('PUBLISH', ARGV[6], string.format('{"presence":{"listeners":%d,"gate_listeners":%d,"server_time":%d}}', total, gate, now))
+  -- `now` (ms since 1970) has 13 digits until the year 2286: cjson writes up to 14
+  -- significant digits, so it stays an exact integer on the wire.
+  redis.call('PUBLISH', ARGV[6], cjson.encode({
+    presence = {listeners = total, gate_listeners = gate, server_time = now},
+  }))
 end
 return total

@@ -6,5 +6,8 @@ redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local ready = redis.call('SCARD', KEYS[1])
 local gate = tonumber(redis.call('HGET', KEYS[2], '_gate') or '0')
-redis.call('PUBLISH', ARGV[4], string.format('{"gate":{"ready_gate":%d,"ready":%d,"listeners":%d}}', tonumber(ARGV[3]), ready, gate))
+-- A gate id is a room version: far below the 14 significant digits cjson writes exactly.
+redis.call('PUBLISH', ARGV[4], cjson.encode({
+  gate = {ready_gate = tonumber(ARGV[3]), ready = ready, listeners = gate},
+}))
 return {ready, gate}

@@ -1,16 +1,19 @@
 -- Changes a room's sync reports and answers {status, summary JSON, retry ms}:
 -- status 1 done, 0 the stream reported too soon (retry ms set), -2 the room holds
 -- as many reports as it may, -1 no room. Expired reports are forgotten first;
--- the summary (see room/sync.rs: reporters, those in sync (p95 <= in-sync ms and
--- not buffering), the nearest-rank p95 of the p95s of those not buffering, and the
--- worst few behind)
--- is published on the feed when it changed.
+-- the summary is published on the feed when it changed.
+--
+-- The summary is the one room/sync.rs `summarize` computes: reporters, those in
+-- sync (p95 <= in-sync ms and not buffering), the nearest-rank p95 of the p95s of
+-- those not buffering, and the worst few behind (buffering first, then the largest
+-- drift, then the stream id), drifts rounded to 0.1 ms half away from zero. Both
+-- are tested against one table of cases (tests/cases/sync_summary.json).
+--
 -- KEYS: room, sync (hash stream -> "p95_ms:received_at_ms:buffering 0|1:name"),
 -- sync summary.
 -- ARGV: mode (report | forget | sweep), lifetime ms, min gap ms, max reports,
--- in-sync ms, room ttl ms, feed channel, then for report: stream, p95 ms,
--- buffering (0 | 1), name ('' for none); for forget: the streams.
-local BEHIND_LISTED = 5
+-- in-sync ms, room ttl ms, feed channel, how many behind to list, then for report:
+-- stream, p95 ms, buffering (0 | 1), name ('' for none); for forget: the streams.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, '', 0} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -33,7 +36,7 @@ for i = 1, #all, 2 do
   end
 end
 if ARGV[1] == 'report' then
-  local stream = ARGV[8]
+  local stream = ARGV[9]
   local previous = live[stream]
   if previous then
     local wait = previous[2] + tonumber(ARGV[3]) - now
@@ -41,18 +44,29 @@ if ARGV[1] == 'report' then
   elseif count >= tonumber(ARGV[4]) then
     return {-2, '', 0}
   end
-  redis.call('HSET', KEYS[2], stream, ARGV[9] .. ':' .. string.format('%d', now) .. ':' .. ARGV[10] .. ':' .. ARGV[11])
+  redis.call('HSET', KEYS[2], stream, ARGV[10] .. ':' .. string.format('%d', now) .. ':' .. ARGV[11] .. ':' .. ARGV[12])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
-  live[stream] = {tonumber(ARGV[9]), now, ARGV[10] == '1', ARGV[11]}
+  live[stream] = {tonumber(ARGV[10]), now, ARGV[11] == '1', ARGV[12]}
 elseif ARGV[1] == 'forget' then
-  for i = 8, #ARGV do
+  for i = 9, #ARGV do
     if live[ARGV[i]] then
       redis.call('HDEL', KEYS[2], ARGV[i])
       live[ARGV[i]] = nil
     end
   end
 end
+
+-- A drift in the summary's 0.1 ms steps, rounded half away from zero like Rust's
+-- `f64::round` (drifts are never negative). `%.1f` would round halves to even.
+local function tenths(ms)
+  local scaled = ms * 10
+  local whole = math.floor(scaled)
+  if scaled - whole >= 0.5 then whole = whole + 1 end
+  return whole / 10
+end
+
 local in_sync_ms = tonumber(ARGV[5])
+local listed_most = tonumber(ARGV[8])
 local values = {}
 local behind = {}
 local in_sync = 0
@@ -68,31 +82,34 @@ for stream, entry in pairs(live) do
   end
 end
 table.sort(values)
-local summary
-if n == 0 then
-  summary = '{"reporting":0,"in_sync":0,"drift_p95_ms":null,"behind":[]}'
-else
-  -- The worst few: buffering first, then the largest drift, then the stream id.
-  table.sort(behind, function(a, b)
-    if a[3] ~= b[3] then return a[3] end
-    if a[2] ~= b[2] then return a[2] > b[2] end
-    return a[1] < b[1]
-  end)
-  local listed = {}
-  for i = 1, math.min(#behind, BEHIND_LISTED) do
-    local b = behind[i]
-    listed[i] = string.format('{"name":%s,"drift_p95_ms":%.1f,"buffering":%s}',
-      b[4] == '' and 'null' or cjson.encode(b[4]), b[2], b[3] and 'true' or 'false')
-  end
-  local p95 = 'null'
-  if #values > 0 then
-    p95 = string.format('%.1f', values[math.max(1, math.ceil(#values * 95 / 100))])
-  end
-  summary = string.format('{"reporting":%d,"in_sync":%d,"drift_p95_ms":%s,"behind":[%s]}',
-    n, in_sync, p95, table.concat(listed, ','))
+-- Stream ids are lowercase hex, so Lua's `<` (strcoll) orders them as Rust's byte order does.
+table.sort(behind, function(a, b)
+  if a[3] ~= b[3] then return a[3] end
+  if a[2] ~= b[2] then return a[2] > b[2] end
+  return a[1] < b[1]
+end)
+local listed = {}
+for i = 1, math.min(#behind, listed_most) do
+  local b = behind[i]
+  listed[i] = {
+    name = b[4] == '' and cjson.null or b[4],
+    drift_p95_ms = tenths(b[2]),
+    buffering = b[3],
+  }
 end
-if redis.call('GET', KEYS[3]) ~= summary then
-  redis.call('SET', KEYS[3], summary, 'PX', ARGV[6])
-  redis.call('PUBLISH', ARGV[7], '{"sync":' .. summary .. '}')
+local summary = {reporting = n, in_sync = in_sync, drift_p95_ms = cjson.null}
+if #values > 0 then
+  -- Nearest rank: the smallest value with at least 95 % of values at or below it.
+  summary.drift_p95_ms = tenths(values[math.max(1, math.ceil(#values * 95 / 100))])
 end
-return {1, summary, 0}
+-- cjson writes an empty table as `{}`, never `[]`: an empty list is left out, and
+-- readers take a missing `behind` as empty.
+if #listed > 0 then summary.behind = listed end
+-- Every number here fits cjson's 14 significant digits: counts, and drifts of at
+-- most 600000.0 ms in 0.1 ms steps.
+local encoded = cjson.encode(summary)
+if redis.call('GET', KEYS[3]) ~= encoded then
+  redis.call('SET', KEYS[3], encoded, 'PX', ARGV[6])
+  redis.call('PUBLISH', ARGV[7], cjson.encode({sync = summary}))
+end
+return {1, encoded, 0}
