@@ -21,7 +21,7 @@
 
 import {
   SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
-  itemKey, request,
+  itemKey, request, parseQueueLines, queueDuration, QueueMode,
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
 import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
@@ -455,6 +455,7 @@ async function startRoom(roomId, name, token, playerReady, startAt) {
   ui.room = room;
   wireRoomEvents(room);
   wireControls(room);
+  wireQueueTools(room);
   $('chat-input').disabled = false;
   $('chat-send').disabled = false;
   const started = room.start();
@@ -598,6 +599,7 @@ function refresh() {
   const room = ui.room;
   if (!room) return;
   renderStart(room);
+  renderNowPlaying(room);
   const st = room.state;
   const hasVideo = Boolean(itemKey(st));
   renderHealth(room.health());
@@ -762,7 +764,7 @@ function renderQueue(queue) {
     const label = document.createElement('span');
     label.className = item.title ? 'queue-title' : 'queue-title is-id';
     label.textContent = item.title || itemLabel(item);
-    li.append(dot, label);
+    li.append(dot, queueRowText(label, item));
     if (can) {
       const tools = document.createElement('span');
       tools.className = 'queue-tools';
@@ -778,6 +780,7 @@ function renderQueue(queue) {
     list.append(li);
   });
   $('btn-next').disabled = !can || queue.length === 0;
+  renderQueueTotal(queue);
 }
 
 /** What a queue row shows for an untitled item: the video id, or the media file's name. */
@@ -792,6 +795,11 @@ async function playQueued(item) {
     const source = item.media_url ? { media_url: item.media_url } : { video_id: item.video_id };
     // The queued item's known length travels with it: auto-advance needs it.
     if (typeof item.duration === 'number' && item.duration > 0) source.duration = item.duration;
+    // Its title and artist too, for the now-playing card (a server that knows them takes them).
+    if (serverTakesQueueFields(ui.room)) {
+      if (item.title) source.title = item.title;
+      if (item.artist) source.artist = item.artist;
+    }
     await ui.room.command({ type: 'load', ...source });
     await ui.room.command({ type: 'queue_remove', item_id: item.item_id });
   } catch (err) {
@@ -815,6 +823,244 @@ function hue(text) {
   let h = 0;
   for (let i = 0; i < text.length; i += 1) h = (h * 31 + text.charCodeAt(i)) % 360;
   return h;
+}
+
+/* ------------------------------------------------------------------ queue tools */
+// The queue's details (length, who added what, the total), the box to paste many links
+// into, the queue mode, keeping the room, and the now-playing card of an audio item.
+
+/** Extensions of audio files: such an item shows the now-playing card until its element knows better. */
+const AUDIO_EXTENSIONS = new Set(['mp3', 'ogg', 'oga', 'opus', 'wav', 'flac', 'm4a', 'aac', 'weba']);
+/** HTMLMediaElement.readyState HAVE_METADATA: from then on the element knows whether the item has a picture. */
+const HAVE_METADATA = 1;
+/** How many refused lines a paste error names before "and N more". */
+const PASTE_ERRORS_SHOWN = 3;
+/** Characters of a refused line quoted in a paste error. */
+const PASTE_QUOTE_CHARS = 40;
+
+/**
+ * Whether the server knows the queue's newer fields (`name`, `duration` on `queue_add`):
+ * its room view then carries `queue_mode`. An older one refuses unknown fields, so they
+ * are sent only to a server that says it takes them.
+ */
+function serverTakesQueueFields(room) {
+  return Boolean(room.room && typeof room.room.queue_mode === 'string');
+}
+
+/** The fields a single `queue_add` from this page adds to its item: who added it. */
+function attribution(room) {
+  return serverTakesQueueFields(room) && ui.name ? { name: ui.name } : {};
+}
+
+/** A queue row's text: the title, then a line with its length, artist and who added it. */
+function queueRowText(label, item) {
+  const main = document.createElement('span');
+  main.className = 'queue-main';
+  const parts = [queueRowDuration(item)];
+  if (item.artist) parts.push(textSpan('queue-artist', item.artist));
+  if (item.added_by) parts.push(textSpan('queue-by', `added by ${item.added_by}`));
+  const meta = document.createElement('span');
+  meta.className = 'queue-meta';
+  parts.forEach((part, i) => meta.append(...(i ? [' · ', part] : [part])));
+  main.append(label, meta);
+  return main;
+}
+
+/** A queue row's length (m:ss), or a dash read out as "length unknown". */
+function queueRowDuration(item) {
+  const node = document.createElement('span');
+  node.className = 'queue-duration';
+  if (typeof item.duration === 'number' && item.duration > 0) {
+    node.textContent = formatTime(item.duration);
+  } else {
+    const dash = textSpan('', '–:––');
+    dash.setAttribute('aria-hidden', 'true');
+    node.append(dash, textSpan('sr-only', 'length unknown'));
+  }
+  return node;
+}
+
+function textSpan(className, text) {
+  const span = document.createElement('span');
+  if (className) span.className = className;
+  span.textContent = text; // text, never HTML
+  return span;
+}
+
+/** "Total 12:34", and how many items have no known length yet. */
+function renderQueueTotal(queue) {
+  const node = $('queue-total');
+  const { seconds, unknown } = queueDuration(queue);
+  node.hidden = queue.length === 0;
+  node.dataset.seconds = String(seconds);
+  node.textContent = `Total ${formatTime(seconds)}${unknown ? ` + ${unknown} of unknown length` : ''}`;
+}
+
+function wireQueueTools(room) {
+  for (const input of document.querySelectorAll('input[name="queue-mode"]')) {
+    input.addEventListener('change', async () => {
+      if (!input.checked) return;
+      try {
+        await room.setQueueMode(input.value);
+      } catch (err) {
+        toast(describeError(err), 'error');
+        renderQueueTools(room);
+      }
+    });
+  }
+  $('persistent-room').addEventListener('change', async (e) => {
+    const keep = e.target.checked;
+    try {
+      await room.setPersistent(keep);
+      toast(keep ? 'This room stays until you close it.' : 'This room expires again when nobody uses it.', 'info');
+    } catch (err) {
+      toast(describeError(err), 'error');
+      renderQueueTools(room);
+    }
+  });
+  $('paste-form').addEventListener('submit', (e) => { e.preventDefault(); addPasted(room); });
+  // Ctrl+Enter (⌘+Enter) in the box sends it; Enter alone starts the next line.
+  $('paste-input').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); $('paste-form').requestSubmit(); }
+  });
+  const art = $('np-art');
+  // No cover art in the file (404), or none readable: the card goes on without it.
+  art.addEventListener('load', () => { art.hidden = false; });
+  art.addEventListener('error', () => { art.hidden = true; });
+  for (const type of ['snapshot', 'control', 'queue_mode', 'persistent', 'closed']) {
+    room.addEventListener(type, () => renderQueueTools(room));
+  }
+  renderQueueTools(room);
+}
+
+/** Who may edit the queue sees the paste box and the mode switch; the host, the "keep" toggle. */
+function renderQueueTools(room) {
+  const can = room.canControl && room.status !== 'closed';
+  $('paste-form').hidden = !can;
+  $('queue-mode').hidden = !can;
+  const mode = room.queueMode;
+  for (const input of document.querySelectorAll('input[name="queue-mode"]')) input.checked = input.value === mode;
+  const note = $('queue-mode-note');
+  note.textContent = {
+    [QueueMode.LOOP]: 'Loop is on: a finished item goes to the end of the queue.',
+    [QueueMode.SHUFFLE]: 'Shuffle is on: the next item is picked at random.',
+  }[mode] || '';
+  note.hidden = can || !note.textContent;
+  $('persistent-room').checked = room.persistent;
+}
+
+/**
+ * Sends the pasted links: every line is checked first (nothing is sent while one names
+ * no item), then the items go in `queue_add` batches of at most MAX_ITEMS_PER_ADD, and
+ * each playlist link as its own `queue_add`. The server's refusal is shown with the
+ * line it is about.
+ */
+async function addPasted(room) {
+  const input = $('paste-input');
+  const error = $('paste-error');
+  const status = $('paste-status');
+  clearError(error);
+  status.textContent = '';
+  const { items, rejected } = parseQueueLines(input.value);
+  if (rejected.length) {
+    error.textContent = rejectedLinesText(rejected);
+    return;
+  }
+  if (items.length === 0) {
+    error.textContent = 'Paste one link per line first.';
+    return;
+  }
+  const singles = items.filter((x) => !x.item.playlist_id);
+  const playlists = items.filter((x) => x.item.playlist_id);
+  $('paste-btn').disabled = true;
+  let added = 0;
+  let at = null; // the line the refused command starts at
+  try {
+    if (singles.length) {
+      try {
+        ({ added } = await room.queueAddAll(singles.map((x) => x.item), { name: ui.name }));
+      } catch (err) {
+        added = err.added || 0;
+        at = { lines: singles.map((x) => x.line), start: err.batchStart || 0 };
+        throw err;
+      }
+    }
+    for (const p of playlists) {
+      at = { lines: [p.line], start: 0 };
+      await room.queueAdd({ playlist_id: p.item.playlist_id, ...(ui.name ? { name: ui.name } : {}) });
+    }
+    input.value = '';
+    status.textContent = `Queued ${added} item${added === 1 ? '' : 's'}${playlists.length ? ` and ${playlists.length} playlist${playlists.length === 1 ? '' : 's'}` : ''}.`;
+  } catch (err) {
+    showError(error, err);
+    if (!(err instanceof ApiError) || err.code === 'rate_limited') return;
+    error.textContent = refusedBatchText(err, at, added);
+  } finally {
+    $('paste-btn').disabled = false;
+  }
+}
+
+/** "Line 3 ("foo") is not a link to add." for up to PASTE_ERRORS_SHOWN lines. */
+function rejectedLinesText(rejected) {
+  const quote = (text) => (text.length > PASTE_QUOTE_CHARS ? `${text.slice(0, PASTE_QUOTE_CHARS)}…` : text);
+  const named = rejected.slice(0, PASTE_ERRORS_SHOWN).map((r) => `line ${r.line} (“${quote(r.text)}”)`);
+  const more = rejected.length - named.length;
+  const which = `${named.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+  return `Nothing was added: ${which} ${rejected.length === 1 ? 'is' : 'are'} not a YouTube link or id, a /media/ path or an http(s) link to a media file.`;
+}
+
+/**
+ * The server's refusal of a batch, said with its line: its message names the item by its
+ * index in the batch (`items[3]: ...`), which is shown as the line it came from.
+ */
+function refusedBatchText(err, at, added) {
+  const done = added > 0 ? `Queued ${added}; the rest was not added. ` : 'Nothing was added. ';
+  if (!at) return `${done}${describeError(err)}`;
+  const index = /\bitems\[(\d+)\]/.exec(err.message || '');
+  const line = at.lines[at.start + (index ? Number(index[1]) : 0)];
+  const where = index && line !== undefined ? `Line ${line}` : `From line ${at.lines[at.start]} on`;
+  return `${done}${where}: ${describeError(err)}`;
+}
+
+/** Whether the loaded item is audio: once its element has metadata, whether it has a picture; before, its file type. */
+function isAudioItem(st) {
+  if (!st || !st.media_url) return false;
+  const el = ui.playerKind === 'media' && ui.player ? ui.player.element : null;
+  if (el && el.readyState >= HAVE_METADATA && ui.player.getVideoData().video_id === st.media_url) return el.videoWidth === 0;
+  const name = st.media_url.split(/[?#]/)[0].split('/').pop() || '';
+  const dot = name.lastIndexOf('.');
+  return dot > 0 && AUDIO_EXTENSIONS.has(name.slice(dot + 1).toLowerCase());
+}
+
+/** Where a file of this server keeps its cover art (`null` for other items). */
+function artUrl(mediaUrl) {
+  if (!mediaUrl.startsWith('/media/')) return null;
+  const path = mediaUrl.slice('/media/'.length).split(/[?#]/)[0];
+  return path ? `/api/media/art/${path}` : null;
+}
+
+/** An audio item shows what plays (title, artist, who added it, cover art) instead of an empty video box. */
+function renderNowPlaying(room) {
+  const st = room.state;
+  const audio = isAudioItem(st);
+  $('now-playing').hidden = !audio;
+  if (!audio) return;
+  $('np-title').textContent = st.title || itemLabel(st);
+  const artist = $('np-artist');
+  artist.textContent = st.artist || '';
+  artist.hidden = !st.artist;
+  const by = $('np-by');
+  by.textContent = st.added_by ? `Added by ${st.added_by}` : '';
+  by.hidden = !st.added_by;
+  // The art is asked for once per item (the card is redrawn a few times a second).
+  const key = `${st.item_id ?? ''} ${st.media_url}`;
+  if (ui.nowPlayingKey === key) return;
+  ui.nowPlayingKey = key;
+  const img = $('np-art');
+  img.hidden = true;
+  const src = artUrl(st.media_url);
+  if (src) img.src = src;
+  else img.removeAttribute('src');
 }
 
 /* ------------------------------------------------------------------ chat */
@@ -930,7 +1176,7 @@ function wireControls(room) {
   $('queue-add-btn').addEventListener('click', async () => {
     const parsed = readVideo();
     if (!parsed) return;
-    const res = await send({ type: 'queue_add', video_id: parsed.videoId });
+    const res = await send({ type: 'queue_add', video_id: parsed.videoId, ...attribution(room) });
     if (res) { $('load-input').value = ''; toast('Added to the queue.', 'info'); }
   });
 
@@ -1107,13 +1353,16 @@ function wireMediaForm() {
     $('media-queue-btn').disabled = true;
     try {
       const cmd = { type, media_url: mediaUrl };
-      // A queued file shows its name (the picker's label, or the link's last part).
-      if (type === 'queue_add') cmd.title = Array.from(mediaTitle(mediaUrl)).slice(0, MAX_TITLE_CHARS).join('');
+      // A queued link shows its name (the link's last part); a file of this server gets
+      // its title from its own tags, which the server reads when no title is given.
+      if (type === 'queue_add' && !mediaUrl.startsWith('/media/')) {
+        cmd.title = Array.from(mediaTitle(mediaUrl)).slice(0, MAX_TITLE_CHARS).join('');
+      }
       // The room auto-advances only past an item whose length it knows: read it first
-      // (`load` carries it; a queued item's length is reported by the host's player
-      // once it plays, as for YouTube, since `queue_add` takes no duration).
+      // (`load` and `queue_add` carry it; the server also reads its own files' lengths).
       const duration = await probeDuration(mediaUrl);
-      if (type === 'load' && duration !== null) cmd.duration = duration;
+      if (duration !== null && (type === 'load' || serverTakesQueueFields(ui.room))) cmd.duration = duration;
+      if (type === 'queue_add') Object.assign(cmd, attribution(ui.room));
       if (duration === null) toast('Could not read the length of this media (is it audio or video the browser plays?).', 'warn');
       const res = await send(cmd);
       if (res) {

@@ -64,6 +64,10 @@ async fn the_page_imports_the_limits_the_server_was_built_with() {
             "MAX_CHAT_TEXT_CHARS".to_owned(),
             limits::MAX_CHAT_TEXT_CHARS as f64,
         ),
+        (
+            "MAX_ITEMS_PER_ADD".to_owned(),
+            limits::MAX_ITEMS_PER_ADD as f64,
+        ),
         ("IN_SYNC_MS".to_owned(), limits::IN_SYNC_MS),
         ("MAX_DRIFT_MS".to_owned(), limits::MAX_DRIFT_MS),
         (

@@ -9,6 +9,8 @@
  * @module api
  */
 
+import { chunk, MAX_ITEMS_PER_ADD } from './queue.js';
+
 /** An error answered by the server: `status`, `code` and `message` from its JSON body. */
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter = null) {
@@ -46,8 +48,9 @@ export async function request(baseUrl, method, path, { body, token } = {}) {
 
 /**
  * Creates a room. Resolves to `{room_id, host_token, room}`; keep `host_token`
- * private (it is shown once). Rooms are `unlisted` unless `visibility: 'public'`.
- * @param {{room_id?:string, name?:string, control?:'host'|'open', visibility?:'public'|'unlisted', video_id?:string}} [fields]
+ * private (it is shown once). Rooms are `unlisted` unless `visibility: 'public'`; a
+ * `persistent: true` room is exempt from the server's idle expiry.
+ * @param {{room_id?:string, name?:string, control?:'host'|'open', visibility?:'public'|'unlisted', video_id?:string, media_url?:string, persistent?:boolean}} [fields]
  * @param {string} [baseUrl=''] the server's origin, empty for the page's own
  */
 export function createRoom(fields = {}, baseUrl = '') {
@@ -72,6 +75,63 @@ export function getRoom(roomId, baseUrl = '') {
 export function sendCommand(roomId, command, hostToken = null, baseUrl = '') {
   return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/commands`,
     { body: command, token: hostToken });
+}
+
+/**
+ * Adds to a room's queue (`queue_add`). `what` is the command's fields: one item
+ * (`{video_id}` or `{media_url}`, with `title`, `artist` and `duration` optional),
+ * `{items: [...]}` (1 to {@link MAX_ITEMS_PER_ADD} such items, added all or nothing: a
+ * bad one is `400 invalid_value` whose message names it, `items[3]: ...`) or
+ * `{playlist_id}` (a YouTube playlist; the server needs its YouTube API key). An optional
+ * `name` says who added them (the items' `added_by`; an item's own `name` wins).
+ * Resolves to `{version, room}`.
+ */
+export function queueAdd(roomId, what, hostToken = null, baseUrl = '') {
+  return sendCommand(roomId, { ...what, type: 'queue_add' }, hostToken, baseUrl);
+}
+
+/**
+ * Adds any number of items, in order, in `queue_add` commands of at most
+ * {@link MAX_ITEMS_PER_ADD} items each. Each command is all or nothing, so on an error
+ * the batches before it stay added: the {@link ApiError} it rejects with also carries
+ * `added` (how many items were added) and `batchStart` (the index in `items` of the
+ * refused batch's first item, which its message's `items[i]` counts from).
+ * Resolves to `{added, version}` (`version` is `null` for no items).
+ * @param {string} roomId
+ * @param {object[]} items each `{video_id}` or `{media_url}`, with `title`, `artist`, `duration`, `name` optional
+ * @param {{name?:string, hostToken?:string|null, baseUrl?:string}} [options] `name`: who added them
+ */
+export async function queueAddAll(roomId, items, { name, hostToken = null, baseUrl = '' } = {}) {
+  let added = 0;
+  let version = null;
+  for (const batch of chunk(items, MAX_ITEMS_PER_ADD)) {
+    const what = name ? { items: batch, name } : { items: batch };
+    try {
+      ({ version } = await queueAdd(roomId, what, hostToken, baseUrl));
+    } catch (err) {
+      if (err instanceof ApiError) Object.assign(err, { added, batchStart: added });
+      throw err;
+    }
+    added += batch.length;
+  }
+  return { added, version };
+}
+
+/**
+ * Sets what happens as items finish (`queue_mode`): `normal`, `loop` (a finished item goes
+ * to the end of the queue again) or `shuffle` (the next item is picked at random).
+ * Resolves to `{version, room}`.
+ */
+export function setQueueMode(roomId, queueMode, hostToken = null, baseUrl = '') {
+  return sendCommand(roomId, { type: 'queue_mode', queue_mode: queueMode }, hostToken, baseUrl);
+}
+
+/**
+ * Keeps the room (`persistent: true`: exempt from the server's idle expiry) or lets it
+ * expire again; the host token is needed. Resolves to `{version, room}`.
+ */
+export function setPersistent(roomId, persistent, hostToken, baseUrl = '') {
+  return sendCommand(roomId, { type: 'persistent', persistent }, hostToken, baseUrl);
 }
 
 /** Says something in a room's chat. Resolves to `{version}`. */

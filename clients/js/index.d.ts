@@ -22,13 +22,71 @@ export interface RoomState {
   starts_at?: number | null;
   /** The open ready gate's id (named in readiness reports), while the start waits on it. */
   ready_gate?: number | null;
+  /** The queue item that was loaded (`next`, auto-advance); `null` when loaded by `load`. */
+  item_id?: string | null;
+  /** The loaded item's title and artist (at most 200 characters each), `null` when unknown. */
+  title?: string | null;
+  artist?: string | null;
+  /** Who added the loaded item (chat-name rules), `null` when unknown. */
+  added_by?: string | null;
 }
 
+/** One queued item: exactly one of `video_id` and `media_url` is set. */
 export interface QueueItem {
+  /** Given by the server, never reused within a room. */
+  item_id: string;
   video_id: string | null;
-  media_url?: string | null;
-  [key: string]: unknown;
+  media_url: string | null;
+  /** At most 200 characters, `null` when none. */
+  title: string | null;
+  artist: string | null;
+  /** Seconds, in (0, 1e6], `null` until known. */
+  duration: number | null;
+  /** The adder's name (chat-name rules), `null` when none was given. */
+  added_by: string | null;
 }
+
+/** What happens to the queue as items finish. */
+export type QueueModeValue = 'normal' | 'loop' | 'shuffle';
+export declare const QueueMode: Readonly<{ NORMAL: 'normal'; LOOP: 'loop'; SHUFFLE: 'shuffle' }>;
+
+/** The kinds of change a `queue` event carries. */
+export type QueueOpValue = 'add' | 'remove' | 'move' | 'update';
+export declare const QueueOp: Readonly<{ ADD: 'add'; REMOVE: 'remove'; MOVE: 'move'; UPDATE: 'update' }>;
+
+/** The data of a `queue` event: what changed, never the whole queue. */
+export type QueueEvent = { version: number; server_time: number } & (
+  | { op: 'add'; items: QueueItem[]; index?: number }
+  | { op: 'remove'; item_ids: string[] }
+  | { op: 'move'; item_id: string; index: number }
+  | { op: 'update'; items: QueueItem[] }
+);
+
+/** The most items one `queue_add` takes (`items`). */
+export declare const MAX_ITEMS_PER_ADD: number;
+/** The queue after one `queue` event; `null` when the event cannot be applied (an unknown op). */
+export declare function applyQueueEvent(queue: QueueItem[], event: QueueEvent | { queue: QueueItem[] }): QueueItem[] | null;
+/** The total of the known durations (seconds), and how many items have none yet. */
+export declare function queueDuration(queue: QueueItem[]): { seconds: number; unknown: number };
+/** A queue item a pasted line names (a YouTube link or id, a playlist link, a media path or link), or `null`. */
+export declare function parseQueueLine(line: string): NewQueueItem | { playlist_id: string } | null;
+/** Pasted text, one link per line: the items with their 1-based line, and the lines that name none. */
+export declare function parseQueueLines(text: string): {
+  items: { line: number; item: NewQueueItem | { playlist_id: string } }[];
+  rejected: { line: number; text: string }[];
+};
+/** `list` in consecutive batches of at most `size` (default `MAX_ITEMS_PER_ADD`). */
+export declare function chunk<T>(list: T[], size?: number): T[][];
+
+/** An item to add: exactly one of `video_id` and `media_url`. */
+export type NewQueueItem = ({ video_id: string; media_url?: null } | { media_url: string; video_id?: null }) & {
+  title?: string;
+  artist?: string;
+  /** Seconds, in (0, 1e6]. */
+  duration?: number;
+  /** Who added it (chat-name rules); defaults to the command's `name`. */
+  name?: string;
+};
 
 export type Control = 'host' | 'open';
 export type Visibility = 'public' | 'unlisted';
@@ -45,6 +103,10 @@ export interface Room {
   queue: QueueItem[];
   /** The listeners' sync health (see `POST /api/rooms/{room_id}/sync`). */
   sync?: SyncSummary;
+  /** What happens as items finish; `normal` by default. */
+  queue_mode?: QueueModeValue;
+  /** The host keeps the room: it is exempt from the server's idle expiry. */
+  persistent?: boolean;
   [key: string]: unknown;
 }
 
@@ -81,6 +143,8 @@ export interface SyncReport {
   buffering?: boolean;
   /** The listener's display name (1 to 64 characters), shown to the room when behind. */
   name?: string;
+  /** Seconds, in (0, 1e6]: the player's length of the current item, while the room does not know it. */
+  duration?: number;
 }
 
 /** The answer to a sync report. */
@@ -98,15 +162,30 @@ export interface RoomSummary {
 
 /** A command body (see the API reference's command table). */
 export type Command =
-  | { type: 'play'; position?: number; if_version?: number }
-  | { type: 'pause'; position?: number; if_version?: number }
-  | { type: 'seek'; position: number; if_version?: number }
-  | { type: 'rate'; rate: number; if_version?: number }
-  | { type: 'load'; video_id: string; position?: number; duration?: number; if_version?: number }
-  | { type: 'duration'; duration: number; if_version?: number }
-  | { type: 'enqueue'; video_id: string; if_version?: number }
-  | { type: 'next'; if_version?: number }
+  | { type: 'play'; position?: number; expected_version?: number }
+  | { type: 'pause'; position?: number; expected_version?: number }
+  | { type: 'seek'; position: number; expected_version?: number }
+  | { type: 'rate'; rate: number; expected_version?: number }
+  | ({ type: 'load'; position?: number; duration?: number; title?: string; artist?: string; expected_version?: number }
+    & ({ video_id: string } | { media_url: string }))
+  | { type: 'duration'; duration: number; expected_version?: number }
+  | ({ type: 'queue_add'; expected_version?: number } & QueueAddFields)
+  | { type: 'queue_remove'; item_id: string; expected_version?: number }
+  | { type: 'queue_move'; item_id: string; index: number; expected_version?: number }
+  | { type: 'queue_mode'; queue_mode: QueueModeValue; expected_version?: number }
+  | { type: 'persistent'; persistent: boolean; expected_version?: number }
+  | { type: 'next'; expected_version?: number }
   | { type: string; [field: string]: unknown };
+
+/**
+ * What `queue_add` takes: one item, `items` (1 to `MAX_ITEMS_PER_ADD`, all or nothing; not with
+ * the single-item fields) or a YouTube `playlist_id` (the server needs its YouTube API key).
+ * `name`: who added them (an item's own `name` wins).
+ */
+export type QueueAddFields =
+  | NewQueueItem
+  | { items: NewQueueItem[]; name?: string }
+  | { playlist_id: string; name?: string };
 
 export interface CommandResult {
   version: number;
@@ -122,6 +201,10 @@ export declare class ApiError extends Error {
   readonly code: string;
   /** Seconds, from `Retry-After` (429, 503), else `null`. */
   readonly retryAfter: number | null;
+  /** Set by `queueAddAll`: items added before the refused batch. */
+  added?: number;
+  /** Set by `queueAddAll`: the index of the refused batch's first item (its `items[i]` counts from it). */
+  batchStart?: number;
 }
 
 export declare function request(
@@ -137,6 +220,9 @@ export interface CreateRoomFields {
   control?: Control;
   visibility?: Visibility;
   video_id?: string;
+  media_url?: string;
+  /** Exempt from the server's idle expiry (counts toward the creator's room budget). */
+  persistent?: boolean;
 }
 
 export declare function createRoom(
@@ -152,6 +238,20 @@ export declare function sendCommand(
   baseUrl?: string,
 ): Promise<CommandResult>;
 export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
+/** `queue_add`: one item, `{items}` or `{playlist_id}`. */
+export declare function queueAdd(roomId: string, what: QueueAddFields, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
+/**
+ * Any number of items in `queue_add` batches of at most `MAX_ITEMS_PER_ADD`. Rejects with an
+ * `ApiError` that also carries `added` and `batchStart` (the refused batch's first index).
+ */
+export declare function queueAddAll(
+  roomId: string,
+  items: NewQueueItem[],
+  options?: { name?: string; hostToken?: string | null; baseUrl?: string },
+): Promise<{ added: number; version: number | null }>;
+export declare function setQueueMode(roomId: string, queueMode: QueueModeValue, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
+/** Host only: keep the room (exempt from idle expiry) or let it expire again. */
+export declare function setPersistent(roomId: string, persistent: boolean, hostToken: string, baseUrl?: string): Promise<CommandResult>;
 /** Reports this page's drift (sync health), bound to its stream by `stream_token`. */
 export declare function reportSync(roomId: string, report: SyncReport, baseUrl?: string): Promise<SyncAccepted>;
 /** A ready-gate report bound to this page's stream by its token (from `hello`). */
@@ -432,7 +532,10 @@ export interface SyncRoomOptions {
 export interface SyncRoomEventMap {
   snapshot: CustomEvent<Room>;
   state: CustomEvent<{ version: number; cause: string; state: RoomState; server_time: number }>;
-  queue: CustomEvent<{ version: number; queue: QueueItem[]; server_time: number }>;
+  /** What changed (`op`), and `queue`: the whole queue after it, as this client applied it. */
+  queue: CustomEvent<QueueEvent & { queue: QueueItem[] }>;
+  queue_mode: CustomEvent<{ version: number; queue_mode: QueueModeValue; server_time: number }>;
+  persistent: CustomEvent<{ version: number; persistent: boolean; server_time: number }>;
   /** `history`: from a snapshot's kept messages, not a live event. */
   chat: CustomEvent<{ version: number; name: string; text: string; server_time: number; history?: true }>;
   control: CustomEvent<{ version: number; control: Control; server_time: number }>;
@@ -458,6 +561,7 @@ export declare const ROOM_TIMINGS: Readonly<{
   maxBackoffMs: number;
   healthEveryMs: number;
   clockRetryMs: number;
+  readyCheckMs: number;
 }>;
 
 export declare class SyncRoom extends EventTarget {
@@ -480,11 +584,16 @@ export declare class SyncRoom extends EventTarget {
   playerKind: PlayerKind | null;
   status: ConnectionStatus;
   closedReason: string | null;
-  stats: { opens: number; snapshots: number; events: number; duplicates: number; gaps: number; lastEventAt?: number };
+  /** `resyncs`: reconnections made at once on a gap or a queue change it could not apply. */
+  stats: { opens: number; snapshots: number; events: number; duplicates: number; gaps: number; resyncs: number; lastEventAt?: number };
   sync: PlayerSync | null;
   readonly connected: boolean;
   readonly state: RoomState | null;
   readonly canControl: boolean;
+  /** The queue as the room holds it now (`[]` before the first snapshot). */
+  readonly queue: QueueItem[];
+  readonly queueMode: QueueModeValue;
+  readonly persistent: boolean;
   clockOffset(): number;
   serverNow(): number;
   roomPosition(): number;
@@ -496,6 +605,11 @@ export declare class SyncRoom extends EventTarget {
   resume(): void;
   command(command: Command): Promise<CommandResult>;
   chat(name: string, text: string): Promise<{ version: number }>;
+  queueAdd(what: QueueAddFields): Promise<CommandResult>;
+  /** Batches of at most `MAX_ITEMS_PER_ADD`, attributed to `options.name` (default: this client's name). */
+  queueAddAll(items: NewQueueItem[], options?: { name?: string }): Promise<{ added: number; version: number | null }>;
+  setQueueMode(queueMode: QueueModeValue): Promise<CommandResult>;
+  setPersistent(persistent: boolean): Promise<CommandResult>;
   /** Exchanges the host token for a new one, which this client then uses. */
   resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;
@@ -538,6 +652,9 @@ export declare class DriftWindow {
 /** Timings of {@link SyncReporter} (ms). */
 export declare const REPORT_TIMINGS: Readonly<{ firstReportMs: number; minReportMs: number; maxReportMs: number }>;
 
+/** The longest item length a sync report may carry (seconds). */
+export declare const MAX_REPORTED_DURATION_S: number;
+
 /** The player kinds a sync report may name. */
 export declare const PLAYER_KINDS: readonly PlayerKind[];
 
@@ -553,6 +670,8 @@ export declare class SyncReporter {
     status?: () => { buffering: boolean; driftMs: number | null } | null;
     /** The listener's display name, sent with each report. */
     name?: () => string | null;
+    /** The player's length of the current item (seconds) while the room does not know it, else `null`. */
+    duration?: () => number | null;
     onAccepted?: (answer: SyncAccepted) => void;
   });
   everyMs: number;

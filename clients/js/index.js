@@ -6,6 +6,7 @@
  * - `clock.js`: the server's clock (`ServerClock`);
  * - `player-sync.js`: a player kept in step with a room (`PlayerSync`, `PlayerState`, `PlayerMode`);
  * - `room.js`: one room followed live over its event stream (`SyncRoom`);
+ * - `queue.js`: the room's queue, changed by `queue` events in version order (`applyQueueEvent`, `QueueMode`, ...);
  * - `sync-report.js`: this page's drift reported to the room (`SyncReporter`, sync health);
  * - `sync-core.js`: the pure arithmetic (`roomPosition`, `decideCorrection`, `DEFAULT_CORRECTION`, ...);
  * - `sim-player.js`: a simulated player with the YouTube IFrame API's interface (browser only).
@@ -19,9 +20,13 @@
 export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
-  resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl,
+  resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl, queueAdd, queueAddAll, setQueueMode,
+  setPersistent,
 } from './api.js';
-export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS } from './sync-report.js';
+export {
+  applyQueueEvent, queueDuration, parseQueueLine, parseQueueLines, chunk, QueueMode, QueueOp, MAX_ITEMS_PER_ADD,
+} from './queue.js';
+export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS, MAX_REPORTED_DURATION_S } from './sync-report.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';
 export { PlayerSync, PlayerState, PlayerMode, itemKey } from './player-sync.js';
 export { SyncRoom, ROOM_TIMINGS } from './room.js';

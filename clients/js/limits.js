@@ -27,6 +27,9 @@ export const MAX_CHAT_NAME_CHARS = 64;
 /** The longest chat message, in characters. */
 export const MAX_CHAT_TEXT_CHARS = 500;
 
+/** The most items one `queue_add` takes (`items`); the page sends longer lists in batches of this many. */
+export const MAX_ITEMS_PER_ADD = 100;
+
 /** A listener whose drift p95 is at most this many milliseconds (and whose player is not buffering) is "in sync". */
 export const IN_SYNC_MS = 50.0;
 

@@ -41,7 +41,12 @@
  * ## Events (a `CustomEvent`; the payload is `event.detail`)
  * - `snapshot` — the full `room` object (on join, or after falling far behind)
  * - `state`    — `{version, cause, state, server_time}`
- * - `queue`    — `{version, queue, server_time}`
+ * - `queue`    — `{version, op, server_time, ...}`: what changed (`op` `add` with `items`,
+ *   `remove` with `item_ids`, `move` with `item_id` and `index`, `update` with `items`),
+ *   applied here in version order on top of the snapshot's queue; the detail also carries
+ *   `queue`, the whole queue after the change (also kept as `room.queue`)
+ * - `queue_mode` — `{version, queue_mode, server_time}`: `normal`, `loop` or `shuffle`
+ * - `persistent` — `{version, persistent, server_time}`: the host kept the room (or not)
  * - `chat`     — `{version, name, text, server_time}`; also once for each message of a
  *   snapshot's `chat` history not seen yet, with `history: true` (a late joiner sees what
  *   was said; a resync or reconnect never repeats a message)
@@ -83,17 +88,26 @@
  * exists (a `404` stops it for good) and reconnects with `?last_event_id=` after
  * a jittered back-off. A `closed` event stops it.
  *
+ * The server's ids have no gaps. Should one show anyway (or a `queue` change this
+ * client cannot apply), the queue would silently differ from the room's: the client
+ * reconnects at once with the last id it applied, and the server replays what is
+ * missing or sends a fresh `snapshot` (`room.stats.resyncs` counts these).
+ *
  * @module room
  */
 
 import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from './sync-core.js';
 import { SyncReporter } from './sync-report.js';
-import { ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady } from './api.js';
+import {
+  ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
+  setQueueMode, setPersistent,
+} from './api.js';
 import { ServerClock } from './clock.js';
-import { PlayerSync, PlayerMode } from './player-sync.js';
+import { PlayerSync, PlayerMode, itemKey } from './player-sync.js';
+import { applyQueueEvent, QueueMode } from './queue.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'ready_gate', 'closed'];
+  'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -150,7 +164,7 @@ export class SyncRoom extends EventTarget {
     /** `connecting`, `live`, `reconnecting` or `closed`. */
     this.status = 'connecting';
     this.closedReason = null;
-    this.stats = { opens: 0, snapshots: 0, events: 0, duplicates: 0, gaps: 0 };
+    this.stats = { opens: 0, snapshots: 0, events: 0, duplicates: 0, gaps: 0, resyncs: 0 };
     this.sync = null;
     /** This page's stream id and token, from the newest `hello` (`null` before it). */
     this.streamId = null;
@@ -171,6 +185,7 @@ export class SyncRoom extends EventTarget {
       kind: () => (this.sync ? this.playerKind : null),
       status: () => this._playerStatus(),
       name: () => this.name,
+      duration: () => this._itemDuration(),
       onAccepted: (answer) => this._setSync(answer && answer.sync),
     });
     this._es = null;
@@ -179,6 +194,8 @@ export class SyncRoom extends EventTarget {
     this._healthTimer = null;
     this._stopped = false;
     this._clockSettled = false;
+    /** The last id a resync started from: the same gap twice is believed, not chased. */
+    this._resyncedAt = undefined;
   }
 
   /** Whether the event stream is open right now. */
@@ -189,6 +206,15 @@ export class SyncRoom extends EventTarget {
    * a pending start whose `starts_at` has come already reads as playing.
    */
   get state() { return this.room ? effectiveState(this.room.state, this.clock.now()) : null; }
+
+  /** The queue as the room holds it now (`[]` before the first snapshot). */
+  get queue() { return this.room && Array.isArray(this.room.queue) ? this.room.queue : []; }
+
+  /** What happens as items finish: `normal` (also before the first snapshot), `loop` or `shuffle`. */
+  get queueMode() { return (this.room && this.room.queue_mode) || QueueMode.NORMAL; }
+
+  /** Whether the host keeps the room: it is exempt from the server's idle expiry. */
+  get persistent() { return Boolean(this.room && this.room.persistent); }
 
   /** Whether commands from this client are accepted: it holds the host token, or control is open. */
   get canControl() {
@@ -218,6 +244,20 @@ export class SyncRoom extends EventTarget {
       buffering: this.sync.mode === PlayerMode.BUFFERING || this.sync.mode === PlayerMode.LOADING,
       driftMs: Math.abs(this.playerPosition() - this.roomPosition()) * 1000,
     };
+  }
+
+  /**
+   * For sync reports, while the room does not know the loaded item's length: the attached
+   * player's, once it has loaded that item (a real player's only: the simulated one takes
+   * the room's). Only a server whose room view has `queue_mode` takes it; an older one
+   * refuses unknown fields, and would refuse the whole report.
+   */
+  _itemDuration() {
+    const st = this.room ? this.room.state : null;
+    if (!st || st.duration != null || !this.sync || typeof this.room.queue_mode !== 'string') return null;
+    if (this.playerKind !== 'youtube' && this.playerKind !== 'media') return null;
+    if (this.sync.loadedVideo !== itemKey(st) || this.sync.mode === PlayerMode.LOADING) return null;
+    return Number(this.sync.player.getDuration()) || null;
   }
 
   /** Sync health for people: clock offset and round trip, measured drift, what the corrector does. */
@@ -339,7 +379,8 @@ export class SyncRoom extends EventTarget {
       }
     };
     for (const type of ID_EVENTS) {
-      es.addEventListener(type, (e) => this._onIdEvent(type, e));
+      // A stream replaced by a resync says nothing more.
+      es.addEventListener(type, (e) => { if (this._es === es) this._onIdEvent(type, e); });
     }
     // Written first on every connection: this stream's id and the token that
     // binds this page's reports (drift, readiness) to it.
@@ -369,6 +410,22 @@ export class SyncRoom extends EventTarget {
     if (!sync || typeof sync.reporting !== 'number') return;
     if (this.room) this.room.sync = sync;
     this._emit('sync', sync);
+  }
+
+  /**
+   * Reopens the stream at once: from the last id applied (`fromLastId`; the server
+   * replays what is missing, or sends a snapshot when it no longer can) or afresh (a
+   * snapshot). Once per id: a server that answers with the same gap again is believed
+   * rather than asked forever. Answers whether it reconnected.
+   */
+  _resync(fromLastId) {
+    if (this._stopped || this._resyncedAt === this.lastEventId) return false;
+    this._resyncedAt = this.lastEventId;
+    this.stats.resyncs += 1;
+    if (this._es) this._es.close();
+    this._es = null;
+    this._connect(fromLastId);
+    return true;
   }
 
   /** The EventSource gave up: stop if the room is gone, else reconnect with the last id. */
@@ -454,7 +511,11 @@ export class SyncRoom extends EventTarget {
     const id = e.lastEventId === '' ? null : Number(e.lastEventId);
     if (type !== 'snapshot' && id !== null && this.lastEventId !== null) {
       if (id <= this.lastEventId) { this.stats.duplicates += 1; return; }
-      if (id !== this.lastEventId + 1) this.stats.gaps += 1;
+      if (id !== this.lastEventId + 1) {
+        this.stats.gaps += 1;
+        // Dropped unapplied: the replay brings it again, after what is missing.
+        if (this._resync(true)) return;
+      }
     }
     if (id !== null) this.lastEventId = id;
     this.stats.events += 1;
@@ -483,9 +544,23 @@ export class SyncRoom extends EventTarget {
         }
         this._emit('state', data);
         break;
-      case 'queue':
-        if (this.room) { this.room.queue = data.queue; this.room.version = data.version; }
-        this._emit('queue', data);
+      case 'queue': {
+        if (!this.room) this.room = { room_id: this.roomId, control: 'host', queue: [], listeners: 0 };
+        const queue = applyQueueEvent(this.room.queue, data);
+        // A change this client cannot apply: a fresh snapshot rather than a queue that differs.
+        if (queue === null && this._resync(false)) return;
+        if (queue !== null) this.room.queue = queue;
+        this.room.version = data.version;
+        this._emit('queue', { ...data, queue: this.queue });
+        break;
+      }
+      case 'queue_mode':
+        if (this.room) { this.room.queue_mode = data.queue_mode; this.room.version = data.version; }
+        this._emit('queue_mode', data);
+        break;
+      case 'persistent':
+        if (this.room) { this.room.persistent = data.persistent; this.room.version = data.version; }
+        this._emit('persistent', data);
         break;
       case 'chat':
         if (this.room) this.room.version = data.version;
@@ -529,6 +604,32 @@ export class SyncRoom extends EventTarget {
    */
   async command(cmd) {
     return sendCommand(this.roomId, cmd, this.hostToken, this.baseUrl);
+  }
+
+  /**
+   * Adds to the queue (`queue_add`): one item, `{items}` or `{playlist_id}` (see
+   * `queueAdd` in api.js). Resolves to `{version, room}`.
+   */
+  queueAdd(what) {
+    return queueAdd(this.roomId, what, this.hostToken, this.baseUrl);
+  }
+
+  /**
+   * Adds any number of items in batches of at most `MAX_ITEMS_PER_ADD` (see `queueAddAll`
+   * in api.js), attributed to `options.name` (default: this client's name).
+   */
+  queueAddAll(items, { name = this.name } = {}) {
+    return queueAddAll(this.roomId, items, { name: name || undefined, hostToken: this.hostToken, baseUrl: this.baseUrl });
+  }
+
+  /** Sets the queue mode: `normal`, `loop` or `shuffle` (see `QueueMode`). */
+  setQueueMode(queueMode) {
+    return setQueueMode(this.roomId, queueMode, this.hostToken, this.baseUrl);
+  }
+
+  /** Keeps the room (exempt from idle expiry) or lets it expire again; host only. */
+  setPersistent(persistent) {
+    return setPersistent(this.roomId, persistent, this.hostToken, this.baseUrl);
   }
 
   /** Says something in the room's chat. Resolves to `{version}`. */

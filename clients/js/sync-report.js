@@ -9,7 +9,10 @@
  * `--sync-report-interval`). Nothing is sent without a token or a player kind,
  * nor without readings unless the player is buffering while the room plays: a
  * stalled page says so (`buffering: true`, with how far off it is now), so the
- * host sees who is behind, by the `name` the page reports.
+ * host sees who is behind, by the `name` the page reports. While the room does not
+ * know the current item's length, a report also carries the player's (`duration`): the
+ * server takes it once enough listeners agree, so a room can advance with nobody at
+ * the controls.
  *
  * @module sync-report
  */
@@ -28,6 +31,9 @@ export const REPORT_TIMINGS = Object.freeze({
   maxReportMs: MAX_SYNC_REPORT_INTERVAL_MS,
 });
 
+/** The longest item length a report may carry (seconds), as the API bounds `duration`. */
+export const MAX_REPORTED_DURATION_S = 1e6;
+
 /** The player kinds a report may name. */
 export const PLAYER_KINDS = Object.freeze(['youtube', 'media', 'sim']);
 
@@ -42,6 +48,8 @@ export class SyncReporter {
    * @param {() => ({buffering:boolean, driftMs:number|null}|null)} [options.status] whether the
    *        player is buffering while the room plays, and its `|drift|` now (ms)
    * @param {() => string|null} [options.name] the listener's display name, shown when behind
+   * @param {() => number|null} [options.duration] the player's length of the current item (seconds),
+   *        while the room does not know it; `null` otherwise
    * @param {(answer:{sync:object, report_every_ms:number}) => void} [options.onAccepted]
    */
   constructor(options) {
@@ -73,7 +81,7 @@ export class SyncReporter {
 
   /** Sends the report of the readings so far (if there is something to send); schedules the next. */
   async reportNow() {
-    const { roomId, baseUrl = '', window, token, kind, status, name, onAccepted } = this.options;
+    const { roomId, baseUrl = '', window, token, kind, status, name, duration, onAccepted } = this.options;
     let next = this.everyMs;
     const streamToken = token();
     const player = kind();
@@ -89,6 +97,8 @@ export class SyncReporter {
         };
         const shown = displayName(name ? name() : null);
         if (shown) body.name = shown;
+        const length = duration ? Number(duration()) : NaN;
+        if (Number.isFinite(length) && length > 0 && length <= MAX_REPORTED_DURATION_S) body.duration = length;
         try {
           const answer = await reportSync(roomId, body, baseUrl);
           this.sent += 1;

@@ -212,13 +212,22 @@ export async function openPage(browser, {
   page.errors = [];
   page.foreignRequests = [];
   page.on('pageerror', (err) => page.errors.push(String(err && err.stack ? err.stack : err)));
-  page.on('console', (msg) => { if (msg.type() === 'error') page.errors.push(`console: ${msg.text()}`); });
+  page.on('console', (msg) => { if (msg.type() === 'error' && !isArtMiss(msg)) page.errors.push(`console: ${msg.text()}`); });
   page.on('request', (req) => {
     const u = new URL(req.url());
     if (!['127.0.0.1', 'localhost'].includes(u.hostname) && u.protocol !== 'data:'
       && !(youtubeStandin && req.url() === YOUTUBE_IFRAME_API)) page.foreignRequests.push(req.url());
   });
   return page;
+}
+
+/**
+ * A media file without cover art answers `GET /api/media/art/…` with 404, as documented:
+ * the now-playing card then shows none. The browser logs it as a failed load; it is no error.
+ */
+export function isArtMiss(msg) {
+  const where = (typeof msg.location === 'function' && msg.location()?.url) || '';
+  return /\/api\/media\/art\//.test(where) && /404/.test(msg.text());
 }
 
 /** Saves a full-page screenshot under <target dir>/browser-artifacts/ (`<name>.firefox.png` from Firefox). */
