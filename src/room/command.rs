@@ -81,6 +81,10 @@ pub enum Command {
         chat_enabled: bool,
     },
     ClearChat {},
+    /// Whether the room is exempt from `--room-ttl` (host token always needed).
+    Persistent {
+        persistent: bool,
+    },
 }
 
 /// What JSON a field takes, in the plain words of error messages.
@@ -196,7 +200,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 15] = [
+pub const COMMANDS: [Shape; 16] = [
     Shape {
         name: "play",
         fields: &[
@@ -290,6 +294,11 @@ pub const COMMANDS: [Shape; 15] = [
             ("quorum", NonNegativeInteger, Required),
             ("deadline_ms", NonNegativeInteger, Required),
         ],
+        alternatives: None,
+    },
+    Shape {
+        name: "persistent",
+        fields: &[("persistent", Boolean, Required)],
         alternatives: None,
     },
 ];
@@ -471,7 +480,8 @@ impl Command {
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
-            | Command::ReadyGate { .. } => Access::HostOnly,
+            | Command::ReadyGate { .. }
+            | Command::Persistent { .. } => Access::HostOnly,
             _ => Access::Command,
         }
     }
@@ -499,6 +509,7 @@ impl Command {
             Command::ChatEnabled { .. } => 12,
             Command::ClearChat {} => 13,
             Command::ReadyGate { .. } => 14,
+            Command::Persistent { .. } => 15,
         };
         &COMMANDS[index]
     }
@@ -605,7 +616,8 @@ impl Command {
             | Command::Control { .. }
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
-            | Command::ClearChat {} => Ok(()),
+            | Command::ClearChat {}
+            | Command::Persistent { .. } => Ok(()),
         }
     }
 }

@@ -108,6 +108,9 @@ pub struct Room {
     /// server's flags.
     #[serde(default)]
     pub ready_gate: Option<GateSettings>,
+    /// Exempt from `--room-ttl`. Rooms kept before this existed load as not.
+    #[serde(default)]
+    pub persistent: bool,
 }
 
 fn chat_on() -> bool {
@@ -161,6 +164,7 @@ impl Room {
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
+            persistent: false,
         }
     }
 
@@ -185,6 +189,7 @@ impl Room {
             listeners,
             server_time: now,
             sync: super::sync::SyncSummary::default(),
+            persistent: self.persistent,
         }
     }
 
@@ -438,6 +443,10 @@ impl Room {
                 self.chat.clear();
                 EventKind::ChatCleared {}
             }
+            Command::Persistent { persistent } if persistent != self.persistent => {
+                self.persistent = persistent;
+                EventKind::Persistent { persistent }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
@@ -648,6 +657,7 @@ impl Room {
             // The new hash is not on the feed: a mirror never checks tokens itself
             // (its commits read the room from the store, and check there).
             EventKind::HostToken {} | EventKind::Closed { .. } => {}
+            EventKind::Persistent { persistent } => self.persistent = *persistent,
         }
     }
 
