@@ -51,6 +51,7 @@
  *   reports to its live stream
  * - `visibility` — `{version, visibility, server_time}`: `public` (listed) or `unlisted`
  * - `chat_enabled` — `{version, chat_enabled, server_time}`: the host turned chat on or off
+ * - `persistent` — `{version, persistent, server_time}`: the host made the room stay (or not)
  * - `chat_cleared` — `{version, server_time}`: the host cleared the chat; empty what is shown
  * - `host_token` — `{version, server_time}`: the host token was reset (host links made
  *   before stop working; {@link SyncRoom#resetHostToken} keeps the new one)
@@ -93,7 +94,7 @@ import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'ready_gate', 'closed'];
+  'chat_cleared', 'host_token', 'ready_gate', 'closed', 'persistent'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -506,6 +507,10 @@ export class SyncRoom extends EventTarget {
       case 'chat_enabled':
         if (this.room) { this.room.chat_enabled = data.chat_enabled; this.room.version = data.version; }
         this._emit('chat_enabled', data);
+        break;
+      case 'persistent':
+        if (this.room) { this.room.persistent = data.persistent; this.room.version = data.version; }
+        this._emit('persistent', data);
         break;
       case 'chat_cleared':
         if (this.room) { this.room.chat = []; this.room.version = data.version; }

@@ -310,7 +310,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 15] {
+fn sse_events() -> [(&'static str, String, bool); 16] {
     use crate::room::event as e;
     [
         (
@@ -384,6 +384,11 @@ fn sse_events() -> [(&'static str, String, bool); 15] {
             <e::ClosedData as ToSchema>::name().into_owned(),
             true,
         ),
+        (
+            "persistent",
+            <e::PersistentData as ToSchema>::name().into_owned(),
+            true,
+        ),
     ]
 }
 
@@ -453,5 +458,6 @@ impl ToSchema for SseMessage {
         add::<e::PresenceData>(schemas);
         add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
+        add::<e::PersistentData>(schemas);
     }
 }
