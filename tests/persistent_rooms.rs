@@ -135,7 +135,8 @@ async fn the_persistent_command_is_host_only_and_emits_one_event() {
         )
         .await;
     assert_eq!(answer["version"], 2);
-    let event = stream.expect("persistent").await;
+    let event = stream.expect_versioned().await;
+    assert_eq!(event.event, "persistent");
     assert_eq!(event.id_num(), 2);
     let data = event.json();
     assert_eq!(data["version"], 2);
@@ -152,7 +153,15 @@ async fn the_persistent_command_is_host_only_and_emits_one_event() {
         )
         .await;
     assert_eq!(again["version"], 2);
-    stream.expect_quiet(Duration::from_millis(300)).await;
+    // The next event on the stream is the next change's, version 3.
+    app.command_ok(
+        &room,
+        Some(&token),
+        json!({"type": "chat_enabled", "chat_enabled": false}),
+    )
+    .await;
+    let next = stream.expect_versioned().await;
+    assert_eq!((next.event.as_str(), next.id_num()), ("chat_enabled", 3));
     assert_eq!(app.get_room(&room).await["persistent"], true);
 }
 
