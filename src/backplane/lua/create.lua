@@ -54,8 +54,9 @@ if ARGV[9] == '1' then
 else
   redis.call('ZREM', KEYS[6], ARGV[1])
 end
-redis.call('ZADD', KEYS[7], 0, ARGV[1])
+-- Read before the set may be made: -1 then means a persistent room keeps it.
 local creator_ttl = redis.call('PTTL', KEYS[7])
+redis.call('ZADD', KEYS[7], 0, ARGV[1])
 if persistent then
   redis.call('PERSIST', KEYS[7])
 elseif creator_ttl ~= -1 and creator_ttl < tonumber(ARGV[4]) then
