@@ -141,7 +141,7 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_HISTORY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
     pub history_bytes: u64,
 
-    /// Close a room (`closed`, reason `expired`) after this long with no listeners and no commands (seconds).
+    /// Close a room (`closed`, reason `expired`) after this long with no listeners and no commands (seconds); persistent rooms never expire.
     #[arg(long, env = "SYNCROOM_ROOM_TTL", default_value = "3600", value_parser = parse_secs)]
     pub room_ttl: Duration,
 
@@ -183,6 +183,12 @@ pub struct Config {
     /// of them is deleted or expires); counted over the whole cluster with `--redis`.
     #[arg(long, env = "SYNCROOM_MAX_ROOMS_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms_per_client: u32,
+
+    /// Most persistent rooms (`persistent: true`: exempt from --room-ttl, kept until deleted),
+    /// on this node, or over the whole cluster with `--redis` (`429` past it). Each still counts
+    /// toward its creator's --max-rooms-per-client for as long as it lives.
+    #[arg(long, env = "SYNCROOM_MAX_PERSISTENT_ROOMS", default_value_t = 100)]
+    pub max_persistent_rooms: u32,
 
     /// Commands, deletions, host token resets and readiness reports each client address may
     /// send per minute (sustained).
@@ -497,6 +503,7 @@ mod tests {
         assert_eq!(config.rooms_per_minute, 10);
         assert_eq!(config.rooms_burst, 5);
         assert_eq!(config.max_rooms_per_client, 20);
+        assert_eq!(config.max_persistent_rooms, 100);
         assert_eq!(config.sync_report_interval, Duration::from_secs(5));
         assert!(parse_report_interval("0.5").is_err());
         assert!(parse_report_interval("61").is_err());

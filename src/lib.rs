@@ -194,6 +194,7 @@ async fn connect_redis(
             max_queue: config.max_queue,
             chat_history: config.chat_history as usize,
             sync: config.sync_rules(),
+            max_persistent_rooms: config.max_persistent_rooms as usize,
         };
         let connecting = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock));
         let connected = tokio::select! {

@@ -44,6 +44,7 @@ pub const CREATE_SHAPE: Shape = Shape {
         ),
         ("video_id", JsonType::String, Presence::Optional),
         ("media_url", JsonType::String, Presence::Optional),
+        ("persistent", JsonType::Boolean, Presence::Optional),
     ],
     alternatives: Some(Alternatives {
         fields: ITEM_SOURCE.fields,
@@ -68,6 +69,9 @@ pub struct CreateRoom {
     /// At most one of `video_id` and `media_url`.
     #[serde(default)]
     pub media_url: Option<String>,
+    /// Exempt from `--room-ttl`; not unless asked.
+    #[serde(default)]
+    pub persistent: Option<bool>,
 }
 
 impl CreateRoom {
@@ -133,6 +137,9 @@ pub enum CreateError {
     /// The creating address holds `--max-rooms-per-client` rooms already.
     #[error("this address holds as many rooms as it may; close one or try again later")]
     TooManyForClient,
+    /// `--max-persistent-rooms` rooms are persistent already.
+    #[error(transparent)]
+    TooManyPersistent(CommandError),
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
 }
@@ -146,6 +153,8 @@ pub struct Registry {
     max_rooms: usize,
     /// Rooms one client address may hold (`--max-rooms-per-client`).
     max_rooms_per_client: usize,
+    /// Persistent rooms the node, or the cluster, may hold (`--max-persistent-rooms`).
+    max_persistent_rooms: usize,
 }
 
 impl Registry {
@@ -164,6 +173,7 @@ impl Registry {
             max_queue,
             max_rooms,
             max_rooms_per_client: usize::MAX,
+            max_persistent_rooms: usize::MAX,
         }
     }
 
@@ -176,6 +186,14 @@ impl Registry {
     /// Caps the rooms one client address may hold (`--max-rooms-per-client`).
     pub fn with_max_rooms_per_client(mut self, max: usize) -> Self {
         self.max_rooms_per_client = max;
+        self
+    }
+
+    /// Caps the persistent rooms (`--max-persistent-rooms`): on this node, or
+    /// across the cluster once it has a backplane.
+    pub fn with_max_persistent_rooms(mut self, max: usize) -> Self {
+        self.max_persistent_rooms = max;
+        self.node.persistent.set_max(max);
         self
     }
 
@@ -217,10 +235,12 @@ impl Registry {
         room.keep_chat(self.node.settings.chat_history);
         room.visibility = request.visibility.unwrap_or_default();
         room.creator = Some(creator);
+        room.persistent = request.persistent.unwrap_or(false);
         let view = room.view(0, now, self.node.settings.starts.gate);
         let limits = CreateLimits {
             max_rooms: self.max_rooms,
             max_rooms_per_client: self.max_rooms_per_client,
+            max_persistent_rooms: self.max_persistent_rooms,
         };
         match self.keeper.create(&self.node, room, limits).await? {
             CreateOutcome::Created => {
@@ -234,6 +254,9 @@ impl Registry {
             CreateOutcome::Exists => Err(CreateError::Exists),
             CreateOutcome::Full => Err(CreateError::Full),
             CreateOutcome::TooManyForClient => Err(CreateError::TooManyForClient),
+            CreateOutcome::TooManyPersistent => Err(CreateError::TooManyPersistent(
+                CommandError::TooManyPersistent,
+            )),
         }
     }
 

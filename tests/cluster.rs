@@ -716,6 +716,7 @@ async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
             max_queue: 10,
             chat_history: 0,
             sync: syncroom::Config::defaults().sync_rules(),
+            max_persistent_rooms: 100,
         };
         RedisBackplane::connect(settings, Arc::new(syncroom::room::SystemClock))
             .await

@@ -324,6 +324,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "presence",
         "sync",
         "closed",
+        "persistent",
     ]
     .into();
     assert_eq!(events, expected);

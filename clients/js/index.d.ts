@@ -97,6 +97,8 @@ export interface Room {
   control: Control;
   visibility: Visibility;
   chat_enabled: boolean;
+  /** Exempt from the server's `--room-ttl`: the room stays until deleted. */
+  persistent: boolean;
   listeners: number;
   version: number;
   state: RoomState;
@@ -544,6 +546,7 @@ export interface SyncRoomEventMap {
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
   chat_enabled: CustomEvent<{ version: number; chat_enabled: boolean; server_time: number }>;
   chat_cleared: CustomEvent<{ version: number; server_time: number }>;
+  persistent: CustomEvent<{ version: number; persistent: boolean; server_time: number }>;
   host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   sync: CustomEvent<SyncSummary>;

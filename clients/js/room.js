@@ -56,6 +56,7 @@
  *   reports to its live stream
  * - `visibility` — `{version, visibility, server_time}`: `public` (listed) or `unlisted`
  * - `chat_enabled` — `{version, chat_enabled, server_time}`: the host turned chat on or off
+ * - `persistent` — `{version, persistent, server_time}`: the host made the room stay (or not)
  * - `chat_cleared` — `{version, server_time}`: the host cleared the chat; empty what is shown
  * - `host_token` — `{version, server_time}`: the host token was reset (host links made
  *   before stop working; {@link SyncRoom#resetHostToken} keeps the new one)
@@ -581,6 +582,10 @@ export class SyncRoom extends EventTarget {
       case 'chat_enabled':
         if (this.room) { this.room.chat_enabled = data.chat_enabled; this.room.version = data.version; }
         this._emit('chat_enabled', data);
+        break;
+      case 'persistent':
+        if (this.room) { this.room.persistent = data.persistent; this.room.version = data.version; }
+        this._emit('persistent', data);
         break;
       case 'chat_cleared':
         if (this.room) { this.room.chat = []; this.room.version = data.version; }

@@ -27,6 +27,8 @@ pub struct Node {
     pub(crate) settings: Arc<RoomSettings>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Persistent rooms kept here (`--max-persistent-rooms`).
+    pub(crate) persistent: Arc<super::PersistentSlots>,
 }
 
 impl Node {
@@ -37,6 +39,7 @@ impl Node {
             settings: Arc::new(settings),
             clock,
             metrics,
+            persistent: Arc::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Node {
                 undo();
                 metrics.rooms.dec();
             }),
+            persistent: self.persistent.clone(),
         }
     }
 
@@ -175,8 +179,14 @@ impl Keeper for KeptHere {
             let Entry::Vacant(slot) = node.rooms.entry(key.clone()) else {
                 return Ok(CreateOutcome::Exists);
             };
+            if room.persistent && !node.persistent.take() {
+                return Ok(CreateOutcome::TooManyPersistent);
+            }
             if let Some(creator) = room.creator {
                 if !self.hold(creator, limits.max_rooms_per_client) {
+                    if room.persistent {
+                        node.persistent.release();
+                    }
                     return Ok(CreateOutcome::TooManyForClient);
                 }
             }
@@ -223,6 +233,9 @@ impl Keeper for KeptHere {
             let key: Arc<str> = Arc::from(room.room_id.as_str());
             if let Some(creator) = room.creator {
                 *self.held.entry(creator).or_insert(0) += 1;
+            }
+            if room.persistent {
+                node.persistent.force_take();
             }
             let handle = self.start(node, key.clone(), room);
             node.insert(key, handle);

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
 use super::hub::Hub;
 use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
-use crate::room::command::CommandRequest;
+use crate::room::check::CommandError;
+use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
@@ -103,7 +104,12 @@ impl LocalRoom {
                 .progress_deadline(now_ms)
                 .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
-            let expire_at = self.hub.expiry_deadline(self.context.settings.ttl);
+            // A persistent room stays until it is deleted, however idle.
+            let expire_at = if self.room.persistent {
+                None
+            } else {
+                self.hub.expiry_deadline(self.context.settings.ttl)
+            };
             let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
             let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
@@ -187,6 +193,9 @@ impl LocalRoom {
             }
         }
         let this = *self;
+        if this.room.persistent {
+            this.context.persistent.release();
+        }
         (this.context.on_exit)();
     }
 
@@ -323,9 +332,27 @@ impl LocalRoom {
     ) -> Result<CommandReply, RoomError> {
         let inputs = self.inputs();
         let token = token.as_ref().map(|t| t.0.as_str());
-        let events = self
+        let was_persistent = self.room.persistent;
+        // A place among the node's persistent rooms is taken before the room
+        // becomes one (and only for the host: nobody else may ask).
+        let took = matches!(request.command, Command::Persistent { persistent: true })
+            && !was_persistent
+            && {
+                self.room.authorize(token, request.command.access())?;
+                self.context
+                    .persistent
+                    .take()
+                    .then_some(())
+                    .ok_or(CommandError::TooManyPersistent)?;
+                true
+            };
+        let decided = self
             .room
-            .decide(token, request.expected_version, request.command, &inputs)?;
+            .decide(token, request.expected_version, request.command, &inputs);
+        if (took || was_persistent) && !self.room.persistent {
+            self.context.persistent.release();
+        }
+        let events = decided?;
         self.hub.touch();
         let changed = !events.is_empty();
         self.publish(events, Some(arrived));
@@ -465,6 +492,7 @@ mod tests {
                 clock,
                 metrics: Arc::new(Metrics::new()),
                 on_exit: Box::new(move || flag.store(true, Ordering::SeqCst)),
+                persistent: Arc::default(),
             },
             None,
         );

@@ -66,6 +66,51 @@ pub struct RoomSettings {
     pub starts: StartPolicy,
 }
 
+/// The node's count of persistent rooms, bounded by `--max-persistent-rooms`
+/// (rooms kept here; a backplane counts them in its store instead).
+#[derive(Debug)]
+pub struct PersistentSlots {
+    max: std::sync::atomic::AtomicUsize,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for PersistentSlots {
+    fn default() -> Self {
+        Self {
+            max: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl PersistentSlots {
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Takes a place for one more persistent room, unless all are taken.
+    pub fn take(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let max = self.max.load(Relaxed);
+        self.held
+            .fetch_update(Relaxed, Relaxed, |held| (held < max).then_some(held + 1))
+            .is_ok()
+    }
+
+    /// Counts a persistent room read back from disk, whatever the bound: it
+    /// was persistent before the restart and stays so.
+    pub fn force_take(&self) {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn release(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = self
+            .held
+            .fetch_update(Relaxed, Relaxed, |held| held.checked_sub(1));
+    }
+}
+
 /// Everything a room's driver needs from the server around it.
 pub struct ActorContext {
     /// The server's settings, shared by every room (a room's driver is kept
@@ -75,6 +120,8 @@ pub struct ActorContext {
     pub metrics: Arc<Metrics>,
     /// Called once when the driver ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
+    /// The node's persistent rooms (`--max-persistent-rooms`).
+    pub persistent: Arc<PersistentSlots>,
 }
 
 /// Whether a driver's loop goes on after a request.

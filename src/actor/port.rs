@@ -139,6 +139,8 @@ pub struct CreateLimits {
     pub max_rooms: usize,
     /// `--max-rooms-per-client`.
     pub max_rooms_per_client: usize,
+    /// `--max-persistent-rooms`, over the whole cluster.
+    pub max_persistent_rooms: usize,
 }
 
 /// What [`SharedRooms::create`] found.
@@ -149,6 +151,8 @@ pub enum CreateOutcome {
     Full,
     /// The creator holds `max_rooms_per_client` rooms already.
     TooManyForClient,
+    /// The room asked to be persistent and `max_persistent_rooms` are already.
+    TooManyPersistent,
 }
 
 /// A room as a node first sees it.

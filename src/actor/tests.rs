@@ -76,6 +76,7 @@ impl Node {
                         max_queue: 10,
                         chat_history: 5,
                         sync: SYNC_RULES,
+                        max_persistent_rooms: 100,
                     },
                     clock,
                 )

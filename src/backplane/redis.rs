@@ -60,7 +60,7 @@ use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, BEHIND_LISTED, IN_SYNC_MS,
 };
-use crate::room::{Clock, Room, RoomError};
+use crate::room::{Clock, CommandError, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
 /// counts of a node that died fall out of the total.
@@ -97,6 +97,8 @@ mod keys {
     /// The key every node signs stream tokens with (64 hex digits), set by the
     /// first node to start.
     pub const STREAM_KEY: &str = "syncroom:stream-key";
+    /// The persistent rooms of the cluster (`--max-persistent-rooms`).
+    pub const PERSISTENT: &str = "syncroom:persistent";
     /// The public rooms, scored by listeners: the listing.
     pub const PUBLIC: &str = "syncroom:public";
     /// A room's hash is `ROOM_PREFIX + id + ROOM_SUFFIX`.
@@ -254,6 +256,7 @@ pub struct RedisBackplane {
     ttl: Duration,
     max_queue: usize,
     chat_history: usize,
+    max_persistent_rooms: usize,
     clock: Arc<dyn Clock>,
     stream_key: [u8; 32],
     create: redis::Script,
@@ -277,6 +280,8 @@ pub struct RedisSettings {
     pub chat_history: usize,
     /// How sync reports are kept (`--sync-report-interval`, `--max-sync-reports`).
     pub sync: SyncRules,
+    /// Persistent rooms over the cluster (`--max-persistent-rooms`).
+    pub max_persistent_rooms: usize,
 }
 
 /// Why [`RedisBackplane::connect`] did not connect. Neither message holds the
@@ -395,6 +400,7 @@ impl RedisBackplane {
             ttl: settings.ttl,
             max_queue: settings.max_queue,
             chat_history: settings.chat_history,
+            max_persistent_rooms: settings.max_persistent_rooms,
             clock,
             stream_key,
             create: redis::Script::new(CREATE),
@@ -470,6 +476,7 @@ impl RedisBackplane {
                     .key(keys::chat(id))
                     .key(keys::PUBLIC)
                     .key(&creator)
+                    .key(keys::PERSISTENT)
                     .arg(id)
                     .arg(room.version)
                     .arg(json)
@@ -479,6 +486,8 @@ impl RedisBackplane {
                     .arg(keys::ROOM_SUFFIX)
                     .arg(max_per_client)
                     .arg(flag(room.visibility == Visibility::Public))
+                    .arg(flag(room.persistent))
+                    .arg(limits.max_persistent_rooms)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -488,6 +497,7 @@ impl RedisBackplane {
             1 => CreateOutcome::Created,
             0 => CreateOutcome::Exists,
             -2 => CreateOutcome::TooManyForClient,
+            -3 => CreateOutcome::TooManyPersistent,
             _ => CreateOutcome::Full,
         })
     }
@@ -653,6 +663,7 @@ impl RedisBackplane {
                     .key(keys::ROOMS)
                     .key(keys::chat(room_id))
                     .key(keys::PUBLIC)
+                    .key(keys::PERSISTENT)
                     .arg(read_version)
                     .arg(room.version)
                     .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
@@ -664,7 +675,9 @@ impl RedisBackplane {
                     .arg(deadline_ms)
                     .arg(self.chat_history)
                     .arg(flag(room.visibility == Visibility::Public))
-                    .arg(flag(clears_chat));
+                    .arg(flag(clears_chat))
+                    .arg(flag(room.persistent))
+                    .arg(self.max_persistent_rooms);
                 // The chat messages to keep go first, then the events.
                 let kept: Vec<&ChatMessage> = room
                     .chat
@@ -690,6 +703,7 @@ impl RedisBackplane {
                         tokio::time::sleep(Duration::from_millis(pause)).await;
                     }
                     -1 => return Err(RoomError::Closed),
+                    -3 => return Err(CommandError::TooManyPersistent.into()),
                     _ => return Err(RoomError::Unavailable(Unavailable)),
                 }
             }
@@ -1088,6 +1102,7 @@ mod tests {
                 max_queue: 10,
                 chat_history: 5,
                 sync: SYNC_RULES,
+                max_persistent_rooms: 100,
             },
             clock.clone(),
         )

@@ -147,7 +147,9 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, ErrorCode, Option<u64>) {
         match self {
             ApiError::Rejected(error) => rejected_parts(error),
-            ApiError::Create(CreateError::Invalid(error)) => rejected_parts(error),
+            ApiError::Create(
+                CreateError::Invalid(error) | CreateError::TooManyPersistent(error),
+            ) => rejected_parts(error),
             ApiError::Create(CreateError::Exists) => {
                 (StatusCode::CONFLICT, ErrorCode::RoomExists, None)
             }
@@ -219,6 +221,9 @@ fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) 
         CommandError::InvalidValue(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, None),
         CommandError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None),
         CommandError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
+        CommandError::TooManyPersistent => {
+            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, None)
+        }
         CommandError::VersionConflict { .. } => {
             (StatusCode::CONFLICT, ErrorCode::VersionConflict, None)
         }

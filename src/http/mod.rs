@@ -137,7 +137,8 @@ impl AppState {
             metrics.clone(),
             store,
         )
-        .with_max_rooms_per_client(config.max_rooms_per_client as usize);
+        .with_max_rooms_per_client(config.max_rooms_per_client as usize)
+        .with_max_persistent_rooms(config.max_persistent_rooms as usize);
         // Every node of a cluster must check the tokens any other node issued.
         let stream_key = backplane
             .as_ref()

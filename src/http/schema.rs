@@ -328,7 +328,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 16] {
+fn sse_events() -> [(&'static str, String, bool); 17] {
     use crate::room::event as e;
     [
         (
@@ -407,6 +407,11 @@ fn sse_events() -> [(&'static str, String, bool); 16] {
             <e::ClosedData as ToSchema>::name().into_owned(),
             true,
         ),
+        (
+            "persistent",
+            <e::PersistentData as ToSchema>::name().into_owned(),
+            true,
+        ),
     ]
 }
 
@@ -477,5 +482,6 @@ impl ToSchema for SseMessage {
         add::<e::PresenceData>(schemas);
         add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
+        add::<e::PersistentData>(schemas);
     }
 }

@@ -23,6 +23,10 @@ pub enum CommandError {
     Forbidden,
     #[error("the room is at version {actual}, not the expected {expected}")]
     VersionConflict { expected: u64, actual: u64 },
+    /// `--max-persistent-rooms` rooms are persistent already (on this node, or
+    /// across the cluster with `--redis`).
+    #[error("the server holds as many persistent rooms as it may; make another room not persistent or delete it first")]
+    TooManyPersistent,
 }
 
 /// A YouTube video id, or the one message for a malformed one.

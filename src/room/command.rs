@@ -105,6 +105,10 @@ pub enum Command {
         item_id: Option<String>,
         info: ItemInfo,
     },
+    /// Whether the room is exempt from `--room-ttl` (host token always needed).
+    Persistent {
+        persistent: bool,
+    },
 }
 
 /// Metadata about an item, any of it possibly unknown.
@@ -340,7 +344,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 16] = [
+pub const COMMANDS: [Shape; 17] = [
     Shape {
         name: "play",
         fields: &[
@@ -448,6 +452,11 @@ pub const COMMANDS: [Shape; 16] = [
     Shape {
         name: "queue_mode",
         fields: &[("queue_mode", OneOf(QUEUE_MODE_NAMES), Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "persistent",
+        fields: &[("persistent", Boolean, Required)],
         alternatives: None,
     },
 ];
@@ -632,7 +641,8 @@ impl Command {
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
-            | Command::ReadyGate { .. } => Access::HostOnly,
+            | Command::ReadyGate { .. }
+            | Command::Persistent { .. } => Access::HostOnly,
             Command::ItemInfo { .. } => Access::Server,
             _ => Access::Command,
         }
@@ -667,6 +677,7 @@ impl Command {
             Command::QueueMode { .. } => 15,
             // Not a client's command: counted as what it follows.
             Command::ItemInfo { .. } => 6,
+            Command::Persistent { .. } => 16,
         };
         &COMMANDS[index]
     }
@@ -785,7 +796,8 @@ impl Command {
             | Command::Control { .. }
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
-            | Command::ClearChat {} => Ok(()),
+            | Command::ClearChat {}
+            | Command::Persistent { .. } => Ok(()),
         }
     }
 }

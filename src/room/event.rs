@@ -131,6 +131,9 @@ pub enum EventKind {
     Closed {
         reason: CloseReason,
     },
+    Persistent {
+        persistent: bool,
+    },
 }
 
 impl EventKind {
@@ -148,6 +151,7 @@ impl EventKind {
             EventKind::ChatCleared {} => "chat_cleared",
             EventKind::HostToken {} => "host_token",
             EventKind::Closed { .. } => "closed",
+            EventKind::Persistent { .. } => "persistent",
         }
     }
 }
@@ -217,6 +221,14 @@ pub(crate) struct VisibilityData {
 pub(crate) struct ChatEnabledData {
     version: u64,
     chat_enabled: bool,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PersistentEvent)]
+pub(crate) struct PersistentData {
+    version: u64,
+    persistent: bool,
     server_time: i64,
 }
 
@@ -299,6 +311,11 @@ impl Event {
             EventKind::Closed { reason } => serde_json::to_vec(&ClosedData {
                 version,
                 reason: *reason,
+            }),
+            EventKind::Persistent { persistent } => serde_json::to_vec(&PersistentData {
+                version,
+                persistent: *persistent,
+                server_time,
             }),
         };
         // Serializing these plain structs cannot fail: no maps with non-string

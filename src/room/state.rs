@@ -115,6 +115,9 @@ pub struct Room {
     /// What `next` and the end of an item take from the queue.
     #[serde(default)]
     pub queue_mode: QueueMode,
+    /// Exempt from `--room-ttl`. Rooms kept before this existed load as not.
+    #[serde(default)]
+    pub persistent: bool,
 }
 
 fn chat_on() -> bool {
@@ -199,6 +202,7 @@ impl Room {
             chat_history: 0,
             ready_gate: None,
             queue_mode: QueueMode::Normal,
+            persistent: false,
         }
     }
 
@@ -224,6 +228,7 @@ impl Room {
             listeners,
             server_time: now,
             sync: super::sync::SyncSummary::default(),
+            persistent: self.persistent,
         }
     }
 
@@ -568,6 +573,10 @@ impl Room {
                 self.queue_mode = queue_mode;
                 EventKind::QueueMode { queue_mode }
             }
+            Command::Persistent { persistent } if persistent != self.persistent => {
+                self.persistent = persistent;
+                EventKind::Persistent { persistent }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
@@ -779,6 +788,7 @@ impl Room {
             // The new hash is not on the feed: a mirror never checks tokens itself
             // (its commits read the room from the store, and check there).
             EventKind::HostToken {} | EventKind::Closed { .. } => {}
+            EventKind::Persistent { persistent } => self.persistent = *persistent,
         }
     }
 

@@ -272,4 +272,7 @@ pub struct RoomView {
     /// The listeners' sync health: reports live now (see `room::sync`).
     #[serde(default)]
     pub sync: super::sync::SyncSummary,
+    /// Exempt from `--room-ttl`: the room stays until it is deleted.
+    #[serde(default)]
+    pub persistent: bool,
 }

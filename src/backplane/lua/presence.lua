@@ -25,14 +25,16 @@ for i = 1, #all, 2 do
     end
   end
 end
-if total > 0 then
+-- A persistent room's keys have no expiry to extend (see create.lua).
+if total > 0 and redis.call('HGET', KEYS[1], 'p') ~= '1' then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
   redis.call('PEXPIRE', KEYS[5], ARGV[4])
   -- The creator's set of rooms outlives each of them (see create.lua).
   local creator = redis.call('HGET', KEYS[1], 'c')
-  if creator and redis.call('PTTL', creator) < tonumber(ARGV[4]) then
+  local creator_ttl = creator and redis.call('PTTL', creator)
+  if creator and creator_ttl ~= -1 and creator_ttl < tonumber(ARGV[4]) then
     redis.call('PEXPIRE', creator, ARGV[4])
   end
 end
