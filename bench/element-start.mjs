@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// How precisely can a media element start at all? The floor under issue 18's start skew,
+// How precisely can a media element start at all? The floor under a room's start skew,
 // measured without syncroom: no server of ours, no PlayerSync, no network clock.
 //
 // A plain HTTP server (in this process) serves generated WAV tones; N pages in one

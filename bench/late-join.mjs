@@ -10,7 +10,9 @@
 // of the room for 100 ms) and, with --trace, its first 3 s are printed: every 20 ms the
 // corrector's mode, the drift (player - room), the seeks made and the element's rate.
 //
-//   node bench/late-join.mjs [--kind media|standin] [--joins 6] [--trace]
+// The pages run in headless Chromium, or in Firefox ESR with --engine firefox.
+//
+//   node bench/late-join.mjs [--engine chromium|firefox] [--kind media|standin] [--joins 6] [--trace]
 import process from 'node:process';
 
 import { startServer, launchBrowser, openPage, api } from '../tests/browser/helpers.mjs';
@@ -25,10 +27,11 @@ const TRACE = process.argv.includes('--trace');
 const KIND = arg('kind', 'media');
 const YT_ID = 'lateStandin'; // 11 characters: the stand-in plays /media/yt-lateStandin.wav
 const STANDIN = KIND === 'standin';
+const ENGINE = arg('engine', 'chromium');
 
 const media = mediaDir({ 'late.wav': { seconds: 600, freq: 440 }, [`yt-${YT_ID}.wav`]: { seconds: 600, freq: 330 } });
 const server = await startServer('late-join', ['--media-dir', media.dir]);
-const browser = await launchBrowser();
+const browser = await launchBrowser(ENGINE);
 try {
   const created = await api(server.url, 'POST', '/api/rooms', { name: 'late joiners' });
   if (created.status !== 201) throw new Error(`create: ${created.status}`);

@@ -2,8 +2,8 @@
 // Sync on real players, measured (run by hand; not part of scripts/test).
 //
 // Starts the server (target/debug/syncroom, or SYNCROOM_BIN) with --media-dir on a
-// fresh directory of WAV tones, a host page and N listener pages in headless Chromium,
-// and for each player kind:
+// fresh directory of WAV tones, a host page and N listener pages in one headless browser
+// (Chromium, or Firefox ESR with --engine firefox), and for each player kind:
 //   - media:   a /media/ file played by the page's media element player;
 //   - standin: a YouTube item played by the page's real YouTube code on the YT.Player
 //              stand-in (coarse rates, seeks that take time, over a real media element);
@@ -18,13 +18,13 @@
 // start), each player against the room then, and the corrective seeks in the first 2 s.
 // Prints a second table.
 //
-//   node bench/sync.mjs [--listeners 4] [--steady 30] [--settle 3] [--kinds media,standin] [--starts 8]
+//   node bench/sync.mjs [--engine chromium|firefox] [--listeners 4] [--steady 30] [--settle 3] [--kinds media,standin] [--starts 8]
 //
 // BENCH_VERBOSE=1 prints every start: its skew, each player against the room, and
 // each page's start latency (the media element's own measure).
 //
-// Needs what tests/browser/run.sh installs (Chromium, playwright-core in
-// tests/browser/node_modules) and a built server (cargo build).
+// Needs what tests/browser/run.sh installs (Chromium and Firefox ESR, playwright-core and
+// puppeteer-core in tests/browser/node_modules) and a built server (cargo build).
 import process from 'node:process';
 
 import {
@@ -41,6 +41,7 @@ const LISTENERS = Number(arg('listeners', 4));
 const STEADY_S = Number(arg('steady', 30));
 const SETTLE_S = Number(arg('settle', 3));
 const KINDS = String(arg('kinds', 'media,standin')).split(',');
+const ENGINE = arg('engine', 'chromium');
 const SAMPLE_EVERY_MS = 100;
 const LATE_JOIN_WITHIN_S = 0.05; // "converged": within 50 ms of the room ...
 const LATE_JOIN_HOLD_MS = 100; // ... and staying there this long
@@ -175,7 +176,7 @@ async function main() {
     [`yt-${YT_ID_2}.wav`]: { seconds: 600, freq: 660 },
   });
   const server = await startServer('bench-sync', ['--media-dir', media.dir]);
-  const browser = await launchBrowser();
+  const browser = await launchBrowser(ENGINE);
   const rows = [];
   const startRows = [];
   try {
@@ -200,7 +201,7 @@ async function main() {
     media.remove();
   }
   const f = (v) => (v === null || v === undefined || Number.isNaN(v) ? '—' : v.toFixed(1));
-  console.log(`\nsync on real players: ${LISTENERS} listeners, ${SETTLE_S} s settling, ${STEADY_S} s steady, sampled every ${SAMPLE_EVERY_MS} ms\n`);
+  console.log(`\nsync on real players in ${ENGINE}: ${LISTENERS} listeners, ${SETTLE_S} s settling, ${STEADY_S} s steady, sampled every ${SAMPLE_EVERY_MS} ms\n`);
   console.log('| player | listener vs room p50 / p95 (ms) | listener vs listener p50 / p95 (ms) | seeks per 30 s steady (per listener) | late joiner within 50 ms after (ms) |');
   console.log('| --- | --- | --- | --- | --- |');
   for (const r of rows) {
@@ -209,7 +210,7 @@ async function main() {
     console.log(`| ${name} | ${f(r.vsRoomP50)} / ${f(r.vsRoomP95)} | ${f(r.vsEachP50)} / ${f(r.vsEachP95)} | ${r.seeksPer30s.toFixed(2)} (${r.seeks} in all) | ${f(r.lateJoinMs)} |`);
   }
   if (startRows.length === 0) return;
-  console.log(`\nscheduled starts: ${LISTENERS} listeners, ${STARTS} loads per player through the ready gate\n`);
+  console.log(`\nscheduled starts in ${ENGINE}: ${LISTENERS} listeners, ${STARTS} loads per player through the ready gate\n`);
   console.log('| player | start skew p50 / p95 / max (ms) | player vs room 400 ms after the start p50 / p95 (ms) | corrective seeks in the first 2 s (starts with any) |');
   console.log('| --- | --- | --- | --- |');
   for (const r of startRows) {

@@ -110,7 +110,7 @@ fn server() -> (tokio::runtime::Runtime, Arc<AppState>, RoomHandle) {
             CancellationToken::new(),
             None,
             None,
-            None,
+            syncroom::metadata::Metadata::default(),
         ));
         app.registry
             .create(

@@ -16,6 +16,31 @@ pub const MAX_START_LEAD_MS: u64 = 10_000;
 /// Most chat messages `--chat-history` may keep per room.
 pub const MAX_CHAT_HISTORY: u32 = 1_000;
 
+/// The YouTube Data API's own address.
+pub const DEFAULT_YOUTUBE_API_URL: &str = "https://www.googleapis.com/youtube/v3";
+
+/// A secret from the command line: its `Debug` (and so any dump of the
+/// configuration) never shows it; [`ApiKey::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
+    /// The key itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<hidden>)")
+    }
+}
+
 /// syncroom: synchronized media rooms over Server-Sent Events.
 ///
 /// Hosts control playback with small POSTs; every listener follows one event stream.
@@ -64,6 +89,25 @@ pub struct Config {
     /// `--redis`, give every node the same directory. Default: no media files are served.
     #[arg(long, env = "SYNCROOM_MEDIA_DIR")]
     pub media_dir: Option<std::path::PathBuf>,
+
+    /// Ask the YouTube Data API v3 for each YouTube item's title, channel and duration, with
+    /// this API key (a Google Cloud project with the YouTube Data API v3 enabled). Each video
+    /// looked up costs one unit of the key's daily quota, once: answers are cached. An API error
+    /// or a spent quota leaves items as they were given, and the log says why (never the key).
+    /// Default: none (YouTube items keep what the adder gave).
+    #[arg(
+        long,
+        env = "SYNCROOM_YOUTUBE_API_KEY",
+        hide_env_values = true,
+        value_parser = parse_api_key,
+        value_name = "KEY"
+    )]
+    pub youtube_api_key: Option<ApiKey>,
+
+    /// Where the YouTube Data API v3 answers, for `--youtube-api-key`: an `http://` or
+    /// `https://` base URL (a proxy, or a stand-in for tests).
+    #[arg(long, env = "SYNCROOM_YOUTUBE_API_URL", default_value = DEFAULT_YOUTUBE_API_URL, value_parser = parse_api_url, value_name = "URL")]
+    pub youtube_api_url: url::Url,
 
     /// Share rooms with other nodes through Redis: `redis://[:PASSWORD@]HOST:PORT[/DB]` or
     /// `rediss://` for TLS. Every node given the same Redis serves every room. Default: rooms
@@ -344,6 +388,28 @@ fn parse_listen(text: &str) -> Result<ListenAddr, String> {
     })
 }
 
+/// An API key: printable ASCII without spaces (as Google's are), not empty.
+fn parse_api_key(text: &str) -> Result<ApiKey, String> {
+    let key = text.trim();
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        // The text is not echoed: it may be a real key pasted wrongly.
+        return Err("an API key is printable ASCII with no spaces, and not empty".into());
+    }
+    Ok(ApiKey::new(key.to_owned()))
+}
+
+/// An `http://` or `https://` base URL with a host.
+fn parse_api_url(text: &str) -> Result<url::Url, String> {
+    let url =
+        url::Url::parse(text.trim()).map_err(|error| format!("`{text}` is not a URL: {error}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "`{text}` is not an http:// or https:// URL with a host, such as {DEFAULT_YOUTUBE_API_URL}"
+        ));
+    }
+    Ok(url)
+}
+
 /// An origin such as `https://party.example` (scheme, host, optional port), or `*`.
 fn parse_origin(text: &str) -> Result<String, String> {
     let text = text.trim();
@@ -438,5 +504,25 @@ mod tests {
             parse_report_interval("2.5"),
             Ok(Duration::from_millis(2500))
         );
+    }
+
+    #[test]
+    fn youtube_flags_are_checked_and_the_key_never_shows() {
+        assert!(parse_api_key("AIzaSy-abc_123").is_ok());
+        assert!(parse_api_key("").is_err());
+        assert!(parse_api_key("two words").is_err());
+        let error = parse_api_key("secret\u{7}").expect_err("control");
+        assert!(!error.contains("secret"), "{error}");
+        assert_eq!(
+            format!("{:?}", ApiKey::new("AIzaSy-abc".into())),
+            "ApiKey(<hidden>)"
+        );
+        assert!(parse_api_url("http://127.0.0.1:9000/youtube/v3").is_ok());
+        for bad in ["ftp://example.com/v3", "example.com", "data:text/plain,x"] {
+            assert!(parse_api_url(bad).is_err(), "{bad}");
+        }
+        let config = Config::defaults();
+        assert_eq!(config.youtube_api_key, None);
+        assert_eq!(config.youtube_api_url.as_str(), DEFAULT_YOUTUBE_API_URL);
     }
 }

@@ -16,6 +16,8 @@
 //!   large room's writes spread over threads (all `unsafe` is here).
 //! - [`registry`]: room id → [`actor::RoomHandle`], creation, lookup and listing.
 //! - [`http`]: axum handlers that only translate HTTP to room calls and back.
+//! - [`metadata`]: what the server learns about an item by itself: a media file's
+//!   duration, tags and cover art, a YouTube video's details (YouTube Data API).
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
 //! - [`backplane`]: implementations of the port for sharing rooms between nodes
 //!   ([`actor::port::SharedRooms`]); Redis (`--redis`).
@@ -34,6 +36,7 @@ pub mod backplane;
 pub mod config;
 pub mod delivery;
 pub mod http;
+pub mod metadata;
 pub mod registry;
 pub mod room;
 pub mod store;
@@ -86,10 +89,7 @@ pub async fn run_on(
         Some(dir) => Some(store::RoomStore::open(dir)?),
         None => None,
     };
-    let media = match &config.media_dir {
-        Some(dir) => Some(http::media::MediaLibrary::open(dir)?),
-        None => None,
-    };
+    let metadata = open_metadata(&config)?;
     let backplane = match &config.redis {
         Some(url) => match connect_redis(url, &config, &shutdown).await? {
             Some(backplane) => {
@@ -108,7 +108,7 @@ pub async fn run_on(
         shutdown.clone(),
         store.clone(),
         backplane,
-        media,
+        metadata,
     ));
     if let Some(store) = &store {
         let rooms = store.load()?;
@@ -135,6 +135,33 @@ pub async fn run_on(
     }
     tracing::info!("syncroom stopped");
     Ok(())
+}
+
+/// The media library (`--media-dir`) and the YouTube client (`--youtube-api-key`),
+/// each only when its flag is given.
+fn open_metadata(config: &Config) -> std::io::Result<metadata::Metadata> {
+    let library = match &config.media_dir {
+        Some(dir) => Some(metadata::MediaLibrary::open(dir)?),
+        None => None,
+    };
+    let youtube = match &config.youtube_api_key {
+        Some(key) => {
+            let client = metadata::YouTube::new(config.youtube_api_url.clone(), key.clone())
+                .map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--youtube-api-url: {error}"),
+                    )
+                })?;
+            tracing::info!(
+                api = config.youtube_api_url.host_str().unwrap_or_default(),
+                "YouTube items get their details from the YouTube Data API"
+            );
+            Some(client)
+        }
+        None => None,
+    };
+    Ok(metadata::Metadata::new(library, youtube))
 }
 
 /// The pause after the first failed attempt to reach Redis at start-up; it

@@ -1,6 +1,8 @@
 //! `--media-dir`: the operator's files at `/media/{path}` (ranges, validators,
-//! HEAD) and their listing at `/api/media`; nothing outside the directory, no
-//! dotfiles and nothing but audio and video ever leaves the server.
+//! HEAD), their listing at `/api/media` with what each file says about itself
+//! (duration, title, artist) and their cover art at `/api/media/art/{path}`;
+//! nothing outside the directory, no dotfiles and nothing but audio and video
+//! ever leaves the server.
 
 mod common;
 
@@ -263,9 +265,12 @@ async fn the_list_names_every_audio_and_video_file_and_nothing_else() {
     assert_eq!(
         list,
         json!({"files": [
-            {"path": "/media/albums/one%20two.mp3", "name": "one two.mp3", "size": 300, "content_type": "audio/mpeg"},
-            {"path": "/media/inside.ogg", "name": "inside.ogg", "size": 1000, "content_type": "audio/wav"},
-            {"path": "/media/song.wav", "name": "song.wav", "size": 1000, "content_type": "audio/wav"},
+            {"path": "/media/albums/one%20two.mp3", "name": "one two.mp3", "size": 300, "content_type": "audio/mpeg",
+             "duration": null, "title": null, "artist": null},
+            {"path": "/media/inside.ogg", "name": "inside.ogg", "size": 1000, "content_type": "audio/wav",
+             "duration": null, "title": null, "artist": null},
+            {"path": "/media/song.wav", "name": "song.wav", "size": 1000, "content_type": "audio/wav",
+             "duration": null, "title": null, "artist": null},
         ]})
     );
     // Every listed path is served.
@@ -314,4 +319,284 @@ async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+// What a file says about itself: duration, title, artist, cover art.
+
+/// The bytes of a mono 16-bit PCM WAV file of `seconds` (8 kHz): a 440 Hz tone.
+fn tone_wav(seconds: f64) -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples = (seconds * f64::from(RATE)).round() as u32;
+    let mut wav = Vec::with_capacity(44 + samples as usize * 2);
+    let data_len = samples * 2;
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes()); // byte rate
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let t = f64::from(i) / f64::from(RATE);
+        let value = (0.3 * (2.0 * std::f64::consts::PI * 440.0 * t).sin() * 32767.0) as i16;
+        wav.extend_from_slice(&value.to_le_bytes());
+    }
+    wav
+}
+
+/// A 1x1 PNG: the smallest picture a browser shows.
+const COVER_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Writes a tag of `kind` into the file at `path` with lofty (a real tag
+/// writer): the title, the artist and the cover, where given.
+fn tag_file(
+    path: &Path,
+    kind: lofty::tag::TagType,
+    title: Option<&str>,
+    artist: Option<&str>,
+    cover: Option<&[u8]>,
+) {
+    use lofty::config::WriteOptions;
+    use lofty::picture::{MimeType, Picture, PictureType};
+    use lofty::tag::{Accessor, Tag, TagExt};
+    let mut tag = Tag::new(kind);
+    if let Some(title) = title {
+        tag.set_title(title.to_owned());
+    }
+    if let Some(artist) = artist {
+        tag.set_artist(artist.to_owned());
+    }
+    if let Some(cover) = cover {
+        tag.push_picture(
+            Picture::unchecked(cover.to_vec())
+                .pic_type(PictureType::CoverFront)
+                .mime_type(MimeType::Png)
+                .build(),
+        );
+    }
+    tag.save_to_path(path, WriteOptions::default())
+        .expect("lofty writes the tag");
+}
+
+/// tagged.wav (1.5 s; ID3v2 title, artist and a PNG cover), info.wav (0.5 s;
+/// RIFF INFO title only), plain.wav (2.25 s, no tags), "with space.wav" (1 s,
+/// ID3v2 artist only) and broken.mp3 (not audio at all).
+fn tagged_media_dir() -> MediaDir {
+    let base = std::env::temp_dir().join(format!("syncroom-tags-{}", uuid_like()));
+    let root = base.join("media");
+    let outside = base.join("outside");
+    std::fs::create_dir_all(&outside).expect("create folder");
+    write(&root.join("tagged.wav"), &tone_wav(1.5));
+    tag_file(
+        &root.join("tagged.wav"),
+        lofty::tag::TagType::Id3v2,
+        Some("Morning Song"),
+        Some("The Testers"),
+        Some(COVER_PNG),
+    );
+    write(&root.join("info.wav"), &tone_wav(0.5));
+    tag_file(
+        &root.join("info.wav"),
+        lofty::tag::TagType::RiffInfo,
+        Some("Only a Title"),
+        None,
+        None,
+    );
+    write(&root.join("plain.wav"), &tone_wav(2.25));
+    write(&root.join("with space.wav"), &tone_wav(1.0));
+    tag_file(
+        &root.join("with space.wav"),
+        lofty::tag::TagType::Id3v2,
+        None,
+        Some("Someone"),
+        None,
+    );
+    write(&root.join("broken.mp3"), &pattern(500));
+    MediaDir { root, outside }
+}
+
+/// The listing's entry for `name`.
+fn listed<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|file| file["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not listed in {list}"))
+}
+
+#[tokio::test]
+async fn the_list_gives_each_files_duration_title_and_artist_and_null_when_unknown() {
+    let dir = tagged_media_dir();
+    let app = app_with(&dir).await;
+    let list: Value = app.get("/api/media").await.json().await.expect("json");
+    for (name, duration, title, artist) in [
+        (
+            "tagged.wav",
+            json!(1.5),
+            json!("Morning Song"),
+            json!("The Testers"),
+        ),
+        ("info.wav", json!(0.5), json!("Only a Title"), Value::Null),
+        ("plain.wav", json!(2.25), Value::Null, Value::Null),
+        ("with space.wav", json!(1.0), Value::Null, json!("Someone")),
+        ("broken.mp3", Value::Null, Value::Null, Value::Null),
+    ] {
+        let file = listed(&list, name);
+        assert_eq!(file["duration"], duration, "{name}: {file}");
+        assert_eq!(file["title"], title, "{name}: {file}");
+        assert_eq!(file["artist"], artist, "{name}: {file}");
+    }
+    assert_eq!(
+        listed(&list, "with space.wav")["path"],
+        "/media/with%20space.wav"
+    );
+}
+
+#[tokio::test]
+async fn cover_art_is_answered_with_its_type_and_validators() {
+    let dir = tagged_media_dir();
+    let app = app_with(&dir).await;
+    let response = app.get("/api/media/art/tagged.wav").await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.contains_key("last-modified"));
+    let etag = headers["etag"].to_str().expect("ascii").to_owned();
+    assert!(etag.starts_with('"'), "{etag}");
+    assert_eq!(response.bytes().await.expect("body").as_ref(), COVER_PNG);
+
+    let again = app
+        .client
+        .get(app.url("/api/media/art/tagged.wav"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.expect("body").is_empty());
+
+    let head = app
+        .client
+        .head(app.url("/api/media/art/tagged.wav"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "image/png");
+    assert!(head.bytes().await.expect("body").is_empty());
+
+    // A new version of the file is a new validator: the old one no longer matches.
+    tag_file(
+        &dir.root.join("tagged.wav"),
+        lofty::tag::TagType::Id3v2,
+        Some("Evening Song"),
+        Some("The Testers"),
+        Some(COVER_PNG),
+    );
+    let changed = app
+        .client
+        .get(app.url("/api/media/art/tagged.wav"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().expect("ascii"), etag);
+}
+
+#[tokio::test]
+async fn art_of_a_file_without_a_picture_or_outside_the_library_is_404_not_found() {
+    let dir = tagged_media_dir();
+    let app = app_with(&dir).await;
+    for path in [
+        "/api/media/art/plain.wav",
+        "/api/media/art/info.wav",
+        "/api/media/art/broken.mp3",
+        "/api/media/art/missing.wav",
+        "/api/media/art/..%2Foutside%2Fx.wav",
+        "/api/media/art/.hidden.wav",
+    ] {
+        let (status, body) = raw_get(&app, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        let json: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: not JSON: {body}"));
+        assert_eq!(json["error"]["code"], "not_found", "{path}");
+    }
+    let without = spawn_app(&[]).await;
+    assert_error(
+        without.get("/api/media/art/tagged.wav").await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_items_details_come_from_its_file_and_follow_the_files_changes() {
+    use syncroom::metadata::{ItemInfo, ItemSource, Metadata};
+    let dir = tagged_media_dir();
+    let library = syncroom::metadata::MediaLibrary::open(&dir.root).expect("open");
+    let metadata = Metadata::new(Some(library), None);
+    assert_eq!(
+        metadata
+            .item_info(ItemSource::Media("/media/tagged.wav"))
+            .await,
+        Some(ItemInfo {
+            duration: Some(1.5),
+            title: Some("Morning Song".into()),
+            artist: Some("The Testers".into()),
+        })
+    );
+    assert_eq!(
+        metadata
+            .item_info(ItemSource::Media("/media/with%20space.wav?t=1"))
+            .await,
+        Some(ItemInfo {
+            duration: Some(1.0),
+            title: None,
+            artist: Some("Someone".into()),
+        })
+    );
+    // The same file, tagged anew: its new version is read, not the cached one.
+    tag_file(
+        &dir.root.join("tagged.wav"),
+        lofty::tag::TagType::Id3v2,
+        Some("A Much Longer Evening Song Title"),
+        Some("The Testers"),
+        None,
+    );
+    let info = metadata
+        .item_info(ItemSource::Media("/media/tagged.wav"))
+        .await
+        .expect("known");
+    assert_eq!(
+        info.title.as_deref(),
+        Some("A Much Longer Evening Song Title")
+    );
+    for unknown in [
+        "/media/broken.mp3",
+        "/media/missing.wav",
+        "/media/../outside/x.wav",
+        "https://example.com/media/tagged.wav",
+    ] {
+        assert_eq!(
+            metadata.item_info(ItemSource::Media(unknown)).await,
+            None,
+            "{unknown}"
+        );
+    }
 }

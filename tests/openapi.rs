@@ -109,6 +109,15 @@ fn resolve<'a>(spec: &'a Value, reference: &str) -> Option<&'a Value> {
     spec.pointer(reference.strip_prefix('#')?)
 }
 
+/// The object part of a body schema: the schema itself, or the first part of the
+/// `allOf` that puts a rule between fields (`video_id` or `media_url`) beside it.
+fn object_part(schema: &Value) -> &Value {
+    schema
+        .get("allOf")
+        .and_then(|parts| parts.get(0))
+        .unwrap_or(schema)
+}
+
 /// Every `$ref` anywhere under `value`.
 fn refs(value: &Value, found: &mut Vec<String>) {
     match value {
@@ -247,7 +256,11 @@ async fn request_bodies_refuse_unknown_fields_and_commands_are_tagged_by_type() 
     let spec = fetch_spec().await;
     let schemas = &spec["components"]["schemas"];
     for name in ["CreateRoom", "ChatMessage"] {
-        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+        assert_eq!(
+            object_part(&schemas[name])["additionalProperties"],
+            false,
+            "{name}"
+        );
     }
     let command = &schemas["Command"];
     assert_eq!(command["discriminator"]["propertyName"], "type");
@@ -255,7 +268,7 @@ async fn request_bodies_refuse_unknown_fields_and_commands_are_tagged_by_type() 
     let mapping = command["discriminator"]["mapping"].as_object().unwrap();
     let mut types = BTreeSet::new();
     for variant in variants {
-        let schema = resolve(&spec, variant["$ref"].as_str().unwrap()).unwrap();
+        let schema = object_part(resolve(&spec, variant["$ref"].as_str().unwrap()).unwrap());
         assert_eq!(schema["additionalProperties"], false, "{variant}");
         let type_name = schema["properties"]["type"]["enum"][0].as_str().unwrap();
         assert_eq!(mapping[type_name], variant["$ref"]);
@@ -389,11 +402,76 @@ async fn media_url_stands_beside_video_id_in_state_queue_items_and_bodies() {
         );
     }
     for name in ["LoadCommand", "QueueAddCommand", "CreateRoom"] {
-        let media_url = &schemas[name]["properties"]["media_url"];
+        let media_url = &object_part(&schemas[name])["properties"]["media_url"];
         assert_eq!(
             media_url["type"],
             serde_json::json!(["string", "null"]),
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_the_server() {
+    let app = spawn_app(&[]).await;
+    let spec: Value = app.get("/api/openapi.json").await.json().await.unwrap();
+    let schemas = &spec["components"]["schemas"];
+    // `load` and `queue_add`: a `oneOf` of "this one is there as a string", so
+    // both (two branches) and neither (none) are outside the schema; `null` is
+    // no string, so it counts as not given.
+    for name in ["LoadCommand", "QueueAddCommand"] {
+        let rule = &schemas[name]["allOf"][1]["oneOf"];
+        let branches: BTreeSet<String> = rule
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {}", schemas[name]))
+            .iter()
+            .map(|branch| {
+                let field = branch["required"][0].as_str().unwrap();
+                assert_eq!(branch["properties"][field]["type"], "string", "{name}");
+                field.to_string()
+            })
+            .collect();
+        assert_eq!(branches, ["media_url", "video_id"].map(String::from).into());
+    }
+    // Creating a room: at most one, "one of the two is absent or null".
+    let either = schemas["CreateRoom"]["allOf"][1]["anyOf"]
+        .as_array()
+        .expect("anyOf");
+    for (branch, field) in either.iter().zip(["video_id", "media_url"]) {
+        assert_eq!(branch["properties"][field]["type"], "null", "{branch}");
+    }
+
+    // And the server draws the same line.
+    let (room, token, _) = app.create_room(serde_json::json!({})).await;
+    let video = "dQw4w9WgXcQ";
+    for (body, accepted) in [
+        (
+            serde_json::json!({"type": "queue_add", "video_id": video, "media_url": "/media/a.ogg"}),
+            false,
+        ),
+        (serde_json::json!({"type": "queue_add"}), false),
+        (
+            serde_json::json!({"type": "queue_add", "video_id": null, "media_url": null}),
+            false,
+        ),
+        (
+            serde_json::json!({"type": "queue_add", "video_id": video, "media_url": null}),
+            true,
+        ),
+        (
+            serde_json::json!({"type": "load", "video_id": null, "media_url": "https://a.example/b.mp3"}),
+            true,
+        ),
+        (
+            serde_json::json!({"type": "load", "video_id": video, "media_url": "/media/a.ogg"}),
+            false,
+        ),
+    ] {
+        let response = app.command(&room, Some(&token), body.clone()).await;
+        if accepted {
+            assert_eq!(response.status(), 200, "{body}");
+        } else {
+            common::assert_error(response, 400, "invalid_value").await;
+        }
     }
 }

@@ -258,3 +258,78 @@ async fn play_with_nothing_loaded_is_400_invalid_command_and_changes_nothing() {
     app.command_ok(&room, Some(&token), json!({"type": "play"}))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integers_may_carry_a_zero_fraction_up_to_2_pow_53_minus_1() {
+    // JSON Schema counts `6461.0` an integer, and so must the server.
+    let app = spawn_app(&[]).await;
+    let (room, token) = app.video_room().await;
+    let host = Some(token.as_str());
+    for video_id in ["aaaaaaaaaaa", "bbbbbbbbbbb"] {
+        app.command_ok(
+            &room,
+            host,
+            json!({"type": "queue_add", "video_id": video_id}),
+        )
+        .await;
+    }
+    let before = app.get_room(&room).await;
+    let last = before["queue"][1]["item_id"]
+        .as_str()
+        .expect("item id")
+        .to_owned();
+    let version = before["version"].as_u64().expect("version") as f64;
+    let moved = app
+        .command_ok(
+            &room,
+            host,
+            json!({"type": "queue_move", "item_id": last, "index": 0.0, "expected_version": version}),
+        )
+        .await;
+    assert_eq!(
+        moved["room"]["queue"][0]["item_id"],
+        last.as_str(),
+        "{moved}"
+    );
+    let gate = app
+        .command_ok(
+            &room,
+            host,
+            json!({"type": "ready_gate", "quorum": 50.0, "deadline_ms": 1000.0}),
+        )
+        .await;
+    assert!(
+        gate["version"].as_u64() > moved["version"].as_u64(),
+        "{gate}"
+    );
+
+    let cases = [
+        (
+            json!({"type": "queue_move", "item_id": last, "index": 6461.5}),
+            "invalid_json",
+            "index: expected a non-negative integer, got the number 6461.5",
+        ),
+        (
+            json!({"type": "play", "expected_version": 9_007_199_254_740_992_u64}),
+            "invalid_value",
+            "`expected_version` must be an integer from 0 to 9007199254740991",
+        ),
+        (
+            json!({"type": "ready_gate", "quorum": 1e300, "deadline_ms": 0}),
+            "invalid_value",
+            "`quorum` must be an integer from 0 to 9007199254740991",
+        ),
+    ];
+    for (body, code, expected) in cases {
+        let message = refused(
+            &app,
+            (&room, &token),
+            Route::Command,
+            body.clone(),
+            400,
+            code,
+        )
+        .await;
+        assert_eq!(message, expected, "{body}");
+    }
+}

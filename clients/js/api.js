@@ -112,3 +112,24 @@ export function sendReady(roomId, streamToken, readyGate, baseUrl = '') {
     body: { stream_token: streamToken, ready_gate: readyGate },
   });
 }
+
+/**
+ * Lists the server's media files (`--media-dir`): `{files: [{path, name, size,
+ * content_type, duration, title, artist}]}`, where `duration` (seconds), `title`
+ * and `artist` come from each file itself and are `null` when unknown.
+ * `{files: []}` without a media directory.
+ */
+export function listMedia(baseUrl = '') {
+  return request(baseUrl, 'GET', '/api/media');
+}
+
+/**
+ * Where a media file's cover art is (`GET /api/media/art/{path}`), for a
+ * `/media/…` item's `media_url`; `null` for any other URL (a YouTube item, a
+ * file of another server). The art may still be missing: that URL answers 404.
+ */
+export function mediaArtUrl(mediaUrl, baseUrl = '') {
+  if (typeof mediaUrl !== 'string' || !mediaUrl.startsWith('/media/')) return null;
+  const path = mediaUrl.slice('/media/'.length).split(/[?#]/)[0];
+  return path ? `${baseUrl}/api/media/art/${path}` : null;
+}

@@ -157,6 +157,21 @@ export declare function reportSync(roomId: string, report: SyncReport, baseUrl?:
 /** A ready-gate report bound to this page's stream by its token (from `hello`). */
 export declare function sendReady(roomId: string, streamToken: string, readyGate: number, baseUrl?: string): Promise<{ ready_gate: number | null; ready: number; listeners: number; counted: boolean }>;
 export declare function deleteRoom(roomId: string, hostToken: string, baseUrl?: string): Promise<null>;
+/** One file of `GET /api/media`; `duration` (seconds), `title` and `artist` are read from the file, `null` when unknown. */
+export interface MediaFile {
+  /** The URL path to use as a `media_url` (`/media/…`, percent-encoded). */
+  path: string;
+  name: string;
+  size: number;
+  content_type: string;
+  duration: number | null;
+  title: string | null;
+  artist: string | null;
+}
+/** The server's media files (`--media-dir`); `{files: []}` without one. */
+export declare function listMedia(baseUrl?: string): Promise<{ files: MediaFile[] }>;
+/** Where a `/media/…` item's cover art is (`GET /api/media/art/{path}`, 404 when it has none); `null` for any other URL. */
+export declare function mediaArtUrl(mediaUrl: string | null | undefined, baseUrl?: string): string | null;
 export declare function resetHostToken(
   roomId: string,
   hostToken: string,

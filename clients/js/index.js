@@ -19,7 +19,7 @@
 export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
-  resetHostToken, reportSync, sendReady,
+  resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl,
 } from './api.js';
 export { SyncReporter, REPORT_TIMINGS, PLAYER_KINDS } from './sync-report.js';
 export { ServerClock, CLOCK_DEFAULTS, localNow } from './clock.js';

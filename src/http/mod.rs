@@ -56,6 +56,7 @@ use limits::{RateLimit, StreamCounts};
 use crate::actor::port::SharedRooms;
 use crate::actor::RoomSettings;
 use crate::config::Config;
+use crate::metadata::Metadata;
 use crate::registry::Registry;
 use crate::room::{Clock, GateSettings, StartPolicy, SystemClock};
 use crate::store::RoomStore;
@@ -86,8 +87,9 @@ pub struct AppState {
     pub write_limit: RateLimit,
     /// Room creations per client address.
     pub create_limit: RateLimit,
-    /// The operator's media files (`--media-dir`), if any.
-    pub media: Option<media::MediaLibrary>,
+    /// What the server reads about items itself: the operator's media files
+    /// (`--media-dir`) and YouTube videos (`--youtube-api-key`), either optional.
+    pub metadata: Metadata,
     /// Issues each stream's token and checks the reports that carry one.
     pub stream_tokens: stream_token::StreamTokens,
     stream_counts: StreamCounts,
@@ -103,7 +105,7 @@ impl AppState {
         shutdown: CancellationToken,
         store: Option<Arc<RoomStore>>,
         backplane: Option<Arc<dyn SharedRooms>>,
-        media: Option<media::MediaLibrary>,
+        metadata: Metadata,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -163,7 +165,7 @@ impl AppState {
             room_chat_limit,
             write_limit,
             create_limit,
-            media,
+            metadata,
             stream_tokens,
             stream_counts: StreamCounts::default(),
             open_streams: AtomicUsize::new(0),
@@ -230,6 +232,7 @@ pub fn router(app: Arc<AppState>) -> Router {
         .route("/api/rooms/{room_id}/sync", post(sync::report))
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
+        .route("/api/media/art/{*path}", get(media::art))
         .route("/api/time", get(time))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

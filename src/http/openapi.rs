@@ -65,6 +65,7 @@ is closed."
         super::events::events,
         super::media::list,
         super::media::file,
+        super::media::art,
         super::time,
         super::healthz,
         super::readyz,

@@ -7,20 +7,21 @@
 use std::borrow::Cow;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema,
-    SchemaType, Type,
+    AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayBuilder, Discriminator, ObjectBuilder,
+    OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::registry::CREATE_SHAPE;
 use crate::room::command::{
-    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_RATE,
-    MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
+    JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_JSON_INTEGER,
+    MAX_RATE, MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
 };
 use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
-    MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_POSITION, MAX_ROOM_NAME_CHARS,
+    MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
+    MAX_ROOM_NAME_CHARS,
 };
 use crate::room::sync::MAX_DRIFT_MS;
 
@@ -48,6 +49,8 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
             .exclusive_minimum(Some(0.0))
             .maximum(Some(MAX_POSITION)),
         (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
+        (_, "quorum") => object.maximum(Some(MAX_GATE_QUORUM)),
+        (_, "deadline_ms") => object.maximum(Some(MAX_GATE_DEADLINE_MS)),
         (_, "title" | "artist") => object
             .max_length(Some(MAX_TITLE_CHARS))
             .pattern(Some(TEXT_MAY_BE_BLANK)),
@@ -64,18 +67,23 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
     }
 }
 
-/// The schema of one field of a body table.
-fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Presence) -> Schema {
-    if json_type == JsonType::Array {
-        return items_schema();
-    }
-    let mut types = vec![match json_type {
+/// The JSON Schema type of a field's values (besides `null`).
+fn schema_type(json_type: JsonType) -> Type {
+    match json_type {
         JsonType::Number => Type::Number,
         JsonType::NonNegativeInteger => Type::Integer,
         JsonType::String | JsonType::OneOf(_) => Type::String,
         JsonType::Boolean => Type::Boolean,
         JsonType::Array => Type::Array,
-    }];
+    }
+}
+
+/// The schema of one field of a body table.
+fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Presence) -> Schema {
+    if json_type == JsonType::Array {
+        return items_schema();
+    }
+    let mut types = vec![schema_type(json_type)];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {
         types.push(Type::Null);
@@ -86,7 +94,10 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
         SchemaType::from_iter(types)
     });
     match json_type {
-        JsonType::NonNegativeInteger => object = object.minimum(Some(0)),
+        // JSON Schema counts `6461.0` an integer, and so does the server.
+        JsonType::NonNegativeInteger => {
+            object = object.minimum(Some(0)).maximum(Some(MAX_JSON_INTEGER))
+        }
         JsonType::OneOf(names) => {
             let mut values: Vec<serde_json::Value> = names.iter().map(|&n| n.into()).collect();
             if presence == Presence::Optional {
@@ -127,6 +138,84 @@ pub fn shape_schema(shape: &Shape, extra: &[(&str, JsonType, Presence)]) -> Obje
     object
 }
 
+/// The schema of a body of `shape`: `object`, and when the shape has
+/// [`Alternatives`](crate::room::command::Alternatives), their rule beside it in
+/// an `allOf` (an object schema cannot hold a `oneOf` of its own in OpenAPI's
+/// object model). `null` counts as not given, so "exactly one" is a `oneOf` of
+/// "this field is there and not `null`", and "at most one" says, of every two of
+/// the fields, that one of them is absent or `null`.
+pub fn body_schema(shape: &Shape, object: ObjectBuilder) -> Schema {
+    let Some(alternatives) = &shape.alternatives else {
+        return Schema::Object(object.build());
+    };
+    let type_of = |name: &str| {
+        shape
+            .fields
+            .iter()
+            .find(|(field, _, _)| *field == name)
+            .map_or(Type::String, |&(_, json_type, _)| schema_type(json_type))
+    };
+    let quoted: Vec<String> = alternatives
+        .fields
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect();
+    let (rule, description): (Schema, String) = match alternatives.presence {
+        Presence::Required => {
+            let mut one_of = OneOfBuilder::new();
+            for name in alternatives.fields {
+                one_of = one_of.item(
+                    ObjectBuilder::new()
+                        .property(*name, ObjectBuilder::new().schema_type(type_of(name)))
+                        .required(*name),
+                );
+            }
+            (
+                one_of.build().into(),
+                format!(
+                    "Exactly one of {} (`null` counts as not given).",
+                    quoted.join(" or ")
+                ),
+            )
+        }
+        Presence::Optional => {
+            let absent = |name: &str| {
+                ObjectBuilder::new().property(name, ObjectBuilder::new().schema_type(Type::Null))
+            };
+            let mut pairs: Vec<Schema> = Vec::new();
+            for (i, first) in alternatives.fields.iter().enumerate() {
+                for second in &alternatives.fields[i + 1..] {
+                    let either = AnyOfBuilder::new().item(absent(first)).item(absent(second));
+                    pairs.push(either.build().into());
+                }
+            }
+            let rule = match <[Schema; 1]>::try_from(pairs) {
+                Ok([pair]) => pair,
+                Err(pairs) => {
+                    let all = pairs
+                        .into_iter()
+                        .fold(AllOfBuilder::new(), |all, pair| all.item(pair));
+                    Schema::AllOf(all.build())
+                }
+            };
+            (
+                rule,
+                format!(
+                    "At most one of {} (`null` counts as not given).",
+                    quoted.join(" or ")
+                ),
+            )
+        }
+    };
+    Schema::AllOf(
+        AllOfBuilder::new()
+            .item(object)
+            .item(rule)
+            .description(Some(description))
+            .build(),
+    )
+}
+
 /// The schema name of one command type: `play` → `PlayCommand`.
 fn command_schema_name(type_name: &str) -> String {
     let mut name: String = type_name
@@ -153,7 +242,7 @@ fn command_schema(shape: &Shape) -> Schema {
                 .enum_values(Some([shape.name])),
         )
         .required("type");
-    Schema::Object(object.build())
+    body_schema(shape, object)
 }
 
 /// The body of `POST /api/rooms/{room_id}/commands`: one of the commands, by `type`.
@@ -209,8 +298,9 @@ macro_rules! shaped_body {
 
         impl utoipa::PartialSchema for $body {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::schema::Schema::Object(
-                    $crate::http::schema::shape_schema(&$shape, &[]).build(),
+                $crate::http::schema::body_schema(
+                    &$shape,
+                    $crate::http::schema::shape_schema(&$shape, &[]),
                 )
                 .into()
             }

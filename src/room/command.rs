@@ -237,12 +237,42 @@ impl JsonType {
     fn admits(self, value: &Value) -> bool {
         match self {
             JsonType::Number => value.is_number(),
-            JsonType::NonNegativeInteger => value.is_u64(),
+            JsonType::NonNegativeInteger => json_integer(value).is_some(),
             JsonType::String => value.is_string(),
             JsonType::Boolean => value.is_boolean(),
             JsonType::Array => value.is_array(),
             JsonType::OneOf(names) => value.as_str().is_some_and(|v| names.contains(&v)),
         }
+    }
+}
+
+/// The largest integer an integer field takes: 2^53 - 1, the last one a JSON
+/// number carries exactly in every client (JavaScript's `Number.MAX_SAFE_INTEGER`).
+pub const MAX_JSON_INTEGER: u64 = (1 << 53) - 1;
+
+/// A non-negative integer as JSON Schema counts one: any number with no
+/// fractional part, so `6461.0` is `6461` as much as `6461` is. Whether it is in
+/// range ([`MAX_JSON_INTEGER`]) is for [`check_integer_range`] to say.
+fn json_integer(value: &Value) -> Option<f64> {
+    let number = value.as_f64()?;
+    (number.fract() == 0.0 && number >= 0.0).then_some(number)
+}
+
+/// An integer field above [`MAX_JSON_INTEGER`] is a value out of range; one in
+/// range is written back as an integer, so serde reads `6461.0` into a `u64`.
+fn check_integer_range(name: &str, value: &mut Value) -> Result<(), CommandError> {
+    if value.is_u64() && value.as_u64().is_some_and(|n| n <= MAX_JSON_INTEGER) {
+        return Ok(());
+    }
+    match json_integer(value) {
+        // Exact: every integer up to 2^53 is a double.
+        Some(number) if number <= MAX_JSON_INTEGER as f64 => {
+            *value = Value::from(number as u64);
+            Ok(())
+        }
+        _ => Err(CommandError::InvalidValue(format!(
+            "`{name}` must be an integer from 0 to {MAX_JSON_INTEGER}"
+        ))),
     }
 }
 
@@ -467,23 +497,26 @@ pub fn decode_shaped<T: serde::de::DeserializeOwned>(
             "the body must be a JSON object".into(),
         ));
     };
-    check_shape(&fields, shape, &[], &[])?;
+    let mut fields = fields;
+    check_shape(&mut fields, shape, &[], &[])?;
     serde_json::from_value(Value::Object(fields))
         .map_err(|error| CommandError::InvalidJson(format!("{}: {error}", shape.name)))
 }
 
 /// Checks an object body against `fields` (plus `extra`): an unknown field or
 /// a missing one is `invalid_command`, a field of the wrong JSON type is
-/// `invalid_json` naming the field and what it takes. After this, serde cannot
-/// fail on the body, so no serde error needs reading.
+/// `invalid_json` naming the field and what it takes. It also puts the body in
+/// the form serde reads: an integer written with a zero fraction (`6461.0`)
+/// becomes the integer it is, and an optional field that is `null` is dropped.
+/// After this, serde cannot fail on the body, so no serde error needs reading.
 pub fn check_shape(
-    fields: &Map<std::string::String, Value>,
+    fields: &mut Map<std::string::String, Value>,
     shape: &Shape,
     extra: &[Field],
     ignore: &[&str],
 ) -> Result<(), CommandError> {
     let known = || shape.fields.iter().chain(extra);
-    for (name, value) in fields {
+    for (name, value) in fields.iter() {
         if ignore.contains(&name.as_str()) {
             continue;
         }
@@ -523,10 +556,22 @@ pub fn check_shape(
             )));
         }
     }
-    match &shape.alternatives {
-        Some(alternatives) => check_alternatives(fields, alternatives),
-        None => Ok(()),
+    if let Some(alternatives) = &shape.alternatives {
+        check_alternatives(fields, alternatives)?;
     }
+    // Ranges last, as for every other value: a shape error anywhere comes first.
+    for (name, kind, _) in known() {
+        if *kind != NonNegativeInteger {
+            continue;
+        }
+        if let Some(value) = fields.get_mut(*name).filter(|value| !value.is_null()) {
+            check_integer_range(name, value)?;
+        }
+    }
+    // Every `null` left is an optional field's, and means absent: serde then
+    // reads it as its default even where that is no `Option` (`buffering`).
+    fields.retain(|_, value| !value.is_null());
+    Ok(())
 }
 
 /// Refuses a body naming two of `alternatives`, or none of a required set.
@@ -652,7 +697,7 @@ impl Command {
                 COMMAND_TYPES.join(", ")
             )));
         };
-        check_shape(&fields, shape, &[EXPECTED_VERSION], &["type"])?;
+        check_shape(&mut fields, shape, &[EXPECTED_VERSION], &["type"])?;
         let type_name = shape.name;
         let expected_version = fields.remove("expected_version").and_then(|v| v.as_u64());
         if type_name == "queue_add" {
@@ -962,6 +1007,80 @@ mod tests {
             decode(json!({"type": "play", "expected_version": -1})),
             Err(CommandError::InvalidJson(_))
         ));
+    }
+
+    #[test]
+    fn integers_may_be_written_with_a_zero_fraction_up_to_2_pow_53_minus_1() {
+        let moved = decode(json!({
+            "type": "queue_move", "item_id": "a", "index": 6461.0, "expected_version": 7.0
+        }))
+        .unwrap();
+        assert_eq!(
+            moved.command,
+            Command::QueueMove {
+                item_id: "a".into(),
+                index: 6461
+            }
+        );
+        assert_eq!(moved.expected_version, Some(7));
+        let gate = decode(json!({"type": "ready_gate", "quorum": 50.0, "deadline_ms": -0.0}));
+        assert_eq!(
+            gate.map(|r| r.command),
+            Ok(Command::ReadyGate {
+                quorum: 50,
+                deadline_ms: 0
+            })
+        );
+        let play = decode(json!({"type": "play", "starts_at": 1.7e12}));
+        assert_eq!(
+            play.map(|r| r.command),
+            Ok(Command::Play {
+                position: None,
+                starts_at: Some(1_700_000_000_000)
+            })
+        );
+        let largest = decode(json!({"type": "play", "expected_version": 9_007_199_254_740_991.0}));
+        assert_eq!(
+            largest.map(|r| r.expected_version),
+            Ok(Some(MAX_JSON_INTEGER))
+        );
+        for too_large in [
+            json!(9_007_199_254_740_992_u64),
+            json!(9_007_199_254_740_992.0),
+            json!(u64::MAX),
+            json!(1e300),
+        ] {
+            let body = json!({"type": "play", "expected_version": too_large});
+            assert!(
+                matches!(decode(body.clone()), Err(CommandError::InvalidValue(_))),
+                "{body}"
+            );
+        }
+        for not_an_integer in [json!(6461.5), json!(-1.0), json!(-1), json!(0.5)] {
+            let body = json!({"type": "queue_move", "item_id": "a", "index": not_an_integer});
+            assert!(
+                matches!(decode(body.clone()), Err(CommandError::InvalidJson(_))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn null_is_an_absent_optional_field_even_where_serde_wants_a_value() {
+        #[derive(Debug, Deserialize)]
+        struct Flagged {
+            #[serde(default)]
+            flag: bool,
+        }
+        const FLAGGED: Shape = Shape {
+            name: "a flagged body",
+            fields: &[("flag", Boolean, Optional)],
+            alternatives: None,
+        };
+        let flagged: Result<Flagged, _> = decode_shaped(json!({"flag": null}), &FLAGGED);
+        assert!(!flagged.unwrap().flag);
+        let flagged: Result<Flagged, _> = decode_shaped(json!({"flag": true}), &FLAGGED);
+        assert!(flagged.unwrap().flag);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 // Shared helpers of the browser tests: start the real server binary on a free
-// port, launch Debian's Chromium through playwright-core, open isolated pages,
-// poll with generous timeouts, keep screenshots under <target dir>/browser-artifacts/.
+// port, launch a browser engine (Debian's Chromium through playwright-core, Debian's
+// Firefox ESR through ./firefox.mjs), open isolated pages, poll with generous
+// timeouts, keep screenshots under <target dir>/browser-artifacts/.
+//
+// A test body is written once against playwright-core's API; firefox.mjs gives the
+// part of it the tests use over WebDriver BiDi, so the same body runs per engine.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -8,6 +12,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+
+import { FIREFOX, isFirefoxPage, launchFirefox } from './firefox.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -133,8 +139,18 @@ export async function startServer(name, args = [], { port: fixedPort = null, tls
   throw new Error('could not start the server');
 }
 
-/** Launches Debian's Chromium headless, with a fresh profile (never downloads a browser). */
-export async function launchBrowser() {
+/** The browser engines the page is tested in; each is the distribution's own build. */
+export const Engine = Object.freeze({ CHROMIUM: 'chromium', FIREFOX: 'firefox' });
+export const ENGINES = Object.freeze(Object.values(Engine));
+export { FIREFOX };
+
+/**
+ * Launches `engine` headless with a fresh profile (never downloads a browser). A
+ * missing browser throws: a run without one of the engines fails, it never skips.
+ */
+export async function launchBrowser(engine = Engine.CHROMIUM) {
+  if (engine === Engine.FIREFOX) return launchFirefox();
+  if (engine !== Engine.CHROMIUM) throw new Error(`unknown browser engine ${engine}`);
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: install Debian's chromium (tests/browser/run.sh does)`);
   }
@@ -205,9 +221,9 @@ export async function openPage(browser, {
   return page;
 }
 
-/** Saves a full-page screenshot under <target dir>/browser-artifacts/. */
+/** Saves a full-page screenshot under <target dir>/browser-artifacts/ (`<name>.firefox.png` from Firefox). */
 export async function screenshot(page, name) {
-  const file = path.join(ARTIFACTS, `${name}.png`);
+  const file = path.join(ARTIFACTS, `${name}${isFirefoxPage(page) ? '.firefox' : ''}.png`);
   // A sticky header would otherwise be drawn where the page happens to be scrolled.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: file, fullPage: true });

@@ -1,26 +1,32 @@
-// Real players in step, in real headless Chromium: a host and two listener pages on
-// real decoded media (WAV tones the test writes, served by the server under test
-// with --media-dir), through the media element player and through the page's real
+// Real players in step, in every engine: a host and two listener pages on real
+// decoded media (WAV tones the test writes, served by the server under test with
+// --media-dir), through the media element player and through the page's real
 // YouTube code driving the YT.Player stand-in (tests/browser/fixtures/youtube-standin.js,
 // served as https://www.youtube.com/iframe_api by request interception; nothing
-// leaves the machine).
+// leaves the machine). Chromium runs the whole sequence; Firefox each kind of change
+// once on a media file (load and play, seek, rate, pause) and a load on the stand-in,
+// to keep the suite short.
 //
 // After each change the listeners' |player position - room position| and the gap
 // between the two listeners are sampled for a few seconds after 2 s of settling;
 // the figures are printed (and written to browser-artifacts/media-drift.json). The
-// assertions are generous (p95 <= 100 ms) so a loaded 2-core machine never flakes;
+// assertions are generous (P95_BOUND_S) so a loaded 2-core machine never flakes;
 // the real figures are bench/sync.mjs's.
-import { test, before, after } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, openPage, waitFor, joinAsListener, api, fmtMs, ARTIFACTS,
+  startServer, launchBrowser, openPage, waitFor, joinAsListener, api, fmtMs, ARTIFACTS, Engine, ENGINES,
 } from './helpers.mjs';
 import { mediaDir } from './fixtures/media.mjs';
 
-const P95_BOUND_S = 0.1; // listeners within 100 ms of the room and of each other, p95
+// Listeners within this of the room and of each other, p95. Firefox's bound is wider:
+// the corrector does not yet learn Firefox's element (its rate changes and seeks land
+// differently), and on a loaded 2-core machine a change has measured up to ~250 ms there.
+// The targets themselves are bench/sync.mjs's (BENCHMARKS.md).
+const P95_BOUND_S = { [Engine.CHROMIUM]: 0.1, [Engine.FIREFOX]: 0.4 };
 const SETTLE_MS = 2000; // after the change has reached every listener's player
 const SAMPLE_MS = 2000; // then sampled for this long
 const SAMPLE_EVERY_MS = 50;
@@ -32,6 +38,7 @@ const YT_ID_2 = 'standinBBBB';
 
 let server;
 let browser;
+let engine;
 let media;
 let host;
 let listeners = [];
@@ -47,7 +54,6 @@ before(async () => {
     [`yt-${YT_ID_2}.wav`]: { seconds: 60, freq: 550 },
   });
   server = await startServer('media-sync', ['--media-dir', media.dir]);
-  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -118,6 +124,7 @@ async function step(t, label, act, expect, kind) {
   }
   const seeksAfter = await Promise.all(listeners.map((page) => page.evaluate(() => window.syncroom.health().seeks)));
   const row = {
+    engine,
     step: label,
     kind,
     samples: vsEach.length,
@@ -128,11 +135,11 @@ async function step(t, label, act, expect, kind) {
     seeks_while_sampling: seeksAfter.reduce((s, n, i) => s + n - seeksBefore[i], 0),
   };
   report.push(row);
-  t.diagnostic(`${label} [${kind}]: listener↔room p50 ${fmtMs(row.vs_room_p50_ms / 1000)} p95 ${fmtMs(row.vs_room_p95_ms / 1000)}; `
+  t.diagnostic(`${label} [${kind}, ${engine}]: listener↔room p50 ${fmtMs(row.vs_room_p50_ms / 1000)} p95 ${fmtMs(row.vs_room_p95_ms / 1000)}; `
     + `listener↔listener p50 ${fmtMs(row.vs_listener_p50_ms / 1000)} p95 ${fmtMs(row.vs_listener_p95_ms / 1000)}; `
     + `seeks while sampling ${row.seeks_while_sampling}`);
-  assert.ok(row.vs_room_p95_ms <= P95_BOUND_S * 1000, `${label}: listener↔room p95 ${row.vs_room_p95_ms.toFixed(1)} ms`);
-  assert.ok(row.vs_listener_p95_ms <= P95_BOUND_S * 1000, `${label}: listener↔listener p95 ${row.vs_listener_p95_ms.toFixed(1)} ms`);
+  assert.ok(row.vs_room_p95_ms <= P95_BOUND_S[engine] * 1000, `${label}: listener↔room p95 ${row.vs_room_p95_ms.toFixed(1)} ms`);
+  assert.ok(row.vs_listener_p95_ms <= P95_BOUND_S[engine] * 1000, `${label}: listener↔listener p95 ${row.vs_listener_p95_ms.toFixed(1)} ms`);
 }
 
 const command = (body) => async () => {
@@ -140,69 +147,91 @@ const command = (body) => async () => {
   assert.equal(res.status, 200, `${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
 };
 
-test('a host and two listeners on the YouTube stand-in and on media files', { timeout: 150000 }, async (t) => {
-  // The host creates the room on the home page; everyone's page runs the real YouTube code.
-  host = await open();
-  await host.goto(`${server.url}/?player=youtube`);
-  await host.getByRole('textbox', { name: 'Your name' }).fill('Host');
-  await host.getByRole('button', { name: 'Create room' }).click();
-  await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost && window.syncroom.playerKind)),
-    { what: 'the host to be live' });
-  roomId = await host.evaluate(() => window.syncroom.roomId);
-  hostToken = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
-  assert.equal(await host.evaluate(() => window.syncroom.playerKind), 'youtube');
-  for (const name of ['Lee', 'Mo']) {
-    const page = await open();
-    await joinAsListener(page, server.url, roomId, name, { query: '?player=youtube' });
-    listeners.push(page);
-  }
+for (const name of ENGINES) {
+  describe(`in ${name}`, () => {
+    before(async () => {
+      engine = name;
+      browser = await launchBrowser(engine);
+      host = null;
+      listeners = [];
+      roomId = null;
+      hostToken = null;
+    });
 
-  // The host's page lists the server's files.
-  await waitFor(() => host.evaluate(() => document.querySelectorAll('#media-select option[value^="/media/"]').length === 4),
-    { what: 'the file picker to list the media directory' });
-  // The media link box is drawn like the YouTube link box above it (an unstyled
-  // `type=url` input once stood out light grey on the dark card).
-  const boxes = await host.evaluate(() => ['#load-input', '#media-url'].map((sel) => {
-    const style = getComputedStyle(document.querySelector(sel));
-    return `${style.backgroundColor} ${style.color} ${style.borderTopColor} ${style.borderRadius}`;
-  }));
-  assert.equal(boxes[1], boxes[0], 'the media link box is styled like the YouTube link box');
+    after(async () => {
+      if (browser) await browser.close();
+      browser = null;
+    });
 
-  // 1. A YouTube item: the page's real YouTube code drives the stand-in.
-  const isYt = (st) => st.video_id === YT_ID;
-  await step(t, 'load a YouTube item (stand-in)', command({ type: 'load', video_id: YT_ID }), (st) => isYt(st) && !st.paused, 'youtube');
-  await step(t, 'youtube: seek to 0:20', command({ type: 'seek', position: 20 }), (st) => isYt(st) && st.position >= 20, 'youtube');
-  await step(t, 'youtube: rate 1.5', command({ type: 'rate', rate: 1.5 }), (st) => isYt(st) && st.rate === 1.5, 'youtube');
-  await step(t, 'youtube: rate 1', command({ type: 'rate', rate: 1 }), (st) => isYt(st) && st.rate === 1, 'youtube');
-  await step(t, 'youtube: pause', command({ type: 'pause' }), (st) => isYt(st) && st.paused, 'youtube');
-  await step(t, 'youtube: play', command({ type: 'play' }), (st) => isYt(st) && !st.paused, 'youtube');
+    test('a host and two listeners on the YouTube stand-in and on media files', { timeout: 150000 }, async (t) => {
+      // The host creates the room on the home page; everyone's page runs the real YouTube code.
+      host = await open();
+      await host.goto(`${server.url}/?player=youtube`);
+      await host.getByRole('textbox', { name: 'Your name' }).fill('Host');
+      await host.getByRole('button', { name: 'Create room' }).click();
+      await waitFor(() => host.evaluate(() => Boolean(window.syncroom && window.syncroom.connected && window.syncroom.isHost && window.syncroom.playerKind)),
+        { what: 'the host to be live' });
+      roomId = await host.evaluate(() => window.syncroom.roomId);
+      hostToken = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
+      assert.equal(await host.evaluate(() => window.syncroom.playerKind), 'youtube');
+      for (const name of ['Lee', 'Mo']) {
+        const page = await open();
+        await joinAsListener(page, server.url, roomId, name, { query: '?player=youtube' });
+        listeners.push(page);
+      }
 
-  // 2. Media files in the same room, played by the media element, chosen from the picker.
-  const mediaSupported = (await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
-    { type: 'queue_add', media_url: '/media/b.wav' }, hostToken)).status === 200;
-  assert.ok(mediaSupported, 'the server takes media_url items (queue_add /media/b.wav)');
-  const isA = (st) => st.media_url === '/media/a.wav';
-  await step(t, 'load a.wav from the picker', async () => {
-    await host.getByRole('combobox', { name: 'A file from this server' }).selectOption('/media/a.wav');
-    await host.getByRole('button', { name: 'Play this media' }).click();
-  }, (st) => isA(st) && !st.paused && st.duration > 59, 'media');
-  await step(t, 'media: seek to 0:30', command({ type: 'seek', position: 30 }), (st) => isA(st) && st.position >= 30, 'media');
-  await step(t, 'media: rate 1.5', command({ type: 'rate', rate: 1.5 }), (st) => isA(st) && st.rate === 1.5, 'media');
-  await step(t, 'media: rate 1', command({ type: 'rate', rate: 1 }), (st) => isA(st) && st.rate === 1, 'media');
-  await step(t, 'media: pause', command({ type: 'pause' }), (st) => isA(st) && st.paused, 'media');
-  // Near a.wav's end: the room moves on to the queued b.wav by itself.
-  await step(t, 'media: play near the end, auto-advance to b.wav', async () => {
-    await command({ type: 'play', position: 57 })();
-  }, (st) => st.media_url === '/media/b.wav' && !st.paused, 'media');
-  const hostKind = await host.evaluate(() => window.syncroom.playerKind);
-  assert.equal(hostKind, 'media');
+      // The host's page lists the server's files.
+      await waitFor(() => host.evaluate(() => document.querySelectorAll('#media-select option[value^="/media/"]').length === 4),
+        { what: 'the file picker to list the media directory' });
+      // The media link box is drawn like the YouTube link box above it (an unstyled
+      // `type=url` input once stood out light grey on the dark card).
+      const boxes = await host.evaluate(() => ['#load-input', '#media-url'].map((sel) => {
+        const style = getComputedStyle(document.querySelector(sel));
+        return `${style.backgroundColor} ${style.color} ${style.borderTopColor} ${style.borderRadius}`;
+      }));
+      assert.equal(boxes[1], boxes[0], 'the media link box is styled like the YouTube link box');
 
-  // 3. And back to YouTube: the page switches players within the room.
-  await step(t, 'back to a YouTube item', command({ type: 'load', video_id: YT_ID_2 }),
-    (st) => st.video_id === YT_ID_2 && !st.paused, 'youtube');
+      // Chromium runs every step; Firefox one change of each kind, on the media element.
+      const full = engine === Engine.CHROMIUM;
 
-  for (const page of [host, ...listeners]) {
-    assert.deepEqual(page.errors, [], `no page errors (${page.failedUrls.join(', ')})`);
-    assert.deepEqual(page.foreignRequests, [], 'nothing but the stand-in left the machine');
-  }
-});
+      // 1. A YouTube item: the page's real YouTube code drives the stand-in.
+      const isYt = (st) => st.video_id === YT_ID;
+      await step(t, 'load a YouTube item (stand-in)', command({ type: 'load', video_id: YT_ID }), (st) => isYt(st) && !st.paused, 'youtube');
+      if (full) await step(t, 'youtube: seek to 0:20', command({ type: 'seek', position: 20 }), (st) => isYt(st) && st.position >= 20, 'youtube');
+      if (full) await step(t, 'youtube: rate 1.5', command({ type: 'rate', rate: 1.5 }), (st) => isYt(st) && st.rate === 1.5, 'youtube');
+      if (full) await step(t, 'youtube: rate 1', command({ type: 'rate', rate: 1 }), (st) => isYt(st) && st.rate === 1, 'youtube');
+      if (full) await step(t, 'youtube: pause', command({ type: 'pause' }), (st) => isYt(st) && st.paused, 'youtube');
+      if (full) await step(t, 'youtube: play', command({ type: 'play' }), (st) => isYt(st) && !st.paused, 'youtube');
+
+      // 2. Media files in the same room, played by the media element, chosen from the picker.
+      const mediaSupported = (await api(server.url, 'POST', `/api/rooms/${roomId}/commands`,
+        { type: 'queue_add', media_url: '/media/b.wav' }, hostToken)).status === 200;
+      assert.ok(mediaSupported, 'the server takes media_url items (queue_add /media/b.wav)');
+      const isA = (st) => st.media_url === '/media/a.wav';
+      await step(t, 'load a.wav from the picker', async () => {
+        await host.getByRole('combobox', { name: 'A file from this server' }).selectOption('/media/a.wav');
+        await host.getByRole('button', { name: 'Play this media' }).click();
+      }, (st) => isA(st) && !st.paused && st.duration > 59, 'media');
+      await step(t, 'media: seek to 0:30', command({ type: 'seek', position: 30 }), (st) => isA(st) && st.position >= 30, 'media');
+      await step(t, 'media: rate 1.5', command({ type: 'rate', rate: 1.5 }), (st) => isA(st) && st.rate === 1.5, 'media');
+      if (full) await step(t, 'media: rate 1', command({ type: 'rate', rate: 1 }), (st) => isA(st) && st.rate === 1, 'media');
+      await step(t, 'media: pause', command({ type: 'pause' }), (st) => isA(st) && st.paused, 'media');
+      assert.equal(await host.evaluate(() => window.syncroom.playerKind), 'media');
+      if (full) {
+        // Near a.wav's end: the room moves on to the queued b.wav by itself.
+        await step(t, 'media: play near the end, auto-advance to b.wav', async () => {
+          await command({ type: 'play', position: 57 })();
+        }, (st) => st.media_url === '/media/b.wav' && !st.paused, 'media');
+
+        // 3. And back to YouTube: the page switches players within the room.
+        await step(t, 'back to a YouTube item', command({ type: 'load', video_id: YT_ID_2 }),
+          (st) => st.video_id === YT_ID_2 && !st.paused, 'youtube');
+      }
+
+      for (const page of [host, ...listeners]) {
+        assert.deepEqual(page.errors, [], `no page errors (${page.failedUrls.join(', ')})`);
+        assert.deepEqual(page.foreignRequests, [], 'nothing but the stand-in left the machine');
+      }
+    });
+  });
+}

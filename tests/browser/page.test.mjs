@@ -1,4 +1,4 @@
-// The page on a phone and the notices it shows (issue 17, items 12, 13 and 16):
+// The page on a phone and the notices it shows:
 // no sideways scrolling at 390×844, friendly titles for unnamed rooms, a collapsed
 // Sync card with chat close by, a "Slow down" notice that goes when its wait is
 // over, and a host's sync indicator that does not count a deliberate seek as drift.

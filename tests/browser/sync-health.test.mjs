@@ -1,7 +1,7 @@
-// Sync health in real Chromium (issue 12 item 5): each page charts its own drift
+// Sync health in real Chromium: each page charts its own drift
 // over the last minute and reports it over its stream token; the host's page shows
 // "N of M in sync", live: it follows the server's summary as pages join and leave.
-// And the host sees who is behind (issue 18 item 3): a listener whose media never
+// And the host sees who is behind: a listener whose media never
 // arrives reports itself buffering, by name, and the room plays on without it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The tests find the server binary where cargo put it (issue 17 item 1): with
+// The tests find the server binary where cargo put it: with
 // CARGO_TARGET_DIR set, helpers.mjs and scripts/target-dir must both follow it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
