@@ -39,10 +39,10 @@ fn room_with_queue(items: usize) -> Room {
     );
     for i in 0..items {
         room.apply(
-            Command::QueueAdd {
-                source: Source::Video("9bZkp7q19f0".into()),
-                title: Some(format!("Song number {i} — a title of ordinary length")),
-            },
+            Command::add(
+                Source::Video("9bZkp7q19f0".into()),
+                Some(format!("Song number {i} — a title of ordinary length")),
+            ),
             &Inputs::at(T0),
         )
         .expect("queue_add applies");
@@ -56,10 +56,7 @@ fn apply(c: &mut Criterion) {
             || room_with_queue(50),
             |mut room| {
                 room.apply(
-                    Command::QueueAdd {
-                        source: Source::Video("dQw4w9WgXcQ".into()),
-                        title: None,
-                    },
+                    Command::add(Source::Video("dQw4w9WgXcQ".into()), None),
                     &Inputs::at(T0),
                 )
                 .expect("queue_add applies");

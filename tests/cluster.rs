@@ -351,7 +351,7 @@ async fn a_media_url_loaded_on_one_node_reaches_a_listener_on_another() {
         .await;
     let events = versions_until(&mut listener, 3).await;
     assert_gapless(&events, 2);
-    let queued = &events[0].json()["queue"][0];
+    let queued = &events[0].json()["items"][0];
     assert_eq!(queued["media_url"], "https://cdn.example.com/b.ogg");
     assert_eq!(queued["video_id"], Value::Null);
     let loaded = &events[1].json()["state"];

@@ -106,8 +106,8 @@ async fn queue_add_takes_a_media_url() {
     )
     .await;
     let first = listener.expect_versioned().await.json();
-    assert_media(&first["queue"][0], SONG);
-    assert_eq!(first["queue"][0]["title"], "One");
+    assert_media(&first["items"][0], SONG);
+    assert_eq!(first["items"][0]["title"], "One");
     let queue = &app.get_room(&room).await["queue"];
     assert_media(&queue[0], SONG);
     assert_video(&queue[1], VIDEO);
@@ -310,7 +310,11 @@ async fn auto_advance_goes_from_media_to_media_and_from_media_to_youtube() {
     let (state, queue) = expect_advance(&mut listener).await;
     assert_media(&state["state"], REMOTE);
     assert_eq!(state["state"]["paused"], false);
-    assert_eq!(queue["queue"].as_array().map(Vec::len), Some(1));
+    assert_eq!(queue["op"], "remove");
+    assert_eq!(
+        app.get_room(&room).await["queue"].as_array().map(Vec::len),
+        Some(1)
+    );
     // The second learns its duration (as the page reports it) and ends into YouTube.
     app.command_ok(
         &room,
@@ -320,7 +324,8 @@ async fn auto_advance_goes_from_media_to_media_and_from_media_to_youtube() {
     .await;
     let (state, queue) = expect_advance(&mut listener).await;
     assert_video(&state["state"], VIDEO);
-    assert_eq!(queue["queue"], json!([]));
+    assert_eq!(queue["op"], "remove");
+    assert_eq!(app.get_room(&room).await["queue"], json!([]));
     // Nothing more happens by itself: the video's length is unknown.
     listener.expect_quiet(Duration::from_millis(800)).await;
 }

@@ -309,6 +309,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "snapshot",
         "state",
         "queue",
+        "queue_mode",
         "chat",
         "control",
         "ready_gate",

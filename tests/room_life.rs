@@ -114,13 +114,20 @@ async fn queue_add_appends_and_emits_a_queue_event() {
     let data = event.json();
     assert_eq!(data["version"], 2);
     assert!(data["server_time"].is_i64());
-    assert_eq!(queue_videos(&data["queue"]), [A]);
-    assert_eq!(data["queue"][0]["title"], "First song");
+    assert_eq!(data["op"], "add", "{data}");
+    assert_eq!(queue_videos(&data["items"]), [A]);
+    assert_eq!(data["items"][0]["title"], "First song");
 
     let event = listener.expect_versioned().await;
     assert_eq!(event.event, "queue");
     assert_eq!(event.id_num(), 3);
-    let queue = &event.json()["queue"];
+    assert_eq!(
+        queue_videos(&event.json()["items"]),
+        [B],
+        "only what was added"
+    );
+    let room_now = app.get_room(&room).await;
+    let queue = &room_now["queue"];
     assert_eq!(queue_videos(queue), [A, B], "appended in play order");
     assert_eq!(queue[1]["title"], Value::Null, "no title is null");
     let ids: Vec<&str> = queue
@@ -133,7 +140,7 @@ async fn queue_add_appends_and_emits_a_queue_event() {
         !ids[0].is_empty() && ids[0] != ids[1],
         "item ids are unique: {ids:?}"
     );
-    assert_eq!(&app.get_room(&room).await["queue"], queue);
+    assert_eq!(queue[1]["added_by"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +171,9 @@ async fn queue_move_reorders_and_item_ids_stay_stable() {
     assert_eq!(queue_videos(&answer["room"]["queue"]), [C, A, B]);
     let event = listener.expect_versioned().await;
     assert_eq!(event.event, "queue");
-    assert_eq!(queue_videos(&event.json()["queue"]), [C, A, B]);
+    assert_eq!(event.json()["op"], "move", "only the move: {}", event.data);
+    assert_eq!(event.json()["item_id"], c);
+    assert_eq!(event.json()["index"], 0);
 
     let answer = app
         .command_ok(
@@ -209,7 +218,8 @@ async fn queue_remove_drops_one_item() {
     let event = listener.expect_versioned().await;
     assert_eq!(event.event, "queue");
     assert_eq!(event.id_num(), 5);
-    assert_eq!(queue_videos(&event.json()["queue"]), [A, C]);
+    assert_eq!(event.json()["op"], "remove");
+    assert_eq!(event.json()["item_ids"].as_array().map(Vec::len), Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +400,7 @@ async fn next_loads_the_first_queued_item_and_removes_it() {
     assert_eq!(state["state"]["video_id"], A);
     assert_eq!(state["state"]["position"].as_f64(), Some(0.0));
     assert_eq!(state["state"]["duration"], Value::Null);
-    assert_eq!(queue_videos(&queue["queue"]), [B]);
+    assert_eq!(queue["op"], "remove", "{queue}");
     let snapshot = app.get_room(&room).await;
     assert_eq!(snapshot["state"]["video_id"], A);
     assert_eq!(queue_videos(&snapshot["queue"]), [B]);
@@ -453,7 +463,7 @@ async fn playing_video_at_its_end_loads_the_next_queued_item() {
     assert_eq!(loaded["video_id"], A);
     assert_eq!(loaded["position"].as_f64(), Some(0.0));
     assert_eq!(loaded["paused"], false, "the room keeps playing");
-    assert_eq!(queue_videos(&queue["queue"]), [B]);
+    assert_eq!(queue["op"], "remove", "{queue}");
     let ended_after = state["server_time"].as_i64().unwrap() - started;
     assert!(
         ended_after >= 950,

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::port::Feed;
-use crate::room::command::CommandRequest;
+use crate::room::command::{Command, CommandRequest, ItemInfo};
 pub use crate::room::error::RoomError;
 use crate::room::event::SharedFrame;
 use crate::room::gate::GateProgress;
@@ -419,6 +419,24 @@ impl RoomHandle {
             })
             .await?;
         reply
+    }
+
+    /// Metadata that arrived after an item was added (a file's tags, the
+    /// YouTube API), for the queued item `item_id` or, with `None`, the loaded
+    /// one: the room fills what it does not know (a `queue` op `update`, or a
+    /// `state` cause `duration`). The server's own input: no token. Answers
+    /// the room's version after it.
+    pub async fn item_info(
+        &self,
+        item_id: Option<String>,
+        info: ItemInfo,
+    ) -> Result<u64, RoomError> {
+        let request = CommandRequest {
+            command: Command::ItemInfo { item_id, info },
+            expected_version: None,
+        };
+        let reply = self.command(request, None, Instant::now()).await?;
+        Ok(reply.version)
     }
 
     /// Posts a chat message; answers the version it became.

@@ -173,7 +173,33 @@ on_both_stores!(
     a_scheduled_start_happens_at_its_moment,
     the_ready_gate_opens_once_its_quorum_is_ready,
     an_idle_room_expires_after_its_ttl,
+    metadata_that_arrives_later_reaches_the_room_without_a_token,
 );
+
+async fn metadata_that_arrives_later_reaches_the_room_without_a_token(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, token) = node.room().await;
+    let queued = send(
+        &handle,
+        &token,
+        Command::add(Source::Media("/media/a.ogg".into()), None),
+    )
+    .await;
+    let item_id = queued.queue[0].item_id.clone();
+    let info = crate::room::command::ItemInfo {
+        title: Some("Song".into()),
+        artist: None,
+        duration: Some(12.5),
+    };
+    let version = handle
+        .item_info(Some(item_id), info)
+        .await
+        .expect("taken without a token");
+    assert_eq!(version, queued.version + 1, "{store:?}: one queue update");
+    let view = until(&handle, "the update shows", |view| view.version == version).await;
+    assert_eq!(view.queue[0].title.as_deref(), Some("Song"), "{store:?}");
+    assert_eq!(view.queue[0].duration, Some(12.5), "{store:?}");
+}
 
 async fn an_item_at_its_end_gives_way_to_the_next_in_the_queue(store: Store) {
     let node = Node::start(store, Duration::from_secs(3600)).await;

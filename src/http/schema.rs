@@ -328,7 +328,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 15] {
+fn sse_events() -> [(&'static str, String, bool); 16] {
     use crate::room::event as e;
     [
         (
@@ -344,6 +344,11 @@ fn sse_events() -> [(&'static str, String, bool); 15] {
         (
             "queue",
             <e::QueueData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "queue_mode",
+            <e::QueueModeData as ToSchema>::name().into_owned(),
             true,
         ),
         ("chat", <e::ChatData as ToSchema>::name().into_owned(), true),
@@ -460,6 +465,7 @@ impl ToSchema for SseMessage {
         add::<crate::room::RoomView>(schemas);
         add::<e::StateData>(schemas);
         add::<e::QueueData>(schemas);
+        add::<e::QueueModeData>(schemas);
         add::<e::ChatData>(schemas);
         add::<e::ControlData>(schemas);
         add::<e::ReadyGateData>(schemas);

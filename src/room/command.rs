@@ -619,6 +619,9 @@ pub enum Access {
     /// Changing `control`, visibility, chat or the ready gate, resetting the
     /// token or closing the room: host token always needed.
     HostOnly,
+    /// The server's own input (metadata that arrived later): never decoded
+    /// from a client body, so no token is asked for.
+    Server,
 }
 
 impl Command {
@@ -630,6 +633,7 @@ impl Command {
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
             | Command::ReadyGate { .. } => Access::HostOnly,
+            Command::ItemInfo { .. } => Access::Server,
             _ => Access::Command,
         }
     }

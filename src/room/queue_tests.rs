@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::command::{Command, CommandError, ItemInfo, PLAYLIST_NEEDS_KEY};
 use super::event::{Cause, Event, EventKind, QueueChange};
-use super::state::{Control, Inputs, Room};
+use super::state::{agreed_duration, Control, Inputs, Room};
 use super::view::QueueMode;
 
 const T0: i64 = 1_763_800_000_000;
@@ -185,10 +185,19 @@ fn a_full_queue_takes_none_of_the_items() {
     assert_eq!(room.version, 1);
 }
 
+/// A mode, a pick, the events, the queue's ids after, the loaded item.
+type NextCase = (
+    QueueMode,
+    u64,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+);
+
 /// `next` in each mode: the events, then the queue's ids and the loaded item.
 #[test]
 fn next_in_each_queue_mode() {
-    let cases: [(QueueMode, u64, &[&str], &[&str], &str); 4] = [
+    let cases: [NextCase; 4] = [
         (
             QueueMode::Normal,
             7,
@@ -478,4 +487,38 @@ fn rooms_stored_by_the_older_version_still_load() {
     assert_eq!(room.queue[0].duration, None);
     assert_eq!(room.queue[0].added_by, None);
     assert_eq!(room.state.item_id, None);
+}
+
+/// Listeners' durations: more than half within 0.5 s, one stream enough.
+#[test]
+fn reported_durations_count_when_most_agree() {
+    let cases: [(&[f64], Option<f64>); 7] = [
+        (&[], None),
+        (&[212.0], Some(212.0)),
+        (&[212.0, 212.3], Some(212.3)),
+        (&[212.0, 300.0], None),
+        (&[212.0, 212.4, 300.0], Some(212.4)),
+        (&[100.0, 200.0, 300.0], None),
+        (&[f64::NAN, -1.0, 5.0], Some(5.0)),
+    ];
+    for (reported, agreed) in cases {
+        assert_eq!(agreed_duration(reported), agreed, "{reported:?}");
+    }
+    let mut room = room();
+    assert!(
+        room.take_reported_duration(&[5.0], T0).is_empty(),
+        "nothing loaded"
+    );
+    apply(
+        &mut room,
+        json!({"type": "load", "video_id": "aaaaaaaaaaa"}),
+        T0,
+    );
+    let events = room.take_reported_duration(&[5.0, 5.2], T0);
+    assert_eq!(summary(&events), ["state:Duration -"]);
+    assert_eq!(room.state.duration, Some(5.2));
+    assert!(
+        room.take_reported_duration(&[9.0], T0).is_empty(),
+        "never overwritten"
+    );
 }

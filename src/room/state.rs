@@ -121,6 +121,34 @@ fn chat_on() -> bool {
     true
 }
 
+/// How close (seconds) listeners' reported durations must be to agree.
+pub const DURATION_AGREEMENT: f64 = 0.5;
+
+/// The duration more than half of `reported` agree on within
+/// [`DURATION_AGREEMENT`]: the median of the largest such group. Values out
+/// of range are not counted.
+pub fn agreed_duration(reported: &[f64]) -> Option<f64> {
+    let mut valid: Vec<f64> = reported
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite() && *d > 0.0 && *d <= MAX_POSITION)
+        .collect();
+    valid.sort_by(f64::total_cmp);
+    let mut best: Option<&[f64]> = None;
+    for start in 0..valid.len() {
+        let end = valid[start..]
+            .iter()
+            .position(|d| d - valid[start] > DURATION_AGREEMENT)
+            .map_or(valid.len(), |n| start + n);
+        let group = &valid[start..end];
+        if best.is_none_or(|b| group.len() > b.len()) {
+            best = Some(group);
+        }
+    }
+    let group = best?;
+    (group.len() * 2 > valid.len()).then(|| group[group.len() / 2])
+}
+
 /// A `load` command's fields, its `paused` defaulted.
 struct Load {
     source: Source,
@@ -202,7 +230,8 @@ impl Room {
     /// Checks the caller's token for `access`. The comparison of hashes is in
     /// constant time, so response timing tells nothing about the token.
     pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
-        if access == Access::Command && self.control == Control::Open {
+        if access == Access::Server || (access == Access::Command && self.control == Control::Open)
+        {
             return Ok(());
         }
         let token = token.ok_or(CommandError::Unauthorized)?;
@@ -434,6 +463,24 @@ impl Room {
             _ => return Ok(Vec::new()),
         };
         Ok(vec![self.event(now, EventKind::Queue { change })])
+    }
+
+    /// The durations listeners' players reported for the loaded item (one per
+    /// reporting stream): while the room's duration is unknown, it takes the
+    /// one more than half of them agree on within [`DURATION_AGREEMENT`]
+    /// seconds (one stream is enough). One `state` event, cause `duration`;
+    /// nothing when the duration is known or the reports disagree.
+    pub fn take_reported_duration(&mut self, reported: &[f64], now: i64) -> Vec<Event> {
+        if self.state.source.is_none() || self.state.duration.is_some() {
+            return Vec::new();
+        }
+        let Some(duration) = agreed_duration(reported) else {
+            return Vec::new();
+        };
+        let mut state = self.state.anchored_at(now);
+        state.duration = Some(duration);
+        state.position = state.clamp(state.position);
+        self.change_state(state, Cause::Duration, now)
     }
 
     /// The next queue item id, unique within the room.
