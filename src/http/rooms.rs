@@ -223,7 +223,6 @@ pub async fn command(
             Ok(Json(reply).into_response())
         }
         Err(error) => {
-            let error = ApiError::from(error);
             app.metrics.command(type_name, error.code());
             Err(error)
         }
