@@ -22,13 +22,13 @@ fn three_items() -> Value {
 /// The host queues three items and presses `next` once (through the nodes in
 /// turn); a plain listener on the last node, which never sends anything,
 /// sees the room play them in order and pause at the end of the last.
-async fn plays_through(nodes: &[TestApp]) {
+async fn plays_through(nodes: &[TestApp], items: Value) {
     let (room, token, _) = nodes[0].create_room(json!({})).await;
     let last = &nodes[nodes.len() - 1];
     let mut stream = last.events(&room).await;
     stream.expect_snapshot().await;
     let added = nodes[1 % nodes.len()]
-        .command_ok(&room, Some(&token), three_items())
+        .command_ok(&room, Some(&token), items)
         .await;
     assert_eq!(added["version"], 2, "one version for three items");
     let queue = stream.expect_versioned().await;
@@ -72,7 +72,7 @@ async fn plays_through(nodes: &[TestApp]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_room_plays_its_queue_through_by_itself() {
     let app = spawn_app(&[]).await;
-    plays_through(std::slice::from_ref(&app)).await;
+    plays_through(std::slice::from_ref(&app), three_items()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +89,55 @@ async fn a_host_room_plays_its_queue_through_by_itself_over_three_nodes() {
         }
         nodes.push(node);
     }
-    plays_through(&nodes).await;
+    plays_through(&nodes, three_items()).await;
+}
+
+/// The same with three one-second WAV files of `--media-dir`, queued with no
+/// duration: the server reads each file's length itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_files_play_through_with_durations_the_server_reads() {
+    let dir = std::env::temp_dir().join(format!(
+        "syncroom-unattended-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir_all(&dir).expect("create the media folder");
+    for name in ["one", "two", "three"] {
+        std::fs::write(dir.join(format!("{name}.wav")), tone_wav(1.0)).expect("write a WAV");
+    }
+    let media_dir = dir.to_string_lossy().into_owned();
+    let app = spawn_app(&["--media-dir", media_dir.as_str()]).await;
+    let items = json!({"type": "queue_add", "name": "Ann", "items": [
+        {"media_url": "/media/one.wav", "title": "One"},
+        {"media_url": "/media/two.wav", "title": "Two"},
+        {"media_url": "/media/three.wav", "title": "Three"},
+    ]});
+    plays_through(std::slice::from_ref(&app), items).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The bytes of a mono 16-bit PCM WAV file of `seconds` (8 kHz, silence).
+fn tone_wav(seconds: f64) -> Vec<u8> {
+    const RATE: u32 = 8000;
+    let samples = (seconds * f64::from(RATE)).round() as u32;
+    let data_len = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&RATE.to_le_bytes());
+    wav.extend_from_slice(&(RATE * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.resize(44 + data_len as usize, 0);
+    wav
 }
 
 /// What `queue_add` refuses over HTTP, and how it says so.

@@ -20,6 +20,7 @@ pub mod accept;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod item_info;
 pub mod limits;
 pub mod media;
 pub mod openapi;

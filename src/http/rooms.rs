@@ -13,13 +13,16 @@ use serde_json::Value;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{bearer_token, JsonBody, MAX_COMMAND_BODY_BYTES};
+use super::item_info;
 use super::limits::ClientIp;
 use super::AppState;
-use crate::actor::handle::{CommandReply, HostToken, RoomError};
+use crate::actor::handle::{CommandReply, HostToken};
 use crate::actor::port::RoomSummary;
 use crate::actor::RoomHandle;
 use crate::registry::{new_host_token, CreateRoom};
-use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
+use crate::room::command::{
+    check_text, decode_shaped, CommandRequest, Empty, JsonType, Presence, Shape,
+};
 use crate::room::state::RoomView;
 use crate::room::state::{MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS};
 use crate::room::Command;
@@ -209,14 +212,9 @@ pub async fn command(
     let body = body.unwrap_or(Value::Null);
     // Counted under its type whenever the body names a known one, refused or not.
     let type_name = Command::type_of(&body).unwrap_or("unknown");
-    let decoded = Command::decode(body);
-    let outcome = match decoded {
-        Err(error) => Err(RoomError::Refused(error)),
-        Ok(request) => {
-            handle
-                .command(request, bearer_token(&headers), arrived)
-                .await
-        }
+    let outcome = match Command::decode(body) {
+        Err(error) => Err(ApiError::from(error)),
+        Ok(request) => apply_command(&app, handle, request, bearer_token(&headers), arrived).await,
     };
     match outcome {
         Ok(reply) => {
@@ -225,11 +223,38 @@ pub async fn command(
             Ok(Json(reply).into_response())
         }
         Err(error) => {
-            let error = ApiError::from(error);
             app.metrics.command(type_name, error.code());
             Err(error)
         }
     }
+}
+
+/// Applies a decoded command with what the server knows of its items: a
+/// playlist becomes its videos, media files give their duration and tags
+/// first, YouTube videos' details follow in the background.
+async fn apply_command(
+    app: &AppState,
+    handle: RoomHandle,
+    mut request: CommandRequest,
+    token: Option<HostToken>,
+    arrived: Instant,
+) -> Result<CommandReply, ApiError> {
+    let metadata = &app.metadata;
+    let max_queue = app.config.max_queue;
+    let requests = match item_info::expand_playlist(metadata, &handle, max_queue, &request).await? {
+        Some(requests) => requests,
+        None => {
+            item_info::fill_from_files(metadata, &mut request.command).await;
+            vec![request]
+        }
+    };
+    let videos: Vec<String> = requests
+        .iter()
+        .flat_map(|request| item_info::videos_to_look_up(metadata, &request.command))
+        .collect();
+    let reply = item_info::apply_all(&handle, requests, token, arrived).await?;
+    item_info::look_up_later(metadata, handle, videos, &reply.room);
+    Ok(reply)
 }
 
 /// The fields of a chat body, checked before serde reads it.
