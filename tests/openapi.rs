@@ -421,7 +421,13 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
     // `load` and `queue_add`: a `oneOf` of "this one is there as a string", so
     // both (two branches) and neither (none) are outside the schema; `null` is
     // no string, so it counts as not given.
-    for name in ["LoadCommand", "QueueAddCommand"] {
+    for (name, sources) in [
+        ("LoadCommand", &["media_url", "video_id"][..]),
+        (
+            "QueueAddCommand",
+            &["items", "media_url", "playlist_id", "video_id"][..],
+        ),
+    ] {
         let rule = &schemas[name]["allOf"][1]["oneOf"];
         let branches: BTreeSet<String> = rule
             .as_array()
@@ -429,11 +435,13 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
             .iter()
             .map(|branch| {
                 let field = branch["required"][0].as_str().unwrap();
-                assert_eq!(branch["properties"][field]["type"], "string", "{name}");
+                let expected = if field == "items" { "array" } else { "string" };
+                assert_eq!(branch["properties"][field]["type"], expected, "{name}");
                 field.to_string()
             })
             .collect();
-        assert_eq!(branches, ["media_url", "video_id"].map(String::from).into());
+        let sources: BTreeSet<String> = sources.iter().map(|s| s.to_string()).collect();
+        assert_eq!(branches, sources, "{name}");
     }
     // Creating a room: at most one, "one of the two is absent or null".
     let either = schemas["CreateRoom"]["allOf"][1]["anyOf"]

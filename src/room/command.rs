@@ -315,6 +315,12 @@ pub const ITEM_SOURCE: Alternatives = Alternatives {
     presence: Required,
 };
 
+/// What `queue_add` adds: one item (by its source), `items`, or a playlist.
+pub const QUEUE_ADD_SOURCE: Alternatives = Alternatives {
+    fields: &["video_id", "media_url", "items", "playlist_id"],
+    presence: Required,
+};
+
 use JsonType::{Array, Boolean, NonNegativeInteger, Number, OneOf, String as Text};
 use Presence::{Optional, Required};
 
@@ -399,9 +405,8 @@ pub const COMMANDS: [Shape; 17] = [
             ("items", Array, Optional),
             ("playlist_id", Text, Optional),
         ],
-        // Exactly one source for a single item; none with `items` or
-        // `playlist_id` (checked by the decoding of `queue_add`).
-        alternatives: None,
+        // A single item's source, many items, or a playlist: exactly one.
+        alternatives: Some(QUEUE_ADD_SOURCE),
     },
     Shape {
         name: "queue_remove",
