@@ -277,17 +277,12 @@ impl Hub {
 }
 
 impl Drop for Hub {
-    /// The room is gone: every listener's task ends its stream.
+    /// The room is gone: every listener's task ends its stream, and its kept
+    /// events go with it.
     fn drop(&mut self) {
         for sink in &self.sinks {
             sink.end();
         }
-    }
-}
-
-impl Drop for Hub {
-    /// A room's kept events go with it.
-    fn drop(&mut self) {
         self.metrics
             .history_bytes
             .dec_by(self.history.bytes() as i64);
