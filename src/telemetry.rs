@@ -57,6 +57,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Rooms held by this node.
     pub rooms: Gauge,
+    /// Bytes of the frames this node's rooms keep for resume, over all rooms.
+    pub history_bytes: Gauge,
     /// Id-carrying events emitted.
     pub events: Counter,
     /// Commands by type and outcome (`applied`, `noop`, or the error code).
@@ -72,6 +74,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let connections = Gauge::default();
         let rooms = Gauge::default();
+        let history_bytes = Gauge::default();
         let events = Counter::default();
         let commands = Family::<CommandLabels, Counter>::default();
         // 50 µs .. ~1.6 s.
@@ -82,6 +85,11 @@ impl Metrics {
             connections.clone(),
         );
         registry.register("syncroom_rooms", "Rooms on this node", rooms.clone());
+        registry.register(
+            "syncroom_history_bytes",
+            "Bytes of events this node's rooms keep for resume, over all rooms",
+            history_bytes.clone(),
+        );
         registry.register(
             "syncroom_events",
             "Id-carrying room events emitted",
@@ -110,6 +118,7 @@ impl Metrics {
             registry,
             connections,
             rooms,
+            history_bytes,
             events,
             commands,
             fanout_seconds,

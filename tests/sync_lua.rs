@@ -49,7 +49,7 @@ async fn connect(redis: &Redis) -> redis::aio::MultiplexedConnection {
         .expect("connect to the test's redis-server")
 }
 
-/// Runs sync.lua as the backplane does: KEYS room, reports, summary, then the
+/// Runs sync.lua as the backplane does: KEYS room, reports, summary, durations, then the
 /// arguments in its order, `tail` last.
 async fn sync_script(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -63,6 +63,7 @@ async fn sync_script(
         .key(format!("{room}:room"))
         .key(format!("{room}:sync"))
         .key(format!("{room}:sync-summary"))
+        .key(format!("{room}:sync-durations"))
         .arg(mode)
         .arg(LIFETIME_MS)
         .arg(1)
@@ -72,10 +73,11 @@ async fn sync_script(
         .arg(format!("{room}:feed"))
         .arg(BEHIND_LISTED)
         .arg(tail);
-    invocation
+    let (status, summary, retry_ms, _durations): (i64, String, i64, Vec<String>) = invocation
         .invoke_async(conn)
         .await
-        .expect("sync.lua runs (EVALSHA)")
+        .expect("sync.lua runs (EVALSHA)");
+    (status, summary, retry_ms)
 }
 
 /// The summary sync.lua answers after each of `reports` was reported, in order.

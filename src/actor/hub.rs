@@ -70,6 +70,7 @@ impl Hub {
         for event in history {
             ring.push(Arc::new(event.to_frame(None)));
         }
+        metrics.history_bytes.inc_by(ring.bytes() as i64);
         Self {
             history: ring,
             listener_buffer: settings.listener_buffer.max(1),
@@ -102,10 +103,20 @@ impl Hub {
                 _ => {}
             }
             let frame = Arc::new(event.to_frame(arrived));
+            let before = self.history.bytes();
             self.history.push(frame.clone());
+            self.count_history(before);
             self.send(frame);
             self.metrics.events.inc();
         }
+    }
+
+    /// Brings `syncroom_history_bytes` up to date after the ring held `before` bytes.
+    fn count_history(&self, before: usize) {
+        let after = self.history.bytes();
+        self.metrics
+            .history_bytes
+            .inc_by(after as i64 - before as i64);
     }
 
     /// Sends a frame that is not kept for replay (presence, a resync snapshot).
@@ -148,7 +159,9 @@ impl Hub {
 
     /// Replay restarts at the room as it is now (a mirror resynced).
     pub(crate) fn forget_history(&mut self) {
+        let before = self.history.bytes();
         self.history.clear();
+        self.count_history(before);
     }
 
     /// Answers the requests that only read the room, the same for every driver;
@@ -264,11 +277,15 @@ impl Hub {
 }
 
 impl Drop for Hub {
-    /// The room is gone: every listener's task ends its stream.
+    /// The room is gone: every listener's task ends its stream, and its kept
+    /// events go with it.
     fn drop(&mut self) {
         for sink in &self.sinks {
             sink.end();
         }
+        self.metrics
+            .history_bytes
+            .dec_by(self.history.bytes() as i64);
     }
 }
 

@@ -278,7 +278,13 @@ impl LocalRoom {
                 report,
                 respond_to,
             } => {
-                let recorded = self.sync_board.record(&stream, &report, now);
+                let item = self.room.reported_item();
+                let recorded = self.sync_board.record(&stream, &report, &item, now);
+                if recorded.is_ok() && report.duration.is_some() {
+                    let durations = self.sync_board.durations(&item);
+                    let events = self.room.take_reported_duration(&durations, now);
+                    self.publish(events, None);
+                }
                 let reply = recorded.map(|()| self.refresh_sync());
                 let _ = respond_to.send(reply.map_err(RoomError::from));
             }

@@ -30,7 +30,7 @@ use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
-use crate::room::sync::{SyncAnnouncer, SyncChange};
+use crate::room::sync::{SyncAnnouncer, SyncChange, SyncTaken};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -448,14 +448,34 @@ impl MirrorRoom {
                 report,
                 respond_to,
             } => {
+                let item = self.room.reported_item();
                 tokio::spawn(async move {
-                    let change = SyncChange::Report { stream, report };
-                    let summary = link.shared.sync(&room_id, change).await;
-                    if let Ok(summary) = &summary {
-                        // Before the answer, so a read that follows sees it.
-                        link.deliver(Feed::Sync(summary.clone())).await;
+                    let change = SyncChange::Report {
+                        stream,
+                        report,
+                        item: item.clone(),
+                    };
+                    let taken = link.shared.sync(&room_id, change).await;
+                    let Ok(SyncTaken { summary, durations }) = taken else {
+                        let _ = respond_to.send(taken.map(|taken| taken.summary));
+                        return;
+                    };
+                    // Before the answer, so a read that follows sees it.
+                    link.deliver(Feed::Sync(summary.clone())).await;
+                    if !durations.is_empty() {
+                        // The shared room decides: known there, or loaded anew since, it stays.
+                        let take =
+                            move |room: &mut Room, now: i64| -> Result<Vec<Event>, CommandError> {
+                                if room.reported_item() != item {
+                                    return Ok(Vec::new());
+                                }
+                                Ok(room.take_reported_duration(&durations, now))
+                            };
+                        if let Err(error) = link.commit(&room_id, None, take).await {
+                            tracing::warn!(%room_id, %error, "reported duration not committed");
+                        }
                     }
-                    let _ = respond_to.send(summary);
+                    let _ = respond_to.send(Ok(summary));
                 });
             }
             Request::Feed(feed) => return self.on_feed(feed),

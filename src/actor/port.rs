@@ -28,7 +28,7 @@ use crate::room::command::CommandError;
 pub use crate::room::error::{RoomError, Unavailable};
 use crate::room::event::Event;
 use crate::room::state::Room;
-use crate::room::sync::{SyncChange, SyncSummary};
+use crate::room::sync::{SyncChange, SyncSummary, SyncTaken};
 
 /// A boxed future, so that the port can be used as `dyn SharedRooms`.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -123,13 +123,13 @@ pub trait SharedRooms: Send + Sync + 'static {
 
     /// Changes the room's sync reports (over every node) and answers the room's
     /// summary after it; a changed summary also reaches every mirror as
-    /// [`Feed::Sync`]. A report is refused as [`RoomError::Sync`], a gone room
+    /// [`Feed::Sync`], and the durations reported for the report's item. A report is refused as [`RoomError::Sync`], a gone room
     /// is [`RoomError::Closed`].
     fn sync<'a>(
         &'a self,
         room_id: &'a str,
         change: SyncChange,
-    ) -> PortFuture<'a, Result<SyncSummary, RoomError>>;
+    ) -> PortFuture<'a, Result<SyncTaken, RoomError>>;
 }
 
 /// The caps [`SharedRooms::create`] enforces, cluster-wide.

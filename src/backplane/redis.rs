@@ -58,7 +58,7 @@ use crate::actor::port::{
 use crate::room::event::{Event, EventKind};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
-    SyncChange, SyncRefusal, SyncRules, SyncSummary, BEHIND_LISTED, IN_SYNC_MS,
+    SyncChange, SyncRefusal, SyncRules, SyncSummary, SyncTaken, BEHIND_LISTED, IN_SYNC_MS,
 };
 use crate::room::{Clock, CommandError, Room, RoomError};
 
@@ -121,6 +121,12 @@ mod keys {
     /// The room's sync reports, by stream id.
     pub fn sync(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:sync")
+    }
+
+    /// Durations reported with the room's sync reports (hash stream ->
+    /// "seconds:item"), apart so that nodes that predate them read the reports as before.
+    pub fn sync_durations(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:sync-durations")
     }
 
     /// The room's sync summary as last published.
@@ -591,7 +597,7 @@ impl RedisBackplane {
         // The summary as it is now (expired reports forgotten), not as last
         // published: nobody may have swept since.
         let sync = match self.sync(room_id, SyncChange::Sweep).await {
-            Ok(summary) => summary,
+            Ok(taken) => taken.summary,
             Err(RoomError::Unavailable(error)) => return Err(error),
             Err(_) => SyncSummary::default(),
         };
@@ -787,13 +793,14 @@ impl RedisBackplane {
     }
 
     /// Changes the room's sync reports ([`SYNC`]) and answers its summary.
-    pub async fn sync(&self, room_id: &str, change: SyncChange) -> Result<SyncSummary, RoomError> {
+    pub async fn sync(&self, room_id: &str, change: SyncChange) -> Result<SyncTaken, RoomError> {
         let mut conn = self.commands.clone();
         let mut invocation = self.sync_script.prepare_invoke();
         invocation
             .key(keys::room(room_id))
             .key(keys::sync(room_id))
-            .key(keys::sync_summary(room_id));
+            .key(keys::sync_summary(room_id))
+            .key(keys::sync_durations(room_id));
         let mode = match &change {
             SyncChange::Report { .. } => "report",
             SyncChange::Forget(_) => "forget",
@@ -809,20 +816,26 @@ impl RedisBackplane {
             .arg(keys::feed(room_id))
             .arg(BEHIND_LISTED);
         match &change {
-            SyncChange::Report { stream, report } => {
+            SyncChange::Report {
+                stream,
+                report,
+                item,
+            } => {
                 invocation
                     .arg(stream)
                     // Display, never an exponent: the script's stored form is digits and a point.
                     .arg(report.p95_ms.to_string())
                     .arg(u8::from(report.buffering))
-                    .arg(report.name.as_deref().unwrap_or(""));
+                    .arg(report.name.as_deref().unwrap_or(""))
+                    .arg(report.duration.map_or(String::new(), |d| d.to_string()))
+                    .arg(item);
             }
             SyncChange::Forget(streams) => {
                 invocation.arg(streams);
             }
             SyncChange::Sweep => {}
         }
-        let (status, summary, retry_ms): (i64, String, i64) = self
+        let (status, summary, retry_ms, durations): (i64, String, i64, Vec<String>) = self
             .bounded(async {
                 invocation
                     .invoke_async(&mut conn)
@@ -831,9 +844,12 @@ impl RedisBackplane {
             })
             .await?;
         match status {
-            1 => serde_json::from_str(&summary).map_err(|error| {
-                tracing::error!(%room_id, %error, "unreadable sync summary from lua");
-                RoomError::Unavailable(Unavailable)
+            1 => Ok(SyncTaken {
+                summary: serde_json::from_str(&summary).map_err(|error| {
+                    tracing::error!(%room_id, %error, "unreadable sync summary from lua");
+                    RoomError::Unavailable(Unavailable)
+                })?,
+                durations: durations.iter().filter_map(|d| d.parse().ok()).collect(),
             }),
             0 => Err(SyncRefusal::TooSoon {
                 retry_after_ms: retry_ms.max(1) as u64,
@@ -985,7 +1001,7 @@ impl SharedRooms for RedisBackplane {
         &'a self,
         room_id: &'a str,
         change: SyncChange,
-    ) -> PortFuture<'a, Result<SyncSummary, RoomError>> {
+    ) -> PortFuture<'a, Result<SyncTaken, RoomError>> {
         Box::pin(RedisBackplane::sync(self, room_id, change))
     }
 

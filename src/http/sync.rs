@@ -18,6 +18,7 @@ use super::AppState;
 use crate::room::command::{check_text, decode_shaped, Empty, JsonType, Presence, Shape};
 use crate::room::state::MAX_CHAT_NAME_CHARS;
 use crate::room::sync::{tenths, DriftReport, PlayerKind, SyncSummary, MAX_DRIFT_MS};
+use crate::room::view::MAX_POSITION;
 use crate::room::CommandError;
 
 /// Largest sync report body: the fields with a token and a 64-character name fit in half of it.
@@ -37,6 +38,7 @@ pub const SYNC_SHAPE: Shape = Shape {
         ),
         ("buffering", JsonType::Boolean, Presence::Optional),
         ("name", JsonType::String, Presence::Optional),
+        ("duration", JsonType::Number, Presence::Optional),
     ],
     alternatives: None,
 };
@@ -50,6 +52,7 @@ struct SyncReportFields {
     #[serde(default)]
     buffering: bool,
     name: Option<String>,
+    duration: Option<f64>,
 }
 
 /// The answer to a sync report.
@@ -78,7 +81,8 @@ impl utoipa::ToSchema for SyncReportBody {
 }
 
 /// The report, checked: each drift from 0 to [`MAX_DRIFT_MS`], p50 ≤ p95, and a
-/// name as a chat name (trimmed, 1 to 64 characters, no control characters).
+/// name as a chat name (trimmed, 1 to 64 characters, no control characters),
+/// a duration above 0 and at most [`MAX_POSITION`] seconds.
 fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> {
     for (name, value) in [
         ("drift_p50_ms", fields.drift_p50_ms),
@@ -95,6 +99,13 @@ fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> 
             "`drift_p50_ms` must not be larger than `drift_p95_ms`".into(),
         ));
     }
+    if let Some(duration) = fields.duration {
+        if !(duration > 0.0 && duration <= MAX_POSITION) {
+            return Err(CommandError::InvalidValue(format!(
+                "`duration` must be above 0 and at most {MAX_POSITION} (seconds)"
+            )));
+        }
+    }
     let name = match &fields.name {
         Some(name) => {
             Some(check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned())
@@ -108,6 +119,7 @@ fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> 
         player: fields.player,
         buffering: fields.buffering,
         name,
+        duration: fields.duration,
     })
 }
 
@@ -120,7 +132,7 @@ fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> 
     request_body(content = SyncReportBody, content_type = "application/json", description = "The page's drift over its last report interval, and its stream's token (from `hello`)"),
     responses(
         (status = 200, description = "Taken: it replaces the stream's previous report and counts for three report intervals, or until the stream closes", body = SyncAccepted),
-        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, p50 above p95, or a `name` that is blank, longer than 64 characters or holds a control character", body = ErrorBody),
+        (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, p50 above p95, a `duration` not above 0 or above 1000000 s, or a `name` that is blank, longer than 64 characters or holds a control character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
         (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),

@@ -470,6 +470,17 @@ impl Room {
         Ok(vec![self.event(now, EventKind::Queue { change })])
     }
 
+    /// What listeners' reported durations are kept for: the loaded queue item,
+    /// or for an item loaded by `load` its source.
+    pub fn reported_item(&self) -> String {
+        match (&self.state.item_id, &self.state.source) {
+            (Some(item_id), _) => item_id.clone(),
+            (None, Some(Source::Video(id))) => format!("video:{id}"),
+            (None, Some(Source::Media(url))) => format!("media:{url}"),
+            (None, None) => String::new(),
+        }
+    }
+
     /// The durations listeners' players reported for the loaded item (one per
     /// reporting stream): while the room's duration is unknown, it takes the
     /// one more than half of them agree on within [`DURATION_AGREEMENT`]

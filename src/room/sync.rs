@@ -67,6 +67,8 @@ pub struct DriftReport {
     pub buffering: bool,
     /// The listener's display name, trimmed; shown to the room when behind.
     pub name: Option<String>,
+    /// The page's player's length of the room's current item, in seconds.
+    pub duration: Option<f64>,
 }
 
 /// The room's sync health, as the snapshot, `GET /api/rooms/{id}` and the
@@ -184,12 +186,25 @@ pub fn summarize<'a>(reports: impl IntoIterator<Item = Reported<'a>>) -> SyncSum
 /// A change to a shared room's reports (see `SharedRooms::sync`).
 #[derive(Debug, Clone)]
 pub enum SyncChange {
-    /// A stream's report.
-    Report { stream: String, report: DriftReport },
+    /// A stream's report; its duration, if any, is of `item` (the room's
+    /// item at receipt, see `Room::reported_item`).
+    Report {
+        stream: String,
+        report: DriftReport,
+        item: String,
+    },
     /// These streams closed.
     Forget(Vec<String>),
     /// Only forget what expired.
     Sweep,
+}
+
+/// A changed room's sync summary, and for a report with a duration, the
+/// durations the live reports give for its item (one per stream).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncTaken {
+    pub summary: SyncSummary,
+    pub durations: Vec<f64>,
 }
 
 /// Why a report was not taken. Nothing changed.
@@ -230,6 +245,8 @@ struct Entry {
     received_at: i64,
     buffering: bool,
     name: Option<Box<str>>,
+    /// The reported duration and the item it was reported for.
+    duration: Option<(Box<str>, f64)>,
 }
 
 /// The live reports of one room kept by this process, by stream id.
@@ -247,11 +264,13 @@ impl SyncBoard {
         }
     }
 
-    /// Takes `report` as the stream's current one (after forgetting the expired).
+    /// Takes `report` as the stream's current one (after forgetting the expired);
+    /// its duration, if any, counts for `item` (the room's item at receipt).
     pub fn record(
         &mut self,
         stream: &str,
         report: &DriftReport,
+        item: &str,
         now: i64,
     ) -> Result<(), SyncRefusal> {
         self.prune(now);
@@ -274,9 +293,20 @@ impl SyncBoard {
                 received_at: now,
                 buffering: report.buffering,
                 name: report.name.as_deref().map(Box::from),
+                duration: report.duration.map(|d| (Box::from(item), d)),
             },
         );
         Ok(())
+    }
+
+    /// The durations live reports give for `item`, one per stream.
+    pub fn durations(&self, item: &str) -> Vec<f64> {
+        self.reports
+            .values()
+            .filter_map(|entry| entry.duration.as_ref())
+            .filter(|(of, _)| &**of == item)
+            .map(|(_, d)| *d)
+            .collect()
     }
 
     /// The stream closed: its report stops counting now.
@@ -372,6 +402,7 @@ mod tests {
             player: PlayerKind::Media,
             buffering: false,
             name: None,
+            duration: None,
         }
     }
 
@@ -442,15 +473,15 @@ mod tests {
     #[test]
     fn a_stream_has_one_report_and_it_expires_after_three_intervals() {
         let mut board = SyncBoard::new(RULES);
-        board.record("a", &report(10.0), 0).unwrap();
+        board.record("a", &report(10.0), "q1", 0).unwrap();
         assert_eq!(
-            board.record("a", &report(90.0), 2_000),
+            board.record("a", &report(90.0), "q1", 2_000),
             Err(SyncRefusal::TooSoon {
                 retry_after_ms: 500
             })
         );
-        board.record("a", &report(90.0), 2_500).unwrap();
-        board.record("b", &report(20.0), 3_000).unwrap();
+        board.record("a", &report(90.0), "q1", 2_500).unwrap();
+        board.record("b", &report(20.0), "q1", 3_000).unwrap();
         let summary = board.summary();
         assert_eq!((summary.reporting, summary.in_sync), (2, 1));
         assert_eq!(board.next_expiry(), Some(17_500));
@@ -464,10 +495,30 @@ mod tests {
     fn a_full_board_refuses_new_streams_but_takes_known_ones() {
         let mut board = SyncBoard::new(RULES);
         for stream in ["a", "b", "c"] {
-            board.record(stream, &report(1.0), 0).unwrap();
+            board.record(stream, &report(1.0), "q1", 0).unwrap();
         }
-        assert_eq!(board.record("d", &report(1.0), 0), Err(SyncRefusal::Full));
-        board.record("a", &report(2.0), 5_000).unwrap();
+        assert_eq!(
+            board.record("d", &report(1.0), "q1", 0),
+            Err(SyncRefusal::Full)
+        );
+        board.record("a", &report(2.0), "q1", 5_000).unwrap();
+    }
+
+    #[test]
+    fn durations_count_per_stream_for_the_item_they_were_reported_for() {
+        let mut board = SyncBoard::new(RULES);
+        let with = |d: f64| DriftReport {
+            duration: Some(d),
+            ..report(1.0)
+        };
+        board.record("a", &with(5.0), "q1", 0).unwrap();
+        board.record("b", &with(9.0), "q2", 0).unwrap();
+        board.record("c", &report(1.0), "q1", 0).unwrap();
+        assert_eq!(board.durations("q1"), vec![5.0]);
+        board.record("a", &with(6.0), "q1", 5_000).unwrap();
+        assert_eq!(board.durations("q1"), vec![6.0]);
+        board.forget("a");
+        assert!(board.durations("q1").is_empty());
     }
 
     #[test]

@@ -10,11 +10,16 @@
 -- are tested against one table of cases (tests/cases/sync_summary.json).
 --
 -- KEYS: room, sync (hash stream -> "p95_ms:received_at_ms:buffering 0|1:name"),
--- sync summary.
+-- sync summary, sync durations (hash stream -> "seconds:item", for the reports
+-- that carried a duration; apart from the reports so that nodes that predate
+-- durations read the reports as before).
 -- ARGV: mode (report | forget | sweep), lifetime ms, min gap ms, max reports,
 -- in-sync ms, room ttl ms, feed channel, how many behind to list, then for report:
--- stream, p95 ms, buffering (0 | 1), name ('' for none); for forget: the streams.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, '', 0} end
+-- stream, p95 ms, buffering (0 | 1), name ('' for none), duration seconds ('' for
+-- none), the item it is of; for forget: the streams.
+-- Answers as a fourth element, for a report with a duration, the durations the
+-- live reports give for its item (one per stream).
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, '', 0, {}} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lifetime = tonumber(ARGV[2])
@@ -30,6 +35,7 @@ for i = 1, #all, 2 do
   end
   if p95 == nil or tonumber(at) + lifetime <= now then
     redis.call('HDEL', KEYS[2], all[i])
+    if KEYS[4] then redis.call('HDEL', KEYS[4], all[i]) end
   else
     live[all[i]] = {tonumber(p95), tonumber(at), buffering == '1', name}
     count = count + 1
@@ -40,17 +46,26 @@ if ARGV[1] == 'report' then
   local previous = live[stream]
   if previous then
     local wait = previous[2] + tonumber(ARGV[3]) - now
-    if wait > 0 then return {0, '', wait} end
+    if wait > 0 then return {0, '', wait, {}} end
   elseif count >= tonumber(ARGV[4]) then
-    return {-2, '', 0}
+    return {-2, '', 0, {}}
   end
   redis.call('HSET', KEYS[2], stream, ARGV[10] .. ':' .. string.format('%d', now) .. ':' .. ARGV[11] .. ':' .. ARGV[12])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
   live[stream] = {tonumber(ARGV[10]), now, ARGV[11] == '1', ARGV[12]}
+  if KEYS[4] then
+    if ARGV[13] ~= nil and ARGV[13] ~= '' then
+      redis.call('HSET', KEYS[4], stream, ARGV[13] .. ':' .. ARGV[14])
+      redis.call('PEXPIRE', KEYS[4], ARGV[6])
+    else
+      redis.call('HDEL', KEYS[4], stream)
+    end
+  end
 elseif ARGV[1] == 'forget' then
   for i = 9, #ARGV do
     if live[ARGV[i]] then
       redis.call('HDEL', KEYS[2], ARGV[i])
+      if KEYS[4] then redis.call('HDEL', KEYS[4], ARGV[i]) end
       live[ARGV[i]] = nil
     end
   end
@@ -112,4 +127,12 @@ if redis.call('GET', KEYS[3]) ~= encoded then
   redis.call('SET', KEYS[3], encoded, 'PX', ARGV[6])
   redis.call('PUBLISH', ARGV[7], cjson.encode({sync = summary}))
 end
-return {1, encoded, 0}
+local durations = {}
+if ARGV[1] == 'report' and KEYS[4] and ARGV[13] ~= nil and ARGV[13] ~= '' then
+  local reported = redis.call('HGETALL', KEYS[4])
+  for i = 1, #reported, 2 do
+    local seconds, item = string.match(reported[i + 1], '^([^:]+):(.*)$')
+    if live[reported[i]] and item == ARGV[14] then durations[#durations + 1] = seconds end
+  end
+end
+return {1, encoded, 0, durations}
