@@ -150,16 +150,7 @@ impl LocalRoom {
                     // complete during a graceful shutdown.
                     None => break,
                 },
-                _ = self.hub.status.listeners_changed.notified() => {
-                    let due = self.hub.on_listeners_changed();
-                    self.announce(due);
-                    for stream in self.hub.status.take_closed_streams() {
-                        self.sync_board.forget(&stream);
-                    }
-                    self.refresh_sync();
-                    // One who took part may have left: the rest may be the quorum.
-                    self.check_gate();
-                }
+                _ = self.hub.status.listeners_changed.notified() => self.on_listeners_changed(),
                 _ = sleep_until_some(next) => {
                     let now = Instant::now();
                     if due_at.is_some_and(|at| at <= now) {
@@ -197,6 +188,18 @@ impl LocalRoom {
             this.context.persistent.release();
         }
         (this.context.on_exit)();
+    }
+
+    /// A listener came or went: presence, the sync board and the gate follow.
+    fn on_listeners_changed(&mut self) {
+        let due = self.hub.on_listeners_changed();
+        self.announce(due);
+        for stream in self.hub.status.take_closed_streams() {
+            self.sync_board.forget(&stream);
+        }
+        self.refresh_sync();
+        // One who took part may have left: the rest may be the quorum.
+        self.check_gate();
     }
 
     fn now(&self) -> i64 {

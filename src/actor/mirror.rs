@@ -30,7 +30,7 @@ use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
-use crate::room::sync::{SyncAnnouncer, SyncChange, SyncTaken};
+use crate::room::sync::{DriftReport, SyncAnnouncer, SyncChange, SyncSummary, SyncTaken};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -447,42 +447,52 @@ impl MirrorRoom {
                 stream,
                 report,
                 respond_to,
-            } => {
-                let item = self.room.reported_item();
-                tokio::spawn(async move {
-                    let change = SyncChange::Report {
-                        stream,
-                        report,
-                        item: item.clone(),
-                    };
-                    let taken = link.shared.sync(&room_id, change).await;
-                    let Ok(SyncTaken { summary, durations }) = taken else {
-                        let _ = respond_to.send(taken.map(|taken| taken.summary));
-                        return;
-                    };
-                    // Before the answer, so a read that follows sees it.
-                    link.deliver(Feed::Sync(summary.clone())).await;
-                    if !durations.is_empty() {
-                        // The shared room decides: known there, or loaded anew since, it stays.
-                        let take =
-                            move |room: &mut Room, now: i64| -> Result<Vec<Event>, CommandError> {
-                                if room.reported_item() != item {
-                                    return Ok(Vec::new());
-                                }
-                                Ok(room.take_reported_duration(&durations, now))
-                            };
-                        if let Err(error) = link.commit(&room_id, None, take).await {
-                            tracing::warn!(%room_id, %error, "reported duration not committed");
-                        }
-                    }
-                    let _ = respond_to.send(Ok(summary));
-                });
-            }
+            } => self.on_sync_report(stream, report, respond_to),
             Request::Feed(feed) => return self.on_feed(feed),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// A listener's sync report: kept beside the others in the store; a
+    /// duration the reports now agree on is committed to the shared room.
+    fn on_sync_report(
+        &mut self,
+        stream: String,
+        report: DriftReport,
+        respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
+    ) {
+        let room_id = self.room.room_id.clone();
+        let link = self.link.clone();
+        let item = self.room.reported_item();
+        tokio::spawn(async move {
+            let change = SyncChange::Report {
+                stream,
+                report,
+                item: item.clone(),
+            };
+            let taken = link.shared.sync(&room_id, change).await;
+            let Ok(SyncTaken { summary, durations }) = taken else {
+                let _ = respond_to.send(taken.map(|taken| taken.summary));
+                return;
+            };
+            // Before the answer, so a read that follows sees it.
+            link.deliver(Feed::Sync(summary.clone())).await;
+            if !durations.is_empty() {
+                // The shared room decides: known there, or loaded anew since, it stays.
+                let take = move |room: &mut Room, now: i64| -> Result<Vec<Event>, CommandError> {
+                    if room.reported_item() != item {
+                        return Ok(Vec::new());
+                    }
+                    Ok(room.take_reported_duration(&durations, now))
+                };
+                if let Err(error) = link.commit(&room_id, None, take).await {
+                    tracing::warn!(%room_id, %error, "reported duration not committed");
+                }
+            }
+            let _ = respond_to.send(Ok(summary));
+        });
     }
 
     /// A client's command, committed by a task of its own (the mirror never

@@ -317,7 +317,7 @@ pub const ITEM_SOURCE: Alternatives = Alternatives {
 
 /// What `queue_add` adds: one item (by its source), `items`, or a playlist.
 pub const QUEUE_ADD_SOURCE: Alternatives = Alternatives {
-    fields: &["video_id", "media_url", "items", "playlist_id"],
+    fields: &["items", "playlist_id", "video_id", "media_url"],
     presence: Required,
 };
 
@@ -604,10 +604,20 @@ fn check_alternatives(
         .map(|name| format!("`{name}`"))
         .collect();
     if named > 1 {
-        return Err(CommandError::InvalidValue(format!(
-            "give either {}, not both",
-            quoted.join(" or ")
-        )));
+        let given: Vec<&str> = alternatives
+            .fields
+            .iter()
+            .copied()
+            .filter(|name| fields.get(*name).is_some_and(|value| !value.is_null()))
+            .collect();
+        let both_sources = given.contains(&"video_id") && given.contains(&"media_url");
+        return Err(CommandError::InvalidValue(
+            if alternatives.fields.len() == 2 || both_sources {
+                "give either `video_id` or `media_url`, not both".to_string()
+            } else {
+                format!("`{}` cannot be combined with `{}`", given[0], given[1])
+            },
+        ));
     }
     if named == 0 && alternatives.presence == Required {
         return Err(CommandError::InvalidValue(format!(
