@@ -28,8 +28,8 @@ MAX_QUEUE = int(os.environ["SYNCROOM_MAX_QUEUE"])
 STARTS_AT_WINDOW_MS = (0, 59_000)
 
 # The largest body each route reads, in bytes (docs/API.md, Limits): 16 KiB,
-# and 1 KiB for a sync report.
-BODY_LIMITS = {"/api/rooms/{room_id}/sync": 1024}
+# 64 KiB for a command, and 1 KiB for a sync report.
+BODY_LIMITS = {"/api/rooms/{room_id}/sync": 1024, "/api/rooms/{room_id}/commands": 64 * 1024}
 DEFAULT_BODY_LIMIT = 16 * 1024
 
 # Text fields the server trims of surrounding white space before it counts
@@ -161,6 +161,16 @@ def _refused_by_the_room(case, response):
         inside = STARTS_AT_WINDOW_MS[0] <= ahead <= STARTS_AT_WINDOW_MS[1]
         if not inside or command.get("paused") is True:
             return "STARTS_AT_WINDOW"
+    # PLAYLIST_NEEDS_KEY: `playlist_id` needs the server's YouTube API key
+    # (--youtube-api-key), and the server under test has none.
+    if code == "invalid_command" and kind == "queue_add" and command.get("playlist_id") is not None:
+        return "PLAYLIST_NEEDS_KEY"
+    # ONE_ITEMS_FIELDS: `title`, `artist` and `duration` describe a single item; with
+    # `items` (each item carries its own) or `playlist_id` they are refused.
+    many = command.get("items") is not None or command.get("playlist_id") is not None
+    single = any(command.get(field) is not None for field in ("title", "artist", "duration"))
+    if code == "invalid_value" and kind == "queue_add" and many and single:
+        return "ONE_ITEMS_FIELDS"
     room = _room(case)
     if room is None:
         return None

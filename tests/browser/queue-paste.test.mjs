@@ -126,7 +126,9 @@ test('a line that names nothing is refused before anything is sent; the server r
   assert.equal(await host.locator('#paste-input').inputValue(), '/media/a.wav\nhttps://user:secret@example.com/song.mp3\n/media/b.wav',
     'the box keeps the links to fix them');
   assert.deepEqual((await api(server.url, 'GET', `/api/rooms/${roomId}`)).body.queue, [], 'all or nothing: nothing was added');
-  assert.deepEqual(host.errors, []);
+  // The refusal this test provokes is logged by the browser as a failed load: no error of the page.
+  const unexpected = host.errors.filter((e) => !/status of 400/.test(e));
+  assert.deepEqual(unexpected, []);
   await host.context().close();
 });
 
@@ -138,7 +140,8 @@ test('whoever may edit the queue switches its mode, everyone sees it; the host k
   assert.equal(await listener.locator('#queue-mode').isHidden(), true, 'a listener of a host room has no switch');
   assert.equal(await listener.locator('#paste-form').isHidden(), true, 'nor the paste box');
 
-  await host.getByRole('radio', { name: 'Loop' }).check();
+  // The radios are drawn by their labels (the input sits under them): click as a person would.
+  await host.locator('label[for="queue-mode-loop"]').click();
   await waitFor(async () => (await api(server.url, 'GET', `/api/rooms/${roomId}`)).body.queue_mode === 'loop', { what: 'the room in loop mode' });
   await waitFor(() => listener.locator('#queue-mode-note').textContent().then((t) => t.startsWith('Loop is on')), { what: 'the listener told' });
 
