@@ -115,8 +115,10 @@ fn items_schema() -> Schema {
     Schema::Array(
         ArrayBuilder::new()
             .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
-            .items(RefOr::T(Schema::Object(
-                shape_schema(&QUEUE_ITEM, &[]).build(),
+            // Each item names exactly one source, as a single `queue_add` does.
+            .items(RefOr::T(body_schema(
+                &QUEUE_ITEM,
+                shape_schema(&QUEUE_ITEM, &[]),
             )))
             .min_items(Some(1))
             .max_items(Some(MAX_ITEMS_PER_ADD))
