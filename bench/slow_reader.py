@@ -15,22 +15,27 @@ import socket
 import sys
 
 
-def request(addr, method, path, body=None):
-    host, port = addr.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json"})
-    response = conn.getresponse()
-    data = response.read()
-    conn.close()
-    if response.status >= 300:
-        sys.exit(f"slow reader: {method} {path}: {response.status} {data[:200]!r}")
-    return json.loads(data)
+class Api:
+    """One kept-alive HTTP connection for the reader's commands."""
+
+    def __init__(self, addr):
+        host, port = addr.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def request(self, method, path, body=None):
+        self.conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                          headers={"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            sys.exit(f"slow reader: {method} {path}: {response.status} {data[:200]!r}")
+        return json.loads(data)
 
 
 def main():
     addr, commands = sys.argv[1], int(sys.argv[2])
-    room = request(addr, "POST", "/api/rooms",
+    api = Api(addr)
+    room = api.request("POST", "/api/rooms",
                    {"control": "open", "video_id": "dQw4w9WgXcQ"})["room_id"]
     host, port = addr.rsplit(":", 1)
     stream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -38,12 +43,14 @@ def main():
     stream.connect((host, int(port)))
     stream.sendall(f"GET /api/rooms/{room}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n".encode())
     last = 0
+    # Each `load` is a `state` event of about 2.5 KB (a long media URL, title
+    # and artist) while the room itself stays small: a few thousand fill every
+    # buffer on the way (a socket's send buffer grows to 4 MiB).
+    url = "https://media.example/" + "a" * 2000 + ".mp3"
     for i in range(commands):
-        # Each `queue` event carries the whole queue, and long titles make it
-        # big: a few dozen fill every buffer on the way.
-        last = request(addr, "POST", f"/api/rooms/{room}/commands",
-                       {"type": "queue_add", "video_id": "dQw4w9WgXcQ",
-                        "title": f"{i} " + "x" * 190})["version"]
+        last = api.request("POST", f"/api/rooms/{room}/commands",
+                           {"type": "load", "media_url": f"{url}?{i}", "paused": True,
+                            "title": f"{i} " + "t" * 190, "artist": "a" * 200})["version"]
     # Now read: everything up to the last version must come.
     stream.settimeout(30)
     buffer = b""

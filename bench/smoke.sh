@@ -84,7 +84,7 @@ echo "==> bench smoke: 200 listeners over 2 rooms, 20 events, against $addr"
 run two-rooms 4000 --listeners 200 --rooms 2 --events 20 --publish all --interval-ms 10 --settle-ms 100
 
 echo "==> bench smoke: 400 listeners over 100 rooms, 10 events each, and a reader that reads nothing"
-python3 bench/slow_reader.py "$addr" 400 >"$work/slow.out" 2>&1 &
+python3 bench/slow_reader.py "$addr" 6000 >"$work/slow.out" 2>&1 &
 slow_pid=$!
 run many-rooms 4000 --listeners 400 --rooms 100 --events 1000 --room-prefix m \
   --interval-ms 2 --settle-ms 100
