@@ -51,6 +51,7 @@ pub(crate) enum Request {
     Chat {
         name: String,
         text: String,
+        token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
     /// Refused (`Unavailable`) by a mirror that has lost touch with the shared
@@ -422,11 +423,17 @@ impl RoomHandle {
     }
 
     /// Posts a chat message; answers the version it became.
-    pub async fn chat(&self, name: String, text: String) -> Result<u64, RoomError> {
+    pub async fn chat(
+        &self,
+        name: String,
+        text: String,
+        token: Option<HostToken>,
+    ) -> Result<u64, RoomError> {
         let version = self
             .call(|respond_to| Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             })
             .await?;

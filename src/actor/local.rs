@@ -254,13 +254,18 @@ impl LocalRoom {
             Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             } => {
-                let reply = self.room.chat(&name, &text, now).map(|event| {
-                    self.hub.touch();
-                    self.publish(vec![event], None);
-                    self.room.version
-                });
+                let token = token.as_ref().map(|t| t.0.as_str());
+                let reply = self
+                    .room
+                    .decide_chat(token, &name, &text, now)
+                    .map(|event| {
+                        self.hub.touch();
+                        self.publish(vec![event], None);
+                        self.room.version
+                    });
                 let _ = respond_to.send(reply.map_err(RoomError::from));
             }
             Request::SyncReport {

@@ -406,11 +406,13 @@ impl MirrorRoom {
             Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             } => {
                 self.hub.touch();
                 link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
-                    Ok(vec![room.chat(&name, &text, now)?])
+                    let token = token.as_ref().map(|t| t.0.as_str());
+                    Ok(vec![room.decide_chat(token, &name, &text, now)?])
                 });
             }
             Request::Delete { token, respond_to } => {

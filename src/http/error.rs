@@ -222,6 +222,7 @@ fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) 
         CommandError::VersionConflict { .. } => {
             (StatusCode::CONFLICT, ErrorCode::VersionConflict, None)
         }
+        CommandError::NotPermitted(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
     }
 }
 

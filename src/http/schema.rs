@@ -69,6 +69,7 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
         JsonType::NonNegativeInteger => Type::Integer,
         JsonType::String | JsonType::OneOf(_) => Type::String,
         JsonType::Boolean => Type::Boolean,
+        JsonType::Object => Type::Object,
     }];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {

@@ -23,6 +23,10 @@ pub enum CommandError {
     Forbidden,
     #[error("the room is at version {actual}, not the expected {expected}")]
     VersionConflict { expected: u64, actual: u64 },
+    /// A valid token that may not do this: `403 forbidden`, naming the group
+    /// and who may.
+    #[error("{0}")]
+    NotPermitted(String),
 }
 
 /// A YouTube video id, or the one message for a malformed one.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use super::check::{check_text, check_video_id, CommandError, Empty, VIDEO_ID_RULE};
+use super::permissions::{Group, Permissions};
 use super::source::Source;
 use super::view::{Control, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION};
 
@@ -81,6 +82,10 @@ pub enum Command {
         chat_enabled: bool,
     },
     ClearChat {},
+    /// Who may do what: any subset of the groups (see `room::permissions`).
+    Permissions {
+        permissions: Map<String, Value>,
+    },
 }
 
 /// What JSON a field takes, in the plain words of error messages.
@@ -92,6 +97,7 @@ pub enum JsonType {
     Boolean,
     /// A string, one of these.
     OneOf(&'static [&'static str]),
+    Object,
 }
 
 impl JsonType {
@@ -105,6 +111,7 @@ impl JsonType {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 quoted.join(" or ")
             }
+            JsonType::Object => "an object".into(),
         }
     }
 
@@ -115,6 +122,7 @@ impl JsonType {
             JsonType::String => value.is_string(),
             JsonType::Boolean => value.is_boolean(),
             JsonType::OneOf(names) => value.as_str().is_some_and(|v| names.contains(&v)),
+            JsonType::Object => value.is_object(),
         }
     }
 }
@@ -166,7 +174,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 15] = [
+pub const COMMANDS: [Shape; 16] = [
     Shape {
         name: "play",
         fields: &[
@@ -260,6 +268,11 @@ pub const COMMANDS: [Shape; 15] = [
             ("quorum", NonNegativeInteger, Required),
             ("deadline_ms", NonNegativeInteger, Required),
         ],
+        alternatives: None,
+    },
+    Shape {
+        name: "permissions",
+        fields: &[("permissions", JsonType::Object, Required)],
         alternatives: None,
     },
 ];
@@ -408,26 +421,39 @@ pub struct CommandRequest {
     pub expected_version: Option<u64>,
 }
 
-/// What a caller must hold to be let through: which token a command needs.
+/// What a caller must be to be let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// A playback or queue command: host token needed only in `host` rooms.
-    Command,
-    /// Changing `control`, visibility, chat or the ready gate, resetting the
-    /// token or closing the room: host token always needed.
+    /// Whoever the room's permissions give this group to.
+    Group(Group),
+    /// The room's settings, co-host management, resetting the token or
+    /// closing the room: the host alone, whatever the permissions say.
     HostOnly,
 }
 
 impl Command {
-    /// Who may send this command: the host alone, or anyone in an open room.
+    /// Who may send this command: the group it belongs to, or the host alone.
     pub fn access(&self) -> Access {
         match self {
+            Command::Play { .. }
+            | Command::Pause { .. }
+            | Command::Seek { .. }
+            | Command::Load { .. }
+            | Command::Rate { .. }
+            | Command::Duration { .. } => Access::Group(Group::Playback),
+            Command::QueueAdd { .. } => Access::Group(Group::QueueAdd),
+            // TODO(integrator): `queue_mode` joins this arm once it exists.
+            Command::QueueRemove { .. } | Command::QueueMove { .. } => {
+                Access::Group(Group::QueueEdit)
+            }
+            Command::Next {} => Access::Group(Group::Skip),
+            // TODO(integrator): `persistent` joins this arm once it exists.
             Command::Control { .. }
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
-            | Command::ReadyGate { .. } => Access::HostOnly,
-            _ => Access::Command,
+            | Command::ReadyGate { .. }
+            | Command::Permissions { .. } => Access::HostOnly,
         }
     }
 
@@ -454,6 +480,7 @@ impl Command {
             Command::ChatEnabled { .. } => 12,
             Command::ClearChat {} => 13,
             Command::ReadyGate { .. } => 14,
+            Command::Permissions { .. } => 15,
         };
         &COMMANDS[index]
     }
@@ -561,6 +588,9 @@ impl Command {
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
             | Command::ClearChat {} => Ok(()),
+            Command::Permissions { permissions } => {
+                Permissions::default().patched(permissions).map(|_| ())
+            }
         }
     }
 }

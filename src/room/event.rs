@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::permissions::Permissions;
 use super::view::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
 
 /// Why a `state` event happened.
@@ -64,6 +65,8 @@ pub enum EventKind {
     },
     Control {
         control: Control,
+        #[serde(default)]
+        permissions: Permissions,
     },
     Visibility {
         visibility: Visibility,
@@ -82,6 +85,9 @@ pub enum EventKind {
     Closed {
         reason: CloseReason,
     },
+    Permissions {
+        permissions: Permissions,
+    },
 }
 
 impl EventKind {
@@ -98,6 +104,7 @@ impl EventKind {
             EventKind::ChatCleared {} => "chat_cleared",
             EventKind::HostToken {} => "host_token",
             EventKind::Closed { .. } => "closed",
+            EventKind::Permissions { .. } => "permissions",
         }
     }
 }
@@ -133,6 +140,18 @@ pub(crate) struct ChatData<'a> {
 #[schema(as = ControlEvent)]
 pub(crate) struct ControlData {
     version: u64,
+    control: Control,
+    permissions: Permissions,
+    server_time: i64,
+}
+
+/// `permissions` and `control` events carry the same: who may do what, and
+/// the `control` derived from it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PermissionsEvent)]
+pub(crate) struct PermissionsData {
+    version: u64,
+    permissions: Permissions,
     control: Control,
     server_time: i64,
 }
@@ -206,9 +225,13 @@ impl Event {
                 text,
                 server_time,
             }),
-            EventKind::Control { control } => serde_json::to_vec(&ControlData {
+            EventKind::Control {
+                control,
+                permissions,
+            } => serde_json::to_vec(&ControlData {
                 version,
                 control: *control,
+                permissions: *permissions,
                 server_time,
             }),
             EventKind::ReadyGate { settings } => serde_json::to_vec(&ReadyGateData {
@@ -235,6 +258,12 @@ impl Event {
             EventKind::Closed { reason } => serde_json::to_vec(&ClosedData {
                 version,
                 reason: *reason,
+            }),
+            EventKind::Permissions { permissions } => serde_json::to_vec(&PermissionsData {
+                version,
+                permissions: *permissions,
+                control: permissions.control(),
+                server_time,
             }),
         };
         // Serializing these plain structs cannot fail: no maps with non-string

@@ -22,6 +22,7 @@ pub mod event;
 pub mod gate;
 pub mod history;
 pub mod limits;
+pub mod permissions;
 pub mod source;
 pub mod state;
 pub mod sync;

@@ -16,6 +16,7 @@ use super::check::{check_text, CommandError, Empty};
 pub use super::command::Access;
 use super::command::Command;
 use super::event::{Cause, CloseReason, Event, EventKind};
+use super::permissions::{check_host_only, Caller, Group, Permissions};
 use super::source::Source;
 pub use super::view::{
     ChatMessage, Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility,
@@ -108,6 +109,10 @@ pub struct Room {
     /// server's flags.
     #[serde(default)]
     pub ready_gate: Option<GateSettings>,
+    /// Who may do what; `None` (a room kept before permissions existed, or
+    /// never changed) follows `control`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
 }
 
 fn chat_on() -> bool {
@@ -161,7 +166,14 @@ impl Room {
             chat: VecDeque::new(),
             chat_history: 0,
             ready_gate: None,
+            permissions: None,
         }
+    }
+
+    /// Who may do what in this room.
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+            .unwrap_or_else(|| Permissions::new(self.control))
     }
 
     /// The gate this room uses: the host's, or the server's (`server`).
@@ -174,7 +186,7 @@ impl Room {
         RoomView {
             room_id: self.room_id.clone(),
             name: self.name.clone(),
-            control: self.control,
+            control: self.permissions().control(),
             visibility: self.visibility,
             version: self.version,
             state: self.state.clone(),
@@ -185,21 +197,51 @@ impl Room {
             listeners,
             server_time: now,
             sync: super::sync::SyncSummary::default(),
+            permissions: self.permissions(),
         }
     }
 
-    /// Checks the caller's token for `access`. The comparison of hashes is in
+    /// Who `token` makes its caller: the host, or anyone without one.
+    /// `None`: a token that is no one's. The comparison of hashes is in
     /// constant time, so response timing tells nothing about the token.
+    pub fn caller(&self, token: Option<&str>) -> Option<Caller> {
+        let Some(token) = token else {
+            return Some(Caller::Anyone);
+        };
+        let hash = hash_token(token);
+        if bool::from(hash.ct_eq(&self.host_token_hash)) {
+            return Some(Caller::Host);
+        }
+        None
+    }
+
+    /// Checks the caller's token for `access`; `what` names a host-only
+    /// action in the refusal a co-host gets.
+    pub fn authorize_for(
+        &self,
+        token: Option<&str>,
+        access: Access,
+        what: &str,
+    ) -> Result<Caller, CommandError> {
+        // A token that is no one's counts as none, but is refused as wrong
+        // rather than as missing: in an open group it changes nothing.
+        let (caller, wrong) = match self.caller(token) {
+            Some(caller) => (caller, false),
+            None => (Caller::Anyone, true),
+        };
+        let checked = match access {
+            Access::Group(group) => self.permissions().check(group, caller),
+            Access::HostOnly => check_host_only(caller, what),
+        };
+        match checked {
+            Err(CommandError::Unauthorized) if wrong => Err(CommandError::Forbidden),
+            other => other.map(|()| caller),
+        }
+    }
+
+    /// [`Room::authorize_for`] for calls that are not commands.
     pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
-        if access == Access::Command && self.control == Control::Open {
-            return Ok(());
-        }
-        let token = token.ok_or(CommandError::Unauthorized)?;
-        if bool::from(hash_token(token).ct_eq(&self.host_token_hash)) {
-            Ok(())
-        } else {
-            Err(CommandError::Forbidden)
-        }
+        self.authorize_for(token, access, "this").map(|_| ())
     }
 
     /// The `expected_version` guard: refuses unless the room is at `expected`.
@@ -223,7 +265,7 @@ impl Room {
         command: Command,
         inputs: &Inputs,
     ) -> Result<Vec<Event>, CommandError> {
-        self.authorize(token, command.access())?;
+        self.authorize_for(token, command.access(), command.type_name())?;
         self.check_version(expected_version)?;
         self.apply(command, inputs)
     }
@@ -407,9 +449,17 @@ impl Room {
     /// `chat_enabled`, `clear_chat`): one event, or none when nothing changes.
     fn apply_setting(&mut self, command: Command, now: i64) -> Vec<Event> {
         let kind = match command {
-            Command::Control { control } if control != self.control => {
-                self.control = control;
-                EventKind::Control { control }
+            Command::Control { control } => {
+                let mut permissions = self.permissions();
+                permissions.set_control(control);
+                if permissions == self.permissions() {
+                    return Vec::new();
+                }
+                self.set_permissions(permissions);
+                EventKind::Control {
+                    control,
+                    permissions,
+                }
             }
             Command::ReadyGate {
                 quorum,
@@ -438,9 +488,28 @@ impl Room {
                 self.chat.clear();
                 EventKind::ChatCleared {}
             }
+            Command::Permissions {
+                permissions: changes,
+            } => {
+                // Checked by `validate`: what is left cannot fail.
+                let Ok(permissions) = self.permissions().patched(&changes) else {
+                    return Vec::new();
+                };
+                if permissions == self.permissions() {
+                    return Vec::new();
+                }
+                self.set_permissions(permissions);
+                EventKind::Permissions { permissions }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
+    }
+
+    /// Keeps `permissions`, and `control` derived from them.
+    fn set_permissions(&mut self, permissions: Permissions) {
+        self.control = permissions.control();
+        self.permissions = Some(permissions);
     }
 
     /// Called when the end-of-video timer fires. Loads the next queued item, or
@@ -576,6 +645,19 @@ impl Room {
         }
     }
 
+    /// A chat message from the holder of `token`, if the room's `chat`
+    /// permission lets them: see [`Room::chat`].
+    pub fn decide_chat(
+        &mut self,
+        token: Option<&str>,
+        name: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<Event, CommandError> {
+        self.authorize_for(token, Access::Group(Group::Chat), "chat")?;
+        self.chat(name, text, now)
+    }
+
     /// A chat message: validated, trimmed, one event. Refused (`invalid_command`)
     /// while the host has chat turned off.
     pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
@@ -639,7 +721,9 @@ impl Room {
         match &event.kind {
             EventKind::State { state, .. } => self.state = state.clone(),
             EventKind::Queue { queue } => self.queue = queue.clone(),
-            EventKind::Control { control } => self.control = *control,
+            EventKind::Control { permissions, .. } | EventKind::Permissions { permissions } => {
+                self.set_permissions(*permissions)
+            }
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
             EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
@@ -1356,14 +1440,17 @@ mod tests {
     fn host_rooms_need_the_token_and_open_rooms_do_not() {
         let mut room = room();
         assert_eq!(
-            room.authorize(None, Access::Command),
+            room.authorize(None, Access::Group(Group::Playback)),
             Err(CommandError::Unauthorized)
         );
         assert_eq!(
-            room.authorize(Some("wrong"), Access::Command),
+            room.authorize(Some("wrong"), Access::Group(Group::Playback)),
             Err(CommandError::Forbidden)
         );
-        assert_eq!(room.authorize(Some("secret"), Access::Command), Ok(()));
+        assert_eq!(
+            room.authorize(Some("secret"), Access::Group(Group::Playback)),
+            Ok(())
+        );
         room.apply(
             Command::Control {
                 control: Control::Open,
@@ -1371,7 +1458,7 @@ mod tests {
             &at(T0),
         )
         .unwrap();
-        assert_eq!(room.authorize(None, Access::Command), Ok(()));
+        assert_eq!(room.authorize(None, Access::Group(Group::Playback)), Ok(()));
         assert_eq!(
             room.authorize(None, Access::HostOnly),
             Err(CommandError::Unauthorized)

@@ -46,6 +46,8 @@ pub enum Control {
     Host,
     /// Anyone.
     Open,
+    /// Derived, never asked for: the permissions mix who may control the room.
+    Custom,
 }
 
 /// Whether `GET /api/rooms` lists a room. Anyone with the id may still join an
@@ -223,4 +225,7 @@ pub struct RoomView {
     /// The listeners' sync health: reports live now (see `room::sync`).
     #[serde(default)]
     pub sync: super::sync::SyncSummary,
+    /// Who may do what; `control` is derived from it.
+    #[serde(default)]
+    pub permissions: super::permissions::Permissions,
 }
