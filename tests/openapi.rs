@@ -310,6 +310,8 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "presence",
         "sync",
         "closed",
+        "permissions",
+        "cohosts",
     ]
     .into();
     assert_eq!(events, expected);

@@ -93,7 +93,7 @@ import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'ready_gate', 'closed'];
+  'chat_cleared', 'host_token', 'ready_gate', 'closed', 'permissions', 'cohosts'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -492,8 +492,17 @@ export class SyncRoom extends EventTarget {
         this._emitChat(data, false);
         break;
       case 'control':
-        if (this.room) { this.room.control = data.control; this.room.version = data.version; }
-        this._emit('control', data);
+      case 'permissions':
+        if (this.room) {
+          this.room.control = data.control;
+          this.room.permissions = data.permissions;
+          this.room.version = data.version;
+        }
+        this._emit(type, data);
+        break;
+      case 'cohosts':
+        if (this.room) { this.room.cohosts = data.cohosts; this.room.version = data.version; }
+        this._emit('cohosts', data);
         break;
       case 'ready_gate':
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }

@@ -2,6 +2,7 @@
 //! event streams talk to a room only through it: a request goes into the actor's
 //! bounded inbox with a oneshot for the answer.
 
+use crate::room::cohosts::{CohostAnswer, CohostCall};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,6 +92,12 @@ pub(crate) enum Request {
     },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
+    /// The host lists, adds or revokes co-hosts.
+    Cohosts {
+        token: Option<HostToken>,
+        call: CohostCall,
+        respond_to: oneshot::Sender<Result<CohostAnswer, RoomError>>,
+    },
 }
 
 /// The answer to a command: the room's version after it, and the room.
@@ -508,6 +515,22 @@ impl RoomHandle {
             .call(|respond_to| Request::ResetHostToken {
                 token,
                 new_token,
+                respond_to,
+            })
+            .await?;
+        result
+    }
+
+    /// The host's call on the room's co-hosts (`token` must be the host's).
+    pub async fn cohosts(
+        &self,
+        token: Option<HostToken>,
+        call: CohostCall,
+    ) -> Result<CohostAnswer, RoomError> {
+        let result = self
+            .call(|respond_to| Request::Cohosts {
+                token,
+                call,
                 respond_to,
             })
             .await?;

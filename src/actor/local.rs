@@ -309,6 +309,19 @@ impl LocalRoom {
                 let reply = self.reset_host_token(token, new_token);
                 let _ = respond_to.send(reply);
             }
+            Request::Cohosts {
+                token,
+                call,
+                respond_to,
+            } => {
+                let token = token.as_ref().map(|t| t.0.as_str());
+                let reply = self.room.change_cohosts(token, &call, now).map(|events| {
+                    self.hub.touch();
+                    self.publish(events, None);
+                    self.room.cohosts_answer(&call)
+                });
+                let _ = respond_to.send(reply.map_err(RoomError::from));
+            }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
             | Request::View { .. }

@@ -223,6 +223,7 @@ fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) 
             (StatusCode::CONFLICT, ErrorCode::VersionConflict, None)
         }
         CommandError::NotPermitted(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
+        CommandError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
     }
 }
 

@@ -219,7 +219,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 15] {
+fn sse_events() -> [(&'static str, String, bool); 17] {
     use crate::room::event as e;
     [
         (
@@ -293,6 +293,16 @@ fn sse_events() -> [(&'static str, String, bool); 15] {
             <e::ClosedData as ToSchema>::name().into_owned(),
             true,
         ),
+        (
+            "permissions",
+            <e::PermissionsData as ToSchema>::name().into_owned(),
+            true,
+        ),
+        (
+            "cohosts",
+            <e::CohostsData as ToSchema>::name().into_owned(),
+            true,
+        ),
     ]
 }
 
@@ -362,5 +372,7 @@ impl ToSchema for SseMessage {
         add::<e::PresenceData>(schemas);
         add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
+        add::<e::PermissionsData>(schemas);
+        add::<e::CohostsData>(schemas);
     }
 }

@@ -27,6 +27,10 @@ pub enum CommandError {
     /// and who may.
     #[error("{0}")]
     NotPermitted(String),
+    /// Something the call names (a co-host, a chat message) is not there:
+    /// `404 not_found`.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A YouTube video id, or the one message for a malformed one.

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::cohosts::CohostView;
 use super::permissions::Permissions;
 use super::view::{Control, GateSettings, PlaybackState, QueueItem, RoomView, Visibility};
 
@@ -88,6 +89,9 @@ pub enum EventKind {
     Permissions {
         permissions: Permissions,
     },
+    Cohosts {
+        cohosts: Vec<CohostView>,
+    },
 }
 
 impl EventKind {
@@ -105,6 +109,7 @@ impl EventKind {
             EventKind::HostToken {} => "host_token",
             EventKind::Closed { .. } => "closed",
             EventKind::Permissions { .. } => "permissions",
+            EventKind::Cohosts { .. } => "cohosts",
         }
     }
 }
@@ -142,6 +147,14 @@ pub(crate) struct ControlData {
     version: u64,
     control: Control,
     permissions: Permissions,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CohostsEvent)]
+pub(crate) struct CohostsData<'a> {
+    version: u64,
+    cohosts: &'a [CohostView],
     server_time: i64,
 }
 
@@ -263,6 +276,11 @@ impl Event {
                 version,
                 permissions: *permissions,
                 control: permissions.control(),
+                server_time,
+            }),
+            EventKind::Cohosts { cohosts } => serde_json::to_vec(&CohostsData {
+                version,
+                cohosts,
                 server_time,
             }),
         };

@@ -16,6 +16,7 @@
 //! - [`sync`]: sync health: listeners' drift reports and the room's summary of them.
 
 pub mod check;
+pub mod cohosts;
 pub mod command;
 pub mod error;
 pub mod event;

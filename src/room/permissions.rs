@@ -75,11 +75,10 @@ impl Who {
 
     /// Whether `caller` is among those this gives the group to.
     fn admits(self, caller: Caller) -> bool {
-        match (self, caller) {
-            (_, Caller::Host) | (Who::Anyone, _) => true,
-            (Who::Cohost, Caller::Cohost) => true,
-            _ => false,
-        }
+        matches!(
+            (self, caller),
+            (_, Caller::Host) | (Who::Anyone, _) | (Who::Cohost, Caller::Cohost)
+        )
     }
 
     /// The end of a refusal's message: "the host", "the host and co-hosts".

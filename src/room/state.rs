@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::check::{check_text, CommandError, Empty};
+use super::cohosts::Cohost;
 pub use super::command::Access;
 use super::command::Command;
 use super::event::{Cause, CloseReason, Event, EventKind};
@@ -113,6 +114,12 @@ pub struct Room {
     /// never changed) follows `control`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Permissions>,
+    /// The host's co-hosts (see `room::cohosts`).
+    #[serde(default)]
+    pub cohosts: Vec<Cohost>,
+    /// Source of co-host ids, so that a revoked id is never given again.
+    #[serde(default)]
+    pub next_cohost_number: u64,
 }
 
 fn chat_on() -> bool {
@@ -167,6 +174,8 @@ impl Room {
             chat_history: 0,
             ready_gate: None,
             permissions: None,
+            cohosts: Vec::new(),
+            next_cohost_number: 0,
         }
     }
 
@@ -198,10 +207,11 @@ impl Room {
             server_time: now,
             sync: super::sync::SyncSummary::default(),
             permissions: self.permissions(),
+            cohosts: self.cohost_views(),
         }
     }
 
-    /// Who `token` makes its caller: the host, or anyone without one.
+    /// Who `token` makes its caller: the host, a co-host, or anyone without one.
     /// `None`: a token that is no one's. The comparison of hashes is in
     /// constant time, so response timing tells nothing about the token.
     pub fn caller(&self, token: Option<&str>) -> Option<Caller> {
@@ -212,7 +222,7 @@ impl Room {
         if bool::from(hash.ct_eq(&self.host_token_hash)) {
             return Some(Caller::Host);
         }
-        None
+        self.is_cohost(&hash).then_some(Caller::Cohost)
     }
 
     /// Checks the caller's token for `access`; `what` names a host-only
@@ -724,6 +734,7 @@ impl Room {
             EventKind::Control { permissions, .. } | EventKind::Permissions { permissions } => {
                 self.set_permissions(*permissions)
             }
+            EventKind::Cohosts { cohosts } => self.absorb_cohosts(cohosts),
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
             EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
@@ -798,7 +809,7 @@ impl Room {
 
     /// Every id-carrying event goes through here: this is the only place the
     /// version grows, so ids are consecutive by construction.
-    fn event(&mut self, now: i64, kind: EventKind) -> Event {
+    pub(super) fn event(&mut self, now: i64, kind: EventKind) -> Event {
         self.version += 1;
         Event {
             version: self.version,

@@ -228,4 +228,7 @@ pub struct RoomView {
     /// Who may do what; `control` is derived from it.
     #[serde(default)]
     pub permissions: super::permissions::Permissions,
+    /// The host's co-hosts: ids and names, never tokens.
+    #[serde(default)]
+    pub cohosts: Vec<super::cohosts::CohostView>,
 }
