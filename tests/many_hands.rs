@@ -327,3 +327,62 @@ async fn a_cohost_token_works_until_it_is_revoked_on_three_nodes() {
     let redis = Redis::start().await;
     a_cohost_token_works_until_it_is_revoked(Nodes::new(three_nodes(&redis).await)).await;
 }
+
+async fn a_deleted_chat_message_is_gone_from_the_next_snapshot(nodes: Nodes) {
+    let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        let response = nodes.act(&room, "chat", None).await;
+        let answer = expect_status(response, 200, text).await;
+        sent.push(answer["version"].as_u64().expect("chat version"));
+    }
+    let delete = json!({"type": "delete_chat", "chat_version": sent[1]});
+    // `moderate` is the host's in a new room: a co-host may not, anyone needs a token.
+    let by_cohost = nodes
+        .next()
+        .command(&room, Some(&cohost), delete.clone())
+        .await;
+    let body = expect_status(by_cohost, 403, "cohost delete").await;
+    assert_eq!(body["error"]["message"], "moderate is for the host");
+    assert_error(
+        nodes.next().command(&room, None, delete.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let mut events = nodes.next().events(&room).await;
+    events.expect_snapshot().await;
+    let answer = nodes
+        .next()
+        .command_ok(&room, Some(&host), delete.clone())
+        .await;
+    let event = events.expect_versioned().await;
+    assert_eq!(event.event, "chat_deleted");
+    let event = event.json();
+    assert_eq!(event["chat_version"], sent[1]);
+    assert_eq!(event["version"], answer["version"]);
+    for _ in 0..nodes.nodes.len() {
+        let snapshot = nodes.next().get_room(&room).await;
+        let kept: Vec<u64> = snapshot["chat"]
+            .as_array()
+            .expect("chat")
+            .iter()
+            .filter_map(|m| m["version"].as_u64())
+            .collect();
+        assert_eq!(kept, [sent[0], sent[2]], "{snapshot}");
+    }
+    let again = nodes.next().command(&room, Some(&host), delete).await;
+    assert_error(again, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_deleted_chat_message_is_gone_on_one_node() {
+    a_deleted_chat_message_is_gone_from_the_next_snapshot(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_chat_message_is_gone_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_deleted_chat_message_is_gone_from_the_next_snapshot(Nodes::new(three_nodes(&redis).await))
+        .await;
+}

@@ -312,6 +312,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "closed",
         "permissions",
         "cohosts",
+        "chat_deleted",
     ]
     .into();
     assert_eq!(events, expected);

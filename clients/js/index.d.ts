@@ -442,6 +442,7 @@ export interface SyncRoomEventMap {
   control: CustomEvent<{ version: number; control: Control; permissions: Permissions; server_time: number }>;
   permissions: CustomEvent<{ version: number; permissions: Permissions; control: Control; server_time: number }>;
   cohosts: CustomEvent<{ version: number; cohosts: Cohost[]; server_time: number }>;
+  chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;

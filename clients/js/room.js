@@ -93,7 +93,8 @@ import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode } from './player-sync.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'ready_gate', 'closed', 'permissions', 'cohosts'];
+  'chat_cleared', 'host_token', 'ready_gate', 'closed', 'permissions', 'cohosts',
+  'chat_deleted'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -503,6 +504,13 @@ export class SyncRoom extends EventTarget {
       case 'cohosts':
         if (this.room) { this.room.cohosts = data.cohosts; this.room.version = data.version; }
         this._emit('cohosts', data);
+        break;
+      case 'chat_deleted':
+        if (this.room) {
+          this.room.chat = (this.room.chat || []).filter((m) => m.version !== data.chat_version);
+          this.room.version = data.version;
+        }
+        this._emit('chat_deleted', data);
         break;
       case 'ready_gate':
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }

@@ -620,8 +620,13 @@ impl RedisBackplane {
             loop {
                 let mut conn = self.commands.clone();
                 let read_at = std::time::Instant::now();
-                let json: Option<String> = conn
+                // The kept chat comes along so that a change may remove a
+                // message; the version check of the script guards it too (every
+                // message is a version).
+                let (json, chat): (Option<String>, Vec<String>) = redis::pipe()
                     .hget(keys::room(room_id), "json")
+                    .lrange(keys::chat(room_id), 0, -1)
+                    .query_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
                 // The script's deadline leaves room for its answer to come back
@@ -633,6 +638,7 @@ impl RedisBackplane {
                 let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
                     return Err(RoomError::Closed);
                 };
+                keep_chat(&mut room, &chat);
                 let read_version = room.version;
                 let events = change(&mut room, self.clock.now_ms())?;
                 if events.is_empty() {
@@ -642,9 +648,13 @@ impl RedisBackplane {
                     events.last().map(|e| &e.kind),
                     Some(EventKind::Closed { .. })
                 );
-                let clears_chat = events
-                    .iter()
-                    .any(|e| matches!(e.kind, EventKind::ChatCleared {}));
+                // A deleted message is taken out by writing the kept list anew.
+                let rewrites_chat = events.iter().any(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::ChatCleared {} | EventKind::ChatDeleted { .. }
+                    )
+                });
                 let mut invocation = self.commit.prepare_invoke();
                 invocation
                     .key(keys::room(room_id))
@@ -664,12 +674,14 @@ impl RedisBackplane {
                     .arg(deadline_ms)
                     .arg(self.chat_history)
                     .arg(flag(room.visibility == Visibility::Public))
-                    .arg(flag(clears_chat));
+                    .arg(flag(rewrites_chat));
                 // The chat messages to keep go first, then the events.
                 let kept: Vec<&ChatMessage> = room
                     .chat
                     .iter()
-                    .filter(|kept| events.iter().any(|e| e.version == kept.version))
+                    .filter(|kept| {
+                        rewrites_chat || events.iter().any(|e| e.version == kept.version)
+                    })
                     .collect();
                 invocation.arg(kept.len());
                 for message in kept {

@@ -219,7 +219,7 @@ shaped_body!(
 pub struct SseMessage;
 
 /// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 17] {
+fn sse_events() -> [(&'static str, String, bool); 18] {
     use crate::room::event as e;
     [
         (
@@ -303,6 +303,11 @@ fn sse_events() -> [(&'static str, String, bool); 17] {
             <e::CohostsData as ToSchema>::name().into_owned(),
             true,
         ),
+        (
+            "chat_deleted",
+            <e::ChatDeletedData as ToSchema>::name().into_owned(),
+            true,
+        ),
     ]
 }
 
@@ -374,5 +379,6 @@ impl ToSchema for SseMessage {
         add::<e::ClosedData>(schemas);
         add::<e::PermissionsData>(schemas);
         add::<e::CohostsData>(schemas);
+        add::<e::ChatDeletedData>(schemas);
     }
 }

@@ -86,6 +86,10 @@ pub enum Command {
     Permissions {
         permissions: Map<String, Value>,
     },
+    /// Removes one kept chat message, by the version it was sent as.
+    DeleteChat {
+        chat_version: u64,
+    },
 }
 
 /// What JSON a field takes, in the plain words of error messages.
@@ -174,7 +178,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 16] = [
+pub const COMMANDS: [Shape; 17] = [
     Shape {
         name: "play",
         fields: &[
@@ -273,6 +277,11 @@ pub const COMMANDS: [Shape; 16] = [
     Shape {
         name: "permissions",
         fields: &[("permissions", JsonType::Object, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "delete_chat",
+        fields: &[("chat_version", NonNegativeInteger, Required)],
         alternatives: None,
     },
 ];
@@ -454,6 +463,7 @@ impl Command {
             | Command::ClearChat {}
             | Command::ReadyGate { .. }
             | Command::Permissions { .. } => Access::HostOnly,
+            Command::DeleteChat { .. } => Access::Group(Group::Moderate),
         }
     }
 
@@ -481,6 +491,7 @@ impl Command {
             Command::ClearChat {} => 13,
             Command::ReadyGate { .. } => 14,
             Command::Permissions { .. } => 15,
+            Command::DeleteChat { .. } => 16,
         };
         &COMMANDS[index]
     }
@@ -591,6 +602,7 @@ impl Command {
             Command::Permissions { permissions } => {
                 Permissions::default().patched(permissions).map(|_| ())
             }
+            Command::DeleteChat { .. } => Ok(()),
         }
     }
 }

@@ -92,6 +92,10 @@ pub enum EventKind {
     Cohosts {
         cohosts: Vec<CohostView>,
     },
+    #[serde(rename = "chat_deleted")]
+    ChatDeleted {
+        chat_version: u64,
+    },
 }
 
 impl EventKind {
@@ -110,6 +114,7 @@ impl EventKind {
             EventKind::Closed { .. } => "closed",
             EventKind::Permissions { .. } => "permissions",
             EventKind::Cohosts { .. } => "cohosts",
+            EventKind::ChatDeleted { .. } => "chat_deleted",
         }
     }
 }
@@ -155,6 +160,14 @@ pub(crate) struct ControlData {
 pub(crate) struct CohostsData<'a> {
     version: u64,
     cohosts: &'a [CohostView],
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChatDeletedEvent)]
+pub(crate) struct ChatDeletedData {
+    version: u64,
+    chat_version: u64,
     server_time: i64,
 }
 
@@ -281,6 +294,11 @@ impl Event {
             EventKind::Cohosts { cohosts } => serde_json::to_vec(&CohostsData {
                 version,
                 cohosts,
+                server_time,
+            }),
+            EventKind::ChatDeleted { chat_version } => serde_json::to_vec(&ChatDeletedData {
+                version,
+                chat_version: *chat_version,
                 server_time,
             }),
         };

@@ -342,6 +342,7 @@ impl Room {
             queue @ (Command::QueueAdd { .. }
             | Command::QueueRemove { .. }
             | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
+            Command::DeleteChat { chat_version } => self.delete_chat(chat_version, now),
             setting => Ok(self.apply_setting(setting, now)),
         }
     }
@@ -735,6 +736,9 @@ impl Room {
                 self.set_permissions(*permissions)
             }
             EventKind::Cohosts { cohosts } => self.absorb_cohosts(cohosts),
+            EventKind::ChatDeleted { chat_version } => {
+                self.chat.retain(|message| message.version != *chat_version)
+            }
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
             EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
