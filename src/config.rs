@@ -216,6 +216,10 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_QUEUE", default_value_t = 500)]
     pub max_queue: usize,
 
+    /// Most co-hosts one room may have.
+    #[arg(long, env = "SYNCROOM_MAX_COHOSTS", default_value_t = crate::room::cohosts::DEFAULT_MAX_COHOSTS)]
+    pub max_cohosts: usize,
+
     /// Chat messages each room keeps for late joiners (sent with the snapshot); 0 keeps none.
     #[arg(long, env = "SYNCROOM_CHAT_HISTORY", default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=MAX_CHAT_HISTORY as i64))]
     pub chat_history: u32,

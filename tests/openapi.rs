@@ -325,6 +325,9 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "sync",
         "closed",
         "persistent",
+        "permissions",
+        "cohosts",
+        "chat_deleted",
     ]
     .into();
     assert_eq!(events, expected);

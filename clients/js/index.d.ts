@@ -88,7 +88,24 @@ export type NewQueueItem = ({ video_id: string; media_url?: null } | { media_url
   name?: string;
 };
 
-export type Control = 'host' | 'open';
+/** `custom` is derived from `permissions`, never sent in a `control` command. */
+export type Control = 'host' | 'open' | 'custom';
+/** Who may act in a permission group. */
+export type Who = 'host' | 'cohost' | 'anyone';
+/** Who may do what, per group (`moderate` is never `anyone`). */
+export interface Permissions {
+  playback: Who;
+  queue_add: Who;
+  queue_edit: Who;
+  skip: Who;
+  moderate: Who;
+  chat: Who;
+}
+/** A co-host as everyone sees it: never the token. */
+export interface Cohost {
+  cohost_id: string;
+  name: string;
+}
 export type Visibility = 'public' | 'unlisted';
 
 export interface Room {
@@ -109,6 +126,8 @@ export interface Room {
   queue_mode?: QueueModeValue;
   /** The host keeps the room: it is exempt from the server's idle expiry. */
   persistent?: boolean;
+  permissions: Permissions;
+  cohosts: Cohost[];
   [key: string]: unknown;
 }
 
@@ -540,7 +559,10 @@ export interface SyncRoomEventMap {
   persistent: CustomEvent<{ version: number; persistent: boolean; server_time: number }>;
   /** `history`: from a snapshot's kept messages, not a live event. */
   chat: CustomEvent<{ version: number; name: string; text: string; server_time: number; history?: true }>;
-  control: CustomEvent<{ version: number; control: Control; server_time: number }>;
+  control: CustomEvent<{ version: number; control: Control; permissions: Permissions; server_time: number }>;
+  permissions: CustomEvent<{ version: number; permissions: Permissions; control: Control; server_time: number }>;
+  cohosts: CustomEvent<{ version: number; cohosts: Cohost[]; server_time: number }>;
+  chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;

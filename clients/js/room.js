@@ -108,7 +108,8 @@ import { PlayerSync, PlayerMode, itemKey } from './player-sync.js';
 import { applyQueueEvent, QueueMode } from './queue.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
-  'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed'];
+  'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
+  'permissions', 'cohosts', 'chat_deleted'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -568,8 +569,24 @@ export class SyncRoom extends EventTarget {
         this._emitChat(data, false);
         break;
       case 'control':
-        if (this.room) { this.room.control = data.control; this.room.version = data.version; }
-        this._emit('control', data);
+      case 'permissions':
+        if (this.room) {
+          this.room.control = data.control;
+          this.room.permissions = data.permissions;
+          this.room.version = data.version;
+        }
+        this._emit(type, data);
+        break;
+      case 'cohosts':
+        if (this.room) { this.room.cohosts = data.cohosts; this.room.version = data.version; }
+        this._emit('cohosts', data);
+        break;
+      case 'chat_deleted':
+        if (this.room) {
+          this.room.chat = (this.room.chat || []).filter((m) => m.version !== data.chat_version);
+          this.room.version = data.version;
+        }
+        this._emit('chat_deleted', data);
         break;
       case 'ready_gate':
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }

@@ -2,6 +2,7 @@
 //! event streams talk to a room only through it: a request goes into the actor's
 //! bounded inbox with a oneshot for the answer.
 
+use crate::room::cohosts::{CohostAnswer, CohostCall};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,7 @@ pub(crate) enum Request {
     Chat {
         name: String,
         text: String,
+        token: Option<HostToken>,
         respond_to: oneshot::Sender<Result<u64, RoomError>>,
     },
     /// Refused (`Unavailable`) by a mirror that has lost touch with the shared
@@ -90,6 +92,12 @@ pub(crate) enum Request {
     },
     /// From the backplane: what other nodes (and this one) committed.
     Feed(Feed),
+    /// The host lists, adds or revokes co-hosts.
+    Cohosts {
+        token: Option<HostToken>,
+        call: CohostCall,
+        respond_to: oneshot::Sender<Result<CohostAnswer, RoomError>>,
+    },
 }
 
 /// The answer to a command: the room's version after it, and the room.
@@ -440,11 +448,17 @@ impl RoomHandle {
     }
 
     /// Posts a chat message; answers the version it became.
-    pub async fn chat(&self, name: String, text: String) -> Result<u64, RoomError> {
+    pub async fn chat(
+        &self,
+        name: String,
+        text: String,
+        token: Option<HostToken>,
+    ) -> Result<u64, RoomError> {
         let version = self
             .call(|respond_to| Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             })
             .await?;
@@ -519,6 +533,22 @@ impl RoomHandle {
             .call(|respond_to| Request::ResetHostToken {
                 token,
                 new_token,
+                respond_to,
+            })
+            .await?;
+        result
+    }
+
+    /// The host's call on the room's co-hosts (`token` must be the host's).
+    pub async fn cohosts(
+        &self,
+        token: Option<HostToken>,
+        call: CohostCall,
+    ) -> Result<CohostAnswer, RoomError> {
+        let result = self
+            .call(|respond_to| Request::Cohosts {
+                token,
+                call,
                 respond_to,
             })
             .await?;

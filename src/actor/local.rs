@@ -26,6 +26,7 @@ use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, 
 use super::hub::Hub;
 use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use crate::room::check::CommandError;
+use crate::room::cohosts::{CohostAnswer, CohostCall};
 use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
@@ -267,14 +268,11 @@ impl LocalRoom {
             Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             } => {
-                let reply = self.room.chat(&name, &text, now).map(|event| {
-                    self.hub.touch();
-                    self.publish(vec![event], None);
-                    self.room.version
-                });
-                let _ = respond_to.send(reply.map_err(RoomError::from));
+                let token = token.as_ref().map(|t| t.0.as_str());
+                let _ = respond_to.send(self.chat(token, &name, &text, now));
             }
             Request::SyncReport {
                 stream,
@@ -323,6 +321,14 @@ impl LocalRoom {
                 let reply = self.reset_host_token(token, new_token);
                 let _ = respond_to.send(reply);
             }
+            Request::Cohosts {
+                token,
+                call,
+                respond_to,
+            } => {
+                let token = token.as_ref().map(|t| t.0.as_str());
+                let _ = respond_to.send(self.cohosts(token, &call, now));
+            }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
             | Request::View { .. }
@@ -330,6 +336,33 @@ impl LocalRoom {
             | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// A chat message, decided by the room and published: the room's version after it.
+    fn chat(
+        &mut self,
+        token: Option<&str>,
+        name: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<u64, RoomError> {
+        let event = self.room.decide_chat(token, name, text, now)?;
+        self.hub.touch();
+        self.publish(vec![event], None);
+        Ok(self.room.version)
+    }
+
+    /// The host's call on co-hosts, decided by the room and published.
+    fn cohosts(
+        &mut self,
+        token: Option<&str>,
+        call: &CohostCall,
+        now: i64,
+    ) -> Result<CohostAnswer, RoomError> {
+        let events = self.room.change_cohosts(token, call, now)?;
+        self.hub.touch();
+        self.publish(events, None);
+        Ok(self.room.cohosts_answer(call))
     }
 
     /// A client's command, decided by the room and published.

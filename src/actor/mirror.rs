@@ -407,11 +407,13 @@ impl MirrorRoom {
             Request::Chat {
                 name,
                 text,
+                token,
                 respond_to,
             } => {
                 self.hub.touch();
                 link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
-                    Ok(vec![room.chat(&name, &text, now)?])
+                    let token = token.as_ref().map(|t| t.0.as_str());
+                    Ok(vec![room.decide_chat(token, &name, &text, now)?])
                 });
             }
             Request::Delete { token, respond_to } => {
@@ -430,6 +432,24 @@ impl MirrorRoom {
                 ready_gate,
                 respond_to,
             } => self.on_ready(stream, ready_gate, respond_to),
+            Request::Cohosts {
+                token,
+                call,
+                respond_to,
+            } => {
+                self.hub.touch();
+                // Checked and changed against the shared room, like a host
+                // token reset: every node's next commit reads the co-hosts.
+                tokio::spawn(async move {
+                    let committed = link
+                        .commit(&room_id, None, |room, now| {
+                            room.change_cohosts(token.as_ref().map(|t| t.0.as_str()), &call, now)
+                        })
+                        .await;
+                    let answer = committed.map(|(room, _)| room.cohosts_answer(&call));
+                    let _ = respond_to.send(answer);
+                });
+            }
             Request::ResetHostToken {
                 token,
                 new_token,

@@ -636,8 +636,13 @@ impl RedisBackplane {
             loop {
                 let mut conn = self.commands.clone();
                 let read_at = std::time::Instant::now();
-                let json: Option<String> = conn
+                // The kept chat comes along so that a change may remove a
+                // message; the version check of the script guards it too (every
+                // message is a version).
+                let (json, chat): (Option<String>, Vec<String>) = redis::pipe()
                     .hget(keys::room(room_id), "json")
+                    .lrange(keys::chat(room_id), 0, -1)
+                    .query_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
                 // The script's deadline leaves room for its answer to come back
@@ -649,55 +654,14 @@ impl RedisBackplane {
                 let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
                     return Err(RoomError::Closed);
                 };
+                keep_chat(&mut room, &chat);
                 let read_version = room.version;
                 let events = change(&mut room, self.clock.now_ms())?;
                 if events.is_empty() {
                     return Ok(Committed { room, events });
                 }
-                let closing = matches!(
-                    events.last().map(|e| &e.kind),
-                    Some(EventKind::Closed { .. })
-                );
-                let clears_chat = events
-                    .iter()
-                    .any(|e| matches!(e.kind, EventKind::ChatCleared {}));
-                let mut invocation = self.commit.prepare_invoke();
-                invocation
-                    .key(keys::room(room_id))
-                    .key(keys::events(room_id))
-                    .key(keys::listeners(room_id))
-                    .key(keys::ROOMS)
-                    .key(keys::chat(room_id))
-                    .key(keys::PUBLIC)
-                    .key(keys::PERSISTENT)
-                    .arg(read_version)
-                    .arg(room.version)
-                    .arg(serde_json::to_string(&room).map_err(|_| Unavailable)?)
-                    .arg(self.ttl_ms())
-                    .arg(self.history)
-                    .arg(keys::feed(room_id))
-                    .arg(room_id)
-                    .arg(flag(closing))
-                    .arg(deadline_ms)
-                    .arg(self.chat_history)
-                    .arg(flag(room.visibility == Visibility::Public))
-                    .arg(flag(clears_chat))
-                    .arg(flag(room.persistent))
-                    .arg(self.max_persistent_rooms);
-                // The chat messages to keep go first, then the events.
-                let kept: Vec<&ChatMessage> = room
-                    .chat
-                    .iter()
-                    .filter(|kept| events.iter().any(|e| e.version == kept.version))
-                    .collect();
-                invocation.arg(kept.len());
-                for message in kept {
-                    invocation.arg(serde_json::to_string(message).map_err(|_| Unavailable)?);
-                }
-                for event in &events {
-                    let message = FeedMessage::Event(event.clone());
-                    invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
-                }
+                let invocation =
+                    self.commit_invocation(room_id, read_version, &room, &events, deadline_ms)?;
                 let answer: i64 = invocation
                     .invoke_async(&mut conn)
                     .await
@@ -721,6 +685,67 @@ impl RedisBackplane {
                 Err(RoomError::Unavailable(Unavailable))
             }
         }
+    }
+
+    /// The commit script's call: `room` at its new version after `events`,
+    /// over the stored room at `read_version`.
+    fn commit_invocation(
+        &self,
+        room_id: &str,
+        read_version: u64,
+        room: &Room,
+        events: &[Event],
+        deadline_ms: i64,
+    ) -> Result<redis::ScriptInvocation<'_>, Unavailable> {
+        let closing = matches!(
+            events.last().map(|e| &e.kind),
+            Some(EventKind::Closed { .. })
+        );
+        // A deleted message is taken out by writing the kept list anew.
+        let rewrites_chat = events.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::ChatCleared {} | EventKind::ChatDeleted { .. }
+            )
+        });
+        let mut invocation = self.commit.prepare_invoke();
+        invocation
+            .key(keys::room(room_id))
+            .key(keys::events(room_id))
+            .key(keys::listeners(room_id))
+            .key(keys::ROOMS)
+            .key(keys::chat(room_id))
+            .key(keys::PUBLIC)
+            .key(keys::PERSISTENT)
+            .arg(read_version)
+            .arg(room.version)
+            .arg(serde_json::to_string(room).map_err(|_| Unavailable)?)
+            .arg(self.ttl_ms())
+            .arg(self.history)
+            .arg(keys::feed(room_id))
+            .arg(room_id)
+            .arg(flag(closing))
+            .arg(deadline_ms)
+            .arg(self.chat_history)
+            .arg(flag(room.visibility == Visibility::Public))
+            .arg(flag(rewrites_chat))
+            .arg(flag(room.persistent))
+            .arg(self.max_persistent_rooms);
+        // The chat messages to keep go first, then the events.
+        let kept: Vec<&ChatMessage> = room
+            .chat
+            .iter()
+            .filter(|kept| rewrites_chat || events.iter().any(|e| e.version == kept.version))
+            .collect();
+        invocation.arg(kept.len());
+        for message in kept {
+            invocation.arg(serde_json::to_string(message).map_err(|_| Unavailable)?);
+        }
+        for event in events {
+            let message = FeedMessage::Event(event.clone());
+            invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
+        }
+        Ok(invocation)
     }
 
     /// The room now and its history after `after`. Pings the subscription

@@ -227,6 +227,8 @@ fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) 
         CommandError::VersionConflict { .. } => {
             (StatusCode::CONFLICT, ErrorCode::VersionConflict, None)
         }
+        CommandError::NotPermitted(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
+        CommandError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
     }
 }
 

@@ -64,7 +64,7 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
     ),
     responses(
-        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `permissions`, `cohosts`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
             headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
         (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),

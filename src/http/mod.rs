@@ -17,6 +17,7 @@
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
 
 pub mod accept;
+pub mod cohosts;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -43,7 +44,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -232,6 +233,14 @@ pub fn router(app: Arc<AppState>) -> Router {
             post(rooms::reset_host_token),
         )
         .route("/api/rooms/{room_id}/sync", post(sync::report))
+        .route(
+            "/api/rooms/{room_id}/cohosts",
+            post(cohosts::add).get(cohosts::list),
+        )
+        .route(
+            "/api/rooms/{room_id}/cohosts/{cohost_id}",
+            delete(cohosts::revoke),
+        )
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/media/art/{*path}", get(media::art))

@@ -191,8 +191,8 @@ pub async fn delete(
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: a `host` room, or a `control` command, without a host token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the host token is wrong", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no token, and the room's permissions do not give this command's group to anyone (or it is the host's alone)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token is wrong, or its holder may not do this (the message names the group and who may)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 409, description = "`version_conflict`: `expected_version` is not the room's version", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client address sent too many requests (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -280,12 +280,14 @@ struct ChatBody {
     text: String,
 }
 
-/// `POST /api/rooms/{room_id}/chat`: no token, rate-limited per client address.
+/// `POST /api/rooms/{room_id}/chat`: rate-limited per client address; a token
+/// only where the room's `chat` permission asks for one.
 #[utoipa::path(
     post,
     path = "/api/rooms/{room_id}/chat",
     tag = "rooms",
     params(("room_id" = String, Path, description = "The room's id")),
+    security((), ("host_token" = [])),
     request_body(content = ChatMessageBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Sent to every listener as a `chat` event", body = ChatReply),
@@ -293,6 +295,8 @@ struct ChatBody {
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the room's `chat` permission is not `anyone` and no token came", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token is wrong, or its holder may not chat here (the message names the group and who may)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client address sent too many messages (`--chat-per-minute`, `--chat-burst`), or the room took too many from everyone (`--room-chat-per-minute`, `--room-chat-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -302,6 +306,7 @@ pub async fn chat(
     State(app): State<Arc<AppState>>,
     Path(room_id): Path<String>,
     client: ClientIp,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Json<ChatReply>, ApiError> {
     let handle = room(&app, &room_id).await?;
@@ -315,7 +320,9 @@ pub async fn chat(
     // The room's own budget, whoever sends: many addresses cannot flood one room.
     app.room_chat_limit
         .check_key(&Arc::from(handle.room_id()))?;
-    let version = handle.chat(message.name, message.text).await?;
+    let version = handle
+        .chat(message.name, message.text, bearer_token(&headers))
+        .await?;
     Ok(Json(ChatReply { version }))
 }
 

@@ -75,6 +75,7 @@ fn schema_type(json_type: JsonType) -> Type {
         JsonType::String | JsonType::OneOf(_) => Type::String,
         JsonType::Boolean => Type::Boolean,
         JsonType::Array => Type::Array,
+        JsonType::Object => Type::Object,
     }
 }
 
@@ -329,91 +330,34 @@ shaped_body!(
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
-/// Every event a stream carries: its name and the schema of its `data`.
-fn sse_events() -> [(&'static str, String, bool); 17] {
+/// Every event a stream carries: its name, the schema of its `data` and
+/// whether it has an `id:`.
+fn sse_events() -> [(&'static str, String, bool); 20] {
     use crate::room::event as e;
+    fn event<T: ToSchema>(name: &'static str, has_id: bool) -> (&'static str, String, bool) {
+        (name, T::name().into_owned(), has_id)
+    }
     [
-        (
-            "snapshot",
-            <crate::room::RoomView as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "state",
-            <e::StateData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "queue",
-            <e::QueueData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "queue_mode",
-            <e::QueueModeData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        ("chat", <e::ChatData as ToSchema>::name().into_owned(), true),
-        (
-            "control",
-            <e::ControlData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "ready_gate",
-            <e::ReadyGateData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "gate",
-            <e::GateData as ToSchema>::name().into_owned(),
-            false,
-        ),
-        (
-            "hello",
-            <super::stream_token::IssuedToken as ToSchema>::name().into_owned(),
-            false,
-        ),
-        (
-            "visibility",
-            <e::VisibilityData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "chat_enabled",
-            <e::ChatEnabledData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "chat_cleared",
-            <e::VersionData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "host_token",
-            <e::VersionData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "presence",
-            <e::PresenceData as ToSchema>::name().into_owned(),
-            false,
-        ),
-        (
-            "sync",
-            <crate::room::sync::SyncSummary as ToSchema>::name().into_owned(),
-            false,
-        ),
-        (
-            "closed",
-            <e::ClosedData as ToSchema>::name().into_owned(),
-            true,
-        ),
-        (
-            "persistent",
-            <e::PersistentData as ToSchema>::name().into_owned(),
-            true,
-        ),
+        event::<crate::room::RoomView>("snapshot", true),
+        event::<e::StateData>("state", true),
+        event::<e::QueueData>("queue", true),
+        event::<e::QueueModeData>("queue_mode", true),
+        event::<e::ChatData>("chat", true),
+        event::<e::ControlData>("control", true),
+        event::<e::ReadyGateData>("ready_gate", true),
+        event::<e::GateData>("gate", false),
+        event::<super::stream_token::IssuedToken>("hello", false),
+        event::<e::VisibilityData>("visibility", true),
+        event::<e::ChatEnabledData>("chat_enabled", true),
+        event::<e::VersionData>("chat_cleared", true),
+        event::<e::VersionData>("host_token", true),
+        event::<e::PresenceData>("presence", false),
+        event::<crate::room::sync::SyncSummary>("sync", false),
+        event::<e::ClosedData>("closed", true),
+        event::<e::PersistentData>("persistent", true),
+        event::<e::PermissionsData>("permissions", true),
+        event::<e::CohostsData>("cohosts", true),
+        event::<e::ChatDeletedData>("chat_deleted", true),
     ]
 }
 
@@ -485,5 +429,8 @@ impl ToSchema for SseMessage {
         add::<crate::room::sync::SyncSummary>(schemas);
         add::<e::ClosedData>(schemas);
         add::<e::PersistentData>(schemas);
+        add::<e::PermissionsData>(schemas);
+        add::<e::CohostsData>(schemas);
+        add::<e::ChatDeletedData>(schemas);
     }
 }

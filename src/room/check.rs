@@ -27,6 +27,14 @@ pub enum CommandError {
     /// across the cluster with `--redis`).
     #[error("the server holds as many persistent rooms as it may; make another room not persistent or delete it first")]
     TooManyPersistent,
+    /// A valid token that may not do this: `403 forbidden`, naming the group
+    /// and who may.
+    #[error("{0}")]
+    NotPermitted(String),
+    /// Something the call names (a co-host, a chat message) is not there:
+    /// `404 not_found`.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A YouTube video id, or the one message for a malformed one.

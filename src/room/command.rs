@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use super::check::{check_text, check_video_id, CommandError, Empty, VIDEO_ID_RULE};
+use super::permissions::{Group, Permissions};
 use super::source::Source;
 use super::view::{
     Control, QueueMode, Visibility, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
@@ -108,6 +109,14 @@ pub enum Command {
     /// Whether the room is exempt from `--room-ttl` (host token always needed).
     Persistent {
         persistent: bool,
+    },
+    /// Who may do what: any subset of the groups (see `room::permissions`).
+    Permissions {
+        permissions: Map<String, Value>,
+    },
+    /// Removes one kept chat message, by the version it was sent as.
+    DeleteChat {
+        chat_version: u64,
     },
 }
 
@@ -221,6 +230,7 @@ pub enum JsonType {
     Array,
     /// A string, one of these.
     OneOf(&'static [&'static str]),
+    Object,
 }
 
 impl JsonType {
@@ -235,6 +245,7 @@ impl JsonType {
                 let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
                 quoted.join(" or ")
             }
+            JsonType::Object => "an object".into(),
         }
     }
 
@@ -246,6 +257,7 @@ impl JsonType {
             JsonType::Boolean => value.is_boolean(),
             JsonType::Array => value.is_array(),
             JsonType::OneOf(names) => value.as_str().is_some_and(|v| names.contains(&v)),
+            JsonType::Object => value.is_object(),
         }
     }
 }
@@ -350,7 +362,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 17] = [
+pub const COMMANDS: [Shape; 19] = [
     Shape {
         name: "play",
         fields: &[
@@ -462,6 +474,16 @@ pub const COMMANDS: [Shape; 17] = [
     Shape {
         name: "persistent",
         fields: &[("persistent", Boolean, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "permissions",
+        fields: &[("permissions", JsonType::Object, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "delete_chat",
+        fields: &[("chat_version", NonNegativeInteger, Required)],
         alternatives: None,
     },
 ];
@@ -635,13 +657,13 @@ pub struct CommandRequest {
     pub expected_version: Option<u64>,
 }
 
-/// What a caller must hold to be let through: which token a command needs.
+/// What a caller must be to be let through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// A playback or queue command: host token needed only in `host` rooms.
-    Command,
-    /// Changing `control`, visibility, chat or the ready gate, resetting the
-    /// token or closing the room: host token always needed.
+    /// Whoever the room's permissions give this group to.
+    Group(Group),
+    /// The room's settings, co-host management, resetting the token or
+    /// closing the room: the host alone, whatever the permissions say.
     HostOnly,
     /// The server's own input (metadata that arrived later): never decoded
     /// from a client body, so no token is asked for.
@@ -649,17 +671,31 @@ pub enum Access {
 }
 
 impl Command {
-    /// Who may send this command: the host alone, or anyone in an open room.
+    /// Who may send this command: the group it belongs to, or the host alone.
     pub fn access(&self) -> Access {
         match self {
+            Command::Play { .. }
+            | Command::Pause { .. }
+            | Command::Seek { .. }
+            | Command::Load { .. }
+            | Command::Rate { .. }
+            | Command::Duration { .. } => Access::Group(Group::Playback),
+            Command::QueueAdd { .. } | Command::QueuePlaylist { .. } => {
+                Access::Group(Group::QueueAdd)
+            }
+            Command::QueueRemove { .. } | Command::QueueMove { .. } | Command::QueueMode { .. } => {
+                Access::Group(Group::QueueEdit)
+            }
+            Command::Next {} => Access::Group(Group::Skip),
             Command::Control { .. }
             | Command::Visibility { .. }
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
             | Command::ReadyGate { .. }
-            | Command::Persistent { .. } => Access::HostOnly,
+            | Command::Persistent { .. }
+            | Command::Permissions { .. } => Access::HostOnly,
+            Command::DeleteChat { .. } => Access::Group(Group::Moderate),
             Command::ItemInfo { .. } => Access::Server,
-            _ => Access::Command,
         }
     }
 
@@ -693,6 +729,8 @@ impl Command {
             // Not a client's command: counted as what it follows.
             Command::ItemInfo { .. } => 6,
             Command::Persistent { .. } => 16,
+            Command::Permissions { .. } => 17,
+            Command::DeleteChat { .. } => 18,
         };
         &COMMANDS[index]
     }
@@ -813,6 +851,10 @@ impl Command {
             | Command::ChatEnabled { .. }
             | Command::ClearChat {}
             | Command::Persistent { .. } => Ok(()),
+            Command::Permissions { permissions } => {
+                Permissions::default().patched(permissions).map(|_| ())
+            }
+            Command::DeleteChat { .. } => Ok(()),
         }
     }
 }
@@ -941,6 +983,72 @@ mod tests {
 
     fn decode(value: Value) -> Result<CommandRequest, CommandError> {
         Command::decode(value)
+    }
+
+    /// Who may send each client command: the table of groups, and
+    /// the settings that stay the host's whatever the permissions say.
+    #[test]
+    fn each_command_belongs_to_its_group_or_is_the_hosts() {
+        use Access::{Group as G, HostOnly};
+        let cases = [
+            (json!({"type": "play"}), G(Group::Playback)),
+            (json!({"type": "pause"}), G(Group::Playback)),
+            (json!({"type": "seek", "position": 1}), G(Group::Playback)),
+            (
+                json!({"type": "load", "video_id": "dQw4w9WgXcQ"}),
+                G(Group::Playback),
+            ),
+            (json!({"type": "rate", "rate": 1.5}), G(Group::Playback)),
+            (
+                json!({"type": "duration", "duration": 60}),
+                G(Group::Playback),
+            ),
+            (
+                json!({"type": "queue_add", "video_id": "dQw4w9WgXcQ"}),
+                G(Group::QueueAdd),
+            ),
+            (
+                json!({"type": "queue_add", "playlist_id": "PLx1234567"}),
+                G(Group::QueueAdd),
+            ),
+            (
+                json!({"type": "queue_remove", "item_id": "q1"}),
+                G(Group::QueueEdit),
+            ),
+            (
+                json!({"type": "queue_move", "item_id": "q1", "index": 0}),
+                G(Group::QueueEdit),
+            ),
+            (
+                json!({"type": "queue_mode", "queue_mode": "loop"}),
+                G(Group::QueueEdit),
+            ),
+            (json!({"type": "next"}), G(Group::Skip)),
+            (
+                json!({"type": "delete_chat", "chat_version": 3}),
+                G(Group::Moderate),
+            ),
+            (json!({"type": "control", "control": "open"}), HostOnly),
+            (json!({"type": "permissions", "permissions": {}}), HostOnly),
+            (
+                json!({"type": "visibility", "visibility": "public"}),
+                HostOnly,
+            ),
+            (
+                json!({"type": "chat_enabled", "chat_enabled": false}),
+                HostOnly,
+            ),
+            (json!({"type": "clear_chat"}), HostOnly),
+            (
+                json!({"type": "ready_gate", "quorum": 50, "deadline_ms": 1000}),
+                HostOnly,
+            ),
+            (json!({"type": "persistent", "persistent": true}), HostOnly),
+        ];
+        for (body, access) in cases {
+            let decoded = decode(body.clone()).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(decoded.command.access(), access, "{body}");
+        }
     }
 
     #[test]

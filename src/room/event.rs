@@ -11,6 +11,8 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
+use super::permissions::CohostView;
+use super::permissions::Permissions;
 use super::view::{
     Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
 };
@@ -113,6 +115,8 @@ pub enum EventKind {
     },
     Control {
         control: Control,
+        #[serde(default)]
+        permissions: Permissions,
     },
     Visibility {
         visibility: Visibility,
@@ -134,6 +138,16 @@ pub enum EventKind {
     Persistent {
         persistent: bool,
     },
+    Permissions {
+        permissions: Permissions,
+    },
+    Cohosts {
+        cohosts: Vec<CohostView>,
+    },
+    #[serde(rename = "chat_deleted")]
+    ChatDeleted {
+        chat_version: u64,
+    },
 }
 
 impl EventKind {
@@ -152,6 +166,9 @@ impl EventKind {
             EventKind::HostToken {} => "host_token",
             EventKind::Closed { .. } => "closed",
             EventKind::Persistent { .. } => "persistent",
+            EventKind::Permissions { .. } => "permissions",
+            EventKind::Cohosts { .. } => "cohosts",
+            EventKind::ChatDeleted { .. } => "chat_deleted",
         }
     }
 }
@@ -196,6 +213,34 @@ pub(crate) struct ChatData<'a> {
 #[schema(as = ControlEvent)]
 pub(crate) struct ControlData {
     version: u64,
+    control: Control,
+    permissions: Permissions,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CohostsEvent)]
+pub(crate) struct CohostsData<'a> {
+    version: u64,
+    cohosts: &'a [CohostView],
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ChatDeletedEvent)]
+pub(crate) struct ChatDeletedData {
+    version: u64,
+    chat_version: u64,
+    server_time: i64,
+}
+
+/// `permissions` and `control` events carry the same: who may do what, and
+/// the `control` derived from it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PermissionsEvent)]
+pub(crate) struct PermissionsData {
+    version: u64,
+    permissions: Permissions,
     control: Control,
     server_time: i64,
 }
@@ -282,9 +327,13 @@ impl Event {
                 text,
                 server_time,
             }),
-            EventKind::Control { control } => serde_json::to_vec(&ControlData {
+            EventKind::Control {
+                control,
+                permissions,
+            } => serde_json::to_vec(&ControlData {
                 version,
                 control: *control,
+                permissions: *permissions,
                 server_time,
             }),
             EventKind::ReadyGate { settings } => serde_json::to_vec(&ReadyGateData {
@@ -315,6 +364,22 @@ impl Event {
             EventKind::Persistent { persistent } => serde_json::to_vec(&PersistentData {
                 version,
                 persistent: *persistent,
+                server_time,
+            }),
+            EventKind::Permissions { permissions } => serde_json::to_vec(&PermissionsData {
+                version,
+                permissions: *permissions,
+                control: permissions.control(),
+                server_time,
+            }),
+            EventKind::Cohosts { cohosts } => serde_json::to_vec(&CohostsData {
+                version,
+                cohosts,
+                server_time,
+            }),
+            EventKind::ChatDeleted { chat_version } => serde_json::to_vec(&ChatDeletedData {
+                version,
+                chat_version: *chat_version,
                 server_time,
             }),
         };

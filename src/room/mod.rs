@@ -16,12 +16,15 @@
 //! - [`sync`]: sync health: listeners' drift reports and the room's summary of them.
 
 pub mod check;
+pub mod cohosts;
 pub mod command;
 pub mod error;
 pub mod event;
 pub mod gate;
 pub mod history;
 pub mod limits;
+pub mod moderation;
+pub mod permissions;
 #[cfg(test)]
 mod queue_tests;
 pub mod source;

@@ -16,6 +16,8 @@ use super::check::{check_text, CommandError, Empty};
 pub use super::command::Access;
 use super::command::{Command, ItemInfo, NewItem, PLAYLIST_NEEDS_KEY};
 use super::event::{Cause, CloseReason, Event, EventKind, QueueChange};
+use super::permissions::Cohost;
+use super::permissions::{check_host_only, Caller, Group, Permissions};
 use super::source::Source;
 pub use super::view::{
     ChatMessage, Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
@@ -118,6 +120,16 @@ pub struct Room {
     /// Exempt from `--room-ttl`. Rooms kept before this existed load as not.
     #[serde(default)]
     pub persistent: bool,
+    /// Who may do what; `None` (a room kept before permissions existed, or
+    /// never changed) follows `control`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Permissions>,
+    /// The host's co-hosts (see `room::cohosts`).
+    #[serde(default)]
+    pub cohosts: Vec<Cohost>,
+    /// Source of co-host ids, so that a revoked id is never given again.
+    #[serde(default)]
+    pub next_cohost_number: u64,
 }
 
 fn chat_on() -> bool {
@@ -203,7 +215,16 @@ impl Room {
             ready_gate: None,
             queue_mode: QueueMode::Normal,
             persistent: false,
+            permissions: None,
+            cohosts: Vec::new(),
+            next_cohost_number: 0,
         }
+    }
+
+    /// Who may do what in this room.
+    pub fn permissions(&self) -> Permissions {
+        self.permissions
+            .unwrap_or_else(|| Permissions::new(self.control))
     }
 
     /// The gate this room uses: the host's, or the server's (`server`).
@@ -216,7 +237,7 @@ impl Room {
         RoomView {
             room_id: self.room_id.clone(),
             name: self.name.clone(),
-            control: self.control,
+            control: self.permissions().control(),
             visibility: self.visibility,
             version: self.version,
             state: self.state.clone(),
@@ -229,22 +250,56 @@ impl Room {
             server_time: now,
             sync: super::sync::SyncSummary::default(),
             persistent: self.persistent,
+            permissions: self.permissions(),
+            cohosts: self.cohost_views(),
         }
     }
 
-    /// Checks the caller's token for `access`. The comparison of hashes is in
+    /// Who `token` makes its caller: the host, a co-host, or anyone without one.
+    /// `None`: a token that is no one's. The comparison of hashes is in
     /// constant time, so response timing tells nothing about the token.
+    pub fn caller(&self, token: Option<&str>) -> Option<Caller> {
+        let Some(token) = token else {
+            return Some(Caller::Anyone);
+        };
+        let hash = hash_token(token);
+        if bool::from(hash.ct_eq(&self.host_token_hash)) {
+            return Some(Caller::Host);
+        }
+        self.is_cohost(&hash).then_some(Caller::Cohost)
+    }
+
+    /// Checks the caller's token for `access`; `what` names a host-only
+    /// action in the refusal a co-host gets.
+    pub fn authorize_for(
+        &self,
+        token: Option<&str>,
+        access: Access,
+        what: &str,
+    ) -> Result<Caller, CommandError> {
+        if access == Access::Server {
+            // The server's own input: no client sent it, so no token is asked for.
+            return Ok(Caller::Host);
+        }
+        // A token that is no one's counts as none, but is refused as wrong
+        // rather than as missing: in an open group it changes nothing.
+        let (caller, wrong) = match self.caller(token) {
+            Some(caller) => (caller, false),
+            None => (Caller::Anyone, true),
+        };
+        let checked = match access {
+            Access::Group(group) => self.permissions().check(group, caller),
+            Access::HostOnly | Access::Server => check_host_only(caller, what),
+        };
+        match checked {
+            Err(CommandError::Unauthorized) if wrong => Err(CommandError::Forbidden),
+            other => other.map(|()| caller),
+        }
+    }
+
+    /// [`Room::authorize_for`] for calls that are not commands.
     pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
-        if access == Access::Server || (access == Access::Command && self.control == Control::Open)
-        {
-            return Ok(());
-        }
-        let token = token.ok_or(CommandError::Unauthorized)?;
-        if bool::from(hash_token(token).ct_eq(&self.host_token_hash)) {
-            Ok(())
-        } else {
-            Err(CommandError::Forbidden)
-        }
+        self.authorize_for(token, access, "this").map(|_| ())
     }
 
     /// The `expected_version` guard: refuses unless the room is at `expected`.
@@ -268,7 +323,7 @@ impl Room {
         command: Command,
         inputs: &Inputs,
     ) -> Result<Vec<Event>, CommandError> {
-        self.authorize(token, command.access())?;
+        self.authorize_for(token, command.access(), command.type_name())?;
         self.check_version(expected_version)?;
         self.apply(command, inputs)
     }
@@ -349,6 +404,7 @@ impl Room {
             queue @ (Command::QueueAdd { .. }
             | Command::QueueRemove { .. }
             | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
+            Command::DeleteChat { chat_version } => self.delete_chat(chat_version, now),
             setting => Ok(self.apply_setting(setting, now)),
         }
     }
@@ -549,9 +605,17 @@ impl Room {
     /// `chat_enabled`, `clear_chat`): one event, or none when nothing changes.
     fn apply_setting(&mut self, command: Command, now: i64) -> Vec<Event> {
         let kind = match command {
-            Command::Control { control } if control != self.control => {
-                self.control = control;
-                EventKind::Control { control }
+            Command::Control { control } => {
+                let mut permissions = self.permissions();
+                permissions.set_control(control);
+                if permissions == self.permissions() {
+                    return Vec::new();
+                }
+                self.set_permissions(permissions);
+                EventKind::Control {
+                    control,
+                    permissions,
+                }
             }
             Command::ReadyGate {
                 quorum,
@@ -588,9 +652,28 @@ impl Room {
                 self.persistent = persistent;
                 EventKind::Persistent { persistent }
             }
+            Command::Permissions {
+                permissions: changes,
+            } => {
+                // Checked by `validate`: what is left cannot fail.
+                let Ok(permissions) = self.permissions().patched(&changes) else {
+                    return Vec::new();
+                };
+                if permissions == self.permissions() {
+                    return Vec::new();
+                }
+                self.set_permissions(permissions);
+                EventKind::Permissions { permissions }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
+    }
+
+    /// Keeps `permissions`, and `control` derived from them.
+    fn set_permissions(&mut self, permissions: Permissions) {
+        self.control = permissions.control();
+        self.permissions = Some(permissions);
     }
 
     /// Called when the end-of-video timer fires. Loads the next queued item, or
@@ -726,6 +809,19 @@ impl Room {
         }
     }
 
+    /// A chat message from the holder of `token`, if the room's `chat`
+    /// permission lets them: see [`Room::chat`].
+    pub fn decide_chat(
+        &mut self,
+        token: Option<&str>,
+        name: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<Event, CommandError> {
+        self.authorize_for(token, Access::Group(Group::Chat), "chat")?;
+        self.chat(name, text, now)
+    }
+
     /// A chat message: validated, trimmed, one event. Refused (`invalid_command`)
     /// while the host has chat turned off.
     pub fn chat(&mut self, name: &str, text: &str, now: i64) -> Result<Event, CommandError> {
@@ -790,7 +886,13 @@ impl Room {
             EventKind::State { state, .. } => self.state = state.clone(),
             EventKind::Queue { change } => change.apply_to(&mut self.queue),
             EventKind::QueueMode { queue_mode } => self.queue_mode = *queue_mode,
-            EventKind::Control { control } => self.control = *control,
+            EventKind::Control { permissions, .. } | EventKind::Permissions { permissions } => {
+                self.set_permissions(*permissions)
+            }
+            EventKind::Cohosts { cohosts } => self.absorb_cohosts(cohosts),
+            EventKind::ChatDeleted { chat_version } => {
+                self.chat.retain(|message| message.version != *chat_version)
+            }
             EventKind::ReadyGate { settings } => self.ready_gate = Some(*settings),
             EventKind::Visibility { visibility } => self.visibility = *visibility,
             EventKind::ChatEnabled { chat_enabled } => self.chat_enabled = *chat_enabled,
@@ -906,7 +1008,7 @@ impl Room {
 
     /// Every id-carrying event goes through here: this is the only place the
     /// version grows, so ids are consecutive by construction.
-    fn event(&mut self, now: i64, kind: EventKind) -> Event {
+    pub(super) fn event(&mut self, now: i64, kind: EventKind) -> Event {
         self.version += 1;
         Event {
             version: self.version,
@@ -1563,14 +1665,17 @@ mod tests {
     fn host_rooms_need_the_token_and_open_rooms_do_not() {
         let mut room = room();
         assert_eq!(
-            room.authorize(None, Access::Command),
+            room.authorize(None, Access::Group(Group::Playback)),
             Err(CommandError::Unauthorized)
         );
         assert_eq!(
-            room.authorize(Some("wrong"), Access::Command),
+            room.authorize(Some("wrong"), Access::Group(Group::Playback)),
             Err(CommandError::Forbidden)
         );
-        assert_eq!(room.authorize(Some("secret"), Access::Command), Ok(()));
+        assert_eq!(
+            room.authorize(Some("secret"), Access::Group(Group::Playback)),
+            Ok(())
+        );
         room.apply(
             Command::Control {
                 control: Control::Open,
@@ -1578,7 +1683,7 @@ mod tests {
             &at(T0),
         )
         .unwrap();
-        assert_eq!(room.authorize(None, Access::Command), Ok(()));
+        assert_eq!(room.authorize(None, Access::Group(Group::Playback)), Ok(()));
         assert_eq!(
             room.authorize(None, Access::HostOnly),
             Err(CommandError::Unauthorized)

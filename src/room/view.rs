@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::permissions::{CohostView, Control, Permissions};
 use super::source::Source;
 
 /// Largest position or duration accepted, in seconds (about 11.5 days): far past
@@ -36,16 +37,6 @@ impl Default for GateSettings {
             deadline_ms: 3_000,
         }
     }
-}
-
-/// Who may send playback commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Control {
-    /// Only requests with the host token.
-    Host,
-    /// Anyone.
-    Open,
 }
 
 /// Whether `GET /api/rooms` lists a room. Anyone with the id may still join an
@@ -275,4 +266,10 @@ pub struct RoomView {
     /// Exempt from `--room-ttl`: the room stays until it is deleted.
     #[serde(default)]
     pub persistent: bool,
+    /// Who may do what; `control` is derived from it.
+    #[serde(default)]
+    pub permissions: Permissions,
+    /// The host's co-hosts: ids and names, never tokens.
+    #[serde(default)]
+    pub cohosts: Vec<CohostView>,
 }

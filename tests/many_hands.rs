@@ -1,0 +1,388 @@
+//! Many hands in one room: who may do what (`permissions`), and co-hosts.
+//! Each test body runs on one node, and on three nodes sharing one real
+//! `redis-server` started on a free port, every request going to the next
+//! node in turn.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+const VIDEO: &str = "dQw4w9WgXcQ";
+const OTHER: &str = "9bZkp7q19f0";
+
+/// The tables create a room per case, from one address.
+const MANY_ROOMS: &[&str] = &[
+    "--rooms-burst",
+    "100",
+    "--max-rooms-per-client",
+    "100",
+    "--chat-burst",
+    "100",
+];
+
+async fn one_node() -> Vec<TestApp> {
+    vec![spawn_app(MANY_ROOMS).await]
+}
+
+async fn three_nodes(redis: &Redis) -> Vec<TestApp> {
+    let url = redis.url();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(MANY_ROOMS);
+        let node = spawn_app(&args).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(response) = node.client.get(node.url("/readyz")).send().await {
+                if response.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "node never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// The nodes, taken in turn.
+struct Nodes {
+    nodes: Vec<TestApp>,
+    turn: std::cell::Cell<usize>,
+}
+
+impl Nodes {
+    fn new(nodes: Vec<TestApp>) -> Self {
+        Self {
+            nodes,
+            turn: std::cell::Cell::new(0),
+        }
+    }
+
+    fn next(&self) -> &TestApp {
+        let turn = self.turn.get();
+        self.turn.set(turn + 1);
+        &self.nodes[turn % self.nodes.len()]
+    }
+
+    async fn add_cohost(&self, room: &str, host: &str, name: &str) -> Value {
+        let node = self.next();
+        let response = node
+            .client
+            .post(node.url(&format!("/api/rooms/{room}/cohosts")))
+            .bearer_auth(host)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .expect("POST cohosts");
+        assert_eq!(response.status(), 201, "add co-host");
+        response.json().await.expect("co-host JSON")
+    }
+
+    async fn cohosts(&self, room: &str, token: Option<&str>) -> reqwest::Response {
+        let node = self.next();
+        let mut request = node
+            .client
+            .get(node.url(&format!("/api/rooms/{room}/cohosts")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("GET cohosts")
+    }
+
+    async fn revoke(&self, room: &str, token: &str, cohost_id: &str) -> reqwest::Response {
+        let node = self.next();
+        node.client
+            .delete(node.url(&format!("/api/rooms/{room}/cohosts/{cohost_id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE cohost")
+    }
+
+    /// A group's action: a command, or a chat message for `chat`.
+    async fn act(&self, room: &str, group: &str, token: Option<&str>) -> reqwest::Response {
+        let node = self.next();
+        let command = match group {
+            "playback" => json!({"type": "seek", "position": 1}),
+            "queue_add" => json!({"type": "queue_add", "video_id": OTHER}),
+            "queue_edit" => json!({"type": "queue_move", "item_id": "q1", "index": 0}),
+            "skip" => json!({"type": "next"}),
+            "chat" => {
+                let mut request = node
+                    .client
+                    .post(node.url(&format!("/api/rooms/{room}/chat")))
+                    .json(&json!({"name": "Ann", "text": "hi"}));
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                return request.send().await.expect("POST chat");
+            }
+            other => panic!("no action for {other}"),
+        };
+        node.command(room, token, command).await
+    }
+}
+
+/// A host room with a video and one queued item (`q1`), and a co-host.
+async fn room_with_cohost(nodes: &Nodes) -> (String, String, String, String) {
+    let (room, host, _) = nodes.next().create_room(json!({ "video_id": VIDEO })).await;
+    nodes
+        .next()
+        .command_ok(
+            &room,
+            Some(&host),
+            json!({"type": "queue_add", "video_id": OTHER}),
+        )
+        .await;
+    let cohost = nodes.add_cohost(&room, &host, "Bo").await;
+    let id = cohost["cohost_id"].as_str().expect("cohost_id").to_owned();
+    let token = cohost["cohost_token"]
+        .as_str()
+        .expect("cohost_token")
+        .to_owned();
+    (room, host, id, token)
+}
+
+async fn expect_status(response: reqwest::Response, status: u16, what: &str) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{what}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+async fn permission_table(nodes: Nodes) {
+    let groups = ["playback", "queue_add", "queue_edit", "skip", "chat"];
+    for group in groups {
+        for who in ["host", "cohost", "anyone"] {
+            let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+            let answer = nodes
+                .next()
+                .command_ok(
+                    &room,
+                    Some(&host),
+                    json!({"type": "permissions", "permissions": { group: who }}),
+                )
+                .await;
+            assert_eq!(answer["room"]["permissions"][group], who);
+            let what = format!("{group} for {who}");
+            // Without a token: 401 unless anyone may.
+            let none = nodes.act(&room, group, None).await;
+            if who == "anyone" {
+                expect_status(none, 200, &what).await;
+            } else {
+                assert_error(none, 401, "unauthorized").await;
+            }
+            // A co-host: 403 naming the group and who may, unless co-hosts may.
+            let by_cohost = nodes.act(&room, group, Some(&cohost)).await;
+            if who == "host" {
+                let body = expect_status(by_cohost, 403, &what).await;
+                assert_error_shape(&body, "forbidden");
+                assert_eq!(
+                    body["error"]["message"],
+                    format!("{group} is for the host"),
+                    "{what}"
+                );
+            } else {
+                expect_status(by_cohost, 200, &what).await;
+            }
+            // A wrong token is refused wherever a token is needed.
+            if who != "anyone" {
+                let wrong = nodes.act(&room, group, Some("not-a-token")).await;
+                assert_error(wrong, 403, "forbidden").await;
+            }
+            expect_status(nodes.act(&room, group, Some(&host)).await, 200, &what).await;
+        }
+    }
+}
+
+async fn control_is_derived_and_settings_stay_the_hosts(nodes: Nodes) {
+    let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+    let snapshot = nodes.next().get_room(&room).await;
+    assert_eq!(snapshot["control"], "host");
+    assert_eq!(
+        snapshot["permissions"],
+        json!({"playback": "host", "queue_add": "host", "queue_edit": "host",
+               "skip": "host", "moderate": "host", "chat": "anyone"})
+    );
+    let custom = json!({"type": "permissions", "permissions": {"queue_add": "anyone"}});
+    let answer = nodes.next().command_ok(&room, Some(&host), custom).await;
+    assert_eq!(answer["room"]["control"], "custom");
+    let open = json!({"type": "control", "control": "open"});
+    let answer = nodes.next().command_ok(&room, Some(&host), open).await;
+    assert_eq!(answer["room"]["control"], "open");
+    assert_eq!(answer["room"]["permissions"]["moderate"], "host");
+    // Host only, always: even a co-host is refused, naming the command.
+    for command in [
+        json!({"type": "visibility", "visibility": "public"}),
+        json!({"type": "permissions", "permissions": {"chat": "host"}}),
+        json!({"type": "control", "control": "host"}),
+    ] {
+        let name = command["type"].as_str().unwrap_or_default().to_owned();
+        let by_cohost = nodes
+            .next()
+            .command(&room, Some(&cohost), command.clone())
+            .await;
+        let body = expect_status(by_cohost, 403, &name).await;
+        assert_eq!(body["error"]["message"], format!("{name} is for the host"));
+        let anonymous = nodes.next().command(&room, None, command).await;
+        assert_error(anonymous, 401, "unauthorized").await;
+    }
+    for bad in [
+        json!({"moderate": "anyone"}),
+        json!({"dance": "host"}),
+        json!({"chat": "everyone"}),
+    ] {
+        let command = json!({"type": "permissions", "permissions": bad});
+        let refused = nodes.next().command(&room, Some(&host), command).await;
+        assert_error(refused, 400, "invalid_value").await;
+    }
+}
+
+async fn a_cohost_token_works_until_it_is_revoked(nodes: Nodes) {
+    let (room, host, id, cohost) = room_with_cohost(&nodes).await;
+    let give = json!({"type": "permissions", "permissions": {"playback": "cohost"}});
+    nodes.next().command_ok(&room, Some(&host), give).await;
+    let mut events = nodes.next().events(&room).await;
+    events.expect_snapshot().await;
+    let pause = json!({"type": "pause", "position": 2});
+    nodes.next().command_ok(&room, Some(&cohost), pause).await;
+    // The list shows ids and names, never tokens; only to the host.
+    let listed = expect_status(nodes.cohosts(&room, Some(&host)).await, 200, "list").await;
+    assert_eq!(
+        listed,
+        json!({"cohosts": [{"cohost_id": id, "name": "Bo"}]})
+    );
+    assert_error(nodes.cohosts(&room, None).await, 401, "unauthorized").await;
+    assert_error(nodes.cohosts(&room, Some(&cohost)).await, 403, "forbidden").await;
+    // A host token reset leaves co-hosts alone.
+    let node = nodes.next();
+    let reset = node
+        .client
+        .post(node.url(&format!("/api/rooms/{room}/host-token")))
+        .bearer_auth(&host)
+        .send()
+        .await
+        .expect("reset");
+    let reset = expect_status(reset, 200, "reset").await;
+    let host = reset["host_token"].as_str().expect("host_token").to_owned();
+    let seek = json!({"type": "seek", "position": 3});
+    nodes
+        .next()
+        .command_ok(&room, Some(&cohost), seek.clone())
+        .await;
+    expect_status(nodes.revoke(&room, &host, &id).await, 204, "revoke").await;
+    let refused = nodes.next().command(&room, Some(&cohost), seek).await;
+    assert_error(refused, 403, "forbidden").await;
+    assert_error(nodes.revoke(&room, &host, &id).await, 404, "not_found").await;
+    // Each add and revoke was one `cohosts` event (after the commands' states).
+    let mut cohost_events = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while cohost_events.is_empty() {
+        assert!(Instant::now() < deadline, "no cohosts event");
+        let event = events.expect_versioned().await;
+        if event.event == "cohosts" {
+            cohost_events.push(event.json());
+        }
+    }
+    assert_eq!(cohost_events[0]["cohosts"], json!([]));
+    let snapshot = nodes.next().get_room(&room).await;
+    assert_eq!(snapshot["cohosts"], json!([]));
+}
+
+#[tokio::test]
+async fn the_permission_table_on_one_node() {
+    permission_table(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_table_on_three_nodes() {
+    let redis = Redis::start().await;
+    permission_table(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+#[tokio::test]
+async fn control_is_derived_and_settings_stay_the_hosts_on_one_node() {
+    control_is_derived_and_settings_stay_the_hosts(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_is_derived_and_settings_stay_the_hosts_on_three_nodes() {
+    let redis = Redis::start().await;
+    control_is_derived_and_settings_stay_the_hosts(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+#[tokio::test]
+async fn a_cohost_token_works_until_it_is_revoked_on_one_node() {
+    a_cohost_token_works_until_it_is_revoked(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cohost_token_works_until_it_is_revoked_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_cohost_token_works_until_it_is_revoked(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+async fn a_deleted_chat_message_is_gone_from_the_next_snapshot(nodes: Nodes) {
+    let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        let response = nodes.act(&room, "chat", None).await;
+        let answer = expect_status(response, 200, text).await;
+        sent.push(answer["version"].as_u64().expect("chat version"));
+    }
+    let delete = json!({"type": "delete_chat", "chat_version": sent[1]});
+    // `moderate` is the host's in a new room: a co-host may not, anyone needs a token.
+    let by_cohost = nodes
+        .next()
+        .command(&room, Some(&cohost), delete.clone())
+        .await;
+    let body = expect_status(by_cohost, 403, "cohost delete").await;
+    assert_eq!(body["error"]["message"], "moderate is for the host");
+    assert_error(
+        nodes.next().command(&room, None, delete.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let mut events = nodes.next().events(&room).await;
+    events.expect_snapshot().await;
+    let answer = nodes
+        .next()
+        .command_ok(&room, Some(&host), delete.clone())
+        .await;
+    let event = events.expect_versioned().await;
+    assert_eq!(event.event, "chat_deleted");
+    let event = event.json();
+    assert_eq!(event["chat_version"], sent[1]);
+    assert_eq!(event["version"], answer["version"]);
+    for _ in 0..nodes.nodes.len() {
+        let snapshot = nodes.next().get_room(&room).await;
+        let kept: Vec<u64> = snapshot["chat"]
+            .as_array()
+            .expect("chat")
+            .iter()
+            .filter_map(|m| m["version"].as_u64())
+            .collect();
+        assert_eq!(kept, [sent[0], sent[2]], "{snapshot}");
+    }
+    let again = nodes.next().command(&room, Some(&host), delete).await;
+    assert_error(again, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_deleted_chat_message_is_gone_on_one_node() {
+    a_deleted_chat_message_is_gone_from_the_next_snapshot(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_chat_message_is_gone_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_deleted_chat_message_is_gone_from_the_next_snapshot(Nodes::new(three_nodes(&redis).await))
+        .await;
+}
