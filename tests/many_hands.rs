@@ -386,3 +386,79 @@ async fn a_deleted_chat_message_is_gone_on_three_nodes() {
     a_deleted_chat_message_is_gone_from_the_next_snapshot(Nodes::new(three_nodes(&redis).await))
         .await;
 }
+
+/// `POST /api/rooms/{room}/sync` with a plain report from `stream_token`.
+async fn sync_report(node: &TestApp, room: &str, stream_token: &str) -> reqwest::Response {
+    node.client
+        .post(node.url(&format!("/api/rooms/{room}/sync")))
+        .json(&json!({"stream_token": stream_token, "drift_p50_ms": 10, "drift_p95_ms": 20, "player": "media"}))
+        .send()
+        .await
+        .expect("POST sync")
+}
+
+/// Opens a stream of `room` on `node` (its path and query after the room's
+/// events route), past its `hello` and snapshot: the stream and its hello.
+async fn listen(node: &TestApp, room: &str, query: &str) -> (SseStream, Value) {
+    let mut stream = node
+        .events_at(&format!("/api/rooms/{room}/events{query}"), &[])
+        .await;
+    let hello = stream.expect_hello().await;
+    stream.expect_snapshot().await;
+    (stream, hello)
+}
+
+async fn a_kicked_stream_ends_and_its_token_is_refused(nodes: Nodes) {
+    let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+    let (mut kicked, hello) = listen(nodes.next(), &room, "").await;
+    let (mut other, _) = listen(nodes.next(), &room, "").await;
+    let stream = hello["stream"].as_str().expect("stream id").to_owned();
+    let token = hello["stream_token"].as_str().expect("token").to_owned();
+    expect_status(nodes.next().ready(&room, &token, 1).await, 200, "before").await;
+    let kick = json!({"type": "kick", "stream": stream});
+    let by_cohost = nodes
+        .next()
+        .command(&room, Some(&cohost), kick.clone())
+        .await;
+    expect_status(by_cohost, 403, "cohost kick").await;
+    assert_error(
+        nodes.next().command(&room, None, kick.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let before = nodes.next().get_room(&room).await["version"].clone();
+    let answer = nodes.next().command_ok(&room, Some(&host), kick).await;
+    assert_eq!(answer["version"], before, "a kick is no change of the room");
+    let event = kicked.expect_versioned().await;
+    assert_eq!(event.event, "kicked");
+    assert!(event.id.is_none(), "kicked carries no id");
+    assert!(event.json()["server_time"].is_i64(), "{:?}", event);
+    kicked.expect_end().await;
+    // Refused on every node, for reports and for readiness.
+    for _ in 0..nodes.nodes.len() {
+        let node = nodes.next();
+        let refused = expect_status(sync_report(node, &room, &token).await, 403, "sync").await;
+        assert_error_shape(&refused, "forbidden");
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+        let refused = expect_status(node.ready(&room, &token, 1).await, 403, "ready").await;
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+    }
+    // Nobody else heard of it; an unknown stream is no error.
+    other.expect_quiet(Duration::from_millis(300)).await;
+    let unknown = json!({"type": "kick", "stream": "0123456789abcdef0123456789abcdef"});
+    let answer = nodes.next().command_ok(&room, Some(&host), unknown).await;
+    assert_eq!(answer["version"], before);
+    other.expect_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_kicked_stream_ends_on_one_node() {
+    a_kicked_stream_ends_and_its_token_is_refused(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_stream_ends_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_kicked_stream_ends_and_its_token_is_refused(Nodes::new(three_nodes(&redis).await)).await;
+}

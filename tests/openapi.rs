@@ -328,6 +328,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "permissions",
         "cohosts",
         "chat_deleted",
+        "kicked",
     ]
     .into();
     assert_eq!(events, expected);

@@ -196,6 +196,7 @@ export type Command =
   | { type: 'queue_mode'; queue_mode: QueueModeValue; expected_version?: number }
   | { type: 'persistent'; persistent: boolean; expected_version?: number }
   | { type: 'next'; expected_version?: number }
+  | { type: 'kick'; stream: string; expected_version?: number }
   | { type: string; [field: string]: unknown };
 
 /**
@@ -563,6 +564,8 @@ export interface SyncRoomEventMap {
   permissions: CustomEvent<{ version: number; permissions: Permissions; control: Control; server_time: number }>;
   cohosts: CustomEvent<{ version: number; cohosts: Cohost[]; server_time: number }>;
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
+  /** This stream was kicked by a moderator: it ends next; a reload opens a new one. */
+  kicked: CustomEvent<{ server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;

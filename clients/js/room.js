@@ -110,6 +110,8 @@ import { applyQueueEvent, QueueMode } from './queue.js';
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
   'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
   'permissions', 'cohosts', 'chat_deleted'];
+/** Events without an id, passed on as they come (what they mean is the page's business). */
+const NOTICE_EVENTS = ['kicked'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -405,6 +407,12 @@ export class SyncRoom extends EventTarget {
       this._emit('presence', data);
     });
     es.addEventListener('sync', (e) => this._setSync(parse(e.data)));
+    for (const type of NOTICE_EVENTS) {
+      es.addEventListener(type, (e) => {
+        const data = parse(e.data);
+        if (data && this._es === es) this._emit(type, data);
+      });
+    }
   }
 
   /** The room's sync summary is now `sync` (from a `sync` event or a report's answer). */

@@ -6,12 +6,13 @@
 //! change is decided and where presence goes; everything a listener sees comes
 //! through here, so both paths share these lines.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::handle::{ListenerGuard, Request, RoomStatus, Subscription};
+use super::handle::{ListenerGuard, ListenerInfo, Request, RoomStatus, Subscription};
 use super::RoomSettings;
 use crate::delivery::fanout::Sink;
 use crate::delivery::spread;
@@ -31,6 +32,8 @@ pub(crate) struct Hub {
     /// Every listener's place in the direct fan-out (see [`crate::delivery::fanout`]);
     /// ended ones are dropped now and then.
     sinks: Vec<Arc<Sink>>,
+    /// The listeners that have a stream id, by it: a kick ends one.
+    streams: HashMap<String, Arc<Sink>>,
     /// A `: keepalive` goes out when the room has sent nothing this long.
     keepalive: Duration,
     /// Threads a large room's direct writes are spread over.
@@ -75,6 +78,7 @@ impl Hub {
             history: ring,
             listener_buffer: settings.listener_buffer.max(1),
             sinks: Vec::new(),
+            streams: HashMap::new(),
             keepalive: settings.keepalive,
             fanout_threads: settings.fanout_threads.max(1),
             last_sent: Instant::now(),
@@ -180,9 +184,11 @@ impl Hub {
             }
             Request::Subscribe {
                 last_event_id,
+                listener,
                 respond_to,
             } => {
-                let _ = respond_to.send(Ok(self.subscribe(last_event_id, version, view)));
+                let subscription = self.subscribe(last_event_id, listener, version, view);
+                let _ = respond_to.send(Ok(subscription));
             }
             Request::Resync { respond_to } => {
                 let _ = respond_to.send(Arc::new(Frame::snapshot(&view(self))));
@@ -197,6 +203,7 @@ impl Hub {
     fn subscribe(
         &mut self,
         last_event_id: Option<u64>,
+        listener: ListenerInfo,
         version: u64,
         view: impl Fn(&Self) -> RoomView,
     ) -> Subscription {
@@ -204,18 +211,43 @@ impl Hub {
             // Nobody heard the room's silence: the keepalive clock starts now.
             self.last_sent = Instant::now();
         }
-        let guard = ListenerGuard::new(self.status.clone());
+        let mut guard = ListenerGuard::new(self.status.clone());
         self.touch();
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
             .unwrap_or_else(|| vec![Arc::new(Frame::snapshot(&view(self)))]);
         let sink = Arc::new(Sink::new(self.listener_buffer));
         self.sinks.push(sink.clone());
+        if !listener.stream.is_empty() {
+            // When this stream ends, its sync report stops counting.
+            guard.set_stream(listener.stream.clone());
+            self.streams.insert(listener.stream, sink.clone());
+        }
         Subscription {
             start,
             version,
             sink,
             guard,
+        }
+    }
+
+    /// Ends the stream `stream` if it listens here: it gets `kicked` (and
+    /// nobody else does). Answers whether it was here.
+    pub(crate) fn kick(&mut self, stream: &str, now: i64) -> bool {
+        let Some(sink) = self.streams.remove(stream) else {
+            return false;
+        };
+        let frame = Arc::new(Frame::kicked(now));
+        spread::deliver(&frame, std::slice::from_ref(&sink), 1);
+        // Whatever is queued before it is written, then the stream ends.
+        sink.end();
+        true
+    }
+
+    /// Forgets the streams that ended here (their ids).
+    pub(crate) fn forget_streams(&mut self, closed: &[String]) {
+        for stream in closed {
+            self.streams.remove(stream);
         }
     }
 
@@ -243,6 +275,7 @@ impl Hub {
         // are as many as the live ones (each sweep then pays for itself).
         if listeners == 0 || self.sinks.len() > 2 * listeners as usize + 16 {
             self.sinks.retain(|sink| !sink.is_ended());
+            self.streams.retain(|_, sink| !sink.is_ended());
         }
         if listeners == 0 {
             self.touch();
@@ -321,8 +354,8 @@ mod tests {
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         // Sending to nobody is fine.
         hub.send_live(Frame::presence(0, 0));
-        let first = hub.subscribe(None, room.version, view);
-        let second = hub.subscribe(None, room.version, view);
+        let first = hub.subscribe(None, ListenerInfo::default(), room.version, view);
+        let second = hub.subscribe(None, ListenerInfo::default(), room.version, view);
         hub.send_live(Frame::presence(2, 0));
         assert!(first.sink.try_next().is_some());
         assert!(second.sink.try_next().is_some());
@@ -359,7 +392,7 @@ mod tests {
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         use crate::delivery::spread::PARALLEL_FANOUT_MIN;
         let subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
-            .map(|_| hub.subscribe(None, room.version, view))
+            .map(|_| hub.subscribe(None, ListenerInfo::default(), room.version, view))
             .collect();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut readers = Vec::new();
@@ -389,5 +422,26 @@ mod tests {
             let queued = subscription.sink.try_next();
             assert_eq!(queued.is_some(), !parked_at.contains(&at), "listener {at}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_kick_ends_that_stream_alone_after_its_kicked_frame() {
+        use crate::delivery::fanout::Next;
+        let (mut hub, room) = hub();
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
+        let as_stream = |stream: &str| ListenerInfo {
+            stream: stream.into(),
+            name: None,
+        };
+        let kicked = hub.subscribe(None, as_stream("a"), room.version, view);
+        let other = hub.subscribe(None, as_stream("b"), room.version, view);
+        assert!(!hub.kick("nobody", 5), "an unknown stream is no one here");
+        assert!(hub.kick("a", 5));
+        let frame = kicked.sink.try_next().expect("the kicked frame");
+        let text = std::str::from_utf8(&frame.bytes).unwrap();
+        assert_eq!(text, "event: kicked\ndata: {\"server_time\":5}\n\n");
+        assert!(matches!(kicked.sink.next(None), Next::Closed));
+        assert!(other.sink.try_next().is_none(), "nobody else hears of it");
+        assert!(!hub.kick("a", 6), "once");
     }
 }

@@ -31,6 +31,7 @@ use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::moderation::KickedStreams;
 use crate::room::state::{Access, Inputs, Room, RoomView};
 use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::store::RoomStore;
@@ -64,6 +65,7 @@ pub fn spawn(
         sync: SyncAnnouncer::default(),
         inbox: Arc::downgrade(handle.inbox()),
         store,
+        kicked: KickedStreams::default(),
         context,
     };
     // Boxed: an async fn keeps its argument in its future twice over, and a
@@ -84,6 +86,10 @@ struct LocalRoom {
     /// Where the room sleeps when idle (weak: the handles own it).
     inbox: Weak<Inbox>,
     store: Option<Arc<RoomStore>>,
+    /// The streams kicked from this room: their tokens are refused. Kept for
+    /// the room's life here (bounded), not in the store: a restart ends every
+    /// stream, and their tokens with them only at their expiry.
+    kicked: KickedStreams,
     context: ActorContext,
 }
 
@@ -195,9 +201,11 @@ impl LocalRoom {
     fn on_listeners_changed(&mut self) {
         let due = self.hub.on_listeners_changed();
         self.announce(due);
-        for stream in self.hub.status.take_closed_streams() {
-            self.sync_board.forget(&stream);
+        let closed = self.hub.status.take_closed_streams();
+        for stream in &closed {
+            self.sync_board.forget(stream);
         }
+        self.hub.forget_streams(&closed);
         self.refresh_sync();
         // One who took part may have left: the rest may be the quorum.
         self.check_gate();
@@ -329,6 +337,9 @@ impl LocalRoom {
                 let token = token.as_ref().map(|t| t.0.as_str());
                 let _ = respond_to.send(self.cohosts(token, &call, now));
             }
+            Request::Kicked { stream, respond_to } => {
+                let _ = respond_to.send(Ok(self.kicked.contains(&stream)));
+            }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
             | Request::View { .. }
@@ -388,6 +399,10 @@ impl LocalRoom {
                     .ok_or(CommandError::TooManyPersistent)?;
                 true
             };
+        let kick = match &request.command {
+            Command::Kick { stream } => Some(stream.clone()),
+            _ => None,
+        };
         let decided = self
             .room
             .decide(token, request.expected_version, request.command, &inputs);
@@ -396,6 +411,10 @@ impl LocalRoom {
         }
         let events = decided?;
         self.hub.touch();
+        if let Some(stream) = kick {
+            self.kicked.insert(&stream);
+            self.hub.kick(&stream, inputs.now);
+        }
         let changed = !events.is_empty();
         self.publish(events, Some(arrived));
         Ok(CommandReply {

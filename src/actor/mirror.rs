@@ -25,7 +25,7 @@ use super::port::{
 };
 use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use crate::room::command::CommandError;
-use crate::room::command::CommandRequest;
+use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
@@ -469,6 +469,13 @@ impl MirrorRoom {
                 respond_to,
             } => self.on_sync_report(stream, report, respond_to),
             Request::Feed(feed) => return self.on_feed(feed),
+            Request::Kicked { stream, respond_to } => {
+                // The kicked set is the shared store's: a kick on any node counts.
+                tokio::spawn(async move {
+                    let kicked = link.shared.kicked(&room_id, &stream).await;
+                    let _ = respond_to.send(kicked.map_err(RoomError::from));
+                });
+            }
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
@@ -534,11 +541,18 @@ impl MirrorRoom {
         let sync = self.sync.current();
         tokio::spawn(async move {
             let token = token.as_ref().map(|t| t.0.as_str());
-            let committed = link
+            let mut committed = link
                 .commit(&room_id, Some(arrived), |room, now| {
                     room.decide(token, expected, command.clone(), &inputs_at(now))
                 })
                 .await;
+            if let (Ok(_), Command::Kick { stream }) = (&committed, &command) {
+                // Allowed: remembered and announced before the answer, so a
+                // report sent after it is refused on every node.
+                if let Err(unavailable) = link.shared.kick(&room_id, stream).await {
+                    committed = Err(unavailable.into());
+                }
+            }
             let reply = committed.map(|(room, changed)| CommandReply {
                 version: room.version,
                 room: RoomView {
@@ -586,6 +600,9 @@ impl MirrorRoom {
                 self.check_gate();
             }
             Feed::CaughtUp(result) => return self.on_caught_up(*result),
+            Feed::Kick { stream } => {
+                self.hub.kick(&stream, self.now());
+            }
         }
         Flow::Continue
     }
@@ -754,6 +771,7 @@ impl MirrorRoom {
     /// Streams that ended here stop counting in the shared store at once.
     fn forget_closed_streams(&mut self) {
         let closed = self.hub.status.take_closed_streams();
+        self.hub.forget_streams(&closed);
         if closed.is_empty() || self.sync.current().reporting == 0 {
             return;
         }

@@ -130,6 +130,22 @@ pub trait SharedRooms: Send + Sync + 'static {
         room_id: &'a str,
         change: SyncChange,
     ) -> PortFuture<'a, Result<SyncTaken, RoomError>>;
+
+    /// Remembers `stream` as kicked from the room, so that every node refuses
+    /// its token from then on, and tells every node ([`Feed::Kick`]): the one
+    /// holding the stream ends it.
+    fn kick<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(), Unavailable>>;
+
+    /// Whether `stream` was kicked from the room.
+    fn kicked<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<bool, Unavailable>>;
 }
 
 /// The caps [`SharedRooms::create`] enforces, cluster-wide.
@@ -205,6 +221,8 @@ pub enum Feed {
     CaughtUp(Box<Result<CatchUp, Unavailable>>),
     /// The room's sync summary over every node changed.
     Sync(SyncSummary),
+    /// A moderator kicked `stream`: the node holding it ends it.
+    Kick { stream: String },
 }
 
 /// Where a mirror takes its feed: offered without waiting (the backplane's

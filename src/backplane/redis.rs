@@ -56,6 +56,7 @@ use crate::actor::port::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::event::{Event, EventKind};
+use crate::room::moderation::{is_stream_id, MAX_KICKED};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, SyncTaken, BEHIND_LISTED, IN_SYNC_MS,
@@ -140,6 +141,12 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:ready:{gate}")
     }
 
+    /// The streams kicked from the room (a sorted set by kick time, newest
+    /// `MAX_KICKED` kept, expiring with the room's TTL after the last kick).
+    pub fn kicked(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:kicked")
+    }
+
     pub fn chat(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:chat")
     }
@@ -176,6 +183,12 @@ enum FeedMessage {
         ready_gate: u64,
         ready: u64,
         listeners: u64,
+    },
+    /// A stream was kicked: the node holding it ends it. Nodes from before
+    /// kicks log it as unreadable and leave the stream open (its token is
+    /// refused by the nodes that know the kicked set).
+    Kick {
+        stream: String,
     },
 }
 
@@ -242,6 +255,7 @@ impl Dispatcher {
                 ready,
                 listeners,
             },
+            Ok(FeedMessage::Kick { stream }) => Feed::Kick { stream },
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -911,6 +925,51 @@ impl RedisBackplane {
         Ok((ready.max(0) as u64, listeners.max(0) as u64))
     }
 
+    /// Remembers `stream` as kicked (a well-formed id only; the set is bounded
+    /// and expires with the room's TTL after the last kick, so it outlives
+    /// the stream's token with the default `--room-ttl`) and publishes the
+    /// kick on the room's feed, in one transaction.
+    pub async fn kick(&self, room_id: &str, stream: &str) -> Result<(), Unavailable> {
+        let mut conn = self.commands.clone();
+        let message = FeedMessage::Kick {
+            stream: stream.to_owned(),
+        };
+        let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
+        let key = keys::kicked(room_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if is_stream_id(stream) {
+            pipe.zadd(&key, stream, self.now_ms())
+                .ignore()
+                .cmd("ZREMRANGEBYRANK")
+                .arg(&key)
+                .arg(0)
+                .arg(-(MAX_KICKED as i64) - 1)
+                .ignore()
+                .pexpire(&key, self.ttl_ms() as i64)
+                .ignore();
+        }
+        pipe.publish(keys::feed(room_id), message).ignore();
+        self.bounded(async { pipe.query_async::<()>(&mut conn).await.map_err(unavailable) })
+            .await
+    }
+
+    /// Whether `stream` was kicked from the room.
+    pub async fn kicked(&self, room_id: &str, stream: &str) -> Result<bool, Unavailable> {
+        let mut conn = self.commands.clone();
+        let score: Option<f64> = self
+            .bounded(async {
+                redis::cmd("ZSCORE")
+                    .arg(keys::kicked(room_id))
+                    .arg(stream)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(score.is_some())
+    }
+
     /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut conn = self.commands.clone();
@@ -1033,6 +1092,22 @@ impl SharedRooms for RedisBackplane {
     fn stream_key(&self) -> [u8; 32] {
         self.stream_key
     }
+
+    fn kick<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisBackplane::kick(self, room_id, stream))
+    }
+
+    fn kicked<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(RedisBackplane::kicked(self, room_id, stream))
+    }
 }
 
 /// The cluster's stream-token key: the one already in Redis, or a new random
@@ -1099,7 +1174,10 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
             match serde_json::from_slice::<FeedMessage>(&payload) {
                 Ok(FeedMessage::Event(event)) => Some(event),
                 Ok(
-                    FeedMessage::Presence { .. } | FeedMessage::Sync(_) | FeedMessage::Gate { .. },
+                    FeedMessage::Presence { .. }
+                    | FeedMessage::Sync(_)
+                    | FeedMessage::Gate { .. }
+                    | FeedMessage::Kick { .. },
                 ) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");

@@ -23,6 +23,7 @@ use super::error::{ApiError, ErrorBody};
 use super::limits::{ClientIp, FULL_RETRY_AFTER_SECS};
 use super::stream::{DirectStream, Listener};
 use super::AppState;
+use crate::actor::handle::ListenerInfo;
 
 /// Longest display name a listener may give, in characters.
 pub const MAX_LISTENER_NAME_CHARS: usize = 64;
@@ -64,7 +65,7 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
     ),
     responses(
-        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `permissions`, `cohosts`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `permissions`, `cohosts`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `kicked`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
             headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
         (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
@@ -108,13 +109,20 @@ pub async fn events(
     }
     let slot = app.take_stream_slot(client)?;
     let last_event_id = resume_from(headers.get("last-event-id"), query.last_event_id.as_deref());
-    let mut subscription = handle.subscribe(last_event_id).await?;
+    let hello = app
+        .stream_tokens
+        .issue(handle.room_id(), app.clock.now_ms());
+    let listener = ListenerInfo {
+        stream: hello.stream.to_string(),
+        name: query.name.clone(),
+    };
+    let mut subscription = handle.subscribe_as(last_event_id, listener).await?;
     if query.ready_gate == Some(1) {
         subscription.guard.join_ready_gate();
     }
     tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or(""), resumed = last_event_id.is_some(), "listener joined");
 
-    let listener = Listener::new(&app, handle, subscription, slot);
+    let listener = Listener::new(&app, handle, subscription, slot, hello);
     // A connection that came in through the socket writer writes the stream
     // itself (see `socket_stream`); any other goes through hyper as a body.
     let body = match direct {

@@ -118,6 +118,11 @@ pub enum Command {
     DeleteChat {
         chat_version: u64,
     },
+    /// Ends one listener's event stream (its id from its `hello`) and refuses
+    /// its stream token from then on; changes nothing others see.
+    Kick {
+        stream: String,
+    },
 }
 
 /// Metadata about an item, any of it possibly unknown.
@@ -362,7 +367,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 19] = [
+pub const COMMANDS: [Shape; 20] = [
     Shape {
         name: "play",
         fields: &[
@@ -484,6 +489,11 @@ pub const COMMANDS: [Shape; 19] = [
     Shape {
         name: "delete_chat",
         fields: &[("chat_version", NonNegativeInteger, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "kick",
+        fields: &[("stream", Text, Required)],
         alternatives: None,
     },
 ];
@@ -695,6 +705,7 @@ impl Command {
             | Command::Persistent { .. }
             | Command::Permissions { .. } => Access::HostOnly,
             Command::DeleteChat { .. } => Access::Group(Group::Moderate),
+            Command::Kick { .. } => Access::Group(Group::Moderate),
             Command::ItemInfo { .. } => Access::Server,
         }
     }
@@ -731,6 +742,7 @@ impl Command {
             Command::Persistent { .. } => 16,
             Command::Permissions { .. } => 17,
             Command::DeleteChat { .. } => 18,
+            Command::Kick { .. } => 19,
         };
         &COMMANDS[index]
     }
@@ -855,6 +867,7 @@ impl Command {
                 Permissions::default().patched(permissions).map(|_| ())
             }
             Command::DeleteChat { .. } => Ok(()),
+            Command::Kick { .. } => Ok(()),
         }
     }
 }
@@ -1028,6 +1041,7 @@ mod tests {
                 json!({"type": "delete_chat", "chat_version": 3}),
                 G(Group::Moderate),
             ),
+            (json!({"type": "kick", "stream": "s"}), G(Group::Moderate)),
             (json!({"type": "control", "control": "open"}), HostOnly),
             (json!({"type": "permissions", "permissions": {}}), HostOnly),
             (
