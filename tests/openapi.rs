@@ -329,6 +329,7 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "cohosts",
         "chat_deleted",
         "kicked",
+        "members",
     ]
     .into();
     assert_eq!(events, expected);

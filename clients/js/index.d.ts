@@ -107,6 +107,11 @@ export interface Cohost {
   name: string;
 }
 export type Visibility = 'public' | 'unlisted';
+/** A listening stream that gave a name (`?name=`): shown to the room. `stream` is what `kick` takes. */
+export interface Member {
+  stream: string;
+  name: string;
+}
 
 export interface Room {
   room_id: string;
@@ -128,6 +133,10 @@ export interface Room {
   persistent?: boolean;
   permissions: Permissions;
   cohosts: Cohost[];
+  /** Who's here: up to 100 named listening streams (kept current by `members` events). */
+  members: Member[];
+  /** The listeners `members` does not show. */
+  unnamed: number;
   [key: string]: unknown;
 }
 
@@ -566,6 +575,8 @@ export interface SyncRoomEventMap {
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
   /** This stream was kicked by a moderator: it ends next; a reload opens a new one. */
   kicked: CustomEvent<{ server_time: number }>;
+  /** Who's here changed: apply to the room's `members` (`left` are stream ids), at most one a second. */
+  members: CustomEvent<{ joined: Member[]; left: string[]; unnamed: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;

@@ -111,7 +111,7 @@ const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility'
   'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
   'permissions', 'cohosts', 'chat_deleted'];
 /** Events without an id, passed on as they come (what they mean is the page's business). */
-const NOTICE_EVENTS = ['kicked'];
+const NOTICE_EVENTS = ['kicked', 'members'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({

@@ -18,6 +18,7 @@ use crate::delivery::fanout::Sink;
 use crate::delivery::spread;
 use crate::room::event::{Event, EventKind, Frame, SharedFrame};
 use crate::room::history::History;
+use crate::room::members::{Member, Roster};
 use crate::room::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 
@@ -32,8 +33,14 @@ pub(crate) struct Hub {
     /// Every listener's place in the direct fan-out (see [`crate::delivery::fanout`]);
     /// ended ones are dropped now and then.
     sinks: Vec<Arc<Sink>>,
-    /// The listeners that have a stream id, by it: a kick ends one.
-    streams: HashMap<String, Arc<Sink>>,
+    /// The listeners that have a stream id, by it: a kick ends one, and the
+    /// named ones are the room's members.
+    streams: HashMap<String, Listening>,
+    /// Counts subscriptions, so that members are listed earliest first.
+    joined: u64,
+    /// Who's here, as listeners were last told, and when to tell them again.
+    roster: Roster,
+    members: Coalesced,
     /// A `: keepalive` goes out when the room has sent nothing this long.
     keepalive: Duration,
     /// Threads a large room's direct writes are spread over.
@@ -45,6 +52,20 @@ pub(crate) struct Hub {
     pub(crate) last_activity: Instant,
     presence: Presence,
     metrics: Arc<Metrics>,
+}
+
+/// A listener with a stream id.
+struct Listening {
+    sink: Arc<Sink>,
+    name: Option<String>,
+    joined: u64,
+}
+
+/// A change waiting to be announced at most once per [`PRESENCE_INTERVAL`].
+#[derive(Default)]
+struct Coalesced {
+    pending: bool,
+    sent_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -79,6 +100,9 @@ impl Hub {
             listener_buffer: settings.listener_buffer.max(1),
             sinks: Vec::new(),
             streams: HashMap::new(),
+            joined: 0,
+            roster: Roster::default(),
+            members: Coalesced::default(),
             keepalive: settings.keepalive,
             fanout_threads: settings.fanout_threads.max(1),
             last_sent: Instant::now(),
@@ -221,7 +245,13 @@ impl Hub {
         if !listener.stream.is_empty() {
             // When this stream ends, its sync report stops counting.
             guard.set_stream(listener.stream.clone());
-            self.streams.insert(listener.stream, sink.clone());
+            self.joined += 1;
+            let listening = Listening {
+                sink: sink.clone(),
+                name: listener.name,
+                joined: self.joined,
+            };
+            self.streams.insert(listener.stream, listening);
         }
         Subscription {
             start,
@@ -234,7 +264,7 @@ impl Hub {
     /// Ends the stream `stream` if it listens here: it gets `kicked` (and
     /// nobody else does). Answers whether it was here.
     pub(crate) fn kick(&mut self, stream: &str, now: i64) -> bool {
-        let Some(sink) = self.streams.remove(stream) else {
+        let Some(Listening { sink, .. }) = self.streams.remove(stream) else {
             return false;
         };
         let frame = Arc::new(Frame::kicked(now));
@@ -249,6 +279,85 @@ impl Hub {
         for stream in closed {
             self.streams.remove(stream);
         }
+    }
+
+    /// The named listeners here, earliest first.
+    pub(crate) fn named_here(&self) -> Vec<Member> {
+        let mut named: Vec<(u64, Member)> = self
+            .streams
+            .iter()
+            .filter(|(_, listening)| !listening.sink.is_ended())
+            .filter_map(|(stream, listening)| {
+                let name = listening.name.clone()?;
+                let member = Member {
+                    stream: stream.clone(),
+                    name,
+                };
+                Some((listening.joined, member))
+            })
+            .collect();
+        named.sort_by_key(|(joined, _)| *joined);
+        named.into_iter().map(|(_, member)| member).collect()
+    }
+
+    /// Who's here may have changed (a listener came or went here, or another
+    /// node told of its own): a `members` event is due once the interval passed.
+    pub(crate) fn members_changed(&mut self) {
+        self.members.pending = true;
+    }
+
+    pub(crate) fn members_deadline(&self) -> Option<Instant> {
+        if !self.members.pending {
+            return None;
+        }
+        Some(
+            self.members
+                .sent_at
+                .map_or_else(Instant::now, |at| at + PRESENCE_INTERVAL),
+        )
+    }
+
+    /// Whether the presence or members timer armed from these deadlines is
+    /// due at `now` (a deadline of "now" counts whenever it is asked).
+    pub(crate) fn presence_is_due(&self, now: Instant) -> bool {
+        self.presence.pending
+            && self
+                .presence
+                .sent_at
+                .is_none_or(|at| at + PRESENCE_INTERVAL <= now)
+    }
+
+    pub(crate) fn members_is_due(&self, now: Instant) -> bool {
+        self.members.pending
+            && self
+                .members
+                .sent_at
+                .is_none_or(|at| at + PRESENCE_INTERVAL <= now)
+    }
+
+    /// The members timer fired: brings the list to `named` among `listeners`
+    /// and tells every listener what changed, if anything did.
+    pub(crate) fn members_due(&mut self, named: &[Member], listeners: u64) {
+        self.members.pending = false;
+        if let Some(change) = self.roster.update(named, listeners) {
+            self.members.sent_at = Some(Instant::now());
+            self.send_live(Frame::members(&change));
+        }
+    }
+
+    /// `view` with who's here as listeners were last told, and the rest of
+    /// its listeners counted in `unnamed`.
+    pub(crate) fn with_members(&self, view: RoomView) -> RoomView {
+        RoomView {
+            members: self.roster.shown().to_vec(),
+            unnamed: self.roster.unnamed_of(view.listeners),
+            ..view
+        }
+    }
+
+    /// Who's here as listeners were last told.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        self.roster.shown().to_vec()
     }
 
     /// When the room closes itself for lack of listeners and activity.
@@ -275,11 +384,13 @@ impl Hub {
         // are as many as the live ones (each sweep then pays for itself).
         if listeners == 0 || self.sinks.len() > 2 * listeners as usize + 16 {
             self.sinks.retain(|sink| !sink.is_ended());
-            self.streams.retain(|_, sink| !sink.is_ended());
+            self.streams
+                .retain(|_, listening| !listening.sink.is_ended());
         }
         if listeners == 0 {
             self.touch();
         }
+        self.members.pending = true;
         if listeners == self.presence.sent {
             return None;
         }

@@ -110,7 +110,11 @@ impl LocalRoom {
                 .tally
                 .progress_deadline(now_ms)
                 .map(|at| self.instant_at(at));
-            let presence_at = self.hub.presence_deadline();
+            // Presence and members: each at most once per interval.
+            let announce_at = [self.hub.presence_deadline(), self.hub.members_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             // A persistent room stays until it is deleted, however idle.
             let expire_at = if self.room.persistent {
                 None
@@ -123,7 +127,7 @@ impl LocalRoom {
             let due = [
                 due_at,
                 progress_at,
-                presence_at,
+                announce_at,
                 report_expires_at,
                 sync_at,
                 keepalive_at,
@@ -167,9 +171,8 @@ impl LocalRoom {
                     if progress_at.is_some_and(|at| at <= now) {
                         self.send_progress();
                     }
-                    if presence_at.is_some_and(|at| at <= now) {
-                        let due = self.hub.presence_due();
-                        self.announce(due);
+                    if announce_at.is_some_and(|at| at <= now) {
+                        self.announce_due(now);
                     }
                     if report_expires_at.is_some_and(|at| at <= now) {
                         self.sync_board.prune(self.now());
@@ -195,6 +198,19 @@ impl LocalRoom {
             this.context.persistent.release();
         }
         (this.context.on_exit)();
+    }
+
+    /// Presence and who's here, whichever is due at `now`.
+    fn announce_due(&mut self, now: Instant) {
+        if self.hub.presence_is_due(now) {
+            let due = self.hub.presence_due();
+            self.announce(due);
+        }
+        if self.hub.members_is_due(now) {
+            let named = self.hub.named_here();
+            let listeners = self.hub.listeners() as u64;
+            self.hub.members_due(&named, listeners);
+        }
     }
 
     /// A listener came or went: presence, the sync board and the gate follow.
@@ -226,14 +242,14 @@ impl LocalRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        RoomView {
+        self.hub.with_members(RoomView {
             sync: self.sync.current(),
             ..self.room.view(
                 self.hub.listeners() as u64,
                 now,
                 self.context.settings.starts.gate,
             )
-        }
+        })
     }
 
     /// The tokio instant of a server time (ms).
@@ -255,9 +271,11 @@ impl LocalRoom {
         let now = self.now();
         let (room, sync) = (&self.room, &self.sync);
         let server_gate = self.context.settings.starts.gate;
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync: sync.current(),
-            ..room.view(hub.listeners() as u64, now, server_gate)
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            hub.with_members(RoomView {
+                sync: sync.current(),
+                ..room.view(hub.listeners() as u64, now, server_gate)
+            })
         }) else {
             return Flow::Continue;
         };
@@ -618,7 +636,7 @@ mod tests {
             names.push(event_name(&frame));
         }
         // A presence event for our own join may come first.
-        names.retain(|n| n != "presence");
+        names.retain(|n| n != "presence" && n != "members");
         assert_eq!(names, ["queue", "state:load", "state:rate"]);
 
         // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.

@@ -29,6 +29,7 @@ use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{DriftReport, SyncAnnouncer, SyncChange, SyncSummary, SyncTaken};
 
@@ -139,6 +140,8 @@ pub fn spawn(
         out_of_touch: false,
         end_wait: None,
         reported_at: None,
+        others: BTreeMap::new(),
+        shared_named: Vec::new(),
         requests_rx,
         context,
     };
@@ -296,6 +299,11 @@ struct MirrorRoom {
     end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
     reported_at: Option<Instant>,
+    /// Who's here on the other nodes, by node: their named listeners and
+    /// until when (server ms) they count.
+    others: BTreeMap<String, (Vec<Member>, i64)>,
+    /// This node's named listeners as last told to the others.
+    shared_named: Vec<Member>,
     requests_rx: mpsc::Receiver<Boxed>,
     context: ActorContext,
 }
@@ -311,6 +319,7 @@ impl MirrorRoom {
                 .progress_deadline(now_ms)
                 .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
+            let members_at = self.hub.members_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
@@ -348,6 +357,7 @@ impl MirrorRoom {
                         self.report_listeners();
                     }
                 }
+                _ = sleep_until_some(members_at) => self.on_members_due(),
                 _ = sleep_until_some(link_at) => self.on_link_timer(),
                 _ = sleep_until_some(keepalive_at) => self.hub.send_keepalive(),
                 _ = sleep_until_some(expire_at) => {
@@ -373,14 +383,14 @@ impl MirrorRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        RoomView {
+        self.hub.with_members(RoomView {
             sync: self.sync.current(),
             ..self.room.view(
                 self.link.listeners_now(self.hub.listeners()),
                 now,
                 self.link.starts.gate,
             )
-        }
+        })
     }
 
     fn handle(&mut self, request: Request) -> Flow {
@@ -389,9 +399,11 @@ impl MirrorRoom {
         };
         let now = self.now();
         let (room, link, sync) = (&self.room, &self.link, &self.sync);
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync: sync.current(),
-            ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            hub.with_members(RoomView {
+                sync: sync.current(),
+                ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
+            })
         }) else {
             return Flow::Continue;
         };
@@ -539,6 +551,7 @@ impl MirrorRoom {
         let expected = request.expected_version;
         let inputs_at = link.inputs(self.hub.status.gate_listeners());
         let sync = self.sync.current();
+        let members = self.hub.members();
         tokio::spawn(async move {
             let token = token.as_ref().map(|t| t.0.as_str());
             let mut committed = link
@@ -557,6 +570,8 @@ impl MirrorRoom {
                 version: room.version,
                 room: RoomView {
                     sync,
+                    unnamed: (link.listeners_now(local)).saturating_sub(members.len() as u64),
+                    members,
                     ..room.view(
                         link.listeners_now(local),
                         link.shared.now_ms(),
@@ -596,12 +611,21 @@ impl MirrorRoom {
                 self.link.gate_listeners = gate_listeners;
                 self.tally.touch();
                 self.on_listener_total(listeners, server_time);
+                self.hub.members_changed();
                 // One who took part may have left: the rest may be the quorum.
                 self.check_gate();
             }
             Feed::CaughtUp(result) => return self.on_caught_up(*result),
             Feed::Kick { stream } => {
                 self.hub.kick(&stream, self.now());
+            }
+            Feed::Members {
+                node,
+                members,
+                expires_at,
+            } => {
+                self.others.insert(node, (members, expires_at));
+                self.hub.members_changed();
             }
         }
         Flow::Continue
@@ -761,11 +785,45 @@ impl MirrorRoom {
                 .is_none_or(|at| at + HEARTBEAT <= Instant::now())
         {
             self.report_listeners();
+            // Said again while there is anything to say, so the others keep
+            // counting it (and a node that came later hears it).
+            if !self.shared_named.is_empty() {
+                self.share_members(self.shared_named.clone());
+            }
+            // Another node's names may have expired meanwhile.
+            self.hub.members_changed();
             if self.sync.current().reporting > 0 {
                 // Expired reports leave the summary even when nobody reports.
                 self.change_sync(SyncChange::Sweep);
             }
         }
+    }
+
+    /// Who's here is due: this node's named listeners go to the others when
+    /// they changed, and this node's listeners hear what changed over all.
+    fn on_members_due(&mut self) {
+        let now = self.now();
+        self.others.retain(|_, (_, expires_at)| *expires_at >= now);
+        let mut named = self.hub.named_here();
+        named.truncate(MAX_SHOWN_MEMBERS);
+        if named != self.shared_named {
+            self.shared_named = named.clone();
+            self.share_members(named.clone());
+        }
+        for (members, _) in self.others.values() {
+            named.extend(members.iter().cloned());
+        }
+        let listeners = self.link.listeners_now(self.hub.listeners());
+        self.hub.members_due(&named, listeners);
+    }
+
+    /// Tells the other nodes (spawned); a failure is made good by the next heartbeat.
+    fn share_members(&self, members: Vec<Member>) {
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            let _ = link.shared.share_members(&room_id, members).await;
+        });
     }
 
     /// Streams that ended here stop counting in the shared store at once.

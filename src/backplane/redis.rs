@@ -56,6 +56,7 @@ use crate::actor::port::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::event::{Event, EventKind};
+use crate::room::members::Member;
 use crate::room::moderation::{is_stream_id, MAX_KICKED};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
@@ -190,6 +191,14 @@ enum FeedMessage {
     Kick {
         stream: String,
     },
+    /// One node's named listeners in the room (at most 100, earliest first),
+    /// counting until `expires_at` (server ms) unless sent again. Older nodes
+    /// log it as unreadable: their listeners do not see the others' names.
+    Members {
+        node: String,
+        members: Vec<Member>,
+        expires_at: i64,
+    },
 }
 
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
@@ -198,6 +207,8 @@ type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
 /// it must not block, so a room whose inbox is full is told to catch up instead.
 struct Dispatcher {
     routes: Routes,
+    /// This node's id: its own `members` messages are no news to it.
+    node_id: String,
 }
 
 impl AsyncPushSender for Dispatcher {
@@ -256,6 +267,20 @@ impl Dispatcher {
                 listeners,
             },
             Ok(FeedMessage::Kick { stream }) => Feed::Kick { stream },
+            Ok(FeedMessage::Members {
+                node,
+                members,
+                expires_at,
+            }) => {
+                if node == self.node_id {
+                    return;
+                }
+                Feed::Members {
+                    node,
+                    members,
+                    expires_at,
+                }
+            }
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -384,6 +409,7 @@ impl RedisBackplane {
             .unwrap_or_else(|_| Err(timed_out()))
             .map_err(unreachable)?;
         let routes: Routes = Arc::new(DashMap::new());
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
         let base = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -396,6 +422,7 @@ impl RedisBackplane {
                 .get_connection_manager_with_config(
                     base.set_push_sender(Dispatcher {
                         routes: routes.clone(),
+                        node_id: node_id.clone(),
                     })
                     .set_automatic_resubscription(),
                 )
@@ -414,7 +441,7 @@ impl RedisBackplane {
             commands,
             subscriber,
             routes,
-            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            node_id,
             timeout: settings.timeout,
             history: settings.history.max(1),
             ttl: settings.ttl,
@@ -954,6 +981,31 @@ impl RedisBackplane {
             .await
     }
 
+    /// Tells every other node serving the room who listens here with a name
+    /// (they forget it [`NODE_COUNT_TTL`] later unless told again).
+    pub async fn share_members(
+        &self,
+        room_id: &str,
+        members: Vec<Member>,
+    ) -> Result<(), Unavailable> {
+        let mut conn = self.commands.clone();
+        let message = FeedMessage::Members {
+            node: self.node_id.clone(),
+            members,
+            expires_at: self.now_ms() + NODE_COUNT_TTL.as_millis() as i64,
+        };
+        let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
+        self.bounded(async {
+            redis::cmd("PUBLISH")
+                .arg(keys::feed(room_id))
+                .arg(message)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     /// Whether `stream` was kicked from the room.
     pub async fn kicked(&self, room_id: &str, stream: &str) -> Result<bool, Unavailable> {
         let mut conn = self.commands.clone();
@@ -1108,6 +1160,14 @@ impl SharedRooms for RedisBackplane {
     ) -> PortFuture<'a, Result<bool, Unavailable>> {
         Box::pin(RedisBackplane::kicked(self, room_id, stream))
     }
+
+    fn share_members<'a>(
+        &'a self,
+        room_id: &'a str,
+        members: Vec<Member>,
+    ) -> PortFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisBackplane::share_members(self, room_id, members))
+    }
 }
 
 /// The cluster's stream-token key: the one already in Redis, or a new random
@@ -1177,7 +1237,8 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
                     FeedMessage::Presence { .. }
                     | FeedMessage::Sync(_)
                     | FeedMessage::Gate { .. }
-                    | FeedMessage::Kick { .. },
+                    | FeedMessage::Kick { .. }
+                    | FeedMessage::Members { .. },
                 ) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");

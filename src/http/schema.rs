@@ -326,13 +326,13 @@ shaped_body!(
 );
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello`, `presence`, `sync`, `gate` and `kicked`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence`, `sync`, `gate`, `kicked` and `members`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name, the schema of its `data` and
 /// whether it has an `id:`.
-fn sse_events() -> [(&'static str, String, bool); 21] {
+fn sse_events() -> [(&'static str, String, bool); 22] {
     use crate::room::event as e;
     fn event<T: ToSchema>(name: &'static str, has_id: bool) -> (&'static str, String, bool) {
         (name, T::name().into_owned(), has_id)
@@ -359,6 +359,7 @@ fn sse_events() -> [(&'static str, String, bool); 21] {
         event::<e::CohostsData>("cohosts", true),
         event::<e::ChatDeletedData>("chat_deleted", true),
         event::<e::KickedData>("kicked", false),
+        event::<crate::room::members::MembersChange>("members", false),
     ]
 }
 
@@ -434,5 +435,6 @@ impl ToSchema for SseMessage {
         add::<e::CohostsData>(schemas);
         add::<e::ChatDeletedData>(schemas);
         add::<e::KickedData>(schemas);
+        add::<crate::room::members::MembersChange>(schemas);
     }
 }

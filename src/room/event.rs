@@ -516,6 +516,20 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// A `members` frame: who joined and left the room's list. No id, never
+    /// replayed (a snapshot carries the list).
+    pub fn members(change: &super::members::MembersChange) -> Frame {
+        let data = serde_json::to_vec(change).unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "members", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+}
+
 /// Counts down the listeners still to write a frame; the last one to write it
 /// reports how long the whole fan-out took since the command arrived.
 #[derive(Debug)]

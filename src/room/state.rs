@@ -252,6 +252,9 @@ impl Room {
             persistent: self.persistent,
             permissions: self.permissions(),
             cohosts: self.cohost_views(),
+            // The drivers know who listens: they fill these in.
+            members: Vec::new(),
+            unnamed: 0,
         }
     }
 

@@ -272,4 +272,10 @@ pub struct RoomView {
     /// The host's co-hosts: ids and names, never tokens.
     #[serde(default)]
     pub cohosts: Vec<CohostView>,
+    /// Who's here: up to 100 listening streams that gave a name.
+    #[serde(default)]
+    pub members: Vec<super::members::Member>,
+    /// The listeners `members` does not show.
+    #[serde(default)]
+    pub unnamed: u64,
 }
