@@ -555,4 +555,48 @@ mod tests {
         assert!(other.sink.try_next().is_none(), "nobody else hears of it");
         assert!(!hub.kick("a", 6), "once");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_go_out_at_most_once_a_second_and_only_when_the_list_changed() {
+        let (mut hub, room) = hub();
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
+        let named = |stream: &str, name: Option<&str>| ListenerInfo {
+            stream: stream.into(),
+            name: name.map(Into::into),
+        };
+        let watcher = hub.subscribe(None, named("w", None), room.version, view);
+        let _ann = hub.subscribe(None, named("a", Some("Ann")), room.version, view);
+        hub.on_listeners_changed();
+        let due = |hub: &mut Hub| {
+            let at = hub.members_deadline()?;
+            assert!(hub.members_is_due(at));
+            let listeners = hub.listeners() as u64;
+            hub.members_due(&hub.named_here(), listeners);
+            let frame = watcher.sink.try_next()?;
+            Some(String::from_utf8_lossy(&frame.bytes).into_owned())
+        };
+        let first = due(&mut hub).expect("Ann joined");
+        assert!(
+            first.contains(r#""joined":[{"stream":"a","name":"Ann"}]"#),
+            "{first}"
+        );
+        assert!(first.contains(r#""unnamed":1"#), "{first}");
+        // An unnamed listener: the count alone is no `members` event.
+        let _quiet = hub.subscribe(None, named("q", None), room.version, view);
+        hub.on_listeners_changed();
+        assert_eq!(due(&mut hub), None);
+        let with = hub.with_members(view(&hub));
+        assert_eq!((with.members.len(), with.unnamed), (1, 2));
+        // Bo comes within the second: told once the second has passed.
+        let _bo = hub.subscribe(None, named("b", Some("Bo")), room.version, view);
+        hub.on_listeners_changed();
+        let at = hub.members_deadline().expect("pending");
+        assert!(!hub.members_is_due(Instant::now()));
+        tokio::time::sleep_until(at).await;
+        let second = due(&mut hub).expect("Bo joined");
+        assert!(
+            second.contains(r#""joined":[{"stream":"b","name":"Bo"}],"left":[]"#),
+            "{second}"
+        );
+    }
 }

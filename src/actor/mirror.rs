@@ -99,12 +99,15 @@ pub fn spawn(
         alarm,
     } = inbox;
     let room = opened.room;
-    let hub = Hub::new(
+    let mut hub = Hub::new(
         &room,
         &context.settings,
         context.metrics.clone(),
         opened.history,
     );
+    // Says at once that this node serves the room: the others tell it who
+    // listens there with a name.
+    hub.members_changed();
     let handle = RoomHandle::new(
         Arc::from(room.room_id.as_str()),
         generation,
@@ -141,7 +144,7 @@ pub fn spawn(
         end_wait: None,
         reported_at: None,
         others: BTreeMap::new(),
-        shared_named: Vec::new(),
+        shared_named: None,
         requests_rx,
         context,
     };
@@ -302,8 +305,9 @@ struct MirrorRoom {
     /// Who's here on the other nodes, by node: their named listeners and
     /// until when (server ms) they count.
     others: BTreeMap<String, (Vec<Member>, i64)>,
-    /// This node's named listeners as last told to the others.
-    shared_named: Vec<Member>,
+    /// This node's named listeners as last told to the others; `None` until
+    /// first told (a new mirror says so at once, so the others answer).
+    shared_named: Option<Vec<Member>>,
     requests_rx: mpsc::Receiver<Boxed>,
     context: ActorContext,
 }
@@ -624,7 +628,14 @@ impl MirrorRoom {
                 members,
                 expires_at,
             } => {
-                self.others.insert(node, (members, expires_at));
+                let new = self.others.insert(node, (members, expires_at)).is_none();
+                // A node heard of for the first time (it just came) hears
+                // this one's names now rather than at the next heartbeat.
+                if let Some(named) = self.shared_named.as_ref().filter(|_| new) {
+                    if !named.is_empty() {
+                        self.share_members(named.clone());
+                    }
+                }
                 self.hub.members_changed();
             }
         }
@@ -787,8 +798,8 @@ impl MirrorRoom {
             self.report_listeners();
             // Said again while there is anything to say, so the others keep
             // counting it (and a node that came later hears it).
-            if !self.shared_named.is_empty() {
-                self.share_members(self.shared_named.clone());
+            if let Some(named) = self.shared_named.as_ref().filter(|n| !n.is_empty()) {
+                self.share_members(named.clone());
             }
             // Another node's names may have expired meanwhile.
             self.hub.members_changed();
@@ -806,8 +817,8 @@ impl MirrorRoom {
         self.others.retain(|_, (_, expires_at)| *expires_at >= now);
         let mut named = self.hub.named_here();
         named.truncate(MAX_SHOWN_MEMBERS);
-        if named != self.shared_named {
-            self.shared_named = named.clone();
+        if self.shared_named.as_ref() != Some(&named) {
+            self.shared_named = Some(named.clone());
             self.share_members(named.clone());
         }
         for (members, _) in self.others.values() {
