@@ -133,7 +133,7 @@ export interface Room {
   persistent?: boolean;
   permissions: Permissions;
   cohosts: Cohost[];
-  /** Who's here: up to 100 named listening streams (kept current by `members` events). */
+  /** Who's here, as of the snapshot: up to 100 named listening streams; `members` events say what changed since. */
   members: Member[];
   /** The listeners `members` does not show. */
   unnamed: number;
