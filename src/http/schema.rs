@@ -18,6 +18,7 @@ use crate::room::command::{
     JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_JSON_INTEGER,
     MAX_RATE, MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
 };
+use crate::room::permissions::{Group, Who};
 use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
     MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
@@ -84,6 +85,9 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
     if json_type == JsonType::Array {
         return items_schema();
     }
+    if json_type == JsonType::Object && field == "permissions" {
+        return permissions_patch_schema();
+    }
     let mut types = vec![schema_type(json_type)];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {
@@ -125,6 +129,28 @@ fn items_schema() -> Schema {
             .max_items(Some(MAX_ITEMS_PER_ADD))
             .build(),
     )
+}
+
+/// The `permissions` command's `permissions`: any subset of the groups, each
+/// given to one of [`Who::NAMES`]; `moderate` never to anyone.
+fn permissions_patch_schema() -> Schema {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+    for group in Group::ALL {
+        let names: &[&str] = match group {
+            Group::Moderate => &Who::NAMES[..2],
+            _ => &Who::NAMES,
+        };
+        let values: Vec<serde_json::Value> = names.iter().map(|&n| n.into()).collect();
+        object = object.property(
+            group.name(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values)),
+        );
+    }
+    Schema::Object(object.build())
 }
 
 /// An object schema that admits exactly the fields of `shape` (and `extra`).
