@@ -567,7 +567,7 @@ function wireRoomEvents(room) {
   room.addEventListener('control', () => renderControl());
   room.addEventListener('permissions', () => renderControl());
   room.addEventListener('cohosts', () => { checkCohost(room); renderControl(); });
-  room.addEventListener('snapshot', () => checkCohost(room));
+  room.addEventListener('snapshot', (e) => { checkCohost(room); pruneChat(e.detail.chat); });
   room.addEventListener('chat_deleted', (e) => removeChat(e.detail.chat_version));
   room.addEventListener('visibility', () => renderControl());
   room.addEventListener('chat_enabled', () => renderControl());
@@ -1238,6 +1238,20 @@ async function deleteChat(version) {
     // Gone already (another moderator was quicker): take it off here too.
     if (err instanceof ApiError && err.status === 404) removeChat(version);
     else toast(describeError(err), 'error');
+  }
+}
+
+/**
+ * A fresh snapshot (after a drop too long to replay) says what chat the room keeps: what is
+ * shown here up to its newest message is replaced by it, so that a message deleted meanwhile
+ * goes (as may one too old to be kept any more). Without kept messages there is nothing to go by.
+ */
+function pruneChat(kept) {
+  if (!Array.isArray(kept) || kept.length === 0) return;
+  const versions = new Set(kept.map((m) => m.version));
+  const newest = Math.max(...versions);
+  for (const m of ui.chat.slice()) {
+    if (m.version < newest && !versions.has(m.version)) removeChat(m.version);
   }
 }
 

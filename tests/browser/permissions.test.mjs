@@ -78,6 +78,18 @@ test('a listener adds to the queue of a room that gives queue_add to anyone, and
   await waitFor(async () => !(await chatTexts(listener)).includes('spam spam') && !(await chatTexts(host)).includes('spam spam'),
     { what: 'the message to go from both pages' });
   assert.ok(!(await roomState(roomId)).chat.some((m) => m.text === 'spam spam'), 'gone from the snapshot');
+  // Deleted while a page was away, and back with a fresh snapshot (not a replay): gone there too.
+  await listener.locator('#chat-input').fill('more spam');
+  await listener.locator('#chat-send').click();
+  await listener.locator('#chat-input').fill('fine words');
+  await listener.locator('#chat-send').click();
+  await waitFor(async () => (await chatTexts(listener)).includes('fine words'), { what: 'both messages on the listener page' });
+  await listener.evaluate(() => window.syncroom.client._es.close());
+  const spam = (await roomState(roomId)).chat.find((m) => m.text === 'more spam');
+  assert.equal((await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'delete_chat', chat_version: spam.version }, hostToken)).status, 200);
+  await listener.evaluate(() => window.syncroom.client._resync(false));
+  await waitFor(async () => !(await chatTexts(listener)).includes('more spam'), { what: 'the message deleted meanwhile to go' });
+  assert.deepEqual(await chatTexts(listener), ['fine words']);
   assert.deepEqual([...host.errors, ...listener.errors], []);
   await host.context().close();
   await listener.context().close();
