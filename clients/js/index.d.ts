@@ -101,6 +101,20 @@ export interface Permissions {
   moderate: Who;
   chat: Who;
 }
+/** A permission group's name. */
+export type GroupName = keyof Permissions;
+/** The groups of actions, by name. */
+export declare const Group: Readonly<{
+  PLAYBACK: 'playback'; QUEUE_ADD: 'queue_add'; QUEUE_EDIT: 'queue_edit'; SKIP: 'skip'; MODERATE: 'moderate'; CHAT: 'chat';
+}>;
+/** Who a group is given to, and who a client is (its role). */
+export declare const Who: Readonly<{ HOST: 'host'; COHOST: 'cohost'; ANYONE: 'anyone' }>;
+/** A room's permissions: its `permissions`, or (a server without them) what its `control` means. */
+export declare function roomPermissions(room: Pick<Room, 'control'> & { permissions?: Partial<Permissions> } | null | undefined): Permissions;
+/** Whether `role` may act in a group given to `who`. */
+export declare function admits(who: Who, role: Who): boolean;
+/** The `control` the permissions amount to, as the server derives it. */
+export declare function deriveControl(permissions: Permissions): Control;
 /** A co-host as everyone sees it: never the token. */
 export interface Cohost {
   cohost_id: string;
@@ -196,6 +210,8 @@ export type Command =
   | { type: 'queue_mode'; queue_mode: QueueModeValue; expected_version?: number }
   | { type: 'persistent'; persistent: boolean; expected_version?: number }
   | { type: 'next'; expected_version?: number }
+  | { type: 'permissions'; permissions: Partial<Permissions>; expected_version?: number }
+  | { type: 'delete_chat'; chat_version: number; expected_version?: number }
   | { type: string; [field: string]: unknown };
 
 /**
@@ -258,7 +274,20 @@ export declare function sendCommand(
   hostToken?: string | null,
   baseUrl?: string,
 ): Promise<CommandResult>;
-export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
+/** `token`: the host's or a co-host's, needed where the room's `chat` permission is not `anyone`. */
+export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string, token?: string | null): Promise<{ version: number }>;
+/** Host only: who may do what, any subset of the groups. */
+export declare function setPermissions(roomId: string, permissions: Partial<Permissions>, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** Group `moderate`: removes the kept chat message sent as `chatVersion` (`404` when not kept). */
+export declare function deleteChat(roomId: string, chatVersion: number, token: string | null, baseUrl?: string): Promise<CommandResult>;
+/** Host only: makes a co-host; the token is shown only here. */
+export declare function addCohost(roomId: string, name: string, hostToken: string, baseUrl?: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
+/** Host only: the room's co-hosts, oldest first, never their tokens. */
+export declare function listCohosts(roomId: string, hostToken: string, baseUrl?: string): Promise<{ cohosts: Cohost[] }>;
+/** Host only: revokes a co-host at once (`404` for an unknown id). */
+export declare function revokeCohost(roomId: string, cohostId: string, hostToken: string, baseUrl?: string): Promise<null>;
+/** A co-host link, `{origin}/r/{room_id}#cohost={token}` (and `&cohost_id=` when given). */
+export declare function cohostLink(origin: string, roomId: string, cohostToken: string, cohostId?: string | null): string;
 /** `queue_add`: one item, `{items}` or `{playlist_id}`. */
 export declare function queueAdd(roomId: string, what: QueueAddFields, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
 /**
@@ -534,6 +563,8 @@ export interface SyncRoomOptions {
   roomId: string;
   name?: string;
   hostToken?: string | null;
+  /** A co-host's token, sent when there is no host token. */
+  cohostToken?: string | null;
   /** The server's origin, e.g. `http://127.0.0.1:8080`; empty for the page's own. */
   baseUrl?: string;
   correction?: Partial<Correction>;
@@ -594,6 +625,14 @@ export declare class SyncRoom extends EventTarget {
   readonly roomId: string;
   name: string;
   hostToken: string | null;
+  /** A co-host's token (set it to `null` once the page learns it was revoked). */
+  cohostToken: string | null;
+  /** The token sent: the host's, else the co-host's, else `null`. */
+  readonly token: string | null;
+  /** `host`, `cohost` or `anyone`. */
+  readonly role: Who;
+  /** The room's permissions (derived from `control` on a server without them). */
+  readonly permissions: Permissions;
   readonly baseUrl: string;
   readonly clock: ServerClock;
   /** The latest full room object (kept up to date from events). */
@@ -614,7 +653,10 @@ export declare class SyncRoom extends EventTarget {
   sync: PlayerSync | null;
   readonly connected: boolean;
   readonly state: RoomState | null;
+  /** `can('playback')`. */
   readonly canControl: boolean;
+  /** Whether this client may act in `group`, as the room's permissions stand now. */
+  can(group: GroupName): boolean;
   /** The queue as the room holds it now (`[]` before the first snapshot). */
   readonly queue: QueueItem[];
   readonly queueMode: QueueModeValue;
@@ -635,6 +677,16 @@ export declare class SyncRoom extends EventTarget {
   queueAddAll(items: NewQueueItem[], options?: { name?: string }): Promise<{ added: number; version: number | null }>;
   setQueueMode(queueMode: QueueModeValue): Promise<CommandResult>;
   setPersistent(persistent: boolean): Promise<CommandResult>;
+  /** Host only. */
+  setPermissions(permissions: Partial<Permissions>): Promise<CommandResult>;
+  /** Group `moderate`. */
+  deleteChat(chatVersion: number): Promise<CommandResult>;
+  /** Host only. */
+  addCohost(name: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
+  /** Host only. */
+  listCohosts(): Promise<{ cohosts: Cohost[] }>;
+  /** Host only. */
+  revokeCohost(cohostId: string): Promise<null>;
   /** Exchanges the host token for a new one, which this client then uses. */
   resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;
