@@ -131,7 +131,8 @@ fn the_vote_skip_command_takes_its_ranges_and_emits_one_event() {
 #[test]
 fn enough_votes_play_the_next_item_or_pause_this_one_at_its_end() {
     // (duration, queued, votes, listeners, the events)
-    let cases: [(Option<f64>, usize, u64, u64, &[&str]); 6] = [
+    type Case = (Option<f64>, usize, u64, u64, &'static [&'static str]);
+    let cases: [Case; 6] = [
         (
             Some(100.0),
             1,
