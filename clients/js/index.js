@@ -21,7 +21,7 @@ export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
   resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl, queueAdd, queueAddAll, setQueueMode,
-  setPersistent,
+  setPersistent, setVoteSkip, sendVote,
 } from './api.js';
 export {
   applyQueueEvent, queueDuration, parseQueueLine, parseQueueLines, chunk, QueueMode, QueueOp, MAX_ITEMS_PER_ADD,
