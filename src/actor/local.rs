@@ -58,10 +58,11 @@ pub fn spawn(
         requests_tx,
         hub.status.clone(),
     );
+    let votes = VoteTally::following(room.item_since);
     let driver = LocalRoom {
         room,
         tally: ReadyTally::default(),
-        votes: VoteTally::default(),
+        votes,
         hub,
         sync_board: SyncBoard::new(context.settings.sync),
         sync: SyncAnnouncer::default(),

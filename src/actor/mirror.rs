@@ -129,11 +129,12 @@ pub fn spawn(
     let now = context.clock.now_ms();
     sync.update(opened.sync, now);
     sync.due(now);
+    let votes = VoteTally::following(room.item_since);
     let driver = MirrorRoom {
         room,
         tally: ReadyTally::default(),
         release_tried: None,
-        votes: VoteTally::default(),
+        votes,
         skip_tried: None,
         votes_gone: Vec::new(),
         hub,

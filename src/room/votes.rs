@@ -115,6 +115,15 @@ pub struct VoteTally {
 }
 
 impl VoteTally {
+    /// A tally of the item loaded at `item` (a room read back, or opened by
+    /// a node after its item was loaded), with no votes yet.
+    pub fn following(item: u64) -> Self {
+        Self {
+            item,
+            ..Self::default()
+        }
+    }
+
     /// Follows the loaded item: a new one starts with no votes (and pages that
     /// were shown votes are told so).
     pub fn follow(&mut self, item: u64) {
