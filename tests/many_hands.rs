@@ -420,14 +420,14 @@ async fn listeners(nodes: &Nodes, room: &str, n: u64) -> Vec<(SseStream, String)
     streams
 }
 
-/// The next `state` event, past the id-less ones (`votes`, `presence`…).
+/// The next `state` event, past any other (`votes`, `presence`, the
+/// `vote_skip` setting…).
 async fn next_state(stream: &mut SseStream) -> Value {
     loop {
         let event = stream.expect_event().await;
         if event.event == "state" {
             return event.json();
         }
-        assert!(event.id.is_none(), "unexpected {event:?}");
     }
 }
 
@@ -613,4 +613,29 @@ async fn votes_are_refused_while_vote_skip_is_off_on_one_node() {
 async fn votes_are_refused_while_vote_skip_is_off_on_three_nodes() {
     let redis = Redis::start().await;
     votes_are_refused_while_vote_skip_is_off(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+async fn a_lower_bar_is_met_by_the_votes_that_stand(nodes: Nodes) {
+    let (room, host) = voting_room(&nodes, 1.0).await;
+    let mut streams = listeners(&nodes, &room, 2).await;
+    let first = vote_ok(&nodes, &room, &streams[0].1).await;
+    assert_eq!(first["needed"], 2);
+    let half = json!({"type": "vote_skip", "ratio": 0.5, "min_votes": 1});
+    nodes.next().command_ok(&room, Some(&host), half).await;
+    for (stream, _) in &mut streams {
+        let state = next_state(stream).await;
+        assert_eq!(state["cause"], "vote_skip", "{state}");
+        assert_eq!(state["state"]["item_id"], "q1", "{state}");
+    }
+}
+
+#[tokio::test]
+async fn a_lower_bar_is_met_by_the_votes_that_stand_on_one_node() {
+    a_lower_bar_is_met_by_the_votes_that_stand(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_bar_is_met_by_the_votes_that_stand_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_lower_bar_is_met_by_the_votes_that_stand(Nodes::new(three_nodes(&redis).await)).await;
 }

@@ -453,9 +453,17 @@ impl LocalRoom {
                 store.save(&self.room);
             }
         }
+        let vote_skip_set = events
+            .iter()
+            .any(|event| matches!(event.kind, EventKind::VoteSkip { .. }));
         self.hub.publish(events, arrived);
         self.tally.follow(self.room.state.ready_gate);
         self.votes.follow(self.room.item_since);
+        if vote_skip_set {
+            // A lower bar may be met by the votes that stand.
+            self.votes.touch();
+            self.check_votes();
+        }
     }
 
     /// Opens the start when the open ready gate has its quorum.

@@ -690,10 +690,16 @@ impl MirrorRoom {
             self.tally.follow(self.room.state.ready_gate);
             self.votes.follow(self.room.item_since);
             let closed = matches!(event.kind, EventKind::Closed { .. });
+            let vote_skip_set = matches!(event.kind, EventKind::VoteSkip { .. });
             self.hub.publish(vec![event], arrived);
             if closed {
                 tracing::info!(room_id = %self.room.room_id, "shared room closed");
                 return Flow::Stop;
+            }
+            if vote_skip_set {
+                // A lower bar may be met by the votes that stand.
+                self.votes.touch();
+                self.check_votes();
             }
         }
         if !self.pending.is_empty() {
