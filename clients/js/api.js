@@ -135,6 +135,24 @@ export function setPersistent(roomId, persistent, hostToken, baseUrl = '') {
 }
 
 /**
+ * Sets the room's vote skip: an item is skipped when `max(minVotes, ceil(ratio × listeners))`
+ * live streams voted; `ratio` 0 turns it off. The host token is needed. Resolves to `{version, room}`.
+ */
+export function setVoteSkip(roomId, ratio, minVotes, hostToken, baseUrl = '') {
+  return sendCommand(roomId, { type: 'vote_skip', ratio, min_votes: minVotes }, hostToken, baseUrl);
+}
+
+/**
+ * A vote to skip the loaded item: `streamToken` (from the stream's `hello`) binds it to
+ * this page's live stream, once per item. Resolves to `{skip, needed, listeners, counted}`.
+ */
+export function sendVote(roomId, streamToken, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/vote`, {
+    body: { stream_token: streamToken, vote: 'skip' },
+  });
+}
+
+/**
  * Says something in a room's chat. Resolves to `{version}`. `token` (the host's or a
  * co-host's) is needed only where the room's `chat` permission is `host` or `cohost`.
  */

@@ -142,7 +142,25 @@ export interface Room {
   persistent?: boolean;
   permissions: Permissions;
   cohosts: Cohost[];
+  /** The host's vote skip setting; `ratio: 0` is off (the default). */
+  vote_skip: VoteSkip;
   [key: string]: unknown;
+}
+
+/** Vote skip: an item is skipped when `max(min_votes, ceil(ratio × listeners))` live streams voted. */
+export interface VoteSkip {
+  /** 0 to 1; 0 turns vote skip off. */
+  ratio: number;
+  /** 1 to 10000. */
+  min_votes: number;
+}
+
+/** How the votes to skip the loaded item stand (the `votes` event, and a vote's answer). */
+export interface Votes {
+  skip: number;
+  needed: number;
+  /** The room's live streams over every node. */
+  listeners: number;
 }
 
 /** A room's sync health: listeners reporting, how many within 50 ms, the room's drift p95, who is behind. */
@@ -209,6 +227,7 @@ export type Command =
   | { type: 'queue_move'; item_id: string; index: number; expected_version?: number }
   | { type: 'queue_mode'; queue_mode: QueueModeValue; expected_version?: number }
   | { type: 'persistent'; persistent: boolean; expected_version?: number }
+  | { type: 'vote_skip'; ratio: number; min_votes: number; expected_version?: number }
   | { type: 'next'; expected_version?: number }
   | { type: 'permissions'; permissions: Partial<Permissions>; expected_version?: number }
   | { type: 'delete_chat'; chat_version: number; expected_version?: number }
@@ -302,6 +321,10 @@ export declare function queueAddAll(
 export declare function setQueueMode(roomId: string, queueMode: QueueModeValue, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
 /** Host only: keep the room (exempt from idle expiry) or let it expire again. */
 export declare function setPersistent(roomId: string, persistent: boolean, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** Host only: the room's vote skip (`ratio` 0 to 1, 0: off; `minVotes` 1 to 10000). */
+export declare function setVoteSkip(roomId: string, ratio: number, minVotes: number, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** A vote to skip the loaded item, bound to this page's stream by its token (from `hello`); once per item. */
+export declare function sendVote(roomId: string, streamToken: string, baseUrl?: string): Promise<Votes & { counted: boolean }>;
 /** Reports this page's drift (sync health), bound to its stream by `stream_token`. */
 export declare function reportSync(roomId: string, report: SyncReport, baseUrl?: string): Promise<SyncAccepted>;
 /** A ready-gate report bound to this page's stream by its token (from `hello`). */
@@ -594,6 +617,8 @@ export interface SyncRoomEventMap {
   permissions: CustomEvent<{ version: number; permissions: Permissions; control: Control; server_time: number }>;
   cohosts: CustomEvent<{ version: number; cohosts: Cohost[]; server_time: number }>;
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
+  vote_skip: CustomEvent<{ version: number; vote_skip: VoteSkip; server_time: number }>;
+  votes: CustomEvent<Votes & { server_time: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
@@ -687,6 +712,10 @@ export declare class SyncRoom extends EventTarget {
   listCohosts(): Promise<{ cohosts: Cohost[] }>;
   /** Host only. */
   revokeCohost(cohostId: string): Promise<null>;
+  /** Host only: the room's vote skip (`ratio` 0 to 1, 0: off). */
+  setVoteSkip(ratio: number, minVotes?: number): Promise<CommandResult>;
+  /** Votes to skip the loaded item as this page's live stream (once per item). */
+  voteSkip(): Promise<Votes & { counted: boolean }>;
   /** Exchanges the host token for a new one, which this client then uses. */
   resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;

@@ -23,6 +23,7 @@ export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
   resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl, queueAdd, queueAddAll, setQueueMode,
   setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost, cohostLink,
+  setVoteSkip, sendVote,
 } from './api.js';
 export { Group, Who, roomPermissions, admits, deriveControl } from './permissions.js';
 export {

@@ -73,6 +73,10 @@
  *   the server's id-less `sync` events and this page's own report answers; also kept as
  *   `room.room.sync`
  * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
+ * - `vote_skip` — `{version, vote_skip: {ratio, min_votes}, server_time}`: the host set vote skip
+ *   (`ratio` 0: off); also kept as `room.room.vote_skip`
+ * - `votes`    — `{skip, needed, listeners, server_time}`: how the votes to skip the loaded
+ *   item stand (id-less, coalesced by the server)
  * - `gate`     — `{ready_gate, ready, listeners, starts_at, server_time}`: how far the open
  *   ready gate is ("waiting for 3 of 40, starting in 2 s")
  * - `start`    — `{starts_at}`: a pending start's moment came (the player was started)
@@ -108,6 +112,7 @@ import { SyncReporter } from './sync-report.js';
 import {
   ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
   setQueueMode, setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost,
+  setVoteSkip, sendVote,
 } from './api.js';
 import { roomPermissions, admits, Group, Who } from './permissions.js';
 import { ServerClock } from './clock.js';
@@ -116,7 +121,7 @@ import { applyQueueEvent, QueueMode } from './queue.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
   'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
-  'permissions', 'cohosts', 'chat_deleted'];
+  'permissions', 'cohosts', 'chat_deleted', 'vote_skip'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -428,6 +433,11 @@ export class SyncRoom extends EventTarget {
       const data = parse(e.data);
       if (data) this._emit('gate', data);
     });
+    // How the votes to skip the loaded item stand: `{skip, needed, listeners}`.
+    es.addEventListener('votes', (e) => {
+      const data = parse(e.data);
+      if (data) this._emit('votes', data);
+    });
     es.addEventListener('presence', (e) => {
       const data = parse(e.data);
       if (!data) return;
@@ -624,6 +634,10 @@ export class SyncRoom extends EventTarget {
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }
         this._emit('ready_gate', data);
         break;
+      case 'vote_skip':
+        if (this.room) { this.room.vote_skip = data.vote_skip; this.room.version = data.version; }
+        this._emit('vote_skip', data);
+        break;
       case 'visibility':
         if (this.room) { this.room.visibility = data.visibility; this.room.version = data.version; }
         this._emit('visibility', data);
@@ -684,6 +698,20 @@ export class SyncRoom extends EventTarget {
   /** Keeps the room (exempt from idle expiry) or lets it expire again; host only. */
   setPersistent(persistent) {
     return setPersistent(this.roomId, persistent, this.hostToken, this.baseUrl);
+  }
+
+  /** Sets the room's vote skip (`ratio` 0 to 1, 0: off; `minVotes` 1 to 10000); host only. */
+  setVoteSkip(ratio, minVotes = 1) {
+    return setVoteSkip(this.roomId, ratio, minVotes, this.hostToken, this.baseUrl);
+  }
+
+  /**
+   * Votes to skip the loaded item, as this page's live stream (once per item). Resolves to
+   * `{skip, needed, listeners, counted}`; rejects before the stream's `hello` came.
+   */
+  voteSkip() {
+    if (!this.streamToken) return Promise.reject(new Error('no live stream to vote with yet'));
+    return sendVote(this.roomId, this.streamToken, this.baseUrl);
   }
 
   /** Says something in the room's chat (with this client's token, if any). Resolves to `{version}`. */

@@ -29,6 +29,7 @@ pub use crate::room::error::{RoomError, Unavailable};
 use crate::room::event::Event;
 use crate::room::state::Room;
 use crate::room::sync::{SyncChange, SyncSummary, SyncTaken};
+use crate::room::votes::VoteChange;
 
 /// A boxed future, so that the port can be used as `dyn SharedRooms`.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -130,6 +131,17 @@ pub trait SharedRooms: Send + Sync + 'static {
         room_id: &'a str,
         change: SyncChange,
     ) -> PortFuture<'a, Result<SyncTaken, RoomError>>;
+
+    /// Changes the votes to skip the room's item `item` (its `item_since`),
+    /// kept beside the room so that every node counts all of them. Answers
+    /// whether the change changed anything and the item's votes after it; a
+    /// change reaches every mirror as [`Feed::Votes`].
+    fn vote<'a>(
+        &'a self,
+        room_id: &'a str,
+        item: u64,
+        change: VoteChange,
+    ) -> PortFuture<'a, Result<(bool, u64), Unavailable>>;
 }
 
 /// The caps [`SharedRooms::create`] enforces, cluster-wide.
@@ -205,6 +217,8 @@ pub enum Feed {
     CaughtUp(Box<Result<CatchUp, Unavailable>>),
     /// The room's sync summary over every node changed.
     Sync(SyncSummary),
+    /// The votes to skip the room's item `item` changed (over every node).
+    Votes { item: u64, skip: u64 },
 }
 
 /// Where a mirror takes its feed: offered without waiting (the backplane's

@@ -352,13 +352,13 @@ shaped_body!(
 );
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello`, `presence`, `sync` and `gate`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence`, `sync`, `gate` and `votes`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name, the schema of its `data` and
 /// whether it has an `id:`.
-fn sse_events() -> [(&'static str, String, bool); 20] {
+fn sse_events() -> [(&'static str, String, bool); 22] {
     use crate::room::event as e;
     fn event<T: ToSchema>(name: &'static str, has_id: bool) -> (&'static str, String, bool) {
         (name, T::name().into_owned(), has_id)
@@ -384,6 +384,8 @@ fn sse_events() -> [(&'static str, String, bool); 20] {
         event::<e::PermissionsData>("permissions", true),
         event::<e::CohostsData>("cohosts", true),
         event::<e::ChatDeletedData>("chat_deleted", true),
+        event::<e::VoteSkipData>("vote_skip", true),
+        event::<e::VotesData>("votes", false),
     ]
 }
 
@@ -458,5 +460,7 @@ impl ToSchema for SseMessage {
         add::<e::PermissionsData>(schemas);
         add::<e::CohostsData>(schemas);
         add::<e::ChatDeletedData>(schemas);
+        add::<e::VoteSkipData>(schemas);
+        add::<e::VotesData>(schemas);
     }
 }

@@ -118,6 +118,11 @@ pub enum Command {
     DeleteChat {
         chat_version: u64,
     },
+    /// The room's vote skip setting (host token always needed).
+    VoteSkip {
+        ratio: f64,
+        min_votes: u64,
+    },
 }
 
 /// Metadata about an item, any of it possibly unknown.
@@ -362,7 +367,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 19] = [
+pub const COMMANDS: [Shape; 20] = [
     Shape {
         name: "play",
         fields: &[
@@ -484,6 +489,14 @@ pub const COMMANDS: [Shape; 19] = [
     Shape {
         name: "delete_chat",
         fields: &[("chat_version", NonNegativeInteger, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "vote_skip",
+        fields: &[
+            ("ratio", Number, Required),
+            ("min_votes", NonNegativeInteger, Required),
+        ],
         alternatives: None,
     },
 ];
@@ -696,6 +709,7 @@ impl Command {
             | Command::Permissions { .. } => Access::HostOnly,
             Command::DeleteChat { .. } => Access::Group(Group::Moderate),
             Command::ItemInfo { .. } => Access::Server,
+            Command::VoteSkip { .. } => Access::HostOnly,
         }
     }
 
@@ -731,6 +745,7 @@ impl Command {
             Command::Persistent { .. } => 16,
             Command::Permissions { .. } => 17,
             Command::DeleteChat { .. } => 18,
+            Command::VoteSkip { .. } => 19,
         };
         &COMMANDS[index]
     }
@@ -855,6 +870,12 @@ impl Command {
                 Permissions::default().patched(permissions).map(|_| ())
             }
             Command::DeleteChat { .. } => Ok(()),
+            Command::VoteSkip { ratio, min_votes } => super::votes::VoteSkip {
+                ratio: *ratio,
+                min_votes: *min_votes,
+            }
+            .check()
+            .map_err(CommandError::InvalidValue),
         }
     }
 }

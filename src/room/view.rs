@@ -272,4 +272,7 @@ pub struct RoomView {
     /// The host's co-hosts: ids and names, never tokens.
     #[serde(default)]
     pub cohosts: Vec<CohostView>,
+    /// The host's vote skip setting (`ratio: 0`: off).
+    #[serde(default)]
+    pub vote_skip: super::votes::VoteSkip,
 }
