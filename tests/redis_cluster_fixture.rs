@@ -102,6 +102,15 @@ async fn a_script_may_not_touch_two_rooms_slots() {
     let refused = query::<Value>(owner.primary, &built).await;
     assert!(refused.is_err(), "a non-local key was written: {refused:?}");
     assert_eq!(cli(owner.primary, &["EXISTS", &theirs]).await, "0");
+
+    // WAIT must follow a script on its connection: it may not run inside one.
+    let mut waits = redis::cmd("EVAL");
+    waits
+        .arg("return redis.call('WAIT', 1, 100)")
+        .arg(1)
+        .arg(&mine);
+    let refused = query::<Value>(owner.primary, &waits).await;
+    assert!(refused.is_err(), "WAIT ran inside a script: {refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,8 +148,35 @@ async fn a_rooms_sharded_feed_is_delivered_by_its_own_shard_only() {
     let message = sub.recv_response().expect("the published message");
     assert_eq!(texts(&message), ["smessage", channel.as_str(), "v1"]);
 
+    // The room's own script may publish its feed (the commit's way), and no
+    // other slot's script may.
+    let mut own = redis::cmd("EVAL");
+    own.arg("return redis.call('SPUBLISH', ARGV[1], ARGV[2])")
+        .arg(1)
+        .arg(&mine)
+        .arg(&channel)
+        .arg("v2");
+    let receivers: i64 = query(owner.primary, &own)
+        .await
+        .expect("SPUBLISH in a script");
+    assert_eq!(receivers, 1);
+    let message = sub.recv_response().expect("the script's message");
+    assert_eq!(texts(&message), ["smessage", channel.as_str(), "v2"]);
+    let mut foreign = redis::cmd("EVAL");
+    foreign
+        .arg("return redis.call('SPUBLISH', ARGV[1], ARGV[2])")
+        .arg(1)
+        .arg(&theirs)
+        .arg(&channel)
+        .arg("v3");
+    let refused = query::<i64>(other, &foreign).await;
+    assert!(
+        refused.is_err(),
+        "another slot's script published: {refused:?}"
+    );
+
     // Publishing the room's channel on another shard is refused, not broadcast.
-    let elsewhere = query::<i64>(other, redis::cmd("SPUBLISH").arg(&channel).arg("v2")).await;
+    let elsewhere = query::<i64>(other, redis::cmd("SPUBLISH").arg(&channel).arg("v4")).await;
     assert_eq!(elsewhere.expect_err("MOVED").code(), Some("MOVED"));
 }
 
@@ -175,6 +211,23 @@ async fn a_replica_takes_over_a_killed_primary_with_what_was_waited_for() {
     assert_eq!(cli(seed, &["GET", &mine]).await, "v2");
     assert_eq!(cli(seed, &["GET", &theirs]).await, "w1");
     assert!(!cluster.urls().contains(&node_url(before.primary)));
+
+    // The room's feed is served by the promoted replica.
+    let channel = mine.replace(":state", ":feed");
+    let mut sub = subscriber(after.primary);
+    sub.send_packed_command(&redis::cmd("SSUBSCRIBE").arg(&channel).get_packed_command())
+        .expect("send SSUBSCRIBE");
+    let confirmed = sub.recv_response().expect("SSUBSCRIBE confirmed");
+    assert_eq!(texts(&confirmed)[..2], ["ssubscribe", channel.as_str()]);
+    let receivers: i64 = query(
+        after.primary,
+        redis::cmd("SPUBLISH").arg(&channel).arg("v3"),
+    )
+    .await
+    .expect("SPUBLISH on the new primary");
+    assert_eq!(receivers, 1);
+    let message = sub.recv_response().expect("the published message");
+    assert_eq!(texts(&message), ["smessage", channel.as_str(), "v3"]);
 }
 
 /// Two rooms' state keys whose slots have different primaries.
