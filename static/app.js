@@ -14,14 +14,17 @@
  * `syncroom:host:{room_id}`. It appears in a URL only in a host link
  * (`/r/{room_id}#host={token}`): a fragment, which browsers never send to a
  * server; the page reading one stores the token the same way and removes the
- * fragment from the address bar at once.
+ * fragment from the address bar at once. A co-host link
+ * (`/r/{room_id}#cohost={token}&cohost_id={id}`) is kept the same way, under
+ * `syncroom:cohost:{room_id}`: the page is then a co-host. What the page shows follows
+ * the room's permissions and who the page is (host, co-host or anyone).
  *
  * For tests and embedders the live client is exposed as `window.syncroom`.
  */
 
 import {
   SyncRoom, createRoom, listRooms, getRoom, ApiError, PlayerState, PlayerMode, parseYouTube, parseTimestamp, formatTime,
-  itemKey, request, parseQueueLines, queueDuration, QueueMode,
+  itemKey, request, parseQueueLines, queueDuration, QueueMode, Group, Who, cohostLink,
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
 import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
@@ -46,15 +49,35 @@ const hostKey = (roomId) => `syncroom:host:${roomId}`;
 /** A host link: the room's page with the host token in the fragment (never sent to a server). */
 const hostLink = (roomId, token) => `${location.origin}${roomPath(roomId)}#host=${encodeURIComponent(token)}`;
 
+const cohostKey = (roomId) => `syncroom:cohost:${roomId}`;
+const TOKEN = /^[0-9a-f]{64}$/;
+const COHOST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
 /**
- * Takes the host token out of a host link's fragment (`#host=…`) into storage,
- * and the fragment out of the address bar (and so out of history and bookmarks).
+ * Takes the token out of a host link's (`#host=…`) or a co-host link's (`#cohost=…`)
+ * fragment into storage, and the fragment out of the address bar (and so out of
+ * history and bookmarks).
  */
-function adoptHostLink(roomId) {
-  if (!location.hash.startsWith('#host=')) return;
-  const token = new URLSearchParams(location.hash.slice(1)).get('host');
+function adoptLink(roomId) {
+  if (!location.hash.startsWith('#host=') && !location.hash.startsWith('#cohost=')) return;
+  const fragment = new URLSearchParams(location.hash.slice(1));
   history.replaceState(history.state, '', `${location.pathname}${location.search}`);
-  if (token && /^[0-9a-f]{64}$/.test(token)) store.set(hostKey(roomId), token);
+  const host = fragment.get('host');
+  if (host && TOKEN.test(host)) store.set(hostKey(roomId), host);
+  const token = fragment.get('cohost');
+  if (!token || !TOKEN.test(token)) return;
+  const id = fragment.get('cohost_id');
+  store.set(cohostKey(roomId), JSON.stringify({ token, id: id && COHOST_ID.test(id) ? id : null }));
+}
+
+/** The co-host token (and id, when the link had it) kept for this room, or null. */
+function storedCohost(roomId) {
+  try {
+    const kept = JSON.parse(store.get(cohostKey(roomId)) || 'null');
+    return kept && typeof kept.token === 'string' && TOKEN.test(kept.token) ? kept : null;
+  } catch {
+    return null;
+  }
 }
 
 /* ------------------------------------------------------------------ toasts */
@@ -68,13 +91,48 @@ function toast(message, kind = 'info') {
   setTimeout(() => node.remove(), 4300);
 }
 
+/** What each permission group lets one do, as a refusal names it. */
+const GROUP_WORDS = {
+  playback: 'Controlling playback', queue_add: 'Adding to the queue', queue_edit: 'Editing the queue',
+  skip: 'Skipping', moderate: 'Deleting chat messages', chat: 'Chat',
+};
+/** Who a group is given to, in words. */
+const WHO_WORDS = { host: 'the host', cohost: 'the host and co-hosts', anyone: 'everyone' };
+
 function describeError(err) {
   if (err instanceof ApiError) {
     if (err.code === 'rate_limited') return `Slow down — try again in ${err.retryAfter ?? 'a few'} s.`;
-    if (err.code === 'unauthorized' || err.code === 'forbidden') return 'Only the host can do that.';
+    if (err.code === 'unauthorized' || err.code === 'forbidden') return refusalText(err);
     return err.message;
   }
   return 'Could not reach the server.';
+}
+
+/**
+ * A 401/403 in words: the group and who may, as the server names them ("queue_edit is for
+ * the host"); a co-host's token refused outright means the host revoked it.
+ */
+function refusalText(err) {
+  const named = /^(\w+) is for (.+)$/.exec(err.message || '');
+  if (named && GROUP_WORDS[named[1]]) return `${GROUP_WORDS[named[1]]} is for ${named[2]}.`;
+  if (err.code === 'forbidden' && ui.room && ui.room.role === Who.COHOST) {
+    forgetCohost();
+    return REVOKED_TEXT;
+  }
+  return 'Only the host can do that.';
+}
+
+const REVOKED_TEXT = 'The host revoked your co-host link — you follow along now.';
+
+/** This page's co-host token no longer works: it is forgotten, and the page shows what anyone may do. */
+function forgetCohost() {
+  const room = ui.room;
+  if (!room || !room.cohostToken) return;
+  room.cohostToken = null;
+  store.remove(cohostKey(room.roomId));
+  ui.revoked = true;
+  $('role-pill').hidden = true;
+  renderControl();
 }
 
 /**
@@ -372,6 +430,10 @@ function exposeApi(roomId) {
     get client() { return ui.room; },
     get connected() { return Boolean(ui.room && ui.room.connected); },
     get isHost() { return Boolean(ui.room && ui.room.hostToken); },
+    /** `host`, `cohost` or `anyone`. */
+    get role() { return ui.room ? ui.room.role : null; },
+    /** Whether this page may act in a permission group (`playback`, `queue_add`, ...). */
+    can(group) { return Boolean(ui.room && ui.room.can(group)); },
     get joined() { return ui.joined; },
     get playerKind() { return ui.playerKind; },
     // NaN until a player is attached: there is no local position to compare yet.
@@ -410,7 +472,10 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   document.title = `${displayName} — syncroom`;
   $('share-link').value = `${location.origin}/r/${encodeURIComponent(roomId)}`;
   const token = store.get(hostKey(roomId));
-  $('role-pill').hidden = !token;
+  // The host token wins: a host who opened a co-host link of their own room stays the host.
+  const cohost = token ? null : storedCohost(roomId);
+  $('role-pill').hidden = !token && !cohost;
+  $('role-pill').textContent = token ? 'Host' : 'Co-host';
   if (snapshot) $('listeners-count').textContent = String(snapshot.listeners ?? 0);
 
   // Start loading the player right away; joining does not wait for YouTube.
@@ -420,7 +485,7 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
     ui.name = name;
     store.set('syncroom:name', name);
     $('join-modal').hidden = true;
-    await startRoom(roomId, name, token, playerReady, startAt);
+    await startRoom(roomId, name, { token, cohost }, playerReady, startAt);
   };
 
   if (autoJoinAs) {
@@ -432,6 +497,9 @@ async function enterRoom(roomId, { autoJoinAs = null, initialRoom = null, startA
   if (token) {
     $('join-eyebrow').textContent = 'Welcome back, host';
     $('join-sub').textContent = 'You created this room, so you control playback.';
+  } else if (cohost) {
+    $('join-eyebrow').textContent = 'You are a co-host';
+    $('join-sub').textContent = 'The host shares the controls with you.';
   }
   const nameInput = $('join-name');
   nameInput.value = store.get('syncroom:name') || '';
@@ -449,13 +517,17 @@ function fetchRoom(roomId) {
   return getRoom(roomId);
 }
 
-async function startRoom(roomId, name, token, playerReady, startAt) {
+async function startRoom(roomId, name, { token, cohost }, playerReady, startAt) {
   // The page takes part in the ready gate: the room waits (a little) for its player.
-  const room = new SyncRoom({ roomId, name, hostToken: token, readyGate: true });
+  const room = new SyncRoom({
+    roomId, name, hostToken: token, cohostToken: cohost ? cohost.token : null, readyGate: true,
+  });
   ui.room = room;
+  ui.cohostId = cohost ? cohost.id : null;
   wireRoomEvents(room);
   wireControls(room);
   wireQueueTools(room);
+  wirePermissionTools(room);
   $('chat-input').disabled = false;
   $('chat-send').disabled = false;
   const started = room.start();
@@ -493,6 +565,10 @@ function wireRoomEvents(room) {
   room.addEventListener('state', () => refresh());
   room.addEventListener('queue', (e) => renderQueue(e.detail.queue || []));
   room.addEventListener('control', () => renderControl());
+  room.addEventListener('permissions', () => renderControl());
+  room.addEventListener('cohosts', () => { checkCohost(room); renderControl(); });
+  room.addEventListener('snapshot', (e) => { checkCohost(room); pruneChat(e.detail.chat); });
+  room.addEventListener('chat_deleted', (e) => removeChat(e.detail.chat_version));
   room.addEventListener('visibility', () => renderControl());
   room.addEventListener('chat_enabled', () => renderControl());
   room.addEventListener('chat_cleared', () => clearChatList());
@@ -539,34 +615,75 @@ function renderConnection(status) {
   }[status] || status;
 }
 
+/** Whether this page may act in `group` now (nothing once the room is closed). */
+function may(group) {
+  const room = ui.room;
+  return Boolean(room && room.status !== 'closed' && room.can(group));
+}
+
+/** Shows each control only to whoever may use it, as the room's permissions and this page's role say. */
 function renderControl() {
   const room = ui.room;
   if (!room) return;
-  const can = room.canControl;
-  setControlsEnabled(can);
+  const play = may(Group.PLAYBACK);
+  const add = may(Group.QUEUE_ADD);
+  setControlsEnabled(play);
   renderBehind();
-  $('load-form').hidden = !can;
-  $('media-form').hidden = !can;
-  if (can) loadMediaList();
+  // One box for a link: "Play now" for whoever controls playback, "Add to queue" for whoever may add.
+  $('load-form').hidden = !play && !add;
+  $('media-form').hidden = !play && !add;
+  $('load-btn').hidden = !play;
+  $('media-play-btn').hidden = !play;
+  $('queue-add-btn').hidden = !add;
+  $('media-queue-btn').hidden = !add;
+  if (play || add) loadMediaList();
   $('host-tools').hidden = !room.hostToken;
-  $('open-control').checked = Boolean(room.room && room.room.control === 'open');
+  const control = room.room ? room.room.control : 'host';
+  $('open-control').checked = control === 'open';
+  $('open-control').indeterminate = control === 'custom';
   $('public-room').checked = Boolean(room.room && room.room.visibility === 'public');
-  const chatOn = !room.room || room.room.chat_enabled !== false;
-  $('chat-enabled').checked = chatOn;
-  $('chat-off-note').hidden = chatOn;
-  $('chat-input').disabled = !chatOn || room.status === 'closed';
-  $('chat-send').disabled = !chatOn || room.status === 'closed';
   $('host-link').value = room.hostToken ? hostLink(room.roomId, room.hostToken) : '';
-  $('control-note').hidden = can;
-  $('control-note').textContent = 'The host controls playback — you follow along.';
+  renderChatControls(room);
+  const note = $('control-note');
+  note.hidden = play;
+  note.textContent = ui.revoked ? REVOKED_TEXT
+    : `${capitalized(WHO_WORDS[room.permissions.playback] || 'the host')} ${room.permissions.playback === Who.HOST ? 'controls' : 'control'} playback — you follow along.`;
+  renderPermissionTools(room);
   renderQueue(room.room ? room.room.queue || [] : []);
 }
 
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** The chat box for whoever may chat (while chat is on), and each message's delete button for moderators. */
+function renderChatControls(room) {
+  const chatOn = !room.room || room.room.chat_enabled !== false;
+  const mayChat = room.can(Group.CHAT);
+  $('chat-enabled').checked = chatOn;
+  $('chat-form').hidden = !mayChat;
+  const off = $('chat-off-note');
+  off.textContent = chatOn ? `Chat is for ${WHO_WORDS[room.permissions.chat]}.` : 'The host turned chat off.';
+  off.hidden = chatOn && mayChat;
+  $('chat-input').disabled = !chatOn || room.status === 'closed';
+  $('chat-send').disabled = !chatOn || room.status === 'closed';
+  const moderate = may(Group.MODERATE);
+  for (const button of document.querySelectorAll('#chat-list .chat-delete')) button.hidden = !moderate;
+}
+
+/** Playback controls for whoever may use them; the others see where playback is, not buttons. */
 function setControlsEnabled(enabled) {
-  for (const id of ['btn-play', 'btn-back', 'btn-fwd', 'seek-range', 'seek-input', 'seek-btn', 'rate-select', 'btn-next']) {
+  for (const id of ['btn-play', 'btn-back', 'btn-fwd', 'seek-range', 'seek-input', 'seek-btn', 'rate-select']) {
     $(id).disabled = !enabled;
   }
   $('transport').classList.toggle('readonly', !enabled);
+  renderTransportExtra();
+}
+
+/** The second transport row goes when none of its controls is shown. */
+function renderTransportExtra() {
+  const readonly = $('transport').classList.contains('readonly');
+  document.querySelector('.transport-extra').hidden = readonly && $('btn-next').hidden;
 }
 
 /** The periodic redraw of the transport: time, progress, play/pause, speed. */
@@ -591,7 +708,7 @@ function renderStart(room) {
   const gate = ui.gate && gateOpen && ui.gate.ready_gate === raw.ready_gate ? ui.gate : null;
   const waiting = gate && gate.listeners > gate.ready ? `Waiting for ${gate.listeners - gate.ready} of ${gate.listeners}, ` : '';
   $('start-text').textContent = `${waiting}${waiting ? 'starting' : 'Starting'} in ${secs} s`;
-  $('start-now').hidden = !(gateOpen && room.canControl);
+  $('start-now').hidden = !(gateOpen && may(Group.PLAYBACK));
   banner.hidden = false;
 }
 
@@ -607,7 +724,7 @@ function refresh() {
   $('player-empty').hidden = hasVideo;
   $('player').classList.toggle('is-empty', !hasVideo);
   if (!hasVideo) {
-    $('player-empty-text').textContent = room.canControl
+    $('player-empty-text').textContent = may(Group.PLAYBACK) || may(Group.QUEUE_ADD)
       ? 'Nothing playing yet — paste a YouTube link or pick a media file below.'
       : 'Nothing playing yet — waiting for the host.';
   }
@@ -752,7 +869,9 @@ function renderQueue(queue) {
   list.textContent = '';
   $('queue-count').textContent = String(queue.length);
   $('queue-empty').hidden = queue.length > 0;
-  const can = Boolean(ui.room && ui.room.canControl);
+  const edit = may(Group.QUEUE_EDIT);
+  // "Play now" loads the item and takes it off the queue: playback and queue_edit both.
+  const playNow = edit && may(Group.PLAYBACK);
   queue.forEach((item, index) => {
     const li = document.createElement('li');
     li.className = 'queue-item';
@@ -765,12 +884,12 @@ function renderQueue(queue) {
     label.className = item.title ? 'queue-title' : 'queue-title is-id';
     label.textContent = item.title || itemLabel(item);
     li.append(dot, queueRowText(label, item));
-    if (can) {
+    if (edit) {
       const tools = document.createElement('span');
       tools.className = 'queue-tools';
       const who = item.title || itemLabel(item);
+      if (playNow) tools.append(iconButton('▶', `Play ${who} now`, () => playQueued(item)));
       tools.append(
-        iconButton('▶', `Play ${who} now`, () => playQueued(item)),
         iconButton('↑', `Move ${who} up`, () => send({ type: 'queue_move', item_id: item.item_id, index: index - 1 }), index === 0),
         iconButton('↓', `Move ${who} down`, () => send({ type: 'queue_move', item_id: item.item_id, index: index + 1 }), index === queue.length - 1),
         iconButton('✕', `Remove ${who}`, () => send({ type: 'queue_remove', item_id: item.item_id })),
@@ -779,7 +898,9 @@ function renderQueue(queue) {
     }
     list.append(li);
   });
-  $('btn-next').disabled = !can || queue.length === 0;
+  $('btn-next').hidden = !may(Group.SKIP);
+  $('btn-next').disabled = queue.length === 0;
+  renderTransportExtra();
   renderQueueTotal(queue);
 }
 
@@ -927,16 +1048,16 @@ function wireQueueTools(room) {
   // No cover art in the file (404), or none readable: the card goes on without it.
   art.addEventListener('load', () => { art.hidden = false; });
   art.addEventListener('error', () => { art.hidden = true; });
-  for (const type of ['snapshot', 'control', 'queue_mode', 'persistent', 'closed']) {
+  for (const type of ['snapshot', 'control', 'permissions', 'cohosts', 'queue_mode', 'persistent', 'closed']) {
     room.addEventListener(type, () => renderQueueTools(room));
   }
   renderQueueTools(room);
 }
 
-/** Who may edit the queue sees the paste box and the mode switch; the host, the "keep" toggle. */
+/** Who may add sees the paste box; who may edit the queue, the mode switch; the host, the "keep" toggle. */
 function renderQueueTools(room) {
-  const can = room.canControl && room.status !== 'closed';
-  $('paste-form').hidden = !can;
+  const can = may(Group.QUEUE_EDIT);
+  $('paste-form').hidden = !may(Group.QUEUE_ADD);
   $('queue-mode').hidden = !can;
   const mode = room.queueMode;
   for (const input of document.querySelectorAll('input[name="queue-mode"]')) input.checked = input.value === mode;
@@ -1092,7 +1213,13 @@ function addChat(msg) {
   const at = new Date(msg.server_time || Date.now());
   when.dateTime = at.toISOString();
   when.textContent = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  head.append(who, when);
+  const tools = document.createElement('span');
+  tools.className = 'chat-tools';
+  const remove = iconButton('✕', `Delete ${msg.name}'s message`, () => deleteChat(msg.version));
+  remove.classList.add('chat-delete');
+  remove.hidden = !may(Group.MODERATE);
+  tools.append(when, remove);
+  head.append(who, tools);
   const body = document.createElement('p');
   body.className = 'chat-text';
   body.textContent = msg.text; // text, never HTML
@@ -1101,6 +1228,37 @@ function addChat(msg) {
   list.append(li);
   while (list.children.length > 300) list.firstElementChild.remove();
   if (nearBottom) list.scrollTop = list.scrollHeight;
+}
+
+/** A moderator deletes one message for everyone; `chat_deleted` takes it off every page. */
+async function deleteChat(version) {
+  try {
+    await ui.room.deleteChat(version);
+  } catch (err) {
+    // Gone already (another moderator was quicker): take it off here too.
+    if (err instanceof ApiError && err.status === 404) removeChat(version);
+    else toast(describeError(err), 'error');
+  }
+}
+
+/**
+ * A fresh snapshot (after a drop too long to replay) says what chat the room keeps: what is
+ * shown here up to its newest message is replaced by it, so that a message deleted meanwhile
+ * goes (as may one too old to be kept any more). Without kept messages there is nothing to go by.
+ */
+function pruneChat(kept) {
+  if (!Array.isArray(kept) || kept.length === 0) return;
+  const versions = new Set(kept.map((m) => m.version));
+  const newest = Math.max(...versions);
+  for (const m of ui.chat.slice()) {
+    if (m.version < newest && !versions.has(m.version)) removeChat(m.version);
+  }
+}
+
+function removeChat(version) {
+  ui.chat = ui.chat.filter((m) => m.version !== version);
+  const li = $('chat-list').querySelector(`li[data-version="${Number(version)}"]`);
+  if (li) li.remove();
 }
 
 /* ------------------------------------------------------------------ controls */
@@ -1168,6 +1326,8 @@ function wireControls(room) {
   };
   $('load-form').addEventListener('submit', async (e) => {
     e.preventDefault();
+    // Enter in the box: whoever may only add to the queue adds.
+    if (!may(Group.PLAYBACK)) { $('queue-add-btn').click(); return; }
     const parsed = readVideo();
     if (!parsed) return;
     const res = await send({ type: 'load', video_id: parsed.videoId, position: parsed.start ?? 0 });
@@ -1250,13 +1410,111 @@ function wireControls(room) {
 
   // Keyboard shortcuts for whoever controls (not while typing): Space/K play-pause, J/L ∓10 s.
   document.addEventListener('keydown', (e) => {
-    if (!room.canControl || e.altKey || e.ctrlKey || e.metaKey) return;
+    if (!may(Group.PLAYBACK) || e.altKey || e.ctrlKey || e.metaKey) return;
     const t = e.target;
     if (t instanceof HTMLElement && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT', 'BUTTON'].includes(t.tagName))) return;
     if (e.key === ' ' || e.key === 'k') { e.preventDefault(); $('btn-play').click(); }
     else if (e.key === 'j') jump(-10);
     else if (e.key === 'l') jump(10);
   });
+}
+
+/* ------------------------------------------------------------------ permissions and co-hosts */
+// The host's panel of who may do what (a select per group, the `permissions` command) and
+// co-host management (add by name: a link to send them; the list, to revoke).
+
+function wirePermissionTools(room) {
+  for (const select of document.querySelectorAll('#perm-panel select')) {
+    select.addEventListener('change', async () => {
+      try {
+        await room.setPermissions({ [select.dataset.group]: select.value });
+      } catch (err) {
+        toast(describeError(err), 'error');
+        renderPermissionTools(room);
+      }
+    });
+  }
+  $('cohost-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const error = $('cohost-error');
+    clearError(error);
+    const name = $('cohost-name').value.trim();
+    if (!name) { error.textContent = 'Give the co-host a name.'; return; }
+    $('cohost-add').disabled = true;
+    try {
+      const added = await room.addCohost(name);
+      $('cohost-name').value = '';
+      $('cohost-new-name').textContent = added.name;
+      $('cohost-link').value = cohostLink(location.origin, room.roomId, added.cohost_token, added.cohost_id);
+      $('cohost-new').hidden = false;
+      $('cohost-new').dataset.cohostId = added.cohost_id;
+    } catch (err) {
+      showError(error, err);
+    } finally {
+      $('cohost-add').disabled = false;
+    }
+  });
+  $('copy-cohost-link').addEventListener('click', async () => {
+    const input = $('cohost-link');
+    try {
+      await navigator.clipboard.writeText(input.value);
+      toast('Co-host link copied — send it to them only.', 'info');
+    } catch {
+      input.select();
+      document.execCommand('copy');
+    }
+  });
+}
+
+/** The panel follows the room: each group's select, and the co-hosts with a revoke button each. */
+function renderPermissionTools(room) {
+  // A server without permissions has neither: its room view says only `control`.
+  const supported = Boolean(room.hostToken && room.room && room.room.permissions);
+  $('perm-panel').hidden = !supported;
+  $('cohosts-panel').hidden = !supported;
+  if (!supported) return;
+  const permissions = room.permissions;
+  for (const select of document.querySelectorAll('#perm-panel select')) select.value = permissions[select.dataset.group];
+  const list = $('cohost-list');
+  const cohosts = Array.isArray(room.room.cohosts) ? room.room.cohosts : [];
+  // The link of a co-host revoked since is no use to anyone.
+  const fresh = $('cohost-new');
+  if (!fresh.hidden && !cohosts.some((c) => c.cohost_id === fresh.dataset.cohostId)) fresh.hidden = true;
+  const shown = Array.from(list.children, (li) => li.dataset.cohostId).join(' ');
+  if (shown === cohosts.map((c) => c.cohost_id).join(' ')) return;
+  list.textContent = '';
+  for (const cohost of cohosts) {
+    const li = document.createElement('li');
+    li.dataset.cohostId = cohost.cohost_id;
+    const name = textSpan('cohost-name', cohost.name);
+    const revoke = document.createElement('button');
+    revoke.type = 'button';
+    revoke.className = 'btn btn-small btn-ghost-danger';
+    revoke.textContent = 'Revoke';
+    revoke.setAttribute('aria-label', `Revoke ${cohost.name}`);
+    revoke.addEventListener('click', async () => {
+      revoke.disabled = true;
+      try {
+        await room.revokeCohost(cohost.cohost_id);
+      } catch (err) {
+        toast(describeError(err), 'error');
+        revoke.disabled = false;
+      }
+    });
+    li.append(name, revoke);
+    list.append(li);
+  }
+}
+
+/**
+ * A co-host page whose link named its id sees at once, from the room's `cohosts`, that the
+ * host revoked it (a link without the id learns it from its next refused command).
+ */
+function checkCohost(room) {
+  if (room.role !== Who.COHOST || !ui.cohostId || !room.room || !Array.isArray(room.room.cohosts)) return;
+  if (room.room.cohosts.some((c) => c.cohost_id === ui.cohostId)) return;
+  forgetCohost();
+  toast(REVOKED_TEXT, 'warn');
 }
 
 /* ------------------------------------------------------------------ media */
@@ -1374,7 +1632,7 @@ function wireMediaForm() {
       $('media-queue-btn').disabled = false;
     }
   };
-  $('media-form').addEventListener('submit', (e) => { e.preventDefault(); submit('load'); });
+  $('media-form').addEventListener('submit', (e) => { e.preventDefault(); submit(may(Group.PLAYBACK) ? 'load' : 'queue_add'); });
   $('media-queue-btn').addEventListener('click', () => submit('queue_add'));
 }
 
@@ -1383,7 +1641,7 @@ function wireMediaForm() {
 /** The inputs' lengths and the sync pill's threshold, as the server's limits say. */
 function applyLimits() {
   $('create-name').maxLength = MAX_ROOM_NAME_CHARS;
-  for (const id of ['create-you', 'join-name']) $(id).maxLength = MAX_CHAT_NAME_CHARS;
+  for (const id of ['create-you', 'join-name', 'cohost-name']) $(id).maxLength = MAX_CHAT_NAME_CHARS;
   $('chat-input').maxLength = MAX_CHAT_TEXT_CHARS;
   $('sync-pill').title = `Listeners whose drift p95 is within ${IN_SYNC_MS} ms of the room, of those reporting`;
 }
@@ -1391,7 +1649,7 @@ function applyLimits() {
 function boot() {
   applyLimits();
   const roomId = roomIdFromPath(location.pathname);
-  if (roomId) adoptHostLink(roomId);
+  if (roomId) adoptLink(roomId);
   if (roomId) enterRoom(roomId);
   else initHome();
 }

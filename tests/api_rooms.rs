@@ -82,6 +82,21 @@ async fn create_room_accepts_an_empty_body() {
         .await
         .unwrap();
     assert_eq!(typed.status(), StatusCode::CREATED);
+    // JSON's own whitespace counts as empty; other bytes (a form feed) are no JSON.
+    for (body, status) in [
+        (" \t\r\n", StatusCode::CREATED),
+        ("\x0c", StatusCode::BAD_REQUEST),
+    ] {
+        let answer = app
+            .client
+            .post(app.url("/api/rooms"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{body:?}");
+    }
     // An empty object.
     let (room, _, _) = app.create_room(json!({})).await;
     assert_eq!(

@@ -387,6 +387,259 @@ async fn a_deleted_chat_message_is_gone_on_three_nodes() {
         .await;
 }
 
+/// `POST /api/rooms/{room}/vote` to skip, on the next node.
+async fn vote(nodes: &Nodes, room: &str, stream_token: &str) -> reqwest::Response {
+    let node = nodes.next();
+    node.client
+        .post(node.url(&format!("/api/rooms/{room}/vote")))
+        .json(&json!({"stream_token": stream_token, "vote": "skip"}))
+        .send()
+        .await
+        .expect("POST vote")
+}
+
+/// A vote that must be answered `200`: its answer.
+async fn vote_ok(nodes: &Nodes, room: &str, stream_token: &str) -> Value {
+    expect_status(vote(nodes, room, stream_token).await, 200, "vote").await
+}
+
+/// `n` listening streams, spread over the nodes (past their `hello` and
+/// snapshot), with their stream tokens; every node then counts them all.
+async fn listeners(nodes: &Nodes, room: &str, n: u64) -> Vec<(SseStream, String)> {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let mut stream = nodes.next().events(room).await;
+        let hello = stream.expect_hello().await;
+        stream.expect_snapshot().await;
+        let token = hello["stream_token"].as_str().expect("token").to_owned();
+        streams.push((stream, token));
+    }
+    for node in &nodes.nodes {
+        node.wait_listeners(room, n).await;
+    }
+    streams
+}
+
+/// The next `state` event, past any other (`votes`, `presence`, the
+/// `vote_skip` setting…).
+async fn next_state(stream: &mut SseStream) -> Value {
+    loop {
+        let event = stream.expect_event().await;
+        if event.event == "state" {
+            return event.json();
+        }
+    }
+}
+
+/// A room playing a video (loaded after the room was made, so that votes are
+/// counted for an item of its own) with `OTHER` queued (`q1`), vote skip at `ratio`.
+async fn voting_room(nodes: &Nodes, ratio: f64) -> (String, String) {
+    let (room, host, created) = nodes.next().create_room(json!({})).await;
+    assert_eq!(
+        created["room"]["vote_skip"],
+        json!({"ratio": 0.0, "min_votes": 1})
+    );
+    let load = json!({"type": "load", "video_id": VIDEO});
+    nodes.next().command_ok(&room, Some(&host), load).await;
+    nodes
+        .next()
+        .command_ok(
+            &room,
+            Some(&host),
+            json!({"type": "queue_add", "video_id": OTHER}),
+        )
+        .await;
+    let setting = json!({"type": "vote_skip", "ratio": ratio, "min_votes": 1});
+    let answer = nodes.next().command_ok(&room, Some(&host), setting).await;
+    assert_eq!(
+        answer["room"]["vote_skip"],
+        json!({"ratio": ratio, "min_votes": 1})
+    );
+    (room, host)
+}
+
+async fn three_listeners_of_five_skip_at_half(nodes: Nodes) {
+    let (room, _) = voting_room(&nodes, 0.5).await;
+    let mut streams = listeners(&nodes, &room, 5).await;
+    let first = vote_ok(&nodes, &room, &streams[0].1).await;
+    assert_eq!(
+        first,
+        json!({"skip": 1, "needed": 3, "listeners": 5, "counted": true})
+    );
+    // Once per stream and item, whichever node it is sent to.
+    let again = vote_ok(&nodes, &room, &streams[0].1).await;
+    assert_eq!(again["skip"], 1);
+    assert_eq!(again["counted"], false);
+    // Everyone hears how the votes stand (id-less, coalesced), on every node.
+    for (stream, _) in &mut streams {
+        let heard = loop {
+            let event = stream.expect_event().await;
+            if event.event == "votes" {
+                break event.json();
+            }
+        };
+        assert_eq!(heard["skip"], 1, "{heard}");
+        assert_eq!(heard["needed"], 3, "{heard}");
+        assert_eq!(heard["listeners"], 5, "{heard}");
+        assert!(heard["server_time"].is_i64());
+    }
+    let second = vote_ok(&nodes, &room, &streams[1].1).await;
+    assert_eq!(second["skip"], 2);
+    let state_before = nodes.next().get_room(&room).await["state"].clone();
+    assert_eq!(state_before["item_id"], Value::Null, "not skipped at two");
+    let third = vote_ok(&nodes, &room, &streams[2].1).await;
+    assert_eq!(third["skip"], 3);
+    assert_eq!(third["needed"], 3);
+    for (stream, _) in streams.iter_mut().skip(3) {
+        let state = next_state(stream).await;
+        assert_eq!(state["cause"], "vote_skip", "{state}");
+        assert_eq!(state["state"]["item_id"], "q1", "{state}");
+    }
+    // The new item starts with no votes.
+    let fourth = vote_ok(&nodes, &room, &streams[3].1).await;
+    assert_eq!(fourth["skip"], 1, "{fourth}");
+    assert_eq!(fourth["counted"], true);
+}
+
+#[tokio::test]
+async fn three_listeners_of_five_skip_at_half_on_one_node() {
+    three_listeners_of_five_skip_at_half(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_listeners_of_five_skip_at_half_on_three_nodes() {
+    let redis = Redis::start().await;
+    three_listeners_of_five_skip_at_half(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+async fn a_stream_that_ends_takes_its_vote_away(nodes: Nodes) {
+    // Everyone must vote: two votes of three are not enough.
+    let (room, _) = voting_room(&nodes, 1.0).await;
+    let mut streams = listeners(&nodes, &room, 3).await;
+    assert_eq!(vote_ok(&nodes, &room, &streams[0].1).await["skip"], 1);
+    assert_eq!(vote_ok(&nodes, &room, &streams[1].1).await["skip"], 2);
+    // The first voter leaves: one vote of two stays, which is not enough.
+    drop(streams.remove(0));
+    for node in &nodes.nodes {
+        node.wait_listeners(&room, 2).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let room_now = nodes.next().get_room(&room).await;
+    assert_eq!(room_now["state"]["item_id"], Value::Null, "{room_now}");
+    let last = vote_ok(&nodes, &room, &streams[1].1).await;
+    assert_eq!(
+        last,
+        json!({"skip": 2, "needed": 2, "listeners": 2, "counted": true})
+    );
+    let state = next_state(&mut streams[0].0).await;
+    assert_eq!(state["cause"], "vote_skip", "{state}");
+    // A token of a stream that is gone is refused like any foreign token.
+    let foreign = vote(&nodes, "elsewhere", &streams[0].1).await;
+    assert_eq!(foreign.status(), 404);
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_takes_its_vote_away_on_one_node() {
+    a_stream_that_ends_takes_its_vote_away(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_takes_its_vote_away_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_stream_that_ends_takes_its_vote_away(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+async fn votes_are_refused_while_vote_skip_is_off(nodes: Nodes) {
+    let (room, host, _) = nodes.next().create_room(json!({ "video_id": VIDEO })).await;
+    let mut streams = listeners(&nodes, &room, 1).await;
+    let token = streams.remove(0).1;
+    let body = assert_error(vote(&nodes, &room, &token).await, 400, "invalid_command").await;
+    drop(body);
+    let off = vote(&nodes, &room, &token).await;
+    let text = off.text().await.expect("body");
+    assert!(text.contains("vote skip is off in this room"), "{text}");
+    // vote_skip is the host's alone.
+    let setting = json!({"type": "vote_skip", "ratio": 0.5, "min_votes": 1});
+    assert_error(
+        nodes.next().command(&room, None, setting.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let answer = nodes.next().command_ok(&room, Some(&host), setting).await;
+    assert_eq!(answer["room"]["vote_skip"]["ratio"], 0.5);
+    // The usual refusals of a body or a token.
+    let node = nodes.next();
+    let url = node.url(&format!("/api/rooms/{room}/vote"));
+    let cases = [
+        (
+            json!({"stream_token": token, "vote": "stay"}),
+            400,
+            "invalid_value",
+        ),
+        (
+            json!({"stream_token": token, "vote": 1}),
+            400,
+            "invalid_json",
+        ),
+        (json!({"stream_token": token}), 400, "invalid_command"),
+        (
+            json!({"stream_token": "forged", "vote": "skip"}),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let response = node
+            .client
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST vote");
+        assert_error(response, status, code).await;
+    }
+    let other_room = nodes.next().create_room(json!({})).await.0;
+    assert_error(vote(&nodes, &other_room, &token).await, 403, "forbidden").await;
+    assert_eq!(vote_ok(&nodes, &room, &token).await["counted"], true);
+}
+
+#[tokio::test]
+async fn votes_are_refused_while_vote_skip_is_off_on_one_node() {
+    votes_are_refused_while_vote_skip_is_off(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_are_refused_while_vote_skip_is_off_on_three_nodes() {
+    let redis = Redis::start().await;
+    votes_are_refused_while_vote_skip_is_off(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+async fn a_lower_bar_is_met_by_the_votes_that_stand(nodes: Nodes) {
+    let (room, host) = voting_room(&nodes, 1.0).await;
+    let mut streams = listeners(&nodes, &room, 2).await;
+    let first = vote_ok(&nodes, &room, &streams[0].1).await;
+    assert_eq!(first["needed"], 2);
+    let half = json!({"type": "vote_skip", "ratio": 0.5, "min_votes": 1});
+    nodes.next().command_ok(&room, Some(&host), half).await;
+    for (stream, _) in &mut streams {
+        let state = next_state(stream).await;
+        assert_eq!(state["cause"], "vote_skip", "{state}");
+        assert_eq!(state["state"]["item_id"], "q1", "{state}");
+    }
+}
+
+#[tokio::test]
+async fn a_lower_bar_is_met_by_the_votes_that_stand_on_one_node() {
+    a_lower_bar_is_met_by_the_votes_that_stand(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_bar_is_met_by_the_votes_that_stand_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_lower_bar_is_met_by_the_votes_that_stand(Nodes::new(three_nodes(&redis).await)).await;
+}
+
 /// `POST /api/rooms/{room}/sync` with a plain report from `stream_token`.
 async fn sync_report(node: &TestApp, room: &str, stream_token: &str) -> reqwest::Response {
     node.client
@@ -435,13 +688,17 @@ async fn a_kicked_stream_ends_and_its_token_is_refused(nodes: Nodes) {
     assert!(event.id.is_none(), "kicked carries no id");
     assert!(event.json()["server_time"].is_i64(), "{:?}", event);
     kicked.expect_end().await;
-    // Refused on every node, for reports and for readiness.
+    // Refused on every node, for reports, readiness and votes.
     for _ in 0..nodes.nodes.len() {
         let node = nodes.next();
         let refused = expect_status(sync_report(node, &room, &token).await, 403, "sync").await;
         assert_error_shape(&refused, "forbidden");
         assert_eq!(refused["error"]["message"], "this stream was kicked");
         let refused = expect_status(node.ready(&room, &token, 1).await, 403, "ready").await;
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+    }
+    for _ in 0..nodes.nodes.len() {
+        let refused = expect_status(vote(&nodes, &room, &token).await, 403, "vote").await;
         assert_eq!(refused["error"]["message"], "this stream was kicked");
     }
     // Nobody else heard of it; an unknown stream is no error.

@@ -328,6 +328,8 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "permissions",
         "cohosts",
         "chat_deleted",
+        "vote_skip",
+        "votes",
         "kicked",
         "members",
     ]

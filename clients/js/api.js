@@ -134,9 +134,78 @@ export function setPersistent(roomId, persistent, hostToken, baseUrl = '') {
   return sendCommand(roomId, { type: 'persistent', persistent }, hostToken, baseUrl);
 }
 
-/** Says something in a room's chat. Resolves to `{version}`. */
-export function sendChat(roomId, name, text, baseUrl = '') {
-  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/chat`, { body: { name, text } });
+/**
+ * Sets the room's vote skip: an item is skipped when `max(minVotes, ceil(ratio × listeners))`
+ * live streams voted; `ratio` 0 turns it off. The host token is needed. Resolves to `{version, room}`.
+ */
+export function setVoteSkip(roomId, ratio, minVotes, hostToken, baseUrl = '') {
+  return sendCommand(roomId, { type: 'vote_skip', ratio, min_votes: minVotes }, hostToken, baseUrl);
+}
+
+/**
+ * A vote to skip the loaded item: `streamToken` (from the stream's `hello`) binds it to
+ * this page's live stream, once per item. Resolves to `{skip, needed, listeners, counted}`.
+ */
+export function sendVote(roomId, streamToken, baseUrl = '') {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/vote`, {
+    body: { stream_token: streamToken, vote: 'skip' },
+  });
+}
+
+/**
+ * Says something in a room's chat. Resolves to `{version}`. `token` (the host's or a
+ * co-host's) is needed only where the room's `chat` permission is `host` or `cohost`.
+ */
+export function sendChat(roomId, name, text, baseUrl = '', token = null) {
+  return request(baseUrl, 'POST', `/api/rooms/${encodeURIComponent(roomId)}/chat`, { body: { name, text }, token });
+}
+
+/**
+ * Sets who may do what (`permissions`, host only): any subset of the groups `playback`,
+ * `queue_add`, `queue_edit`, `skip`, `moderate` and `chat`, each `host`, `cohost` or
+ * `anyone` (`moderate` never `anyone`). Resolves to `{version, room}`.
+ */
+export function setPermissions(roomId, permissions, hostToken, baseUrl = '') {
+  return sendCommand(roomId, { type: 'permissions', permissions }, hostToken, baseUrl);
+}
+
+/**
+ * Removes one kept chat message (`delete_chat`, group `moderate`), named by the version it
+ * was sent as. Resolves to `{version, room}`; a message the room does not keep is `404`.
+ */
+export function deleteChat(roomId, chatVersion, token, baseUrl = '') {
+  return sendCommand(roomId, { type: 'delete_chat', chat_version: chatVersion }, token, baseUrl);
+}
+
+const cohostsPath = (roomId) => `/api/rooms/${encodeURIComponent(roomId)}/cohosts`;
+
+/**
+ * Makes a co-host (host token needed). Resolves to `{cohost_id, cohost_token, name}`: the
+ * token is shown only here (a co-host link carries it: {@link cohostLink}).
+ */
+export function addCohost(roomId, name, hostToken, baseUrl = '') {
+  return request(baseUrl, 'POST', cohostsPath(roomId), { body: { name }, token: hostToken });
+}
+
+/** The room's co-hosts, oldest first, never their tokens: `{cohosts: [{cohost_id, name}]}` (host token needed). */
+export function listCohosts(roomId, hostToken, baseUrl = '') {
+  return request(baseUrl, 'GET', cohostsPath(roomId), { token: hostToken });
+}
+
+/** Revokes a co-host at once (host token needed): their token is refused from then on. Resolves to `null`. */
+export function revokeCohost(roomId, cohostId, hostToken, baseUrl = '') {
+  return request(baseUrl, 'DELETE', `${cohostsPath(roomId)}/${encodeURIComponent(cohostId)}`, { token: hostToken });
+}
+
+/**
+ * A co-host link: the room's page with the co-host token in the fragment, which browsers
+ * never send to a server. `cohostId` (optional) lets the page see at once, from the room's
+ * `cohosts`, that the host revoked it.
+ */
+export function cohostLink(origin, roomId, cohostToken, cohostId = null) {
+  const fragment = new URLSearchParams({ cohost: cohostToken });
+  if (cohostId) fragment.set('cohost_id', cohostId);
+  return `${origin}/r/${encodeURIComponent(roomId)}#${fragment}`;
 }
 
 /**

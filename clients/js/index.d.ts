@@ -101,6 +101,20 @@ export interface Permissions {
   moderate: Who;
   chat: Who;
 }
+/** A permission group's name. */
+export type GroupName = keyof Permissions;
+/** The groups of actions, by name. */
+export declare const Group: Readonly<{
+  PLAYBACK: 'playback'; QUEUE_ADD: 'queue_add'; QUEUE_EDIT: 'queue_edit'; SKIP: 'skip'; MODERATE: 'moderate'; CHAT: 'chat';
+}>;
+/** Who a group is given to, and who a client is (its role). */
+export declare const Who: Readonly<{ HOST: 'host'; COHOST: 'cohost'; ANYONE: 'anyone' }>;
+/** A room's permissions: its `permissions`, or (a server without them) what its `control` means. */
+export declare function roomPermissions(room: Pick<Room, 'control'> & { permissions?: Partial<Permissions> } | null | undefined): Permissions;
+/** Whether `role` may act in a group given to `who`. */
+export declare function admits(who: Who, role: Who): boolean;
+/** The `control` the permissions amount to, as the server derives it. */
+export declare function deriveControl(permissions: Permissions): Control;
 /** A co-host as everyone sees it: never the token. */
 export interface Cohost {
   cohost_id: string;
@@ -133,11 +147,29 @@ export interface Room {
   persistent?: boolean;
   permissions: Permissions;
   cohosts: Cohost[];
+  /** The host's vote skip setting; `ratio: 0` is off (the default). */
+  vote_skip: VoteSkip;
   /** Who's here, as of the snapshot: up to 100 named listening streams; `members` events say what changed since. */
   members: Member[];
   /** The listeners `members` does not show. */
   unnamed: number;
   [key: string]: unknown;
+}
+
+/** Vote skip: an item is skipped when `max(min_votes, ceil(ratio × listeners))` live streams voted. */
+export interface VoteSkip {
+  /** 0 to 1; 0 turns vote skip off. */
+  ratio: number;
+  /** 1 to 10000. */
+  min_votes: number;
+}
+
+/** How the votes to skip the loaded item stand (the `votes` event, and a vote's answer). */
+export interface Votes {
+  skip: number;
+  needed: number;
+  /** The room's live streams over every node. */
+  listeners: number;
 }
 
 /** A room's sync health: listeners reporting, how many within 50 ms, the room's drift p95, who is behind. */
@@ -204,7 +236,10 @@ export type Command =
   | { type: 'queue_move'; item_id: string; index: number; expected_version?: number }
   | { type: 'queue_mode'; queue_mode: QueueModeValue; expected_version?: number }
   | { type: 'persistent'; persistent: boolean; expected_version?: number }
+  | { type: 'vote_skip'; ratio: number; min_votes: number; expected_version?: number }
   | { type: 'next'; expected_version?: number }
+  | { type: 'permissions'; permissions: Partial<Permissions>; expected_version?: number }
+  | { type: 'delete_chat'; chat_version: number; expected_version?: number }
   | { type: 'kick'; stream: string; expected_version?: number }
   | { type: string; [field: string]: unknown };
 
@@ -268,7 +303,20 @@ export declare function sendCommand(
   hostToken?: string | null,
   baseUrl?: string,
 ): Promise<CommandResult>;
-export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string): Promise<{ version: number }>;
+/** `token`: the host's or a co-host's, needed where the room's `chat` permission is not `anyone`. */
+export declare function sendChat(roomId: string, name: string, text: string, baseUrl?: string, token?: string | null): Promise<{ version: number }>;
+/** Host only: who may do what, any subset of the groups. */
+export declare function setPermissions(roomId: string, permissions: Partial<Permissions>, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** Group `moderate`: removes the kept chat message sent as `chatVersion` (`404` when not kept). */
+export declare function deleteChat(roomId: string, chatVersion: number, token: string | null, baseUrl?: string): Promise<CommandResult>;
+/** Host only: makes a co-host; the token is shown only here. */
+export declare function addCohost(roomId: string, name: string, hostToken: string, baseUrl?: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
+/** Host only: the room's co-hosts, oldest first, never their tokens. */
+export declare function listCohosts(roomId: string, hostToken: string, baseUrl?: string): Promise<{ cohosts: Cohost[] }>;
+/** Host only: revokes a co-host at once (`404` for an unknown id). */
+export declare function revokeCohost(roomId: string, cohostId: string, hostToken: string, baseUrl?: string): Promise<null>;
+/** A co-host link, `{origin}/r/{room_id}#cohost={token}` (and `&cohost_id=` when given). */
+export declare function cohostLink(origin: string, roomId: string, cohostToken: string, cohostId?: string | null): string;
 /** `queue_add`: one item, `{items}` or `{playlist_id}`. */
 export declare function queueAdd(roomId: string, what: QueueAddFields, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
 /**
@@ -283,6 +331,10 @@ export declare function queueAddAll(
 export declare function setQueueMode(roomId: string, queueMode: QueueModeValue, hostToken?: string | null, baseUrl?: string): Promise<CommandResult>;
 /** Host only: keep the room (exempt from idle expiry) or let it expire again. */
 export declare function setPersistent(roomId: string, persistent: boolean, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** Host only: the room's vote skip (`ratio` 0 to 1, 0: off; `minVotes` 1 to 10000). */
+export declare function setVoteSkip(roomId: string, ratio: number, minVotes: number, hostToken: string, baseUrl?: string): Promise<CommandResult>;
+/** A vote to skip the loaded item, bound to this page's stream by its token (from `hello`); once per item. */
+export declare function sendVote(roomId: string, streamToken: string, baseUrl?: string): Promise<Votes & { counted: boolean }>;
 /** Reports this page's drift (sync health), bound to its stream by `stream_token`. */
 export declare function reportSync(roomId: string, report: SyncReport, baseUrl?: string): Promise<SyncAccepted>;
 /** A ready-gate report bound to this page's stream by its token (from `hello`). */
@@ -544,6 +596,8 @@ export interface SyncRoomOptions {
   roomId: string;
   name?: string;
   hostToken?: string | null;
+  /** A co-host's token, sent when there is no host token. */
+  cohostToken?: string | null;
   /** The server's origin, e.g. `http://127.0.0.1:8080`; empty for the page's own. */
   baseUrl?: string;
   correction?: Partial<Correction>;
@@ -573,6 +627,8 @@ export interface SyncRoomEventMap {
   permissions: CustomEvent<{ version: number; permissions: Permissions; control: Control; server_time: number }>;
   cohosts: CustomEvent<{ version: number; cohosts: Cohost[]; server_time: number }>;
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
+  vote_skip: CustomEvent<{ version: number; vote_skip: VoteSkip; server_time: number }>;
+  votes: CustomEvent<Votes & { server_time: number }>;
   /** This stream was kicked by a moderator: it ends next; a reload opens a new one. */
   kicked: CustomEvent<{ server_time: number }>;
   /** Who's here changed: apply to the room's `members` (`left` are stream ids), at most one a second. */
@@ -608,6 +664,14 @@ export declare class SyncRoom extends EventTarget {
   readonly roomId: string;
   name: string;
   hostToken: string | null;
+  /** A co-host's token (set it to `null` once the page learns it was revoked). */
+  cohostToken: string | null;
+  /** The token sent: the host's, else the co-host's, else `null`. */
+  readonly token: string | null;
+  /** `host`, `cohost` or `anyone`. */
+  readonly role: Who;
+  /** The room's permissions (derived from `control` on a server without them). */
+  readonly permissions: Permissions;
   readonly baseUrl: string;
   readonly clock: ServerClock;
   /** The latest full room object (kept up to date from events). */
@@ -628,7 +692,10 @@ export declare class SyncRoom extends EventTarget {
   sync: PlayerSync | null;
   readonly connected: boolean;
   readonly state: RoomState | null;
+  /** `can('playback')`. */
   readonly canControl: boolean;
+  /** Whether this client may act in `group`, as the room's permissions stand now. */
+  can(group: GroupName): boolean;
   /** The queue as the room holds it now (`[]` before the first snapshot). */
   readonly queue: QueueItem[];
   readonly queueMode: QueueModeValue;
@@ -649,6 +716,20 @@ export declare class SyncRoom extends EventTarget {
   queueAddAll(items: NewQueueItem[], options?: { name?: string }): Promise<{ added: number; version: number | null }>;
   setQueueMode(queueMode: QueueModeValue): Promise<CommandResult>;
   setPersistent(persistent: boolean): Promise<CommandResult>;
+  /** Host only. */
+  setPermissions(permissions: Partial<Permissions>): Promise<CommandResult>;
+  /** Group `moderate`. */
+  deleteChat(chatVersion: number): Promise<CommandResult>;
+  /** Host only. */
+  addCohost(name: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
+  /** Host only. */
+  listCohosts(): Promise<{ cohosts: Cohost[] }>;
+  /** Host only. */
+  revokeCohost(cohostId: string): Promise<null>;
+  /** Host only: the room's vote skip (`ratio` 0 to 1, 0: off). */
+  setVoteSkip(ratio: number, minVotes?: number): Promise<CommandResult>;
+  /** Votes to skip the loaded item as this page's live stream (once per item). */
+  voteSkip(): Promise<Votes & { counted: boolean }>;
   /** Exchanges the host token for a new one, which this client then uses. */
   resetHostToken(): Promise<{ host_token: string; version: number }>;
   close(): Promise<null>;

@@ -6,6 +6,7 @@
  * - `clock.js`: the server's clock (`ServerClock`);
  * - `player-sync.js`: a player kept in step with a room (`PlayerSync`, `PlayerState`, `PlayerMode`);
  * - `room.js`: one room followed live over its event stream (`SyncRoom`);
+ * - `permissions.js`: who may do what (`Group`, `Who`, `roomPermissions`, `admits`);
  * - `queue.js`: the room's queue, changed by `queue` events in version order (`applyQueueEvent`, `QueueMode`, ...);
  * - `sync-report.js`: this page's drift reported to the room (`SyncReporter`, sync health);
  * - `sync-core.js`: the pure arithmetic (`roomPosition`, `decideCorrection`, `DEFAULT_CORRECTION`, ...);
@@ -21,8 +22,10 @@ export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
   resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl, queueAdd, queueAddAll, setQueueMode,
-  setPersistent,
+  setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost, cohostLink,
+  setVoteSkip, sendVote,
 } from './api.js';
+export { Group, Who, roomPermissions, admits, deriveControl } from './permissions.js';
 export {
   applyQueueEvent, queueDuration, parseQueueLine, parseQueueLines, chunk, QueueMode, QueueOp, MAX_ITEMS_PER_ADD,
 } from './queue.js';

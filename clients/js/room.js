@@ -17,6 +17,7 @@
  *     roomId: 'friday',            // the room to follow
  *     name: 'Ann',                 // optional display name (presence)
  *     hostToken: undefined,        // the host token, only to send host-only commands
+ *     cohostToken: undefined,      // or a co-host's token: what the room gives co-hosts
  *     correction: { seekThreshold: 1.5 }, // optional, see DEFAULT_CORRECTION in sync-core.js
  *     // baseUrl: 'https://sync.example', EventSource, // outside the page (Node: the `eventsource` package)
  *   });
@@ -29,7 +30,8 @@
  *   // once its onReady has fired, or the SimPlayer of sim-player.js.
  *   room.attachPlayer(ytPlayer);
  *
- *   await room.command({ type: 'seek', position: 42 }); // needs hostToken in "host" control
+ *   room.can('playback');  // whether this client may play, pause, seek (the room's permissions)
+ *   await room.command({ type: 'seek', position: 42 }); // refused (401/403) unless room.can('playback')
  *   await room.chat('Ann', 'this drop!');
  *   room.roomPosition();   // seconds, where the room is now by the server clock
  *   room.playerPosition(); // seconds, where the local player is now
@@ -50,7 +52,11 @@
  * - `chat`     — `{version, name, text, server_time}`; also once for each message of a
  *   snapshot's `chat` history not seen yet, with `history: true` (a late joiner sees what
  *   was said; a resync or reconnect never repeats a message)
- * - `control`  — `{version, control, server_time}`
+ * - `control`  — `{version, control, permissions, server_time}`: `control` is `host`, `open`
+ *   or `custom` (derived from `permissions`; see {@link SyncRoom#can})
+ * - `permissions` — `{version, permissions, control, server_time}`: the host changed who may do what
+ * - `cohosts`  — `{version, cohosts: [{cohost_id, name}], server_time}`: a co-host was added or revoked
+ * - `chat_deleted` — `{version, chat_version, server_time}`: a moderator removed that chat message
  * - `hello`    — `{stream, stream_token, expires_at}`: first on every connection, resumed
  *   ones too; also kept as `room.streamId` / `room.streamToken`, which bind this page's
  *   reports to its live stream
@@ -67,6 +73,10 @@
  *   the server's id-less `sync` events and this page's own report answers; also kept as
  *   `room.room.sync`
  * - `ready_gate` — `{version, ready_gate: {quorum, deadline_ms}, server_time}`: the host set the gate
+ * - `vote_skip` — `{version, vote_skip: {ratio, min_votes}, server_time}`: the host set vote skip
+ *   (`ratio` 0: off); also kept as `room.room.vote_skip`
+ * - `votes`    — `{skip, needed, listeners, server_time}`: how the votes to skip the loaded
+ *   item stand (id-less, coalesced by the server)
  * - `gate`     — `{ready_gate, ready, listeners, starts_at, server_time}`: how far the open
  *   ready gate is ("waiting for 3 of 40, starting in 2 s")
  * - `start`    — `{starts_at}`: a pending start's moment came (the player was started)
@@ -101,15 +111,17 @@ import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from
 import { SyncReporter } from './sync-report.js';
 import {
   ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
-  setQueueMode, setPersistent,
+  setQueueMode, setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost,
+  setVoteSkip, sendVote,
 } from './api.js';
+import { roomPermissions, admits, Group, Who } from './permissions.js';
 import { ServerClock } from './clock.js';
 import { PlayerSync, PlayerMode, itemKey } from './player-sync.js';
 import { applyQueueEvent, QueueMode } from './queue.js';
 
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
   'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
-  'permissions', 'cohosts', 'chat_deleted'];
+  'permissions', 'cohosts', 'chat_deleted', 'vote_skip'];
 /** Events without an id, passed on as they come (what they mean is the page's business). */
 const NOTICE_EVENTS = ['kicked', 'members'];
 
@@ -137,6 +149,7 @@ export class SyncRoom extends EventTarget {
    * @param {string} options.roomId
    * @param {string} [options.name] display name sent with the stream
    * @param {string} [options.hostToken] sent as `Authorization: Bearer` with commands
+   * @param {string} [options.cohostToken] a co-host's token, sent the same way when there is no host token
    * @param {string} [options.baseUrl=''] the server's origin
    * @param {object} [options.correction] drift thresholds (DEFAULT_CORRECTION keys)
    * @param {object} [options.driftWindow] DRIFT_WINDOW keys (sync-core.js): how long drift is kept, and left out after a change
@@ -154,6 +167,8 @@ export class SyncRoom extends EventTarget {
     this.roomId = options.roomId;
     this.name = options.name || '';
     this.hostToken = options.hostToken || null;
+    /** A co-host's token (`null` when none, or once the page learns it was revoked). */
+    this.cohostToken = options.cohostToken || null;
     this.baseUrl = options.baseUrl || '';
     this.options = options;
     this.EventSource = options.EventSource || globalThis.EventSource;
@@ -220,10 +235,30 @@ export class SyncRoom extends EventTarget {
   /** Whether the host keeps the room: it is exempt from the server's idle expiry. */
   get persistent() { return Boolean(this.room && this.room.persistent); }
 
-  /** Whether commands from this client are accepted: it holds the host token, or control is open. */
-  get canControl() {
-    return Boolean(this.hostToken) || (this.room !== null && this.room.control === 'open');
+  /** The token this client sends: the host's, else a co-host's, else `null`. */
+  get token() { return this.hostToken || this.cohostToken || null; }
+
+  /** Who this client is to the room: `host`, `cohost` or `anyone` (no token). */
+  get role() {
+    if (this.hostToken) return Who.HOST;
+    return this.cohostToken ? Who.COHOST : Who.ANYONE;
   }
+
+  /**
+   * Who may do what here: the room's `permissions`, or what its `control` means on a server
+   * without them (before the first snapshot: a host room's).
+   */
+  get permissions() { return roomPermissions(this.room); }
+
+  /**
+   * Whether this client may act in `group` (`playback`, `queue_add`, `queue_edit`, `skip`,
+   * `moderate`, `chat`; see `Group`), as the room's permissions stand now. The server
+   * decides: a co-host revoked meanwhile is refused all the same.
+   */
+  can(group) { return admits(this.permissions[group], this.role); }
+
+  /** Whether this client may control playback (`can('playback')`). */
+  get canControl() { return this.can(Group.PLAYBACK); }
 
   /** Milliseconds to add to the local clock to read the server's. */
   clockOffset() { return this.clock.offset; }
@@ -399,6 +434,11 @@ export class SyncRoom extends EventTarget {
     es.addEventListener('gate', (e) => {
       const data = parse(e.data);
       if (data) this._emit('gate', data);
+    });
+    // How the votes to skip the loaded item stand: `{skip, needed, listeners}`.
+    es.addEventListener('votes', (e) => {
+      const data = parse(e.data);
+      if (data) this._emit('votes', data);
     });
     es.addEventListener('presence', (e) => {
       const data = parse(e.data);
@@ -580,7 +620,9 @@ export class SyncRoom extends EventTarget {
       case 'permissions':
         if (this.room) {
           this.room.control = data.control;
-          this.room.permissions = data.permissions;
+          // A server without permissions sends `control` alone: they are derived from it.
+          if (data.permissions) this.room.permissions = data.permissions;
+          else delete this.room.permissions;
           this.room.version = data.version;
         }
         this._emit(type, data);
@@ -599,6 +641,10 @@ export class SyncRoom extends EventTarget {
       case 'ready_gate':
         if (this.room) { this.room.ready_gate = data.ready_gate; this.room.version = data.version; }
         this._emit('ready_gate', data);
+        break;
+      case 'vote_skip':
+        if (this.room) { this.room.vote_skip = data.vote_skip; this.room.version = data.version; }
+        this._emit('vote_skip', data);
         break;
       case 'visibility':
         if (this.room) { this.room.visibility = data.visibility; this.room.version = data.version; }
@@ -633,7 +679,7 @@ export class SyncRoom extends EventTarget {
    * Rejects with an {@link ApiError} (e.g. `401 unauthorized`, `409 version_conflict`).
    */
   async command(cmd) {
-    return sendCommand(this.roomId, cmd, this.hostToken, this.baseUrl);
+    return sendCommand(this.roomId, cmd, this.token, this.baseUrl);
   }
 
   /**
@@ -641,7 +687,7 @@ export class SyncRoom extends EventTarget {
    * `queueAdd` in api.js). Resolves to `{version, room}`.
    */
   queueAdd(what) {
-    return queueAdd(this.roomId, what, this.hostToken, this.baseUrl);
+    return queueAdd(this.roomId, what, this.token, this.baseUrl);
   }
 
   /**
@@ -649,12 +695,12 @@ export class SyncRoom extends EventTarget {
    * in api.js), attributed to `options.name` (default: this client's name).
    */
   queueAddAll(items, { name = this.name } = {}) {
-    return queueAddAll(this.roomId, items, { name: name || undefined, hostToken: this.hostToken, baseUrl: this.baseUrl });
+    return queueAddAll(this.roomId, items, { name: name || undefined, hostToken: this.token, baseUrl: this.baseUrl });
   }
 
   /** Sets the queue mode: `normal`, `loop` or `shuffle` (see `QueueMode`). */
   setQueueMode(queueMode) {
-    return setQueueMode(this.roomId, queueMode, this.hostToken, this.baseUrl);
+    return setQueueMode(this.roomId, queueMode, this.token, this.baseUrl);
   }
 
   /** Keeps the room (exempt from idle expiry) or lets it expire again; host only. */
@@ -662,9 +708,48 @@ export class SyncRoom extends EventTarget {
     return setPersistent(this.roomId, persistent, this.hostToken, this.baseUrl);
   }
 
-  /** Says something in the room's chat. Resolves to `{version}`. */
+  /** Sets the room's vote skip (`ratio` 0 to 1, 0: off; `minVotes` 1 to 10000); host only. */
+  setVoteSkip(ratio, minVotes = 1) {
+    return setVoteSkip(this.roomId, ratio, minVotes, this.hostToken, this.baseUrl);
+  }
+
+  /**
+   * Votes to skip the loaded item, as this page's live stream (once per item). Resolves to
+   * `{skip, needed, listeners, counted}`; rejects before the stream's `hello` came.
+   */
+  voteSkip() {
+    if (!this.streamToken) return Promise.reject(new Error('no live stream to vote with yet'));
+    return sendVote(this.roomId, this.streamToken, this.baseUrl);
+  }
+
+  /** Says something in the room's chat (with this client's token, if any). Resolves to `{version}`. */
   chat(name, text) {
-    return sendChat(this.roomId, name, text, this.baseUrl);
+    return sendChat(this.roomId, name, text, this.baseUrl, this.token);
+  }
+
+  /** Sets who may do what: `{group: 'host' | 'cohost' | 'anyone', ...}`, any subset; host only. */
+  setPermissions(permissions) {
+    return setPermissions(this.roomId, permissions, this.hostToken, this.baseUrl);
+  }
+
+  /** Removes the chat message sent as `chatVersion` (group `moderate`). */
+  deleteChat(chatVersion) {
+    return deleteChat(this.roomId, chatVersion, this.token, this.baseUrl);
+  }
+
+  /** Makes a co-host named `name`; resolves to `{cohost_id, cohost_token, name}` (host only). */
+  addCohost(name) {
+    return addCohost(this.roomId, name, this.hostToken, this.baseUrl);
+  }
+
+  /** The room's co-hosts: `{cohosts: [{cohost_id, name}]}` (host only). */
+  listCohosts() {
+    return listCohosts(this.roomId, this.hostToken, this.baseUrl);
+  }
+
+  /** Revokes a co-host at once (host only). */
+  revokeCohost(cohostId) {
+    return revokeCohost(this.roomId, cohostId, this.hostToken, this.baseUrl);
   }
 
   /**

@@ -18,6 +18,7 @@ use crate::room::gate::GateProgress;
 use crate::room::source::Source;
 use crate::room::state::{RoomView, Visibility};
 use crate::room::sync::{DriftReport, SyncSummary};
+use crate::room::votes::VoteProgress;
 
 /// Closed streams a room remembers until its actor next looks (to forget their
 /// sync reports at once); past this many, the rest simply expire.
@@ -98,6 +99,12 @@ pub(crate) enum Request {
         token: Option<HostToken>,
         call: CohostCall,
         respond_to: oneshot::Sender<Result<CohostAnswer, RoomError>>,
+    },
+    /// A listener's vote to skip the loaded item, bound to its stream (by the
+    /// stream token).
+    Vote {
+        stream: String,
+        respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
     },
     /// Whether `stream` was kicked from the room (on any node).
     Kicked {
@@ -546,6 +553,15 @@ impl RoomHandle {
                 ready_gate,
                 respond_to,
             })
+            .await?;
+        progress
+    }
+
+    /// Counts the event stream `stream` (verified by the caller) as a vote to
+    /// skip the loaded item; answers how the votes stand.
+    pub async fn vote(&self, stream: String) -> Result<VoteProgress, RoomError> {
+        let progress = self
+            .call(|respond_to| Request::Vote { stream, respond_to })
             .await?;
         progress
     }

@@ -15,11 +15,12 @@
 //!   while only that one is armed, the room sleeps without a task (see
 //!   [`Inbox`]) and the registry's sweep wakes it when its time is up;
 //! - sync: the oldest drift report expires; a changed summary is due as a `sync` event;
-//! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`.
+//! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`;
+//! - votes: at most one `votes` event per 250 ms while votes to skip change.
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
@@ -34,6 +35,7 @@ use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::moderation::KickedStreams;
 use crate::room::state::{Access, Inputs, Room, RoomView};
 use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
+use crate::room::votes::{VoteProgress, VoteTally, VOTES_OFF};
 use crate::store::RoomStore;
 
 /// Starts the driver of a room kept here and returns its handle. `store`: where
@@ -57,9 +59,11 @@ pub fn spawn(
         requests_tx,
         hub.status.clone(),
     );
+    let votes = VoteTally::following(room.item_since);
     let driver = LocalRoom {
         room,
         tally: ReadyTally::default(),
+        votes,
         hub,
         sync_board: SyncBoard::new(context.settings.sync),
         sync: SyncAnnouncer::default(),
@@ -78,6 +82,8 @@ struct LocalRoom {
     room: Room,
     /// Who reported the open ready gate's item loaded.
     tally: ReadyTally,
+    /// Who voted to skip the loaded item.
+    votes: VoteTally,
     hub: Hub,
     /// The listeners' drift reports.
     sync_board: SyncBoard,
@@ -106,10 +112,7 @@ impl LocalRoom {
             // turn costs a timer-wheel entry; one keeps the task small).
             let due_at = self.room.next_due().map(|at| self.instant_at(at));
             let now_ms = self.now();
-            let progress_at = self
-                .tally
-                .progress_deadline(now_ms)
-                .map(|at| self.instant_at(at));
+            let progress_at = self.frames_deadline(now_ms);
             // Presence and members: each at most once per interval.
             let announce_at = [self.hub.presence_deadline(), self.hub.members_deadline()]
                 .into_iter()
@@ -169,7 +172,7 @@ impl LocalRoom {
                         self.publish(events, None);
                     }
                     if progress_at.is_some_and(|at| at <= now) {
-                        self.send_progress();
+                        self.send_due_frames();
                     }
                     if announce_at.is_some_and(|at| at <= now) {
                         self.announce_due(now);
@@ -220,11 +223,15 @@ impl LocalRoom {
         let closed = self.hub.status.take_closed_streams();
         for stream in &closed {
             self.sync_board.forget(stream);
+            self.votes.forget(stream);
         }
         self.hub.forget_streams(&closed);
         self.refresh_sync();
         // One who took part may have left: the rest may be the quorum.
         self.check_gate();
+        // Fewer listeners need fewer votes.
+        self.votes.touch();
+        self.check_votes();
     }
 
     fn now(&self) -> i64 {
@@ -355,8 +362,9 @@ impl LocalRoom {
                 let token = token.as_ref().map(|t| t.0.as_str());
                 let _ = respond_to.send(self.cohosts(token, &call, now));
             }
-            Request::Kicked { stream, respond_to } => {
-                let _ = respond_to.send(Ok(self.kicked.contains(&stream)));
+            Request::Kicked { stream, respond_to } => self.answer_kicked(&stream, respond_to),
+            Request::Vote { stream, respond_to } => {
+                let _ = respond_to.send(self.vote(stream));
             }
             // Only mirrors are fed; reads were answered above.
             Request::Feed(_)
@@ -365,6 +373,11 @@ impl LocalRoom {
             | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// Whether `stream` was kicked here (the room's only node).
+    fn answer_kicked(&self, stream: &str, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
+        let _ = respond_to.send(Ok(self.kicked.contains(stream)));
     }
 
     /// A chat message, decided by the room and published: the room's version after it.
@@ -480,8 +493,17 @@ impl LocalRoom {
                 store.save(&self.room);
             }
         }
+        let vote_skip_set = events
+            .iter()
+            .any(|event| matches!(event.kind, EventKind::VoteSkip { .. }));
         self.hub.publish(events, arrived);
         self.tally.follow(self.room.state.ready_gate);
+        self.votes.follow(self.room.item_since);
+        if vote_skip_set {
+            // A lower bar may be met by the votes that stand.
+            self.votes.touch();
+            self.check_votes();
+        }
     }
 
     /// Opens the start when the open ready gate has its quorum.
@@ -494,6 +516,68 @@ impl LocalRoom {
         if let Some(gate) = self.room.gate_met(self.tally.ready(), &inputs) {
             let events = self.room.release_gate(gate, &inputs);
             self.publish(events, None);
+        }
+    }
+
+    /// A listener's vote to skip the loaded item: counted once per stream and
+    /// item, and the item skipped when the votes are enough.
+    fn vote(&mut self, stream: String) -> Result<VoteProgress, RoomError> {
+        let settings = self.room.vote_skip;
+        if !settings.is_on() {
+            return Err(CommandError::InvalidCommand(VOTES_OFF.into()).into());
+        }
+        let counted =
+            self.room.state.source.is_some() && self.votes.cast(self.room.item_since, stream);
+        let listeners = self.hub.listeners() as u64;
+        let skip = self.votes.skip();
+        if counted {
+            self.check_votes();
+        }
+        Ok(VoteProgress {
+            skip,
+            needed: settings.needed(listeners),
+            listeners,
+            counted,
+        })
+    }
+
+    /// Skips the loaded item when the votes are enough (once per item).
+    fn check_votes(&mut self) {
+        let listeners = self.hub.listeners() as u64;
+        if let Some(item) = self.room.vote_skip_met(self.votes.skip(), listeners) {
+            let events = self.room.skip_by_vote(item, &self.inputs());
+            self.publish(events, None);
+        }
+    }
+
+    /// When the next coalesced frame (`gate` progress, `votes`) may go.
+    fn frames_deadline(&self, now_ms: i64) -> Option<Instant> {
+        let progress = self.tally.progress_deadline(now_ms);
+        let votes = self.votes.deadline(now_ms);
+        let at = progress.into_iter().chain(votes).min()?;
+        Some(self.instant_at(at))
+    }
+
+    /// Sends the coalesced frames whose time has come.
+    fn send_due_frames(&mut self) {
+        let now = self.now();
+        if self
+            .tally
+            .progress_deadline(now)
+            .is_some_and(|at| at <= now)
+        {
+            self.send_progress();
+        }
+        if self.votes.deadline(now).is_some_and(|at| at <= now) {
+            self.send_votes();
+        }
+    }
+
+    /// Tells the listeners how the votes to skip stand (coalesced).
+    fn send_votes(&mut self) {
+        let (listeners, now) = (self.hub.listeners() as u64, self.now());
+        if let Some(votes) = self.votes.due(&self.room.vote_skip, listeners, now) {
+            self.hub.send_live(Frame::votes(votes, now));
         }
     }
 

@@ -18,7 +18,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::handle::{Boxed, CommandReply, HostToken, Request, RoomHandle};
+use super::handle::{
+    Boxed, CommandReply, HostToken, Request, RoomHandle, MAX_CLOSED_STREAMS_PENDING,
+};
 use super::hub::Hub;
 use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
@@ -32,6 +34,7 @@ use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{DriftReport, SyncAnnouncer, SyncChange, SyncSummary, SyncTaken};
+use crate::room::votes::{VoteChange, VoteProgress, VoteTally, VOTES_OFF};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -130,10 +133,14 @@ pub fn spawn(
     let now = context.clock.now_ms();
     sync.update(opened.sync, now);
     sync.due(now);
+    let votes = VoteTally::following(room.item_since);
     let driver = MirrorRoom {
         room,
         tally: ReadyTally::default(),
         release_tried: None,
+        votes,
+        skip_tried: None,
+        votes_gone: Vec::new(),
         hub,
         link,
         sync,
@@ -251,6 +258,29 @@ impl Link {
         }
     }
 
+    /// Skips `item` (`skip` votes of `listeners`), as the shared room decides:
+    /// its settings, and whether the item is still loaded and not skipped yet.
+    async fn skip_by_vote(
+        &self,
+        room_id: &str,
+        item: u64,
+        skip: u64,
+        listeners: u64,
+        inputs_at: impl Fn(i64) -> Inputs + Send + Sync,
+    ) {
+        let skipped = self
+            .commit(room_id, None, |room, now| {
+                Ok(match room.vote_skip_met(skip, listeners) {
+                    Some(met) if met == item => room.skip_by_vote(item, &inputs_at(now)),
+                    _ => Vec::new(),
+                })
+            })
+            .await;
+        if let Err(error) = skipped {
+            tracing::debug!(%room_id, %error, "vote skip not committed");
+        }
+    }
+
     /// Commits `change` in a task of its own (the mirror never waits on the
     /// store) and answers the room's version after it.
     fn spawn_commit_answering_version<F>(
@@ -285,6 +315,13 @@ struct MirrorRoom {
     tally: ReadyTally,
     /// The gate this node last tried to release after listeners left.
     release_tried: Option<u64>,
+    /// The votes to skip the loaded item as heard (the voters are kept in
+    /// the shared store, so that every node counts all of them).
+    votes: VoteTally,
+    /// The item this node last tried to skip by votes.
+    skip_tried: Option<u64>,
+    /// Streams that ended here whose votes are to be taken back.
+    votes_gone: Vec<String>,
     hub: Hub,
     link: Link,
     /// The room's sync summary over every node, as last heard.
@@ -329,6 +366,7 @@ impl MirrorRoom {
             let link_at = self.link_deadline();
             let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
             let keepalive_at = self.hub.keepalive_deadline();
+            let votes_at = self.votes.deadline(now_ms).map(|at| self.instant_at(at));
             tokio::select! {
                 biased;
                 request = self.requests_rx.recv() => match request {
@@ -341,12 +379,15 @@ impl MirrorRoom {
                     None => break,
                 },
                 _ = self.hub.status.listeners_changed.notified() => {
+                    let closed = self.hub.status.take_closed_streams();
+                    self.take_votes_back(&closed);
                     let gate_changed =
                         self.hub.status.gate_listeners() as u64 != self.link.reported_gate;
                     if self.hub.on_listeners_changed().is_some() || gate_changed {
                         self.report_listeners();
                     }
-                    self.forget_closed_streams();
+                    self.forget_votes_gone();
+                    self.forget_closed_streams(closed);
                 }
                 _ = sleep_until_some(sync_at) => {
                     if let Some(summary) = self.sync.due(self.now()) {
@@ -354,6 +395,7 @@ impl MirrorRoom {
                     }
                 }
                 _ = sleep_until_some(progress_at) => self.send_progress(),
+                _ = sleep_until_some(votes_at) => self.send_votes(),
                 _ = alarm.wait() => self.start_catch_up(),
                 _ = sleep_until_some(end_at) => self.on_end_timer(),
                 _ = sleep_until_some(presence_at) => {
@@ -485,17 +527,23 @@ impl MirrorRoom {
                 respond_to,
             } => self.on_sync_report(stream, report, respond_to),
             Request::Feed(feed) => return self.on_feed(feed),
-            Request::Kicked { stream, respond_to } => {
-                // The kicked set is the shared store's: a kick on any node counts.
-                tokio::spawn(async move {
-                    let kicked = link.shared.kicked(&room_id, &stream).await;
-                    let _ = respond_to.send(kicked.map_err(RoomError::from));
-                });
-            }
+            Request::Kicked { stream, respond_to } => self.answer_kicked(stream, respond_to),
+            Request::Vote { stream, respond_to } => self.on_vote(stream, respond_to),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// Whether `stream` was kicked: the kicked set is the shared store's, so
+    /// a kick on any node counts (spawned; the mirror never waits on the store).
+    fn answer_kicked(&self, stream: String, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            let kicked = link.shared.kicked(&room_id, &stream).await;
+            let _ = respond_to.send(kicked.map_err(RoomError::from));
+        });
     }
 
     /// A listener's sync report: kept beside the others in the store; a
@@ -618,8 +666,14 @@ impl MirrorRoom {
                 self.hub.members_changed();
                 // One who took part may have left: the rest may be the quorum.
                 self.check_gate();
+                self.votes.touch();
+                self.check_votes();
             }
             Feed::CaughtUp(result) => return self.on_caught_up(*result),
+            Feed::Votes { item, skip } => {
+                self.votes.heard(item, skip);
+                self.check_votes();
+            }
             Feed::Kick { stream } => {
                 self.hub.kick(&stream, self.now());
             }
@@ -691,11 +745,18 @@ impl MirrorRoom {
             let (event, arrived) = entry.remove();
             self.room.absorb(&event);
             self.tally.follow(self.room.state.ready_gate);
+            self.votes.follow(self.room.item_since);
             let closed = matches!(event.kind, EventKind::Closed { .. });
+            let vote_skip_set = matches!(event.kind, EventKind::VoteSkip { .. });
             self.hub.publish(vec![event], arrived);
             if closed {
                 tracing::info!(room_id = %self.room.room_id, "shared room closed");
                 return Flow::Stop;
+            }
+            if vote_skip_set {
+                // A lower bar may be met by the votes that stand.
+                self.votes.touch();
+                self.check_votes();
             }
         }
         if !self.pending.is_empty() {
@@ -755,6 +816,7 @@ impl MirrorRoom {
             // fresh snapshot (the state is idempotent) and replay restarts here.
             tracing::info!(room_id = %room.room_id, from = self.room.version, to = room.version, "mirror resynced");
             self.room = room;
+            self.votes.follow(self.room.item_since);
             self.hub.forget_history();
             self.hub.send_live(Frame::snapshot(&self.view(self.now())));
             self.pending
@@ -838,8 +900,7 @@ impl MirrorRoom {
     }
 
     /// Streams that ended here stop counting in the shared store at once.
-    fn forget_closed_streams(&mut self) {
-        let closed = self.hub.status.take_closed_streams();
+    fn forget_closed_streams(&mut self, closed: Vec<String>) {
         self.hub.forget_streams(&closed);
         if closed.is_empty() || self.sync.current().reporting == 0 {
             return;
@@ -872,11 +933,14 @@ impl MirrorRoom {
         let link = self.link.clone();
         let room_id = self.room.room_id.clone();
         let counts = self.hub.status.clone();
+        let gone = std::mem::take(&mut self.votes_gone);
+        let item = self.room.item_since;
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
             // older count would stand until the next heartbeat).
             let _turn = link.reporting.lock().await;
+            forget_votes(&link, &room_id, item, gone).await;
             let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
             // A failed report is retried by the next heartbeat; it also means the
             // feed may be silently gone (a dead link sends no disconnection), so
@@ -987,11 +1051,132 @@ impl MirrorRoom {
         tokio::spawn(async move { link.release_gate(&room_id, gate, inputs_at).await });
     }
 
+    /// Streams that ended here take their votes back, when there are votes.
+    fn take_votes_back(&mut self, closed: &[String]) {
+        if self.votes.skip() > 0 && self.votes_gone.len() < MAX_CLOSED_STREAMS_PENDING {
+            self.votes_gone.extend_from_slice(closed);
+        }
+    }
+
+    /// Takes back the votes of streams that ended (spawned; the change comes
+    /// back on the feed). In the turn of the listener-count reports: a vote
+    /// must be gone before the count without its stream reaches other nodes,
+    /// or they could find the votes enough that no longer are.
+    fn forget_votes_gone(&mut self) {
+        if self.votes_gone.is_empty() {
+            return;
+        }
+        let gone = std::mem::take(&mut self.votes_gone);
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let item = self.room.item_since;
+        tokio::spawn(async move {
+            let _turn = link.reporting.lock().await;
+            forget_votes(&link, &room_id, item, gone).await;
+        });
+    }
+
+    /// A listener's vote to skip the loaded item: counted in the shared store
+    /// (once per stream and item), and the skip committed (once, by
+    /// compare-and-set) when the votes are enough.
+    fn on_vote(
+        &mut self,
+        stream: String,
+        respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
+    ) {
+        let settings = self.room.vote_skip;
+        if !settings.is_on() {
+            let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
+            return;
+        }
+        let listeners = self.link.listeners_now(self.hub.listeners());
+        let (skip, item) = (self.votes.skip(), self.room.item_since);
+        if self.room.state.source.is_none() {
+            let needed = settings.needed(listeners);
+            let _ = respond_to.send(Ok(VoteProgress {
+                skip,
+                needed,
+                listeners,
+                counted: false,
+            }));
+            return;
+        }
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        tokio::spawn(async move {
+            let reply = match link
+                .shared
+                .vote(&room_id, item, VoteChange::Cast(stream))
+                .await
+            {
+                Ok((counted, skip)) => {
+                    if counted && settings.met(skip, listeners) {
+                        link.skip_by_vote(&room_id, item, skip, listeners, inputs_at)
+                            .await;
+                    }
+                    Ok(VoteProgress {
+                        skip,
+                        needed: settings.needed(listeners),
+                        listeners,
+                        counted,
+                    })
+                }
+                Err(unavailable) => Err(RoomError::from(unavailable)),
+            };
+            let _ = respond_to.send(reply);
+        });
+    }
+
+    /// Commits the skip when the votes as last heard are enough with the
+    /// listeners over every node (after a vote elsewhere, or after some left).
+    /// Every node serving the room may find it so; the compare-and-set skips
+    /// once, and each node tries once per item.
+    fn check_votes(&mut self) {
+        let listeners = self.link.listeners_now(self.hub.listeners());
+        let skip = self.votes.skip();
+        let Some(item) = self.room.vote_skip_met(skip, listeners) else {
+            return;
+        };
+        if self.skip_tried == Some(item) {
+            return;
+        }
+        self.skip_tried = Some(item);
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        tokio::spawn(async move {
+            link.skip_by_vote(&room_id, item, skip, listeners, inputs_at)
+                .await
+        });
+    }
+
+    /// Tells this node's listeners how the votes to skip stand (coalesced).
+    fn send_votes(&mut self) {
+        let listeners = self.link.listeners_now(self.hub.listeners());
+        let now = self.now();
+        if let Some(votes) = self.votes.due(&self.room.vote_skip, listeners, now) {
+            self.hub.send_live(Frame::votes(votes, now));
+        }
+    }
+
     /// Tells this node's listeners how far the open gate is (coalesced).
     fn send_progress(&mut self) {
         let (listeners, now) = (self.link.gate_listeners, self.now());
         if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
             self.hub.send_live(frame);
+        }
+    }
+}
+
+/// Takes back the votes of streams that ended, in batches. A vote that could
+/// not be taken back (the store away) stays until the item changes: votes are
+/// kept per item.
+async fn forget_votes(link: &Link, room_id: &str, item: u64, gone: Vec<String>) {
+    for batch in gone.chunks(FORGET_BATCH) {
+        let forget = VoteChange::Forget(batch.to_vec());
+        if link.shared.vote(room_id, item, forget).await.is_err() {
+            return;
         }
     }
 }

@@ -30,6 +30,7 @@ use crate::room::event::Event;
 use crate::room::members::Member;
 use crate::room::state::Room;
 use crate::room::sync::{SyncChange, SyncSummary, SyncTaken};
+use crate::room::votes::VoteChange;
 
 /// A boxed future, so that the port can be used as `dyn SharedRooms`.
 pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -132,6 +133,17 @@ pub trait SharedRooms: Send + Sync + 'static {
         change: SyncChange,
     ) -> PortFuture<'a, Result<SyncTaken, RoomError>>;
 
+    /// Changes the votes to skip the room's item `item` (its `item_since`),
+    /// kept beside the room so that every node counts all of them. Answers
+    /// whether the change changed anything and the item's votes after it; a
+    /// change reaches every mirror as [`Feed::Votes`].
+    fn vote<'a>(
+        &'a self,
+        room_id: &'a str,
+        item: u64,
+        change: VoteChange,
+    ) -> PortFuture<'a, Result<(bool, u64), Unavailable>>;
+
     /// Remembers `stream` as kicked from the room, so that every node refuses
     /// its token from then on, and tells every node ([`Feed::Kick`]): the one
     /// holding the stream ends it.
@@ -231,6 +243,8 @@ pub enum Feed {
     CaughtUp(Box<Result<CatchUp, Unavailable>>),
     /// The room's sync summary over every node changed.
     Sync(SyncSummary),
+    /// The votes to skip the room's item `item` changed (over every node).
+    Votes { item: u64, skip: u64 },
     /// A moderator kicked `stream`: the node holding it ends it.
     Kick { stream: String },
     /// Another node's named listeners in the room, counting until

@@ -10,6 +10,11 @@
 //! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms:buffering:name` (the
 //!   listeners' drift reports, whichever node took them), and
 //!   `syncroom:{id}:sync-summary`, their summary as last published ([`SYNC`]);
+//! - `syncroom:{id}:votes:<item>`, a set of the streams that voted to skip the
+//!   item loaded at version `<item>` (kept here, beside the room, rather than
+//!   travelling between nodes like readiness: a vote must be counted once however
+//!   many nodes hear of it, and taken back by whichever node its stream ended on;
+//!   the set is the one count every node reads, [`VOTES`]);
 //! - `syncroom:rooms`, a sorted set of room ids scored by their listener total;
 //! - `syncroom:public`, the same for the public rooms only (what `GET /api/rooms`
 //!   lists);
@@ -62,6 +67,7 @@ use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, SyncTaken, BEHIND_LISTED, IN_SYNC_MS,
 };
+use crate::room::votes::VoteChange;
 use crate::room::{Clock, CommandError, Room, RoomError};
 
 /// A node's listener count is forgotten this long after its last report, so the
@@ -70,6 +76,9 @@ const NODE_COUNT_TTL: Duration = Duration::from_secs(15);
 /// How long a ready gate's set of ready streams is kept (well past any gate's
 /// deadline; it is never read after its gate closed).
 const READY_TTL: Duration = Duration::from_secs(60);
+/// How long an item's set of votes is kept after its last vote (it is never
+/// read once another item is loaded; this only bounds what a gone room leaves).
+const VOTES_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Longest pause between two attempts of a conflicting commit: a little jitter
 /// keeps nodes that collided from colliding again in lockstep.
 const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
@@ -89,6 +98,8 @@ const LIST: &str = include_str!("lua/list.lua");
 /// Records, forgets or sweeps sync reports; answers (and on change publishes)
 /// the room's summary.
 const SYNC: &str = include_str!("lua/sync.lua");
+/// Casts or takes back votes to skip an item; answers {changed, votes}.
+const VOTES: &str = include_str!("lua/votes.lua");
 
 /// The key layout, written once: every key of a room shares its `{room_id}`
 /// hash tag. The scripts that reach another room's key get its pieces as
@@ -142,6 +153,11 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:ready:{gate}")
     }
 
+    /// The streams that voted to skip the item loaded at version `item`.
+    pub fn votes(room_id: &str, item: u64) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:votes:{item}")
+    }
+
     /// The streams kicked from the room (a sorted set by kick time, newest
     /// `MAX_KICKED` kept, expiring with the room's TTL after the last kick).
     pub fn kicked(room_id: &str) -> String {
@@ -184,6 +200,10 @@ enum FeedMessage {
         ready_gate: u64,
         ready: u64,
         listeners: u64,
+    },
+    Votes {
+        item: u64,
+        skip: u64,
     },
     /// A stream was kicked: the node holding it ends it. Nodes from before
     /// kicks log it as unreadable and leave the stream open (its token is
@@ -281,6 +301,7 @@ impl Dispatcher {
                     expires_at,
                 }
             }
+            Ok(FeedMessage::Votes { item, skip }) => Feed::Votes { item, skip },
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -311,6 +332,7 @@ pub struct RedisBackplane {
     list: redis::Script,
     sync_script: redis::Script,
     sync: SyncRules,
+    votes: redis::Script,
 }
 
 /// The knobs of [`RedisBackplane::connect`].
@@ -454,6 +476,7 @@ impl RedisBackplane {
             commit: redis::Script::new(COMMIT),
             presence: redis::Script::new(PRESENCE),
             ready: redis::Script::new(READY),
+            votes: redis::Script::new(VOTES),
             list: redis::Script::new(LIST),
             sync_script: redis::Script::new(SYNC),
             sync: settings.sync,
@@ -952,6 +975,35 @@ impl RedisBackplane {
         Ok((ready.max(0) as u64, listeners.max(0) as u64))
     }
 
+    /// Casts or takes back votes to skip the room's item `item`; answers
+    /// whether anything changed and the item's votes, and publishes a change.
+    pub async fn vote(
+        &self,
+        room_id: &str,
+        item: u64,
+        change: VoteChange,
+    ) -> Result<(bool, u64), Unavailable> {
+        let mut conn = self.commands.clone();
+        let mut invocation = self.votes.key(keys::votes(room_id, item));
+        invocation
+            .arg(VOTES_TTL.as_millis() as u64)
+            .arg(item)
+            .arg(keys::feed(room_id));
+        match change {
+            VoteChange::Cast(stream) => invocation.arg("cast").arg(stream),
+            VoteChange::Forget(streams) => invocation.arg("forget").arg(streams),
+        };
+        let (changed, votes): (i64, i64) = self
+            .bounded(async {
+                invocation
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok((changed > 0, votes.max(0) as u64))
+    }
+
     /// Remembers `stream` as kicked (a well-formed id only; the set is bounded
     /// and expires with the room's TTL after the last kick, so it outlives
     /// the stream's token with the default `--room-ttl`) and publishes the
@@ -1145,6 +1197,15 @@ impl SharedRooms for RedisBackplane {
         self.stream_key
     }
 
+    fn vote<'a>(
+        &'a self,
+        room_id: &'a str,
+        item: u64,
+        change: VoteChange,
+    ) -> PortFuture<'a, Result<(bool, u64), Unavailable>> {
+        Box::pin(RedisBackplane::vote(self, room_id, item, change))
+    }
+
     fn kick<'a>(
         &'a self,
         room_id: &'a str,
@@ -1237,6 +1298,7 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
                     FeedMessage::Presence { .. }
                     | FeedMessage::Sync(_)
                     | FeedMessage::Gate { .. }
+                    | FeedMessage::Votes { .. }
                     | FeedMessage::Kick { .. }
                     | FeedMessage::Members { .. },
                 ) => None,

@@ -55,7 +55,11 @@ impl<const LIMIT: usize> FromRequest<Arc<AppState>> for JsonBody<LIMIT> {
                 ))
             }
         };
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // JSON's whitespace only: a form feed is no JSON, and no empty body either.
+        if bytes
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
             return Ok(JsonBody(None));
         }
         if !is_json {

@@ -15,6 +15,7 @@
 //! - [`schema`]: the request bodies' and stream messages' schemas, from the decoder's tables.
 //! - [`error`]: [`ApiError`], the one error type, and its JSON body.
 //! - [`extract`]: body and header extractors that reject with [`ApiError`].
+//! - [`vote`]: listeners' votes to skip, bound to a stream by its token.
 
 pub mod accept;
 pub mod cohosts;
@@ -36,6 +37,7 @@ pub mod stream_token;
 pub mod sync;
 pub mod tls;
 pub mod validators;
+pub mod vote;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -259,6 +261,7 @@ pub fn router(app: Arc<AppState>) -> Router {
             "/api/rooms/{room_id}/cohosts/{cohost_id}",
             delete(cohosts::revoke),
         )
+        .route("/api/rooms/{room_id}/vote", post(vote::vote))
         .route(stream::EVENTS_ROUTE, get(events::events))
         .route("/api/media", get(media::list))
         .route("/api/media/art/{*path}", get(media::art))

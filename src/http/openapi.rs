@@ -78,6 +78,7 @@ is closed."
         super::pages::room_page,
         super::pages::asset,
         super::pages::client_asset,
+        super::vote::vote,
     ),
     components(schemas(
         ErrorBody,
@@ -90,6 +91,7 @@ is closed."
         super::ready::ReadyReportBody,
         super::cohosts::NewCohostBody,
         SseMessage,
+        super::vote::VoteBody,
     )),
     modifiers(&HostToken, &OptionalCreateBody),
     tags(

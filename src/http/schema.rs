@@ -18,6 +18,7 @@ use crate::room::command::{
     JsonType, Presence, Shape, COMMANDS, EXPECTED_VERSION, MAX_ITEMS_PER_ADD, MAX_JSON_INTEGER,
     MAX_RATE, MAX_TITLE_CHARS, MIN_RATE, QUEUE_ITEM,
 };
+use crate::room::permissions::{Group, Who};
 use crate::room::source::MAX_MEDIA_URL_BYTES;
 use crate::room::state::{
     MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
@@ -84,6 +85,9 @@ fn field_schema(shape: &Shape, field: &str, json_type: JsonType, presence: Prese
     if json_type == JsonType::Array {
         return items_schema();
     }
+    if json_type == JsonType::Object && field == "permissions" {
+        return permissions_patch_schema();
+    }
     let mut types = vec![schema_type(json_type)];
     // An optional field may also be `null`, which means absent.
     if presence == Presence::Optional {
@@ -125,6 +129,28 @@ fn items_schema() -> Schema {
             .max_items(Some(MAX_ITEMS_PER_ADD))
             .build(),
     )
+}
+
+/// The `permissions` command's `permissions`: any subset of the groups, each
+/// given to one of [`Who::NAMES`]; `moderate` never to anyone.
+fn permissions_patch_schema() -> Schema {
+    let mut object = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+    for group in Group::ALL {
+        let names: &[&str] = match group {
+            Group::Moderate => &Who::NAMES[..2],
+            _ => &Who::NAMES,
+        };
+        let values: Vec<serde_json::Value> = names.iter().map(|&n| n.into()).collect();
+        object = object.property(
+            group.name(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(values)),
+        );
+    }
+    Schema::Object(object.build())
 }
 
 /// An object schema that admits exactly the fields of `shape` (and `extra`).
@@ -326,13 +352,13 @@ shaped_body!(
 );
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello`, `presence`, `sync`, `gate`, `kicked` and `members`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence`, `sync`, `gate`, `votes`, `kicked` and `members`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name, the schema of its `data` and
 /// whether it has an `id:`.
-fn sse_events() -> [(&'static str, String, bool); 22] {
+fn sse_events() -> [(&'static str, String, bool); 24] {
     use crate::room::event as e;
     fn event<T: ToSchema>(name: &'static str, has_id: bool) -> (&'static str, String, bool) {
         (name, T::name().into_owned(), has_id)
@@ -358,6 +384,8 @@ fn sse_events() -> [(&'static str, String, bool); 22] {
         event::<e::PermissionsData>("permissions", true),
         event::<e::CohostsData>("cohosts", true),
         event::<e::ChatDeletedData>("chat_deleted", true),
+        event::<e::VoteSkipData>("vote_skip", true),
+        event::<e::VotesData>("votes", false),
         event::<e::KickedData>("kicked", false),
         event::<crate::room::members::MembersChange>("members", false),
     ]
@@ -434,6 +462,8 @@ impl ToSchema for SseMessage {
         add::<e::PermissionsData>(schemas);
         add::<e::CohostsData>(schemas);
         add::<e::ChatDeletedData>(schemas);
+        add::<e::VoteSkipData>(schemas);
+        add::<e::VotesData>(schemas);
         add::<e::KickedData>(schemas);
         add::<crate::room::members::MembersChange>(schemas);
     }

@@ -118,6 +118,11 @@ pub enum Command {
     DeleteChat {
         chat_version: u64,
     },
+    /// The room's vote skip setting (host token always needed).
+    VoteSkip {
+        ratio: f64,
+        min_votes: u64,
+    },
     /// Ends one listener's event stream (its id from its `hello`) and refuses
     /// its stream token from then on; changes nothing others see.
     Kick {
@@ -367,7 +372,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 20] = [
+pub const COMMANDS: [Shape; 21] = [
     Shape {
         name: "play",
         fields: &[
@@ -489,6 +494,14 @@ pub const COMMANDS: [Shape; 20] = [
     Shape {
         name: "delete_chat",
         fields: &[("chat_version", NonNegativeInteger, Required)],
+        alternatives: None,
+    },
+    Shape {
+        name: "vote_skip",
+        fields: &[
+            ("ratio", Number, Required),
+            ("min_votes", NonNegativeInteger, Required),
+        ],
         alternatives: None,
     },
     Shape {
@@ -707,6 +720,7 @@ impl Command {
             Command::DeleteChat { .. } => Access::Group(Group::Moderate),
             Command::Kick { .. } => Access::Group(Group::Moderate),
             Command::ItemInfo { .. } => Access::Server,
+            Command::VoteSkip { .. } => Access::HostOnly,
         }
     }
 
@@ -742,7 +756,8 @@ impl Command {
             Command::Persistent { .. } => 16,
             Command::Permissions { .. } => 17,
             Command::DeleteChat { .. } => 18,
-            Command::Kick { .. } => 19,
+            Command::VoteSkip { .. } => 19,
+            Command::Kick { .. } => 20,
         };
         &COMMANDS[index]
     }
@@ -867,6 +882,12 @@ impl Command {
                 Permissions::default().patched(permissions).map(|_| ())
             }
             Command::DeleteChat { .. } => Ok(()),
+            Command::VoteSkip { ratio, min_votes } => super::votes::VoteSkip {
+                ratio: *ratio,
+                min_votes: *min_votes,
+            }
+            .check()
+            .map_err(CommandError::InvalidValue),
             Command::Kick { .. } => Ok(()),
         }
     }

@@ -16,6 +16,7 @@ use super::permissions::Permissions;
 use super::view::{
     Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
 };
+use super::votes::VoteSkip;
 
 /// Why a `state` event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -33,6 +34,9 @@ pub enum Cause {
     Start,
     /// The ready gate reached its quorum: the start was brought forward.
     Ready,
+    /// Enough listeners voted to skip the item.
+    #[serde(rename = "vote_skip")]
+    VoteSkip,
 }
 
 /// What a `queue` event changed: never the whole queue, so that a change to
@@ -148,6 +152,10 @@ pub enum EventKind {
     ChatDeleted {
         chat_version: u64,
     },
+    #[serde(rename = "vote_skip")]
+    VoteSkip {
+        settings: VoteSkip,
+    },
 }
 
 impl EventKind {
@@ -169,6 +177,7 @@ impl EventKind {
             EventKind::Permissions { .. } => "permissions",
             EventKind::Cohosts { .. } => "cohosts",
             EventKind::ChatDeleted { .. } => "chat_deleted",
+            EventKind::VoteSkip { .. } => "vote_skip",
         }
     }
 }
@@ -382,6 +391,11 @@ impl Event {
                 chat_version: *chat_version,
                 server_time,
             }),
+            EventKind::VoteSkip { settings } => serde_json::to_vec(&VoteSkipData {
+                version,
+                vote_skip: *settings,
+                server_time,
+            }),
         };
         // Serializing these plain structs cannot fail: no maps with non-string
         // keys, no custom Serialize impls.
@@ -593,6 +607,46 @@ fn sse_frame(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
 
 /// Shared ownership of a frame, as broadcast to listeners.
 pub type SharedFrame = Arc<Frame>;
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VoteSkipEvent)]
+pub(crate) struct VoteSkipData {
+    version: u64,
+    vote_skip: VoteSkip,
+    server_time: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VotesEvent)]
+pub(crate) struct VotesData {
+    /// Streams that voted to skip the loaded item.
+    skip: u64,
+    /// Votes that skip it now.
+    needed: u64,
+    /// The room's live streams over every node.
+    listeners: u64,
+    server_time: i64,
+}
+
+impl Frame {
+    /// A `votes` frame: how the votes to skip the loaded item stand. No id,
+    /// never replayed.
+    pub fn votes((skip, needed, listeners): (u64, u64, u64), server_time: i64) -> Frame {
+        let data = serde_json::to_vec(&VotesData {
+            skip,
+            needed,
+            listeners,
+            server_time,
+        })
+        .unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "votes", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

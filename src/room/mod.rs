@@ -14,6 +14,7 @@
 //! - [`error`]: [`RoomError`], why a room call could not be answered.
 //! - [`source`]: [`Source`], what an item plays: a YouTube video or a media URL.
 //! - [`sync`]: sync health: listeners' drift reports and the room's summary of them.
+//! - [`votes`]: vote skip: the host's setting, the votes an item needs, the tally.
 
 pub mod check;
 pub mod cohosts;
@@ -32,6 +33,9 @@ pub mod source;
 pub mod state;
 pub mod sync;
 pub mod view;
+#[cfg(test)]
+mod vote_tests;
+pub mod votes;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

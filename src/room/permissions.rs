@@ -104,7 +104,8 @@ pub enum Who {
 }
 
 impl Who {
-    const NAMES: [&'static str; 3] = ["host", "cohost", "anyone"];
+    /// The wire names, every group's choices (`moderate`'s without the last).
+    pub const NAMES: [&'static str; 3] = ["host", "cohost", "anyone"];
 
     fn parse(name: &str) -> Option<Who> {
         match name {

@@ -23,6 +23,7 @@ pub use super::view::{
     ChatMessage, Control, GateSettings, PlaybackState, QueueItem, QueueMode, RoomView, Visibility,
     MAX_GATE_DEADLINE_MS, MAX_GATE_QUORUM, MAX_POSITION,
 };
+use super::votes::VoteSkip;
 
 /// Why `play` is refused in a room with no video loaded (`invalid_command`).
 pub const NOTHING_LOADED: &str = "nothing is loaded";
@@ -130,6 +131,17 @@ pub struct Room {
     /// Source of co-host ids, so that a revoked id is never given again.
     #[serde(default)]
     pub next_cohost_number: u64,
+    /// The host's vote skip setting; rooms kept before it existed load off.
+    #[serde(default)]
+    pub vote_skip: VoteSkip,
+    /// The version of the event that loaded the current item: what votes to
+    /// skip are counted for (0 for the item of a room kept before votes).
+    #[serde(default)]
+    pub item_since: u64,
+    /// The item (its `item_since`) the votes already paused at its end: an
+    /// item is skipped by votes once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_skipped: Option<u64>,
 }
 
 fn chat_on() -> bool {
@@ -218,6 +230,9 @@ impl Room {
             permissions: None,
             cohosts: Vec::new(),
             next_cohost_number: 0,
+            vote_skip: VoteSkip::default(),
+            item_since: 0,
+            vote_skipped: None,
         }
     }
 
@@ -252,6 +267,7 @@ impl Room {
             persistent: self.persistent,
             permissions: self.permissions(),
             cohosts: self.cohost_views(),
+            vote_skip: self.vote_skip,
             // The drivers know who listens: they fill these in.
             members: Vec::new(),
             unnamed: 0,
@@ -399,7 +415,7 @@ impl Room {
                 state.position = state.clamp(state.position);
                 Ok(self.change_state(state, Cause::Duration, now))
             }
-            Command::Next {} => Ok(self.advance(inputs)),
+            Command::Next {} => Ok(self.advance(inputs, Cause::Next)),
             Command::QueuePlaylist { .. } => {
                 Err(CommandError::InvalidCommand(PLAYLIST_NEEDS_KEY.into()))
             }
@@ -670,6 +686,14 @@ impl Room {
                 self.set_permissions(permissions);
                 EventKind::Permissions { permissions }
             }
+            Command::VoteSkip { ratio, min_votes } => {
+                let settings = VoteSkip { ratio, min_votes };
+                if settings == self.vote_skip {
+                    return Vec::new();
+                }
+                self.vote_skip = settings;
+                EventKind::VoteSkip { settings }
+            }
             _ => return Vec::new(),
         };
         vec![self.event(now, kind)]
@@ -693,7 +717,7 @@ impl Room {
             return Vec::new();
         }
         if !self.queue.is_empty() || self.queue_mode == QueueMode::Loop {
-            return self.advance(inputs);
+            return self.advance(inputs, Cause::Next);
         }
         let state = PlaybackState {
             position: duration,
@@ -888,7 +912,11 @@ impl Room {
     pub fn absorb(&mut self, event: &Event) {
         self.version = event.version;
         match &event.kind {
-            EventKind::State { state, .. } => self.state = state.clone(),
+            EventKind::State { state, cause } => {
+                let new_item = self.loads_item(*cause, state);
+                self.state = state.clone();
+                self.follow_item(new_item, *cause, event.version);
+            }
             EventKind::Queue { change } => change.apply_to(&mut self.queue),
             EventKind::QueueMode { queue_mode } => self.queue_mode = *queue_mode,
             EventKind::Control { permissions, .. } | EventKind::Permissions { permissions } => {
@@ -907,16 +935,17 @@ impl Room {
             // (its commits read the room from the store, and check there).
             EventKind::HostToken {} | EventKind::Closed { .. } => {}
             EventKind::Persistent { persistent } => self.persistent = *persistent,
+            EventKind::VoteSkip { settings } => self.vote_skip = *settings,
         }
     }
 
     /// Loads the queue's next item (the first, or in shuffle mode one picked
-    /// at random) and drops it from the queue: a `state` event (cause `next`)
-    /// then a `queue` event (op `remove`). In loop mode the finished item goes
+    /// at random) and drops it from the queue: a `state` event (`cause`: `next`,
+    /// or `vote_skip`) then a `queue` event (op `remove`). In loop mode the finished item goes
     /// back to the end of the queue under a new id (op `add`), first when the
     /// queue was empty, so a loop of one item plays on. Nothing when the queue
     /// is empty (and nothing was playing, in loop mode).
-    fn advance(&mut self, inputs: &Inputs) -> Vec<Event> {
+    fn advance(&mut self, inputs: &Inputs, cause: Cause) -> Vec<Event> {
         let now = inputs.now;
         let mut requeued = self.finished_item();
         let mut events = Vec::new();
@@ -942,13 +971,9 @@ impl Room {
         };
         self.state = self.start_item(state, None, inputs);
         let state = self.state.clone();
-        events.push(self.event(
-            now,
-            EventKind::State {
-                cause: Cause::Next,
-                state,
-            },
-        ));
+        let loaded = self.event(now, EventKind::State { cause, state });
+        self.follow_item(true, cause, loaded.version);
+        events.push(loaded);
         let removed = QueueChange::Remove {
             item_ids: vec![item.item_id],
         };
@@ -995,8 +1020,64 @@ impl Room {
         if state.same_as(&self.state, now) {
             return None;
         }
+        let new_item = self.loads_item(cause, &state);
         self.state = state.clone();
-        Some(self.event(now, EventKind::State { cause, state }))
+        let event = self.event(now, EventKind::State { cause, state });
+        self.follow_item(new_item, cause, event.version);
+        Some(event)
+    }
+
+    /// Whether a `state` event of `cause` that moves to `state` loads a new
+    /// item (a vote skip either loads the next one or pauses this one).
+    fn loads_item(&self, cause: Cause, state: &PlaybackState) -> bool {
+        match cause {
+            Cause::Load | Cause::Next => true,
+            Cause::VoteSkip => state.item_id != self.state.item_id,
+            _ => false,
+        }
+    }
+
+    /// Keeps what votes are counted for after a `state` event at `version`:
+    /// a new item starts over; a vote skip that kept the item used its one skip.
+    fn follow_item(&mut self, new_item: bool, cause: Cause, version: u64) {
+        if new_item {
+            self.item_since = version;
+            self.vote_skipped = None;
+        } else if cause == Cause::VoteSkip {
+            self.vote_skipped = Some(self.item_since);
+        }
+    }
+
+    /// The loaded item (its `item_since`), when `skip` votes of `listeners`
+    /// live streams are enough to skip it and it was not skipped by votes yet.
+    pub fn vote_skip_met(&self, skip: u64, listeners: u64) -> Option<u64> {
+        (self.state.source.is_some()
+            && self.vote_skipped != Some(self.item_since)
+            && self.vote_skip.met(skip, listeners))
+        .then_some(self.item_since)
+    }
+
+    /// The votes to skip `item` were enough: the queue's next item plays
+    /// (state cause `vote_skip`), or with nothing to play next the item pauses
+    /// at its end (where playback got to, when its duration is unknown), same
+    /// cause. Nothing when `item` is no longer loaded or was skipped already,
+    /// so every store, and every node, skips an item once.
+    pub fn skip_by_vote(&mut self, item: u64, inputs: &Inputs) -> Vec<Event> {
+        if item != self.item_since || self.vote_skipped == Some(item) || self.state.source.is_none()
+        {
+            return Vec::new();
+        }
+        let events = self.advance(inputs, Cause::VoteSkip);
+        if !events.is_empty() {
+            return events;
+        }
+        let now = inputs.now;
+        let mut state = self.state.anchored_at(now);
+        state.position = state.duration.unwrap_or(state.position);
+        state.paused = true;
+        state.starts_at = None;
+        state.ready_gate = None;
+        self.change_state(state, Cause::VoteSkip, now)
     }
 
     fn queue_index(&self, item_id: &str) -> Result<usize, CommandError> {

@@ -272,6 +272,9 @@ pub struct RoomView {
     /// The host's co-hosts: ids and names, never tokens.
     #[serde(default)]
     pub cohosts: Vec<CohostView>,
+    /// The host's vote skip setting (`ratio: 0`: off).
+    #[serde(default)]
+    pub vote_skip: super::votes::VoteSkip,
     /// Who's here: up to 100 listening streams that gave a name.
     #[serde(default)]
     pub members: Vec<super::members::Member>,

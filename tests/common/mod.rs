@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod redis;
+pub mod redis_cluster;
 pub mod tls;
 #[allow(unused_imports)]
 pub use self::redis::{free_port, Redis, TempDir};
