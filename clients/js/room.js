@@ -108,7 +108,7 @@
  */
 
 import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from './sync-core.js';
-import { SyncReporter } from './sync-report.js';
+import { SyncReporter, displayName } from './sync-report.js';
 import {
   ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
   setQueueMode, setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost,
@@ -391,7 +391,9 @@ export class SyncRoom extends EventTarget {
 
   _streamUrl(withLastId) {
     const params = new URLSearchParams();
-    if (this.name) params.set('name', this.name.slice(0, 64));
+    // Shown to the room: the server refuses a name outside the chat-name rules.
+    const name = displayName(this.name);
+    if (name) params.set('name', name);
     if (withLastId && this.lastEventId !== null) params.set('last_event_id', String(this.lastEventId));
     if (this.options.readyGate) params.set('ready_gate', '1');
     const q = params.toString();
