@@ -25,6 +25,7 @@ use crate::room::state::{
     MAX_ROOM_NAME_CHARS,
 };
 use crate::room::sync::MAX_DRIFT_MS;
+use crate::room::votes::MAX_MIN_VOTES;
 
 /// Text with no control characters (`char::is_control`: U+0000-U+001F, U+007F-U+009F).
 const TEXT_MAY_BE_BLANK: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
@@ -52,6 +53,8 @@ fn value_rules(shape: &Shape, field: &str, object: ObjectBuilder) -> ObjectBuild
         (_, "rate") => object.minimum(Some(MIN_RATE)).maximum(Some(MAX_RATE)),
         (_, "quorum") => object.maximum(Some(MAX_GATE_QUORUM)),
         (_, "deadline_ms") => object.maximum(Some(MAX_GATE_DEADLINE_MS)),
+        (_, "ratio") => object.minimum(Some(0.0)).maximum(Some(1.0)),
+        (_, "min_votes") => object.minimum(Some(1)).maximum(Some(MAX_MIN_VOTES)),
         (_, "title" | "artist") => object
             .max_length(Some(MAX_TITLE_CHARS))
             .pattern(Some(TEXT_MAY_BE_BLANK)),
