@@ -528,6 +528,7 @@ async function startRoom(roomId, name, { token, cohost }, playerReady, startAt) 
   wireControls(room);
   wireQueueTools(room);
   wirePermissionTools(room);
+  wireVoteSkip(room);
   $('chat-input').disabled = false;
   $('chat-send').disabled = false;
   const started = room.start();
@@ -1468,6 +1469,7 @@ function wirePermissionTools(room) {
 
 /** The panel follows the room: each group's select, and the co-hosts with a revoke button each. */
 function renderPermissionTools(room) {
+  renderVoteSettings(room);
   // A server without permissions has neither: its room view says only `control`.
   const supported = Boolean(room.hostToken && room.room && room.room.permissions);
   $('perm-panel').hidden = !supported;
@@ -1515,6 +1517,137 @@ function checkCohost(room) {
   if (room.room.cohosts.some((c) => c.cohost_id === ui.cohostId)) return;
   forgetCohost();
   toast(REVOKED_TEXT, 'warn');
+}
+
+/* ------------------------------------------------------------------ vote skip */
+// While the host has vote skip on, every page may vote once per item to skip what plays
+// and sees how the votes stand; the host sets the share of listeners (and the fewest votes)
+// that skip. What is "enough" is the server's to say: the page shows its `needed`.
+
+/** State causes that put a new item in place: its votes start from none. */
+const NEW_ITEM_CAUSES = Object.freeze(new Set(['load', 'next', 'ended', 'vote_skip']));
+
+/**
+ * This page's view of the votes on the loaded item: `item` counts the items seen (an answer
+ * that comes back after the item changed is about the old one), `voted` whether this page's
+ * stream voted on it, `progress` the newest `{skip, needed}` heard (null: none yet).
+ */
+const votes = { item: 0, key: null, stream: null, voted: false, sending: false, progress: null };
+
+/** The room's vote skip setting, or null from a server without vote skip. */
+function voteSkipOf(room) {
+  const setting = room.room && room.room.vote_skip;
+  return setting && typeof setting.ratio === 'number' ? setting : null;
+}
+
+/** What names the loaded item here: its queue id and its video or media (a `load` has no id). */
+function voteItemKey(room) {
+  const st = room.room ? room.room.state : null;
+  return st && itemKey(st) ? `${st.item_id ?? ''} ${itemKey(st)}` : null;
+}
+
+/** A new item (by its cause, or a snapshot showing another one) starts with no votes. */
+function followVoteItem(room, cause = null) {
+  const key = voteItemKey(room);
+  if (key === votes.key && !NEW_ITEM_CAUSES.has(cause)) return;
+  votes.key = key;
+  votes.item += 1;
+  votes.voted = false;
+  votes.progress = null;
+}
+
+function wireVoteSkip(room) {
+  $('btn-vote').addEventListener('click', () => voteToSkip(room));
+  room.addEventListener('snapshot', () => { followVoteItem(room); renderVotes(room); });
+  room.addEventListener('state', (e) => {
+    followVoteItem(room, e.detail.cause);
+    if (e.detail.cause === 'vote_skip') toast('Skipped by vote', 'info');
+    renderVotes(room);
+  });
+  room.addEventListener('votes', (e) => { votes.progress = e.detail; renderVotes(room); });
+  room.addEventListener('vote_skip', () => { renderVotes(room); renderVoteSettings(room); });
+  // A new stream (a reconnect) is a new voter: the old one's vote went with it.
+  room.addEventListener('hello', (e) => {
+    if (votes.stream !== null && e.detail.stream !== votes.stream) votes.voted = false;
+    votes.stream = e.detail.stream;
+    renderVotes(room);
+  });
+  room.addEventListener('closed', () => renderVotes(room));
+  const send = () => sendVoteSkip(room);
+  $('vote-ratio').addEventListener('change', send);
+  $('vote-min').addEventListener('change', send);
+  renderVotes(room);
+}
+
+/** One vote per item: the button says "Voted" once the server has this page's vote. */
+async function voteToSkip(room) {
+  const item = votes.item;
+  votes.sending = true;
+  renderVotes(room);
+  try {
+    const answer = await room.voteSkip();
+    // Enough votes may have skipped the item before the answer came: it was about the old one.
+    if (votes.item === item) {
+      votes.voted = true;
+      votes.progress = answer;
+    }
+  } catch (err) {
+    toast(describeError(err), 'error');
+  } finally {
+    votes.sending = false;
+    renderVotes(room);
+  }
+}
+
+/** The vote button and "skip votes: 2 of 3 needed", only while vote skip is on. */
+function renderVotes(room) {
+  const setting = voteSkipOf(room);
+  const on = Boolean(setting && setting.ratio > 0 && room.status !== 'closed');
+  $('vote-row').hidden = !on;
+  if (!on) return;
+  const loaded = votes.key !== null;
+  const button = $('btn-vote');
+  button.disabled = !loaded || votes.voted || votes.sending;
+  button.textContent = votes.voted ? 'Voted' : 'Vote to skip';
+  const p = votes.progress;
+  $('vote-count').textContent = !loaded ? 'Nothing to skip'
+    : p ? `skip votes: ${p.skip} of ${p.needed} needed` : 'No skip votes yet';
+}
+
+/** The host's vote skip setting as the room has it (a share set elsewhere gets its own option). */
+function renderVoteSettings(room) {
+  const setting = voteSkipOf(room);
+  $('vote-panel').hidden = !(room.hostToken && setting);
+  if (!room.hostToken || !setting) return;
+  const select = $('vote-ratio');
+  const value = String(setting.ratio);
+  if (![...select.options].some((o) => Number(o.value) === setting.ratio)) {
+    const option = document.createElement('option');
+    option.value = value;
+    option.textContent = `${Math.round(setting.ratio * 1000) / 10} % of listeners`;
+    select.append(option);
+  }
+  select.value = [...select.options].find((o) => Number(o.value) === setting.ratio).value;
+  const min = $('vote-min');
+  if (document.activeElement !== min) min.value = String(setting.min_votes);
+}
+
+/** Sends the host's choice (`vote_skip`); the room's `vote_skip` event shows it on every page. */
+async function sendVoteSkip(room) {
+  const error = $('vote-error');
+  clearError(error);
+  const ratio = Number($('vote-ratio').value);
+  const minVotes = Number($('vote-min').value);
+  if (!Number.isInteger(minVotes) || minVotes < 1) {
+    error.textContent = 'The fewest votes is a whole number, 1 or more.';
+    return;
+  }
+  try {
+    await room.setVoteSkip(ratio, minVotes);
+  } catch (err) {
+    showError(error, err);
+    renderVoteSettings(room);
+  }
 }
 
 /* ------------------------------------------------------------------ media */
