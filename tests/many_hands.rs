@@ -639,3 +639,182 @@ async fn a_lower_bar_is_met_by_the_votes_that_stand_on_three_nodes() {
     let redis = Redis::start().await;
     a_lower_bar_is_met_by_the_votes_that_stand(Nodes::new(three_nodes(&redis).await)).await;
 }
+
+/// `POST /api/rooms/{room}/sync` with a plain report from `stream_token`.
+async fn sync_report(node: &TestApp, room: &str, stream_token: &str) -> reqwest::Response {
+    node.client
+        .post(node.url(&format!("/api/rooms/{room}/sync")))
+        .json(&json!({"stream_token": stream_token, "drift_p50_ms": 10, "drift_p95_ms": 20, "player": "media"}))
+        .send()
+        .await
+        .expect("POST sync")
+}
+
+/// Opens a stream of `room` on `node` (its path and query after the room's
+/// events route), past its `hello` and snapshot: the stream and its hello.
+async fn listen(node: &TestApp, room: &str, query: &str) -> (SseStream, Value) {
+    let mut stream = node
+        .events_at(&format!("/api/rooms/{room}/events{query}"), &[])
+        .await;
+    let hello = stream.expect_hello().await;
+    stream.expect_snapshot().await;
+    (stream, hello)
+}
+
+async fn a_kicked_stream_ends_and_its_token_is_refused(nodes: Nodes) {
+    let (room, host, _, cohost) = room_with_cohost(&nodes).await;
+    let (mut kicked, hello) = listen(nodes.next(), &room, "").await;
+    let (mut other, _) = listen(nodes.next(), &room, "").await;
+    let stream = hello["stream"].as_str().expect("stream id").to_owned();
+    let token = hello["stream_token"].as_str().expect("token").to_owned();
+    expect_status(nodes.next().ready(&room, &token, 1).await, 200, "before").await;
+    let kick = json!({"type": "kick", "stream": stream});
+    let by_cohost = nodes
+        .next()
+        .command(&room, Some(&cohost), kick.clone())
+        .await;
+    expect_status(by_cohost, 403, "cohost kick").await;
+    assert_error(
+        nodes.next().command(&room, None, kick.clone()).await,
+        401,
+        "unauthorized",
+    )
+    .await;
+    let before = nodes.next().get_room(&room).await["version"].clone();
+    let answer = nodes.next().command_ok(&room, Some(&host), kick).await;
+    assert_eq!(answer["version"], before, "a kick is no change of the room");
+    let event = kicked.expect_versioned().await;
+    assert_eq!(event.event, "kicked");
+    assert!(event.id.is_none(), "kicked carries no id");
+    assert!(event.json()["server_time"].is_i64(), "{:?}", event);
+    kicked.expect_end().await;
+    // Refused on every node, for reports, readiness and votes.
+    for _ in 0..nodes.nodes.len() {
+        let node = nodes.next();
+        let refused = expect_status(sync_report(node, &room, &token).await, 403, "sync").await;
+        assert_error_shape(&refused, "forbidden");
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+        let refused = expect_status(node.ready(&room, &token, 1).await, 403, "ready").await;
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+    }
+    for _ in 0..nodes.nodes.len() {
+        let refused = expect_status(vote(&nodes, &room, &token).await, 403, "vote").await;
+        assert_eq!(refused["error"]["message"], "this stream was kicked");
+    }
+    // Nobody else heard of it; an unknown stream is no error.
+    other.expect_quiet(Duration::from_millis(300)).await;
+    let unknown = json!({"type": "kick", "stream": "0123456789abcdef0123456789abcdef"});
+    let answer = nodes.next().command_ok(&room, Some(&host), unknown).await;
+    assert_eq!(answer["version"], before);
+    other.expect_quiet(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_kicked_stream_ends_on_one_node() {
+    a_kicked_stream_ends_and_its_token_is_refused(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_stream_ends_on_three_nodes() {
+    let redis = Redis::start().await;
+    a_kicked_stream_ends_and_its_token_is_refused(Nodes::new(three_nodes(&redis).await)).await;
+}
+
+/// The next `members` event of `stream` (others skipped).
+async fn next_members(stream: &mut SseStream) -> Value {
+    loop {
+        let event = stream.expect_event().await;
+        if event.event == "members" {
+            assert!(event.id.is_none(), "members carries no id");
+            return event.json();
+        }
+    }
+}
+
+/// Applies `members` events to `list` (stream id -> name) until it names
+/// `wanted`; gives the last event.
+async fn follow_members(
+    stream: &mut SseStream,
+    list: &mut std::collections::BTreeMap<String, String>,
+    wanted: &[&str],
+) -> Value {
+    loop {
+        let change = next_members(stream).await;
+        for left in change["left"].as_array().expect("left") {
+            list.remove(left.as_str().expect("stream id"));
+        }
+        for joined in change["joined"].as_array().expect("joined") {
+            let stream = joined["stream"].as_str().expect("stream").to_owned();
+            list.insert(stream, joined["name"].as_str().expect("name").to_owned());
+        }
+        let mut names: Vec<&str> = list.values().map(String::as_str).collect();
+        names.sort_unstable();
+        assert!(change["unnamed"].is_u64(), "{change}");
+        if names == wanted {
+            return change;
+        }
+    }
+}
+
+async fn who_is_here(nodes: Nodes) {
+    let (room, _, _, _) = room_with_cohost(&nodes).await;
+    for bad in ["%20%20", "%07bell", &"n".repeat(65)] {
+        let path = format!("/api/rooms/{room}/events?name={bad}");
+        assert_error(
+            nodes.next().open_events(&path, &[]).await,
+            400,
+            "invalid_value",
+        )
+        .await;
+    }
+    let (mut watcher, _) = listen(nodes.next(), &room, "").await;
+    let (ann, ann_hello) = listen(nodes.next(), &room, "?name=%20Ann%20").await;
+    let (_bo, bo_hello) = listen(nodes.next(), &room, "?name=Bo").await;
+    let (_quiet, _) = listen(nodes.next(), &room, "").await;
+    let mut list = std::collections::BTreeMap::new();
+    follow_members(&mut watcher, &mut list, &["Ann", "Bo"]).await;
+    let ann_stream = ann_hello["stream"].as_str().expect("stream").to_owned();
+    assert_eq!(list[&ann_stream], "Ann", "trimmed");
+    assert_eq!(list[bo_hello["stream"].as_str().expect("stream")], "Bo");
+    // Every node's snapshot shows the same, and counts the watcher and the
+    // quiet one as unnamed.
+    for _ in 0..nodes.nodes.len() {
+        let node = nodes.next();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let room = node.get_room(&room).await;
+            let shown: std::collections::BTreeMap<String, String> = room["members"]
+                .as_array()
+                .expect("members")
+                .iter()
+                .map(|m| {
+                    (
+                        m["stream"].as_str().unwrap().to_owned(),
+                        m["name"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect();
+            if shown == list && room["unnamed"] == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "members never showed: {room}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Ann leaves: one event says so, never the whole list.
+    drop(ann);
+    let change = follow_members(&mut watcher, &mut list, &["Bo"]).await;
+    assert_eq!(change["left"], json!([ann_stream]), "{change}");
+    assert_eq!(change["joined"], json!([]), "{change}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_here_on_one_node() {
+    who_is_here(Nodes::new(one_node().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_here_on_three_nodes() {
+    let redis = Redis::start().await;
+    who_is_here(Nodes::new(three_nodes(&redis).await)).await;
+}

@@ -330,6 +330,8 @@ async fn the_event_stream_documents_text_event_stream_and_its_events() {
         "chat_deleted",
         "vote_skip",
         "votes",
+        "kicked",
+        "members",
     ]
     .into();
     assert_eq!(events, expected);

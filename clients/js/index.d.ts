@@ -121,6 +121,11 @@ export interface Cohost {
   name: string;
 }
 export type Visibility = 'public' | 'unlisted';
+/** A listening stream that gave a name (`?name=`): shown to the room. `stream` is what `kick` takes. */
+export interface Member {
+  stream: string;
+  name: string;
+}
 
 export interface Room {
   room_id: string;
@@ -144,6 +149,10 @@ export interface Room {
   cohosts: Cohost[];
   /** The host's vote skip setting; `ratio: 0` is off (the default). */
   vote_skip: VoteSkip;
+  /** Who's here, as of the snapshot: up to 100 named listening streams; `members` events say what changed since. */
+  members: Member[];
+  /** The listeners `members` does not show. */
+  unnamed: number;
   [key: string]: unknown;
 }
 
@@ -231,6 +240,7 @@ export type Command =
   | { type: 'next'; expected_version?: number }
   | { type: 'permissions'; permissions: Partial<Permissions>; expected_version?: number }
   | { type: 'delete_chat'; chat_version: number; expected_version?: number }
+  | { type: 'kick'; stream: string; expected_version?: number }
   | { type: string; [field: string]: unknown };
 
 /**
@@ -619,6 +629,10 @@ export interface SyncRoomEventMap {
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
   vote_skip: CustomEvent<{ version: number; vote_skip: VoteSkip; server_time: number }>;
   votes: CustomEvent<Votes & { server_time: number }>;
+  /** This stream was kicked by a moderator: it ends next; a reload opens a new one. */
+  kicked: CustomEvent<{ server_time: number }>;
+  /** Who's here changed: apply to the room's `members` (`left` are stream ids), at most one a second. */
+  members: CustomEvent<{ joined: Member[]; left: string[]; unnamed: number }>;
   /** First on every connection: this stream's id and the token for its reports. */
   hello: CustomEvent<{ stream: string; stream_token: string; expires_at: number }>;
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;

@@ -108,7 +108,7 @@
  */
 
 import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from './sync-core.js';
-import { SyncReporter } from './sync-report.js';
+import { SyncReporter, displayName } from './sync-report.js';
 import {
   ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
   setQueueMode, setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost,
@@ -122,6 +122,8 @@ import { applyQueueEvent, QueueMode } from './queue.js';
 const ID_EVENTS = ['snapshot', 'state', 'queue', 'chat', 'control', 'visibility', 'chat_enabled',
   'chat_cleared', 'host_token', 'ready_gate', 'queue_mode', 'persistent', 'closed',
   'permissions', 'cohosts', 'chat_deleted', 'vote_skip'];
+/** Events without an id, passed on as they come (what they mean is the page's business). */
+const NOTICE_EVENTS = ['kicked', 'members'];
 
 /** The room client's own timings, in milliseconds (the player's are in DEFAULT_CORRECTION). */
 export const ROOM_TIMINGS = Object.freeze({
@@ -389,7 +391,9 @@ export class SyncRoom extends EventTarget {
 
   _streamUrl(withLastId) {
     const params = new URLSearchParams();
-    if (this.name) params.set('name', this.name.slice(0, 64));
+    // Shown to the room: the server refuses a name outside the chat-name rules.
+    const name = displayName(this.name);
+    if (name) params.set('name', name);
     if (withLastId && this.lastEventId !== null) params.set('last_event_id', String(this.lastEventId));
     if (this.options.readyGate) params.set('ready_gate', '1');
     const q = params.toString();
@@ -445,6 +449,12 @@ export class SyncRoom extends EventTarget {
       this._emit('presence', data);
     });
     es.addEventListener('sync', (e) => this._setSync(parse(e.data)));
+    for (const type of NOTICE_EVENTS) {
+      es.addEventListener(type, (e) => {
+        const data = parse(e.data);
+        if (data && this._es === es) this._emit(type, data);
+      });
+    }
   }
 
   /** The room's sync summary is now `sync` (from a `sync` event or a report's answer). */

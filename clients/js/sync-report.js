@@ -132,8 +132,11 @@ export function stalled(report, status) {
   return { p50: Math.min(report ? report.p50 : p95, p95), p95, buffering: true };
 }
 
-/** A name as the API takes it (trimmed, 1 to 64 characters, no control characters), or `null`. */
-function displayName(name) {
+/**
+ * A name as the API takes it (trimmed, 1 to 64 characters, no control characters), or `null`:
+ * in sync reports and as the event stream's `?name=`, which refuses any other.
+ */
+export function displayName(name) {
   // eslint-disable-next-line no-control-regex
   const text = String(name || '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim();
   return text ? Array.from(text).slice(0, MAX_CHAT_NAME_CHARS).join('').trim() : null;

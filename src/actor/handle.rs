@@ -64,6 +64,7 @@ pub(crate) enum Request {
     /// Refused like [`Request::View`].
     Subscribe {
         last_event_id: Option<u64>,
+        listener: ListenerInfo,
         respond_to: oneshot::Sender<Result<Subscription, RoomError>>,
     },
     Resync {
@@ -105,6 +106,19 @@ pub(crate) enum Request {
         stream: String,
         respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
     },
+    /// Whether `stream` was kicked from the room (on any node).
+    Kicked {
+        stream: String,
+        respond_to: oneshot::Sender<Result<bool, RoomError>>,
+    },
+}
+
+/// Who a new listener is: its stream id (from its `hello`) and the name it
+/// gave, if any. No id (tests, tools): it can be neither kicked nor listed.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerInfo {
+    pub stream: String,
+    pub name: Option<String>,
 }
 
 /// The answer to a command: the room's version after it, and the room.
@@ -477,13 +491,35 @@ impl RoomHandle {
         self.call(|respond_to| Request::View { respond_to }).await?
     }
 
-    /// Opens a listener, resuming after `last_event_id` when the room still can.
+    /// Opens a listener with no stream id, resuming after `last_event_id`
+    /// when the room still can.
     pub async fn subscribe(&self, last_event_id: Option<u64>) -> Result<Subscription, RoomError> {
+        self.subscribe_as(last_event_id, ListenerInfo::default())
+            .await
+    }
+
+    /// Opens the listener `listener`, resuming after `last_event_id` when the
+    /// room still can.
+    pub async fn subscribe_as(
+        &self,
+        last_event_id: Option<u64>,
+        listener: ListenerInfo,
+    ) -> Result<Subscription, RoomError> {
         self.call(|respond_to| Request::Subscribe {
             last_event_id,
+            listener,
             respond_to,
         })
         .await?
+    }
+
+    /// Whether `stream` was kicked from this room: its token then counts for
+    /// nothing (votes, sync reports, readiness), on every node.
+    pub async fn kicked(&self, stream: String) -> Result<bool, RoomError> {
+        let kicked = self
+            .call(|respond_to| Request::Kicked { stream, respond_to })
+            .await?;
+        kicked
     }
 
     /// A fresh `snapshot` frame for a listener that fell behind.

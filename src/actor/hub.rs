@@ -6,17 +6,19 @@
 //! change is decided and where presence goes; everything a listener sees comes
 //! through here, so both paths share these lines.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::handle::{ListenerGuard, Request, RoomStatus, Subscription};
+use super::handle::{ListenerGuard, ListenerInfo, Request, RoomStatus, Subscription};
 use super::RoomSettings;
 use crate::delivery::fanout::Sink;
 use crate::delivery::spread;
 use crate::room::event::{Event, EventKind, Frame, SharedFrame};
 use crate::room::history::History;
+use crate::room::members::{Member, Roster};
 use crate::room::state::{Room, RoomView};
 use crate::telemetry::Metrics;
 
@@ -31,6 +33,14 @@ pub(crate) struct Hub {
     /// Every listener's place in the direct fan-out (see [`crate::delivery::fanout`]);
     /// ended ones are dropped now and then.
     sinks: Vec<Arc<Sink>>,
+    /// The listeners that have a stream id, by it: a kick ends one, and the
+    /// named ones are the room's members.
+    streams: HashMap<String, Listening>,
+    /// Counts subscriptions, so that members are listed earliest first.
+    joined: u64,
+    /// Who's here, as listeners were last told, and when to tell them again.
+    roster: Roster,
+    members: Coalesced,
     /// A `: keepalive` goes out when the room has sent nothing this long.
     keepalive: Duration,
     /// Threads a large room's direct writes are spread over.
@@ -42,6 +52,20 @@ pub(crate) struct Hub {
     pub(crate) last_activity: Instant,
     presence: Presence,
     metrics: Arc<Metrics>,
+}
+
+/// A listener with a stream id.
+struct Listening {
+    sink: Arc<Sink>,
+    name: Option<String>,
+    joined: u64,
+}
+
+/// A change waiting to be announced at most once per [`PRESENCE_INTERVAL`].
+#[derive(Default)]
+struct Coalesced {
+    pending: bool,
+    sent_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -75,6 +99,10 @@ impl Hub {
             history: ring,
             listener_buffer: settings.listener_buffer.max(1),
             sinks: Vec::new(),
+            streams: HashMap::new(),
+            joined: 0,
+            roster: Roster::default(),
+            members: Coalesced::default(),
             keepalive: settings.keepalive,
             fanout_threads: settings.fanout_threads.max(1),
             last_sent: Instant::now(),
@@ -180,9 +208,11 @@ impl Hub {
             }
             Request::Subscribe {
                 last_event_id,
+                listener,
                 respond_to,
             } => {
-                let _ = respond_to.send(Ok(self.subscribe(last_event_id, version, view)));
+                let subscription = self.subscribe(last_event_id, listener, version, view);
+                let _ = respond_to.send(Ok(subscription));
             }
             Request::Resync { respond_to } => {
                 let _ = respond_to.send(Arc::new(Frame::snapshot(&view(self))));
@@ -197,6 +227,7 @@ impl Hub {
     fn subscribe(
         &mut self,
         last_event_id: Option<u64>,
+        listener: ListenerInfo,
         version: u64,
         view: impl Fn(&Self) -> RoomView,
     ) -> Subscription {
@@ -204,19 +235,129 @@ impl Hub {
             // Nobody heard the room's silence: the keepalive clock starts now.
             self.last_sent = Instant::now();
         }
-        let guard = ListenerGuard::new(self.status.clone());
+        let mut guard = ListenerGuard::new(self.status.clone());
         self.touch();
         let start = last_event_id
             .and_then(|last_seen| self.history.after(last_seen, version))
             .unwrap_or_else(|| vec![Arc::new(Frame::snapshot(&view(self)))]);
         let sink = Arc::new(Sink::new(self.listener_buffer));
         self.sinks.push(sink.clone());
+        if !listener.stream.is_empty() {
+            // When this stream ends, its sync report stops counting.
+            guard.set_stream(listener.stream.clone());
+            self.joined += 1;
+            let listening = Listening {
+                sink: sink.clone(),
+                name: listener.name,
+                joined: self.joined,
+            };
+            self.streams.insert(listener.stream, listening);
+        }
         Subscription {
             start,
             version,
             sink,
             guard,
         }
+    }
+
+    /// Ends the stream `stream` if it listens here: it gets `kicked` (and
+    /// nobody else does). Answers whether it was here.
+    pub(crate) fn kick(&mut self, stream: &str, now: i64) -> bool {
+        let Some(Listening { sink, .. }) = self.streams.remove(stream) else {
+            return false;
+        };
+        let frame = Arc::new(Frame::kicked(now));
+        spread::deliver(&frame, std::slice::from_ref(&sink), 1);
+        // Whatever is queued before it is written, then the stream ends.
+        sink.end();
+        true
+    }
+
+    /// Forgets the streams that ended here (their ids).
+    pub(crate) fn forget_streams(&mut self, closed: &[String]) {
+        for stream in closed {
+            self.streams.remove(stream);
+        }
+    }
+
+    /// The named listeners here, earliest first.
+    pub(crate) fn named_here(&self) -> Vec<Member> {
+        let mut named: Vec<(u64, Member)> = self
+            .streams
+            .iter()
+            .filter(|(_, listening)| !listening.sink.is_ended())
+            .filter_map(|(stream, listening)| {
+                let name = listening.name.clone()?;
+                let member = Member {
+                    stream: stream.clone(),
+                    name,
+                };
+                Some((listening.joined, member))
+            })
+            .collect();
+        named.sort_by_key(|(joined, _)| *joined);
+        named.into_iter().map(|(_, member)| member).collect()
+    }
+
+    /// Who's here may have changed (a listener came or went here, or another
+    /// node told of its own): a `members` event is due once the interval passed.
+    pub(crate) fn members_changed(&mut self) {
+        self.members.pending = true;
+    }
+
+    pub(crate) fn members_deadline(&self) -> Option<Instant> {
+        if !self.members.pending {
+            return None;
+        }
+        Some(
+            self.members
+                .sent_at
+                .map_or_else(Instant::now, |at| at + PRESENCE_INTERVAL),
+        )
+    }
+
+    /// Whether the presence or members timer armed from these deadlines is
+    /// due at `now` (a deadline of "now" counts whenever it is asked).
+    pub(crate) fn presence_is_due(&self, now: Instant) -> bool {
+        self.presence.pending
+            && self
+                .presence
+                .sent_at
+                .is_none_or(|at| at + PRESENCE_INTERVAL <= now)
+    }
+
+    pub(crate) fn members_is_due(&self, now: Instant) -> bool {
+        self.members.pending
+            && self
+                .members
+                .sent_at
+                .is_none_or(|at| at + PRESENCE_INTERVAL <= now)
+    }
+
+    /// The members timer fired: brings the list to `named` among `listeners`
+    /// and tells every listener what changed, if anything did.
+    pub(crate) fn members_due(&mut self, named: &[Member], listeners: u64) {
+        self.members.pending = false;
+        if let Some(change) = self.roster.update(named, listeners) {
+            self.members.sent_at = Some(Instant::now());
+            self.send_live(Frame::members(&change));
+        }
+    }
+
+    /// `view` with who's here as listeners were last told, and the rest of
+    /// its listeners counted in `unnamed`.
+    pub(crate) fn with_members(&self, view: RoomView) -> RoomView {
+        RoomView {
+            members: self.roster.shown().to_vec(),
+            unnamed: self.roster.unnamed_of(view.listeners),
+            ..view
+        }
+    }
+
+    /// Who's here as listeners were last told.
+    pub(crate) fn members(&self) -> Vec<Member> {
+        self.roster.shown().to_vec()
     }
 
     /// When the room closes itself for lack of listeners and activity.
@@ -243,10 +384,13 @@ impl Hub {
         // are as many as the live ones (each sweep then pays for itself).
         if listeners == 0 || self.sinks.len() > 2 * listeners as usize + 16 {
             self.sinks.retain(|sink| !sink.is_ended());
+            self.streams
+                .retain(|_, listening| !listening.sink.is_ended());
         }
         if listeners == 0 {
             self.touch();
         }
+        self.members.pending = true;
         if listeners == self.presence.sent {
             return None;
         }
@@ -321,8 +465,8 @@ mod tests {
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         // Sending to nobody is fine.
         hub.send_live(Frame::presence(0, 0));
-        let first = hub.subscribe(None, room.version, view);
-        let second = hub.subscribe(None, room.version, view);
+        let first = hub.subscribe(None, ListenerInfo::default(), room.version, view);
+        let second = hub.subscribe(None, ListenerInfo::default(), room.version, view);
         hub.send_live(Frame::presence(2, 0));
         assert!(first.sink.try_next().is_some());
         assert!(second.sink.try_next().is_some());
@@ -359,7 +503,7 @@ mod tests {
         let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
         use crate::delivery::spread::PARALLEL_FANOUT_MIN;
         let subscriptions: Vec<_> = (0..PARALLEL_FANOUT_MIN)
-            .map(|_| hub.subscribe(None, room.version, view))
+            .map(|_| hub.subscribe(None, ListenerInfo::default(), room.version, view))
             .collect();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut readers = Vec::new();
@@ -389,5 +533,70 @@ mod tests {
             let queued = subscription.sink.try_next();
             assert_eq!(queued.is_some(), !parked_at.contains(&at), "listener {at}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_kick_ends_that_stream_alone_after_its_kicked_frame() {
+        use crate::delivery::fanout::Next;
+        let (mut hub, room) = hub();
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
+        let as_stream = |stream: &str| ListenerInfo {
+            stream: stream.into(),
+            name: None,
+        };
+        let kicked = hub.subscribe(None, as_stream("a"), room.version, view);
+        let other = hub.subscribe(None, as_stream("b"), room.version, view);
+        assert!(!hub.kick("nobody", 5), "an unknown stream is no one here");
+        assert!(hub.kick("a", 5));
+        let frame = kicked.sink.try_next().expect("the kicked frame");
+        let text = std::str::from_utf8(&frame.bytes).unwrap();
+        assert_eq!(text, "event: kicked\ndata: {\"server_time\":5}\n\n");
+        assert!(matches!(kicked.sink.next(None), Next::Closed));
+        assert!(other.sink.try_next().is_none(), "nobody else hears of it");
+        assert!(!hub.kick("a", 6), "once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn members_go_out_at_most_once_a_second_and_only_when_the_list_changed() {
+        let (mut hub, room) = hub();
+        let view = |hub: &Hub| room.view(hub.listeners() as u64, 0, Default::default());
+        let named = |stream: &str, name: Option<&str>| ListenerInfo {
+            stream: stream.into(),
+            name: name.map(Into::into),
+        };
+        let watcher = hub.subscribe(None, named("w", None), room.version, view);
+        let _ann = hub.subscribe(None, named("a", Some("Ann")), room.version, view);
+        hub.on_listeners_changed();
+        let due = |hub: &mut Hub| {
+            let at = hub.members_deadline()?;
+            assert!(hub.members_is_due(at));
+            let listeners = hub.listeners() as u64;
+            hub.members_due(&hub.named_here(), listeners);
+            let frame = watcher.sink.try_next()?;
+            Some(String::from_utf8_lossy(&frame.bytes).into_owned())
+        };
+        let first = due(&mut hub).expect("Ann joined");
+        assert!(
+            first.contains(r#""joined":[{"stream":"a","name":"Ann"}]"#),
+            "{first}"
+        );
+        assert!(first.contains(r#""unnamed":1"#), "{first}");
+        // An unnamed listener: the count alone is no `members` event.
+        let _quiet = hub.subscribe(None, named("q", None), room.version, view);
+        hub.on_listeners_changed();
+        assert_eq!(due(&mut hub), None);
+        let with = hub.with_members(view(&hub));
+        assert_eq!((with.members.len(), with.unnamed), (1, 2));
+        // Bo comes within the second: told once the second has passed.
+        let _bo = hub.subscribe(None, named("b", Some("Bo")), room.version, view);
+        hub.on_listeners_changed();
+        let at = hub.members_deadline().expect("pending");
+        assert!(!hub.members_is_due(Instant::now()));
+        tokio::time::sleep_until(at).await;
+        let second = due(&mut hub).expect("Bo joined");
+        assert!(
+            second.contains(r#""joined":[{"stream":"b","name":"Bo"}],"left":[]"#),
+            "{second}"
+        );
     }
 }

@@ -20,7 +20,7 @@
 
 use std::sync::{Arc, Weak};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
@@ -32,6 +32,7 @@ use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::moderation::KickedStreams;
 use crate::room::state::{Access, Inputs, Room, RoomView};
 use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
 use crate::room::votes::{VoteProgress, VoteTally, VOTES_OFF};
@@ -68,6 +69,7 @@ pub fn spawn(
         sync: SyncAnnouncer::default(),
         inbox: Arc::downgrade(handle.inbox()),
         store,
+        kicked: KickedStreams::default(),
         context,
     };
     // Boxed: an async fn keeps its argument in its future twice over, and a
@@ -90,6 +92,10 @@ struct LocalRoom {
     /// Where the room sleeps when idle (weak: the handles own it).
     inbox: Weak<Inbox>,
     store: Option<Arc<RoomStore>>,
+    /// The streams kicked from this room: their tokens are refused. Kept for
+    /// the room's life here (bounded), not in the store: a restart ends every
+    /// stream, and their tokens with them only at their expiry.
+    kicked: KickedStreams,
     context: ActorContext,
 }
 
@@ -107,7 +113,11 @@ impl LocalRoom {
             let due_at = self.room.next_due().map(|at| self.instant_at(at));
             let now_ms = self.now();
             let progress_at = self.frames_deadline(now_ms);
-            let presence_at = self.hub.presence_deadline();
+            // Presence and members: each at most once per interval.
+            let announce_at = [self.hub.presence_deadline(), self.hub.members_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             // A persistent room stays until it is deleted, however idle.
             let expire_at = if self.room.persistent {
                 None
@@ -120,7 +130,7 @@ impl LocalRoom {
             let due = [
                 due_at,
                 progress_at,
-                presence_at,
+                announce_at,
                 report_expires_at,
                 sync_at,
                 keepalive_at,
@@ -164,9 +174,8 @@ impl LocalRoom {
                     if progress_at.is_some_and(|at| at <= now) {
                         self.send_due_frames();
                     }
-                    if presence_at.is_some_and(|at| at <= now) {
-                        let due = self.hub.presence_due();
-                        self.announce(due);
+                    if announce_at.is_some_and(|at| at <= now) {
+                        self.announce_due(now);
                     }
                     if report_expires_at.is_some_and(|at| at <= now) {
                         self.sync_board.prune(self.now());
@@ -194,14 +203,29 @@ impl LocalRoom {
         (this.context.on_exit)();
     }
 
+    /// Presence and who's here, whichever is due at `now`.
+    fn announce_due(&mut self, now: Instant) {
+        if self.hub.presence_is_due(now) {
+            let due = self.hub.presence_due();
+            self.announce(due);
+        }
+        if self.hub.members_is_due(now) {
+            let named = self.hub.named_here();
+            let listeners = self.hub.listeners() as u64;
+            self.hub.members_due(&named, listeners);
+        }
+    }
+
     /// A listener came or went: presence, the sync board and the gate follow.
     fn on_listeners_changed(&mut self) {
         let due = self.hub.on_listeners_changed();
         self.announce(due);
-        for stream in self.hub.status.take_closed_streams() {
-            self.sync_board.forget(&stream);
-            self.votes.forget(&stream);
+        let closed = self.hub.status.take_closed_streams();
+        for stream in &closed {
+            self.sync_board.forget(stream);
+            self.votes.forget(stream);
         }
+        self.hub.forget_streams(&closed);
         self.refresh_sync();
         // One who took part may have left: the rest may be the quorum.
         self.check_gate();
@@ -225,14 +249,14 @@ impl LocalRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        RoomView {
+        self.hub.with_members(RoomView {
             sync: self.sync.current(),
             ..self.room.view(
                 self.hub.listeners() as u64,
                 now,
                 self.context.settings.starts.gate,
             )
-        }
+        })
     }
 
     /// The tokio instant of a server time (ms).
@@ -254,9 +278,11 @@ impl LocalRoom {
         let now = self.now();
         let (room, sync) = (&self.room, &self.sync);
         let server_gate = self.context.settings.starts.gate;
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync: sync.current(),
-            ..room.view(hub.listeners() as u64, now, server_gate)
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            hub.with_members(RoomView {
+                sync: sync.current(),
+                ..room.view(hub.listeners() as u64, now, server_gate)
+            })
         }) else {
             return Flow::Continue;
         };
@@ -336,6 +362,7 @@ impl LocalRoom {
                 let token = token.as_ref().map(|t| t.0.as_str());
                 let _ = respond_to.send(self.cohosts(token, &call, now));
             }
+            Request::Kicked { stream, respond_to } => self.answer_kicked(&stream, respond_to),
             Request::Vote { stream, respond_to } => {
                 let _ = respond_to.send(self.vote(stream));
             }
@@ -346,6 +373,11 @@ impl LocalRoom {
             | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// Whether `stream` was kicked here (the room's only node).
+    fn answer_kicked(&self, stream: &str, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
+        let _ = respond_to.send(Ok(self.kicked.contains(stream)));
     }
 
     /// A chat message, decided by the room and published: the room's version after it.
@@ -398,6 +430,10 @@ impl LocalRoom {
                     .ok_or(CommandError::TooManyPersistent)?;
                 true
             };
+        let kick = match &request.command {
+            Command::Kick { stream } => Some(stream.clone()),
+            _ => None,
+        };
         let decided = self
             .room
             .decide(token, request.expected_version, request.command, &inputs);
@@ -406,6 +442,10 @@ impl LocalRoom {
         }
         let events = decided?;
         self.hub.touch();
+        if let Some(stream) = kick {
+            self.kicked.insert(&stream);
+            self.hub.kick(&stream, inputs.now);
+        }
         let changed = !events.is_empty();
         self.publish(events, Some(arrived));
         Ok(CommandReply {
@@ -680,7 +720,7 @@ mod tests {
             names.push(event_name(&frame));
         }
         // A presence event for our own join may come first.
-        names.retain(|n| n != "presence");
+        names.retain(|n| n != "presence" && n != "members");
         assert_eq!(names, ["queue", "state:load", "state:rate"]);
 
         // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.

@@ -27,10 +27,11 @@ use super::port::{
 };
 use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
 use crate::room::command::CommandError;
-use crate::room::command::CommandRequest;
+use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
 use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
 use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{DriftReport, SyncAnnouncer, SyncChange, SyncSummary, SyncTaken};
 use crate::room::votes::{VoteChange, VoteProgress, VoteTally, VOTES_OFF};
@@ -101,12 +102,15 @@ pub fn spawn(
         alarm,
     } = inbox;
     let room = opened.room;
-    let hub = Hub::new(
+    let mut hub = Hub::new(
         &room,
         &context.settings,
         context.metrics.clone(),
         opened.history,
     );
+    // Says at once that this node serves the room: the others tell it who
+    // listens there with a name.
+    hub.members_changed();
     let handle = RoomHandle::new(
         Arc::from(room.room_id.as_str()),
         generation,
@@ -146,6 +150,8 @@ pub fn spawn(
         out_of_touch: false,
         end_wait: None,
         reported_at: None,
+        others: BTreeMap::new(),
+        shared_named: None,
         requests_rx,
         context,
     };
@@ -333,6 +339,12 @@ struct MirrorRoom {
     end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
     reported_at: Option<Instant>,
+    /// Who's here on the other nodes, by node: their named listeners and
+    /// until when (server ms) they count.
+    others: BTreeMap<String, (Vec<Member>, i64)>,
+    /// This node's named listeners as last told to the others; `None` until
+    /// first told (a new mirror says so at once, so the others answer).
+    shared_named: Option<Vec<Member>>,
     requests_rx: mpsc::Receiver<Boxed>,
     context: ActorContext,
 }
@@ -348,6 +360,7 @@ impl MirrorRoom {
                 .progress_deadline(now_ms)
                 .map(|at| self.instant_at(at));
             let presence_at = self.hub.presence_deadline();
+            let members_at = self.hub.members_deadline();
             let idle = self.context.settings.ttl.min(MIRROR_IDLE);
             let expire_at = self.hub.expiry_deadline(idle);
             let link_at = self.link_deadline();
@@ -390,6 +403,7 @@ impl MirrorRoom {
                         self.report_listeners();
                     }
                 }
+                _ = sleep_until_some(members_at) => self.on_members_due(),
                 _ = sleep_until_some(link_at) => self.on_link_timer(),
                 _ = sleep_until_some(keepalive_at) => self.hub.send_keepalive(),
                 _ = sleep_until_some(expire_at) => {
@@ -415,14 +429,14 @@ impl MirrorRoom {
     }
 
     fn view(&self, now: i64) -> RoomView {
-        RoomView {
+        self.hub.with_members(RoomView {
             sync: self.sync.current(),
             ..self.room.view(
                 self.link.listeners_now(self.hub.listeners()),
                 now,
                 self.link.starts.gate,
             )
-        }
+        })
     }
 
     fn handle(&mut self, request: Request) -> Flow {
@@ -431,9 +445,11 @@ impl MirrorRoom {
         };
         let now = self.now();
         let (room, link, sync) = (&self.room, &self.link, &self.sync);
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| RoomView {
-            sync: sync.current(),
-            ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
+        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
+            hub.with_members(RoomView {
+                sync: sync.current(),
+                ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
+            })
         }) else {
             return Flow::Continue;
         };
@@ -511,11 +527,23 @@ impl MirrorRoom {
                 respond_to,
             } => self.on_sync_report(stream, report, respond_to),
             Request::Feed(feed) => return self.on_feed(feed),
+            Request::Kicked { stream, respond_to } => self.answer_kicked(stream, respond_to),
             Request::Vote { stream, respond_to } => self.on_vote(stream, respond_to),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
         Flow::Continue
+    }
+
+    /// Whether `stream` was kicked: the kicked set is the shared store's, so
+    /// a kick on any node counts (spawned; the mirror never waits on the store).
+    fn answer_kicked(&self, stream: String, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            let kicked = link.shared.kicked(&room_id, &stream).await;
+            let _ = respond_to.send(kicked.map_err(RoomError::from));
+        });
     }
 
     /// A listener's sync report: kept beside the others in the store; a
@@ -575,17 +603,27 @@ impl MirrorRoom {
         let expected = request.expected_version;
         let inputs_at = link.inputs(self.hub.status.gate_listeners());
         let sync = self.sync.current();
+        let members = self.hub.members();
         tokio::spawn(async move {
             let token = token.as_ref().map(|t| t.0.as_str());
-            let committed = link
+            let mut committed = link
                 .commit(&room_id, Some(arrived), |room, now| {
                     room.decide(token, expected, command.clone(), &inputs_at(now))
                 })
                 .await;
+            if let (Ok(_), Command::Kick { stream }) = (&committed, &command) {
+                // Allowed: remembered and announced before the answer, so a
+                // report sent after it is refused on every node.
+                if let Err(unavailable) = link.shared.kick(&room_id, stream).await {
+                    committed = Err(unavailable.into());
+                }
+            }
             let reply = committed.map(|(room, changed)| CommandReply {
                 version: room.version,
                 room: RoomView {
                     sync,
+                    unnamed: (link.listeners_now(local)).saturating_sub(members.len() as u64),
+                    members,
                     ..room.view(
                         link.listeners_now(local),
                         link.shared.now_ms(),
@@ -625,6 +663,7 @@ impl MirrorRoom {
                 self.link.gate_listeners = gate_listeners;
                 self.tally.touch();
                 self.on_listener_total(listeners, server_time);
+                self.hub.members_changed();
                 // One who took part may have left: the rest may be the quorum.
                 self.check_gate();
                 self.votes.touch();
@@ -634,6 +673,24 @@ impl MirrorRoom {
             Feed::Votes { item, skip } => {
                 self.votes.heard(item, skip);
                 self.check_votes();
+            }
+            Feed::Kick { stream } => {
+                self.hub.kick(&stream, self.now());
+            }
+            Feed::Members {
+                node,
+                members,
+                expires_at,
+            } => {
+                let new = self.others.insert(node, (members, expires_at)).is_none();
+                // A node heard of for the first time (it just came) hears
+                // this one's names now rather than at the next heartbeat.
+                if let Some(named) = self.shared_named.as_ref().filter(|_| new) {
+                    if !named.is_empty() {
+                        self.share_members(named.clone());
+                    }
+                }
+                self.hub.members_changed();
             }
         }
         Flow::Continue
@@ -801,6 +858,13 @@ impl MirrorRoom {
                 .is_none_or(|at| at + HEARTBEAT <= Instant::now())
         {
             self.report_listeners();
+            // Said again while there is anything to say, so the others keep
+            // counting it (and a node that came later hears it).
+            if let Some(named) = self.shared_named.as_ref().filter(|n| !n.is_empty()) {
+                self.share_members(named.clone());
+            }
+            // Another node's names may have expired meanwhile.
+            self.hub.members_changed();
             if self.sync.current().reporting > 0 {
                 // Expired reports leave the summary even when nobody reports.
                 self.change_sync(SyncChange::Sweep);
@@ -808,8 +872,36 @@ impl MirrorRoom {
         }
     }
 
+    /// Who's here is due: this node's named listeners go to the others when
+    /// they changed, and this node's listeners hear what changed over all.
+    fn on_members_due(&mut self) {
+        let now = self.now();
+        self.others.retain(|_, (_, expires_at)| *expires_at >= now);
+        let mut named = self.hub.named_here();
+        named.truncate(MAX_SHOWN_MEMBERS);
+        if self.shared_named.as_ref() != Some(&named) {
+            self.shared_named = Some(named.clone());
+            self.share_members(named.clone());
+        }
+        for (members, _) in self.others.values() {
+            named.extend(members.iter().cloned());
+        }
+        let listeners = self.link.listeners_now(self.hub.listeners());
+        self.hub.members_due(&named, listeners);
+    }
+
+    /// Tells the other nodes (spawned); a failure is made good by the next heartbeat.
+    fn share_members(&self, members: Vec<Member>) {
+        let link = self.link.clone();
+        let room_id = self.room.room_id.clone();
+        tokio::spawn(async move {
+            let _ = link.shared.share_members(&room_id, members).await;
+        });
+    }
+
     /// Streams that ended here stop counting in the shared store at once.
     fn forget_closed_streams(&mut self, closed: Vec<String>) {
+        self.hub.forget_streams(&closed);
         if closed.is_empty() || self.sync.current().reporting == 0 {
             return;
         }

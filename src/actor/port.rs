@@ -27,6 +27,7 @@ use tokio::sync::Notify;
 use crate::room::command::CommandError;
 pub use crate::room::error::{RoomError, Unavailable};
 use crate::room::event::Event;
+use crate::room::members::Member;
 use crate::room::state::Room;
 use crate::room::sync::{SyncChange, SyncSummary, SyncTaken};
 use crate::room::votes::VoteChange;
@@ -142,6 +143,31 @@ pub trait SharedRooms: Send + Sync + 'static {
         item: u64,
         change: VoteChange,
     ) -> PortFuture<'a, Result<(bool, u64), Unavailable>>;
+
+    /// Remembers `stream` as kicked from the room, so that every node refuses
+    /// its token from then on, and tells every node ([`Feed::Kick`]): the one
+    /// holding the stream ends it.
+    fn kick<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(), Unavailable>>;
+
+    /// Whether `stream` was kicked from the room.
+    fn kicked<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<bool, Unavailable>>;
+
+    /// Tells every other node serving the room this node's named listeners
+    /// there ([`Feed::Members`]); they count for a while, and a node says
+    /// them again with its heartbeat.
+    fn share_members<'a>(
+        &'a self,
+        room_id: &'a str,
+        members: Vec<Member>,
+    ) -> PortFuture<'a, Result<(), Unavailable>>;
 }
 
 /// The caps [`SharedRooms::create`] enforces, cluster-wide.
@@ -219,6 +245,15 @@ pub enum Feed {
     Sync(SyncSummary),
     /// The votes to skip the room's item `item` changed (over every node).
     Votes { item: u64, skip: u64 },
+    /// A moderator kicked `stream`: the node holding it ends it.
+    Kick { stream: String },
+    /// Another node's named listeners in the room, counting until
+    /// `expires_at` (server ms) unless it says them again.
+    Members {
+        node: String,
+        members: Vec<Member>,
+        expires_at: i64,
+    },
 }
 
 /// Where a mirror takes its feed: offered without waiting (the backplane's

@@ -61,6 +61,8 @@ use crate::actor::port::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::event::{Event, EventKind};
+use crate::room::members::Member;
+use crate::room::moderation::{is_stream_id, MAX_KICKED};
 use crate::room::state::{ChatMessage, Visibility};
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, SyncTaken, BEHIND_LISTED, IN_SYNC_MS,
@@ -156,6 +158,12 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:votes:{item}")
     }
 
+    /// The streams kicked from the room (a sorted set by kick time, newest
+    /// `MAX_KICKED` kept, expiring with the room's TTL after the last kick).
+    pub fn kicked(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:kicked")
+    }
+
     pub fn chat(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:chat")
     }
@@ -197,6 +205,20 @@ enum FeedMessage {
         item: u64,
         skip: u64,
     },
+    /// A stream was kicked: the node holding it ends it. Nodes from before
+    /// kicks log it as unreadable and leave the stream open (its token is
+    /// refused by the nodes that know the kicked set).
+    Kick {
+        stream: String,
+    },
+    /// One node's named listeners in the room (at most 100, earliest first),
+    /// counting until `expires_at` (server ms) unless sent again. Older nodes
+    /// log it as unreadable: their listeners do not see the others' names.
+    Members {
+        node: String,
+        members: Vec<Member>,
+        expires_at: i64,
+    },
 }
 
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
@@ -205,6 +227,8 @@ type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
 /// it must not block, so a room whose inbox is full is told to catch up instead.
 struct Dispatcher {
     routes: Routes,
+    /// This node's id: its own `members` messages are no news to it.
+    node_id: String,
 }
 
 impl AsyncPushSender for Dispatcher {
@@ -262,6 +286,21 @@ impl Dispatcher {
                 ready,
                 listeners,
             },
+            Ok(FeedMessage::Kick { stream }) => Feed::Kick { stream },
+            Ok(FeedMessage::Members {
+                node,
+                members,
+                expires_at,
+            }) => {
+                if node == self.node_id {
+                    return;
+                }
+                Feed::Members {
+                    node,
+                    members,
+                    expires_at,
+                }
+            }
             Ok(FeedMessage::Votes { item, skip }) => Feed::Votes { item, skip },
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
@@ -392,6 +431,7 @@ impl RedisBackplane {
             .unwrap_or_else(|_| Err(timed_out()))
             .map_err(unreachable)?;
         let routes: Routes = Arc::new(DashMap::new());
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
         let base = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -404,6 +444,7 @@ impl RedisBackplane {
                 .get_connection_manager_with_config(
                     base.set_push_sender(Dispatcher {
                         routes: routes.clone(),
+                        node_id: node_id.clone(),
                     })
                     .set_automatic_resubscription(),
                 )
@@ -422,7 +463,7 @@ impl RedisBackplane {
             commands,
             subscriber,
             routes,
-            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            node_id,
             timeout: settings.timeout,
             history: settings.history.max(1),
             ttl: settings.ttl,
@@ -963,6 +1004,76 @@ impl RedisBackplane {
         Ok((changed > 0, votes.max(0) as u64))
     }
 
+    /// Remembers `stream` as kicked (a well-formed id only; the set is bounded
+    /// and expires with the room's TTL after the last kick, so it outlives
+    /// the stream's token with the default `--room-ttl`) and publishes the
+    /// kick on the room's feed, in one transaction.
+    pub async fn kick(&self, room_id: &str, stream: &str) -> Result<(), Unavailable> {
+        let mut conn = self.commands.clone();
+        let message = FeedMessage::Kick {
+            stream: stream.to_owned(),
+        };
+        let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
+        let key = keys::kicked(room_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        if is_stream_id(stream) {
+            pipe.zadd(&key, stream, self.now_ms())
+                .ignore()
+                .cmd("ZREMRANGEBYRANK")
+                .arg(&key)
+                .arg(0)
+                .arg(-(MAX_KICKED as i64) - 1)
+                .ignore()
+                .pexpire(&key, self.ttl_ms() as i64)
+                .ignore();
+        }
+        pipe.publish(keys::feed(room_id), message).ignore();
+        self.bounded(async { pipe.query_async::<()>(&mut conn).await.map_err(unavailable) })
+            .await
+    }
+
+    /// Tells every other node serving the room who listens here with a name
+    /// (they forget it [`NODE_COUNT_TTL`] later unless told again).
+    pub async fn share_members(
+        &self,
+        room_id: &str,
+        members: Vec<Member>,
+    ) -> Result<(), Unavailable> {
+        let mut conn = self.commands.clone();
+        let message = FeedMessage::Members {
+            node: self.node_id.clone(),
+            members,
+            expires_at: self.now_ms() + NODE_COUNT_TTL.as_millis() as i64,
+        };
+        let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
+        self.bounded(async {
+            redis::cmd("PUBLISH")
+                .arg(keys::feed(room_id))
+                .arg(message)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    /// Whether `stream` was kicked from the room.
+    pub async fn kicked(&self, room_id: &str, stream: &str) -> Result<bool, Unavailable> {
+        let mut conn = self.commands.clone();
+        let score: Option<f64> = self
+            .bounded(async {
+                redis::cmd("ZSCORE")
+                    .arg(keys::kicked(room_id))
+                    .arg(stream)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(score.is_some())
+    }
+
     /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut conn = self.commands.clone();
@@ -1094,6 +1205,30 @@ impl SharedRooms for RedisBackplane {
     ) -> PortFuture<'a, Result<(bool, u64), Unavailable>> {
         Box::pin(RedisBackplane::vote(self, room_id, item, change))
     }
+
+    fn kick<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisBackplane::kick(self, room_id, stream))
+    }
+
+    fn kicked<'a>(
+        &'a self,
+        room_id: &'a str,
+        stream: &'a str,
+    ) -> PortFuture<'a, Result<bool, Unavailable>> {
+        Box::pin(RedisBackplane::kicked(self, room_id, stream))
+    }
+
+    fn share_members<'a>(
+        &'a self,
+        room_id: &'a str,
+        members: Vec<Member>,
+    ) -> PortFuture<'a, Result<(), Unavailable>> {
+        Box::pin(RedisBackplane::share_members(self, room_id, members))
+    }
 }
 
 /// The cluster's stream-token key: the one already in Redis, or a new random
@@ -1163,7 +1298,9 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
                     FeedMessage::Presence { .. }
                     | FeedMessage::Sync(_)
                     | FeedMessage::Gate { .. }
-                    | FeedMessage::Votes { .. },
+                    | FeedMessage::Votes { .. }
+                    | FeedMessage::Kick { .. }
+                    | FeedMessage::Members { .. },
                 ) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");

@@ -171,9 +171,9 @@ impl ApiError {
             ApiError::StreamToken(TokenError::Missing) => {
                 (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None)
             }
-            ApiError::StreamToken(TokenError::Invalid | TokenError::Expired) => {
-                (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None)
-            }
+            ApiError::StreamToken(
+                TokenError::Invalid | TokenError::Expired | TokenError::Kicked,
+            ) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
             ApiError::RoomNotFound => (StatusCode::NOT_FOUND, ErrorCode::RoomNotFound, None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, ErrorCode::NotFound, None),
             ApiError::MethodNotAllowed => (

@@ -23,9 +23,9 @@ use super::error::{ApiError, ErrorBody};
 use super::limits::{ClientIp, FULL_RETRY_AFTER_SECS};
 use super::stream::{DirectStream, Listener};
 use super::AppState;
-
-/// Longest display name a listener may give, in characters.
-pub const MAX_LISTENER_NAME_CHARS: usize = 64;
+use crate::actor::handle::ListenerInfo;
+use crate::room::check::{check_text, Empty};
+use crate::room::command::MAX_CHAT_NAME_CHARS;
 
 /// The query string of an events request.
 #[derive(Debug, serde::Deserialize)]
@@ -58,15 +58,15 @@ pub fn resume_from(header: Option<&HeaderValue>, query: Option<&str>) -> Option<
     tag = "events",
     params(
         ("room_id" = String, Path, description = "The room's id"),
-        ("name" = Option<String>, Query, description = "A display name for logs, at most 64 characters"),
+        ("name" = Option<String>, Query, description = "A display name, shown to the room (its `members`) and in logs: trimmed, 1 to 64 characters, no control characters (the rules of a chat name)"),
         ("last_event_id" = Option<String>, Query, description = "Resume after this event id (the `Last-Event-ID` header wins)"),
         ("ready_gate" = Option<u8>, Query, description = "`1`: this page takes part in the ready gate (it reports to `POST /api/rooms/{room_id}/ready`), so the room waits for it after a load; `0` or absent: it does not"),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id: the events missed are replayed, or a `snapshot` comes when they are no longer kept"),
     ),
     responses(
-        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `permissions`, `cohosts`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
+        (status = 200, description = "The stream. Each message is one of `SseMessage` (`snapshot`, `state`, `queue`, `chat`, `control`, `permissions`, `cohosts`, `ready_gate`, `hello`, `presence`, `sync`, `gate`, `kicked`, `members`, `closed`), written as SSE text: `id:`, `event:`, `data:` (JSON).", content_type = "text/event-stream", body = super::schema::SseMessage,
             headers(("Cache-Control" = String, description = "`no-cache`"), ("X-Accel-Buffering" = String, description = "`no`: proxies must not buffer the stream"))),
-        (status = 400, description = "`invalid_value`: a query parameter is malformed or `name` is too long", body = ErrorBody),
+        (status = 400, description = "`invalid_value`: a query parameter is malformed, or `name` breaks the chat-name rules (empty, too long, control characters)", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 429, description = "`rate_limited`: this client address holds `--max-streams-per-client` streams already", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         (status = 503, description = "`unavailable`: the room holds `--max-listeners-per-room` listeners, the server holds as many streams as it may, or the shared room store did not answer", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -81,13 +81,13 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_value(e.body_text()))?;
-    if let Some(name) = &query.name {
-        if name.chars().count() > MAX_LISTENER_NAME_CHARS {
-            return Err(ApiError::invalid_value(format!(
-                "`name` must be at most {MAX_LISTENER_NAME_CHARS} characters"
-            )));
+    // Shown to the room (its `members`): the rules of a chat author's name.
+    let name = match &query.name {
+        Some(name) => {
+            Some(check_text("name", name, MAX_CHAT_NAME_CHARS, Empty::Refused)?.to_owned())
         }
-    }
+        None => None,
+    };
     if query.ready_gate.is_some_and(|flag| flag > 1) {
         return Err(ApiError::invalid_value(
             "`ready_gate` must be 1 (take part) or 0".into(),
@@ -108,13 +108,20 @@ pub async fn events(
     }
     let slot = app.take_stream_slot(client)?;
     let last_event_id = resume_from(headers.get("last-event-id"), query.last_event_id.as_deref());
-    let mut subscription = handle.subscribe(last_event_id).await?;
+    let hello = app
+        .stream_tokens
+        .issue(handle.room_id(), app.clock.now_ms());
+    let listener = ListenerInfo {
+        stream: hello.stream.to_string(),
+        name,
+    };
+    let mut subscription = handle.subscribe_as(last_event_id, listener).await?;
     if query.ready_gate == Some(1) {
         subscription.guard.join_ready_gate();
     }
-    tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or(""), resumed = last_event_id.is_some(), "listener joined");
+    tracing::debug!(%room_id, name = query.name.as_deref().unwrap_or("").trim(), resumed = last_event_id.is_some(), "listener joined");
 
-    let listener = Listener::new(&app, handle, subscription, slot);
+    let listener = Listener::new(&app, handle, subscription, slot, hello);
     // A connection that came in through the socket writer writes the stream
     // itself (see `socket_stream`); any other goes through hyper as a body.
     let body = match direct {

@@ -58,6 +58,7 @@ pub use error::ApiError;
 use limits::{RateLimit, StreamCounts};
 
 use crate::actor::port::SharedRooms;
+use crate::actor::RoomHandle;
 use crate::actor::RoomSettings;
 use crate::config::Config;
 use crate::metadata::Metadata;
@@ -177,6 +178,23 @@ impl AppState {
             max_streams,
             fd_limit,
         }
+    }
+
+    /// The stream a report names by `token`, if the token is this room's and
+    /// the stream was not kicked (on any node): what votes, sync reports and
+    /// readiness reports all check first.
+    pub async fn live_stream(
+        &self,
+        handle: &RoomHandle,
+        token: &str,
+    ) -> Result<stream_token::StreamId, ApiError> {
+        let stream = self
+            .stream_tokens
+            .verify(handle.room_id(), token, self.clock.now_ms())?;
+        if handle.kicked(stream.to_string()).await? {
+            return Err(stream_token::TokenError::Kicked.into());
+        }
+        Ok(stream)
     }
 
     /// The most event streams this node holds at once.

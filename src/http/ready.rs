@@ -56,7 +56,7 @@ struct ReadyBody {
         (status = 200, description = "The gate's progress after the report", body = GateProgress),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
-        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired), or its stream was kicked", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
@@ -80,9 +80,7 @@ pub async fn ready(
         .get(&room_id)
         .await?
         .ok_or(ApiError::RoomNotFound)?;
-    let stream = app
-        .stream_tokens
-        .verify(&room_id, &report.stream_token, app.clock.now_ms())?;
+    let stream = app.live_stream(&handle, &report.stream_token).await?;
     app.write_limit.check(client)?;
     let progress = handle.ready(stream.to_string(), report.ready_gate).await?;
     Ok(Json(progress))

@@ -352,13 +352,13 @@ shaped_body!(
 );
 
 /// One message of an event stream, as an object: its SSE `event:` name, its `id:`
-/// (absent on `hello`, `presence`, `sync`, `gate` and `votes`) and its JSON `data:`. The stream itself is text; this is
+/// (absent on `hello`, `presence`, `sync`, `gate`, `votes`, `kicked` and `members`) and its JSON `data:`. The stream itself is text; this is
 /// what each message carries (what OpenAPI 3.2 calls the item schema).
 pub struct SseMessage;
 
 /// Every event a stream carries: its name, the schema of its `data` and
 /// whether it has an `id:`.
-fn sse_events() -> [(&'static str, String, bool); 22] {
+fn sse_events() -> [(&'static str, String, bool); 24] {
     use crate::room::event as e;
     fn event<T: ToSchema>(name: &'static str, has_id: bool) -> (&'static str, String, bool) {
         (name, T::name().into_owned(), has_id)
@@ -386,6 +386,8 @@ fn sse_events() -> [(&'static str, String, bool); 22] {
         event::<e::ChatDeletedData>("chat_deleted", true),
         event::<e::VoteSkipData>("vote_skip", true),
         event::<e::VotesData>("votes", false),
+        event::<e::KickedData>("kicked", false),
+        event::<crate::room::members::MembersChange>("members", false),
     ]
 }
 
@@ -462,5 +464,7 @@ impl ToSchema for SseMessage {
         add::<e::ChatDeletedData>(schemas);
         add::<e::VoteSkipData>(schemas);
         add::<e::VotesData>(schemas);
+        add::<e::KickedData>(schemas);
+        add::<crate::room::members::MembersChange>(schemas);
     }
 }

@@ -20,7 +20,7 @@ use tokio::time::{sleep, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::limits::StreamSlot;
-use super::stream_token::StreamId;
+use super::stream_token::{IssuedToken, StreamId};
 use super::AppState;
 use crate::actor::handle::{ListenerGuard, Subscription};
 use crate::actor::RoomHandle;
@@ -87,13 +87,14 @@ pub struct Listener {
 
 impl Listener {
     /// A stream for `subscription`: `retry:` (jittered per connection), `hello`
-    /// (this stream's id and token), then its start frames, then live ones, until its maximum age (jittered, so
+    /// (this stream's id and token, issued before it subscribed), then its start frames, then live ones, until its maximum age (jittered, so
     /// reconnects spread out), `closed`, or shutdown.
     pub fn new(
         app: &Arc<AppState>,
         handle: RoomHandle,
         subscription: Subscription,
         slot: StreamSlot,
+        hello: IssuedToken,
     ) -> Self {
         let config = &app.config;
         let retry_ms = {
@@ -103,16 +104,10 @@ impl Listener {
         let max_age = config
             .max_stream_age
             .mul_f64(rand::rng().random_range(MAX_AGE_JITTER_FLOOR..=1.0));
-        let hello = app
-            .stream_tokens
-            .issue(handle.room_id(), app.clock.now_ms());
         let mut queue = VecDeque::with_capacity(subscription.start.len() + 2);
         queue.push_back(retry_frame(retry_ms));
         queue.push_back(hello_frame(&hello));
         queue.extend(subscription.start.iter().map(|frame| frame.bytes.clone()));
-        let mut guard = subscription.guard;
-        // When this stream ends, its sync report stops counting.
-        guard.set_stream(hello.stream.to_string());
         Listener {
             queue,
             stream_id: hello.stream,
@@ -123,7 +118,7 @@ impl Listener {
             shutdown: Box::pin(app.shutdown.clone().cancelled_owned()),
             ended: false,
             app: app.clone(),
-            _guard: guard,
+            _guard: subscription.guard,
             _slot: slot,
         }
     }

@@ -30,6 +30,9 @@ pub enum TokenError {
     Invalid,
     #[error("`stream_token` has expired: send the one from the stream's newest `hello` event")]
     Expired,
+    /// A moderator kicked the stream: its token counts for nothing any more.
+    #[error("this stream was kicked")]
+    Kicked,
 }
 
 /// How long a token outlives the longest stream: a report sent just before its

@@ -134,7 +134,7 @@ fn check_report(fields: &SyncReportFields) -> Result<DriftReport, CommandError> 
         (status = 200, description = "Taken: it replaces the stream's previous report and counts for three report intervals, or until the stream closes", body = SyncAccepted),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_command`: an unknown or missing field; `invalid_value`: an unknown `player`, a drift outside 0..600000 ms, p50 above p95, a `duration` not above 0 or above 1000000 s, or a `name` that is blank, longer than 64 characters or holds a control character", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
-        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired), or its stream was kicked", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than 1 KiB", body = ErrorBody),
@@ -161,9 +161,7 @@ pub async fn report(
     })?;
     let fields: SyncReportFields = decode_shaped(body, &SYNC_SHAPE)?;
     let report = check_report(&fields)?;
-    let stream = app
-        .stream_tokens
-        .verify(&room_id, &fields.stream_token, app.clock.now_ms())?;
+    let stream = app.live_stream(&handle, &fields.stream_token).await?;
     let (player, p95_ms, buffering) = (report.player, report.p95_ms, report.buffering);
     let sync = handle.report_sync(stream.to_string(), report).await?;
     // The histogram is of drift while playing: a stalled player's distance is left out.

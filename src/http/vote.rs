@@ -54,7 +54,7 @@ struct Vote {
         (status = 200, description = "How the votes to skip the loaded item stand after this one", body = VoteProgress),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_value`: `vote` is not `\"skip\"`; `invalid_command`: an unknown or missing field, or vote skip is off in this room", body = ErrorBody),
         (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
-        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired), or its stream was kicked", body = ErrorBody),
         (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
@@ -78,9 +78,7 @@ pub async fn vote(
         .get(&room_id)
         .await?
         .ok_or(ApiError::RoomNotFound)?;
-    let stream = app
-        .stream_tokens
-        .verify(&room_id, &vote.stream_token, app.clock.now_ms())?;
+    let stream = app.live_stream(&handle, &vote.stream_token).await?;
     app.write_limit.check(client)?;
     let progress = handle.vote(stream.to_string()).await?;
     Ok(Json(progress))

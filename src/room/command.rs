@@ -123,6 +123,11 @@ pub enum Command {
         ratio: f64,
         min_votes: u64,
     },
+    /// Ends one listener's event stream (its id from its `hello`) and refuses
+    /// its stream token from then on; changes nothing others see.
+    Kick {
+        stream: String,
+    },
 }
 
 /// Metadata about an item, any of it possibly unknown.
@@ -367,7 +372,7 @@ pub const VISIBILITY_NAMES: &[&str] = &["public", "unlisted"];
 /// Every command's wire name and fields, written once: decoding checks bodies
 /// against it, [`Command::type_name`] and [`COMMAND_TYPES`] read the names here.
 /// (`expected_version` may come with any command; it is not listed.)
-pub const COMMANDS: [Shape; 20] = [
+pub const COMMANDS: [Shape; 21] = [
     Shape {
         name: "play",
         fields: &[
@@ -497,6 +502,11 @@ pub const COMMANDS: [Shape; 20] = [
             ("ratio", Number, Required),
             ("min_votes", NonNegativeInteger, Required),
         ],
+        alternatives: None,
+    },
+    Shape {
+        name: "kick",
+        fields: &[("stream", Text, Required)],
         alternatives: None,
     },
 ];
@@ -708,6 +718,7 @@ impl Command {
             | Command::Persistent { .. }
             | Command::Permissions { .. } => Access::HostOnly,
             Command::DeleteChat { .. } => Access::Group(Group::Moderate),
+            Command::Kick { .. } => Access::Group(Group::Moderate),
             Command::ItemInfo { .. } => Access::Server,
             Command::VoteSkip { .. } => Access::HostOnly,
         }
@@ -746,6 +757,7 @@ impl Command {
             Command::Permissions { .. } => 17,
             Command::DeleteChat { .. } => 18,
             Command::VoteSkip { .. } => 19,
+            Command::Kick { .. } => 20,
         };
         &COMMANDS[index]
     }
@@ -876,6 +888,7 @@ impl Command {
             }
             .check()
             .map_err(CommandError::InvalidValue),
+            Command::Kick { .. } => Ok(()),
         }
     }
 }
@@ -1049,6 +1062,7 @@ mod tests {
                 json!({"type": "delete_chat", "chat_version": 3}),
                 G(Group::Moderate),
             ),
+            (json!({"type": "kick", "stream": "s"}), G(Group::Moderate)),
             (json!({"type": "control", "control": "open"}), HostOnly),
             (json!({"type": "permissions", "permissions": {}}), HostOnly),
             (

@@ -509,6 +509,41 @@ impl Frame {
     }
 }
 
+/// The `kicked` event's data: the one stream it goes to ends after it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = KickedEvent)]
+pub(crate) struct KickedData {
+    server_time: i64,
+}
+
+impl Frame {
+    /// A `kicked` frame, for the kicked stream only: no id, never replayed,
+    /// and the stream ends after it.
+    pub fn kicked(server_time: i64) -> Frame {
+        let data = serde_json::to_vec(&KickedData { server_time }).unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "kicked", &data),
+            ends_stream: true,
+            fanout: None,
+        }
+    }
+}
+
+impl Frame {
+    /// A `members` frame: who joined and left the room's list. No id, never
+    /// replayed (a snapshot carries the list).
+    pub fn members(change: &super::members::MembersChange) -> Frame {
+        let data = serde_json::to_vec(change).unwrap_or_default();
+        Frame {
+            version: None,
+            bytes: sse_frame(None, "members", &data),
+            ends_stream: false,
+            fanout: None,
+        }
+    }
+}
+
 /// Counts down the listeners still to write a frame; the last one to write it
 /// reports how long the whole fan-out took since the command arrived.
 #[derive(Debug)]

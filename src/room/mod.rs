@@ -24,6 +24,7 @@ pub mod event;
 pub mod gate;
 pub mod history;
 pub mod limits;
+pub mod members;
 pub mod moderation;
 pub mod permissions;
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! Moderation: what the `moderate` group may do to what others said.
+//! Moderation: what the `moderate` group may do to what others said, and
+//! the streams it kicked.
+
+use std::collections::{HashSet, VecDeque};
 
 use super::check::CommandError;
 use super::event::{Event, EventKind};
@@ -22,6 +25,45 @@ impl Room {
         Ok(vec![
             self.event(now, EventKind::ChatDeleted { chat_version })
         ])
+    }
+}
+
+/// Kicked streams a room remembers; past this, the oldest is forgotten. A
+/// stream token lives at most `--max-stream-age` plus a minute, so only a
+/// room kicking more than this many streams in that time lets an old one back.
+pub const MAX_KICKED: usize = 1024;
+
+/// Whether `stream` is written as a stream id is (32 hex digits, as its
+/// `hello` gave it): anything else names no stream, and is not remembered.
+pub fn is_stream_id(stream: &str) -> bool {
+    stream.len() == 32 && stream.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The streams kicked from a room, newest [`MAX_KICKED`] of them: their tokens
+/// are refused. Kept by the driver of a room held in one process.
+#[derive(Debug, Default)]
+pub struct KickedStreams {
+    order: VecDeque<String>,
+    set: HashSet<String>,
+}
+
+impl KickedStreams {
+    /// Remembers `stream` (a well-formed id only); forgets the oldest past the bound.
+    pub fn insert(&mut self, stream: &str) {
+        if !is_stream_id(stream) || self.set.contains(stream) {
+            return;
+        }
+        if self.order.len() >= MAX_KICKED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        self.order.push_back(stream.to_owned());
+        self.set.insert(stream.to_owned());
+    }
+
+    pub fn contains(&self, stream: &str) -> bool {
+        self.set.contains(stream)
     }
 }
 
@@ -57,5 +99,45 @@ mod tests {
         let view = room.view(0, 4, GateSettings::default());
         let texts: Vec<&str> = view.chat.iter().map(|m| m.text.as_str()).collect();
         assert_eq!(texts, ["two"]);
+    }
+
+    #[test]
+    fn kicked_streams_are_well_formed_ids_and_bounded() {
+        let id = |n: usize| format!("{n:032x}");
+        let mut kicked = KickedStreams::default();
+        for (stream, remembered) in [
+            (id(1), true),
+            ("not-a-stream".to_string(), false),
+            ("a".repeat(33), false),
+            ("g".repeat(32), false),
+        ] {
+            kicked.insert(&stream);
+            assert_eq!(kicked.contains(&stream), remembered, "{stream}");
+        }
+        for n in 2..=MAX_KICKED + 1 {
+            kicked.insert(&id(n));
+        }
+        assert!(!kicked.contains(&id(1)), "the oldest is forgotten");
+        assert!(kicked.contains(&id(2)) && kicked.contains(&id(MAX_KICKED + 1)));
+        assert_eq!(kicked.order.len(), MAX_KICKED);
+    }
+
+    #[test]
+    fn a_kick_is_for_the_moderate_group_and_changes_nothing_others_see() {
+        let mut room = Room::new("r".into(), "r".into(), Control::Open, None, "host", 3, 0);
+        let kick = || Command::Kick {
+            stream: format!("{:032x}", 7),
+        };
+        let before = room.version;
+        let cases = [(Some("host"), Ok(0)), (None, Err("unauthorized"))];
+        for (token, expected) in cases {
+            let got = match room.decide(token, None, kick(), &Inputs::at(3)) {
+                Ok(events) => Ok(events.len()),
+                Err(CommandError::Unauthorized) => Err("unauthorized"),
+                Err(other) => panic!("{other:?}"),
+            };
+            assert_eq!(got, expected, "{token:?}");
+        }
+        assert_eq!(room.version, before);
     }
 }

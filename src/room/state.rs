@@ -268,6 +268,9 @@ impl Room {
             permissions: self.permissions(),
             cohosts: self.cohost_views(),
             vote_skip: self.vote_skip,
+            // The drivers know who listens: they fill these in.
+            members: Vec::new(),
+            unnamed: 0,
         }
     }
 
@@ -421,6 +424,8 @@ impl Room {
             | Command::QueueRemove { .. }
             | Command::QueueMove { .. }) => self.apply_to_queue(queue, now),
             Command::DeleteChat { chat_version } => self.delete_chat(chat_version, now),
+            // The stream's end and refusal are the driver's: nothing here changes.
+            Command::Kick { .. } => Ok(Vec::new()),
             setting => Ok(self.apply_setting(setting, now)),
         }
     }

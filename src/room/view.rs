@@ -275,4 +275,10 @@ pub struct RoomView {
     /// The host's vote skip setting (`ratio: 0`: off).
     #[serde(default)]
     pub vote_skip: super::votes::VoteSkip,
+    /// Who's here: up to 100 listening streams that gave a name.
+    #[serde(default)]
+    pub members: Vec<super::members::Member>,
+    /// The listeners `members` does not show.
+    #[serde(default)]
+    pub unnamed: u64,
 }

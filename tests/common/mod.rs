@@ -113,12 +113,14 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// The parts of a room snapshot that only events may change: everything but the
-/// clock and the listener count.
+/// clock and who listens (the count, and who's here).
 pub fn fingerprint(room: &Value) -> Value {
     let mut room = room.clone();
     if let Some(obj) = room.as_object_mut() {
         obj.remove("server_time");
         obj.remove("listeners");
+        obj.remove("members");
+        obj.remove("unnamed");
     }
     room
 }
@@ -648,6 +650,9 @@ impl Source {
     }
 }
 
+/// Id-less events that come as listeners come and go, incidental in most tests.
+pub const INCIDENTAL: &[&str] = &["presence", "gate", "members"];
+
 /// A small, spec-following SSE client (WHATWG HTML "event stream interpretation").
 pub struct SseStream {
     source: Source,
@@ -879,25 +884,24 @@ impl SseStream {
         event
     }
 
-    /// The next event that is not `presence` or `gate` (incidental in most tests).
+    /// The next event that is not `presence`, `gate` or `members` (incidental
+    /// in most tests).
     pub async fn expect_versioned(&mut self) -> SseEvent {
         loop {
             let event = self.expect_event().await;
-            if event.event != "presence" && event.event != "gate" {
+            if !INCIDENTAL.contains(&event.event.as_str()) {
                 return event;
             }
         }
     }
 
-    /// Asserts no event other than `presence` or `gate` arrives within `window`.
+    /// Asserts no event other than `presence`, `gate` or `members` arrives within `window`.
     pub async fn expect_quiet(&mut self, window: Duration) {
         let deadline = Instant::now() + window;
         loop {
             match self.next_item_until(deadline).await {
                 Err(()) => return,
-                Ok(Some(SseItem::Event(e))) if e.event == "presence" || e.event == "gate" => {
-                    continue
-                }
+                Ok(Some(SseItem::Event(e))) if INCIDENTAL.contains(&e.event.as_str()) => continue,
                 Ok(Some(SseItem::Event(e))) => panic!("unexpected event {e:?}"),
                 Ok(Some(_)) => continue,
                 Ok(None) => panic!("the stream ended while it should stay quiet"),
