@@ -416,6 +416,8 @@ const ui = {
   attached: null,
   attaching: null,
   joined: false,
+  /** A moderator removed this page (`kicked`): it stays off. */
+  kicked: false,
   name: '',
   chat: [], // {version, name, text}
   seeking: false,
@@ -435,6 +437,8 @@ function exposeApi(roomId) {
     /** Whether this page may act in a permission group (`playback`, `queue_add`, ...). */
     can(group) { return Boolean(ui.room && ui.room.can(group)); },
     get joined() { return ui.joined; },
+    /** Whether a moderator removed this page from the room (it stays off). */
+    get kicked() { return Boolean(ui.kicked); },
     get playerKind() { return ui.playerKind; },
     // NaN until a player is attached: there is no local position to compare yet.
     playerPosition() { return ui.room && ui.player ? ui.room.playerPosition() : NaN; },
@@ -529,6 +533,7 @@ async function startRoom(roomId, name, { token, cohost }, playerReady, startAt) 
   wireQueueTools(room);
   wirePermissionTools(room);
   wireVoteSkip(room);
+  wireMembers(room);
   $('chat-input').disabled = false;
   $('chat-send').disabled = false;
   const started = room.start();
@@ -616,10 +621,15 @@ function renderConnection(status) {
   }[status] || status;
 }
 
-/** Whether this page may act in `group` now (nothing once the room is closed). */
+/** Whether this page is done with the room: it was closed, or a moderator removed this page. */
+function ended(room) {
+  return room.status === 'closed' || ui.kicked;
+}
+
+/** Whether this page may act in `group` now (nothing once the room is closed or this page removed). */
 function may(group) {
   const room = ui.room;
-  return Boolean(room && room.status !== 'closed' && room.can(group));
+  return Boolean(room && !ended(room) && room.can(group));
 }
 
 /** Shows each control only to whoever may use it, as the room's permissions and this page's role say. */
@@ -666,8 +676,8 @@ function renderChatControls(room) {
   const off = $('chat-off-note');
   off.textContent = chatOn ? `Chat is for ${WHO_WORDS[room.permissions.chat]}.` : 'The host turned chat off.';
   off.hidden = chatOn && mayChat;
-  $('chat-input').disabled = !chatOn || room.status === 'closed';
-  $('chat-send').disabled = !chatOn || room.status === 'closed';
+  $('chat-input').disabled = !chatOn || ended(room);
+  $('chat-send').disabled = !chatOn || ended(room);
   const moderate = may(Group.MODERATE);
   for (const button of document.querySelectorAll('#chat-list .chat-delete')) button.hidden = !moderate;
 }
@@ -1602,7 +1612,7 @@ async function voteToSkip(room) {
 /** The vote button and "skip votes: 2 of 3 needed", only while vote skip is on. */
 function renderVotes(room) {
   const setting = voteSkipOf(room);
-  const on = Boolean(setting && setting.ratio > 0 && room.status !== 'closed');
+  const on = Boolean(setting && setting.ratio > 0 && !ended(room));
   $('vote-row').hidden = !on;
   if (!on) return;
   const loaded = votes.key !== null;
@@ -1648,6 +1658,115 @@ async function sendVoteSkip(room) {
     showError(error, err);
     renderVoteSettings(room);
   }
+}
+
+/* ------------------------------------------------------------------ who's here */
+// The room's named listeners (the snapshot's `members`, then `members` events saying who
+// joined and left), how many others listen, and for moderators a "Remove" button for each
+// (`kick`). A removed page says so and stays off: it does not reconnect.
+
+/** Who's here: stream id -> name, in the order they joined (null from a server without it), and the others' count. */
+const members = { list: null, unnamed: 0 };
+
+function wireMembers(room) {
+  room.addEventListener('snapshot', (e) => setMembers(room, e.detail));
+  room.addEventListener('members', (e) => applyMembers(room, e.detail));
+  // A changed count alone comes as `presence`: the others are the listeners not shown.
+  room.addEventListener('presence', (e) => {
+    if (!members.list || typeof e.detail.listeners !== 'number') return;
+    members.unnamed = Math.max(0, e.detail.listeners - members.list.size);
+    renderMembers(room);
+  });
+  // A stream resumed by replay gets no snapshot, and `members` events are never replayed: ask.
+  let streams = 0;
+  room.addEventListener('hello', () => {
+    streams += 1;
+    if (streams > 1) getRoom(room.roomId).then((view) => { if (!ui.kicked) setMembers(room, view); }).catch(() => {});
+  });
+  room.addEventListener('kicked', () => onKicked(room));
+  for (const type of ['control', 'permissions', 'cohosts', 'closed']) room.addEventListener(type, () => renderMembers(room));
+}
+
+/** The list as a room view has it. */
+function setMembers(room, view) {
+  if (!view || !Array.isArray(view.members)) {
+    members.list = null;
+  } else {
+    members.list = new Map();
+    for (const m of view.members) {
+      if (m && typeof m.stream === 'string' && typeof m.name === 'string') members.list.set(m.stream, m.name);
+    }
+    members.unnamed = typeof view.unnamed === 'number' ? view.unnamed : 0;
+  }
+  renderMembers(room);
+}
+
+/** A `members` event: `left` go, `joined` come at the end, `unnamed` is the others now. */
+function applyMembers(room, change) {
+  if (!members.list || !change) return;
+  for (const stream of Array.isArray(change.left) ? change.left : []) members.list.delete(stream);
+  for (const m of Array.isArray(change.joined) ? change.joined : []) {
+    if (m && typeof m.stream === 'string' && typeof m.name === 'string') members.list.set(m.stream, m.name);
+  }
+  if (typeof change.unnamed === 'number') members.unnamed = change.unnamed;
+  renderMembers(room);
+}
+
+function renderMembers(room) {
+  const show = Boolean(members.list) && !ended(room);
+  $('members-panel').hidden = !show;
+  if (!show) return;
+  const moderate = may(Group.MODERATE);
+  const list = $('member-list');
+  list.textContent = '';
+  for (const [stream, name] of members.list) {
+    const li = document.createElement('li');
+    li.dataset.stream = stream;
+    li.append(textSpan('member-name', name));
+    if (stream === room.streamId) {
+      li.append(textSpan('member-you', 'you'));
+    } else if (moderate) {
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'btn btn-small btn-ghost-danger';
+      remove.textContent = 'Remove';
+      remove.setAttribute('aria-label', `Remove ${name}`);
+      remove.addEventListener('click', () => kick(room, stream, name, remove));
+      li.append(remove);
+    }
+    list.append(li);
+  }
+  $('members-count').textContent = String(members.list.size + members.unnamed);
+  const others = $('members-unnamed');
+  others.hidden = members.unnamed === 0;
+  others.textContent = `${members.list.size ? 'And ' : ''}${members.unnamed} listener${members.unnamed === 1 ? '' : 's'} without a name`;
+}
+
+/** A moderator removes a listener's page: its stream ends, and its `members` event takes it off every list. */
+async function kick(room, stream, name, button) {
+  button.disabled = true;
+  try {
+    await room.command({ type: 'kick', stream });
+    toast(`${name} was removed from the room.`, 'info');
+  } catch (err) {
+    toast(describeError(err), 'error');
+    button.disabled = false;
+  }
+}
+
+/** A moderator removed this page: it says so and stops (the kick is soft: a reload joins again). */
+function onKicked(room) {
+  ui.kicked = true;
+  // Before the server ends the stream: the EventSource must not reconnect by itself.
+  room.stop();
+  const banner = $('closed-banner');
+  banner.textContent = 'You were removed from this room.';
+  banner.hidden = false;
+  renderConnection('closed');
+  if (ui.player) ui.player.pauseVideo();
+  renderControl();
+  renderVotes(room);
+  renderMembers(room);
 }
 
 /* ------------------------------------------------------------------ media */

@@ -1,7 +1,8 @@
 // Vote skip on the page, in real headless Chromium against the real server: the host turns
 // it on from the settings panel, every page then shows a "Vote to skip" button (once per
 // item) and how the votes stand, enough votes skip to the next queued item on every page
-// with a notice, and with vote skip off neither the button nor the count shows.
+// with a notice, and with vote skip off neither the button nor the count shows. Also who's
+// here (the named listeners, the count of the others) and a moderator removing a page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -118,4 +119,45 @@ test('two votes of four live pages skip to the next queued item on every page at
   assert.equal((await roomState(roomId)).vote_skip.ratio, 0);
   assert.deepEqual(everyone.flatMap((page) => page.errors), []);
   for (const page of everyone) await page.context().close();
+});
+
+test("who's here lists the named listeners, and a page the host removes says so and stays off", { timeout: 60000 }, async () => {
+  const created = await api(server.url, 'POST', '/api/rooms', { name: 'Who is here', video_id: VIDEO });
+  assert.equal(created.status, 201);
+  const { room_id: roomId, host_token: hostToken } = created.body;
+  const host = await openHost(roomId, hostToken, 'Host');
+  const lee = await openPage(browser);
+  await joinAsListener(lee, server.url, roomId, 'Lee');
+  const mo = await openPage(browser);
+  await joinAsListener(mo, server.url, roomId, 'Mo');
+  // One more listener without a name: counted, not named.
+  await mo.evaluate((id) => { window.unnamedStream = new EventSource(`/api/rooms/${id}/events`); }, roomId);
+
+  const names = (page) => page.evaluate(() => [...document.querySelectorAll('#member-list .member-name')].map((n) => n.textContent));
+  for (const page of [host, lee, mo]) {
+    await waitFor(async () => (await names(page)).join() === 'Host,Lee,Mo', { what: "the named listeners in who's here" });
+    await waitFor(async () => (await page.locator('#members-unnamed').textContent()) === 'And 1 listener without a name',
+      { what: 'the unnamed listener counted' });
+  }
+  assert.equal(await host.locator('#members-count').textContent(), '4');
+  // Only a moderator gets the buttons, and never for its own page.
+  assert.equal(await lee.locator('#member-list button').count(), 0);
+  assert.equal(await host.locator('#member-list button').count(), 2);
+
+  await host.getByRole('button', { name: 'Remove Lee' }).click();
+  await waitFor(async () => (await lee.locator('#closed-banner').textContent()) === 'You were removed from this room.'
+    && (await lee.locator('#closed-banner').isVisible()), { what: 'the removed page to say so' });
+  for (const page of [host, mo]) {
+    await waitFor(async () => (await names(page)).join() === 'Host,Mo', { what: 'Lee to leave the list' });
+  }
+  // It stays off: no stream of its own after the server's `retry:` delay and the client's back-off.
+  await new Promise((resolve) => { setTimeout(resolve, 4000); });
+  assert.equal(await lee.evaluate(() => window.syncroom.kicked && window.syncroom.client.stats.opens), 1);
+  assert.equal(await lee.locator('#conn-text').textContent(), 'Closed');
+  assert.equal(await lee.locator('#chat-input').isDisabled(), true);
+  assert.equal((await roomState(roomId)).listeners, 3, 'host, Mo and the unnamed stream');
+  assert.deepEqual((await roomState(roomId)).members.map((m) => m.name), ['Host', 'Mo']);
+  await screenshot(host, 'members-host');
+  assert.deepEqual([host, lee, mo].flatMap((page) => page.errors), []);
+  for (const page of [host, lee, mo]) await page.context().close();
 });
