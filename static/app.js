@@ -416,6 +416,8 @@ const ui = {
   attached: null,
   attaching: null,
   joined: false,
+  /** A moderator removed this page (`kicked`): it stays off. */
+  kicked: false,
   name: '',
   chat: [], // {version, name, text}
   seeking: false,
@@ -435,6 +437,8 @@ function exposeApi(roomId) {
     /** Whether this page may act in a permission group (`playback`, `queue_add`, ...). */
     can(group) { return Boolean(ui.room && ui.room.can(group)); },
     get joined() { return ui.joined; },
+    /** Whether a moderator removed this page from the room (it stays off). */
+    get kicked() { return Boolean(ui.kicked); },
     get playerKind() { return ui.playerKind; },
     // NaN until a player is attached: there is no local position to compare yet.
     playerPosition() { return ui.room && ui.player ? ui.room.playerPosition() : NaN; },
@@ -528,6 +532,8 @@ async function startRoom(roomId, name, { token, cohost }, playerReady, startAt) 
   wireControls(room);
   wireQueueTools(room);
   wirePermissionTools(room);
+  wireVoteSkip(room);
+  wireMembers(room);
   $('chat-input').disabled = false;
   $('chat-send').disabled = false;
   const started = room.start();
@@ -615,10 +621,15 @@ function renderConnection(status) {
   }[status] || status;
 }
 
-/** Whether this page may act in `group` now (nothing once the room is closed). */
+/** Whether this page is done with the room: it was closed, or a moderator removed this page. */
+function ended(room) {
+  return room.status === 'closed' || ui.kicked;
+}
+
+/** Whether this page may act in `group` now (nothing once the room is closed or this page removed). */
 function may(group) {
   const room = ui.room;
-  return Boolean(room && room.status !== 'closed' && room.can(group));
+  return Boolean(room && !ended(room) && room.can(group));
 }
 
 /** Shows each control only to whoever may use it, as the room's permissions and this page's role say. */
@@ -665,8 +676,8 @@ function renderChatControls(room) {
   const off = $('chat-off-note');
   off.textContent = chatOn ? `Chat is for ${WHO_WORDS[room.permissions.chat]}.` : 'The host turned chat off.';
   off.hidden = chatOn && mayChat;
-  $('chat-input').disabled = !chatOn || room.status === 'closed';
-  $('chat-send').disabled = !chatOn || room.status === 'closed';
+  $('chat-input').disabled = !chatOn || ended(room);
+  $('chat-send').disabled = !chatOn || ended(room);
   const moderate = may(Group.MODERATE);
   for (const button of document.querySelectorAll('#chat-list .chat-delete')) button.hidden = !moderate;
 }
@@ -1468,6 +1479,7 @@ function wirePermissionTools(room) {
 
 /** The panel follows the room: each group's select, and the co-hosts with a revoke button each. */
 function renderPermissionTools(room) {
+  renderVoteSettings(room);
   // A server without permissions has neither: its room view says only `control`.
   const supported = Boolean(room.hostToken && room.room && room.room.permissions);
   $('perm-panel').hidden = !supported;
@@ -1515,6 +1527,246 @@ function checkCohost(room) {
   if (room.room.cohosts.some((c) => c.cohost_id === ui.cohostId)) return;
   forgetCohost();
   toast(REVOKED_TEXT, 'warn');
+}
+
+/* ------------------------------------------------------------------ vote skip */
+// While the host has vote skip on, every page may vote once per item to skip what plays
+// and sees how the votes stand; the host sets the share of listeners (and the fewest votes)
+// that skip. What is "enough" is the server's to say: the page shows its `needed`.
+
+/** State causes that put a new item in place: its votes start from none. */
+const NEW_ITEM_CAUSES = Object.freeze(new Set(['load', 'next', 'ended', 'vote_skip']));
+
+/**
+ * This page's view of the votes on the loaded item: `item` counts the items seen (an answer
+ * that comes back after the item changed is about the old one), `voted` whether this page's
+ * stream voted on it, `progress` the newest `{skip, needed}` heard (null: none yet).
+ */
+const votes = { item: 0, key: null, stream: null, voted: false, sending: false, progress: null };
+
+/** The room's vote skip setting, or null from a server without vote skip. */
+function voteSkipOf(room) {
+  const setting = room.room && room.room.vote_skip;
+  return setting && typeof setting.ratio === 'number' ? setting : null;
+}
+
+/** What names the loaded item here: its queue id and its video or media (a `load` has no id). */
+function voteItemKey(room) {
+  const st = room.room ? room.room.state : null;
+  return st && itemKey(st) ? `${st.item_id ?? ''} ${itemKey(st)}` : null;
+}
+
+/** A new item (by its cause, or a snapshot showing another one) starts with no votes. */
+function followVoteItem(room, cause = null) {
+  const key = voteItemKey(room);
+  if (key === votes.key && !NEW_ITEM_CAUSES.has(cause)) return;
+  votes.key = key;
+  votes.item += 1;
+  votes.voted = false;
+  votes.progress = null;
+}
+
+function wireVoteSkip(room) {
+  $('btn-vote').addEventListener('click', () => voteToSkip(room));
+  room.addEventListener('snapshot', () => { followVoteItem(room); renderVotes(room); });
+  room.addEventListener('state', (e) => {
+    followVoteItem(room, e.detail.cause);
+    if (e.detail.cause === 'vote_skip') toast('Skipped by vote', 'info');
+    renderVotes(room);
+  });
+  room.addEventListener('votes', (e) => { votes.progress = e.detail; renderVotes(room); });
+  room.addEventListener('vote_skip', () => { renderVotes(room); renderVoteSettings(room); });
+  // A new stream (a reconnect) is a new voter: the old one's vote went with it.
+  room.addEventListener('hello', (e) => {
+    if (votes.stream !== null && e.detail.stream !== votes.stream) votes.voted = false;
+    votes.stream = e.detail.stream;
+    renderVotes(room);
+  });
+  room.addEventListener('closed', () => renderVotes(room));
+  const send = () => sendVoteSkip(room);
+  $('vote-ratio').addEventListener('change', send);
+  $('vote-min').addEventListener('change', send);
+  renderVotes(room);
+}
+
+/** One vote per item: the button says "Voted" once the server has this page's vote. */
+async function voteToSkip(room) {
+  const item = votes.item;
+  votes.sending = true;
+  renderVotes(room);
+  try {
+    const answer = await room.voteSkip();
+    // Enough votes may have skipped the item before the answer came: it was about the old one.
+    if (votes.item === item) {
+      votes.voted = true;
+      votes.progress = answer;
+    }
+  } catch (err) {
+    toast(describeError(err), 'error');
+  } finally {
+    votes.sending = false;
+    renderVotes(room);
+  }
+}
+
+/** The vote button and "skip votes: 2 of 3 needed", only while vote skip is on. */
+function renderVotes(room) {
+  const setting = voteSkipOf(room);
+  const on = Boolean(setting && setting.ratio > 0 && !ended(room));
+  $('vote-row').hidden = !on;
+  if (!on) return;
+  const loaded = votes.key !== null;
+  const button = $('btn-vote');
+  button.disabled = !loaded || votes.voted || votes.sending;
+  button.textContent = votes.voted ? 'Voted' : 'Vote to skip';
+  const p = votes.progress;
+  $('vote-count').textContent = !loaded ? 'Nothing to skip'
+    : p ? `skip votes: ${p.skip} of ${p.needed} needed` : 'No skip votes yet';
+}
+
+/** The host's vote skip setting as the room has it (a share set elsewhere gets its own option). */
+function renderVoteSettings(room) {
+  const setting = voteSkipOf(room);
+  $('vote-panel').hidden = !(room.hostToken && setting);
+  if (!room.hostToken || !setting) return;
+  const select = $('vote-ratio');
+  const value = String(setting.ratio);
+  if (![...select.options].some((o) => Number(o.value) === setting.ratio)) {
+    const option = document.createElement('option');
+    option.value = value;
+    option.textContent = `${Math.round(setting.ratio * 1000) / 10} % of listeners`;
+    select.append(option);
+  }
+  select.value = [...select.options].find((o) => Number(o.value) === setting.ratio).value;
+  const min = $('vote-min');
+  if (document.activeElement !== min) min.value = String(setting.min_votes);
+}
+
+/** Sends the host's choice (`vote_skip`); the room's `vote_skip` event shows it on every page. */
+async function sendVoteSkip(room) {
+  const error = $('vote-error');
+  clearError(error);
+  const ratio = Number($('vote-ratio').value);
+  const minVotes = Number($('vote-min').value);
+  if (!Number.isInteger(minVotes) || minVotes < 1) {
+    error.textContent = 'The fewest votes is a whole number, 1 or more.';
+    return;
+  }
+  try {
+    await room.setVoteSkip(ratio, minVotes);
+  } catch (err) {
+    showError(error, err);
+    renderVoteSettings(room);
+  }
+}
+
+/* ------------------------------------------------------------------ who's here */
+// The room's named listeners (the snapshot's `members`, then `members` events saying who
+// joined and left), how many others listen, and for moderators a "Remove" button for each
+// (`kick`). A removed page says so and stays off: it does not reconnect.
+
+/** Who's here: stream id -> name, in the order they joined (null from a server without it), and the others' count. */
+const members = { list: null, unnamed: 0 };
+
+function wireMembers(room) {
+  room.addEventListener('snapshot', (e) => setMembers(room, e.detail));
+  room.addEventListener('members', (e) => applyMembers(room, e.detail));
+  // A changed count alone comes as `presence`: the others are the listeners not shown.
+  room.addEventListener('presence', (e) => {
+    if (!members.list || typeof e.detail.listeners !== 'number') return;
+    members.unnamed = Math.max(0, e.detail.listeners - members.list.size);
+    renderMembers(room);
+  });
+  // A stream resumed by replay gets no snapshot, and `members` events are never replayed: ask.
+  let streams = 0;
+  room.addEventListener('hello', () => {
+    streams += 1;
+    if (streams > 1) getRoom(room.roomId).then((view) => { if (!ui.kicked) setMembers(room, view); }).catch(() => {});
+  });
+  room.addEventListener('kicked', () => onKicked(room));
+  for (const type of ['control', 'permissions', 'cohosts', 'closed']) room.addEventListener(type, () => renderMembers(room));
+}
+
+/** The list as a room view has it. */
+function setMembers(room, view) {
+  if (!view || !Array.isArray(view.members)) {
+    members.list = null;
+  } else {
+    members.list = new Map();
+    for (const m of view.members) {
+      if (m && typeof m.stream === 'string' && typeof m.name === 'string') members.list.set(m.stream, m.name);
+    }
+    members.unnamed = typeof view.unnamed === 'number' ? view.unnamed : 0;
+  }
+  renderMembers(room);
+}
+
+/** A `members` event: `left` go, `joined` come at the end, `unnamed` is the others now. */
+function applyMembers(room, change) {
+  if (!members.list || !change) return;
+  for (const stream of Array.isArray(change.left) ? change.left : []) members.list.delete(stream);
+  for (const m of Array.isArray(change.joined) ? change.joined : []) {
+    if (m && typeof m.stream === 'string' && typeof m.name === 'string') members.list.set(m.stream, m.name);
+  }
+  if (typeof change.unnamed === 'number') members.unnamed = change.unnamed;
+  renderMembers(room);
+}
+
+function renderMembers(room) {
+  const show = Boolean(members.list) && !ended(room);
+  $('members-panel').hidden = !show;
+  if (!show) return;
+  const moderate = may(Group.MODERATE);
+  const list = $('member-list');
+  list.textContent = '';
+  for (const [stream, name] of members.list) {
+    const li = document.createElement('li');
+    li.dataset.stream = stream;
+    li.append(textSpan('member-name', name));
+    if (stream === room.streamId) {
+      li.append(textSpan('member-you', 'you'));
+    } else if (moderate) {
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'btn btn-small btn-ghost-danger';
+      remove.textContent = 'Remove';
+      remove.setAttribute('aria-label', `Remove ${name}`);
+      remove.addEventListener('click', () => kick(room, stream, name, remove));
+      li.append(remove);
+    }
+    list.append(li);
+  }
+  $('members-count').textContent = String(members.list.size + members.unnamed);
+  const others = $('members-unnamed');
+  others.hidden = members.unnamed === 0;
+  others.textContent = `${members.list.size ? 'And ' : ''}${members.unnamed} listener${members.unnamed === 1 ? '' : 's'} without a name`;
+}
+
+/** A moderator removes a listener's page: its stream ends, and its `members` event takes it off every list. */
+async function kick(room, stream, name, button) {
+  button.disabled = true;
+  try {
+    await room.command({ type: 'kick', stream });
+    toast(`${name} was removed from the room.`, 'info');
+  } catch (err) {
+    toast(describeError(err), 'error');
+    button.disabled = false;
+  }
+}
+
+/** A moderator removed this page: it says so and stops (the kick is soft: a reload joins again). */
+function onKicked(room) {
+  ui.kicked = true;
+  // Before the server ends the stream: the EventSource must not reconnect by itself.
+  room.stop();
+  const banner = $('closed-banner');
+  banner.textContent = 'You were removed from this room.';
+  banner.hidden = false;
+  renderConnection('closed');
+  if (ui.player) ui.player.pauseVideo();
+  renderControl();
+  renderVotes(room);
+  renderMembers(room);
 }
 
 /* ------------------------------------------------------------------ media */

@@ -1,8 +1,8 @@
 // An accessibility audit with axe-core in every engine: the home page, the join
-// dialog and a room (host and listener), on a desktop and a 390×844 phone, in the
-// dark and the light colour scheme. Any serious or critical violation fails the test
-// (it was colour contrast: white on the primary purple, the green "Live" text, the
-// join dialog's eyebrow). Firefox's phone is the phone's size and pixel ratio only
+// dialog and a room (host and listener, vote skip on), on a desktop and a 390×844
+// phone, in the dark and the light colour scheme. Any serious or critical violation
+// fails the test (it was colour contrast: white on the primary purple, the green
+// "Live" text, the join dialog's eyebrow). Firefox's phone is the phone's size and pixel ratio only
 // (see firefox.mjs).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,6 +37,9 @@ before(async () => {
   assert.equal(created.status, 201);
   ({ room_id: roomId, host_token: hostToken } = created.body);
   await api(server.url, 'POST', `/api/rooms/${roomId}/chat`, { name: 'Ann', text: 'hello' });
+  // Vote skip on: the listener's vote button and count are part of the audit.
+  const voteSkip = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'vote_skip', ratio: 0.5, min_votes: 1 }, hostToken);
+  assert.equal(voteSkip.status, 200);
 });
 
 after(async () => {
@@ -100,6 +103,7 @@ for (const engine of ENGINES) {
           await waitFor(() => join.evaluate(() => window.syncroom.connected && window.syncroom.playerKind), { what: 'the listener to connect' });
           await waitFor(() => join.locator('#conn-text').textContent().then((t) => t === 'Live'), { what: 'Live' });
           await join.locator('#chat-input').fill('hi');
+          await join.locator('#btn-vote').waitFor();
           found.push(...(await audit(join, `room ${engine} ${kind} ${colorScheme}`)).map((x) => `room: ${x}`));
           await join.context().close();
 

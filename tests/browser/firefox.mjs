@@ -119,7 +119,14 @@ class Locator {
     }
   }
 
-  click() { return this._named('click', () => this._pp().click()); }
+  /**
+   * Centres the element first: puppeteer scrolls only an element outside the viewport, so
+   * one scrolled under the page's sticky header would take the click meant for it.
+   */
+  async click() {
+    await this._read((n) => n.scrollIntoView({ block: 'center', inline: 'nearest' }));
+    return this._named('click', () => this._pp().click());
+  }
 
   fill(value) { return this._named('fill', () => this._pp().fill(String(value))); }
 
