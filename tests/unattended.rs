@@ -1,11 +1,18 @@
 //! A room that runs itself: a host room whose queued items have durations
 //! plays all of them with no page at the controls, then pauses at the end,
-//! on one node and on three nodes sharing a real `redis-server`.
+//! on one node and on three nodes sharing a real `redis-server`; also when the
+//! queue is a YouTube playlist whose titles and durations come from the Data
+//! API (a stand-in on 127.0.0.1 in the API's own format).
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -37,6 +44,18 @@ async fn plays_through(nodes: &[TestApp], items: Value) {
     assert_eq!(queue["op"], "add");
     assert_eq!(queue["items"].as_array().map(Vec::len), Some(3));
     assert_eq!(queue["items"][1]["added_by"], "Ann");
+    // Durations the server looks up after answering (YouTube items) arrive
+    // as `queue` updates; the room plays on by itself only once it knows them.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = nodes[0].get_room(&room).await;
+        let items = seen["queue"].as_array().cloned().unwrap_or_default();
+        if items.iter().all(|item| item["duration"] == 1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "durations never came: {seen}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     nodes[2 % nodes.len()]
         .command_ok(&room, Some(&token), json!({"type": "next"}))
         .await;
@@ -78,10 +97,17 @@ async fn a_host_room_plays_its_queue_through_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_room_plays_its_queue_through_by_itself_over_three_nodes() {
     let redis = Redis::start().await;
+    let nodes = three_nodes(&redis, &[]).await;
+    plays_through(&nodes, three_items()).await;
+}
+
+async fn three_nodes(redis: &Redis, args: &[&str]) -> Vec<TestApp> {
     let url = redis.url();
     let mut nodes = Vec::new();
     for _ in 0..3 {
-        let node = spawn_app(&["--redis", url.as_str()]).await;
+        let mut argv = vec!["--redis", url.as_str()];
+        argv.extend_from_slice(args);
+        let node = spawn_app(&argv).await;
         let deadline = Instant::now() + WAIT;
         while node.get("/readyz").await.status() != 200 {
             assert!(Instant::now() < deadline, "node never became ready");
@@ -89,7 +115,120 @@ async fn a_host_room_plays_its_queue_through_by_itself_over_three_nodes() {
         }
         nodes.push(node);
     }
-    plays_through(&nodes, three_items()).await;
+    nodes
+}
+
+const API_KEY: &str = "stand-in-key";
+/// The stand-in's one playlist: three one-second videos, titled One, Two, Three.
+const PLAYLIST: &str = "PLthreeSongs";
+const PLAYLIST_VIDEOS: [(&str, &str); 3] = [
+    ("aaaaaaaaaaa", "One"),
+    ("bbbbbbbbbbb", "Two"),
+    ("ccccccccccc", "Three"),
+];
+
+/// A YouTube Data API v3 stand-in holding [`PLAYLIST`]: `playlistItems` (one
+/// page) and `videos` (snippet and contentDetails), each only with the key.
+/// Answers the base URL for `--youtube-api-url`.
+async fn youtube_stand_in() -> String {
+    fn keyed(query: &HashMap<String, String>) -> bool {
+        query.get("key").map(String::as_str) == Some(API_KEY)
+    }
+    let playlist_items = |Query(query): Query<HashMap<String, String>>| async move {
+        if !keyed(&query) || query.get("playlistId").map(String::as_str) != Some(PLAYLIST) {
+            let error = json!({"error": {"code": 404, "message": "not found",
+                "errors": [{"reason": "playlistNotFound"}]}});
+            return (StatusCode::NOT_FOUND, Json(error));
+        }
+        let items: Vec<Value> = PLAYLIST_VIDEOS
+            .iter()
+            .map(|(id, _)| json!({"kind": "youtube#playlistItem", "contentDetails": {"videoId": id}}))
+            .collect();
+        let page = json!({"kind": "youtube#playlistItemListResponse", "items": items,
+                          "pageInfo": {"totalResults": items.len(), "resultsPerPage": 50}});
+        (StatusCode::OK, Json(page))
+    };
+    let videos = |Query(query): Query<HashMap<String, String>>| async move {
+        let asked = if keyed(&query) {
+            query.get("id").cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let items: Vec<Value> = PLAYLIST_VIDEOS
+            .iter()
+            .filter(|(id, _)| asked.split(',').any(|a| a == *id))
+            .map(|(id, title)| {
+                json!({"kind": "youtube#video", "id": id,
+                "snippet": {"title": title, "channelTitle": "The Band"},
+                "contentDetails": {"duration": "PT1S"}})
+            })
+            .collect();
+        Json(json!({"kind": "youtube#videoListResponse", "items": items}))
+    };
+    let router = Router::new()
+        .route("/youtube/v3/playlistItems", get(playlist_items))
+        .route("/youtube/v3/videos", get(videos));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the stand-in");
+    let addr = listener.local_addr().expect("stand-in address");
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .await
+            .expect("the stand-in serves");
+    });
+    format!("http://{addr}/youtube/v3")
+}
+
+/// Three YouTube items queued with no duration: the server asks the API
+/// after answering, and the room then plays them through by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn youtube_items_play_through_with_durations_from_the_api() {
+    let api = youtube_stand_in().await;
+    let args = [
+        "--youtube-api-key",
+        API_KEY,
+        "--youtube-api-url",
+        api.as_str(),
+    ];
+    let app = spawn_app(&args).await;
+    let items: Vec<Value> = PLAYLIST_VIDEOS
+        .iter()
+        .map(|(id, _)| json!({ "video_id": id }))
+        .collect();
+    let add = json!({"type": "queue_add", "name": "Ann", "items": items});
+    plays_through(std::slice::from_ref(&app), add).await;
+}
+
+/// A room filled with a playlist plays through it with nobody at the
+/// controls: titles, the channel as `artist` and durations come from the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_filled_with_a_playlist_plays_through_it_by_itself() {
+    let api = youtube_stand_in().await;
+    let args = [
+        "--youtube-api-key",
+        API_KEY,
+        "--youtube-api-url",
+        api.as_str(),
+    ];
+    let app = spawn_app(&args).await;
+    let playlist = json!({"type": "queue_add", "name": "Ann", "playlist_id": PLAYLIST});
+    plays_through(std::slice::from_ref(&app), playlist).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_filled_with_a_playlist_plays_through_it_by_itself_over_three_nodes() {
+    let api = youtube_stand_in().await;
+    let args = [
+        "--youtube-api-key",
+        API_KEY,
+        "--youtube-api-url",
+        api.as_str(),
+    ];
+    let redis = Redis::start().await;
+    let nodes = three_nodes(&redis, &args).await;
+    let playlist = json!({"type": "queue_add", "name": "Ann", "playlist_id": PLAYLIST});
+    plays_through(&nodes, playlist).await;
 }
 
 /// The same with three one-second WAV files of `--media-dir`, queued with no
