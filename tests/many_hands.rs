@@ -519,13 +519,20 @@ async fn a_stream_that_ends_takes_its_vote_away(nodes: Nodes) {
     assert_eq!(vote_ok(&nodes, &room, &streams[0].1).await["skip"], 1);
     assert_eq!(vote_ok(&nodes, &room, &streams[1].1).await["skip"], 2);
     // The first voter leaves: one vote of two stays, which is not enough.
-    drop(streams.remove(0));
+    let (gone_stream, gone_token) = streams.remove(0);
+    drop(gone_stream);
     for node in &nodes.nodes {
         node.wait_listeners(&room, 2).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let room_now = nodes.next().get_room(&room).await;
     assert_eq!(room_now["state"]["item_id"], Value::Null, "{room_now}");
+    // Its token is still valid, but a stream that ended adds no vote, on any node.
+    for _ in &nodes.nodes {
+        let again = vote_ok(&nodes, &room, &gone_token).await;
+        assert_eq!(again["counted"], false, "{again}");
+        assert_eq!(again["skip"], 1, "{again}");
+    }
     let last = vote_ok(&nodes, &room, &streams[1].1).await;
     assert_eq!(
         last,

@@ -274,6 +274,11 @@ impl Hub {
         true
     }
 
+    /// Whether the stream `stream` listens here now.
+    pub(crate) fn is_streaming(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream)
+    }
+
     /// Forgets the streams that ended here (their ids).
     pub(crate) fn forget_streams(&mut self, closed: &[String]) {
         for stream in closed {

@@ -526,8 +526,10 @@ impl LocalRoom {
         if !settings.is_on() {
             return Err(CommandError::InvalidCommand(VOTES_OFF.into()).into());
         }
-        let counted =
-            self.room.state.source.is_some() && self.votes.cast(self.room.item_since, stream);
+        // A stream that ended took its vote back: its token, still valid, adds none.
+        let counted = self.hub.is_streaming(&stream)
+            && self.room.state.source.is_some()
+            && self.votes.cast(self.room.item_since, stream);
         let listeners = self.hub.listeners() as u64;
         let skip = self.votes.skip();
         if counted {

@@ -1051,9 +1051,10 @@ impl MirrorRoom {
         tokio::spawn(async move { link.release_gate(&room_id, gate, inputs_at).await });
     }
 
-    /// Streams that ended here take their votes back, when there are votes.
+    /// Streams that ended here take their votes back, and are remembered as
+    /// gone so that their tokens add no vote later, while vote skip is on.
     fn take_votes_back(&mut self, closed: &[String]) {
-        if self.votes.skip() > 0 && self.votes_gone.len() < MAX_CLOSED_STREAMS_PENDING {
+        if self.room.vote_skip.is_on() && self.votes_gone.len() < MAX_CLOSED_STREAMS_PENDING {
             self.votes_gone.extend_from_slice(closed);
         }
     }

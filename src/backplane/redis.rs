@@ -158,6 +158,13 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:votes:{item}")
     }
 
+    /// The streams that ended while vote skip was on (a sorted set by end
+    /// time, newest `MAX_KICKED` kept, expiring like the votes): their tokens
+    /// add no vote.
+    pub fn gone(room_id: &str) -> String {
+        format!("{ROOM_PREFIX}{room_id}}}:gone")
+    }
+
     /// The streams kicked from the room (a sorted set by kick time, newest
     /// `MAX_KICKED` kept, expiring with the room's TTL after the last kick).
     pub fn kicked(room_id: &str) -> String {
@@ -986,12 +993,13 @@ impl RedisBackplane {
         let mut conn = self.commands.clone();
         let mut invocation = self.votes.key(keys::votes(room_id, item));
         invocation
+            .key(keys::gone(room_id))
             .arg(VOTES_TTL.as_millis() as u64)
             .arg(item)
             .arg(keys::feed(room_id));
         match change {
-            VoteChange::Cast(stream) => invocation.arg("cast").arg(stream),
-            VoteChange::Forget(streams) => invocation.arg("forget").arg(streams),
+            VoteChange::Cast(stream) => invocation.arg("cast").arg(MAX_KICKED).arg(stream),
+            VoteChange::Forget(streams) => invocation.arg("forget").arg(MAX_KICKED).arg(streams),
         };
         let (changed, votes): (i64, i64) = self
             .bounded(async {
