@@ -249,6 +249,17 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout
+        ) {
+            // The rest of the body was never read, so the connection cannot
+            // carry another request: say so, or a client that keeps it in its
+            // pool fails its next request on it. (HTTP/2 drops the header.)
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
