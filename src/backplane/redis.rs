@@ -503,6 +503,16 @@ impl RedisBackplane {
             })
     }
 
+    /// Runs a prepared script call within the time bound.
+    async fn run_script<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        conn: &mut ConnectionManager,
+    ) -> Result<T, Unavailable> {
+        self.bounded(async { invocation.invoke_async(conn).await.map_err(unavailable) })
+            .await
+    }
+
     /// The node's clock, as rooms see it.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
@@ -931,14 +941,8 @@ impl RedisBackplane {
             }
             SyncChange::Sweep => {}
         }
-        let (status, summary, retry_ms, durations): (i64, String, i64, Vec<String>) = self
-            .bounded(async {
-                invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+        let (status, summary, retry_ms, durations): (i64, String, i64, Vec<String>) =
+            self.run_script(&invocation, &mut conn).await?;
         match status {
             1 => Ok(SyncTaken {
                 summary: serde_json::from_str(&summary).map_err(|error| {
@@ -1001,14 +1005,7 @@ impl RedisBackplane {
             VoteChange::Cast(stream) => invocation.arg("cast").arg(MAX_KICKED).arg(stream),
             VoteChange::Forget(streams) => invocation.arg("forget").arg(MAX_KICKED).arg(streams),
         };
-        let (changed, votes): (i64, i64) = self
-            .bounded(async {
-                invocation
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
+        let (changed, votes): (i64, i64) = self.run_script(&invocation, &mut conn).await?;
         Ok((changed > 0, votes.max(0) as u64))
     }
 
