@@ -197,6 +197,22 @@ impl AppState {
         Ok(stream)
     }
 
+    /// The room `room_id` and the live stream its report names by `token`:
+    /// what the vote and ready routes look up before they ask the room.
+    pub async fn room_and_stream(
+        &self,
+        room_id: &str,
+        token: &str,
+    ) -> Result<(RoomHandle, stream_token::StreamId), ApiError> {
+        let handle = self
+            .registry
+            .get(room_id)
+            .await?
+            .ok_or(ApiError::RoomNotFound)?;
+        let stream = self.live_stream(&handle, token).await?;
+        Ok((handle, stream))
+    }
+
     /// The most event streams this node holds at once.
     pub fn max_connections(&self) -> usize {
         self.max_streams

@@ -75,12 +75,7 @@ pub async fn ready(
         ApiError::invalid_json("send {\"stream_token\": \"…\", \"ready_gate\": N}".into())
     })?;
     let report: ReadyBody = decode_shaped(body, &READY_SHAPE)?;
-    let handle = app
-        .registry
-        .get(&room_id)
-        .await?
-        .ok_or(ApiError::RoomNotFound)?;
-    let stream = app.live_stream(&handle, &report.stream_token).await?;
+    let (handle, stream) = app.room_and_stream(&room_id, &report.stream_token).await?;
     app.write_limit.check(client)?;
     let progress = handle.ready(stream.to_string(), report.ready_gate).await?;
     Ok(Json(progress))

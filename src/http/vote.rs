@@ -73,12 +73,7 @@ pub async fn vote(
         ApiError::invalid_json("send {\"stream_token\": \"…\", \"vote\": \"skip\"}".into())
     })?;
     let vote: Vote = decode_shaped(body, &VOTE_SHAPE)?;
-    let handle = app
-        .registry
-        .get(&room_id)
-        .await?
-        .ok_or(ApiError::RoomNotFound)?;
-    let stream = app.live_stream(&handle, &vote.stream_token).await?;
+    let (handle, stream) = app.room_and_stream(&room_id, &vote.stream_token).await?;
     app.write_limit.check(client)?;
     let progress = handle.vote(stream.to_string()).await?;
     Ok(Json(progress))
