@@ -1408,10 +1408,13 @@ function wireControls(room) {
     const text = input.value.trim();
     if (!text) return;
     clearError($('chat-error'));
+    // Clear at once so the next message can be typed while this one is in flight; give the
+    // text back only if it failed and nothing new was typed meanwhile.
+    input.value = '';
     try {
       await room.chat(ui.name, text);
-      input.value = '';
     } catch (err) {
+      if (!input.value) input.value = text;
       showError($('chat-error'), err);
     }
   });
