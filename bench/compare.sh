@@ -26,6 +26,14 @@
 # libnginx-mod-nchan), redis-server for redis100x10k, and python3 for the table.
 # SYNCROOM_ARGS adds flags to syncroom (e.g. SYNCROOM_ARGS="--threads 1");
 # OUT names the output directory (default: a new one under /tmp).
+#
+# Old build against new (A/B): BASE=<git revision> builds that revision's syncroom
+# as well (in a scratch worktree, its own target directory) and runs it as
+# "syncroom-base" in turn with this checkout's build, so both meet the same machine:
+#   BASE=v0.3.0 bench/compare.sh 3 100x10k 1000x10k
+# TARGETS picks the servers and their order in the first rep (later reps rotate it);
+# the default is "syncroom syncroom-1t nchan", or "syncroom syncroom-base nchan"
+# with BASE. Any name ending in -1t runs with --threads 1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,8 +47,25 @@ out="${OUT:-$(mktemp -d -t syncroom-compare.XXXXXX)}"
 mkdir -p "$out"
 
 cargo build --quiet --release -p syncroom -p syncroom-bench
-target_dir="${CARGO_TARGET_DIR:-target}"
+target_dir="$(scripts/target-dir)"
 bench="$target_dir/release/syncroom-bench"
+syncroom_bin="$target_dir/release/syncroom"
+base_bin=""
+if [ -n "${BASE:-}" ]; then
+  base_rev="$(git rev-parse --short "$BASE^{commit}")"
+  base_bin="$target_dir/base-$base_rev/release/syncroom"
+  if [ ! -x "$base_bin" ]; then
+    base_tree="$(mktemp -d -t syncroom-base.XXXXXX)"
+    git worktree add --quiet --detach "$base_tree" "$base_rev"
+    echo "compare: building syncroom at $base_rev (BASE) in $base_tree"
+    (cd "$base_tree" && CARGO_TARGET_DIR="$target_dir/base-$base_rev" cargo build --quiet --release -p syncroom)
+    git worktree remove --force "$base_tree"
+  fi
+  default_targets="syncroom syncroom-base nchan"
+else
+  default_targets="syncroom syncroom-1t nchan"
+fi
+read -r -a targets <<<"${TARGETS:-$default_targets}"
 syncroom_port=18180
 nchan_port=18190
 redis_port=18179
@@ -85,15 +110,20 @@ wait_port() { # port: wait until something listens there
 # room-creation limits exist from the release that added them on.
 syncroom_limits=(--max-streams-per-client 1000000 --commands-per-minute 10000000 --commands-burst 1000000
   --chat-per-minute 60000 --chat-burst 10000 --max-rooms 100000)
-if "$target_dir/release/syncroom" --help | grep -q -- --rooms-per-minute; then
+if "$syncroom_bin" --help | grep -q -- --rooms-per-minute; then
   syncroom_limits+=(--rooms-per-minute 10000000 --rooms-burst 1000000 --max-rooms-per-client 1000000
     --room-chat-per-minute 600000 --room-chat-burst 100000)
 fi
 
+# The binary and extra flags of a syncroom target: a -base target is the BASE
+# build, a -1t target runs with one worker thread.
+server_bin() { case "$1" in syncroom-base*) echo "$base_bin" ;; *) echo "$syncroom_bin" ;; esac; }
+threads_of() { case "$1" in *-1t) echo "--threads 1" ;; esac; }
+
 # redis100x10k: a redis-server and three syncroom nodes sharing rooms through it.
 run_redis() { # target rep
-  local target="$1" rep="$2" threads=() addrs=() node port
-  if [ "$target" = syncroom-1t ]; then threads=(--threads 1); fi
+  local target="$1" rep="$2" addrs=() node port threads
+  threads="$(threads_of "$target")"
   rm -rf "$out/redis" && mkdir -p "$out/redis"
   redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$out/redis" >"$out/redis.log" 2>&1 &
@@ -102,8 +132,8 @@ run_redis() { # target rep
   for node in 1 2 3; do
     port=$((syncroom_port + node))
     # shellcheck disable=SC2086
-    RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$port" \
-      --redis "redis://127.0.0.1:$redis_port" "${syncroom_limits[@]}" "${threads[@]}" \
+    RUST_LOG=warn "$(server_bin "$target")" --listen "127.0.0.1:$port" \
+      --redis "redis://127.0.0.1:$redis_port" "${syncroom_limits[@]}" $threads \
       ${SYNCROOM_ARGS:-} >"$out/syncroom-$node.log" 2>&1 &
     pids+=($!)
     addrs+=("127.0.0.1:$port")
@@ -146,11 +176,9 @@ run_one() { # target scenario rep
     exit 1
   fi
   if [ "$target" != nchan ]; then
-    local threads=()
-    if [ "$target" = syncroom-1t ]; then threads=(--threads 1); fi
     # shellcheck disable=SC2086
-    RUST_LOG=warn "$target_dir/release/syncroom" --listen "127.0.0.1:$syncroom_port" \
-      "${syncroom_limits[@]}" "${threads[@]}" ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
+    RUST_LOG=warn "$(server_bin "$target")" --listen "127.0.0.1:$syncroom_port" \
+      "${syncroom_limits[@]}" $(threads_of "$target") ${SYNCROOM_ARGS:-} >"$out/syncroom.log" 2>&1 &
     pids+=($!)
     addr="127.0.0.1:$syncroom_port"
   else
@@ -162,7 +190,9 @@ run_one() { # target scenario rep
   wait_port "${addr#*:}"
   local file="$out/$scenario.$target.$rep.json"
   # shellcheck disable=SC2086
-  if ! "$bench" --target "${target%-1t}" --addr "$addr" $args --json >"$file" 2>"$out/bench.err"; then
+  local tool_target=syncroom
+  if [ "$target" = nchan ]; then tool_target=nchan; fi
+  if ! "$bench" --target "$tool_target" --addr "$addr" $args --json >"$file" 2>"$out/bench.err"; then
     echo "compare: $target $scenario run $rep was not clean: $(tail -n 1 "$out/bench.err")" >&2
     if [ ! -s "$file" ]; then rm -f "$file"; stop_servers; sleep 1; return 0; fi
   fi
@@ -184,11 +214,8 @@ echo "compare: ${expanded[*]}, $reps runs each, results in $out"
 for rep in $(seq 1 "$reps"); do
   for scenario in "${expanded[@]}"; do
     # Rotate which server goes first, so none always meets a warmer machine.
-    case $((rep % 3)) in
-      1) order=(syncroom syncroom-1t nchan) ;;
-      2) order=(nchan syncroom syncroom-1t) ;;
-      *) order=(syncroom-1t nchan syncroom) ;;
-    esac
+    shift_by=$(((rep - 1) % ${#targets[@]}))
+    order=("${targets[@]:$shift_by}" "${targets[@]:0:$shift_by}")
     for target in "${order[@]}"; do run_one "$target" "$scenario" "$rep"; done
   done
 done

@@ -51,7 +51,15 @@ def spread(values):
     return med, f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
-TARGETS = [("syncroom", "syncroom"), ("syncroom-1t", "syncroom --threads 1"), ("nchan", "nchan")]
+# Every server compare.sh may run, in table order, with its name in the tables.
+KNOWN_TARGETS = [("syncroom", "syncroom"), ("syncroom-1t", "syncroom --threads 1"),
+                 ("syncroom-base", "syncroom (BASE)"), ("syncroom-base-1t", "syncroom (BASE) --threads 1"),
+                 ("nchan", "nchan")]
+# Ratios in the tables: (numerator, denominator, heading), where both ran.
+KNOWN_RATIOS = [("syncroom", "nchan", "syncroom ÷ nchan"), ("syncroom-1t", "nchan", "--threads 1 ÷ nchan"),
+                ("syncroom", "syncroom-base", "new ÷ BASE"), ("syncroom-1t", "syncroom-base-1t", "new ÷ BASE, --threads 1")]
+TARGETS = KNOWN_TARGETS
+RATIOS = KNOWN_RATIOS
 ORDER = ["1x1k", "1x10k", "100x10k", "1x19k", "1000x10k", "chat200", "join10k", "redis100x10k"]
 # Scenarios the cost model is fitted to: one node, below saturation.
 FIT = ["1x1k", "1x10k", "100x10k", "1x19k", "1000x10k", "chat200"]
@@ -82,11 +90,16 @@ def fit(runs, target):
 def main():
     directory = sys.argv[1]
     runs = load(directory)
+    # Only the servers that ran (compare.sh's TARGETS), and the ratios between them.
+    global TARGETS, RATIOS
+    ran = {t for _, t in runs}
+    TARGETS = [(t, name) for t, name in KNOWN_TARGETS if t in ran]
+    RATIOS = [r for r in KNOWN_RATIOS if r[0] in ran and r[1] in ran]
     scenarios = sorted({s for s, _ in runs if not s.startswith("sat-")},
                        key=lambda s: ORDER.index(s) if s in ORDER else 99)
     print("\n| scenario | metric | " + " | ".join(name for _, name in TARGETS)
-          + " | syncroom ÷ nchan | --threads 1 ÷ nchan |")
-    print("| --- | --- |" + " --- |" * (len(TARGETS) + 2))
+          + "".join(f" | {heading}" for _, _, heading in RATIOS) + " |")
+    print("| --- | --- |" + " --- |" * (len(TARGETS) + len(RATIOS)))
     for scenario in scenarios:
         for name, get in METRICS:
             meds, cells = {}, []
@@ -95,13 +108,13 @@ def main():
                 meds[target] = med
                 cells.append(text)
             ratios = []
-            for target in ("syncroom", "syncroom-1t"):
-                a, b = meds[target], meds["nchan"]
+            for top, bottom, _ in RATIOS:
+                a, b = meds[top], meds[bottom]
                 ratios.append(f"{a / b:.2f}" if a is not None and b else "–")
             print(f"| {scenario} | {name} | " + " | ".join(cells + ratios) + " |")
         lost = [str(sum(r["deliveries"]["lost"] + r["deliveries"]["duplicated"]
                         for r in runs.get((scenario, target), []))) for target, _ in TARGETS]
-        print(f"| {scenario} | lost + duplicated (all runs) | " + " | ".join(lost) + " | | |")
+        print(f"| {scenario} | lost + duplicated (all runs) | " + " | ".join(lost) + " |" * (len(RATIOS) + 1))
 
     print("\nCost model (least squares over every run of " + ", ".join(FIT)
           + "): server CPU over the publish window = a per command + b per delivery\n")
