@@ -103,6 +103,42 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+/// The failures every route bound to a live event stream by its token shares (a
+/// vote, a readiness report), besides its own `200` and `400`: for the OpenAPI
+/// description only, never built.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum StreamBoundErrors {
+    #[response(status = 401, description = "`unauthorized`: `stream_token` is empty")]
+    Unauthorized(ErrorBody),
+    #[response(
+        status = 403,
+        description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired), or its stream was kicked"
+    )]
+    Forbidden(ErrorBody),
+    #[response(status = 404, description = "`room_not_found`: no room has this id")]
+    RoomNotFound(ErrorBody),
+    #[response(
+        status = 408,
+        description = "`request_timeout`: the body did not arrive within `--body-timeout`"
+    )]
+    RequestTimeout(ErrorBody),
+    #[response(
+        status = 413,
+        description = "`payload_too_large`: the body is larger than the limit"
+    )]
+    PayloadTooLarge(ErrorBody),
+    #[response(
+        status = 415,
+        description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`"
+    )]
+    UnsupportedMediaType(ErrorBody),
+    #[response(status = 429, description = "`rate_limited`: this client address sent too many writes (`--commands-per-minute`, `--commands-burst`)", headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    RateLimited(ErrorBody),
+    #[response(status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", headers(("Retry-After" = u64, description = "Seconds to wait before trying again")))]
+    Unavailable(ErrorBody),
+}
+
 /// What went wrong: a stable code for programs, a sentence for people.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, StreamBoundErrors};
 use super::extract::JsonBody;
 use super::limits::ClientIp;
 use super::AppState;
@@ -53,14 +53,7 @@ struct Vote {
     responses(
         (status = 200, description = "How the votes to skip the loaded item stand after this one", body = VoteProgress),
         (status = 400, description = "`invalid_json`: the body is not a JSON object of the right field types; `invalid_value`: `vote` is not `\"skip\"`; `invalid_command`: an unknown or missing field, or vote skip is off in this room", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: `stream_token` is empty", body = ErrorBody),
-        (status = 403, description = "`forbidden`: `stream_token` is not valid for this room (another room's, forged, or expired), or its stream was kicked", body = ErrorBody),
-        (status = 404, description = "`room_not_found`: no room has this id", body = ErrorBody),
-        (status = 408, description = "`request_timeout`: the body did not arrive within `--body-timeout`", body = ErrorBody),
-        (status = 413, description = "`payload_too_large`: the body is larger than the limit", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: a non-empty body without `Content-Type: application/json`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: this client address sent too many writes (`--commands-per-minute`, `--commands-burst`)", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
-        (status = 503, description = "`unavailable`: the shared room store (Redis) did not answer; nothing changed", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        StreamBoundErrors,
     )
 )]
 pub async fn vote(
