@@ -5,18 +5,20 @@
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor, and what
 //!   readers see without a round trip ([`handle::RoomStatus`]).
 //! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
-//! - [`local`]: the driver of a room kept by this process (apply in place, timers,
-//!   the `--data-dir` store).
-//! - [`mirror`]: the driver of a room shared through a backplane (commit, catch
-//!   up, heartbeat).
+//! - [`driver`]: the one room actor (one loop, one timer) and every rule about
+//!   time: start and end of an item, ready gate, votes, presence, sync, expiry.
+//! - [`local`]: the store of a room kept by this process (apply in place, the
+//!   `--data-dir` store).
+//! - [`mirror`]: the store of a room shared through a backplane (commit, feed,
+//!   catch-up, heartbeat).
 //! - [`port`]: how rooms are shared between nodes ([`port::SharedRooms`]),
 //!   implemented by `crate::backplane`.
 //! - [`keeper`]: where a node's rooms are kept (here, or shared through the
 //!   port): the one thing the registry is given.
 //!
-//! This module holds what both drivers are given and the small helpers of their
-//! loops.
+//! This module holds what every actor is given and the small helpers of its loop.
 
+pub(crate) mod driver;
 pub mod handle;
 pub mod hub;
 pub mod keeper;
@@ -122,13 +124,6 @@ pub struct ActorContext {
     pub on_exit: Box<dyn FnOnce() + Send>,
     /// The node's persistent rooms (`--max-persistent-rooms`).
     pub persistent: Arc<PersistentSlots>,
-}
-
-/// Whether a driver's loop goes on after a request.
-#[derive(PartialEq)]
-pub(crate) enum Flow {
-    Continue,
-    Stop,
 }
 
 /// The open gate's `gate` progress frame, when one is due (coalesced by the
