@@ -359,13 +359,15 @@ impl Here {
 
 #[cfg(test)]
 mod tests {
-    //! The local driver under paused tokio time: timers fire exactly when the clock says.
+    //! What only a room kept here does, under paused tokio time (timers fire
+    //! exactly when the clock says): it sleeps without a task while idle, and
+    //! its expiry is swept. The rules every room keeps are tested once against
+    //! both stores in `actor/tests.rs`.
     use super::*;
     use crate::actor::handle::HostToken;
     use crate::actor::RoomSettings;
     use crate::actor::TokioClock;
     use crate::room::command::CommandRequest;
-    use crate::room::event::SharedFrame;
     use crate::room::state::{Control, StartPolicy};
     use crate::room::{Clock, Command, Source};
     use crate::telemetry::Metrics;
@@ -442,74 +444,6 @@ mod tests {
             .expect("command accepted")
     }
 
-    fn event_name(frame: &SharedFrame) -> String {
-        let text = String::from_utf8_lossy(&frame.bytes);
-        let name = text
-            .lines()
-            .find_map(|line| line.strip_prefix("event: "))
-            .unwrap_or_default()
-            .to_owned();
-        if name == "state" {
-            let cause = text.split("\"cause\":\"").nth(1).unwrap_or("");
-            format!("state:{}", cause.split('"').next().unwrap_or(""))
-        } else {
-            name
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_room_advances_by_itself_exactly_at_the_end_scaled_by_rate() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        let sub = handle.subscribe(None).await.unwrap();
-        send(
-            &handle,
-            Command::add(Source::Media("/media/next.ogg".into()), None),
-        )
-        .await;
-        send(&handle, load_video(10.0)).await;
-        send(&handle, Command::Rate { rate: 2.0 }).await;
-        let mut names = Vec::new();
-        while let Some(frame) = sub.sink.try_next() {
-            names.push(event_name(&frame));
-        }
-        // A presence event for our own join may come first.
-        names.retain(|n| n != "presence" && n != "members");
-        assert_eq!(names, ["queue", "state:load", "state:rate"]);
-
-        // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.
-        tokio::time::sleep(Duration::from_millis(4_900)).await;
-        assert!(sub.sink.try_next().is_none());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let next: Vec<_> = [
-            sub.sink.next_frame().await.unwrap(),
-            sub.sink.next_frame().await.unwrap(),
-        ]
-        .iter()
-        .map(event_name)
-        .collect();
-        assert_eq!(next, ["state:next", "queue"]);
-        let view = handle.view().await.unwrap();
-        // A YouTube video ends into a media file the same way.
-        assert_eq!(
-            view.state.source,
-            Some(Source::Media("/media/next.ogg".into()))
-        );
-        assert!(view.queue.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pause_cancels_the_end_timer() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        send(&handle, load_video(5.0)).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let paused = send(&handle, Command::Pause { position: None }).await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let view = handle.view().await.unwrap();
-        assert_eq!(view.version, paused.version);
-        assert!(view.state.paused);
-        assert!(view.state.position < 5.0);
-    }
-
     /// Lets `duration` pass, sweeping once a second as the registry does.
     async fn pass_sweeping(handle: &RoomHandle, duration: Duration) {
         let end = Instant::now() + duration;
@@ -533,18 +467,6 @@ mod tests {
         pass_sweeping(&handle, Duration::from_secs(2)).await;
         assert!(exited.load(Ordering::SeqCst));
         assert_eq!(handle.view().await, Err(RoomError::Closed));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_room_with_listeners_never_expires() {
-        let (handle, exited) = start(Duration::from_secs(60));
-        let subscription = handle.subscribe(None).await.unwrap();
-        pass_sweeping(&handle, Duration::from_secs(600)).await;
-        assert!(!exited.load(Ordering::SeqCst));
-        assert!(!handle.is_asleep(), "a room with a listener keeps its task");
-        drop(subscription);
-        pass_sweeping(&handle, Duration::from_secs(61)).await;
-        assert!(exited.load(Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]
@@ -619,47 +541,5 @@ mod tests {
         assert_eq!(last, 201, "every seek applied once");
         assert_eq!(handle.view().await.unwrap().version, 201);
         assert!(!exited.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn presence_is_coalesced_to_one_per_second() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        let watcher = handle.subscribe(None).await.unwrap();
-        let mut others = Vec::new();
-        for _ in 0..300 {
-            others.push(handle.subscribe(None).await.unwrap());
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut counts = Vec::new();
-        while let Some(frame) = watcher.sink.try_next() {
-            let text = String::from_utf8_lossy(&frame.bytes).to_string();
-            if let Some(rest) = text.split("\"listeners\":").nth(1) {
-                counts.push(rest.split(',').next().unwrap_or("").to_owned());
-            }
-        }
-        assert!(counts.len() <= 3, "{counts:?}");
-        assert_eq!(counts.last().map(String::as_str), Some("301"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn resume_replays_exactly_what_was_missed() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        for position in 1..=5 {
-            send(
-                &handle,
-                Command::Seek {
-                    position: position as f64,
-                },
-            )
-            .await;
-        }
-        // Version 6 now; a listener that saw 3 gets 4, 5, 6 and no snapshot.
-        let sub = handle.subscribe(Some(3)).await.unwrap();
-        let versions: Vec<_> = sub.start.iter().map(|f| f.version).collect();
-        assert_eq!(versions, [Some(4), Some(5), Some(6)]);
-        assert_eq!(sub.version, 6);
-        let fresh = handle.subscribe(Some(99)).await.unwrap();
-        assert_eq!(fresh.start.len(), 1);
-        assert!(event_name(&fresh.start[0]) == "snapshot");
     }
 }
