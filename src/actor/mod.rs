@@ -113,14 +113,14 @@ impl PersistentSlots {
     }
 }
 
-/// Everything a room's driver needs from the server around it.
+/// Everything a room's actor needs from the server around it.
 pub struct ActorContext {
-    /// The server's settings, shared by every room (a room's driver is kept
-    /// small: an idle room is mostly its driver).
+    /// The server's settings, shared by every room (a room's actor is kept
+    /// small: an idle room is mostly its actor).
     pub settings: Arc<RoomSettings>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    /// Called once when the driver ends, to drop the room from the registry.
+    /// Called once when the actor ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
     /// The node's persistent rooms (`--max-persistent-rooms`).
     pub persistent: Arc<PersistentSlots>,
