@@ -18,7 +18,7 @@
 //!
 //! This module holds what every actor is given and the small helpers of its loop.
 
-pub(crate) mod driver;
+pub mod driver;
 pub mod handle;
 pub mod hub;
 pub mod keeper;
