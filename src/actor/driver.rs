@@ -532,63 +532,10 @@ impl<S: Store> RoomActor<S> {
                 arrived,
                 respond_to,
             } => store.command(core, request, token, arrived, respond_to),
-            Request::Chat {
-                name,
-                text,
-                token,
-                respond_to,
-            } => {
-                core.hub.touch();
-                let chat = move |room: &mut Room, inputs: &Inputs| {
-                    let token = token.as_ref().map(|t| t.0.as_str());
-                    Ok(vec![room.decide_chat(token, &name, &text, inputs.now)?])
-                };
-                store.commit(core, None, chat, answer_version(respond_to));
-            }
-            Request::Cohosts {
-                token,
-                call,
-                respond_to,
-            } => {
-                core.hub.touch();
-                // Checked and changed against the room as committed: a shared
-                // room's every node reads the co-hosts at its next commit.
-                let answered = call.clone();
-                let change = move |room: &mut Room, inputs: &Inputs| {
-                    room.change_cohosts(token.as_ref().map(|t| t.0.as_str()), &call, inputs.now)
-                };
-                store.commit(core, None, change, move |settled| {
-                    let answer = settled.map(|(room, _)| room.cohosts_answer(&answered));
-                    let _ = respond_to.send(answer);
-                });
-            }
-            Request::ResetHostToken {
-                token,
-                new_token,
-                respond_to,
-            } => {
-                core.hub.touch();
-                // Checked and replaced in one commit: a shared room's every
-                // node reads the new hash at its next commit.
-                let reset = move |room: &mut Room, inputs: &Inputs| {
-                    room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
-                    Ok(vec![room.reset_host_token(&new_token.0, inputs.now)])
-                };
-                store.commit(core, None, reset, answer_version(respond_to));
-            }
-            Request::Delete { token, respond_to } => {
-                let room_id = core.room.room_id.clone();
-                let delete = move |room: &mut Room, inputs: &Inputs| {
-                    room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
-                    Ok(vec![room.close(CloseReason::Deleted, inputs.now)])
-                };
-                store.commit(core, None, delete, move |settled| {
-                    if settled.is_ok() {
-                        tracing::info!(%room_id, "room deleted");
-                    }
-                    let _ = respond_to.send(settled.map(|_| ()));
-                });
-            }
+            request @ (Request::Chat { .. }
+            | Request::Cohosts { .. }
+            | Request::ResetHostToken { .. }
+            | Request::Delete { .. }) => decided_by_room(store, core, request),
             Request::Ready {
                 stream,
                 ready_gate,
@@ -605,6 +552,72 @@ impl<S: Store> RoomActor<S> {
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
+    }
+}
+
+/// The requests the room alone decides, committed like any change: chat,
+/// co-hosts, a host token reset, delete.
+fn decided_by_room<S: Store>(store: &mut S, core: &mut Core, request: Request) {
+    match request {
+        Request::Chat {
+            name,
+            text,
+            token,
+            respond_to,
+        } => {
+            core.hub.touch();
+            let chat = move |room: &mut Room, inputs: &Inputs| {
+                let token = token.as_ref().map(|t| t.0.as_str());
+                Ok(vec![room.decide_chat(token, &name, &text, inputs.now)?])
+            };
+            store.commit(core, None, chat, answer_version(respond_to));
+        }
+        Request::Cohosts {
+            token,
+            call,
+            respond_to,
+        } => {
+            core.hub.touch();
+            // Checked and changed against the room as committed: a shared
+            // room's every node reads the co-hosts at its next commit.
+            let answered = call.clone();
+            let change = move |room: &mut Room, inputs: &Inputs| {
+                room.change_cohosts(token.as_ref().map(|t| t.0.as_str()), &call, inputs.now)
+            };
+            store.commit(core, None, change, move |settled| {
+                let answer = settled.map(|(room, _)| room.cohosts_answer(&answered));
+                let _ = respond_to.send(answer);
+            });
+        }
+        Request::ResetHostToken {
+            token,
+            new_token,
+            respond_to,
+        } => {
+            core.hub.touch();
+            // Checked and replaced in one commit: a shared room's every
+            // node reads the new hash at its next commit.
+            let reset = move |room: &mut Room, inputs: &Inputs| {
+                room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                Ok(vec![room.reset_host_token(&new_token.0, inputs.now)])
+            };
+            store.commit(core, None, reset, answer_version(respond_to));
+        }
+        Request::Delete { token, respond_to } => {
+            let room_id = core.room.room_id.clone();
+            let delete = move |room: &mut Room, inputs: &Inputs| {
+                room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
+                Ok(vec![room.close(CloseReason::Deleted, inputs.now)])
+            };
+            store.commit(core, None, delete, move |settled| {
+                if settled.is_ok() {
+                    tracing::info!(%room_id, "room deleted");
+                }
+                let _ = respond_to.send(settled.map(|_| ()));
+            });
+        }
+        // The others are not decided by the room alone.
+        _ => {}
     }
 }
 
