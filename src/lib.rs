@@ -9,9 +9,11 @@
 //! - [`config`]: the command line (`--help` is written there).
 //! - [`room`]: the domain, pure: the state machine ([`room::state`]), commands,
 //!   events, the ready gate, sync health. No tokio, no sockets, no Redis.
-//! - [`actor`]: the room actor that sequences commands, runs a room's timers and
-//!   hands encoded frames to its listeners; [`actor::RoomHandle`] is its face, and
-//!   [`actor::port::SharedRooms`] the port through which rooms are shared.
+//! - [`actor`]: the one room actor (one loop, one timer) that sequences commands,
+//!   keeps every rule about time and hands encoded frames to its listeners, over
+//!   a room kept here or one shared through the port; [`actor::RoomHandle`] is
+//!   its face, and [`actor::port::SharedRooms`] the port through which rooms are
+//!   shared.
 //! - [`delivery`]: getting frames to sockets: direct fan-out, batched sends, and a
 //!   large room's writes spread over threads (all `unsafe` is here).
 //! - [`registry`]: room id → [`actor::RoomHandle`], creation, lookup and listing.

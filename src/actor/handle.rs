@@ -284,7 +284,7 @@ pub struct Subscription {
     pub guard: ListenerGuard,
 }
 
-/// A room's driver while it sleeps (see [`Inbox`]).
+/// A room's actor while it sleeps (see [`Inbox`]).
 pub(crate) trait Sleeper: Send + 'static {
     /// Runs the driver again, reading `requests_rx`.
     fn wake(self: Box<Self>, requests_rx: mpsc::Receiver<Boxed>);

@@ -1,10 +1,10 @@
-//! [`Hub`]: what every room has, whichever driver owns it: the fan-out of
+//! [`Hub`]: what every room has, whichever store keeps it: the fan-out of
 //! encoded frames, the history ring that makes `Last-Event-ID` resume work, the
 //! listener count and its coalesced `presence`, and subscribe/replay.
 //!
-//! The two drivers ([`super::local`] and [`super::mirror`]) differ in how a
-//! change is decided and where presence goes; everything a listener sees comes
-//! through here, so both paths share these lines.
+//! The two stores behind the actor ([`super::local`] and [`super::mirror`])
+//! differ in how a change is committed and where presence goes; everything a
+//! listener sees comes through here, so both share these lines.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -192,7 +192,7 @@ impl Hub {
         self.count_history(before);
     }
 
-    /// Answers the requests that only read the room, the same for every driver;
+    /// Answers the requests that only read the room, the same for every store;
     /// hands any other back. `view` is the room as listeners see it now.
     pub(crate) fn answer_read(
         &mut self,

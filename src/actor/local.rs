@@ -1,44 +1,37 @@
-//! The driver of a room owned by this process (the default, single-node mode):
-//! it applies commands in place, owns the end-of-video timer and idle expiry, and
-//! keeps the room in the store (`--data-dir`) when there is one.
+//! A room kept by this process (the default, single-node mode): the
+//! [`Store`] behind the room's actor ([`super::driver`]) that applies every
+//! change in place, keeps the listeners' sync reports and the kicked streams
+//! itself, and keeps the room in the store (`--data-dir`) when there is one.
 //!
-//! It only sequences: it stamps the time, calls the pure [`Room`] methods and
-//! hands the events to its [`Hub`], which encodes each once and fans it out. It
-//! awaits nothing but its inbox and its own timers, so no client can stall it.
-//!
-//! Timers, all recomputed from the room on every turn of the loop (no polling):
-//! - start: a pending start (`starts_at`) happens (re-armed by every change);
-//! - end of video: auto-advance or pause at the end (re-armed by every change);
-//! - gate progress: at most one `gate` event per 250 ms while a ready gate is open;
-//! - presence: at most one `presence` event per second, only on change;
-//! - idle expiry: `closed` (expired) after the TTL with no listeners and no commands;
-//!   while only that one is armed, the room sleeps without a task (see
-//!   [`Inbox`]) and the registry's sweep wakes it when its time is up;
-//! - sync: the oldest drift report expires; a changed summary is due as a `sync` event;
-//! - keepalive: a `: keepalive` when the room sent its listeners nothing for `--keepalive`;
-//! - votes: at most one `votes` event per 250 ms while votes to skip change.
+//! A change is applied and published in the actor's turn: it awaits nothing
+//! but its inbox and its one timer, so no client can stall it. While nobody
+//! listens and only its expiry is armed, the room sleeps without a task (see
+//! [`Inbox`]) and the registry's sweep wakes it when its time is up.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::handle::{Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, Sleeper};
+use super::driver::{check_gate, check_votes, publish, recount, Core, RoomActor, Settled, Store};
+use super::handle::{CommandReply, HostToken, Inbox, Request, RoomHandle};
 use super::hub::Hub;
-use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::port::{Feed, FeedAlarm};
+use super::{ActorContext, INBOX_CAPACITY};
 use crate::room::check::CommandError;
-use crate::room::cohosts::{CohostAnswer, CohostCall};
 use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, EventKind, Frame};
-use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::gate::GateProgress;
+use crate::room::members::Member;
 use crate::room::moderation::KickedStreams;
-use crate::room::state::{Access, Inputs, Room, RoomView};
-use crate::room::sync::{SyncAnnouncer, SyncBoard, SyncSummary};
-use crate::room::votes::{VoteProgress, VoteTally, VOTES_OFF};
+use crate::room::state::{Inputs, Room};
+use crate::room::sync::{DriftReport, SyncBoard, SyncSummary};
+use crate::room::votes::{VoteProgress, VOTES_OFF};
 use crate::store::RoomStore;
 
-/// Starts the driver of a room kept here and returns its handle. `store`: where
+/// Starts the actor of a room kept here and returns its handle. `store`: where
 /// the room is kept across restarts (`--data-dir`), if anywhere.
 pub fn spawn(
     room: Room,
@@ -59,36 +52,20 @@ pub fn spawn(
         requests_tx,
         hub.status.clone(),
     );
-    let votes = VoteTally::following(room.item_since);
-    let driver = LocalRoom {
-        room,
-        tally: ReadyTally::default(),
-        votes,
-        hub,
+    let here = Here {
         sync_board: SyncBoard::new(context.settings.sync),
-        sync: SyncAnnouncer::default(),
         inbox: Arc::downgrade(handle.inbox()),
         store,
         kicked: KickedStreams::default(),
-        context,
     };
-    // Boxed: an async fn keeps its argument in its future twice over, and a
-    // room's driver is a kilobyte.
-    Box::new(driver).wake(requests_rx);
+    RoomActor::start(Core::new(room, hub, context), here, requests_rx);
     handle
 }
 
-struct LocalRoom {
-    room: Room,
-    /// Who reported the open ready gate's item loaded.
-    tally: ReadyTally,
-    /// Who voted to skip the loaded item.
-    votes: VoteTally,
-    hub: Hub,
+/// What a room kept here holds besides what every room's actor does.
+struct Here {
     /// The listeners' drift reports.
     sync_board: SyncBoard,
-    /// The summary of `sync_board`, and when to announce it.
-    sync: SyncAnnouncer,
     /// Where the room sleeps when idle (weak: the handles own it).
     inbox: Weak<Inbox>,
     store: Option<Arc<RoomStore>>,
@@ -96,334 +73,258 @@ struct LocalRoom {
     /// the room's life here (bounded), not in the store: a restart ends every
     /// stream, and their tokens with them only at their expiry.
     kicked: KickedStreams,
-    context: ActorContext,
 }
 
-impl Sleeper for LocalRoom {
-    fn wake(self: Box<Self>, requests_rx: mpsc::Receiver<Boxed>) {
-        tokio::spawn(self.run(requests_rx));
-    }
-}
-
-impl LocalRoom {
-    async fn run(mut self: Box<Self>, mut requests_rx: mpsc::Receiver<Boxed>) {
-        loop {
-            // One timer for the earliest of the deadlines (each re-armed every
-            // turn costs a timer-wheel entry; one keeps the task small).
-            let due_at = self.room.next_due().map(|at| self.instant_at(at));
-            let now_ms = self.now();
-            let progress_at = self.frames_deadline(now_ms);
-            // Presence and members: each at most once per interval.
-            let announce_at = [self.hub.presence_deadline(), self.hub.members_deadline()]
-                .into_iter()
-                .flatten()
-                .min();
-            // A persistent room stays until it is deleted, however idle.
-            let expire_at = if self.room.persistent {
-                None
-            } else {
-                self.hub.expiry_deadline(self.context.settings.ttl)
-            };
-            let report_expires_at = self.sync_board.next_expiry().map(|at| self.instant_at(at));
-            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
-            let keepalive_at = self.hub.keepalive_deadline();
-            let due = [
-                due_at,
-                progress_at,
-                announce_at,
-                report_expires_at,
-                sync_at,
-                keepalive_at,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            // Idle: nobody listening (else no expiry) and nothing else due. The
-            // room gives its task up until the next request or the expiry sweep.
-            if due.is_none() {
-                let expiring = expire_at.filter(|at| *at > Instant::now());
-                if let (Some(expires_at), Some(inbox)) = (expiring, self.inbox.upgrade()) {
-                    match inbox.sleep(self, &requests_rx, expires_at) {
-                        Ok(()) => return,
-                        Err(driver) => self = driver,
-                    }
-                }
-            }
-            let next = due.into_iter().chain(expire_at).min();
-            tokio::select! {
-                biased;
-                request = requests_rx.recv() => match request {
-                    Some(request) => {
-                        if self.handle(*request) == Flow::Stop {
-                            break;
-                        }
-                    }
-                    // Every handle is gone (the room was dropped from the registry at
-                    // shutdown): nobody can reach this room any more. Requests
-                    // already queued were answered first, so in-flight commands
-                    // complete during a graceful shutdown.
-                    None => break,
-                },
-                _ = self.hub.status.listeners_changed.notified() => self.on_listeners_changed(),
-                _ = sleep_until_some(next) => {
-                    let now = Instant::now();
-                    if due_at.is_some_and(|at| at <= now) {
-                        let events = self.room.on_due(&self.inputs());
-                        self.publish(events, None);
-                    }
-                    if progress_at.is_some_and(|at| at <= now) {
-                        self.send_due_frames();
-                    }
-                    if announce_at.is_some_and(|at| at <= now) {
-                        self.announce_due(now);
-                    }
-                    if report_expires_at.is_some_and(|at| at <= now) {
-                        self.sync_board.prune(self.now());
-                        self.refresh_sync();
-                    }
-                    if sync_at.is_some_and(|at| at <= now) {
-                        if let Some(summary) = self.sync.due(self.now()) {
-                            self.hub.send_live(Frame::sync(&summary));
-                        }
-                    }
-                    if keepalive_at.is_some_and(|at| at <= now) {
-                        self.hub.send_keepalive();
-                    }
-                    if expire_at.is_some_and(|at| at <= now) && self.hub.listeners() == 0 {
-                        self.close(CloseReason::Expired);
-                        break;
-                    }
-                }
-            }
-        }
-        let this = *self;
-        if this.room.persistent {
-            this.context.persistent.release();
-        }
-        (this.context.on_exit)();
-    }
-
-    /// Presence and who's here, whichever is due at `now`.
-    fn announce_due(&mut self, now: Instant) {
-        if self.hub.presence_is_due(now) {
-            let due = self.hub.presence_due();
-            self.announce(due);
-        }
-        if self.hub.members_is_due(now) {
-            let named = self.hub.named_here();
-            let listeners = self.hub.listeners() as u64;
-            self.hub.members_due(&named, listeners);
-        }
-    }
-
-    /// A listener came or went: presence, the sync board and the gate follow.
-    fn on_listeners_changed(&mut self) {
-        let due = self.hub.on_listeners_changed();
-        self.announce(due);
-        let closed = self.hub.status.take_closed_streams();
-        for stream in &closed {
-            self.sync_board.forget(stream);
-            self.votes.forget(stream);
-        }
-        self.hub.forget_streams(&closed);
-        self.refresh_sync();
-        // One who took part may have left: the rest may be the quorum.
-        self.check_gate();
-        // Fewer listeners need fewer votes.
-        self.votes.touch();
-        self.check_votes();
-    }
-
-    fn now(&self) -> i64 {
-        self.context.clock.now_ms()
-    }
-
-    /// What a change of the room depends on besides the room, now.
-    fn inputs(&self) -> Inputs {
+impl Here {
+    /// What a change depends on besides the room, now.
+    fn inputs(core: &Core) -> Inputs {
         Inputs {
-            now: self.now(),
-            starts: self.context.settings.starts,
-            gate_listeners: self.hub.status.gate_listeners() as u64,
+            now: core.now(),
+            starts: core.context.settings.starts,
+            gate_listeners: core.hub.status.gate_listeners() as u64,
             pick: rand::random(),
         }
     }
 
-    fn view(&self, now: i64) -> RoomView {
-        self.hub.with_members(RoomView {
-            sync: self.sync.current(),
-            ..self.room.view(
-                self.hub.listeners() as u64,
-                now,
-                self.context.settings.starts.gate,
-            )
-        })
-    }
-
-    /// The tokio instant of a server time (ms).
-    fn instant_at(&self, at_ms: i64) -> Instant {
-        instant_at(&*self.context.clock, at_ms)
+    /// Keeps the room in the store, then hands the events to the listeners.
+    fn publish(
+        &mut self,
+        core: &mut Core,
+        events: Vec<Event>,
+        arrived: Option<std::time::Instant>,
+    ) {
+        if events.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.store {
+            let closed = matches!(
+                events.last().map(|e| &e.kind),
+                Some(EventKind::Closed { .. })
+            );
+            if closed {
+                store.forget(&core.room.room_id);
+            } else {
+                store.save(&core.room);
+            }
+        }
+        publish(self, core, events, arrived);
     }
 
     /// The reports changed: the summary is brought up to date (and announced
     /// when due). Answers it.
-    fn refresh_sync(&mut self) -> SyncSummary {
+    fn refresh_sync(&mut self, core: &mut Core) -> SyncSummary {
         let summary = self.sync_board.summary();
-        if let Some(due) = self.sync.update(summary.clone(), self.now()) {
-            self.hub.send_live(Frame::sync(&due));
-        }
+        core.take_sync(summary.clone());
         summary
     }
+}
 
-    fn handle(&mut self, request: Request) -> Flow {
-        let now = self.now();
-        let (room, sync) = (&self.room, &self.sync);
-        let server_gate = self.context.settings.starts.gate;
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
-            hub.with_members(RoomView {
-                sync: sync.current(),
-                ..room.view(hub.listeners() as u64, now, server_gate)
-            })
-        }) else {
-            return Flow::Continue;
-        };
-        // A requester that stopped waiting (client gone) is no error: the answer is
-        // simply dropped. That is what every `let _ = respond_to.send(..)` means.
-        match request {
-            Request::Command {
-                request,
-                token,
-                arrived,
-                respond_to,
-            } => {
-                let reply = self.command(request, token, arrived);
-                let _ = respond_to.send(reply);
+impl Store for Here {
+    fn listeners_with(&self, here: usize) -> u64 {
+        here as u64
+    }
+
+    fn gate_listeners(&self, core: &Core) -> u64 {
+        core.hub.status.gate_listeners() as u64
+    }
+
+    fn idle(&self, core: &Core) -> Option<Duration> {
+        // A persistent room stays until it is deleted, however idle.
+        (!core.room.persistent).then_some(core.context.settings.ttl)
+    }
+
+    fn inbox(&self) -> Option<Arc<Inbox>> {
+        self.inbox.upgrade()
+    }
+
+    fn alarm(&self) -> Option<Arc<FeedAlarm>> {
+        None
+    }
+
+    fn on_alarm(&mut self, _core: &mut Core) {}
+
+    fn deadline(&self, core: &Core) -> Option<Instant> {
+        // The oldest drift report expires.
+        let expires_at = self.sync_board.next_expiry()?;
+        Some(core.instant_at(expires_at))
+    }
+
+    fn on_timer(&mut self, core: &mut Core, _now: Instant) {
+        self.sync_board.prune(core.now());
+        self.refresh_sync(core);
+    }
+
+    fn commit<C, A>(
+        &mut self,
+        core: &mut Core,
+        arrived: Option<std::time::Instant>,
+        mut change: C,
+        settled: A,
+    ) where
+        C: FnMut(&mut Room, &Inputs) -> Result<Vec<Event>, CommandError> + Send + 'static,
+        A: FnOnce(Settled<'_>) + Send + 'static,
+    {
+        let inputs = Self::inputs(core);
+        match change(&mut core.room, &inputs) {
+            Ok(events) => {
+                let changed = !events.is_empty();
+                self.publish(core, events, arrived);
+                settled(Ok((&core.room, changed)));
             }
-            Request::Chat {
-                name,
-                text,
-                token,
-                respond_to,
-            } => {
-                let token = token.as_ref().map(|t| t.0.as_str());
-                let _ = respond_to.send(self.chat(token, &name, &text, now));
-            }
-            Request::SyncReport {
-                stream,
-                report,
-                respond_to,
-            } => {
-                let item = self.room.reported_item();
-                let recorded = self.sync_board.record(&stream, &report, &item, now);
-                if recorded.is_ok() && report.duration.is_some() {
-                    let durations = self.sync_board.durations(&item);
-                    let events = self.room.take_reported_duration(&durations, now);
-                    self.publish(events, None);
-                }
-                let reply = recorded.map(|()| self.refresh_sync());
-                let _ = respond_to.send(reply.map_err(RoomError::from));
-            }
-            Request::Delete { token, respond_to } => {
-                let deleted = self.delete(token);
-                let stop = deleted.is_ok();
-                let _ = respond_to.send(deleted);
-                if stop {
-                    return Flow::Stop;
-                }
-            }
-            Request::Ready {
-                stream,
-                ready_gate,
-                respond_to,
-            } => {
-                let counted = self.tally.report(ready_gate, stream);
-                if counted {
-                    self.check_gate();
-                }
-                let _ = respond_to.send(Ok(GateProgress {
-                    ready_gate: self.room.state.ready_gate,
-                    ready: self.tally.ready(),
-                    listeners: self.hub.status.gate_listeners() as u64,
-                    counted,
-                }));
-            }
-            Request::ResetHostToken {
-                token,
-                new_token,
-                respond_to,
-            } => {
-                let reply = self.reset_host_token(token, new_token);
-                let _ = respond_to.send(reply);
-            }
-            Request::Cohosts {
-                token,
-                call,
-                respond_to,
-            } => {
-                let token = token.as_ref().map(|t| t.0.as_str());
-                let _ = respond_to.send(self.cohosts(token, &call, now));
-            }
-            Request::Kicked { stream, respond_to } => self.answer_kicked(&stream, respond_to),
-            Request::Vote { stream, respond_to } => {
-                let _ = respond_to.send(self.vote(stream));
-            }
-            // Only mirrors are fed; reads were answered above.
-            Request::Feed(_)
-            | Request::View { .. }
-            | Request::Subscribe { .. }
-            | Request::Resync { .. } => {}
+            Err(refused) => settled(Err(refused.into())),
         }
-        Flow::Continue
     }
 
-    /// Whether `stream` was kicked here (the room's only node).
-    fn answer_kicked(&self, stream: &str, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
-        let _ = respond_to.send(Ok(self.kicked.contains(stream)));
-    }
-
-    /// A chat message, decided by the room and published: the room's version after it.
-    fn chat(
-        &mut self,
-        token: Option<&str>,
-        name: &str,
-        text: &str,
-        now: i64,
-    ) -> Result<u64, RoomError> {
-        let event = self.room.decide_chat(token, name, text, now)?;
-        self.hub.touch();
-        self.publish(vec![event], None);
-        Ok(self.room.version)
-    }
-
-    /// The host's call on co-hosts, decided by the room and published.
-    fn cohosts(
-        &mut self,
-        token: Option<&str>,
-        call: &CohostCall,
-        now: i64,
-    ) -> Result<CohostAnswer, RoomError> {
-        let events = self.room.change_cohosts(token, call, now)?;
-        self.hub.touch();
-        self.publish(events, None);
-        Ok(self.room.cohosts_answer(call))
-    }
-
-    /// A client's command, decided by the room and published.
     fn command(
         &mut self,
+        core: &mut Core,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+        respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
+    ) {
+        let reply = self.decide_command(core, request, token, arrived);
+        let _ = respond_to.send(reply);
+    }
+
+    fn ready(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        ready_gate: u64,
+        respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
+    ) {
+        let counted = core.tally.report(ready_gate, stream);
+        if counted {
+            check_gate(self, core);
+        }
+        let _ = respond_to.send(Ok(GateProgress {
+            ready_gate: core.room.state.ready_gate,
+            ready: core.tally.ready(),
+            listeners: core.hub.status.gate_listeners() as u64,
+            counted,
+        }));
+    }
+
+    fn vote(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
+    ) {
+        let settings = core.room.vote_skip;
+        if !settings.is_on() {
+            let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
+            return;
+        }
+        // A stream that ended took its vote back: its token, still valid, adds none.
+        let counted = core.hub.is_streaming(&stream)
+            && core.room.state.source.is_some()
+            && core.votes.cast(core.room.item_since, stream);
+        let listeners = core.hub.listeners() as u64;
+        let skip = core.votes.skip();
+        if counted {
+            check_votes(self, core);
+        }
+        let _ = respond_to.send(Ok(VoteProgress {
+            skip,
+            needed: settings.needed(listeners),
+            listeners,
+            counted,
+        }));
+    }
+
+    fn sync_report(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        report: DriftReport,
+        respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
+    ) {
+        let now = core.now();
+        let item = core.room.reported_item();
+        let recorded = self.sync_board.record(&stream, &report, &item, now);
+        if recorded.is_ok() && report.duration.is_some() {
+            let durations = self.sync_board.durations(&item);
+            let events = core.room.take_reported_duration(&durations, now);
+            self.publish(core, events, None);
+        }
+        let reply = recorded.map(|()| self.refresh_sync(core));
+        let _ = respond_to.send(reply.map_err(RoomError::from));
+    }
+
+    fn kicked(
+        &self,
+        _core: &Core,
+        stream: String,
+        respond_to: oneshot::Sender<Result<bool, RoomError>>,
+    ) {
+        // This process is the room's only node.
+        let _ = respond_to.send(Ok(self.kicked.contains(&stream)));
+    }
+
+    fn feed(&mut self, _core: &mut Core, _feed: Feed) {
+        // Nothing feeds a room kept here.
+    }
+
+    fn refuse_read(&self, request: Request) -> Option<Request> {
+        Some(request)
+    }
+
+    fn announce(&mut self, core: &mut Core, listeners: Option<u64>) {
+        // Presence goes straight to the listeners.
+        if let Some(listeners) = listeners {
+            core.hub.send_live(Frame::presence(listeners, core.now()));
+        }
+    }
+
+    fn listeners_changed(&mut self, core: &mut Core, listeners: Option<u64>, closed: Vec<String>) {
+        self.announce(core, listeners);
+        for stream in &closed {
+            self.sync_board.forget(stream);
+            core.votes.forget(stream);
+        }
+        core.hub.forget_streams(&closed);
+        self.refresh_sync(core);
+        recount(self, core);
+    }
+
+    fn members(&mut self, core: &mut Core) -> (Vec<Member>, u64) {
+        (core.hub.named_here(), core.hub.listeners() as u64)
+    }
+
+    fn expire(&mut self, core: &mut Core) {
+        let event = core.room.close(CloseReason::Expired, core.now());
+        self.publish(core, vec![event], None);
+        tracing::info!(room_id = %core.room.room_id, "room closed (expired)");
+    }
+
+    fn on_exit(&mut self, core: &Core) {
+        if core.room.persistent {
+            core.context.persistent.release();
+        }
+    }
+}
+
+impl Here {
+    /// A client's command, decided by the room and published.
+    fn decide_command(
+        &mut self,
+        core: &mut Core,
         request: CommandRequest,
         token: Option<HostToken>,
         arrived: std::time::Instant,
     ) -> Result<CommandReply, RoomError> {
-        let inputs = self.inputs();
+        let inputs = Self::inputs(core);
         let token = token.as_ref().map(|t| t.0.as_str());
-        let was_persistent = self.room.persistent;
+        let was_persistent = core.room.persistent;
         // A place among the node's persistent rooms is taken before the room
         // becomes one (and only for the host: nobody else may ask).
         let took = matches!(request.command, Command::Persistent { persistent: true })
             && !was_persistent
             && {
-                self.room.authorize(token, request.command.access())?;
-                self.context
+                core.room.authorize(token, request.command.access())?;
+                core.context
                     .persistent
                     .take()
                     .then_some(())
@@ -434,187 +335,39 @@ impl LocalRoom {
             Command::Kick { stream } => Some(stream.clone()),
             _ => None,
         };
-        let decided = self
+        let decided = core
             .room
             .decide(token, request.expected_version, request.command, &inputs);
-        if (took || was_persistent) && !self.room.persistent {
-            self.context.persistent.release();
+        if (took || was_persistent) && !core.room.persistent {
+            core.context.persistent.release();
         }
         let events = decided?;
-        self.hub.touch();
+        core.hub.touch();
         if let Some(stream) = kick {
             self.kicked.insert(&stream);
-            self.hub.kick(&stream, inputs.now);
+            core.hub.kick(&stream, inputs.now);
         }
         let changed = !events.is_empty();
-        self.publish(events, Some(arrived));
+        self.publish(core, events, Some(arrived));
         Ok(CommandReply {
-            version: self.room.version,
-            room: self.view(inputs.now),
+            version: core.room.version,
+            room: core.view(core.hub.listeners() as u64, inputs.now),
             changed,
         })
-    }
-
-    /// Closes the room for its host: listeners get `closed`.
-    fn delete(&mut self, token: Option<HostToken>) -> Result<(), RoomError> {
-        let token = token.as_ref().map(|t| t.0.as_str());
-        self.room.authorize(token, Access::HostOnly)?;
-        self.close(CloseReason::Deleted);
-        Ok(())
-    }
-
-    /// Replaces the host token; answers the room's version after it.
-    fn reset_host_token(
-        &mut self,
-        token: Option<HostToken>,
-        new_token: HostToken,
-    ) -> Result<u64, RoomError> {
-        let token = token.as_ref().map(|t| t.0.as_str());
-        self.room.authorize(token, Access::HostOnly)?;
-        let event = self.room.reset_host_token(&new_token.0, self.now());
-        self.hub.touch();
-        self.publish(vec![event], None);
-        Ok(self.room.version)
-    }
-
-    /// Keeps the room in the store, then hands the events to the hub.
-    fn publish(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) {
-        if events.is_empty() {
-            return;
-        }
-        if let Some(store) = &self.store {
-            let closed = matches!(
-                events.last().map(|e| &e.kind),
-                Some(EventKind::Closed { .. })
-            );
-            if closed {
-                store.forget(&self.room.room_id);
-            } else {
-                store.save(&self.room);
-            }
-        }
-        let vote_skip_set = events
-            .iter()
-            .any(|event| matches!(event.kind, EventKind::VoteSkip { .. }));
-        self.hub.publish(events, arrived);
-        self.tally.follow(self.room.state.ready_gate);
-        self.votes.follow(self.room.item_since);
-        if vote_skip_set {
-            // A lower bar may be met by the votes that stand.
-            self.votes.touch();
-            self.check_votes();
-        }
-    }
-
-    /// Opens the start when the open ready gate has its quorum.
-    fn check_gate(&mut self) {
-        if self.room.state.ready_gate.is_none() {
-            return;
-        }
-        self.tally.touch();
-        let inputs = self.inputs();
-        if let Some(gate) = self.room.gate_met(self.tally.ready(), &inputs) {
-            let events = self.room.release_gate(gate, &inputs);
-            self.publish(events, None);
-        }
-    }
-
-    /// A listener's vote to skip the loaded item: counted once per stream and
-    /// item, and the item skipped when the votes are enough.
-    fn vote(&mut self, stream: String) -> Result<VoteProgress, RoomError> {
-        let settings = self.room.vote_skip;
-        if !settings.is_on() {
-            return Err(CommandError::InvalidCommand(VOTES_OFF.into()).into());
-        }
-        // A stream that ended took its vote back: its token, still valid, adds none.
-        let counted = self.hub.is_streaming(&stream)
-            && self.room.state.source.is_some()
-            && self.votes.cast(self.room.item_since, stream);
-        let listeners = self.hub.listeners() as u64;
-        let skip = self.votes.skip();
-        if counted {
-            self.check_votes();
-        }
-        Ok(VoteProgress {
-            skip,
-            needed: settings.needed(listeners),
-            listeners,
-            counted,
-        })
-    }
-
-    /// Skips the loaded item when the votes are enough (once per item).
-    fn check_votes(&mut self) {
-        let listeners = self.hub.listeners() as u64;
-        if let Some(item) = self.room.vote_skip_met(self.votes.skip(), listeners) {
-            let events = self.room.skip_by_vote(item, &self.inputs());
-            self.publish(events, None);
-        }
-    }
-
-    /// When the next coalesced frame (`gate` progress, `votes`) may go.
-    fn frames_deadline(&self, now_ms: i64) -> Option<Instant> {
-        let progress = self.tally.progress_deadline(now_ms);
-        let votes = self.votes.deadline(now_ms);
-        let at = progress.into_iter().chain(votes).min()?;
-        Some(self.instant_at(at))
-    }
-
-    /// Sends the coalesced frames whose time has come.
-    fn send_due_frames(&mut self) {
-        let now = self.now();
-        if self
-            .tally
-            .progress_deadline(now)
-            .is_some_and(|at| at <= now)
-        {
-            self.send_progress();
-        }
-        if self.votes.deadline(now).is_some_and(|at| at <= now) {
-            self.send_votes();
-        }
-    }
-
-    /// Tells the listeners how the votes to skip stand (coalesced).
-    fn send_votes(&mut self) {
-        let (listeners, now) = (self.hub.listeners() as u64, self.now());
-        if let Some(votes) = self.votes.due(&self.room.vote_skip, listeners, now) {
-            self.hub.send_live(Frame::votes(votes, now));
-        }
-    }
-
-    /// Tells the listeners how far the open gate is (coalesced).
-    fn send_progress(&mut self) {
-        let listeners = self.hub.status.gate_listeners() as u64;
-        let now = self.now();
-        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
-            self.hub.send_live(frame);
-        }
-    }
-
-    /// Presence goes straight to this node's listeners.
-    fn announce(&mut self, listeners: Option<u64>) {
-        if let Some(listeners) = listeners {
-            self.hub.send_live(Frame::presence(listeners, self.now()));
-        }
-    }
-
-    fn close(&mut self, reason: CloseReason) {
-        let event = self.room.close(reason, self.now());
-        self.publish(vec![event], None);
-        tracing::info!(room_id = %self.room.room_id, ?reason, "room closed");
     }
 }
 
 #[cfg(test)]
 mod tests {
-    //! The local driver under paused tokio time: timers fire exactly when the clock says.
+    //! What only a room kept here does, under paused tokio time (timers fire
+    //! exactly when the clock says): it sleeps without a task while idle, and
+    //! its expiry is swept. The rules every room keeps are tested once against
+    //! both stores in `actor/tests.rs`.
     use super::*;
     use crate::actor::handle::HostToken;
     use crate::actor::RoomSettings;
     use crate::actor::TokioClock;
     use crate::room::command::CommandRequest;
-    use crate::room::event::SharedFrame;
     use crate::room::state::{Control, StartPolicy};
     use crate::room::{Clock, Command, Source};
     use crate::telemetry::Metrics;
@@ -691,74 +444,6 @@ mod tests {
             .expect("command accepted")
     }
 
-    fn event_name(frame: &SharedFrame) -> String {
-        let text = String::from_utf8_lossy(&frame.bytes);
-        let name = text
-            .lines()
-            .find_map(|line| line.strip_prefix("event: "))
-            .unwrap_or_default()
-            .to_owned();
-        if name == "state" {
-            let cause = text.split("\"cause\":\"").nth(1).unwrap_or("");
-            format!("state:{}", cause.split('"').next().unwrap_or(""))
-        } else {
-            name
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_room_advances_by_itself_exactly_at_the_end_scaled_by_rate() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        let sub = handle.subscribe(None).await.unwrap();
-        send(
-            &handle,
-            Command::add(Source::Media("/media/next.ogg".into()), None),
-        )
-        .await;
-        send(&handle, load_video(10.0)).await;
-        send(&handle, Command::Rate { rate: 2.0 }).await;
-        let mut names = Vec::new();
-        while let Some(frame) = sub.sink.try_next() {
-            names.push(event_name(&frame));
-        }
-        // A presence event for our own join may come first.
-        names.retain(|n| n != "presence" && n != "members");
-        assert_eq!(names, ["queue", "state:load", "state:rate"]);
-
-        // Ten seconds of video at 2x: nothing at 4.9 s, the next video at 5 s.
-        tokio::time::sleep(Duration::from_millis(4_900)).await;
-        assert!(sub.sink.try_next().is_none());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let next: Vec<_> = [
-            sub.sink.next_frame().await.unwrap(),
-            sub.sink.next_frame().await.unwrap(),
-        ]
-        .iter()
-        .map(event_name)
-        .collect();
-        assert_eq!(next, ["state:next", "queue"]);
-        let view = handle.view().await.unwrap();
-        // A YouTube video ends into a media file the same way.
-        assert_eq!(
-            view.state.source,
-            Some(Source::Media("/media/next.ogg".into()))
-        );
-        assert!(view.queue.is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn pause_cancels_the_end_timer() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        send(&handle, load_video(5.0)).await;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let paused = send(&handle, Command::Pause { position: None }).await;
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let view = handle.view().await.unwrap();
-        assert_eq!(view.version, paused.version);
-        assert!(view.state.paused);
-        assert!(view.state.position < 5.0);
-    }
-
     /// Lets `duration` pass, sweeping once a second as the registry does.
     async fn pass_sweeping(handle: &RoomHandle, duration: Duration) {
         let end = Instant::now() + duration;
@@ -782,18 +467,6 @@ mod tests {
         pass_sweeping(&handle, Duration::from_secs(2)).await;
         assert!(exited.load(Ordering::SeqCst));
         assert_eq!(handle.view().await, Err(RoomError::Closed));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_room_with_listeners_never_expires() {
-        let (handle, exited) = start(Duration::from_secs(60));
-        let subscription = handle.subscribe(None).await.unwrap();
-        pass_sweeping(&handle, Duration::from_secs(600)).await;
-        assert!(!exited.load(Ordering::SeqCst));
-        assert!(!handle.is_asleep(), "a room with a listener keeps its task");
-        drop(subscription);
-        pass_sweeping(&handle, Duration::from_secs(61)).await;
-        assert!(exited.load(Ordering::SeqCst));
     }
 
     #[tokio::test(start_paused = true)]
@@ -868,47 +541,5 @@ mod tests {
         assert_eq!(last, 201, "every seek applied once");
         assert_eq!(handle.view().await.unwrap().version, 201);
         assert!(!exited.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn presence_is_coalesced_to_one_per_second() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        let watcher = handle.subscribe(None).await.unwrap();
-        let mut others = Vec::new();
-        for _ in 0..300 {
-            others.push(handle.subscribe(None).await.unwrap());
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let mut counts = Vec::new();
-        while let Some(frame) = watcher.sink.try_next() {
-            let text = String::from_utf8_lossy(&frame.bytes).to_string();
-            if let Some(rest) = text.split("\"listeners\":").nth(1) {
-                counts.push(rest.split(',').next().unwrap_or("").to_owned());
-            }
-        }
-        assert!(counts.len() <= 3, "{counts:?}");
-        assert_eq!(counts.last().map(String::as_str), Some("301"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn resume_replays_exactly_what_was_missed() {
-        let (handle, _) = start(Duration::from_secs(3600));
-        for position in 1..=5 {
-            send(
-                &handle,
-                Command::Seek {
-                    position: position as f64,
-                },
-            )
-            .await;
-        }
-        // Version 6 now; a listener that saw 3 gets 4, 5, 6 and no snapshot.
-        let sub = handle.subscribe(Some(3)).await.unwrap();
-        let versions: Vec<_> = sub.start.iter().map(|f| f.version).collect();
-        assert_eq!(versions, [Some(4), Some(5), Some(6)]);
-        assert_eq!(sub.version, 6);
-        let fresh = handle.subscribe(Some(99)).await.unwrap();
-        assert_eq!(fresh.start.len(), 1);
-        assert!(event_name(&fresh.start[0]) == "snapshot");
     }
 }

@@ -1,15 +1,15 @@
-//! The driver of a room shared through a backplane ([`SharedRooms`]): this
-//! node's mirror of it.
+//! A room shared through a backplane ([`SharedRooms`]): the [`Store`] behind
+//! this node's actor of it ([`super::driver`]), which holds a mirror of the
+//! shared room.
 //!
-//! Changes are committed to the shared room by spawned tasks (the driver never
+//! Changes are committed to the shared room by spawned tasks (the actor never
 //! waits on the store) and come back as [`Feed`] in version order, whatever
 //! order they arrive in; a gap is filled from the shared history (catch-up), or,
 //! when that no longer reaches back, listeners get a fresh snapshot. The mirror
 //! also reports this node's listener count (heartbeats), which keeps the shared
-//! room alive and makes the total every node announces. Sync reports are kept in
-//! the shared store too (so every node counts all of them); the heartbeat also
-//! forgets the expired ones there. What listeners see goes through the same
-//! [`Hub`] as a local room's.
+//! room alive and makes the total every node announces. Sync reports, votes and
+//! the kicked streams are kept in the shared store too (so every node counts
+//! all of them); the heartbeat also forgets the expired reports there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,23 +18,24 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::driver::{check_votes, publish, recount, Core, RoomActor, Settled, Store};
 use super::handle::{
-    Boxed, CommandReply, HostToken, Request, RoomHandle, MAX_CLOSED_STREAMS_PENDING,
+    Boxed, CommandReply, HostToken, Inbox, Request, RoomHandle, MAX_CLOSED_STREAMS_PENDING,
 };
 use super::hub::Hub;
 use super::port::{
     CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
 };
-use super::{instant_at, progress_frame, sleep_until_some, ActorContext, Flow, INBOX_CAPACITY};
+use super::{ActorContext, INBOX_CAPACITY};
 use crate::room::command::CommandError;
 use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
-use crate::room::event::{CloseReason, Event, EventKind, Frame};
-use crate::room::gate::{GateProgress, ReadyTally};
+use crate::room::event::{CloseReason, Event, Frame};
+use crate::room::gate::GateProgress;
 use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
-use crate::room::state::{Access, Inputs, Room, RoomView, StartPolicy};
-use crate::room::sync::{DriftReport, SyncAnnouncer, SyncChange, SyncSummary, SyncTaken};
-use crate::room::votes::{VoteChange, VoteProgress, VoteTally, VOTES_OFF};
+use crate::room::state::{Inputs, Room, RoomView, StartPolicy};
+use crate::room::sync::{DriftReport, SyncChange, SyncSummary, SyncTaken};
+use crate::room::votes::{VoteChange, VoteProgress, VOTES_OFF};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -43,8 +44,6 @@ const MIRROR_IDLE: Duration = Duration::from_secs(60);
 const MAX_PENDING: usize = 1024;
 /// Pause before a failed catch-up (the store unreachable) is tried again.
 const CATCH_UP_RETRY: Duration = Duration::from_secs(1);
-/// Pause before an end-of-video commit that changed nothing is tried again.
-const END_RETRY: Duration = Duration::from_secs(1);
 /// Closed streams forgotten in the shared store by one call.
 const FORGET_BATCH: usize = 512;
 
@@ -88,8 +87,8 @@ impl FeedSink for InboxSink {
     }
 }
 
-/// Starts the mirror of an opened shared room on `inbox` (routed beforehand) and
-/// returns its handle.
+/// Starts the actor of an opened shared room on `inbox` (routed beforehand)
+/// and returns its handle.
 pub fn spawn(
     opened: Opened,
     generation: u64,
@@ -128,36 +127,23 @@ pub fn spawn(
         starts: context.settings.starts,
         reporting: Arc::default(),
     };
-    let mut sync = SyncAnnouncer::default();
+    let mut core = Core::new(room, hub, context);
     // Listeners that join see it in their snapshot; nobody here needs an event.
-    let now = context.clock.now_ms();
-    sync.update(opened.sync, now);
-    sync.due(now);
-    let votes = VoteTally::following(room.item_since);
-    let driver = MirrorRoom {
-        room,
-        tally: ReadyTally::default(),
-        release_tried: None,
-        votes,
-        skip_tried: None,
-        votes_gone: Vec::new(),
-        hub,
+    let now = core.now();
+    core.sync.update(opened.sync, now);
+    core.sync.due(now);
+    let mirror = Mirror {
         link,
-        sync,
+        votes_gone: Vec::new(),
         pending: BTreeMap::new(),
         catching_up: false,
         catch_up_retry_at: None,
         out_of_touch: false,
-        end_wait: None,
         reported_at: None,
         others: BTreeMap::new(),
         shared_named: None,
-        requests_rx,
-        context,
     };
-    // Boxed: an async fn keeps its argument in its future twice over, and a
-    // room's driver is a kilobyte; boxed, an idle room's task stays small.
-    tokio::spawn(Box::new(driver).run());
+    RoomActor::start(core, mirror, requests_rx);
     handle
 }
 
@@ -281,23 +267,6 @@ impl Link {
         }
     }
 
-    /// Commits `change` in a task of its own (the mirror never waits on the
-    /// store) and answers the room's version after it.
-    fn spawn_commit_answering_version<F>(
-        self,
-        room_id: String,
-        respond_to: oneshot::Sender<Result<u64, RoomError>>,
-        change: F,
-    ) where
-        F: FnMut(&mut Room, i64) -> Result<Vec<Event>, CommandError> + Send + 'static,
-    {
-        tokio::spawn(async move {
-            let committed = self.commit(&room_id, None, change).await;
-            // A requester that stopped waiting is no error.
-            let _ = respond_to.send(committed.map(|(room, _)| room.version));
-        });
-    }
-
     /// Hands the mirror what was committed (before the committer answers its
     /// client, so a read that follows sees it).
     async fn deliver(&self, feed: Feed) {
@@ -308,24 +277,12 @@ impl Link {
     }
 }
 
-struct MirrorRoom {
-    /// This node's mirror of the shared room.
-    room: Room,
-    /// The open ready gate's progress as heard (the tally itself is shared).
-    tally: ReadyTally,
-    /// The gate this node last tried to release after listeners left.
-    release_tried: Option<u64>,
-    /// The votes to skip the loaded item as heard (the voters are kept in
-    /// the shared store, so that every node counts all of them).
-    votes: VoteTally,
-    /// The item this node last tried to skip by votes.
-    skip_tried: Option<u64>,
+/// What this node's actor of a shared room holds besides what every room's
+/// actor does.
+struct Mirror {
+    link: Link,
     /// Streams that ended here whose votes are to be taken back.
     votes_gone: Vec<String>,
-    hub: Hub,
-    link: Link,
-    /// The room's sync summary over every node, as last heard.
-    sync: SyncAnnouncer,
     /// Events past a gap, waiting for it to be filled.
     pending: BTreeMap<u64, (Event, Option<std::time::Instant>)>,
     /// A catch-up read is under way.
@@ -335,8 +292,6 @@ struct MirrorRoom {
     /// since: what this mirror holds may be stale. Reads are refused until a
     /// catch-up succeeds; open streams stay open on keepalives meanwhile.
     out_of_touch: bool,
-    /// The end timer fired at this version; wait before firing again.
-    end_wait: Option<(u64, Instant)>,
     /// When this node last reported its listener count.
     reported_at: Option<Instant>,
     /// Who's here on the other nodes, by node: their named listeners and
@@ -345,218 +300,225 @@ struct MirrorRoom {
     /// This node's named listeners as last told to the others; `None` until
     /// first told (a new mirror says so at once, so the others answer).
     shared_named: Option<Vec<Member>>,
-    requests_rx: mpsc::Receiver<Boxed>,
-    context: ActorContext,
 }
 
-impl MirrorRoom {
-    async fn run(mut self: Box<Self>) {
-        let alarm = self.link.alarm.clone();
-        loop {
-            let end_at = self.end_deadline();
-            let now_ms = self.now();
-            let progress_at = self
-                .tally
-                .progress_deadline(now_ms)
-                .map(|at| self.instant_at(at));
-            let presence_at = self.hub.presence_deadline();
-            let members_at = self.hub.members_deadline();
-            let idle = self.context.settings.ttl.min(MIRROR_IDLE);
-            let expire_at = self.hub.expiry_deadline(idle);
-            let link_at = self.link_deadline();
-            let sync_at = self.sync.deadline(now_ms).map(|at| self.instant_at(at));
-            let keepalive_at = self.hub.keepalive_deadline();
-            let votes_at = self.votes.deadline(now_ms).map(|at| self.instant_at(at));
-            tokio::select! {
-                biased;
-                request = self.requests_rx.recv() => match request {
-                    Some(request) => {
-                        if self.handle(*request) == Flow::Stop {
-                            break;
-                        }
-                    }
-                    // Every handle is gone (see the local driver).
-                    None => break,
-                },
-                _ = self.hub.status.listeners_changed.notified() => {
-                    let closed = self.hub.status.take_closed_streams();
-                    self.take_votes_back(&closed);
-                    let gate_changed =
-                        self.hub.status.gate_listeners() as u64 != self.link.reported_gate;
-                    if self.hub.on_listeners_changed().is_some() || gate_changed {
-                        self.report_listeners();
-                    }
-                    self.forget_votes_gone();
-                    self.forget_closed_streams(closed);
-                }
-                _ = sleep_until_some(sync_at) => {
-                    if let Some(summary) = self.sync.due(self.now()) {
-                        self.hub.send_live(Frame::sync(&summary));
-                    }
-                }
-                _ = sleep_until_some(progress_at) => self.send_progress(),
-                _ = sleep_until_some(votes_at) => self.send_votes(),
-                _ = alarm.wait() => self.start_catch_up(),
-                _ = sleep_until_some(end_at) => self.on_end_timer(),
-                _ = sleep_until_some(presence_at) => {
-                    if self.hub.presence_due().is_some() {
-                        self.report_listeners();
-                    }
-                }
-                _ = sleep_until_some(members_at) => self.on_members_due(),
-                _ = sleep_until_some(link_at) => self.on_link_timer(),
-                _ = sleep_until_some(keepalive_at) => self.hub.send_keepalive(),
-                _ = sleep_until_some(expire_at) => {
-                    // A mirror just goes: the room lives on in the shared store,
-                    // which expires it by itself, once, for the whole cluster.
-                    if self.hub.listeners() == 0 {
-                        break;
-                    }
-                }
+impl Store for Mirror {
+    fn listeners_with(&self, here: usize) -> u64 {
+        self.link.listeners_now(here)
+    }
+
+    fn gate_listeners(&self, _core: &Core) -> u64 {
+        // As last heard: the shared tally counts them over every node.
+        self.link.gate_listeners
+    }
+
+    fn idle(&self, core: &Core) -> Option<Duration> {
+        Some(core.context.settings.ttl.min(MIRROR_IDLE))
+    }
+
+    fn inbox(&self) -> Option<Arc<Inbox>> {
+        // A mirror keeps its task: the backplane feeds it.
+        None
+    }
+
+    fn alarm(&self) -> Option<Arc<FeedAlarm>> {
+        Some(self.link.alarm.clone())
+    }
+
+    fn on_alarm(&mut self, core: &mut Core) {
+        self.start_catch_up(core);
+    }
+
+    fn deadline(&self, core: &Core) -> Option<Instant> {
+        // A catch-up retry, the listener-count heartbeat.
+        let heartbeat = (core.hub.listeners() > 0).then(|| {
+            self.reported_at
+                .map_or_else(Instant::now, |at| at + HEARTBEAT)
+        });
+        self.catch_up_retry_at.into_iter().chain(heartbeat).min()
+    }
+
+    fn on_timer(&mut self, core: &mut Core, now: Instant) {
+        if self.catch_up_retry_at.is_some_and(|at| at <= now) {
+            self.start_catch_up(core);
+        }
+        if core.hub.listeners() > 0 && self.reported_at.is_none_or(|at| at + HEARTBEAT <= now) {
+            self.report_listeners(core);
+            // Said again while there is anything to say, so the others keep
+            // counting it (and a node that came later hears it).
+            if let Some(named) = self.shared_named.as_ref().filter(|n| !n.is_empty()) {
+                self.share_members(core, named.clone());
+            }
+            // Another node's names may have expired meanwhile.
+            core.hub.members_changed();
+            if core.sync.current().reporting > 0 {
+                // Expired reports leave the summary even when nobody reports.
+                self.change_sync(core, SyncChange::Sweep);
             }
         }
-        let this = *self;
-        (this.context.on_exit)();
     }
 
-    fn now(&self) -> i64 {
-        self.context.clock.now_ms()
-    }
-
-    /// The timer instant of server time `at_ms`.
-    fn instant_at(&self, at_ms: i64) -> Instant {
-        instant_at(&*self.context.clock, at_ms)
-    }
-
-    fn view(&self, now: i64) -> RoomView {
-        self.hub.with_members(RoomView {
-            sync: self.sync.current(),
-            ..self.room.view(
-                self.link.listeners_now(self.hub.listeners()),
-                now,
-                self.link.starts.gate,
-            )
-        })
-    }
-
-    fn handle(&mut self, request: Request) -> Flow {
-        let Some(request) = self.refuse_stale_read(request) else {
-            return Flow::Continue;
-        };
-        let now = self.now();
-        let (room, link, sync) = (&self.room, &self.link, &self.sync);
-        let Some(request) = self.hub.answer_read(request, room.version, |hub| {
-            hub.with_members(RoomView {
-                sync: sync.current(),
-                ..room.view(link.listeners_now(hub.listeners()), now, link.starts.gate)
-            })
-        }) else {
-            return Flow::Continue;
-        };
-        let room_id = self.room.room_id.clone();
+    fn commit<C, A>(
+        &mut self,
+        core: &mut Core,
+        arrived: Option<std::time::Instant>,
+        mut change: C,
+        settled: A,
+    ) where
+        C: FnMut(&mut Room, &Inputs) -> Result<Vec<Event>, CommandError> + Send + 'static,
+        A: FnOnce(Settled<'_>) + Send + 'static,
+    {
         let link = self.link.clone();
-        match request {
-            Request::Command {
-                request,
-                token,
-                arrived,
-                respond_to,
-            } => self.commit_command(request, token, arrived, respond_to),
-            Request::Chat {
-                name,
-                text,
-                token,
-                respond_to,
-            } => {
-                self.hub.touch();
-                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
-                    let token = token.as_ref().map(|t| t.0.as_str());
-                    Ok(vec![room.decide_chat(token, &name, &text, now)?])
-                });
+        let room_id = core.room.room_id.clone();
+        let inputs_at = link.inputs(core.hub.status.gate_listeners());
+        tokio::spawn(async move {
+            let committed = link
+                .commit(&room_id, arrived, |room, now| change(room, &inputs_at(now)))
+                .await;
+            match committed {
+                Ok((room, changed)) => settled(Ok((&room, changed))),
+                Err(error) => settled(Err(error)),
             }
-            Request::Delete { token, respond_to } => {
-                tokio::spawn(async move {
-                    let committed = link
-                        .commit(&room_id, None, |room, now| {
-                            room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
-                            Ok(vec![room.close(CloseReason::Deleted, now)])
-                        })
-                        .await;
-                    let _ = respond_to.send(committed.map(|_| ()));
-                });
-            }
-            Request::Ready {
-                stream,
-                ready_gate,
-                respond_to,
-            } => self.on_ready(stream, ready_gate, respond_to),
-            Request::Cohosts {
-                token,
-                call,
-                respond_to,
-            } => {
-                self.hub.touch();
-                // Checked and changed against the shared room, like a host
-                // token reset: every node's next commit reads the co-hosts.
-                tokio::spawn(async move {
-                    let committed = link
-                        .commit(&room_id, None, |room, now| {
-                            room.change_cohosts(token.as_ref().map(|t| t.0.as_str()), &call, now)
-                        })
-                        .await;
-                    let answer = committed.map(|(room, _)| room.cohosts_answer(&call));
-                    let _ = respond_to.send(answer);
-                });
-            }
-            Request::ResetHostToken {
-                token,
-                new_token,
-                respond_to,
-            } => {
-                self.hub.touch();
-                // Checked and replaced in one compare-and-set against the shared
-                // room: every node's next commit reads the new hash.
-                link.spawn_commit_answering_version(room_id, respond_to, move |room, now| {
-                    room.authorize(token.as_ref().map(|t| t.0.as_str()), Access::HostOnly)?;
-                    Ok(vec![room.reset_host_token(&new_token.0, now)])
-                });
-            }
-            Request::SyncReport {
-                stream,
-                report,
-                respond_to,
-            } => self.on_sync_report(stream, report, respond_to),
-            Request::Feed(feed) => return self.on_feed(feed),
-            Request::Kicked { stream, respond_to } => self.answer_kicked(stream, respond_to),
-            Request::Vote { stream, respond_to } => self.on_vote(stream, respond_to),
-            // Answered above.
-            Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
-        }
-        Flow::Continue
+        });
     }
 
-    /// Whether `stream` was kicked: the kicked set is the shared store's, so
-    /// a kick on any node counts (spawned; the mirror never waits on the store).
-    fn answer_kicked(&self, stream: String, respond_to: oneshot::Sender<Result<bool, RoomError>>) {
+    fn command(
+        &mut self,
+        core: &mut Core,
+        request: CommandRequest,
+        token: Option<HostToken>,
+        arrived: std::time::Instant,
+        respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
+    ) {
+        self.commit_command(core, request, token, arrived, respond_to);
+    }
+
+    fn ready(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        ready_gate: u64,
+        respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
+    ) {
+        self.on_ready(core, stream, ready_gate, respond_to);
+    }
+
+    fn vote(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
+    ) {
+        self.on_vote(core, stream, respond_to);
+    }
+
+    fn sync_report(
+        &mut self,
+        core: &mut Core,
+        stream: String,
+        report: DriftReport,
+        respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
+    ) {
+        self.on_sync_report(core, stream, report, respond_to);
+    }
+
+    /// The kicked set is the shared store's, so a kick on any node counts
+    /// (spawned; the actor never waits on the store).
+    fn kicked(
+        &self,
+        core: &Core,
+        stream: String,
+        respond_to: oneshot::Sender<Result<bool, RoomError>>,
+    ) {
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
+        let room_id = core.room.room_id.clone();
         tokio::spawn(async move {
             let kicked = link.shared.kicked(&room_id, &stream).await;
             let _ = respond_to.send(kicked.map_err(RoomError::from));
         });
     }
 
+    fn feed(&mut self, core: &mut Core, feed: Feed) {
+        self.on_feed(core, feed);
+    }
+
+    /// Answers a read `Unavailable` while out of touch (a stale room must not
+    /// be served as the current one); hands any other request back.
+    fn refuse_read(&self, request: Request) -> Option<Request> {
+        if !self.out_of_touch {
+            return Some(request);
+        }
+        let refused = RoomError::Unavailable(Unavailable);
+        match request {
+            Request::View { respond_to } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            Request::Subscribe { respond_to, .. } => {
+                let _ = respond_to.send(Err(refused));
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn announce(&mut self, core: &mut Core, listeners: Option<u64>) {
+        // The total over every node comes back on the feed, and is announced then.
+        if listeners.is_some() {
+            self.report_listeners(core);
+        }
+    }
+
+    fn listeners_changed(&mut self, core: &mut Core, listeners: Option<u64>, closed: Vec<String>) {
+        self.take_votes_back(core, &closed);
+        let gate_changed = core.hub.status.gate_listeners() as u64 != self.link.reported_gate;
+        if listeners.is_some() || gate_changed {
+            self.report_listeners(core);
+        }
+        self.forget_votes_gone(core);
+        self.forget_closed_streams(core, closed);
+        // The gate and the votes are checked when the total comes back on the
+        // feed: a vote must be gone before the count without its stream counts.
+    }
+
+    /// This node's named listeners go to the others when they changed, and
+    /// this node's listeners hear what changed over all.
+    fn members(&mut self, core: &mut Core) -> (Vec<Member>, u64) {
+        let now = core.now();
+        self.others.retain(|_, (_, expires_at)| *expires_at >= now);
+        let mut named = core.hub.named_here();
+        named.truncate(MAX_SHOWN_MEMBERS);
+        if self.shared_named.as_ref() != Some(&named) {
+            self.shared_named = Some(named.clone());
+            self.share_members(core, named.clone());
+        }
+        for (members, _) in self.others.values() {
+            named.extend(members.iter().cloned());
+        }
+        (named, self.link.listeners_now(core.hub.listeners()))
+    }
+
+    fn expire(&mut self, core: &mut Core) {
+        // A mirror just goes: the room lives on in the shared store, which
+        // expires it by itself, once, for the whole cluster.
+        core.stopping = true;
+    }
+
+    fn on_exit(&mut self, _core: &Core) {}
+}
+
+impl Mirror {
     /// A listener's sync report: kept beside the others in the store; a
     /// duration the reports now agree on is committed to the shared room.
     fn on_sync_report(
         &mut self,
+        core: &mut Core,
         stream: String,
         report: DriftReport,
         respond_to: oneshot::Sender<Result<SyncSummary, RoomError>>,
     ) {
-        let room_id = self.room.room_id.clone();
+        let room_id = core.room.room_id.clone();
         let link = self.link.clone();
-        let item = self.room.reported_item();
+        let item = core.room.reported_item();
         tokio::spawn(async move {
             let change = SyncChange::Report {
                 stream,
@@ -590,20 +552,21 @@ impl MirrorRoom {
     /// waits on the store); the answer goes to `respond_to`.
     fn commit_command(
         &mut self,
+        core: &mut Core,
         request: CommandRequest,
         token: Option<HostToken>,
         arrived: std::time::Instant,
         respond_to: oneshot::Sender<Result<CommandReply, RoomError>>,
     ) {
-        let room_id = self.room.room_id.clone();
+        let room_id = core.room.room_id.clone();
         let link = self.link.clone();
-        self.hub.touch();
-        let local = self.hub.listeners();
+        core.hub.touch();
+        let local = core.hub.listeners();
         let command = request.command;
         let expected = request.expected_version;
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
-        let sync = self.sync.current();
-        let members = self.hub.members();
+        let inputs_at = link.inputs(core.hub.status.gate_listeners());
+        let sync = core.sync.current();
+        let members = core.hub.members();
         tokio::spawn(async move {
             let token = token.as_ref().map(|t| t.0.as_str());
             let mut committed = link
@@ -637,7 +600,7 @@ impl MirrorRoom {
     }
 
     /// What the backplane tells this mirror.
-    fn on_feed(&mut self, feed: Feed) -> Flow {
+    fn on_feed(&mut self, core: &mut Core, feed: Feed) {
         match feed {
             Feed::Gate {
                 ready_gate,
@@ -645,15 +608,11 @@ impl MirrorRoom {
                 listeners,
             } => {
                 self.link.gate_listeners = listeners;
-                self.tally.heard(ready_gate, ready);
+                core.tally.heard(ready_gate, ready);
             }
-            Feed::Sync(summary) => {
-                if let Some(due) = self.sync.update(summary, self.now()) {
-                    self.hub.send_live(Frame::sync(&due));
-                }
-            }
+            Feed::Sync(summary) => core.take_sync(summary),
             Feed::Events { events, arrived } => {
-                return self.on_feed_events(events, arrived);
+                self.on_feed_events(core, events, arrived);
             }
             Feed::Presence {
                 listeners,
@@ -661,21 +620,18 @@ impl MirrorRoom {
                 server_time,
             } => {
                 self.link.gate_listeners = gate_listeners;
-                self.tally.touch();
-                self.on_listener_total(listeners, server_time);
-                self.hub.members_changed();
-                // One who took part may have left: the rest may be the quorum.
-                self.check_gate();
-                self.votes.touch();
-                self.check_votes();
+                self.link.listeners = listeners;
+                core.hub.send_live(Frame::presence(listeners, server_time));
+                core.hub.members_changed();
+                recount(self, core);
             }
-            Feed::CaughtUp(result) => return self.on_caught_up(*result),
+            Feed::CaughtUp(result) => self.on_caught_up(core, *result),
             Feed::Votes { item, skip } => {
-                self.votes.heard(item, skip);
-                self.check_votes();
+                core.votes.heard(item, skip);
+                check_votes(self, core);
             }
             Feed::Kick { stream } => {
-                self.hub.kick(&stream, self.now());
+                core.hub.kick(&stream, core.now());
             }
             Feed::Members {
                 node,
@@ -687,233 +643,147 @@ impl MirrorRoom {
                 // this one's names now rather than at the next heartbeat.
                 if let Some(named) = self.shared_named.as_ref().filter(|_| new) {
                     if !named.is_empty() {
-                        self.share_members(named.clone());
+                        self.share_members(core, named.clone());
                     }
                 }
-                self.hub.members_changed();
+                core.hub.members_changed();
             }
         }
-        Flow::Continue
-    }
-
-    /// Answers a read `Unavailable` while out of touch (a stale room must not
-    /// be served as the current one); hands any other request back.
-    fn refuse_stale_read(&self, request: Request) -> Option<Request> {
-        if !self.out_of_touch {
-            return Some(request);
-        }
-        let refused = RoomError::Unavailable(Unavailable);
-        match request {
-            Request::View { respond_to } => {
-                let _ = respond_to.send(Err(refused));
-            }
-            Request::Subscribe { respond_to, .. } => {
-                let _ = respond_to.send(Err(refused));
-            }
-            other => return Some(other),
-        }
-        None
     }
 
     /// Takes committed events in version order, whatever order they came in; a
     /// gap is filled from the shared history.
-    fn on_feed_events(&mut self, events: Vec<Event>, arrived: Option<std::time::Instant>) -> Flow {
+    fn on_feed_events(
+        &mut self,
+        core: &mut Core,
+        events: Vec<Event>,
+        arrived: Option<std::time::Instant>,
+    ) {
         for event in events {
-            if event.version > self.room.version {
+            if event.version > core.room.version {
                 self.pending.insert(event.version, (event, arrived));
             }
         }
         if self.pending.len() > MAX_PENDING {
             // Too far behind to buffer: start over from the room as it is now.
             self.pending.clear();
-            self.start_catch_up();
-            return Flow::Continue;
+            self.start_catch_up(core);
+            return;
         }
-        self.drain_pending()
+        self.drain_pending(core);
     }
 
-    fn drain_pending(&mut self) -> Flow {
+    fn drain_pending(&mut self, core: &mut Core) {
         while let Some(entry) = self.pending.first_entry() {
             let version = *entry.key();
-            if version <= self.room.version {
+            if version <= core.room.version {
                 entry.remove();
                 continue;
             }
-            if version != self.room.version + 1 {
+            if version != core.room.version + 1 {
                 break;
             }
             let (event, arrived) = entry.remove();
-            self.room.absorb(&event);
-            self.tally.follow(self.room.state.ready_gate);
-            self.votes.follow(self.room.item_since);
-            let closed = matches!(event.kind, EventKind::Closed { .. });
-            let vote_skip_set = matches!(event.kind, EventKind::VoteSkip { .. });
-            self.hub.publish(vec![event], arrived);
-            if closed {
-                tracing::info!(room_id = %self.room.room_id, "shared room closed");
-                return Flow::Stop;
-            }
-            if vote_skip_set {
-                // A lower bar may be met by the votes that stand.
-                self.votes.touch();
-                self.check_votes();
+            core.room.absorb(&event);
+            publish(self, core, vec![event], arrived);
+            if core.stopping {
+                tracing::info!(room_id = %core.room.room_id, "shared room closed");
+                return;
             }
         }
         if !self.pending.is_empty() {
-            self.start_catch_up();
+            self.start_catch_up(core);
         }
-        Flow::Continue
     }
 
     /// Reads what the mirror may have missed (spawned; the answer comes back as
     /// [`Feed::CaughtUp`]). One read at a time.
-    fn start_catch_up(&mut self) {
+    fn start_catch_up(&mut self, core: &mut Core) {
         if self.catching_up {
             return;
         }
         self.catching_up = true;
         self.catch_up_retry_at = None;
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let after = self.room.version;
+        let room_id = core.room.room_id.clone();
+        let after = core.room.version;
         tokio::spawn(async move {
             let result = link.shared.catch_up(&room_id, after).await;
             link.deliver(Feed::CaughtUp(Box::new(result))).await;
         });
     }
 
-    fn on_caught_up(&mut self, result: Result<CatchUp, Unavailable>) -> Flow {
+    fn on_caught_up(&mut self, core: &mut Core, result: Result<CatchUp, Unavailable>) {
         self.catching_up = false;
         let caught_up = match result {
             Ok(caught_up) => caught_up,
             Err(Unavailable) => {
                 // The store is away: streams stay open on keepalives; try again soon.
                 if !self.out_of_touch {
-                    tracing::warn!(room_id = %self.room.room_id, "mirror out of touch with the shared room");
+                    tracing::warn!(room_id = %core.room.room_id, "mirror out of touch with the shared room");
                 }
                 self.out_of_touch = true;
                 self.catch_up_retry_at = Some(Instant::now() + CATCH_UP_RETRY);
-                return Flow::Continue;
+                return;
             }
         };
         self.out_of_touch = false;
         let Some(room) = caught_up.room else {
             // The room was deleted (or expired) while this node was not hearing.
-            let event = self.room.close(CloseReason::Deleted, self.now());
-            self.hub.publish(vec![event], None);
-            return Flow::Stop;
+            let event = core.room.close(CloseReason::Deleted, core.now());
+            publish(self, core, vec![event], None);
+            return;
         };
         for event in caught_up.events {
-            if event.version > self.room.version {
+            if event.version > core.room.version {
                 self.pending.insert(event.version, (event, None));
             }
         }
-        if self.drain_pending() == Flow::Stop {
-            return Flow::Stop;
+        self.drain_pending(core);
+        if core.stopping {
+            return;
         }
-        if self.room.version < room.version {
+        if core.room.version < room.version {
             // The shared history no longer reaches back to us: listeners get a
             // fresh snapshot (the state is idempotent) and replay restarts here.
-            tracing::info!(room_id = %room.room_id, from = self.room.version, to = room.version, "mirror resynced");
-            self.room = room;
-            self.votes.follow(self.room.item_since);
-            self.hub.forget_history();
-            self.hub.send_live(Frame::snapshot(&self.view(self.now())));
+            tracing::info!(room_id = %room.room_id, from = core.room.version, to = room.version, "mirror resynced");
+            core.room = room;
+            core.votes.follow(core.room.item_since);
+            core.hub.forget_history();
+            let listeners = self.link.listeners_now(core.hub.listeners());
+            core.hub
+                .send_live(Frame::snapshot(&core.view(listeners, core.now())));
             self.pending
-                .retain(|version, _| *version > self.room.version);
+                .retain(|version, _| *version > core.room.version);
             self.catching_up = false;
-            return self.drain_pending();
+            self.drain_pending(core);
         }
-        Flow::Continue
-    }
-
-    /// The listener total over every node changed.
-    fn on_listener_total(&mut self, listeners: u64, server_time: i64) {
-        self.link.listeners = listeners;
-        self.hub.send_live(Frame::presence(listeners, server_time));
-    }
-
-    /// A catch-up retry, the listener-count heartbeat.
-    fn link_deadline(&self) -> Option<Instant> {
-        let heartbeat = (self.hub.listeners() > 0).then(|| {
-            self.reported_at
-                .map_or_else(Instant::now, |at| at + HEARTBEAT)
-        });
-        match (self.catch_up_retry_at, heartbeat) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    fn on_link_timer(&mut self) {
-        if self
-            .catch_up_retry_at
-            .is_some_and(|at| at <= Instant::now())
-        {
-            self.start_catch_up();
-        }
-        if self.hub.listeners() > 0
-            && self
-                .reported_at
-                .is_none_or(|at| at + HEARTBEAT <= Instant::now())
-        {
-            self.report_listeners();
-            // Said again while there is anything to say, so the others keep
-            // counting it (and a node that came later hears it).
-            if let Some(named) = self.shared_named.as_ref().filter(|n| !n.is_empty()) {
-                self.share_members(named.clone());
-            }
-            // Another node's names may have expired meanwhile.
-            self.hub.members_changed();
-            if self.sync.current().reporting > 0 {
-                // Expired reports leave the summary even when nobody reports.
-                self.change_sync(SyncChange::Sweep);
-            }
-        }
-    }
-
-    /// Who's here is due: this node's named listeners go to the others when
-    /// they changed, and this node's listeners hear what changed over all.
-    fn on_members_due(&mut self) {
-        let now = self.now();
-        self.others.retain(|_, (_, expires_at)| *expires_at >= now);
-        let mut named = self.hub.named_here();
-        named.truncate(MAX_SHOWN_MEMBERS);
-        if self.shared_named.as_ref() != Some(&named) {
-            self.shared_named = Some(named.clone());
-            self.share_members(named.clone());
-        }
-        for (members, _) in self.others.values() {
-            named.extend(members.iter().cloned());
-        }
-        let listeners = self.link.listeners_now(self.hub.listeners());
-        self.hub.members_due(&named, listeners);
     }
 
     /// Tells the other nodes (spawned); a failure is made good by the next heartbeat.
-    fn share_members(&self, members: Vec<Member>) {
+    fn share_members(&self, core: &Core, members: Vec<Member>) {
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
+        let room_id = core.room.room_id.clone();
         tokio::spawn(async move {
             let _ = link.shared.share_members(&room_id, members).await;
         });
     }
 
     /// Streams that ended here stop counting in the shared store at once.
-    fn forget_closed_streams(&mut self, closed: Vec<String>) {
-        self.hub.forget_streams(&closed);
-        if closed.is_empty() || self.sync.current().reporting == 0 {
+    fn forget_closed_streams(&mut self, core: &mut Core, closed: Vec<String>) {
+        core.hub.forget_streams(&closed);
+        if closed.is_empty() || core.sync.current().reporting == 0 {
             return;
         }
         for batch in closed.chunks(FORGET_BATCH) {
-            self.change_sync(SyncChange::Forget(batch.to_vec()));
+            self.change_sync(core, SyncChange::Forget(batch.to_vec()));
         }
     }
 
     /// Changes the shared reports (spawned); a changed summary comes back on the feed.
-    fn change_sync(&self, change: SyncChange) {
+    fn change_sync(&self, core: &Core, change: SyncChange) {
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
+        let room_id = core.room.room_id.clone();
         tokio::spawn(async move {
             // A failed sweep is retried by the next heartbeat; reports of streams
             // whose forgetting failed expire by themselves.
@@ -924,17 +794,17 @@ impl MirrorRoom {
     /// Tells the store how many listeners this node has here (which keeps the
     /// room alive and makes the total every node announces; it comes back on
     /// the feed).
-    fn report_listeners(&mut self) {
-        let count = self.hub.listeners();
-        let gate_count = self.hub.status.gate_listeners();
+    fn report_listeners(&mut self, core: &mut Core) {
+        let count = core.hub.listeners();
+        let gate_count = core.hub.status.gate_listeners();
         self.link.reported = count as u64;
         self.link.reported_gate = gate_count as u64;
         self.reported_at = Some(Instant::now());
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let counts = self.hub.status.clone();
+        let room_id = core.room.room_id.clone();
+        let counts = core.hub.status.clone();
         let gone = std::mem::take(&mut self.votes_gone);
-        let item = self.room.item_since;
+        let item = core.room.item_since;
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
@@ -956,54 +826,28 @@ impl MirrorRoom {
         });
     }
 
-    fn end_deadline(&self) -> Option<Instant> {
-        if let Some((version, at)) = self.end_wait {
-            if version == self.room.version {
-                return Some(at);
-            }
-        }
-        Some(self.instant_at(self.room.next_due()?))
-    }
-
-    /// A pending start, or the end of the video, is due.
-    fn on_end_timer(&mut self) {
-        // Every node serving the room fires; the compare-and-set lets one win and
-        // the others find nothing left to do. Until the version moves, wait.
-        self.end_wait = Some((self.room.version, Instant::now() + END_RETRY));
-        let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
-        tokio::spawn(async move {
-            if let Err(error) = link
-                .commit(&room_id, None, |room, now| Ok(room.on_due(&inputs_at(now))))
-                .await
-            {
-                tracing::debug!(%room_id, %error, "start or end of video not committed");
-            }
-        });
-    }
-
     /// A page's readiness report: counted in the shared tally, and the start
     /// committed (once, by compare-and-set) when the gate has its quorum.
     fn on_ready(
         &mut self,
+        core: &mut Core,
         stream: String,
         ready_gate: u64,
         respond_to: tokio::sync::oneshot::Sender<Result<GateProgress, RoomError>>,
     ) {
-        if self.room.state.ready_gate != Some(ready_gate) {
+        if core.room.state.ready_gate != Some(ready_gate) {
             let _ = respond_to.send(Ok(GateProgress {
-                ready_gate: self.room.state.ready_gate,
-                ready: self.tally.ready(),
+                ready_gate: core.room.state.ready_gate,
+                ready: core.tally.ready(),
                 listeners: self.link.gate_listeners,
                 counted: false,
             }));
             return;
         }
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let settings = self.room.gate(link.starts.gate);
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        let room_id = core.room.room_id.clone();
+        let settings = core.room.gate(link.starts.gate);
+        let inputs_at = link.inputs(core.hub.status.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -1027,34 +871,10 @@ impl MirrorRoom {
         });
     }
 
-    /// Commits the start when the open gate has its quorum of the taking-part
-    /// listeners over every node as last heard (after some left). Every node
-    /// serving the room may find it so; the compare-and-set commits one start,
-    /// and each node tries once per gate.
-    fn check_gate(&mut self) {
-        let heard = Inputs {
-            now: self.now(),
-            starts: self.link.starts,
-            gate_listeners: self.link.gate_listeners,
-            pick: 0,
-        };
-        let Some(gate) = self.room.gate_met(self.tally.ready(), &heard) else {
-            return;
-        };
-        if self.release_tried == Some(gate) {
-            return;
-        }
-        self.release_tried = Some(gate);
-        let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
-        tokio::spawn(async move { link.release_gate(&room_id, gate, inputs_at).await });
-    }
-
     /// Streams that ended here take their votes back, and are remembered as
     /// gone so that their tokens add no vote later, while vote skip is on.
-    fn take_votes_back(&mut self, closed: &[String]) {
-        if self.room.vote_skip.is_on() && self.votes_gone.len() < MAX_CLOSED_STREAMS_PENDING {
+    fn take_votes_back(&mut self, core: &Core, closed: &[String]) {
+        if core.room.vote_skip.is_on() && self.votes_gone.len() < MAX_CLOSED_STREAMS_PENDING {
             self.votes_gone.extend_from_slice(closed);
         }
     }
@@ -1063,14 +883,14 @@ impl MirrorRoom {
     /// back on the feed). In the turn of the listener-count reports: a vote
     /// must be gone before the count without its stream reaches other nodes,
     /// or they could find the votes enough that no longer are.
-    fn forget_votes_gone(&mut self) {
+    fn forget_votes_gone(&mut self, core: &mut Core) {
         if self.votes_gone.is_empty() {
             return;
         }
         let gone = std::mem::take(&mut self.votes_gone);
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let item = self.room.item_since;
+        let room_id = core.room.room_id.clone();
+        let item = core.room.item_since;
         tokio::spawn(async move {
             let _turn = link.reporting.lock().await;
             forget_votes(&link, &room_id, item, gone).await;
@@ -1082,17 +902,18 @@ impl MirrorRoom {
     /// compare-and-set) when the votes are enough.
     fn on_vote(
         &mut self,
+        core: &mut Core,
         stream: String,
         respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
     ) {
-        let settings = self.room.vote_skip;
+        let settings = core.room.vote_skip;
         if !settings.is_on() {
             let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
             return;
         }
-        let listeners = self.link.listeners_now(self.hub.listeners());
-        let (skip, item) = (self.votes.skip(), self.room.item_since);
-        if self.room.state.source.is_none() {
+        let listeners = self.link.listeners_now(core.hub.listeners());
+        let (skip, item) = (core.votes.skip(), core.room.item_since);
+        if core.room.state.source.is_none() {
             let needed = settings.needed(listeners);
             let _ = respond_to.send(Ok(VoteProgress {
                 skip,
@@ -1103,8 +924,8 @@ impl MirrorRoom {
             return;
         }
         let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
+        let room_id = core.room.room_id.clone();
+        let inputs_at = link.inputs(core.hub.status.gate_listeners());
         tokio::spawn(async move {
             let reply = match link
                 .shared
@@ -1127,46 +948,6 @@ impl MirrorRoom {
             };
             let _ = respond_to.send(reply);
         });
-    }
-
-    /// Commits the skip when the votes as last heard are enough with the
-    /// listeners over every node (after a vote elsewhere, or after some left).
-    /// Every node serving the room may find it so; the compare-and-set skips
-    /// once, and each node tries once per item.
-    fn check_votes(&mut self) {
-        let listeners = self.link.listeners_now(self.hub.listeners());
-        let skip = self.votes.skip();
-        let Some(item) = self.room.vote_skip_met(skip, listeners) else {
-            return;
-        };
-        if self.skip_tried == Some(item) {
-            return;
-        }
-        self.skip_tried = Some(item);
-        let link = self.link.clone();
-        let room_id = self.room.room_id.clone();
-        let inputs_at = link.inputs(self.hub.status.gate_listeners());
-        tokio::spawn(async move {
-            link.skip_by_vote(&room_id, item, skip, listeners, inputs_at)
-                .await
-        });
-    }
-
-    /// Tells this node's listeners how the votes to skip stand (coalesced).
-    fn send_votes(&mut self) {
-        let listeners = self.link.listeners_now(self.hub.listeners());
-        let now = self.now();
-        if let Some(votes) = self.votes.due(&self.room.vote_skip, listeners, now) {
-            self.hub.send_live(Frame::votes(votes, now));
-        }
-    }
-
-    /// Tells this node's listeners how far the open gate is (coalesced).
-    fn send_progress(&mut self) {
-        let (listeners, now) = (self.link.gate_listeners, self.now());
-        if let Some(frame) = progress_frame(&mut self.tally, &self.room, listeners, now) {
-            self.hub.send_live(frame);
-        }
     }
 }
 

@@ -5,18 +5,20 @@
 //! - [`handle`]: [`RoomHandle`], the cheap cloneable face of an actor, and what
 //!   readers see without a round trip ([`handle::RoomStatus`]).
 //! - [`hub`]: broadcast, history, presence and subscribe/replay: what every room has.
-//! - [`local`]: the driver of a room kept by this process (apply in place, timers,
-//!   the `--data-dir` store).
-//! - [`mirror`]: the driver of a room shared through a backplane (commit, catch
-//!   up, heartbeat).
+//! - [`driver`]: the one room actor (one loop, one timer) and every rule about
+//!   time: start and end of an item, ready gate, votes, presence, sync, expiry.
+//! - [`local`]: the store of a room kept by this process (apply in place, the
+//!   `--data-dir` store).
+//! - [`mirror`]: the store of a room shared through a backplane (commit, feed,
+//!   catch-up, heartbeat).
 //! - [`port`]: how rooms are shared between nodes ([`port::SharedRooms`]),
 //!   implemented by `crate::backplane`.
 //! - [`keeper`]: where a node's rooms are kept (here, or shared through the
 //!   port): the one thing the registry is given.
 //!
-//! This module holds what both drivers are given and the small helpers of their
-//! loops.
+//! This module holds what every actor is given and the small helpers of its loop.
 
+pub mod driver;
 pub mod handle;
 pub mod hub;
 pub mod keeper;
@@ -111,24 +113,17 @@ impl PersistentSlots {
     }
 }
 
-/// Everything a room's driver needs from the server around it.
+/// Everything a room's actor needs from the server around it.
 pub struct ActorContext {
-    /// The server's settings, shared by every room (a room's driver is kept
-    /// small: an idle room is mostly its driver).
+    /// The server's settings, shared by every room (a room's actor is kept
+    /// small: an idle room is mostly its actor).
     pub settings: Arc<RoomSettings>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
-    /// Called once when the driver ends, to drop the room from the registry.
+    /// Called once when the actor ends, to drop the room from the registry.
     pub on_exit: Box<dyn FnOnce() + Send>,
     /// The node's persistent rooms (`--max-persistent-rooms`).
     pub persistent: Arc<PersistentSlots>,
-}
-
-/// Whether a driver's loop goes on after a request.
-#[derive(PartialEq)]
-pub(crate) enum Flow {
-    Continue,
-    Stop,
 }
 
 /// The open gate's `gate` progress frame, when one is due (coalesced by the

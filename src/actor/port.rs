@@ -1,9 +1,10 @@
 //! The port: how rooms are shared between nodes.
 //!
 //! The room core owns this trait and names no infrastructure. A single node needs
-//! none of it (each room's local driver *is* the room); with a backplane the room
-//! lives in a shared store and every node that serves it runs a mirror driver
-//! (see [`super::mirror`]) that talks to the store only through [`SharedRooms`].
+//! none of it (each room's actor *is* the room); with a backplane the room lives
+//! in a shared store and every node that serves it runs the room's actor over a
+//! mirror of it (see [`super::mirror`]), which talks to the store only through
+//! [`SharedRooms`].
 //! The Redis backplane (`crate::backplane::redis`) is one implementation; a NATS
 //! one, a Redis Cluster one or a test double is one more `impl`, with no change
 //! here.

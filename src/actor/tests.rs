@@ -13,6 +13,7 @@ use crate::backplane::redis::test_redis::Redis;
 use crate::backplane::redis::{RedisBackplane, RedisSettings};
 use crate::registry::{CreateRoom, Registry};
 use crate::room::command::CommandRequest;
+use crate::room::event::SharedFrame;
 use crate::room::sync::SyncRules;
 use crate::room::{Clock, Command, RoomView, Source, StartPolicy, SystemClock};
 use crate::telemetry::Metrics;
@@ -170,6 +171,11 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    the_room_advances_by_itself_at_the_end_scaled_by_rate,
+    pause_cancels_the_end_timer,
+    a_room_with_listeners_never_expires,
+    presence_is_coalesced_to_one_per_second,
+    resume_replays_exactly_what_was_missed,
     an_item_at_its_end_gives_way_to_the_next_in_the_queue,
     a_scheduled_start_happens_at_its_moment,
     the_ready_gate_opens_once_its_quorum_is_ready,
@@ -294,4 +300,157 @@ async fn an_idle_room_expires_after_its_ttl(store: Store) {
         created.elapsed() >= ttl - Duration::from_millis(100),
         "{store:?}: not before its ttl"
     );
+}
+
+/// An event's name; a `state` event's with its cause (`state:load`).
+fn event_name(frame: &SharedFrame) -> String {
+    let text = String::from_utf8_lossy(&frame.bytes);
+    let name = text
+        .lines()
+        .find_map(|line| line.strip_prefix("event: "))
+        .unwrap_or_default()
+        .to_owned();
+    if name == "state" {
+        let cause = text.split("\"cause\":\"").nth(1).unwrap_or("");
+        format!("state:{}", cause.split('"').next().unwrap_or(""))
+    } else {
+        name
+    }
+}
+
+/// The next `state` or `queue` event a listener gets, within [`PATIENCE`].
+async fn next_change(sink: &crate::delivery::fanout::Sink) -> String {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, sink.next_frame())
+            .await
+            .expect("a change comes")
+            .expect("the stream goes on");
+        let name = event_name(&frame);
+        if name.starts_with("state") || name == "queue" {
+            return name;
+        }
+    }
+}
+
+async fn the_room_advances_by_itself_at_the_end_scaled_by_rate(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, token) = node.room().await;
+    let sub = handle.subscribe(None).await.expect("subscribed");
+    let next = Source::Media("/media/next.ogg".into());
+    send(&handle, &token, Command::add(next.clone(), None)).await;
+    send(&handle, &token, video(Some(1.0), false)).await;
+    let rated = send(&handle, &token, Command::Rate { rate: 2.0 }).await;
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        names.push(next_change(&sub.sink).await);
+    }
+    assert_eq!(names, ["queue", "state:load", "state:rate"], "{store:?}");
+    // One second of video at 2x: the next item half a second after the load.
+    let ended = [next_change(&sub.sink).await, next_change(&sub.sink).await];
+    assert_eq!(ended, ["state:next", "queue"], "{store:?}");
+    let view = handle.view().await.expect("the room answers");
+    assert_eq!(view.state.source, Some(next), "{store:?}");
+    assert!(view.queue.is_empty(), "{store:?}");
+    let loaded_at = rated.state.updated_at - (rated.state.position * 1000.0) as i64;
+    let took = view.state.updated_at - loaded_at;
+    assert!(
+        (450..900).contains(&took),
+        "{store:?}: ended after {took} ms"
+    );
+}
+
+async fn pause_cancels_the_end_timer(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, token) = node.room().await;
+    send(&handle, &token, video(Some(0.5), false)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let paused = send(&handle, &token, Command::Pause { position: None }).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let view = handle.view().await.expect("the room answers");
+    assert_eq!(view.version, paused.version, "{store:?}: nothing since");
+    assert!(view.state.paused, "{store:?}");
+    assert!(view.state.position < 0.5, "{store:?}");
+}
+
+async fn a_room_with_listeners_never_expires(store: Store) {
+    // Longer than a shared room's heartbeat, which keeps it alive there.
+    let ttl = super::port::HEARTBEAT + Duration::from_secs(1);
+    let node = Node::start(store, ttl).await;
+    let (handle, _) = node.room().await;
+    let room_id = handle.room_id().to_owned();
+    let subscription = handle.subscribe(None).await.expect("subscribed");
+    let listened = tokio::time::Instant::now();
+    while listened.elapsed() < ttl + Duration::from_secs(2) {
+        node.registry.wake_expired();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let found = node.registry.get(&room_id).await.expect("store answers");
+    assert!(found.is_some(), "{store:?}: a room listened to stays");
+    drop((subscription, found, handle));
+    let left = tokio::time::Instant::now();
+    loop {
+        node.registry.wake_expired();
+        if node
+            .registry
+            .get(&room_id)
+            .await
+            .expect("store answers")
+            .is_none()
+        {
+            break;
+        }
+        assert!(
+            left.elapsed() < ttl + PATIENCE,
+            "{store:?}: it expires once left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn presence_is_coalesced_to_one_per_second(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, _) = node.room().await;
+    let watcher = handle.subscribe(None).await.expect("subscribed");
+    let mut others = Vec::new();
+    for _ in 0..300 {
+        others.push(handle.subscribe(None).await.expect("subscribed"));
+    }
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut counts = Vec::new();
+    while let Some(frame) = watcher.sink.try_next() {
+        if event_name(&frame) != "presence" {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&frame.bytes).to_string();
+        if let Some(rest) = text.split("\"listeners\":").nth(1) {
+            counts.push(rest.split([',', '}']).next().unwrap_or("").to_owned());
+        }
+    }
+    assert!(counts.len() <= 4, "{store:?}: {counts:?}");
+    assert_eq!(counts.last().map(String::as_str), Some("301"), "{store:?}");
+}
+
+async fn resume_replays_exactly_what_was_missed(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, token) = node.room().await;
+    for position in 1..=5 {
+        let position = f64::from(position);
+        send(&handle, &token, Command::Seek { position }).await;
+    }
+    let version = handle.view().await.expect("the room answers").version;
+    // A listener that saw three versions ago gets exactly the three since.
+    let sub = handle
+        .subscribe(Some(version - 3))
+        .await
+        .expect("subscribed");
+    let versions: Vec<_> = sub.start.iter().map(|f| f.version).collect();
+    let missed: Vec<_> = (version - 2..=version).map(Some).collect();
+    assert_eq!(versions, missed, "{store:?}");
+    assert_eq!(sub.version, version, "{store:?}");
+    let fresh = handle
+        .subscribe(Some(version + 99))
+        .await
+        .expect("subscribed");
+    assert_eq!(fresh.start.len(), 1, "{store:?}");
+    assert_eq!(event_name(&fresh.start[0]), "snapshot", "{store:?}");
 }
