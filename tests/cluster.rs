@@ -8,6 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis_cluster::Shared;
 use common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -19,6 +20,20 @@ async fn cluster(redis: &Redis, extra: &[&str]) -> Vec<TestApp> {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(extra);
+        let node = spawn_app(&args).await;
+        wait_healthy(&node).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// Three in-process nodes sharing rooms through `shared`.
+async fn nodes_on(shared: &Shared, extra: &[&str]) -> Vec<TestApp> {
+    let target = shared.args();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         let node = spawn_app(&args).await;
         wait_healthy(&node).await;
@@ -59,10 +74,28 @@ fn assert_gapless(events: &[SseEvent], from: u64) {
     assert_eq!(ids, expected, "ids must be consecutive, each once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_created_on_one_node_is_served_by_every_node() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+/// Each named test body runs twice: over one Redis and over a Redis Cluster
+/// (`<body>::over_one_redis`, `<body>::over_a_redis_cluster`).
+macro_rules! over_one_redis_and_a_cluster {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_one_redis() {
+                super::$body(super::Shared::one().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_a_redis_cluster() {
+                super::$body(super::Shared::cluster().await).await;
+            }
+        }
+    )*};
+}
+
+over_one_redis_and_a_cluster!(a_room_created_on_one_node_is_served_by_every_node);
+
+async fn a_room_created_on_one_node_is_served_by_every_node(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, _token, created) = nodes[0]
         .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;

@@ -369,3 +369,28 @@ fn owner_in(slots: &[(u16, u16, SlotOwner)], slot: u16) -> Option<SlotOwner> {
 fn unexpected(what: &'static str) -> redis::RedisError {
     (redis::ErrorKind::UnexpectedReturnType, what).into()
 }
+
+/// What a test's nodes share rooms through: one Redis (`--redis`) or a Redis
+/// Cluster (`--redis-cluster`), so that one test body runs over either.
+pub enum Shared {
+    One(super::redis::Redis),
+    Cluster(RedisCluster),
+}
+
+impl Shared {
+    pub async fn one() -> Self {
+        Shared::One(super::redis::Redis::start().await)
+    }
+
+    pub async fn cluster() -> Self {
+        Shared::Cluster(RedisCluster::start().await)
+    }
+
+    /// The flag and value that point a node at it.
+    pub fn args(&self) -> [String; 2] {
+        match self {
+            Shared::One(redis) => ["--redis".to_owned(), redis.url()],
+            Shared::Cluster(cluster) => ["--redis-cluster".to_owned(), cluster.urls().join(",")],
+        }
+    }
+}
