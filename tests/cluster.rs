@@ -1,7 +1,13 @@
 //! Many nodes, one room (`--redis`): three real servers sharing one real
 //! `redis-server`, started by the test on a free port (never the machine's 6379).
+//! The behaviours that must hold over a Redis Cluster too (total order, resume
+//! on another node, node loss, a stalled shard, the limits and the listing
+//! that span rooms) run a second time over a real cluster of three primaries
+//! and three replicas (`--redis-cluster`, `common::redis_cluster`): one body,
+//! two setups.
 //!
-//! Each test gets its own Redis process, so tests never see each other's rooms.
+//! Each test gets its own Redis process (or cluster), so tests never see each
+//! other's rooms.
 
 mod common;
 
@@ -92,7 +98,37 @@ macro_rules! over_one_redis_and_a_cluster {
     )*};
 }
 
-over_one_redis_and_a_cluster!(a_room_created_on_one_node_is_served_by_every_node);
+over_one_redis_and_a_cluster!(
+    a_room_created_on_one_node_is_served_by_every_node,
+    listeners_on_every_node_get_each_event_once_in_order,
+    thirty_concurrent_commands_over_three_nodes_give_one_gapless_order,
+    a_listener_resumes_on_another_node_with_exactly_what_it_missed,
+    listener_counts_are_summed_over_nodes,
+    delete_reaches_listeners_on_every_node,
+    visibility_set_on_one_node_is_what_every_node_lists,
+    rooms_per_client_are_counted_over_the_whole_cluster,
+    killing_a_node_loses_no_room,
+);
+
+/// A stall of what holds the room: the Redis, or the primary of the room's
+/// shard (in a cluster slow to fail over, so that the stall stays a stall).
+mod a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_one_redis() {
+        super::a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(
+            super::Shared::one().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_a_redis_cluster() {
+        super::a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(
+            super::Shared::cluster_for_stalls().await,
+        )
+        .await;
+    }
+}
 
 async fn a_room_created_on_one_node_is_served_by_every_node(shared: Shared) {
     let nodes = nodes_on(&shared, &[]).await;
@@ -122,10 +158,8 @@ async fn a_room_created_on_one_node_is_served_by_every_node(shared: Shared) {
     assert_error(nodes[1].get("/api/rooms/nope").await, 404, "room_not_found").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listeners_on_every_node_get_each_event_once_in_order() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn listeners_on_every_node_get_each_event_once_in_order(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -159,10 +193,8 @@ async fn listeners_on_every_node_get_each_event_once_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -213,10 +245,8 @@ async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut first = nodes[0].events(&room).await;
     first.expect_snapshot().await;
@@ -251,10 +281,8 @@ async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
     assert_eq!(by_query.expect_versioned().await.id_num(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_counts_are_summed_over_nodes() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn listener_counts_are_summed_over_nodes(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, _token, _) = nodes[0]
         .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;
@@ -287,10 +315,8 @@ async fn listener_counts_are_summed_over_nodes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_reaches_listeners_on_every_node() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn delete_reaches_listeners_on_every_node(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -469,10 +495,8 @@ async fn chat_history_written_on_one_node_is_in_a_snapshot_on_another() {
     assert_eq!(texts, ["three", "four"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;
+async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(shared: Shared) {
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut listener = nodes[1].events(&room).await;
     listener.expect_snapshot().await;
@@ -481,7 +505,7 @@ async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
         .await;
     assert_eq!(listener.expect_versioned().await.id_num(), 2);
 
-    redis.signal("STOP");
+    shared.signal_room(&room, "STOP").await;
     let started = std::time::Instant::now();
     let refused = nodes[2]
         .command(&room, Some(&token), json!({"type": "seek", "position": 5}))
@@ -495,7 +519,7 @@ async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
     // The stream stays open on keepalives meanwhile.
     listener.expect_quiet(Duration::from_millis(1500)).await;
 
-    redis.signal("CONT");
+    shared.signal_room(&room, "CONT").await;
     wait_healthy(&nodes[0]).await;
     // The refused command changed nothing; what follows is gapless everywhere.
     nodes[2]
@@ -561,15 +585,11 @@ impl Drop for NodeProcess {
     }
 }
 
-async fn node_process(redis: &Redis) -> NodeProcess {
+async fn node_process(shared: &Shared) -> NodeProcess {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_syncroom"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--redis",
-            &redis.url(),
-        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(shared.args())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -587,11 +607,10 @@ async fn node_process(redis: &Redis) -> NodeProcess {
     NodeProcess { child, app }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_node_loses_no_room() {
-    let redis = Redis::start().await;
-    let mut doomed = node_process(&redis).await;
-    let survivor = spawn_app(&["--redis", &redis.url()]).await;
+async fn killing_a_node_loses_no_room(shared: Shared) {
+    let mut doomed = node_process(&shared).await;
+    let target = shared.args();
+    let survivor = spawn_app(&[target[0].as_str(), target[1].as_str()]).await;
     wait_healthy(&survivor).await;
     let (room, token) = doomed.app.video_room().await;
     doomed
@@ -787,10 +806,8 @@ fn ids(rooms: &[Value]) -> Vec<&str> {
     rooms.iter().filter_map(|r| r["room_id"].as_str()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn visibility_set_on_one_node_is_what_every_node_lists() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn visibility_set_on_one_node_is_what_every_node_lists(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token, _) = nodes[0].create_room(json!({"room_id": "party"})).await;
     let (public, _, _) = nodes[0]
         .create_room(json!({"room_id": "open-house", "visibility": "public"}))
@@ -877,10 +894,8 @@ async fn a_host_token_reset_on_one_node_stops_the_old_token_on_every_node() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rooms_per_client_are_counted_over_the_whole_cluster() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &["--max-rooms-per-client", "2"]).await;
+async fn rooms_per_client_are_counted_over_the_whole_cluster(shared: Shared) {
+    let nodes = nodes_on(&shared, &["--max-rooms-per-client", "2"]).await;
     let (first, token, _) = nodes[0].create_room(json!({"room_id": "first"})).await;
     nodes[1].create_room(json!({"room_id": "second"})).await;
     let refused = nodes[2]
