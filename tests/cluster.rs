@@ -1142,3 +1142,236 @@ async fn a_page_leaving_an_open_gate_lets_the_ready_ones_start_on_every_node() {
     assert_eq!(events[events.len() - 2].data, ready.data);
     watcher.expect_quiet(QUIET).await;
 }
+
+/// Opens an event stream, retrying while the node answers `503` (a node whose
+/// shard just failed over may not have caught up yet: it says so rather than
+/// serve what it last knew).
+async fn open_when_answered(node: &TestApp, path: &str) -> SseStream {
+    let started = Instant::now();
+    loop {
+        let response = node.get(path).await;
+        if response.status() == 200 {
+            eprintln!("stream opened after {:?}", started.elapsed());
+            return SseStream::from_response(response);
+        }
+        assert_eq!(response.status(), 503, "{path}");
+        assert!(started.elapsed() < WAIT, "{path} still 503 after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How a command sent during a failover was answered.
+#[derive(Debug)]
+enum Answer {
+    Applied(u64),
+    Unavailable,
+}
+
+/// Sends seeks (position `i`, each its own) through the nodes in turn until
+/// `stop`, and gives back each one's answer: applied, or `503` (anything else
+/// fails the test).
+async fn seek_until(
+    nodes: std::sync::Arc<Vec<TestApp>>,
+    room: String,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(u64, Answer)> {
+    let mut answers = Vec::new();
+    let mut position = 1;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let node = &nodes[position as usize % nodes.len()];
+        let response = node
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": position}),
+            )
+            .await;
+        let answer = match response.status().as_u16() {
+            200 => {
+                let body: Value = response.json().await.expect("JSON answer");
+                Answer::Applied(body["version"].as_u64().expect("version"))
+            }
+            503 => Answer::Unavailable,
+            other => panic!("a command during a failover answered {other}"),
+        };
+        answers.push((position, answer));
+        position += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    answers
+}
+
+/// What a listener saw from `version` until `last`: every event is the next
+/// version, or a fresh snapshot; never a gap or a version twice.
+async fn assert_gapless_or_resynced(stream: &mut SseStream, from: u64, last: u64) -> Vec<f64> {
+    let mut version = from;
+    let mut positions = Vec::new();
+    while version < last {
+        let event = stream.expect_versioned().await;
+        if event.event == "snapshot" {
+            version = event.json()["version"].as_u64().expect("version");
+            continue;
+        }
+        assert_eq!(
+            event.id_num(),
+            version + 1,
+            "a gap or a duplicate: {event:?}"
+        );
+        version += 1;
+        if let Some(position) = event.json()["state"]["position"].as_f64() {
+            positions.push(position);
+        }
+    }
+    assert_eq!(version, last, "the listener ends on the final version");
+    positions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_loses_no_listener_and_a_refused_command_changes_nothing() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1", "--history", "1000"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let nodes = std::sync::Arc::new(nodes);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let commands = tokio::spawn(seek_until(
+        nodes.clone(),
+        room.clone(),
+        token.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = format!("syncroom:{{{room}}}:room");
+    shared.as_cluster().kill_primary_of(&key).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = commands.await.expect("the commands ran");
+    // The shard answers again: a last command goes through.
+    let deadline = Instant::now() + WAIT;
+    let last = loop {
+        let response = nodes[0]
+            .command(&room, Some(&token), json!({"type": "pause"}))
+            .await;
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("JSON answer");
+            break body["version"].as_u64().expect("version");
+        }
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for stream in &mut streams {
+        assert_gapless_or_resynced(stream, 1, last).await;
+    }
+    // The history every node replays from: gapless, and without a refused command.
+    let mut replay = open_when_answered(
+        &nodes[2],
+        &format!("/api/rooms/{room}/events?last_event_id=1"),
+    )
+    .await;
+    let kept = versions_until(&mut replay, last).await;
+    assert_gapless(&kept, 2);
+    let refused: Vec<f64> = answers
+        .iter()
+        .filter(|(_, answer)| matches!(answer, Answer::Unavailable))
+        .map(|(position, _)| *position as f64)
+        .collect();
+    for event in &kept {
+        let position = event.json()["state"]["position"].as_f64();
+        assert!(
+            position.is_none_or(|p| !refused.contains(&p)),
+            "a command answered 503 was applied: {event:?}"
+        );
+    }
+    assert!(
+        answers.iter().any(|(_, a)| matches!(a, Answer::Applied(_))),
+        "{answers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_lost_in_a_failover_and_reused_gives_its_listeners_a_snapshot() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let key = format!("syncroom:{{{room}}}:room");
+    shared.as_cluster().isolate_replicas_of(&key).await;
+    // Acknowledged and published, but never replicated.
+    let lost = nodes[1]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 111}),
+        )
+        .await;
+    assert_eq!(lost["version"], 2);
+    for stream in &mut streams {
+        let seen = stream.expect_versioned().await;
+        assert_eq!(
+            (seen.id_num(), seen.json()["state"]["position"].as_f64()),
+            (2, Some(111.0))
+        );
+    }
+    shared.as_cluster().kill_primary_of(&key).await;
+    // The replica that took over never had version 2: the next command
+    // commits another version 2.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = nodes[2]
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": 222}),
+            )
+            .await;
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("JSON answer");
+            assert_eq!(body["version"], 2, "the lost version is reused");
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A node whose mirror still holds the lost version answers 503, having
+    // changed nothing, until it has started over.
+    let deadline = Instant::now() + WAIT;
+    while nodes[0]
+        .command(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 333}),
+        )
+        .await
+        .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never took a command again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every listener that saw the lost version gets a snapshot before
+    // anything else, never the other version 2 as if it followed.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let next = stream.expect_versioned().await;
+        assert_eq!(next.event, "snapshot", "listener {i}: {next:?}");
+        let from = next.json()["version"].as_u64().expect("version");
+        assert_gapless_or_resynced(stream, from, 3).await;
+    }
+    for node in &nodes {
+        assert_eq!(node.get_room(&room).await["state"]["position"], 333.0);
+    }
+}

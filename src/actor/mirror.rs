@@ -803,6 +803,9 @@ impl MirrorRoom {
             self.hub.publish(vec![event], None);
             return Flow::Stop;
         };
+        if caught_up.rewritten {
+            self.pending.clear();
+        }
         for event in caught_up.events {
             if event.version > self.room.version {
                 self.pending.insert(event.version, (event, None));
@@ -811,14 +814,19 @@ impl MirrorRoom {
         if self.drain_pending() == Flow::Stop {
             return Flow::Stop;
         }
-        if self.room.version < room.version {
+        if self.room.version < room.version || caught_up.rewritten {
             // The shared history no longer reaches back to us: listeners get a
             // fresh snapshot (the state is idempotent) and replay restarts here.
             tracing::info!(room_id = %room.room_id, from = self.room.version, to = room.version, "mirror resynced");
             self.room = room;
             self.votes.follow(self.room.item_since);
             self.hub.forget_history();
-            self.hub.send_live(Frame::snapshot(&self.view(self.now())));
+            let view = self.view(self.now());
+            let snapshot = match caught_up.rewritten {
+                true => Frame::restart(&view),
+                false => Frame::snapshot(&view),
+            };
+            self.hub.send_live(snapshot);
             self.pending
                 .retain(|version, _| *version > self.room.version);
             self.catching_up = false;

@@ -215,6 +215,9 @@ pub struct Committed {
 pub struct CatchUp {
     pub room: Option<Room>,
     pub events: Vec<Event>,
+    /// The shared history no longer continues what the mirror holds (versions
+    /// lost in a failover, then reused): it starts over from `room`.
+    pub rewritten: bool,
 }
 
 /// What a mirror is told, through its inbox.

@@ -72,6 +72,9 @@ use redis::{
 use super::connection::{Conn, Layout};
 
 mod budgets;
+mod lineage;
+
+use self::lineage::{Heard, Lineages};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::port::{
@@ -210,7 +213,7 @@ mod keys {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum FeedMessage {
-    Event(Event),
+    Event(StampedEvent),
     Presence {
         listeners: u64,
         /// Absent in messages of nodes from before the ready gate.
@@ -244,6 +247,73 @@ enum FeedMessage {
     },
 }
 
+/// An event as it travels between nodes: the [`Event`]'s fields, and the id of
+/// the commit that made it (absent from nodes that predate commit ids, whose
+/// events are then not checked; older nodes ignore the field).
+#[derive(Debug, Serialize, Deserialize)]
+struct StampedEvent {
+    version: u64,
+    server_time: i64,
+    kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+    /// The commit id of the version before (none for a room's first commit
+    /// after its creation, which has no commit id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+}
+
+/// Where an event came from: its commit, and the commit before it.
+#[derive(Debug, Default, Clone)]
+struct Origin {
+    cid: Option<String>,
+    prev: Option<String>,
+}
+
+impl Origin {
+    /// What the lineage hears of `version` with this origin (nothing from a
+    /// node that wrote no commit id).
+    fn hear(&self, lineages: &Lineages, room_id: &str, version: u64) -> Heard {
+        match &self.cid {
+            Some(id) => lineage::hear(
+                lineages,
+                room_id,
+                lineage::Stamp {
+                    version,
+                    id,
+                    prev: self.prev.as_deref(),
+                },
+            ),
+            None => Heard::InLine,
+        }
+    }
+}
+
+impl StampedEvent {
+    fn new(event: &Event, cid: &str, prev: Option<&str>) -> Self {
+        Self {
+            version: event.version,
+            server_time: event.server_time,
+            kind: event.kind.clone(),
+            cid: Some(cid.to_owned()),
+            prev: prev.map(str::to_owned),
+        }
+    }
+
+    fn into_event(self) -> (Event, Origin) {
+        let event = Event {
+            version: self.version,
+            server_time: self.server_time,
+            kind: self.kind,
+        };
+        let origin = Origin {
+            cid: self.cid,
+            prev: self.prev,
+        };
+        (event, origin)
+    }
+}
+
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
 
 /// Receives every message of the subscription connection, on its reader task:
@@ -256,6 +326,8 @@ struct Dispatcher {
     /// for one of them again is a resubscription (after a lost connection or
     /// a failover), and whatever was published meanwhile is lost.
     confirmed: Arc<dashmap::DashSet<String>>,
+    /// The commit ids of the versions delivered, per room.
+    lineages: Lineages,
 }
 
 impl AsyncPushSender for Dispatcher {
@@ -296,6 +368,7 @@ struct Connected {
     subscriber: Conn,
     routes: Routes,
     confirmed: Arc<dashmap::DashSet<String>>,
+    lineages: Lineages,
     node_id: String,
 }
 
@@ -306,6 +379,7 @@ impl Dispatcher {
             routes: Arc::new(DashMap::new()),
             node_id: uuid::Uuid::new_v4().simple().to_string(),
             confirmed: Arc::new(dashmap::DashSet::new()),
+            lineages: Lineages::default(),
         }
     }
 
@@ -337,10 +411,20 @@ impl Dispatcher {
             return;
         };
         let feed = match serde_json::from_slice::<FeedMessage>(&payload) {
-            Ok(FeedMessage::Event(event)) => Feed::Events {
-                events: vec![event],
-                arrived: None,
-            },
+            Ok(FeedMessage::Event(stamped)) => {
+                let (event, origin) = stamped.into_event();
+                let id = keys::room_of_feed(&channel).unwrap_or_default();
+                if origin.hear(&self.lineages, id, event.version) == Heard::Rewritten {
+                    // Held back: the mirror starts over from Redis instead.
+                    tracing::warn!(room_id = %id, version = event.version, "the shared history was rewritten (a failover lost versions)");
+                    route.alarm.raise();
+                    return;
+                }
+                Feed::Events {
+                    events: vec![event],
+                    arrived: None,
+                }
+            }
             Ok(FeedMessage::Presence {
                 listeners,
                 gate_listeners,
@@ -394,6 +478,8 @@ pub struct RedisBackplane {
     routes: Routes,
     /// The feed subscriptions Redis confirmed (see [`Dispatcher`]).
     confirmed: Arc<dashmap::DashSet<String>>,
+    /// The commit ids of the versions delivered to each served room's mirror.
+    lineages: Lineages,
     /// When this node last extended the life of each served room's creator set.
     creators_kept: DashMap<Arc<str>, i64>,
     node_id: String,
@@ -524,7 +610,7 @@ impl RedisBackplane {
         within(timeout, &addr, attempt).await?;
         let dispatcher = Dispatcher::new();
         let (routes, confirmed) = (dispatcher.routes.clone(), dispatcher.confirmed.clone());
-        let node_id = dispatcher.node_id.clone();
+        let (lineages, node_id) = (dispatcher.lineages.clone(), dispatcher.node_id.clone());
         let base = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -547,6 +633,7 @@ impl RedisBackplane {
             subscriber: Conn::Single(subscriber),
             routes,
             confirmed,
+            lineages,
             node_id,
         };
         Self::finish(connected, &addr, settings, clock).await
@@ -576,7 +663,7 @@ impl RedisBackplane {
         let timeout = settings.timeout;
         let dispatcher = Dispatcher::new();
         let (routes, confirmed) = (dispatcher.routes.clone(), dispatcher.confirmed.clone());
-        let node_id = dispatcher.node_id.clone();
+        let (lineages, node_id) = (dispatcher.lineages.clone(), dispatcher.node_id.clone());
         let client = ClusterClientBuilder::new(seeds)
             .use_protocol(ProtocolVersion::RESP3)
             .connection_timeout(timeout)
@@ -598,6 +685,7 @@ impl RedisBackplane {
             subscriber: Conn::Cluster(conn),
             routes,
             confirmed,
+            lineages,
             node_id,
         };
         Self::finish(connected, &addr, settings, clock).await
@@ -622,6 +710,7 @@ impl RedisBackplane {
             subscriber: connected.subscriber,
             routes: connected.routes,
             confirmed: connected.confirmed,
+            lineages: connected.lineages,
             creators_kept: DashMap::new(),
             node_id: connected.node_id,
             timeout: settings.timeout,
@@ -766,6 +855,7 @@ impl RedisBackplane {
             let channel = keys::feed(&room_id);
             let mut subscriber = this.subscriber.clone();
             this.creators_kept.remove(room_id.as_str());
+            lineage::forget(&this.lineages, &room_id);
             // Best effort: a subscription left behind only costs ignored messages.
             let _ = this
                 .bounded(async {
@@ -790,8 +880,8 @@ impl RedisBackplane {
     pub async fn open(&self, room_id: &str) -> Result<Option<Opened>, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, tail, listeners, chat): (
-            Option<String>,
+        let ((json, cid), tail, listeners, chat): (
+            (Option<String>, Option<String>),
             StreamRangeReply,
             Option<u64>,
             Vec<String>,
@@ -802,7 +892,10 @@ impl RedisBackplane {
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(keys::room(room_id), "json")
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
                     .xrevrange_count(keys::events(room_id), "+", "-", self.history)
                     .hget(keys::listeners(room_id), "_total")
                     .lrange(keys::chat(room_id), 0, -1)
@@ -815,8 +908,15 @@ impl RedisBackplane {
             return Ok(None);
         };
         keep_chat(&mut room, &chat);
-        let mut history: Vec<Event> = parse_events(room_id, tail);
-        history.reverse();
+        // The mirror starts from what Redis has: its lineage too.
+        lineage::restart(&self.lineages, room_id, room.version, cid.as_deref());
+        let mut history: Vec<Event> = Vec::new();
+        for (event, origin) in parse_events(room_id, tail).into_iter().rev() {
+            // What disagrees here is left out of the run kept below, or
+            // found at the next catch-up.
+            let _ = origin.hear(&self.lineages, room_id, event.version);
+            history.push(event);
+        }
         // Keep only the gapless run that ends at the room's version.
         let mut kept = 0;
         let mut expected = room.version;
@@ -873,12 +973,16 @@ impl RedisBackplane {
                 // The kept chat comes along so that a change may remove a
                 // message; the version check of the script guards it too (every
                 // message is a version).
-                let (json, chat): (Option<String>, Vec<String>) = redis::pipe()
-                    .hget(keys::room(room_id), "json")
-                    .lrange(keys::chat(room_id), 0, -1)
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
+                let ((json, prev), chat): ((Option<String>, Option<String>), Vec<String>) =
+                    redis::pipe()
+                        .cmd("HMGET")
+                        .arg(keys::room(room_id))
+                        .arg("json")
+                        .arg("cid")
+                        .lrange(keys::chat(room_id), 0, -1)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(unavailable)?;
                 // The script's deadline leaves room for its answer to come back
                 // before this node gives up (its `503` says nothing changed): the
                 // read's round trip stands for the way back. Without it, a Redis
@@ -890,19 +994,36 @@ impl RedisBackplane {
                 };
                 keep_chat(&mut room, &chat);
                 let read_version = room.version;
+                if !lineage::agrees(&self.lineages, room_id, read_version, prev.as_deref()) {
+                    // This node's mirror holds versions Redis lost: its events
+                    // would follow them. Nothing is committed; it starts over.
+                    self.alarm(room_id);
+                    return Err(RoomError::Unavailable(Unavailable));
+                }
                 let before = Standing::of(&room);
                 let events = change(&mut room, self.clock.now_ms())?;
                 if events.is_empty() {
                     return Ok(Committed { room, events });
                 }
                 let reserved = self.reserve_standing(before, &room).await?;
-                let invocation =
-                    self.commit_invocation(room_id, read_version, &room, &events, deadline_ms)?;
+                let origin = Origin {
+                    cid: Some(hex::encode(rand::random::<[u8; 8]>())),
+                    prev,
+                };
+                let invocation = self.commit_invocation(
+                    room_id,
+                    read_version,
+                    &room,
+                    &events,
+                    deadline_ms,
+                    &origin,
+                )?;
                 let answer: Result<(i64, u64), _> = invocation
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable);
                 if let Ok((1, listeners)) = answer {
+                    self.note_commit(room_id, &events, origin);
                     self.after_commit(before, &room, &events, listeners).await;
                     return Ok(Committed { room, events });
                 }
@@ -925,6 +1046,28 @@ impl RedisBackplane {
                 tracing::warn!(%room_id, "commit did not finish in time");
                 Err(RoomError::Unavailable(Unavailable))
             }
+        }
+    }
+
+    /// Remembers this node's own commit as delivered (its mirror gets its
+    /// events at once); a version already delivered under another commit id
+    /// means this mirror held lost versions: it is told to start over.
+    fn note_commit(&self, room_id: &str, events: &[Event], mut origin: Origin) {
+        let mut rewritten = false;
+        for event in events {
+            rewritten |= origin.hear(&self.lineages, room_id, event.version) == Heard::Rewritten;
+            // The commit's later events follow its own first.
+            origin.prev = origin.cid.clone();
+        }
+        if rewritten {
+            self.alarm(room_id);
+        }
+    }
+
+    /// Tells the room's mirror, if served here, to catch up.
+    fn alarm(&self, room_id: &str) {
+        if let Some(route) = self.routes.get(room_id) {
+            route.alarm.raise();
         }
     }
 
@@ -993,7 +1136,9 @@ impl RedisBackplane {
         room: &Room,
         events: &[Event],
         deadline_ms: i64,
+        origin: &Origin,
     ) -> Result<redis::ScriptInvocation<'_>, Unavailable> {
+        let cid = origin.cid.as_deref().unwrap_or_default();
         let closing = matches!(
             events.last().map(|e| &e.kind),
             Some(EventKind::Closed { .. })
@@ -1023,7 +1168,8 @@ impl RedisBackplane {
             .arg(flag(room.visibility == Visibility::Public))
             .arg(flag(rewrites_chat))
             .arg(flag(room.persistent))
-            .arg(self.layout.publish());
+            .arg(self.layout.publish())
+            .arg(cid);
         // The chat messages to keep go first, then the events.
         let kept: Vec<&ChatMessage> = room
             .chat
@@ -1034,8 +1180,10 @@ impl RedisBackplane {
         for message in kept {
             invocation.arg(serde_json::to_string(message).map_err(|_| Unavailable)?);
         }
+        let mut prev = origin.prev.as_deref();
         for event in events {
-            let message = FeedMessage::Event(event.clone());
+            let message = FeedMessage::Event(StampedEvent::new(event, cid, prev));
+            prev = Some(cid);
             invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
         }
         Ok(invocation)
@@ -1044,22 +1192,33 @@ impl RedisBackplane {
     /// The room now and its history after `after`. Pings the subscription
     /// connection first: once that answers, the subscriptions are back after a
     /// reconnect, so what is committed after this read reaches the feed.
+    /// When the room in Redis does not continue what this node delivered up to
+    /// `after` (versions lost in a failover), it is the room only, marked
+    /// rewritten: the mirror starts over from it.
     pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, range, chat): (Option<String>, StreamRangeReply, Vec<String>) = self
+        let ((json, cid), range, chat): (
+            (Option<String>, Option<String>),
+            StreamRangeReply,
+            Vec<String>,
+        ) = self
             .bounded(async {
                 subscriber
                     .ping_node_of(&keys::room(room_id))
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(keys::room(room_id), "json")
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
+                    // From `after` itself: its commit id says whether we agree on it.
                     .xrange_count(
                         keys::events(room_id),
-                        format!("({after}-0"),
+                        format!("{after}-0"),
                         "+",
-                        self.history,
+                        self.history + 1,
                     )
                     .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
@@ -1067,13 +1226,42 @@ impl RedisBackplane {
                     .map_err(unavailable)
             })
             .await?;
-        let mut room = json.and_then(|json| self.parse_room(room_id, &json));
-        if let Some(room) = &mut room {
-            keep_chat(room, &chat);
+        let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
+            return Ok(CatchUp {
+                room: None,
+                events: Vec::new(),
+                rewritten: false,
+            });
+        };
+        keep_chat(&mut room, &chat);
+        let mut events = parse_events(room_id, range);
+        let at_after = match events.first() {
+            Some((event, origin)) if event.version == after => origin.cid.clone(),
+            _ if room.version == after => cid.clone(),
+            _ => None,
+        };
+        events.retain(|(event, _)| event.version > after);
+        let in_line = lineage::continues(
+            &self.lineages,
+            room_id,
+            after,
+            room.version,
+            at_after.as_deref(),
+        ) && events.iter().all(|(event, origin)| {
+            origin.hear(&self.lineages, room_id, event.version) == Heard::InLine
+        });
+        if !in_line {
+            tracing::warn!(%room_id, after, version = room.version, "the shared history was rewritten (a failover lost versions): listeners get a snapshot");
+            lineage::restart(&self.lineages, room_id, room.version, cid.as_deref());
         }
         Ok(CatchUp {
-            room,
-            events: parse_events(room_id, range),
+            room: Some(room),
+            events: if in_line {
+                events.into_iter().map(|(event, _)| event).collect()
+            } else {
+                Vec::new()
+            },
+            rewritten: !in_line,
         })
     }
 
@@ -1573,16 +1761,17 @@ fn keep_chat(room: &mut Room, list: &[String]) {
     room.keep_chat(limit);
 }
 
-/// The events of a stream range, in the range's order. An entry that cannot be
-/// read is logged and skipped (the version gap it leaves is then caught).
-fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
+/// The events of a stream range, in the range's order, each with the id of
+/// its commit (when its node wrote one). An entry that cannot be read is
+/// logged and skipped (the version gap it leaves is then caught).
+fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<(Event, Origin)> {
     range
         .ids
         .iter()
         .filter_map(|entry| {
             let payload: Vec<u8> = entry.get("e")?;
             match serde_json::from_slice::<FeedMessage>(&payload) {
-                Ok(FeedMessage::Event(event)) => Some(event),
+                Ok(FeedMessage::Event(stamped)) => Some(stamped.into_event()),
                 Ok(
                     FeedMessage::Presence { .. }
                     | FeedMessage::Sync(_)

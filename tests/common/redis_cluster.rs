@@ -161,6 +161,31 @@ impl RedisCluster {
         assert!(status.success(), "kill -{name} the primary of {key}");
     }
 
+    /// Cuts the primary serving `key` off from its replicas, which cannot
+    /// sync again (a wrong `masterauth`): what it writes from now on is on
+    /// the primary only, as a write is in the moment before asynchronous
+    /// replication ships it.
+    pub async fn isolate_replicas_of(&self, key: &str) {
+        let owner = self.owner_of(key).await;
+        for replica in &owner.replicas {
+            let () = query(
+                *replica,
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("masterauth")
+                    .arg("not-the-password"),
+            )
+            .await
+            .expect("CONFIG SET masterauth");
+        }
+        let _: i64 = query(
+            owner.primary,
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"),
+        )
+        .await
+        .expect("CLIENT KILL TYPE replica");
+    }
+
     /// Sends signal `name` to every running node.
     pub fn signal_all(&self, name: &str) {
         for child in self.nodes.iter().filter_map(|node| node.child.as_ref()) {
@@ -431,6 +456,14 @@ impl Shared {
     /// A cluster whose shards a test may stall without a failover.
     pub async fn cluster_for_stalls() -> Self {
         Shared::Cluster(RedisCluster::start_slow_to_fail_over().await)
+    }
+
+    /// The cluster, for a test that needs it as such.
+    pub fn as_cluster(&mut self) -> &mut RedisCluster {
+        match self {
+            Shared::Cluster(cluster) => cluster,
+            Shared::One(_) => panic!("this test needs a Redis Cluster"),
+        }
     }
 
     /// Stalls (`STOP`) or wakes (`CONT`) what holds `room_id`: the Redis, or

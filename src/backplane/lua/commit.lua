@@ -4,8 +4,9 @@
 -- KEYS: room, events, listeners, chat (one slot). ARGV: read version, new version,
 -- json, ttl_ms, history length, feed channel, closing ('1'/'0'), deadline_ms, chat
 -- history length, public ('1'/'0'), clear the kept chat first ('1'/'0'), persistent
--- ('1'/'0'), publish command (PUBLISH, or SPUBLISH on a cluster), k, then k chat
--- messages to keep (ARGV[15..14+k]), then each event's feed message.
+-- ('1'/'0'), publish command (PUBLISH, or SPUBLISH on a cluster), the commit's id
+-- (random; its events carry it too, see `lineage` in redis.rs), k, then k chat
+-- messages to keep (ARGV[16..15+k]), then each event's feed message.
 -- The budgets that span rooms are kept by the node around this call (redis.rs,
 -- `budgets`); a persistent room's reservation is made before it.
 -- A persistent room's keys have no expiry (see create.lua).
@@ -17,17 +18,17 @@ if v ~= ARGV[1] then return {0, 0} end
 local total = tonumber(redis.call('HGET', KEYS[3], '_total') or '0')
 local version = tonumber(ARGV[1])
 local keep = tonumber(ARGV[9])
-local chats = tonumber(ARGV[14])
+local chats = tonumber(ARGV[15])
 if ARGV[11] == '1' then
   redis.call('DEL', KEYS[4])
 end
-for i = 15, 14 + chats do
+for i = 16, 15 + chats do
   if keep > 0 then
     redis.call('RPUSH', KEYS[4], ARGV[i])
     redis.call('LTRIM', KEYS[4], -keep, -1)
   end
 end
-for i = 15 + chats, #ARGV do
+for i = 16 + chats, #ARGV do
   version = version + 1
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', version), 'e', ARGV[i])
   redis.call(ARGV[13], ARGV[6], ARGV[i])
@@ -35,7 +36,7 @@ end
 if ARGV[7] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 else
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3], 'p', ARGV[12], 'pub', ARGV[10])
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'json', ARGV[3], 'p', ARGV[12], 'pub', ARGV[10], 'cid', ARGV[14])
   if ARGV[12] == '1' then
     redis.call('PERSIST', KEYS[1])
     redis.call('PERSIST', KEYS[2])
