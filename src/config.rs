@@ -143,6 +143,13 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_positive_secs)]
     pub redis_timeout: Duration,
 
+    /// With `--redis` or `--redis-cluster`: after each commit, wait (`WAIT`) until this many
+    /// replicas of the room's primary have it, for what is left of `--redis-timeout`. The
+    /// command succeeds either way (a commit cannot be withdrawn); a shortfall is logged. See
+    /// docs/API.md for what each setting promises. Default 0: no wait.
+    #[arg(long, env = "SYNCROOM_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+
     /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
     #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_positive_secs)]
     pub keepalive: Duration,

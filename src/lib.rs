@@ -240,6 +240,7 @@ async fn connect_redis(
         };
         match connected {
             Ok(backplane) => {
+                backplane.wait_for_replicas_after_commits(config.redis_wait_replicas as usize);
                 tracing::info!(attempt, "rooms are shared through redis");
                 return Ok(Some(backplane));
             }

@@ -1151,7 +1151,6 @@ async fn open_when_answered(node: &TestApp, path: &str) -> SseStream {
     loop {
         let response = node.get(path).await;
         if response.status() == 200 {
-            eprintln!("stream opened after {:?}", started.elapsed());
             return SseStream::from_response(response);
         }
         assert_eq!(response.status(), 503, "{path}");
@@ -1373,5 +1372,73 @@ async fn a_version_lost_in_a_failover_and_reused_gives_its_listeners_a_snapshot(
     }
     for node in &nodes {
         assert_eq!(node.get_room(&room).await["state"]["position"], 333.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_an_answered_command_survives_its_primary_and_a_shortfall_still_succeeds(
+) {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(
+        &shared,
+        &["--redis-wait-replicas", "1", "--redis-timeout", "1"],
+    )
+    .await;
+    let (room, token) = nodes[0].video_room().await;
+    let answer = nodes[0]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 111}),
+        )
+        .await;
+    assert_eq!(answer["version"], 2);
+    // The room's primary was asked to wait for the replica, once per commit.
+    let key = format!("syncroom:{{{room}}}:room");
+    let primary = shared.as_cluster().owner_of(&key).await.primary;
+    let stats: String =
+        common::redis_cluster::query(primary, ::redis::cmd("INFO").arg("commandstats"))
+            .await
+            .expect("INFO commandstats");
+    assert!(stats.contains("cmdstat_wait:calls=1,"), "{stats}");
+    // Killed the moment the answer came: its replica had the command already.
+    shared.as_cluster().kill_primary_of(&key).await;
+    let seen = room_when_answered(&nodes[1], &room).await;
+    assert_eq!(seen["version"], 2);
+    assert_eq!(seen["state"]["position"], 111.0);
+    // The new primary has no replica left: the wait runs out, and the
+    // command, committed, still succeeds.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = nodes[2]
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": 222}),
+            )
+            .await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never took a command");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = room_when_answered(&nodes[0], &room).await;
+    assert_eq!(seen["state"]["position"], 222.0);
+}
+
+/// The room as `node` serves it, retrying while it answers `503` (its shard
+/// just failed over).
+async fn room_when_answered(node: &TestApp, room: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = node.get(&format!("/api/rooms/{room}")).await;
+        if response.status() == 200 {
+            return response.json().await.expect("JSON room");
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -86,6 +86,32 @@ impl Conn {
         }
     }
 
+    /// `WAIT replicas timeout_ms` on the node that serves `key`, through the
+    /// connection its writes went through: how many replicas have them.
+    pub async fn wait_replicas(
+        &mut self,
+        key: &str,
+        replicas: usize,
+        timeout_ms: u64,
+    ) -> RedisResult<i64> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        match self {
+            Conn::Single(conn) => wait.query_async(conn).await,
+            // A plain WAIT would go to every primary: this one asks the room's.
+            Conn::Cluster(conn) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let answer = conn
+                    .route_command(
+                        wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                Ok(redis::from_redis_value(answer)?)
+            }
+        }
+    }
+
     pub fn layout(&self) -> Layout {
         match self {
             Conn::Single(_) => Layout::Single,

@@ -101,6 +101,9 @@ const READY_TTL: Duration = Duration::from_secs(60);
 /// How long an item's set of votes is kept after its last vote (it is never
 /// read once another item is loaded; this only bounds what a gone room leaves).
 const VOTES_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How much longer than its own timeout a `WAIT` may take to answer before
+/// this node stops waiting for it (the answer's way back).
+const WAIT_SLACK: Duration = Duration::from_millis(100);
 /// Longest pause between two attempts of a conflicting commit: a little jitter
 /// keeps nodes that collided from colliding again in lockstep.
 const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
@@ -480,6 +483,8 @@ pub struct RedisBackplane {
     confirmed: Arc<dashmap::DashSet<String>>,
     /// The commit ids of the versions delivered to each served room's mirror.
     lineages: Lineages,
+    /// Replicas each commit waits for (`--redis-wait-replicas`).
+    wait_replicas: std::sync::atomic::AtomicUsize,
     /// When this node last extended the life of each served room's creator set.
     creators_kept: DashMap<Arc<str>, i64>,
     node_id: String,
@@ -711,6 +716,7 @@ impl RedisBackplane {
             routes: connected.routes,
             confirmed: connected.confirmed,
             lineages: connected.lineages,
+            wait_replicas: std::sync::atomic::AtomicUsize::new(0),
             creators_kept: DashMap::new(),
             node_id: connected.node_id,
             timeout: settings.timeout,
@@ -1040,13 +1046,59 @@ impl RedisBackplane {
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(result) => result,
+        let committed = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result?,
             Err(_) => {
                 tracing::warn!(%room_id, "commit did not finish in time");
-                Err(RoomError::Unavailable(Unavailable))
+                return Err(RoomError::Unavailable(Unavailable));
+            }
+        };
+        if !committed.events.is_empty() {
+            self.wait_for_replicas(room_id, give_up_ms).await;
+        }
+        Ok(committed)
+    }
+
+    /// With `--redis-wait-replicas N`: waits (`WAIT`, on the connection the
+    /// commit went through, to the room's primary) until N replicas have the
+    /// commit, for what is left of the Redis timeout. The commit stands
+    /// whatever the answer (it cannot be withdrawn, and listeners may have it):
+    /// a shortfall is logged, and the command still succeeds.
+    async fn wait_for_replicas(&self, room_id: &str, give_up_ms: i64) {
+        let wanted = self
+            .wait_replicas
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if wanted == 0 {
+            return;
+        }
+        // WAIT answers within its own timeout, before the connection's.
+        let left_ms =
+            (give_up_ms - self.clock.now_ms() - WAIT_SLACK.as_millis() as i64).max(1) as u64;
+        let mut conn = self.commands.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(left_ms) + WAIT_SLACK,
+            conn.wait_replicas(&keys::room(room_id), wanted, left_ms),
+        )
+        .await;
+        match waited {
+            Ok(Ok(confirmed)) if confirmed >= wanted as i64 => {}
+            Ok(Ok(confirmed)) => {
+                tracing::warn!(%room_id, confirmed, wanted, "a commit is not on as many replicas as --redis-wait-replicas asks")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%room_id, %error, wanted, "a commit's replication could not be confirmed")
+            }
+            Err(_) => {
+                tracing::warn!(%room_id, wanted, "a commit's replication was not confirmed in time")
             }
         }
+    }
+
+    /// How many replicas each commit waits for (`--redis-wait-replicas`; 0, the
+    /// default, waits for none). Set once, before the node serves.
+    pub fn wait_for_replicas_after_commits(&self, replicas: usize) {
+        self.wait_replicas
+            .store(replicas, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Remembers this node's own commit as delivered (its mirror gets its
