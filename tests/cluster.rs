@@ -1442,3 +1442,46 @@ async fn room_when_answered(node: &TestApp, room: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_the_metrics_name_a_cluster_shard_that_does_not_answer() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1"]).await;
+    let metrics = nodes[0]
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let up: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("syncroom_redis_up{"))
+        .collect();
+    assert_eq!(up.len(), 3, "one gauge per shard:\n{metrics}");
+    assert!(up.iter().all(|line| line.ends_with(" 1")), "{up:?}");
+    let gone = shared
+        .as_cluster()
+        .kill_shard_of("syncroom:{any}:room")
+        .await;
+    let response = nodes[0].get("/readyz").await;
+    let headers = assert_error(response, 503, "unavailable").await;
+    assert!(headers.contains_key("retry-after"));
+    let body: Value = nodes[0].get("/readyz").await.json().await.expect("JSON");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("127.0.0.1:{gone} (slots ")),
+        "{message}"
+    );
+    let metrics = nodes[0]
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let down: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("syncroom_redis_up{") && line.ends_with(" 0"))
+        .collect();
+    assert_eq!(down.len(), 1, "{metrics}");
+    assert!(down[0].contains(&format!("127.0.0.1:{gone} ")), "{down:?}");
+}

@@ -15,6 +15,8 @@
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use std::time::Duration;
+
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 /// A connection to one Redis or to a cluster.
@@ -112,6 +114,39 @@ impl Conn {
         }
     }
 
+    /// Pings every primary, each within `bound`: each shard's name and whether
+    /// it answered. One Redis is one shard, named `label`; a cluster's shards
+    /// are named `host:port (slots a-b)` after its slot map (`CLUSTER SLOTS`,
+    /// asked of any node: a dead primary stays in it until replaced).
+    pub async fn probe_shards(&mut self, label: &str, bound: Duration) -> Vec<(String, bool)> {
+        let answered = |ping: RedisResult<Value>| ping.is_ok();
+        match self {
+            Conn::Single(conn) => {
+                let ping = redis::cmd("PING");
+                let ping = tokio::time::timeout(bound, ping.query_async(conn));
+                vec![(label.to_owned(), ping.await.is_ok_and(answered))]
+            }
+            Conn::Cluster(conn) => {
+                let mut ask = redis::cmd("CLUSTER");
+                ask.arg("SLOTS");
+                let slots = tokio::time::timeout(bound, ask.query_async::<Value>(conn));
+                let Ok(Ok(slots)) = slots.await else {
+                    return vec![(label.to_owned(), false)];
+                };
+                let mut shards = Vec::new();
+                for (host, port, name) in primaries(&slots) {
+                    let ping = conn.route_command(
+                        redis::cmd("PING"),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
+                    );
+                    let up = tokio::time::timeout(bound, ping).await.is_ok_and(answered);
+                    shards.push((name, up));
+                }
+                shards
+            }
+        }
+    }
+
     pub fn layout(&self) -> Layout {
         match self {
             Conn::Single(_) => Layout::Single,
@@ -195,6 +230,51 @@ impl Layout {
     pub fn public_keys(self) -> Vec<String> {
         (0..self.buckets()).map(|b| self.public_bucket(b)).collect()
     }
+}
+
+/// The primaries of a `CLUSTER SLOTS` answer: host, port, and a name that
+/// says which slots each serves (`host:port (slots a-b)`).
+fn primaries(slots: &Value) -> Vec<(String, u16, String)> {
+    let Value::Array(ranges) = slots else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, u16, String)> = Vec::new();
+    for range in ranges {
+        let Value::Array(fields) = range else {
+            continue;
+        };
+        let (Some(first), Some(last), Some(Value::Array(primary))) =
+            (fields.first(), fields.get(1), fields.get(2))
+        else {
+            continue;
+        };
+        let (Ok(first), Ok(last)) = (
+            redis::from_redis_value_ref::<u16>(first),
+            redis::from_redis_value_ref::<u16>(last),
+        ) else {
+            continue;
+        };
+        let (Some(host), Some(port)) = (primary.first(), primary.get(1)) else {
+            continue;
+        };
+        let (Ok(host), Ok(port)) = (
+            redis::from_redis_value_ref::<String>(host),
+            redis::from_redis_value_ref::<u16>(port),
+        ) else {
+            continue;
+        };
+        match found.iter_mut().find(|(h, p, _)| *h == host && *p == port) {
+            Some((_, _, name)) => name.push_str(&format!(", {first}-{last}")),
+            None => {
+                let name = format!("{host}:{port} (slots {first}-{last}");
+                found.push((host, port, name));
+            }
+        }
+    }
+    for (_, _, name) in &mut found {
+        name.push(')');
+    }
+    found
 }
 
 #[cfg(test)]

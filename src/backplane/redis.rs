@@ -483,6 +483,11 @@ pub struct RedisBackplane {
     confirmed: Arc<dashmap::DashSet<String>>,
     /// The commit ids of the versions delivered to each served room's mirror.
     lineages: Lineages,
+    /// Where Redis is (`host:port`, comma-separated seeds on a cluster): what
+    /// a shard is called before the cluster said which there are.
+    addr: String,
+    /// Each shard and whether it answered the last probe (`/readyz`).
+    shards: std::sync::Mutex<Vec<(String, bool)>>,
     /// Replicas each commit waits for (`--redis-wait-replicas`).
     wait_replicas: std::sync::atomic::AtomicUsize,
     /// When this node last extended the life of each served room's creator set.
@@ -717,6 +722,8 @@ impl RedisBackplane {
             confirmed: connected.confirmed,
             lineages: connected.lineages,
             wait_replicas: std::sync::atomic::AtomicUsize::new(0),
+            addr: addr.to_owned(),
+            shards: std::sync::Mutex::new(Vec::new()),
             creators_kept: DashMap::new(),
             node_id: connected.node_id,
             timeout: settings.timeout,
@@ -770,17 +777,27 @@ impl RedisBackplane {
         self.ttl.as_millis().max(1) as u64
     }
 
-    /// Whether Redis answers now (`/readyz`).
+    /// Whether Redis answers now (`/readyz`): on a cluster, every primary.
+    /// Remembers each shard's answer ([`RedisBackplane::shard_health`]).
     pub async fn ready(&self) -> bool {
         let mut conn = self.commands.clone();
-        self.bounded(async move {
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(unavailable)
-        })
-        .await
-        .is_ok()
+        let shards = conn.probe_shards(&self.addr, self.timeout).await;
+        let ready = shards.iter().all(|(_, up)| *up);
+        for (shard, _) in shards.iter().filter(|(_, up)| !up) {
+            tracing::warn!(%shard, "redis shard unreachable");
+        }
+        if let Ok(mut last) = self.shards.lock() {
+            *last = shards;
+        }
+        ready
+    }
+
+    /// Each shard and whether it answered the last probe.
+    pub fn shard_health(&self) -> Vec<(String, bool)> {
+        self.shards
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default()
     }
 
     /// Stores a new room, unless its id is taken or a limit is reached. The
@@ -1630,6 +1647,10 @@ impl SharedRooms for RedisBackplane {
 
     fn ready(&self) -> PortFuture<'_, bool> {
         Box::pin(RedisBackplane::ready(self))
+    }
+
+    fn shard_health(&self) -> Vec<(String, bool)> {
+        RedisBackplane::shard_health(self)
     }
 
     fn create<'a>(

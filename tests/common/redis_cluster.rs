@@ -186,6 +186,21 @@ impl RedisCluster {
         .expect("CLIENT KILL TYPE replica");
     }
 
+    /// Kills the primary serving `key` and its replicas: the shard is gone,
+    /// nobody can take over. Returns the primary's port.
+    pub async fn kill_shard_of(&mut self, key: &str) -> u16 {
+        let owner = self.owner_of(key).await;
+        for node in &mut self.nodes {
+            if node.port == owner.primary || owner.replicas.contains(&node.port) {
+                if let Some(mut child) = node.child.take() {
+                    let _ = child.kill(); // already dead is as good
+                    let _ = child.wait(); // reaped, not left a zombie
+                }
+            }
+        }
+        owner.primary
+    }
+
     /// Sends signal `name` to every running node.
     pub fn signal_all(&self, name: &str) {
         for child in self.nodes.iter().filter_map(|node| node.child.as_ref()) {
