@@ -216,7 +216,7 @@ mod keys {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum FeedMessage {
-    Event(StampedEvent),
+    Event(Box<StampedEvent>),
     Presence {
         listeners: u64,
         /// Absent in messages of nodes from before the ready gate.
@@ -318,6 +318,9 @@ impl StampedEvent {
 }
 
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
+
+/// A room hash's `json` and `cid` fields, as `HMGET` answers them.
+type JsonAndCid = (Option<String>, Option<String>);
 
 /// Receives every message of the subscription connection, on its reader task:
 /// it must not block, so a room whose inbox is full is told to catch up instead.
@@ -904,7 +907,7 @@ impl RedisBackplane {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
         let ((json, cid), tail, listeners, chat): (
-            (Option<String>, Option<String>),
+            JsonAndCid,
             StreamRangeReply,
             Option<u64>,
             Vec<String>,
@@ -996,16 +999,15 @@ impl RedisBackplane {
                 // The kept chat comes along so that a change may remove a
                 // message; the version check of the script guards it too (every
                 // message is a version).
-                let ((json, prev), chat): ((Option<String>, Option<String>), Vec<String>) =
-                    redis::pipe()
-                        .cmd("HMGET")
-                        .arg(keys::room(room_id))
-                        .arg("json")
-                        .arg("cid")
-                        .lrange(keys::chat(room_id), 0, -1)
-                        .query_async(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
+                let ((json, prev), chat): (JsonAndCid, Vec<String>) = redis::pipe()
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
+                    .lrange(keys::chat(room_id), 0, -1)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
                 // The script's deadline leaves room for its answer to come back
                 // before this node gives up (its `503` says nothing changed): the
                 // read's round trip stands for the way back. Without it, a Redis
@@ -1251,7 +1253,7 @@ impl RedisBackplane {
         }
         let mut prev = origin.prev.as_deref();
         for event in events {
-            let message = FeedMessage::Event(StampedEvent::new(event, cid, prev));
+            let message = FeedMessage::Event(Box::new(StampedEvent::new(event, cid, prev)));
             prev = Some(cid);
             invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
         }
@@ -1267,11 +1269,7 @@ impl RedisBackplane {
     pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let ((json, cid), range, chat): (
-            (Option<String>, Option<String>),
-            StreamRangeReply,
-            Vec<String>,
-        ) = self
+        let ((json, cid), range, chat): (JsonAndCid, StreamRangeReply, Vec<String>) = self
             .bounded(async {
                 subscriber
                     .ping_node_of(&keys::room(room_id))
