@@ -1295,7 +1295,10 @@ async fn a_primary_failover_loses_no_listener_and_a_refused_command_changes_noth
         })
         .collect();
     assert!(!applied.is_empty(), "{answers:?}");
-    assert!(applied.iter().all(|v| *v <= last), "{applied:?} then {last}");
+    assert!(
+        applied.iter().all(|v| *v <= last),
+        "{applied:?} then {last}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
