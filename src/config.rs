@@ -120,13 +120,35 @@ pub struct Config {
     )]
     pub redis: Option<String>,
 
-    /// With `--redis`: longest wait for Redis (seconds) before a request is answered
-    /// `503 unavailable`, having changed nothing. At start-up, the bound of each attempt to
+    /// Share rooms with other nodes through a Redis Cluster (Redis 7 or later): the URL of a
+    /// seed node, `redis://[:PASSWORD@]HOST:PORT` or `rediss://`; repeat the flag or separate
+    /// URLs by commas to give more seeds (any one reachable seed finds the others). Every
+    /// node given the same cluster serves every room; a room's keys and feed live on one
+    /// shard. Exclusive with `--redis`.
+    #[arg(
+        long,
+        env = "SYNCROOM_REDIS_CLUSTER",
+        value_delimiter = ',',
+        conflicts_with_all = ["redis", "data_dir"],
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub redis_cluster: Vec<String>,
+
+    /// With `--redis` or `--redis-cluster`: longest wait for Redis (seconds) before a request is
+    /// answered `503 unavailable`, having changed nothing. At start-up, the bound of each attempt to
     /// reach Redis: a node started before its Redis logs a warning per failed attempt and
     /// tries again (pauses doubling from 0.25 s to 10 s) until Redis answers or SIGTERM/SIGINT
-    /// stops it; a malformed `--redis` URL fails at once.
+    /// stops it; a malformed URL fails at once.
     #[arg(long, env = "SYNCROOM_REDIS_TIMEOUT", default_value = "2", value_parser = parse_positive_secs)]
     pub redis_timeout: Duration,
+
+    /// With `--redis` or `--redis-cluster`: after each commit, wait (`WAIT`) until this many
+    /// replicas of the room's primary have it, for what is left of `--redis-timeout`. The
+    /// command succeeds either way (a commit cannot be withdrawn); a shortfall is logged. See
+    /// docs/API.md for what each setting promises. Default 0: no wait.
+    #[arg(long, env = "SYNCROOM_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
 
     /// Send a `: keepalive` comment on an event stream idle this long (seconds, decimals allowed).
     #[arg(long, env = "SYNCROOM_KEEPALIVE", default_value = "15", value_parser = parse_positive_secs)]
@@ -166,7 +188,8 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_MAX_LISTENERS_PER_ROOM")]
     pub max_listeners_per_room: Option<usize>,
 
-    /// Most rooms on this node, or in the whole cluster with `--redis` (`503` on creation past it).
+    /// Most rooms on this node, or in the whole cluster with `--redis` or `--redis-cluster`
+    /// (`503` on creation past it; see docs/API.md for what a cluster-wide count guarantees).
     #[arg(long, env = "SYNCROOM_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
@@ -180,12 +203,13 @@ pub struct Config {
     pub rooms_burst: u32,
 
     /// Most open rooms created from one client address (`429` on creation past it, until one
-    /// of them is deleted or expires); counted over the whole cluster with `--redis`.
+    /// of them is deleted or expires); counted over the whole cluster with
+    /// `--redis` or `--redis-cluster`.
     #[arg(long, env = "SYNCROOM_MAX_ROOMS_PER_CLIENT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms_per_client: u32,
 
     /// Most persistent rooms (`persistent: true`: exempt from --room-ttl, kept until deleted),
-    /// on this node, or over the whole cluster with `--redis` (`429` past it). Each still counts
+    /// on this node, or over the whole cluster with `--redis` or `--redis-cluster` (`429` past it). Each still counts
     /// toward its creator's --max-rooms-per-client for as long as it lives.
     #[arg(long, env = "SYNCROOM_MAX_PERSISTENT_ROOMS", default_value_t = 100)]
     pub max_persistent_rooms: u32,
@@ -439,6 +463,30 @@ fn parse_origin(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_cluster_seeds_are_repeated_or_comma_separated_and_exclude_redis() {
+        let config = Config::try_parse_from([
+            "syncroom",
+            "--redis-cluster",
+            "redis://a:7000,redis://b:7000",
+            "--redis-cluster",
+            "redis://c:7000",
+        ])
+        .expect("seeds parse");
+        assert_eq!(
+            config.redis_cluster,
+            ["redis://a:7000", "redis://b:7000", "redis://c:7000"]
+        );
+        let both = Config::try_parse_from([
+            "syncroom",
+            "--redis",
+            "redis://a:6379",
+            "--redis-cluster",
+            "redis://a:7000",
+        ]);
+        assert!(both.is_err());
+    }
 
     #[test]
     fn seconds_accept_decimals_and_refuse_garbage() {

@@ -22,7 +22,8 @@
 //!   duration, tags and cover art, a YouTube video's details (YouTube Data API).
 //! - [`store`]: rooms kept on disk across restarts (`--data-dir`).
 //! - [`backplane`]: implementations of the port for sharing rooms between nodes
-//!   ([`actor::port::SharedRooms`]); Redis (`--redis`).
+//!   ([`actor::port::SharedRooms`]); Redis (`--redis`) or a Redis Cluster
+//!   (`--redis-cluster`).
 //! - [`telemetry`]: logging and the Prometheus metrics registry.
 //!
 //! The binary is a thin wrapper: tests start the same server through [`run`] on
@@ -92,8 +93,13 @@ pub async fn run_on(
         None => None,
     };
     let metadata = open_metadata(&config)?;
-    let backplane = match &config.redis {
-        Some(url) => match connect_redis(url, &config, &shutdown).await? {
+    let target = match (&config.redis, config.redis_cluster.is_empty()) {
+        (Some(url), _) => Some(RedisTarget::Single(url.clone())),
+        (None, false) => Some(RedisTarget::Cluster(config.redis_cluster.join(","))),
+        (None, true) => None,
+    };
+    let backplane = match target {
+        Some(target) => match connect_redis(target, &config, &shutdown).await? {
             Some(backplane) => {
                 let backplane: Arc<dyn actor::port::SharedRooms> = backplane;
                 Some(backplane)
@@ -166,6 +172,28 @@ fn open_metadata(config: &Config) -> std::io::Result<metadata::Metadata> {
     Ok(metadata::Metadata::new(library, youtube))
 }
 
+/// Where the rooms are shared: `--redis` or `--redis-cluster`.
+enum RedisTarget {
+    Single(String),
+    /// The seed nodes' URLs, joined by commas.
+    Cluster(String),
+}
+
+impl RedisTarget {
+    fn urls(&self) -> &str {
+        match self {
+            RedisTarget::Single(url) | RedisTarget::Cluster(url) => url,
+        }
+    }
+
+    fn flag(&self) -> &'static str {
+        match self {
+            RedisTarget::Single(_) => "--redis",
+            RedisTarget::Cluster(_) => "--redis-cluster",
+        }
+    }
+}
+
 /// The pause after the first failed attempt to reach Redis at start-up; it
 /// doubles after each further failure, up to [`REDIS_RETRY_MAX`].
 const REDIS_RETRY_FIRST: Duration = Duration::from_millis(250);
@@ -180,7 +208,7 @@ const REDIS_RETRY_MAX: Duration = Duration::from_secs(10);
 /// own and `systemctl stop` still stops it at once. A URL that cannot work is
 /// an error at once.
 async fn connect_redis(
-    url: &str,
+    target: RedisTarget,
     config: &Config,
     shutdown: &CancellationToken,
 ) -> std::io::Result<Option<Arc<backplane::RedisBackplane>>> {
@@ -189,7 +217,7 @@ async fn connect_redis(
     loop {
         attempt += 1;
         let settings = backplane::redis::RedisSettings {
-            url: url.to_owned(),
+            url: target.urls().to_owned(),
             timeout: config.redis_timeout,
             history: config.history as usize,
             ttl: config.room_ttl,
@@ -198,7 +226,15 @@ async fn connect_redis(
             sync: config.sync_rules(),
             max_persistent_rooms: config.max_persistent_rooms as usize,
         };
-        let connecting = backplane::RedisBackplane::connect(settings, Arc::new(room::SystemClock));
+        let clock = Arc::new(room::SystemClock);
+        let connecting = async {
+            match &target {
+                RedisTarget::Single(_) => backplane::RedisBackplane::connect(settings, clock).await,
+                RedisTarget::Cluster(_) => {
+                    backplane::RedisBackplane::connect_cluster(settings, clock).await
+                }
+            }
+        };
         let connected = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(None),
@@ -206,6 +242,7 @@ async fn connect_redis(
         };
         match connected {
             Ok(backplane) => {
+                backplane.wait_for_replicas_after_commits(config.redis_wait_replicas as usize);
                 tracing::info!(attempt, "rooms are shared through redis");
                 return Ok(Some(backplane));
             }
@@ -218,7 +255,7 @@ async fn connect_redis(
             Err(error) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!("--redis: {error}"),
+                    format!("{}: {error}", target.flag()),
                 ))
             }
         }

@@ -45,6 +45,13 @@ pub struct PlayerLabels {
     pub player: &'static str,
 }
 
+/// The label of `syncroom_redis_up`: a Redis (`host:port`), or a cluster
+/// shard's primary and its slots.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardLabels {
+    pub shard: String,
+}
+
 /// The buckets of `syncroom_listener_drift_seconds`: 1 ms .. ~16 s.
 fn drift_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
@@ -67,6 +74,8 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// Each sync report's drift p95, by player kind (observed by the node that took it).
     pub listener_drift_seconds: Family<PlayerLabels, Histogram, fn() -> Histogram>,
+    /// Whether each Redis shard answered its last probe (1) or not (0).
+    pub redis_up: Family<ShardLabels, Gauge>,
 }
 
 impl Metrics {
@@ -114,8 +123,15 @@ impl Metrics {
             "Listeners' reported drift from the room (each sync report's p95), by player kind",
             listener_drift_seconds.clone(),
         );
+        let redis_up = Family::<ShardLabels, Gauge>::default();
+        registry.register(
+            "syncroom_redis_up",
+            "Whether each Redis shard answered this node's last probe (1) or not (0)",
+            redis_up.clone(),
+        );
         Self {
             registry,
+            redis_up,
             connections,
             rooms,
             history_bytes,

@@ -1,13 +1,20 @@
 //! Many nodes, one room (`--redis`): three real servers sharing one real
 //! `redis-server`, started by the test on a free port (never the machine's 6379).
+//! The behaviours that must hold over a Redis Cluster too (total order, resume
+//! on another node, node loss, a stalled shard, the limits and the listing
+//! that span rooms) run a second time over a real cluster of three primaries
+//! and three replicas (`--redis-cluster`, `common::redis_cluster`): one body,
+//! two setups.
 //!
-//! Each test gets its own Redis process, so tests never see each other's rooms.
+//! Each test gets its own Redis process (or cluster), so tests never see each
+//! other's rooms.
 
 mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::redis_cluster::Shared;
 use common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -19,6 +26,20 @@ async fn cluster(redis: &Redis, extra: &[&str]) -> Vec<TestApp> {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         let mut args = vec!["--redis", url.as_str()];
+        args.extend_from_slice(extra);
+        let node = spawn_app(&args).await;
+        wait_healthy(&node).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// Three in-process nodes sharing rooms through `shared`.
+async fn nodes_on(shared: &Shared, extra: &[&str]) -> Vec<TestApp> {
+    let target = shared.args();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         let node = spawn_app(&args).await;
         wait_healthy(&node).await;
@@ -59,10 +80,58 @@ fn assert_gapless(events: &[SseEvent], from: u64) {
     assert_eq!(ids, expected, "ids must be consecutive, each once");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_created_on_one_node_is_served_by_every_node() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+/// Each named test body runs twice: over one Redis and over a Redis Cluster
+/// (`<body>::over_one_redis`, `<body>::over_a_redis_cluster`).
+macro_rules! over_one_redis_and_a_cluster {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_one_redis() {
+                super::$body(super::Shared::one().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn over_a_redis_cluster() {
+                super::$body(super::Shared::cluster().await).await;
+            }
+        }
+    )*};
+}
+
+over_one_redis_and_a_cluster!(
+    a_room_created_on_one_node_is_served_by_every_node,
+    listeners_on_every_node_get_each_event_once_in_order,
+    thirty_concurrent_commands_over_three_nodes_give_one_gapless_order,
+    a_listener_resumes_on_another_node_with_exactly_what_it_missed,
+    listener_counts_are_summed_over_nodes,
+    delete_reaches_listeners_on_every_node,
+    visibility_set_on_one_node_is_what_every_node_lists,
+    rooms_per_client_are_counted_over_the_whole_cluster,
+    killing_a_node_loses_no_room,
+);
+
+/// A stall of what holds the room: the Redis, or the primary of the room's
+/// shard (in a cluster slow to fail over, so that the stall stays a stall).
+mod a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_one_redis() {
+        super::a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(
+            super::Shared::one().await,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn over_a_redis_cluster() {
+        super::a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(
+            super::Shared::cluster_for_stalls().await,
+        )
+        .await;
+    }
+}
+
+async fn a_room_created_on_one_node_is_served_by_every_node(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, _token, created) = nodes[0]
         .create_room(json!({"room_id": "shared", "name": "Shared", "video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;
@@ -89,10 +158,8 @@ async fn a_room_created_on_one_node_is_served_by_every_node() {
     assert_error(nodes[1].get("/api/rooms/nope").await, 404, "room_not_found").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listeners_on_every_node_get_each_event_once_in_order() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn listeners_on_every_node_get_each_event_once_in_order(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -126,10 +193,8 @@ async fn listeners_on_every_node_get_each_event_once_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -180,10 +245,8 @@ async fn thirty_concurrent_commands_over_three_nodes_give_one_gapless_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut first = nodes[0].events(&room).await;
     first.expect_snapshot().await;
@@ -218,10 +281,8 @@ async fn a_listener_resumes_on_another_node_with_exactly_what_it_missed() {
     assert_eq!(by_query.expect_versioned().await.id_num(), 4);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_counts_are_summed_over_nodes() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn listener_counts_are_summed_over_nodes(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, _token, _) = nodes[0]
         .create_room(json!({"video_id": "dQw4w9WgXcQ", "visibility": "public"}))
         .await;
@@ -254,10 +315,8 @@ async fn listener_counts_are_summed_over_nodes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_reaches_listeners_on_every_node() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn delete_reaches_listeners_on_every_node(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut streams = Vec::new();
     for node in &nodes {
@@ -436,10 +495,8 @@ async fn chat_history_written_on_one_node_is_in_a_snapshot_on_another() {
     assert_eq!(texts, ["three", "four"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;
+async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap(shared: Shared) {
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1", "--keepalive", "0.5"]).await;
     let (room, token) = nodes[0].video_room().await;
     let mut listener = nodes[1].events(&room).await;
     listener.expect_snapshot().await;
@@ -448,7 +505,7 @@ async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
         .await;
     assert_eq!(listener.expect_versioned().await.id_num(), 2);
 
-    redis.signal("STOP");
+    shared.signal_room(&room, "STOP").await;
     let started = std::time::Instant::now();
     let refused = nodes[2]
         .command(&room, Some(&token), json!({"type": "seek", "position": 5}))
@@ -462,7 +519,7 @@ async fn a_stalled_redis_gives_fast_503s_then_recovery_without_a_gap() {
     // The stream stays open on keepalives meanwhile.
     listener.expect_quiet(Duration::from_millis(1500)).await;
 
-    redis.signal("CONT");
+    shared.signal_room(&room, "CONT").await;
     wait_healthy(&nodes[0]).await;
     // The refused command changed nothing; what follows is gapless everywhere.
     nodes[2]
@@ -528,15 +585,11 @@ impl Drop for NodeProcess {
     }
 }
 
-async fn node_process(redis: &Redis) -> NodeProcess {
+async fn node_process(shared: &Shared) -> NodeProcess {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_syncroom"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--redis",
-            &redis.url(),
-        ])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(shared.args())
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -554,11 +607,10 @@ async fn node_process(redis: &Redis) -> NodeProcess {
     NodeProcess { child, app }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_a_node_loses_no_room() {
-    let redis = Redis::start().await;
-    let mut doomed = node_process(&redis).await;
-    let survivor = spawn_app(&["--redis", &redis.url()]).await;
+async fn killing_a_node_loses_no_room(shared: Shared) {
+    let mut doomed = node_process(&shared).await;
+    let target = shared.args();
+    let survivor = spawn_app(&[target[0].as_str(), target[1].as_str()]).await;
     wait_healthy(&survivor).await;
     let (room, token) = doomed.app.video_room().await;
     doomed
@@ -754,10 +806,8 @@ fn ids(rooms: &[Value]) -> Vec<&str> {
     rooms.iter().filter_map(|r| r["room_id"].as_str()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn visibility_set_on_one_node_is_what_every_node_lists() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &[]).await;
+async fn visibility_set_on_one_node_is_what_every_node_lists(shared: Shared) {
+    let nodes = nodes_on(&shared, &[]).await;
     let (room, token, _) = nodes[0].create_room(json!({"room_id": "party"})).await;
     let (public, _, _) = nodes[0]
         .create_room(json!({"room_id": "open-house", "visibility": "public"}))
@@ -844,10 +894,8 @@ async fn a_host_token_reset_on_one_node_stops_the_old_token_on_every_node() {
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rooms_per_client_are_counted_over_the_whole_cluster() {
-    let redis = Redis::start().await;
-    let nodes = cluster(&redis, &["--max-rooms-per-client", "2"]).await;
+async fn rooms_per_client_are_counted_over_the_whole_cluster(shared: Shared) {
+    let nodes = nodes_on(&shared, &["--max-rooms-per-client", "2"]).await;
     let (first, token, _) = nodes[0].create_room(json!({"room_id": "first"})).await;
     nodes[1].create_room(json!({"room_id": "second"})).await;
     let refused = nodes[2]
@@ -1093,4 +1141,355 @@ async fn a_page_leaving_an_open_gate_lets_the_ready_ones_start_on_every_node() {
     let events = versions_until(&mut ready_page, started.id_num()).await;
     assert_eq!(events[events.len() - 2].data, ready.data);
     watcher.expect_quiet(QUIET).await;
+}
+
+/// Opens an event stream, retrying while the node answers `503` (a node whose
+/// shard just failed over may not have caught up yet: it says so rather than
+/// serve what it last knew).
+async fn open_when_answered(node: &TestApp, path: &str) -> SseStream {
+    let started = Instant::now();
+    loop {
+        let response = node.get(path).await;
+        if response.status() == 200 {
+            return SseStream::from_response(response);
+        }
+        assert_eq!(response.status(), 503, "{path}");
+        assert!(started.elapsed() < WAIT, "{path} still 503 after {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How a command sent during a failover was answered.
+#[derive(Debug)]
+enum Answer {
+    Applied(u64),
+    Unavailable,
+}
+
+/// Sends seeks (position `i`, each its own) through the nodes in turn until
+/// `stop`, and gives back each one's answer: applied, or `503` (anything else
+/// fails the test).
+async fn seek_until(
+    nodes: std::sync::Arc<Vec<TestApp>>,
+    room: String,
+    token: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(u64, Answer)> {
+    let mut answers = Vec::new();
+    let mut position = 1;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let node = &nodes[position as usize % nodes.len()];
+        let response = node
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": position}),
+            )
+            .await;
+        let answer = match response.status().as_u16() {
+            200 => {
+                let body: Value = response.json().await.expect("JSON answer");
+                Answer::Applied(body["version"].as_u64().expect("version"))
+            }
+            503 => Answer::Unavailable,
+            other => panic!("a command during a failover answered {other}"),
+        };
+        answers.push((position, answer));
+        position += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    answers
+}
+
+/// What a listener saw from `version` until `last`: every event is the next
+/// version, or a fresh snapshot; never a gap or a version twice.
+async fn assert_gapless_or_resynced(stream: &mut SseStream, from: u64, last: u64) -> Vec<f64> {
+    let mut version = from;
+    let mut positions = Vec::new();
+    while version < last {
+        let event = stream.expect_versioned().await;
+        if event.event == "snapshot" {
+            version = event.json()["version"].as_u64().expect("version");
+            continue;
+        }
+        assert_eq!(
+            event.id_num(),
+            version + 1,
+            "a gap or a duplicate: {event:?}"
+        );
+        version += 1;
+        if let Some(position) = event.json()["state"]["position"].as_f64() {
+            positions.push(position);
+        }
+    }
+    assert_eq!(version, last, "the listener ends on the final version");
+    positions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failover_loses_no_listener_and_a_refused_command_changes_nothing() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1", "--history", "1000"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let nodes = std::sync::Arc::new(nodes);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let commands = tokio::spawn(seek_until(
+        nodes.clone(),
+        room.clone(),
+        token.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let key = format!("syncroom:{{{room}}}:room");
+    shared.as_cluster().kill_primary_of(&key).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = commands.await.expect("the commands ran");
+    // The shard answers again: a last command goes through.
+    let deadline = Instant::now() + WAIT;
+    let last = loop {
+        let response = nodes[0]
+            .command(&room, Some(&token), json!({"type": "pause"}))
+            .await;
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("JSON answer");
+            break body["version"].as_u64().expect("version");
+        }
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for stream in &mut streams {
+        assert_gapless_or_resynced(stream, 1, last).await;
+    }
+    // The history every node replays from: gapless, and without a refused command.
+    let mut replay = open_when_answered(
+        &nodes[2],
+        &format!("/api/rooms/{room}/events?last_event_id=1"),
+    )
+    .await;
+    let kept = versions_until(&mut replay, last).await;
+    assert_gapless(&kept, 2);
+    let refused: Vec<f64> = answers
+        .iter()
+        .filter(|(_, answer)| matches!(answer, Answer::Unavailable))
+        .map(|(position, _)| *position as f64)
+        .collect();
+    for event in &kept {
+        let position = event.json()["state"]["position"].as_f64();
+        assert!(
+            position.is_none_or(|p| !refused.contains(&p)),
+            "a command answered 503 was applied: {event:?}"
+        );
+    }
+    let applied: Vec<u64> = answers
+        .iter()
+        .filter_map(|(_, answer)| match answer {
+            Answer::Applied(version) => Some(*version),
+            Answer::Unavailable => None,
+        })
+        .collect();
+    assert!(!applied.is_empty(), "{answers:?}");
+    assert!(
+        applied.iter().all(|v| *v <= last),
+        "{applied:?} then {last}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_lost_in_a_failover_and_reused_gives_its_listeners_a_snapshot() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1"]).await;
+    let (room, token) = nodes[0].video_room().await;
+    let mut streams = Vec::new();
+    for node in &nodes {
+        let mut stream = node.events(&room).await;
+        stream.expect_snapshot().await;
+        streams.push(stream);
+    }
+    let key = format!("syncroom:{{{room}}}:room");
+    shared.as_cluster().isolate_replicas_of(&key).await;
+    // Acknowledged and published, but never replicated.
+    let lost = nodes[1]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 111}),
+        )
+        .await;
+    assert_eq!(lost["version"], 2);
+    for stream in &mut streams {
+        let seen = stream.expect_versioned().await;
+        assert_eq!(
+            (seen.id_num(), seen.json()["state"]["position"].as_f64()),
+            (2, Some(111.0))
+        );
+    }
+    shared.as_cluster().kill_primary_of(&key).await;
+    // The replica that took over never had version 2: the next command
+    // commits another version 2.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = nodes[2]
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": 222}),
+            )
+            .await;
+        if response.status() == 200 {
+            let body: Value = response.json().await.expect("JSON answer");
+            assert_eq!(body["version"], 2, "the lost version is reused");
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A node whose mirror still holds the lost version answers 503, having
+    // changed nothing, until it has started over.
+    let deadline = Instant::now() + WAIT;
+    while nodes[0]
+        .command(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 333}),
+        )
+        .await
+        .status()
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never took a command again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every listener that saw the lost version gets a snapshot before
+    // anything else, never the other version 2 as if it followed.
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let next = stream.expect_versioned().await;
+        assert_eq!(next.event, "snapshot", "listener {i}: {next:?}");
+        let from = next.json()["version"].as_u64().expect("version");
+        assert_gapless_or_resynced(stream, from, 3).await;
+    }
+    for node in &nodes {
+        assert_eq!(node.get_room(&room).await["state"]["position"], 333.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_replicas_an_answered_command_survives_its_primary_and_a_shortfall_still_succeeds(
+) {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(
+        &shared,
+        &["--redis-wait-replicas", "1", "--redis-timeout", "1"],
+    )
+    .await;
+    let (room, token) = nodes[0].video_room().await;
+    let answer = nodes[0]
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 111}),
+        )
+        .await;
+    assert_eq!(answer["version"], 2);
+    // The room's primary was asked to wait for the replica, once per commit.
+    let key = format!("syncroom:{{{room}}}:room");
+    let primary = shared.as_cluster().owner_of(&key).await.primary;
+    let stats: String =
+        common::redis_cluster::query(primary, ::redis::cmd("INFO").arg("commandstats"))
+            .await
+            .expect("INFO commandstats");
+    assert!(stats.contains("cmdstat_wait:calls=1,"), "{stats}");
+    // Killed the moment the answer came: its replica had the command already.
+    shared.as_cluster().kill_primary_of(&key).await;
+    let seen = room_when_answered(&nodes[1], &room).await;
+    assert_eq!(seen["version"], 2);
+    assert_eq!(seen["state"]["position"], 111.0);
+    // The new primary has no replica left: the wait runs out, and the
+    // command, committed, still succeeds.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = nodes[2]
+            .command(
+                &room,
+                Some(&token),
+                json!({"type": "seek", "position": 222}),
+            )
+            .await;
+        if response.status() == 200 {
+            break;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never took a command");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = room_when_answered(&nodes[0], &room).await;
+    assert_eq!(seen["state"]["position"], 222.0);
+}
+
+/// The room as `node` serves it, retrying while it answers `503` (its shard
+/// just failed over).
+async fn room_when_answered(node: &TestApp, room: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let response = node.get(&format!("/api/rooms/{room}")).await;
+        if response.status() == 200 {
+            return response.json().await.expect("JSON room");
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "the room never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_the_metrics_name_a_cluster_shard_that_does_not_answer() {
+    let mut shared = Shared::cluster().await;
+    let nodes = nodes_on(&shared, &["--redis-timeout", "1"]).await;
+    let metrics = nodes[0]
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let up: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("syncroom_redis_up{"))
+        .collect();
+    assert_eq!(up.len(), 3, "one gauge per shard:\n{metrics}");
+    assert!(up.iter().all(|line| line.ends_with(" 1")), "{up:?}");
+    let gone = shared
+        .as_cluster()
+        .kill_shard_of("syncroom:{any}:room")
+        .await;
+    let response = nodes[0].get("/readyz").await;
+    let headers = assert_error(response, 503, "unavailable").await;
+    assert!(headers.contains_key("retry-after"));
+    let body: Value = nodes[0].get("/readyz").await.json().await.expect("JSON");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("127.0.0.1:{gone} (slots ")),
+        "{message}"
+    );
+    let metrics = nodes[0]
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let down: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("syncroom_redis_up{") && line.ends_with(" 0"))
+        .collect();
+    assert_eq!(down.len(), 1, "{metrics}");
+    assert!(down[0].contains(&format!("127.0.0.1:{gone} ")), "{down:?}");
 }

@@ -72,6 +72,7 @@ async fn sync_script(
         .arg(LIFETIME_MS)
         .arg(format!("{room}:feed"))
         .arg(BEHIND_LISTED)
+        .arg("PUBLISH")
         .arg(tail);
     let (status, summary, retry_ms, _durations): (i64, String, i64, Vec<String>) = invocation
         .invoke_async(conn)
@@ -185,20 +186,18 @@ async fn presence_and_gate_messages_written_with_cjson_keep_their_integers_exact
         .await
         .expect("HSET the room");
     let before_ms = redis_now_ms(&mut conn).await;
-    let total: i64 = redis::Script::new(PRESENCE)
+    let (total, ..): (i64, String, String, String) = redis::Script::new(PRESENCE)
         .key("p:room")
         .key("p:events")
         .key("p:listeners")
-        .key("rooms")
         .key("p:chat")
-        .key("public")
         .arg("node-1")
         .arg(12)
         .arg(10_000)
         .arg(60_000)
-        .arg("p")
         .arg("p:feed")
         .arg(3)
+        .arg("PUBLISH")
         .invoke_async(&mut conn)
         .await
         .expect("presence.lua runs");
@@ -224,6 +223,7 @@ async fn presence_and_gate_messages_written_with_cjson_keep_their_integers_exact
         .arg(60_000)
         .arg(41)
         .arg("p:feed")
+        .arg("PUBLISH")
         .invoke_async(&mut conn)
         .await
         .expect("ready.lua runs");

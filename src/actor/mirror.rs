@@ -734,6 +734,9 @@ impl Mirror {
             publish(self, core, vec![event], None);
             return;
         };
+        if caught_up.rewritten {
+            self.pending.clear();
+        }
         for event in caught_up.events {
             if event.version > core.room.version {
                 self.pending.insert(event.version, (event, None));
@@ -743,16 +746,21 @@ impl Mirror {
         if core.stopping {
             return;
         }
-        if core.room.version < room.version {
-            // The shared history no longer reaches back to us: listeners get a
-            // fresh snapshot (the state is idempotent) and replay restarts here.
+        if core.room.version < room.version || caught_up.rewritten {
+            // The shared history no longer reaches back to us (or was rewritten
+            // after a failover): listeners get a fresh snapshot (the state is
+            // idempotent) and replay restarts here.
             tracing::info!(room_id = %room.room_id, from = core.room.version, to = room.version, "mirror resynced");
             core.room = room;
             core.votes.follow(core.room.item_since);
             core.hub.forget_history();
             let listeners = self.link.listeners_now(core.hub.listeners());
-            core.hub
-                .send_live(Frame::snapshot(&core.view(listeners, core.now())));
+            let view = core.view(listeners, core.now());
+            let snapshot = match caught_up.rewritten {
+                true => Frame::restart(&view),
+                false => Frame::snapshot(&view),
+            };
+            core.hub.send_live(snapshot);
             self.pending
                 .retain(|version, _| *version > core.room.version);
             self.catching_up = false;

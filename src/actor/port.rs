@@ -57,6 +57,12 @@ pub trait SharedRooms: Send + Sync + 'static {
     /// Whether the store answers now (`/readyz`).
     fn ready(&self) -> PortFuture<'_, bool>;
 
+    /// Each part of the store (a Redis shard) by name, and whether it answered
+    /// the last [`SharedRooms::ready`] probe: what `/readyz` and the metrics name.
+    fn shard_health(&self) -> Vec<(String, bool)> {
+        Vec::new()
+    }
+
     /// Stores a new room unless its id is taken, the cluster holds `max_rooms`,
     /// or its creator (`room.creator`) holds `max_rooms_per_client` rooms that
     /// are still open. A room stops counting for its creator when it is deleted
@@ -216,6 +222,9 @@ pub struct Committed {
 pub struct CatchUp {
     pub room: Option<Room>,
     pub events: Vec<Event>,
+    /// The shared history no longer continues what the mirror holds (versions
+    /// lost in a failover, then reused): it starts over from `room`.
+    pub rewritten: bool,
 }
 
 /// What a mirror is told, through its inbox.

@@ -1,12 +1,19 @@
-//! Rooms shared by many nodes through Redis (`--redis URL`).
+//! Rooms shared by many nodes through Redis (`--redis URL`) or a Redis Cluster
+//! (`--redis-cluster URL`): one protocol over either ([`Conn`]).
 //!
 //! **One source of truth.** Per room, Redis holds (keys share the `{room_id}`
-//! hash tag):
+//! hash tag, so on a cluster they are in one slot, and each script of a room
+//! touches that slot only):
 //! - `syncroom:{id}:room`, a hash: `v` (the version) and `json` (the whole
-//!   [`Room`]: state, queue, control, the host token's *hash*);
+//!   [`Room`]: state, queue, control, the host token's *hash*), `p` persistent,
+//!   `pub` public, `c` its creator's set (the name of the key below);
 //! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
 //!   `<version>-0`: the replayable history, shared by every node;
-//! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms`;
+//! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms:gate`,
+//!   and the totals over live nodes (`_total`, `_gate`);
+//! - `syncroom:{id}:chat`, the last chat messages; `syncroom:{id}:ready:<gate>`;
+//!   `syncroom:{id}:kicked` and `syncroom:{id}:gone`, the streams kicked and
+//!   the streams that ended (sorted sets, bounded);
 //! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms:buffering:name` (the
 //!   listeners' drift reports, whichever node took them), and
 //!   `syncroom:{id}:sync-summary`, their summary as last published ([`SYNC`]);
@@ -15,13 +22,17 @@
 //!   travelling between nodes like readiness: a vote must be counted once however
 //!   many nodes hear of it, and taken back by whichever node its stream ended on;
 //!   the set is the one count every node reads, [`VOTES`]);
-//! - `syncroom:rooms`, a sorted set of room ids scored by their listener total;
-//! - `syncroom:public`, the same for the public rooms only (what `GET /api/rooms`
-//!   lists);
+//!
+//! Across rooms (each kept by the node around a room's script, never inside it;
+//! what that guarantees is in [`budgets`]):
+//! - the room count for `--max-rooms` and the public listing scored by
+//!   listeners ([`Layout`]: `syncroom:rooms` and `syncroom:public` on one
+//!   Redis, buckets on a cluster);
 //! - `syncroom:creator:<address>`, the ids of the rooms an address created, for
 //!   `--max-rooms-per-client`. A room counts while it exists and its hash names
 //!   that set (field `c`), so nothing has to be decremented for a room to stop
-//!   counting: an expired room, or one whose node died, leaves no count behind.
+//!   counting: an expired room, or one whose node died, leaves no count behind;
+//! - `syncroom:persistent`, the persistent rooms (`--max-persistent-rooms`).
 //!
 //! **Commits.** A node reads the room, runs the pure state machine on it and
 //! commits with [`COMMIT`], a Lua script that writes only if the version is still
@@ -31,8 +42,10 @@
 //! total order. The script also refuses work past the caller's deadline, so a
 //! command answered `503` after a Redis stall changes nothing when Redis wakes.
 //!
-//! **Fan-out.** Each node keeps one RESP3 subscription connection; it subscribes
-//! to `syncroom:{id}:feed` once per room it serves (not per listener) and hands
+//! **Fan-out.** Each node keeps one RESP3 subscription connection (on a
+//! cluster, one per shard, sharded pub/sub: a room's messages stay on its
+//! shard); it subscribes to `syncroom:{id}:feed` once per room it serves (not
+//! per listener) and hands
 //! each message to that room's mirror actor ([`Dispatcher`]). Pub/sub can lose
 //! messages (a reconnect, a full inbox): the actor notices a version gap, or is
 //! told through its `FeedAlarm`, and catches up from the stream, or resyncs
@@ -48,12 +61,20 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 use rand::Rng;
-use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
+use redis::aio::{AsyncPushSender, ConnectionManagerConfig, SendError};
+use redis::cluster::ClusterClientBuilder;
 use redis::streams::StreamRangeReply;
 use redis::{
     AsyncCommands, AsyncConnectionConfig, Client, IntoConnectionInfo, ProtocolVersion, PushInfo,
     PushKind,
 };
+
+use super::connection::{Conn, Layout};
+
+mod budgets;
+mod lineage;
+
+use self::lineage::{Heard, Lineages};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::port::{
@@ -63,7 +84,8 @@ use crate::actor::port::{
 use crate::room::event::{Event, EventKind};
 use crate::room::members::Member;
 use crate::room::moderation::{is_stream_id, MAX_KICKED};
-use crate::room::state::{ChatMessage, Visibility};
+use crate::room::state::ChatMessage;
+use crate::room::state::Visibility;
 use crate::room::sync::{
     SyncChange, SyncRefusal, SyncRules, SyncSummary, SyncTaken, BEHIND_LISTED, IN_SYNC_MS,
 };
@@ -79,6 +101,9 @@ const READY_TTL: Duration = Duration::from_secs(60);
 /// How long an item's set of votes is kept after its last vote (it is never
 /// read once another item is loaded; this only bounds what a gone room leaves).
 const VOTES_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How much longer than its own timeout a `WAIT` may take to answer before
+/// this node stops waiting for it (the answer's way back).
+const WAIT_SLACK: Duration = Duration::from_millis(100);
 /// Longest pause between two attempts of a conflicting commit: a little jitter
 /// keeps nodes that collided from colliding again in lockstep.
 const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
@@ -86,15 +111,16 @@ const CONFLICT_BACKOFF_MAX_MS: u64 = 3;
 /// The Lua scripts, kept as files beside this one. Each takes its keys in
 /// `KEYS` and the key layout's pieces it needs in `ARGV` (see [`keys`]).
 const CREATE: &str = include_str!("lua/create.lua");
-/// Compare-and-set commit: 1 done, 0 version conflict, -1 room gone, -2 past
-/// the caller's deadline (nothing written).
+/// Compare-and-set commit: {1 done, 0 version conflict, -1 room gone, -2 past
+/// the caller's deadline (nothing written); the room's listener total}.
 const COMMIT: &str = include_str!("lua/commit.lua");
-/// Records one node's listener count and answers the total over live nodes.
+/// Records one node's listener count and answers the total over live nodes
+/// (and what the node needs to keep the listing and the creator's set).
 const PRESENCE: &str = include_str!("lua/presence.lua");
 /// Counts a stream ready for a room's gate; answers {ready, taking part}.
 const READY: &str = include_str!("lua/ready.lua");
-/// The busiest rooms with their JSON; forgets ids whose room expired.
-const LIST: &str = include_str!("lua/list.lua");
+/// Reserves a room's place in a budget set (see [`budgets`]).
+const RESERVE: &str = include_str!("lua/reserve.lua");
 /// Records, forgets or sweeps sync reports; answers (and on change publishes)
 /// the room's summary.
 const SYNC: &str = include_str!("lua/sync.lua");
@@ -102,21 +128,17 @@ const SYNC: &str = include_str!("lua/sync.lua");
 const VOTES: &str = include_str!("lua/votes.lua");
 
 /// The key layout, written once: every key of a room shares its `{room_id}`
-/// hash tag. The scripts that reach another room's key get its pieces as
-/// arguments ([`keys::ROOM_PREFIX`], [`keys::ROOM_SUFFIX`]).
+/// hash tag. The keys that span rooms and differ with the topology are in
+/// [`Layout`].
 mod keys {
-    /// The sorted set of every shared room, scored by listeners.
-    pub const ROOMS: &str = "syncroom:rooms";
     /// The key every node signs stream tokens with (64 hex digits), set by the
     /// first node to start.
     pub const STREAM_KEY: &str = "syncroom:stream-key";
-    /// The persistent rooms of the cluster (`--max-persistent-rooms`).
+    /// The persistent rooms of the cluster (`--max-persistent-rooms`): one
+    /// key, hit only when a room becomes or stops being persistent.
     pub const PERSISTENT: &str = "syncroom:persistent";
-    /// The public rooms, scored by listeners: the listing.
-    pub const PUBLIC: &str = "syncroom:public";
-    /// A room's hash is `ROOM_PREFIX + id + ROOM_SUFFIX`.
-    pub const ROOM_PREFIX: &str = "syncroom:{";
-    pub const ROOM_SUFFIX: &str = "}:room";
+    const ROOM_PREFIX: &str = "syncroom:{";
+    const ROOM_SUFFIX: &str = "}:room";
     const FEED_SUFFIX: &str = "}:feed";
 
     pub fn room(room_id: &str) -> String {
@@ -194,7 +216,7 @@ mod keys {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum FeedMessage {
-    Event(Event),
+    Event(Box<StampedEvent>),
     Presence {
         listeners: u64,
         /// Absent in messages of nodes from before the ready gate.
@@ -228,7 +250,77 @@ enum FeedMessage {
     },
 }
 
+/// An event as it travels between nodes: the [`Event`]'s fields, and the id of
+/// the commit that made it (absent from nodes that predate commit ids, whose
+/// events are then not checked; older nodes ignore the field).
+#[derive(Debug, Serialize, Deserialize)]
+struct StampedEvent {
+    version: u64,
+    server_time: i64,
+    kind: EventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+    /// The commit id of the version before (none for a room's first commit
+    /// after its creation, which has no commit id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prev: Option<String>,
+}
+
+/// Where an event came from: its commit, and the commit before it.
+#[derive(Debug, Default, Clone)]
+struct Origin {
+    cid: Option<String>,
+    prev: Option<String>,
+}
+
+impl Origin {
+    /// What the lineage hears of `version` with this origin (nothing from a
+    /// node that wrote no commit id).
+    fn hear(&self, lineages: &Lineages, room_id: &str, version: u64) -> Heard {
+        match &self.cid {
+            Some(id) => lineage::hear(
+                lineages,
+                room_id,
+                lineage::Stamp {
+                    version,
+                    id,
+                    prev: self.prev.as_deref(),
+                },
+            ),
+            None => Heard::InLine,
+        }
+    }
+}
+
+impl StampedEvent {
+    fn new(event: &Event, cid: &str, prev: Option<&str>) -> Self {
+        Self {
+            version: event.version,
+            server_time: event.server_time,
+            kind: event.kind.clone(),
+            cid: Some(cid.to_owned()),
+            prev: prev.map(str::to_owned),
+        }
+    }
+
+    fn into_event(self) -> (Event, Origin) {
+        let event = Event {
+            version: self.version,
+            server_time: self.server_time,
+            kind: self.kind,
+        };
+        let origin = Origin {
+            cid: self.cid,
+            prev: self.prev,
+        };
+        (event, origin)
+    }
+}
+
 type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
+
+/// A room hash's `json` and `cid` fields, as `HMGET` answers them.
+type JsonAndCid = (Option<String>, Option<String>);
 
 /// Receives every message of the subscription connection, on its reader task:
 /// it must not block, so a room whose inbox is full is told to catch up instead.
@@ -236,12 +328,26 @@ struct Dispatcher {
     routes: Routes,
     /// This node's id: its own `members` messages are no news to it.
     node_id: String,
+    /// The feed channels whose subscription Redis confirmed: a confirmation
+    /// for one of them again is a resubscription (after a lost connection or
+    /// a failover), and whatever was published meanwhile is lost.
+    confirmed: Arc<dashmap::DashSet<String>>,
+    /// The commit ids of the versions delivered, per room.
+    lineages: Lineages,
 }
 
 impl AsyncPushSender for Dispatcher {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
         match info.kind {
-            PushKind::Message => self.dispatch(&info.data),
+            PushKind::Message | PushKind::SMessage => self.dispatch(&info.data),
+            PushKind::Subscribe | PushKind::SSubscribe => self.confirmed_again(&info.data),
+            // Sent by a cluster node whose slot moved away (a failover), or in
+            // answer to this node's own unsubscribe (then the route is gone).
+            PushKind::Unsubscribe | PushKind::SUnsubscribe => {
+                if let Some(channel) = channel_of(&info.data) {
+                    self.alarm(&channel);
+                }
+            }
             // The connection dropped: whatever was published meanwhile is lost to
             // every room here. The manager reconnects and resubscribes; each room
             // catches up (its catch-up goes through this connection first).
@@ -257,7 +363,48 @@ impl AsyncPushSender for Dispatcher {
     }
 }
 
+/// The channel a subscription push is about.
+fn channel_of(data: &[redis::Value]) -> Option<String> {
+    redis::from_redis_value_ref::<String>(data.first()?).ok()
+}
+
+/// A node's connections before the backplane is built on them.
+struct Connected {
+    commands: Conn,
+    subscriber: Conn,
+    routes: Routes,
+    confirmed: Arc<dashmap::DashSet<String>>,
+    lineages: Lineages,
+    node_id: String,
+}
+
 impl Dispatcher {
+    /// A dispatcher for a new node (a new node id, no routes yet).
+    fn new() -> Self {
+        Self {
+            routes: Arc::new(DashMap::new()),
+            node_id: uuid::Uuid::new_v4().simple().to_string(),
+            confirmed: Arc::new(dashmap::DashSet::new()),
+            lineages: Lineages::default(),
+        }
+    }
+
+    fn confirmed_again(&self, data: &[redis::Value]) {
+        let Some(channel) = channel_of(data) else {
+            return;
+        };
+        if !self.confirmed.insert(channel.clone()) {
+            self.alarm(&channel);
+        }
+    }
+
+    /// Tells the room of `channel`, if served here, to check what it missed.
+    fn alarm(&self, channel: &str) {
+        if let Some(route) = keys::room_of_feed(channel).and_then(|id| self.routes.get(id)) {
+            route.alarm.raise();
+        }
+    }
+
     fn dispatch(&self, data: &[redis::Value]) {
         let [channel, payload] = data else { return };
         let (Ok(channel), Ok(payload)) = (
@@ -270,10 +417,20 @@ impl Dispatcher {
             return;
         };
         let feed = match serde_json::from_slice::<FeedMessage>(&payload) {
-            Ok(FeedMessage::Event(event)) => Feed::Events {
-                events: vec![event],
-                arrived: None,
-            },
+            Ok(FeedMessage::Event(stamped)) => {
+                let (event, origin) = stamped.into_event();
+                let id = keys::room_of_feed(&channel).unwrap_or_default();
+                if origin.hear(&self.lineages, id, event.version) == Heard::Rewritten {
+                    // Held back: the mirror starts over from Redis instead.
+                    tracing::warn!(room_id = %id, version = event.version, "the shared history was rewritten (a failover lost versions)");
+                    route.alarm.raise();
+                    return;
+                }
+                Feed::Events {
+                    events: vec![event],
+                    arrived: None,
+                }
+            }
             Ok(FeedMessage::Presence {
                 listeners,
                 gate_listeners,
@@ -320,9 +477,24 @@ impl Dispatcher {
 
 /// One node's connection to the shared rooms.
 pub struct RedisBackplane {
-    commands: ConnectionManager,
-    subscriber: ConnectionManager,
+    commands: Conn,
+    subscriber: Conn,
+    /// Where the keys that span rooms are (one Redis or a cluster).
+    layout: Layout,
     routes: Routes,
+    /// The feed subscriptions Redis confirmed (see [`Dispatcher`]).
+    confirmed: Arc<dashmap::DashSet<String>>,
+    /// The commit ids of the versions delivered to each served room's mirror.
+    lineages: Lineages,
+    /// Where Redis is (`host:port`, comma-separated seeds on a cluster): what
+    /// a shard is called before the cluster said which there are.
+    addr: String,
+    /// Each shard and whether it answered the last probe (`/readyz`).
+    shards: std::sync::Mutex<Vec<(String, bool)>>,
+    /// Replicas each commit waits for (`--redis-wait-replicas`).
+    wait_replicas: std::sync::atomic::AtomicUsize,
+    /// When this node last extended the life of each served room's creator set.
+    creators_kept: DashMap<Arc<str>, i64>,
     node_id: String,
     timeout: Duration,
     history: usize,
@@ -336,7 +508,7 @@ pub struct RedisBackplane {
     commit: redis::Script,
     presence: redis::Script,
     ready: redis::Script,
-    list: redis::Script,
+    reserve: redis::Script,
     sync_script: redis::Script,
     sync: SyncRules,
     votes: redis::Script,
@@ -344,6 +516,8 @@ pub struct RedisBackplane {
 
 /// The knobs of [`RedisBackplane::connect`].
 pub struct RedisSettings {
+    /// The `--redis` URL; for [`RedisBackplane::connect_cluster`], the URLs of
+    /// the cluster's seed nodes joined by commas.
     pub url: String,
     /// Longest wait for Redis before a request is answered `503`.
     pub timeout: Duration,
@@ -386,6 +560,29 @@ fn unavailable(error: redis::RedisError) -> Unavailable {
     Unavailable
 }
 
+/// The error of a call that did not answer within `timeout`.
+fn timed_out(timeout: Duration) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer within {timeout:?} (--redis-timeout)"),
+    ))
+}
+
+/// Runs a connection step bounded by `timeout`, naming `addr` when it fails.
+async fn within<T>(
+    timeout: Duration,
+    addr: &str,
+    step: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(timeout, step)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(timeout)))
+        .map_err(|source| ConnectError::Unreachable {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
 impl RedisBackplane {
     /// Connects both connections (commands, subscriptions), in one attempt
     /// bounded by the settings' timeout: a node should not start
@@ -410,17 +607,7 @@ impl RedisBackplane {
             .set_protocol(ProtocolVersion::RESP3);
         let client =
             Client::open(info.set_redis_settings(resp3)).map_err(ConnectError::NotARedisUrl)?;
-        let unreachable = |source| ConnectError::Unreachable {
-            addr: addr.clone(),
-            source,
-        };
         let timeout = settings.timeout;
-        let timed_out = || {
-            redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {timeout:?} (--redis-timeout)"),
-            ))
-        };
         // One plain connection first: it fails fast and says why (the managers
         // below would retry on their own, silently, for seconds). Only the
         // outer timeout bounds it, so a slow Redis always reads the same.
@@ -433,12 +620,10 @@ impl RedisBackplane {
                 .await?;
             redis::cmd("PING").query_async::<()>(&mut probe).await
         };
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .map_err(unreachable)?;
-        let routes: Routes = Arc::new(DashMap::new());
-        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        within(timeout, &addr, attempt).await?;
+        let dispatcher = Dispatcher::new();
+        let (routes, confirmed) = (dispatcher.routes.clone(), dispatcher.confirmed.clone());
+        let (lineages, node_id) = (dispatcher.lineages.clone(), dispatcher.node_id.clone());
         let base = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -449,28 +634,101 @@ impl RedisBackplane {
                 .await?;
             let subscriber = client
                 .get_connection_manager_with_config(
-                    base.set_push_sender(Dispatcher {
-                        routes: routes.clone(),
-                        node_id: node_id.clone(),
-                    })
-                    .set_automatic_resubscription(),
+                    base.set_push_sender(dispatcher)
+                        .set_automatic_resubscription(),
                 )
                 .await?;
             Ok((commands, subscriber))
         };
-        let (commands, subscriber) = tokio::time::timeout(timeout, managers)
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .map_err(unreachable)?;
-        let stream_key = tokio::time::timeout(timeout, agree_on_stream_key(commands.clone()))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()))
-            .map_err(unreachable)?;
-        Ok(Arc::new(Self {
-            commands,
-            subscriber,
+        let (commands, subscriber) = within(timeout, &addr, managers).await?;
+        let connected = Connected {
+            commands: Conn::Single(commands),
+            subscriber: Conn::Single(subscriber),
             routes,
+            confirmed,
+            lineages,
             node_id,
+        };
+        Self::finish(connected, &addr, settings, clock).await
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes (`settings.url`, the
+    /// URLs joined by commas): one connection per shard, which carries the
+    /// commands and this node's sharded subscriptions alike, and follows the
+    /// cluster's slot map (failovers included).
+    pub async fn connect_cluster(
+        settings: RedisSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, ConnectError> {
+        // See `connect`: `rediss://` needs the process-wide provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let seeds = settings
+            .url
+            .split(',')
+            .map(|url| url.trim().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ConnectError::NotARedisUrl)?;
+        let addr = seeds
+            .iter()
+            .map(|seed| seed.addr().to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let timeout = settings.timeout;
+        let dispatcher = Dispatcher::new();
+        let (routes, confirmed) = (dispatcher.routes.clone(), dispatcher.confirmed.clone());
+        let (lineages, node_id) = (dispatcher.lineages.clone(), dispatcher.node_id.clone());
+        let client = ClusterClientBuilder::new(seeds)
+            .use_protocol(ProtocolVersion::RESP3)
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .push_sender(dispatcher)
+            .build()
+            .map_err(ConnectError::NotARedisUrl)?;
+        let conn = within(timeout, &addr, client.get_async_connection()).await?;
+        // Sharded pub/sub came with Redis 7: refuse to start on an older one
+        // rather than lose every feed.
+        let mut probe = conn.clone();
+        let spublish = redis::cmd("SPUBLISH")
+            .arg("syncroom:{probe}:feed")
+            .arg("")
+            .clone();
+        within(timeout, &addr, spublish.query_async::<i64>(&mut probe)).await?;
+        let connected = Connected {
+            commands: Conn::Cluster(conn.clone()),
+            subscriber: Conn::Cluster(conn),
+            routes,
+            confirmed,
+            lineages,
+            node_id,
+        };
+        Self::finish(connected, &addr, settings, clock).await
+    }
+
+    /// Agrees on the stream-token key, then builds the backplane.
+    async fn finish(
+        connected: Connected,
+        addr: &str,
+        settings: RedisSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, ConnectError> {
+        let stream_key = within(
+            settings.timeout,
+            addr,
+            agree_on_stream_key(connected.commands.clone()),
+        )
+        .await?;
+        Ok(Arc::new(Self {
+            layout: connected.commands.layout(),
+            commands: connected.commands,
+            subscriber: connected.subscriber,
+            routes: connected.routes,
+            confirmed: connected.confirmed,
+            lineages: connected.lineages,
+            wait_replicas: std::sync::atomic::AtomicUsize::new(0),
+            addr: addr.to_owned(),
+            shards: std::sync::Mutex::new(Vec::new()),
+            creators_kept: DashMap::new(),
+            node_id: connected.node_id,
             timeout: settings.timeout,
             history: settings.history.max(1),
             ttl: settings.ttl,
@@ -484,7 +742,7 @@ impl RedisBackplane {
             presence: redis::Script::new(PRESENCE),
             ready: redis::Script::new(READY),
             votes: redis::Script::new(VOTES),
-            list: redis::Script::new(LIST),
+            reserve: redis::Script::new(RESERVE),
             sync_script: redis::Script::new(SYNC),
             sync: settings.sync,
         }))
@@ -507,7 +765,7 @@ impl RedisBackplane {
     async fn run_script<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
     ) -> Result<T, Unavailable> {
         self.bounded(async { invocation.invoke_async(conn).await.map_err(unavailable) })
             .await
@@ -522,20 +780,32 @@ impl RedisBackplane {
         self.ttl.as_millis().max(1) as u64
     }
 
-    /// Whether Redis answers now (`/readyz`).
+    /// Whether Redis answers now (`/readyz`): on a cluster, every primary.
+    /// Remembers each shard's answer ([`RedisBackplane::shard_health`]).
     pub async fn ready(&self) -> bool {
         let mut conn = self.commands.clone();
-        self.bounded(async move {
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
-                .await
-                .map_err(unavailable)
-        })
-        .await
-        .is_ok()
+        let shards = conn.probe_shards(&self.addr, self.timeout).await;
+        let ready = shards.iter().all(|(_, up)| *up);
+        for (shard, _) in shards.iter().filter(|(_, up)| !up) {
+            tracing::warn!(%shard, "redis shard unreachable");
+        }
+        if let Ok(mut last) = self.shards.lock() {
+            *last = shards;
+        }
+        ready
     }
 
-    /// Stores a new room, unless its id is taken or a limit is reached.
+    /// Each shard and whether it answered the last probe.
+    pub fn shard_health(&self) -> Vec<(String, bool)> {
+        self.shards
+            .lock()
+            .map(|last| last.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stores a new room, unless its id is taken or a limit is reached. The
+    /// budgets that span rooms are reserved first ([`budgets`]), then the
+    /// room's own script runs on its slot.
     pub async fn create(
         &self,
         room: &Room,
@@ -543,50 +813,41 @@ impl RedisBackplane {
     ) -> Result<CreateOutcome, Unavailable> {
         let json = serde_json::to_string(room).map_err(|_| Unavailable)?;
         let id = &room.room_id;
-        // A room with no creator (none is made so) counts for nobody.
-        let creator = room
-            .creator
-            .map_or_else(|| "syncroom:creator:none".to_owned(), |a| keys::creator(&a));
-        let max_per_client = if room.creator.is_some() {
-            limits.max_rooms_per_client
-        } else {
-            usize::MAX
+        // A taken id answers as such whatever the budgets say.
+        if self.exists(id).await? {
+            return Ok(CreateOutcome::Exists);
+        }
+        let reserved = match self.reserve_creation(room, &limits).await? {
+            Ok(reserved) => reserved,
+            Err(refused) => return Ok(refused),
         };
+        let creator = room.creator.map(|a| keys::creator(&a)).unwrap_or_default();
+        let public = room.visibility == Visibility::Public;
         let mut conn = self.commands.clone();
-        let answer: i64 = self
-            .bounded(async {
-                self.create
-                    .key(keys::room(id))
-                    .key(keys::events(id))
-                    .key(keys::listeners(id))
-                    .key(keys::ROOMS)
-                    .key(keys::chat(id))
-                    .key(keys::PUBLIC)
-                    .key(&creator)
-                    .key(keys::PERSISTENT)
-                    .arg(id)
-                    .arg(room.version)
-                    .arg(json)
-                    .arg(self.ttl_ms())
-                    .arg(limits.max_rooms)
-                    .arg(keys::ROOM_PREFIX)
-                    .arg(keys::ROOM_SUFFIX)
-                    .arg(max_per_client)
-                    .arg(flag(room.visibility == Visibility::Public))
-                    .arg(flag(room.persistent))
-                    .arg(limits.max_persistent_rooms)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok(match answer {
-            1 => CreateOutcome::Created,
-            0 => CreateOutcome::Exists,
-            -2 => CreateOutcome::TooManyForClient,
-            -3 => CreateOutcome::TooManyPersistent,
-            _ => CreateOutcome::Full,
-        })
+        let mut invocation = self.create.key(keys::room(id));
+        invocation
+            .key(keys::events(id))
+            .key(keys::listeners(id))
+            .key(keys::chat(id))
+            .arg(room.version)
+            .arg(json)
+            .arg(self.ttl_ms())
+            .arg(flag(public))
+            .arg(flag(room.persistent))
+            .arg(creator);
+        let answer: Result<i64, Unavailable> = self.run_script(&invocation, &mut conn).await;
+        match answer {
+            Ok(1) => {
+                if public {
+                    self.list_room(id, true, 0).await;
+                }
+                Ok(CreateOutcome::Created)
+            }
+            answer => {
+                self.give_back(id, reserved).await;
+                answer.map(|_| CreateOutcome::Exists)
+            }
+        }
     }
 
     /// Whether the room exists: a cheap first look before a mirror is set up, so
@@ -619,14 +880,22 @@ impl RedisBackplane {
         tokio::spawn(async move {
             let channel = keys::feed(&room_id);
             let mut subscriber = this.subscriber.clone();
+            this.creators_kept.remove(room_id.as_str());
+            lineage::forget(&this.lineages, &room_id);
             // Best effort: a subscription left behind only costs ignored messages.
             let _ = this
-                .bounded(async { subscriber.unsubscribe(&channel).await.map_err(unavailable) })
+                .bounded(async {
+                    subscriber
+                        .unsubscribe_feed(&channel)
+                        .await
+                        .map_err(unavailable)
+                })
                 .await;
+            this.confirmed.remove(&channel);
             // A new mirror may have subscribed just before our unsubscribe took
             // effect: subscribe again and let it check what it missed.
             if let Some(route) = this.routes.get(room_id.as_str()) {
-                let _ = subscriber.subscribe(&channel).await;
+                let _ = subscriber.subscribe_feed(&channel).await;
                 route.alarm.raise();
             }
         });
@@ -637,21 +906,24 @@ impl RedisBackplane {
     pub async fn open(&self, room_id: &str) -> Result<Option<Opened>, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, tail, score, chat): (
-            Option<String>,
+        let ((json, cid), tail, listeners, chat): (
+            JsonAndCid,
             StreamRangeReply,
-            Option<f64>,
+            Option<u64>,
             Vec<String>,
         ) = self
             .bounded(async {
                 subscriber
-                    .subscribe(keys::feed(room_id))
+                    .subscribe_feed(&keys::feed(room_id))
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(keys::room(room_id), "json")
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
                     .xrevrange_count(keys::events(room_id), "+", "-", self.history)
-                    .zscore(keys::ROOMS, room_id)
+                    .hget(keys::listeners(room_id), "_total")
                     .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
                     .await
@@ -662,8 +934,15 @@ impl RedisBackplane {
             return Ok(None);
         };
         keep_chat(&mut room, &chat);
-        let mut history: Vec<Event> = parse_events(room_id, tail);
-        history.reverse();
+        // The mirror starts from what Redis has: its lineage too.
+        lineage::restart(&self.lineages, room_id, room.version, cid.as_deref());
+        let mut history: Vec<Event> = Vec::new();
+        for (event, origin) in parse_events(room_id, tail).into_iter().rev() {
+            // What disagrees here is left out of the run kept below, or
+            // found at the next catch-up.
+            let _ = origin.hear(&self.lineages, room_id, event.version);
+            history.push(event);
+        }
         // Keep only the gapless run that ends at the room's version.
         let mut kept = 0;
         let mut expected = room.version;
@@ -685,7 +964,7 @@ impl RedisBackplane {
         Ok(Some(Opened {
             room,
             history,
-            listeners: score.unwrap_or(0.0).max(0.0) as u64,
+            listeners: listeners.unwrap_or(0),
             sync,
         }))
     }
@@ -720,8 +999,11 @@ impl RedisBackplane {
                 // The kept chat comes along so that a change may remove a
                 // message; the version check of the script guards it too (every
                 // message is a version).
-                let (json, chat): (Option<String>, Vec<String>) = redis::pipe()
-                    .hget(keys::room(room_id), "json")
+                let ((json, prev), chat): (JsonAndCid, Vec<String>) = redis::pipe()
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
                     .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
                     .await
@@ -737,34 +1019,182 @@ impl RedisBackplane {
                 };
                 keep_chat(&mut room, &chat);
                 let read_version = room.version;
+                if !lineage::agrees(&self.lineages, room_id, read_version, prev.as_deref()) {
+                    // This node's mirror holds versions Redis lost: its events
+                    // would follow them. Nothing is committed; it starts over.
+                    self.alarm(room_id);
+                    return Err(RoomError::Unavailable(Unavailable));
+                }
+                let before = Standing::of(&room);
                 let events = change(&mut room, self.clock.now_ms())?;
                 if events.is_empty() {
                     return Ok(Committed { room, events });
                 }
-                let invocation =
-                    self.commit_invocation(room_id, read_version, &room, &events, deadline_ms)?;
-                let answer: i64 = invocation
+                let reserved = self.reserve_standing(before, &room).await?;
+                let origin = Origin {
+                    cid: Some(hex::encode(rand::random::<[u8; 8]>())),
+                    prev,
+                };
+                let invocation = self.commit_invocation(
+                    room_id,
+                    read_version,
+                    &room,
+                    &events,
+                    deadline_ms,
+                    &origin,
+                )?;
+                let answer: Result<(i64, u64), _> = invocation
                     .invoke_async(&mut conn)
                     .await
-                    .map_err(unavailable)?;
-                match answer {
-                    1 => return Ok(Committed { room, events }),
-                    0 => {
+                    .map_err(unavailable);
+                if let Ok((1, listeners)) = answer {
+                    self.note_commit(room_id, &events, origin);
+                    self.after_commit(before, &room, &events, listeners).await;
+                    return Ok(Committed { room, events });
+                }
+                if reserved {
+                    self.give_back_persistent(room_id).await;
+                }
+                match answer? {
+                    (0, _) => {
                         let pause = rand::rng().random_range(0..=CONFLICT_BACKOFF_MAX_MS);
                         tokio::time::sleep(Duration::from_millis(pause)).await;
                     }
-                    -1 => return Err(RoomError::Closed),
-                    -3 => return Err(CommandError::TooManyPersistent.into()),
+                    (-1, _) => return Err(RoomError::Closed),
                     _ => return Err(RoomError::Unavailable(Unavailable)),
                 }
             }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(result) => result,
+        let committed = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result?,
             Err(_) => {
                 tracing::warn!(%room_id, "commit did not finish in time");
-                Err(RoomError::Unavailable(Unavailable))
+                return Err(RoomError::Unavailable(Unavailable));
             }
+        };
+        if !committed.events.is_empty() {
+            self.wait_for_replicas(room_id, give_up_ms).await;
+        }
+        Ok(committed)
+    }
+
+    /// With `--redis-wait-replicas N`: waits (`WAIT`, on the connection the
+    /// commit went through, to the room's primary) until N replicas have the
+    /// commit, for what is left of the Redis timeout. The commit stands
+    /// whatever the answer (it cannot be withdrawn, and listeners may have it):
+    /// a shortfall is logged, and the command still succeeds.
+    async fn wait_for_replicas(&self, room_id: &str, give_up_ms: i64) {
+        let wanted = self
+            .wait_replicas
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if wanted == 0 {
+            return;
+        }
+        // WAIT answers within its own timeout, before the connection's.
+        let left_ms =
+            (give_up_ms - self.clock.now_ms() - WAIT_SLACK.as_millis() as i64).max(1) as u64;
+        let mut conn = self.commands.clone();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(left_ms) + WAIT_SLACK,
+            conn.wait_replicas(&keys::room(room_id), wanted, left_ms),
+        )
+        .await;
+        match waited {
+            Ok(Ok(confirmed)) if confirmed >= wanted as i64 => {}
+            Ok(Ok(confirmed)) => {
+                tracing::warn!(%room_id, confirmed, wanted, "a commit is not on as many replicas as --redis-wait-replicas asks")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%room_id, %error, wanted, "a commit's replication could not be confirmed")
+            }
+            Err(_) => {
+                tracing::warn!(%room_id, wanted, "a commit's replication was not confirmed in time")
+            }
+        }
+    }
+
+    /// How many replicas each commit waits for (`--redis-wait-replicas`; 0, the
+    /// default, waits for none). Set once, before the node serves.
+    pub fn wait_for_replicas_after_commits(&self, replicas: usize) {
+        self.wait_replicas
+            .store(replicas, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Remembers this node's own commit as delivered (its mirror gets its
+    /// events at once); a version already delivered under another commit id
+    /// means this mirror held lost versions: it is told to start over.
+    fn note_commit(&self, room_id: &str, events: &[Event], mut origin: Origin) {
+        let mut rewritten = false;
+        for event in events {
+            rewritten |= origin.hear(&self.lineages, room_id, event.version) == Heard::Rewritten;
+            // The commit's later events follow its own first.
+            origin.prev = origin.cid.clone();
+        }
+        if rewritten {
+            self.alarm(room_id);
+        }
+    }
+
+    /// Tells the room's mirror, if served here, to catch up.
+    fn alarm(&self, room_id: &str) {
+        if let Some(route) = self.routes.get(room_id) {
+            route.alarm.raise();
+        }
+    }
+
+    /// Reserves a place among the persistent rooms for a room that becomes
+    /// persistent: whether it was reserved now (to give back if the commit
+    /// does not happen).
+    async fn reserve_standing(&self, before: Standing, room: &Room) -> Result<bool, RoomError> {
+        if !room.persistent || before.persistent {
+            return Ok(false);
+        }
+        match self
+            .reserve_persistent(&room.room_id, self.max_persistent_rooms)
+            .await?
+        {
+            Some(new) => Ok(new),
+            None => Err(CommandError::TooManyPersistent.into()),
+        }
+    }
+
+    async fn give_back_persistent(&self, room_id: &str) {
+        let mut conn = self.commands.clone();
+        let removed = self
+            .bounded(async {
+                conn.zrem::<_, _, ()>(keys::PERSISTENT, room_id)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await;
+        // A place left behind is found stale when the set looks full.
+        let _ = removed;
+    }
+
+    /// Keeps the sets that span rooms in step with a committed change.
+    async fn after_commit(&self, before: Standing, room: &Room, events: &[Event], listeners: u64) {
+        let closing = matches!(
+            events.last().map(|e| &e.kind),
+            Some(EventKind::Closed { .. })
+        );
+        if closing {
+            self.forget_room(room).await;
+            return;
+        }
+        let now = Standing::of(room);
+        if now.public != before.public {
+            self.list_room(&room.room_id, now.public, listeners).await;
+        }
+        if before.persistent && !now.persistent {
+            self.give_back_persistent(&room.room_id).await;
+        }
+        if let Some(address) = &room.creator {
+            let creator = keys::creator(address);
+            if now.persistent && !before.persistent {
+                self.make_creator_last(&creator).await;
+            }
+            self.keep_creator(&room.room_id, &creator, now.persistent)
+                .await;
         }
     }
 
@@ -777,7 +1207,9 @@ impl RedisBackplane {
         room: &Room,
         events: &[Event],
         deadline_ms: i64,
+        origin: &Origin,
     ) -> Result<redis::ScriptInvocation<'_>, Unavailable> {
+        let cid = origin.cid.as_deref().unwrap_or_default();
         let closing = matches!(
             events.last().map(|e| &e.kind),
             Some(EventKind::Closed { .. })
@@ -794,24 +1226,21 @@ impl RedisBackplane {
             .key(keys::room(room_id))
             .key(keys::events(room_id))
             .key(keys::listeners(room_id))
-            .key(keys::ROOMS)
             .key(keys::chat(room_id))
-            .key(keys::PUBLIC)
-            .key(keys::PERSISTENT)
             .arg(read_version)
             .arg(room.version)
             .arg(serde_json::to_string(room).map_err(|_| Unavailable)?)
             .arg(self.ttl_ms())
             .arg(self.history)
             .arg(keys::feed(room_id))
-            .arg(room_id)
             .arg(flag(closing))
             .arg(deadline_ms)
             .arg(self.chat_history)
             .arg(flag(room.visibility == Visibility::Public))
             .arg(flag(rewrites_chat))
             .arg(flag(room.persistent))
-            .arg(self.max_persistent_rooms);
+            .arg(self.layout.publish())
+            .arg(cid);
         // The chat messages to keep go first, then the events.
         let kept: Vec<&ChatMessage> = room
             .chat
@@ -822,8 +1251,10 @@ impl RedisBackplane {
         for message in kept {
             invocation.arg(serde_json::to_string(message).map_err(|_| Unavailable)?);
         }
+        let mut prev = origin.prev.as_deref();
         for event in events {
-            let message = FeedMessage::Event(event.clone());
+            let message = FeedMessage::Event(Box::new(StampedEvent::new(event, cid, prev)));
+            prev = Some(cid);
             invocation.arg(serde_json::to_string(&message).map_err(|_| Unavailable)?);
         }
         Ok(invocation)
@@ -832,22 +1263,29 @@ impl RedisBackplane {
     /// The room now and its history after `after`. Pings the subscription
     /// connection first: once that answers, the subscriptions are back after a
     /// reconnect, so what is committed after this read reaches the feed.
+    /// When the room in Redis does not continue what this node delivered up to
+    /// `after` (versions lost in a failover), it is the room only, marked
+    /// rewritten: the mirror starts over from it.
     pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let (json, range, chat): (Option<String>, StreamRangeReply, Vec<String>) = self
+        let ((json, cid), range, chat): (JsonAndCid, StreamRangeReply, Vec<String>) = self
             .bounded(async {
-                redis::cmd("PING")
-                    .query_async::<()>(&mut subscriber)
+                subscriber
+                    .ping_node_of(&keys::room(room_id))
                     .await
                     .map_err(unavailable)?;
                 redis::pipe()
-                    .hget(keys::room(room_id), "json")
+                    .cmd("HMGET")
+                    .arg(keys::room(room_id))
+                    .arg("json")
+                    .arg("cid")
+                    // From `after` itself: its commit id says whether we agree on it.
                     .xrange_count(
                         keys::events(room_id),
-                        format!("({after}-0"),
+                        format!("{after}-0"),
                         "+",
-                        self.history,
+                        self.history + 1,
                     )
                     .lrange(keys::chat(room_id), 0, -1)
                     .query_async(&mut conn)
@@ -855,18 +1293,48 @@ impl RedisBackplane {
                     .map_err(unavailable)
             })
             .await?;
-        let mut room = json.and_then(|json| self.parse_room(room_id, &json));
-        if let Some(room) = &mut room {
-            keep_chat(room, &chat);
+        let Some(mut room) = json.and_then(|json| self.parse_room(room_id, &json)) else {
+            return Ok(CatchUp {
+                room: None,
+                events: Vec::new(),
+                rewritten: false,
+            });
+        };
+        keep_chat(&mut room, &chat);
+        let mut events = parse_events(room_id, range);
+        let at_after = match events.first() {
+            Some((event, origin)) if event.version == after => origin.cid.clone(),
+            _ if room.version == after => cid.clone(),
+            _ => None,
+        };
+        events.retain(|(event, _)| event.version > after);
+        let in_line = lineage::continues(
+            &self.lineages,
+            room_id,
+            after,
+            room.version,
+            at_after.as_deref(),
+        ) && events.iter().all(|(event, origin)| {
+            origin.hear(&self.lineages, room_id, event.version) == Heard::InLine
+        });
+        if !in_line {
+            tracing::warn!(%room_id, after, version = room.version, "the shared history was rewritten (a failover lost versions): listeners get a snapshot");
+            lineage::restart(&self.lineages, room_id, room.version, cid.as_deref());
         }
         Ok(CatchUp {
-            room,
-            events: parse_events(room_id, range),
+            room: Some(room),
+            events: if in_line {
+                events.into_iter().map(|(event, _)| event).collect()
+            } else {
+                Vec::new()
+            },
+            rewritten: !in_line,
         })
     }
 
     /// Reports this node's listener count in a room; answers the total over all
-    /// live nodes (and keeps the room alive while it has listeners).
+    /// live nodes (and keeps the room alive while it has listeners, with its
+    /// place in the listing and its creator's set).
     pub async fn report_listeners(
         &self,
         room_id: &str,
@@ -874,28 +1342,39 @@ impl RedisBackplane {
         gate_count: usize,
     ) -> Result<u64, Unavailable> {
         let mut conn = self.commands.clone();
-        let total: i64 = self
-            .bounded(async {
-                self.presence
-                    .key(keys::room(room_id))
-                    .key(keys::events(room_id))
-                    .key(keys::listeners(room_id))
-                    .key(keys::ROOMS)
-                    .key(keys::chat(room_id))
-                    .key(keys::PUBLIC)
-                    .arg(&self.node_id)
-                    .arg(count)
-                    .arg(NODE_COUNT_TTL.as_millis() as u64)
-                    .arg(self.ttl_ms())
-                    .arg(room_id)
-                    .arg(keys::feed(room_id))
-                    .arg(gate_count)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok(total.max(0) as u64)
+        let mut invocation = self.presence.key(keys::room(room_id));
+        invocation
+            .key(keys::events(room_id))
+            .key(keys::listeners(room_id))
+            .key(keys::chat(room_id))
+            .arg(&self.node_id)
+            .arg(count)
+            .arg(NODE_COUNT_TTL.as_millis() as u64)
+            .arg(self.ttl_ms())
+            .arg(keys::feed(room_id))
+            .arg(gate_count)
+            .arg(self.layout.publish());
+        let answer: Vec<redis::Value> = self.run_script(&invocation, &mut conn).await?;
+        let field = |i: usize| {
+            answer
+                .get(i)
+                .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
+                .unwrap_or_default()
+        };
+        let Ok(total) = field(0).parse::<i64>() else {
+            return Err(Unavailable);
+        };
+        if total < 0 {
+            return Ok(0);
+        }
+        let total = total as u64;
+        if field(1) == "1" {
+            self.list_room(room_id, true, total).await;
+        }
+        if total > 0 {
+            self.keep_creator(room_id, &field(2), field(3) == "1").await;
+        }
+        Ok(total)
     }
 
     /// Changes the room's sync reports ([`SYNC`]) and answers its summary.
@@ -920,7 +1399,8 @@ impl RedisBackplane {
             .arg(IN_SYNC_MS)
             .arg(self.ttl_ms())
             .arg(keys::feed(room_id))
-            .arg(BEHIND_LISTED);
+            .arg(BEHIND_LISTED)
+            .arg(self.layout.publish());
         match &change {
             SyncChange::Report {
                 stream,
@@ -978,6 +1458,7 @@ impl RedisBackplane {
                     .arg(READY_TTL.as_millis() as u64)
                     .arg(ready_gate)
                     .arg(keys::feed(room_id))
+                    .arg(self.layout.publish())
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)
@@ -1002,8 +1483,16 @@ impl RedisBackplane {
             .arg(item)
             .arg(keys::feed(room_id));
         match change {
-            VoteChange::Cast(stream) => invocation.arg("cast").arg(MAX_KICKED).arg(stream),
-            VoteChange::Forget(streams) => invocation.arg("forget").arg(MAX_KICKED).arg(streams),
+            VoteChange::Cast(stream) => invocation
+                .arg("cast")
+                .arg(MAX_KICKED)
+                .arg(self.layout.publish())
+                .arg(stream),
+            VoteChange::Forget(streams) => invocation
+                .arg("forget")
+                .arg(MAX_KICKED)
+                .arg(self.layout.publish())
+                .arg(streams),
         };
         let (changed, votes): (i64, i64) = self.run_script(&invocation, &mut conn).await?;
         Ok((changed > 0, votes.max(0) as u64))
@@ -1033,7 +1522,10 @@ impl RedisBackplane {
                 .pexpire(&key, self.ttl_ms() as i64)
                 .ignore();
         }
-        pipe.publish(keys::feed(room_id), message).ignore();
+        pipe.cmd(self.layout.publish())
+            .arg(keys::feed(room_id))
+            .arg(message)
+            .ignore();
         self.bounded(async { pipe.query_async::<()>(&mut conn).await.map_err(unavailable) })
             .await
     }
@@ -1053,7 +1545,7 @@ impl RedisBackplane {
         };
         let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
         self.bounded(async {
-            redis::cmd("PUBLISH")
+            redis::cmd(self.layout.publish())
                 .arg(keys::feed(room_id))
                 .arg(message)
                 .query_async::<()>(&mut conn)
@@ -1079,39 +1571,70 @@ impl RedisBackplane {
         Ok(score.is_some())
     }
 
-    /// The busiest public shared rooms first, at most [`LISTING_LIMIT`].
+    /// The busiest public shared rooms first, at most [`LISTING_LIMIT`]: the
+    /// busiest of each listing bucket, each checked against its room (a room
+    /// gone is taken out of the listing).
     pub async fn list(&self) -> Result<Vec<RoomSummary>, Unavailable> {
-        let mut conn = self.commands.clone();
-        let flat: Vec<String> = self
-            .bounded(async {
-                self.list
-                    .key(keys::PUBLIC)
-                    .arg(LISTING_LIMIT)
-                    .arg(keys::ROOM_PREFIX)
-                    .arg(keys::ROOM_SUFFIX)
-                    .invoke_async(&mut conn)
+        let reads = self.layout.public_keys().into_iter().map(|key| {
+            let mut conn = self.commands.clone();
+            async move {
+                self.bounded(async {
+                    conn.zrevrange_withscores::<_, Vec<(String, f64)>>(
+                        &key,
+                        0,
+                        LISTING_LIMIT as isize * 2,
+                    )
                     .await
                     .map_err(unavailable)
-            })
-            .await?;
-        let mut rooms: Vec<RoomSummary> = flat
-            .chunks_exact(2)
-            .filter_map(|pair| {
-                let room: Room = serde_json::from_str(&pair[1]).ok()?;
-                if room.visibility != Visibility::Public {
-                    return None;
-                }
-                Some(RoomSummary {
-                    listeners: pair[0].parse::<f64>().unwrap_or(0.0).max(0.0) as u64,
-                    room_id: room.room_id,
-                    name: room.name,
-                    source: room.state.source,
                 })
-            })
+                .await
+            }
+        });
+        let mut listed: Vec<(String, f64)> = futures_util::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        listed.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        listed.truncate(LISTING_LIMIT * 2 + 1);
+        let rooms = listed.into_iter().map(|(id, score)| {
+            let mut conn = self.commands.clone();
+            async move {
+                let json: Option<String> = self
+                    .bounded(async {
+                        conn.hget(keys::room(&id), "json")
+                            .await
+                            .map_err(unavailable)
+                    })
+                    .await?;
+                if json.is_none() {
+                    self.list_room(&id, false, 0).await;
+                }
+                Ok::<_, Unavailable>(json.and_then(|json| summary(&json, score)))
+            }
+        });
+        let mut rooms: Vec<RoomSummary> = futures_util::future::try_join_all(rooms)
+            .await?
+            .into_iter()
+            .flatten()
             .collect();
         busiest_first(&mut rooms);
         Ok(rooms)
     }
+}
+
+/// A listed room's summary, unless it is not public (any more).
+fn summary(json: &str, listeners: f64) -> Option<RoomSummary> {
+    let room: Room = serde_json::from_str(json).ok()?;
+    if room.visibility != Visibility::Public {
+        return None;
+    }
+    Some(RoomSummary {
+        listeners: listeners.max(0.0) as u64,
+        room_id: room.room_id,
+        name: room.name,
+        source: room.state.source,
+    })
 }
 
 /// The port, as Redis keeps it: every call is the inherent method of the same name.
@@ -1122,6 +1645,10 @@ impl SharedRooms for RedisBackplane {
 
     fn ready(&self) -> PortFuture<'_, bool> {
         Box::pin(RedisBackplane::ready(self))
+    }
+
+    fn shard_health(&self) -> Vec<(String, bool)> {
+        RedisBackplane::shard_health(self)
     }
 
     fn create<'a>(
@@ -1240,7 +1767,7 @@ impl SharedRooms for RedisBackplane {
 /// one that this node sets (`SET NX GET`: one round trip, and two nodes
 /// starting together still agree). A value that is not 64 hex digits (written
 /// by something else) is replaced.
-async fn agree_on_stream_key(mut conn: ConnectionManager) -> redis::RedisResult<[u8; 32]> {
+async fn agree_on_stream_key(mut conn: Conn) -> redis::RedisResult<[u8; 32]> {
     let candidate: [u8; 32] = rand::random();
     let candidate_hex = hex::encode(candidate);
     let existing: Option<String> = redis::cmd("SET")
@@ -1269,6 +1796,22 @@ async fn agree_on_stream_key(mut conn: ConnectionManager) -> redis::RedisResult<
     Ok(candidate)
 }
 
+/// What a commit may change that the sets spanning rooms follow.
+#[derive(Clone, Copy)]
+struct Standing {
+    public: bool,
+    persistent: bool,
+}
+
+impl Standing {
+    fn of(room: &Room) -> Self {
+        Self {
+            public: room.visibility == Visibility::Public,
+            persistent: room.persistent,
+        }
+    }
+}
+
 /// A yes/no argument of the Lua scripts.
 fn flag(yes: bool) -> &'static str {
     if yes {
@@ -1289,16 +1832,17 @@ fn keep_chat(room: &mut Room, list: &[String]) {
     room.keep_chat(limit);
 }
 
-/// The events of a stream range, in the range's order. An entry that cannot be
-/// read is logged and skipped (the version gap it leaves is then caught).
-fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<Event> {
+/// The events of a stream range, in the range's order, each with the id of
+/// its commit (when its node wrote one). An entry that cannot be read is
+/// logged and skipped (the version gap it leaves is then caught).
+fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<(Event, Origin)> {
     range
         .ids
         .iter()
         .filter_map(|entry| {
             let payload: Vec<u8> = entry.get("e")?;
             match serde_json::from_slice::<FeedMessage>(&payload) {
-                Ok(FeedMessage::Event(event)) => Some(event),
+                Ok(FeedMessage::Event(stamped)) => Some(stamped.into_event()),
                 Ok(
                     FeedMessage::Presence { .. }
                     | FeedMessage::Sync(_)

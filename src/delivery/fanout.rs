@@ -400,6 +400,7 @@ mod tests {
             version: Some(version),
             bytes: Bytes::from(bytes),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         })
     }
@@ -507,6 +508,7 @@ mod tests {
             version: Some(3),
             bytes: Bytes::from_static(b"event: closed\n\n"),
             ends_stream: true,
+            restarts: false,
             fanout: None,
         });
         assert_eq!(sink.deliver(&closed), Delivery::Written);

@@ -40,6 +40,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Parts of the shared room store do not answer (`/readyz` names them).
+    #[error("redis unreachable: {shards}")]
+    StoreDown { shards: String },
     /// This node cannot take the request now (full, shutting down).
     #[error("{message}")]
     Busy {
@@ -199,7 +202,9 @@ impl ApiError {
                 ErrorCode::RateLimited,
                 Some(FULL_ROOMS_RETRY_AFTER_SECS),
             ),
-            ApiError::Create(CreateError::Unavailable(_)) | ApiError::Unavailable(_) => (
+            ApiError::Create(CreateError::Unavailable(_))
+            | ApiError::Unavailable(_)
+            | ApiError::StoreDown { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable,
                 Some(UNAVAILABLE_RETRY_AFTER_SECS),

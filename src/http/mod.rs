@@ -102,9 +102,33 @@ pub struct AppState {
     max_streams: usize,
     /// The process's open-file limit, raised to its hard limit at start.
     fd_limit: usize,
+    /// The rooms' shared store, when there is one (its health is reported).
+    shared: Option<Arc<dyn SharedRooms>>,
 }
 
 impl AppState {
+    /// Sets `syncroom_redis_up` from the shared store's last probe; answers
+    /// the shards that did not answer.
+    fn record_shard_health(&self) -> Vec<String> {
+        let Some(shared) = &self.shared else {
+            return Vec::new();
+        };
+        let mut down = Vec::new();
+        for (shard, up) in shared.shard_health() {
+            let gauge = self
+                .metrics
+                .redis_up
+                .get_or_create(&crate::telemetry::ShardLabels {
+                    shard: shard.clone(),
+                });
+            gauge.set(i64::from(up));
+            if !up {
+                down.push(shard);
+            }
+        }
+        down
+    }
+
     pub fn new(
         config: Config,
         shutdown: CancellationToken,
@@ -149,6 +173,7 @@ impl AppState {
             .as_ref()
             .map_or_else(rand::random, |backplane| backplane.stream_key());
         let stream_tokens = stream_token::StreamTokens::new(stream_key, config.max_stream_age);
+        let shared = backplane.clone();
         let registry = match backplane {
             Some(backplane) => registry.with_backplane(backplane),
             None => registry,
@@ -177,6 +202,7 @@ impl AppState {
             open_streams: AtomicUsize::new(0),
             max_streams,
             fd_limit,
+            shared,
         }
     }
 
@@ -421,8 +447,15 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Health>, ApiErr
             retry_after_secs: 1,
         });
     }
-    if !app.registry.ready().await {
-        return Err(ApiError::Unavailable(crate::room::Unavailable));
+    let ready = app.registry.ready().await;
+    let down = app.record_shard_health();
+    if !ready {
+        return Err(match down.is_empty() {
+            true => ApiError::Unavailable(crate::room::Unavailable),
+            false => ApiError::StoreDown {
+                shards: down.join(", "),
+            },
+        });
     }
     Ok(Json(Health { status: "ready" }))
 }
@@ -435,6 +468,11 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Result<Json<Health>, ApiErr
     responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    if app.shared.is_some() {
+        // Probed now, so that the gauges say how the shards are, not were.
+        app.registry.ready().await;
+        app.record_shard_health();
+    }
     (
         StatusCode::OK,
         [(

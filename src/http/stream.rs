@@ -183,7 +183,7 @@ impl Listener {
                 }
                 Next::Frame(frame) => {
                     if let Some(version) = frame.version {
-                        if version <= self.version {
+                        if version <= self.version && !frame.restarts {
                             continue;
                         }
                         self.version = version;

@@ -408,6 +408,7 @@ impl Event {
             version: Some(self.version),
             bytes: sse_frame(Some(self.version), self.kind.name(), &self.data()),
             ends_stream: matches!(self.kind, EventKind::Closed { .. }),
+            restarts: false,
             fanout: arrived.map(FanoutTimer::new),
         }
     }
@@ -421,11 +422,24 @@ pub struct Frame {
     pub bytes: Bytes,
     /// A `closed` frame: the stream ends after writing it.
     pub ends_stream: bool,
+    /// A snapshot sent because the shared history was rewritten (versions
+    /// lost in a failover, then reused): a listener takes it even at or below
+    /// the version it has, since what it has is not the room any more.
+    pub restarts: bool,
     /// Measures command arrival → written to every local listener.
     pub fanout: Option<FanoutTimer>,
 }
 
 impl Frame {
+    /// The `snapshot` frame that starts listeners over after the shared
+    /// history was rewritten ([`Frame::restarts`]).
+    pub fn restart(view: &RoomView) -> Frame {
+        Frame {
+            restarts: true,
+            ..Frame::snapshot(view)
+        }
+    }
+
     /// The `snapshot` frame for a room view: id = the version it shows.
     pub fn snapshot(view: &RoomView) -> Frame {
         let data = serde_json::to_vec(view).unwrap_or_default();
@@ -433,6 +447,7 @@ impl Frame {
             version: Some(view.version),
             bytes: sse_frame(Some(view.version), "snapshot", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -443,6 +458,7 @@ impl Frame {
             version: None,
             bytes: Bytes::from_static(KEEPALIVE),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -458,6 +474,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "presence", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -469,6 +486,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "sync", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -504,6 +522,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "gate", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -525,6 +544,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "kicked", &data),
             ends_stream: true,
+            restarts: false,
             fanout: None,
         }
     }
@@ -539,6 +559,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "members", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }
@@ -643,6 +664,7 @@ impl Frame {
             version: None,
             bytes: sse_frame(None, "votes", &data),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         }
     }

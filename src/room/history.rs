@@ -97,6 +97,7 @@ mod tests {
             version: Some(version),
             bytes: bytes::Bytes::from(version.to_string()),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         })
     }
@@ -141,6 +142,7 @@ mod tests {
             version: Some(version),
             bytes: bytes::Bytes::from(vec![b'x'; len]),
             ends_stream: false,
+            restarts: false,
             fanout: None,
         })
     }

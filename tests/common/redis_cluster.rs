@@ -27,6 +27,9 @@ const JOIN_BOUND: Duration = Duration::from_secs(30);
 const FAILOVER_BOUND: Duration = Duration::from_secs(30);
 /// How long a node may stay silent before the others call it failed.
 const NODE_TIMEOUT_MS: &str = "1000";
+/// The node timeout of a cluster whose nodes a test stalls without wanting a
+/// failover: longer than any stall a test makes.
+const SLOW_NODE_TIMEOUT_MS: &str = "15000";
 /// How long one command to one node may take before the fixture calls it down.
 const COMMAND_BOUND: Duration = Duration::from_secs(2);
 /// Three primaries, each with one replica: the smallest cluster that survives
@@ -56,10 +59,20 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub async fn start() -> Self {
+        Self::start_with(NODE_TIMEOUT_MS).await
+    }
+
+    /// A cluster that does not fail a stalled primary over for 15 s, so that a
+    /// test can stall a shard and wake it with its role unchanged.
+    pub async fn start_slow_to_fail_over() -> Self {
+        Self::start_with(SLOW_NODE_TIMEOUT_MS).await
+    }
+
+    async fn start_with(node_timeout_ms: &str) -> Self {
         let dir = Arc::new(TempDir::new("redis-cluster"));
         let mut nodes = Vec::with_capacity(NODES);
         for _ in 0..NODES {
-            nodes.push(start_node(&dir.0).await);
+            nodes.push(start_node(&dir.0, node_timeout_ms).await);
         }
         let cluster = RedisCluster { nodes, _dir: dir };
         cluster.create().await;
@@ -128,6 +141,75 @@ impl RedisCluster {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sends signal `name` (`STOP`, `CONT`) to the primary serving `key`.
+    pub async fn signal_primary_of(&self, key: &str, name: &str) {
+        let primary = self.owner_of(key).await.primary;
+        let node = self
+            .nodes
+            .iter()
+            .find(|node| node.port == primary)
+            .and_then(|node| node.child.as_ref())
+            .expect("the primary is one of ours, running");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(node.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} the primary of {key}");
+    }
+
+    /// Cuts the primary serving `key` off from its replicas, which cannot
+    /// sync again (a wrong `masterauth`): what it writes from now on is on
+    /// the primary only, as a write is in the moment before asynchronous
+    /// replication ships it.
+    pub async fn isolate_replicas_of(&self, key: &str) {
+        let owner = self.owner_of(key).await;
+        for replica in &owner.replicas {
+            let () = query(
+                *replica,
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("masterauth")
+                    .arg("not-the-password"),
+            )
+            .await
+            .expect("CONFIG SET masterauth");
+        }
+        let _: i64 = query(
+            owner.primary,
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("replica"),
+        )
+        .await
+        .expect("CLIENT KILL TYPE replica");
+    }
+
+    /// Kills the primary serving `key` and its replicas: the shard is gone,
+    /// nobody can take over. Returns the primary's port.
+    pub async fn kill_shard_of(&mut self, key: &str) -> u16 {
+        let owner = self.owner_of(key).await;
+        for node in &mut self.nodes {
+            if node.port == owner.primary || owner.replicas.contains(&node.port) {
+                if let Some(mut child) = node.child.take() {
+                    let _ = child.kill(); // already dead is as good
+                    let _ = child.wait(); // reaped, not left a zombie
+                }
+            }
+        }
+        owner.primary
+    }
+
+    /// Sends signal `name` to every running node.
+    pub fn signal_all(&self, name: &str) {
+        for child in self.nodes.iter().filter_map(|node| node.child.as_ref()) {
+            let status = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(child.id().to_string())
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{name} a cluster node");
         }
     }
 
@@ -266,10 +348,10 @@ pub async fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> red
 
 /// Starts one cluster node on a free port, with its bus on another free port
 /// (`cluster-port`, so that port + 10000 need not be free or below 65536).
-async fn start_node(dir: &std::path::Path) -> Node {
+async fn start_node(dir: &std::path::Path, node_timeout_ms: &str) -> Node {
     for _ in 0..3 {
         let (port, bus) = (free_port(), free_port());
-        let mut child = spawn_node(port, bus, dir);
+        let mut child = spawn_node(port, bus, dir, node_timeout_ms);
         let deadline = Instant::now() + START_BOUND;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -293,14 +375,14 @@ async fn start_node(dir: &std::path::Path) -> Node {
 }
 
 /// A cluster node that keeps nothing on disk but its own `nodes-<port>.conf`.
-fn spawn_node(port: u16, bus: u16, dir: &std::path::Path) -> Child {
+fn spawn_node(port: u16, bus: u16, dir: &std::path::Path, node_timeout_ms: &str) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--cluster-enabled", "yes"])
         .args(["--cluster-port", &bus.to_string()])
         .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-        .args(["--cluster-node-timeout", NODE_TIMEOUT_MS])
+        .args(["--cluster-node-timeout", node_timeout_ms])
         // A replica that lost its primary a moment ago may always take over:
         // the default refuses one whose link has been down "too long".
         .args(["--cluster-replica-validity-factor", "0"])
@@ -368,4 +450,57 @@ fn owner_in(slots: &[(u16, u16, SlotOwner)], slot: u16) -> Option<SlotOwner> {
 
 fn unexpected(what: &'static str) -> redis::RedisError {
     (redis::ErrorKind::UnexpectedReturnType, what).into()
+}
+
+/// What a test's nodes share rooms through: one Redis (`--redis`) or a Redis
+/// Cluster (`--redis-cluster`), so that one test body runs over either.
+pub enum Shared {
+    One(super::redis::Redis),
+    Cluster(RedisCluster),
+}
+
+impl Shared {
+    pub async fn one() -> Self {
+        Shared::One(super::redis::Redis::start().await)
+    }
+
+    pub async fn cluster() -> Self {
+        Shared::Cluster(RedisCluster::start().await)
+    }
+
+    /// A cluster whose shards a test may stall without a failover.
+    pub async fn cluster_for_stalls() -> Self {
+        Shared::Cluster(RedisCluster::start_slow_to_fail_over().await)
+    }
+
+    /// The cluster, for a test that needs it as such.
+    pub fn as_cluster(&mut self) -> &mut RedisCluster {
+        match self {
+            Shared::Cluster(cluster) => cluster,
+            Shared::One(_) => panic!("this test needs a Redis Cluster"),
+        }
+    }
+
+    /// Stalls (`STOP`) or wakes (`CONT`) what holds `room_id`: the Redis, or
+    /// the primary of the room's shard.
+    pub async fn signal_room(&self, room_id: &str, name: &str) {
+        match self {
+            Shared::One(redis) => redis.signal(name),
+            // Only a running cluster says who the primary is: waking sends
+            // CONT to every node, which is nothing to those not stopped.
+            Shared::Cluster(cluster) if name == "CONT" => cluster.signal_all(name),
+            Shared::Cluster(cluster) => {
+                let key = format!("syncroom:{{{room_id}}}:room");
+                cluster.signal_primary_of(&key, name).await;
+            }
+        }
+    }
+
+    /// The flag and value that point a node at it.
+    pub fn args(&self) -> [String; 2] {
+        match self {
+            Shared::One(redis) => ["--redis".to_owned(), redis.url()],
+            Shared::Cluster(cluster) => ["--redis-cluster".to_owned(), cluster.urls().join(",")],
+        }
+    }
 }

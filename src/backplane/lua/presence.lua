@@ -1,13 +1,17 @@
 -- Records one node's listener count (and how many of them take part in the ready
--- gate) and answers the room's total over live nodes; publishes a presence message
--- when either total changed. -1: no room.
--- KEYS: room, events, listeners, rooms, chat, public. ARGV: node id, count, node count ttl_ms,
--- room ttl_ms, id, feed channel, gate count.
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+-- gate) and answers {total over live nodes, public '1'/'0', the creator's set
+-- ('' for none), persistent '1'/'0'}; publishes a presence message when either
+-- total changed. {-1}: no room.
+-- KEYS: room, events, listeners, chat (one slot). ARGV: node id, count, node count
+-- ttl_ms, room ttl_ms, feed channel, gate count, publish command.
+-- The totals are kept in the listeners hash (fields `_total`, `_gate`) beside the
+-- per-node counts, so that nothing outside the room's slot is touched: the node
+-- puts the total into the public listing itself.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if tonumber(ARGV[2]) > 0 then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])) .. ':' .. ARGV[7])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])) .. ':' .. ARGV[6])
 else
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
@@ -15,7 +19,7 @@ local total = 0
 local gate = 0
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
-  if all[i] ~= '_gate' then
+  if all[i] ~= '_gate' and all[i] ~= '_total' then
     local count, expires, gated = string.match(all[i + 1], '^(%d+):(%d+):?(%d*)$')
     if count == nil or tonumber(expires) < now then
       redis.call('HDEL', KEYS[3], all[i])
@@ -25,31 +29,26 @@ for i = 1, #all, 2 do
     end
   end
 end
+local room = redis.call('HMGET', KEYS[1], 'p', 'pub', 'c')
 -- A persistent room's keys have no expiry to extend (see create.lua).
-if total > 0 and redis.call('HGET', KEYS[1], 'p') ~= '1' then
+if total > 0 and room[1] ~= '1' then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
-  redis.call('PEXPIRE', KEYS[5], ARGV[4])
-  -- The creator's set of rooms outlives each of them (see create.lua).
-  local creator = redis.call('HGET', KEYS[1], 'c')
-  local creator_ttl = creator and redis.call('PTTL', creator)
-  if creator and creator_ttl ~= -1 and creator_ttl < tonumber(ARGV[4]) then
-    redis.call('PEXPIRE', creator, ARGV[4])
-  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
 end
-local old = redis.call('ZSCORE', KEYS[4], ARGV[5])
+local old = redis.call('HGET', KEYS[3], '_total')
 local old_gate = redis.call('HGET', KEYS[3], '_gate')
-redis.call('ZADD', KEYS[4], total, ARGV[5])
-if redis.call('ZSCORE', KEYS[6], ARGV[5]) then
-  redis.call('ZADD', KEYS[6], total, ARGV[5])
+if total > 0 then
+  redis.call('HSET', KEYS[3], '_total', total, '_gate', gate)
+else
+  redis.call('HDEL', KEYS[3], '_total', '_gate')
 end
-if total > 0 then redis.call('HSET', KEYS[3], '_gate', gate) else redis.call('HDEL', KEYS[3], '_gate') end
-if (not old) or tonumber(old) ~= total or tonumber(old_gate or '0') ~= gate then
+if tonumber(old or '0') ~= total or tonumber(old_gate or '0') ~= gate then
   -- `now` (ms since 1970) has 13 digits until the year 2286: cjson writes up to 14
   -- significant digits, so it stays an exact integer on the wire.
-  redis.call('PUBLISH', ARGV[6], cjson.encode({
+  redis.call(ARGV[7], ARGV[5], cjson.encode({
     presence = {listeners = total, gate_listeners = gate, server_time = now},
   }))
 end
-return total
+return {total, room[2] or '0', room[3] or '', room[1] or '0'}

@@ -14,7 +14,8 @@
 -- that carried a duration; apart from the reports so that nodes that predate
 -- durations read the reports as before).
 -- ARGV: mode (report | forget | sweep), lifetime ms, min gap ms, max reports,
--- in-sync ms, room ttl ms, feed channel, how many behind to list, then for report:
+-- in-sync ms, room ttl ms, feed channel, how many behind to list, publish command
+-- (PUBLISH, or SPUBLISH on a cluster), then for report:
 -- stream, p95 ms, buffering (0 | 1), name ('' for none), duration seconds ('' for
 -- none), the item it is of; for forget: the streams.
 -- Answers as a fourth element, for a report with a duration, the durations the
@@ -42,7 +43,7 @@ for i = 1, #all, 2 do
   end
 end
 if ARGV[1] == 'report' then
-  local stream = ARGV[9]
+  local stream = ARGV[10]
   local previous = live[stream]
   if previous then
     local wait = previous[2] + tonumber(ARGV[3]) - now
@@ -50,19 +51,19 @@ if ARGV[1] == 'report' then
   elseif count >= tonumber(ARGV[4]) then
     return {-2, '', 0, {}}
   end
-  redis.call('HSET', KEYS[2], stream, ARGV[10] .. ':' .. string.format('%d', now) .. ':' .. ARGV[11] .. ':' .. ARGV[12])
+  redis.call('HSET', KEYS[2], stream, ARGV[11] .. ':' .. string.format('%d', now) .. ':' .. ARGV[12] .. ':' .. ARGV[13])
   redis.call('PEXPIRE', KEYS[2], ARGV[6])
-  live[stream] = {tonumber(ARGV[10]), now, ARGV[11] == '1', ARGV[12]}
+  live[stream] = {tonumber(ARGV[11]), now, ARGV[12] == '1', ARGV[13]}
   if KEYS[4] then
-    if ARGV[13] ~= nil and ARGV[13] ~= '' then
-      redis.call('HSET', KEYS[4], stream, ARGV[13] .. ':' .. ARGV[14])
+    if ARGV[14] ~= nil and ARGV[14] ~= '' then
+      redis.call('HSET', KEYS[4], stream, ARGV[14] .. ':' .. ARGV[15])
       redis.call('PEXPIRE', KEYS[4], ARGV[6])
     else
       redis.call('HDEL', KEYS[4], stream)
     end
   end
 elseif ARGV[1] == 'forget' then
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     if live[ARGV[i]] then
       redis.call('HDEL', KEYS[2], ARGV[i])
       if KEYS[4] then redis.call('HDEL', KEYS[4], ARGV[i]) end
@@ -125,14 +126,14 @@ if #listed > 0 then summary.behind = listed end
 local encoded = cjson.encode(summary)
 if redis.call('GET', KEYS[3]) ~= encoded then
   redis.call('SET', KEYS[3], encoded, 'PX', ARGV[6])
-  redis.call('PUBLISH', ARGV[7], cjson.encode({sync = summary}))
+  redis.call(ARGV[9], ARGV[7], cjson.encode({sync = summary}))
 end
 local durations = {}
-if ARGV[1] == 'report' and KEYS[4] and ARGV[13] ~= nil and ARGV[13] ~= '' then
+if ARGV[1] == 'report' and KEYS[4] and ARGV[14] ~= nil and ARGV[14] ~= '' then
   local reported = redis.call('HGETALL', KEYS[4])
   for i = 1, #reported, 2 do
     local seconds, item = string.match(reported[i + 1], '^([^:]+):(.*)$')
-    if live[reported[i]] and item == ARGV[14] then durations[#durations + 1] = seconds end
+    if live[reported[i]] and item == ARGV[15] then durations[#durations + 1] = seconds end
   end
 end
 return {1, encoded, 0, durations}
