@@ -4,7 +4,7 @@ import type { SyncablePlayer } from './index.js';
 export declare const MEDIA_PLAYER_TIMINGS: Readonly<{ seekLatencyGain: number; maxSeekLatency: number }>;
 
 /** Tighter nudge thresholds for a media element (attachPlayer(player, {correction})). */
-export declare const MEDIA_CORRECTION: Readonly<{ nudgeStart: number; nudgeStop: number; eventSeekThreshold: number }>;
+export declare const MEDIA_CORRECTION: Readonly<{ nudgeStart: number; nudgeStop: number; eventSeekThreshold: number; fineBursts: boolean }>;
 
 /** Timings of the position clock: read interval, reads to learn from, held fraction, anchors, longest extrapolation. */
 export declare const POSITION_CLOCK_TIMINGS: Readonly<{ sampleMs: number; learnReads: number; heldFraction: number; anchors: number; maxPeriods: number }>;

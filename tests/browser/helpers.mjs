@@ -265,7 +265,7 @@ export function probe(page) {
  * 100 ms), for the next new value, and takes it, the wall clock and the room's position
  * at that instant. An engine that moves its value on every read (Chromium) answers on
  * the first task. Paused, seeking or on another player: the page's own reading.
- * Also: `seeks` and `mode` of the corrector.
+ * Also: `own`, the page's own reading then, and `seeks` and `mode` of the corrector.
  */
 export function probeElement(page) {
   return page.evaluate(async () => {
@@ -278,6 +278,7 @@ export function probeElement(page) {
     });
     let player = s.playerPosition();
     let room = s.roomPosition();
+    let own = player;
     let t = performance.now();
     if (el && !el.paused && !el.seeking) {
       const v0 = el.currentTime;
@@ -287,6 +288,7 @@ export function probeElement(page) {
         if (v !== v0 || performance.now() - t > 100) {
           player = v;
           room = s.roomPosition();
+          own = s.playerPosition();
           t = performance.now();
           break;
         }
@@ -294,7 +296,7 @@ export function probeElement(page) {
     }
     const h = s.health();
     return {
-      wall: performance.timeOrigin + t, player, room, state: s.state(), kind: s.playerKind,
+      wall: performance.timeOrigin + t, player, room, own, state: s.state(), kind: s.playerKind,
       health: h, seeks: h.seeks, mode: h.mode,
     };
   });
