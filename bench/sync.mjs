@@ -179,11 +179,11 @@ async function measureChanges({ server, token, roomId, listeners }) {
   const engines = listeners.map((_, i) => engineOf(i));
   const samples = new Samples();
   let seeks = 0;
-  const rates = [1.25, 1];
+  const rates = String(arg('rates', '1.25,1')).split(',').map(Number);
   for (let c = 0; c < CHANGES; c += 1) {
     const body = c % 2 === 0
       ? { type: 'seek', position: 30 + ((c * 37) % 400) }
-      : { type: 'rate', rate: rates[((c - 1) / 2) % 2] };
+      : { type: 'rate', rate: rates[((c - 1) / 2) % rates.length] };
     const res = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, body, token);
     if (res.status !== 200) throw new Error(`${JSON.stringify(body)} refused: ${res.status}`);
     await waitFor(async () => {

@@ -107,8 +107,11 @@ export class PlayerSync {
     this._seekStartedAt = null;
     this._seekLandedAt = -Infinity;
     this.bursts = 0;
-    /** Seconds of position a rate change and back costs this player, learned by fine bursts. */
+    /** Seconds of position a rate change and back costs this player at the room's last rate, learned by fine bursts. */
     this.rateChangeCost = 0;
+    this._rateCosts = new Map(); // room rate -> that cost (Chromium's grows with the rate)
+    this._roomRate = null; // the room's rate at the last check in play
+    this._rateLandAt = null; // a room rate change is judged afresh once it has reached the position
     this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
     this._wasBuffering = false;
     this._loadedUntil = -Infinity; // until then, the end of a buffering is the start of a new item
@@ -359,6 +362,7 @@ export class PlayerSync {
   _startFineBurst(drift, roomRate) {
     const c = this.correction;
     // Seconds of position the burst's rate must gain (negative: lose).
+    this.rateChangeCost = this._rateCosts.get(roomRate) ?? 0;
     let want = this.rateChangeCost - drift;
     // The pair's cost alone closes about this drift: the shortest pair, its cost is the correction.
     if (Math.abs(want) < c.nudgeStop) want = Math.sign(want || -drift) * c.nudgeStop;
@@ -367,6 +371,25 @@ export class PlayerSync {
     const rate = roomRate * (want > 0 ? 1 + fraction : 1 - fraction);
     const seconds = Math.min(c.maxBurstSeconds, Math.abs(want) / Math.abs(rate - roomRate));
     this._startBurst(rate, seconds, roomRate, { settleMs: c.fineBurstSettleMs, plan: { drift, cost: this.rateChangeCost } });
+  }
+
+  /**
+   * Whether a change of the room's rate is still on its way to the position (a player with
+   * fine bursts): an element takes a new rate late and may lose position doing so (Chromium:
+   * ~180 ms, then 20-70 ms lost, more at higher rates). It is judged once it has landed, by
+   * the event threshold like any change: a large loss is sought, not glided.
+   */
+  _rateChanged(rate, now) {
+    if (this._roomRate !== rate) {
+      if (this._roomRate !== null) this._rateLandAt = now + this.correction.rateLandMs;
+      this._roomRate = rate;
+    }
+    if (this._rateLandAt === null) return false;
+    if (now < this._rateLandAt) return true;
+    this._rateLandAt = null;
+    this.eventPending = true;
+    this._newChange();
+    return false;
   }
 
   /** A fine burst settled: `measured` against what it planned teaches the cost of a rate pair. */
@@ -378,6 +401,7 @@ export class PlayerSync {
     const cost = plan.cost - (measured - expected) * this.correction.rateChangeCostGain;
     const max = this.correction.maxRateChangeCost;
     this.rateChangeCost = Math.min(max, Math.max(-max, cost));
+    this._rateCosts.set(burst.roomRate, this.rateChangeCost);
   }
 
   /** Ends a burst early or on time; `restore` sets the room's rate back. */
@@ -633,6 +657,7 @@ export class PlayerSync {
       }
     }
 
+    if (this.correction.fineBursts && this._rateChanged(st.rate, now)) { this.mode = PlayerMode.NUDGING; return; }
     const measured = this.position() - target;
     if (settledBurst && !afterEvent) this._learnRateChangeCost(settledBurst, measured);
     const fresh = afterEvent || this.eventPending;

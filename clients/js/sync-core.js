@@ -143,7 +143,9 @@ export const DEFAULT_CORRECTION = Object.freeze({
   /** Weight of one fine burst's miss in the learned rate-change cost (0..1). */
   rateChangeCostGain: 0.6,
   /** Seconds: the most a rate change and back is taken to cost (either way). */
-  maxRateChangeCost: 0.05,
+  maxRateChangeCost: 0.1,
+  /** After the room's rate changed: when to judge the player afresh, the new rate having reached its position (ms). */
+  rateLandMs: 400,
   /** Weight of a new seek-latency sample in the learned average (0..1). */
   seekLatencyGain: 0.5,
   /** Seconds: the largest seek latency believed (a longer one was a stall, not a seek). */
