@@ -201,7 +201,7 @@ async function measureChanges({ server, token, roomId, listeners }) {
       const probes = [];
       for (const page of listeners) probes.push(await probe(page));
       samples.add(probes, engines);
-      if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: ${probes.map((p, i) => `${engines[i]} ${((p.player - p.room) * 1000).toFixed(1)} (own ${((p.own - p.room) * 1000).toFixed(1)}) ${p.mode} seeks ${p.seeks}`).join(' | ')}`);
+      if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: ${probes.map((p, i) => `${engines[i]} ${((p.player - p.room) * 1000).toFixed(1)} (own ${((p.own - p.room) * 1000).toFixed(1)}) ${p.mode} seeks ${p.seeks}${p.mode === 'buffering' ? ` ${JSON.stringify(p.element)}` : ''}`).join(' | ')}`);
       await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
     }
     const after = (await Promise.all(listeners.map(probe))).map((p) => p.seeks);

@@ -38,6 +38,11 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
   firstStartLatency: 0.1,
   /** Seconds: a start slower than this was a stall, not the element's start latency. */
   maxStartLatency: 1,
+  /**
+   * Seconds a start or seek latency may measure below 0 and still count (as 0): an element
+   * that starts or seeks at once reads a hair ahead of the wall clock as often as behind.
+   */
+  readSlack: 0.02,
 });
 
 /** Timings of the element's position clock ({@link PositionClock}), in milliseconds. */
@@ -268,8 +273,10 @@ export class MediaPlayer {
       if (el.paused || this._state !== STATE.PLAYING) return;
       const elapsed = (performance.now() - seek.at) / 1000;
       const rate = el.playbackRate || 1;
-      const latency = elapsed - (this.getCurrentTime() - seek.target) / rate;
-      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const measured = elapsed - (this.getCurrentTime() - seek.target) / rate;
+      // An element that seeks at once (Firefox) measures about 0, a little either side.
+      if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const latency = Math.max(0, measured);
       const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
       this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
     }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
@@ -289,8 +296,10 @@ export class MediaPlayer {
       const el = this.element;
       if (el.paused || this._seek || this._state !== STATE.PLAYING) return;
       const rate = el.playbackRate || 1;
-      const latency = (performance.now() - start.at) / 1000 - (this.getCurrentTime() - start.from) / rate;
-      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxStartLatency) return;
+      const measured = (performance.now() - start.at) / 1000 - (this.getCurrentTime() - start.from) / rate;
+      // An element that starts at once (Firefox) measures about 0, a little either side.
+      if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxStartLatency) return;
+      const latency = Math.max(0, measured);
       const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
       this._startLatency = this._startLatency === null ? latency : this._startLatency * (1 - g) + latency * g;
     }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);

@@ -265,7 +265,8 @@ export function probe(page) {
  * 100 ms), for the next new value, and takes it, the wall clock and the room's position
  * at that instant. An engine that moves its value on every read (Chromium) answers on
  * the first task. Paused, seeking or on another player: the page's own reading.
- * Also: `own`, the page's own reading then, and `seeks` and `mode` of the corrector.
+ * Also: `own`, the page's own reading then, `seeks` and `mode` of the corrector, and the
+ * media element's readiness (`element`).
  */
 export function probeElement(page) {
   return page.evaluate(async () => {
@@ -298,6 +299,10 @@ export function probeElement(page) {
     return {
       wall: performance.timeOrigin + t, player, room, own, state: s.state(), kind: s.playerKind,
       health: h, seeks: h.seeks, mode: h.mode,
+      element: el ? {
+        readyState: el.readyState, paused: el.paused, seeking: el.seeking, networkState: el.networkState,
+        bufferedTo: el.buffered.length ? el.buffered.end(el.buffered.length - 1) : null, currentTime: el.currentTime,
+      } : null,
     };
   });
 }
