@@ -204,8 +204,10 @@ async function measureChanges({ server, token, roomId, listeners }) {
       if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: ${probes.map((p, i) => `${engines[i]} ${((p.player - p.room) * 1000).toFixed(1)} (own ${((p.own - p.room) * 1000).toFixed(1)}) ${p.mode} seeks ${p.seeks}${p.mode === 'buffering' ? ` ${JSON.stringify(p.element)}` : ''}`).join(' | ')}`);
       await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
     }
-    const after = (await Promise.all(listeners.map(probe))).map((p) => p.seeks);
+    const afterProbes = await Promise.all(listeners.map(probe));
+    const after = afterProbes.map((p) => p.seeks);
     seeks += after.reduce((s, n, i) => s + n - before[i], 0);
+    if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: seek retries so far ${afterProbes.map((p) => (p.element ? p.element.seekRetries : '-')).join(', ')}`);
   }
   // Back to rate 1 for what follows.
   await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, { type: 'rate', rate: 1 }, token);

@@ -39,7 +39,7 @@ export interface MediaPlayerOptions {
 export declare class MediaPlayer implements SyncablePlayer {
   constructor(target: HTMLElement | string, options?: MediaPlayerOptions);
   readonly element: HTMLVideoElement;
-  readonly stats: { seeks: number; rateChanges: number; waits: number };
+  readonly stats: { seeks: number; rateChanges: number; waits: number; seekRetries: number };
   /** The element's position between its updates (learned at run time). */
   readonly clock: PositionClock;
   /** The element's position: its currentTime, extrapolated between updates on an engine that holds it. */

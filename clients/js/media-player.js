@@ -43,6 +43,13 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
    * that starts or seeks at once reads a hair ahead of the wall clock as often as behind.
    */
   readSlack: 0.02,
+  /**
+   * A seek still waiting for data this long after it was asked (ms) is asked again, where
+   * the element would be by then: Firefox ESR was seen to wait on a seek past its buffer
+   * for good (still `seeking`, its download stuck short of the target); asking again
+   * starts a fresh request there.
+   */
+  seekRetryMs: 2000,
 });
 
 /** Timings of the element's position clock ({@link PositionClock}), in milliseconds. */
@@ -195,10 +202,11 @@ export class MediaPlayer {
     this._startLatency = null;
     this._start = null; // {at, from}: the last play() of a paused element, until its latency is read
     this._wantPlay = false;
-    this.stats = { seeks: 0, rateChanges: 0, waits: 0 };
+    this.stats = { seeks: 0, rateChanges: 0, waits: 0, seekRetries: 0 };
     /** The element's position between its updates (learned: some engines hold `currentTime`). */
     this.clock = new PositionClock();
     this._sampler = null;
+    this._seekRetry = null;
 
     el.addEventListener('playing', () => {
       this._sample();
@@ -376,6 +384,21 @@ export class MediaPlayer {
     this._start = null;
     this.clock.reset();
     el.currentTime = landing;
+    this._watchSeek(this._seek);
+  }
+
+  /** Asks a seek again if it is still waiting for data after `seekRetryMs` (see there); once per seek. */
+  _watchSeek(seek) {
+    clearTimeout(this._seekRetry);
+    this._seekRetry = setTimeout(() => {
+      const el = this.element;
+      if (this._seek !== seek || !el.seeking || el.readyState >= HAVE_FUTURE_DATA) return;
+      const ahead = this._wantPlay ? ((performance.now() - seek.at) / 1000) * (el.playbackRate || 1) : 0;
+      const landing = Number.isFinite(el.duration) ? Math.min(seek.target + ahead, el.duration) : seek.target + ahead;
+      this.stats.seekRetries += 1;
+      this._seek = { at: performance.now(), target: landing, measuring: false };
+      el.currentTime = landing;
+    }, MEDIA_PLAYER_TIMINGS.seekRetryMs);
   }
 
   /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */
@@ -432,6 +455,7 @@ export class MediaPlayer {
 
   destroy() {
     clearTimeout(this._sampler);
+    clearTimeout(this._seekRetry);
     this.element.pause();
     this.element.removeAttribute('src');
     this.element.load();

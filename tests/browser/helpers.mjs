@@ -302,6 +302,7 @@ export function probeElement(page) {
       element: el ? {
         readyState: el.readyState, paused: el.paused, seeking: el.seeking, networkState: el.networkState,
         bufferedTo: el.buffered.length ? el.buffered.end(el.buffered.length - 1) : null, currentTime: el.currentTime,
+        seekRetries: s.client.sync && s.client.sync.player.stats ? s.client.sync.player.stats.seekRetries : null,
       } : null,
     };
   });
