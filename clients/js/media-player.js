@@ -44,10 +44,10 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
    */
   readSlack: 0.02,
   /**
-   * A seek still waiting for data this long after it was asked (ms) is asked again, where
+   * A seek still waiting for data this long after it was asked (ms) reloads the source where
    * the element would be by then: Firefox ESR was seen to wait on a seek past its buffer
-   * for good (still `seeking`, its download stuck short of the target); asking again
-   * starts a fresh request there.
+   * for good (still `seeking`, its download stuck short of the target, asking again did not
+   * help); a fresh load drops the stuck request and starts one there.
    */
   seekRetryMs: 2000,
 });
@@ -387,17 +387,17 @@ export class MediaPlayer {
     this._watchSeek(this._seek);
   }
 
-  /** Asks a seek again if it is still waiting for data after `seekRetryMs` (see there); once per seek. */
+  /** Reloads at the seek's target if it is still waiting for data after `seekRetryMs` (see there). */
   _watchSeek(seek) {
     clearTimeout(this._seekRetry);
     this._seekRetry = setTimeout(() => {
       const el = this.element;
       if (this._seek !== seek || !el.seeking || el.readyState >= HAVE_FUTURE_DATA) return;
+      // Where it would be now (a load playing adds its own start-up on top).
       const ahead = this._wantPlay ? ((performance.now() - seek.at) / 1000) * (el.playbackRate || 1) : 0;
       const landing = Number.isFinite(el.duration) ? Math.min(seek.target + ahead, el.duration) : seek.target + ahead;
       this.stats.seekRetries += 1;
-      this._seek = { at: performance.now(), target: landing, measuring: false };
-      el.currentTime = landing;
+      this._load(this._url, landing, this._wantPlay);
     }, MEDIA_PLAYER_TIMINGS.seekRetryMs);
   }
 
