@@ -304,9 +304,12 @@ export class PlayerSync {
    * nudge takes seconds to close what an aimed seek never opens).
    */
   _seekAhead(rate) {
-    const own = typeof this.player.getSeekLatency === 'function' ? Number(this.player.getSeekLatency()) : NaN;
-    let latency = Number.isFinite(own) && own > 0 ? own : this.seekLatency;
-    if (!(latency > 0) && typeof this.player.getStartLatency === 'function') {
+    // The player's own measure, once it has one (null before): 0 is a measure too (Firefox's
+    // element seeks at once), not a missing one.
+    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency() : null;
+    const own = raw === null || raw === undefined ? NaN : Number(raw);
+    let latency = Number.isFinite(own) && own >= 0 ? own : this.seekLatency;
+    if (!Number.isFinite(own) && !(latency > 0) && typeof this.player.getStartLatency === 'function') {
       const start = Number(this.player.getStartLatency());
       if (Number.isFinite(start) && start > 0) latency = Math.min(start, this.correction.maxStartLead);
     }
