@@ -401,6 +401,15 @@ export interface Correction {
   seekCost: number;
   burstSettleMs: number;
   seekLandMs: number;
+  /** Close a small drift by one timed rate pair sized for its learned cost (a media element), not a steady nudge. */
+  fineBursts: boolean;
+  fineBurstFraction: number;
+  fineBurstSeconds: number;
+  fineBurstSettleMs: number;
+  rateChangeCostGain: number;
+  maxRateChangeCost: number;
+  /** After the room's rate changed: when to judge the player afresh (ms). */
+  rateLandMs: number;
   seekLatencyGain: number;
   maxSeekLatency: number;
 }
@@ -556,6 +565,8 @@ export declare class PlayerSync {
   /** Seconds from a seek call to the player playing again, learned (a seek aims ahead by it). */
   seekLatency: number;
   bursts: number;
+  /** Seconds of position a rate change and back costs this player at the room's rate, learned by fine bursts. */
+  rateChangeCost: number;
   held: boolean;
   position(): number;
   roomChanged(): void;

@@ -38,7 +38,116 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
   firstStartLatency: 0.1,
   /** Seconds: a start slower than this was a stall, not the element's start latency. */
   maxStartLatency: 1,
+  /**
+   * Seconds a start or seek latency may measure below 0 and still count (as 0): an element
+   * that starts or seeks at once reads a hair ahead of the wall clock as often as behind.
+   */
+  readSlack: 0.02,
+  /**
+   * A seek still waiting for data this long after it was asked (ms) reloads the source where
+   * the element would be by then: Firefox ESR was seen to wait on a seek past its buffer
+   * for good (still `seeking`, its download stuck short of the target, asking again did not
+   * help); a fresh load drops the stuck request and starts one there.
+   */
+  seekRetryMs: 2000,
 });
+
+/** Timings of the element's position clock ({@link PositionClock}), in milliseconds. */
+export const POSITION_CLOCK_TIMINGS = Object.freeze({
+  /** Between two reads of a playing element while learning whether it holds its position, and after. */
+  sampleMs: 7,
+  /** Reads (while playing, at one rate) before the element is judged stepped or continuous. */
+  learnReads: 24,
+  /** Fraction of those reads that found the value unchanged, above which the element is stepped. */
+  heldFraction: 0.3,
+  /** Update instants the position is extrapolated from (the most recent; the latest-seen wins). */
+  anchors: 8,
+  /** Extrapolate at most this many update periods past the newest update (a stall is not played on). */
+  maxPeriods: 1.5,
+});
+
+/**
+ * The element's position between its own updates. An engine may update `currentTime` only
+ * every few tens of milliseconds and hold it in between (Firefox ESR: every 40 ms); a read
+ * then lags the element by up to one update period, and a corrector checking on a
+ * multiple of that period sees a steady offset it never corrects. This learns, from what
+ * the element does, whether it holds its position (reads a few ms apart that find the same
+ * value while it plays) and, if so, the instants new values appear: between updates the
+ * position is the newest update extrapolated at the element's rate from when it appeared.
+ * Each update is seen a read late at most; of the recent updates, the one seen soonest
+ * after it appeared gives the highest extrapolation, and that one is taken. An element that
+ * moves on every read is passed through untouched.
+ *
+ * Pure (no DOM): it is fed reads `(value, at, rate, playing)`; {@link MediaPlayer} feeds it.
+ */
+export class PositionClock {
+  constructor() {
+    /** `null` until learned; then true for an element that holds its position between updates. */
+    this.stepped = null;
+    /** Learned wall ms between two updates of a stepped element (median of recent ones). */
+    this.periodMs = null;
+    this._last = null; // {value, at}: the last read
+    this._rate = null; // the rate of the current run of reads
+    this._reads = 0;
+    this._held = 0;
+    this._anchors = []; // value - rate * at / 1000, at the updates seen in this run
+    this._lastUpdateAt = null;
+    this._intervals = [];
+  }
+
+  /** Forget the run (a seek, a pause, a new source): the next reads start a new one. */
+  reset() {
+    this._last = null;
+    this._anchors = [];
+    this._lastUpdateAt = null;
+  }
+
+  /** Whether the element is still being watched closely (a sampler should read it often). */
+  learning() { return this.stepped === null || this.stepped; }
+
+  /**
+   * One read of the element: `value` (s) at `at` (ms), playing at `rate`.
+   * A value that moves against the run (a seek) or a new rate starts a new run.
+   */
+  observe(value, at, rate, playing) {
+    if (!playing || !(rate > 0)) { this.reset(); return; }
+    const last = this._last;
+    if (last && (rate !== this._rate || value < last.value
+        || value - last.value > ((at - last.at) / 1000) * rate + 0.25)) this.reset();
+    const prev = this._last;
+    this._rate = rate;
+    this._last = { value, at };
+    if (!prev) return;
+    const T = POSITION_CLOCK_TIMINGS;
+    if (this.stepped === null && this._anchors.length > 0 && at - prev.at <= T.sampleMs * 3) {
+      // Only reads close together, once the element has moved (a start-up stands still for
+      // a while), say whether it holds its value between updates.
+      this._reads += 1;
+      if (value === prev.value) this._held += 1;
+      if (this._reads >= T.learnReads) this.stepped = this._held / this._reads > T.heldFraction;
+    }
+    if (value === prev.value) return;
+    // A new value appeared between the two reads: at `at` at the latest.
+    this._anchors.push(value - (rate * at) / 1000);
+    if (this._anchors.length > T.anchors) this._anchors.shift();
+    if (this._lastUpdateAt !== null && at - prev.at <= T.sampleMs * 3) {
+      this._intervals.push(at - this._lastUpdateAt);
+      if (this._intervals.length > 9) this._intervals.shift();
+      const sorted = [...this._intervals].sort((a, b) => a - b);
+      this.periodMs = sorted[sorted.length >> 1];
+    }
+    this._lastUpdateAt = at;
+  }
+
+  /** The element's position at `at` (ms), given its read `value` then: see the class. */
+  position(value, at, rate, playing) {
+    this.observe(value, at, rate, playing);
+    if (!this.stepped || !playing || this._anchors.length === 0 || this.periodMs === null) return value;
+    const estimate = Math.max(...this._anchors) + (rate * at) / 1000;
+    const most = value + (rate * this.periodMs * POSITION_CLOCK_TIMINGS.maxPeriods) / 1000;
+    return Math.min(most, Math.max(value, estimate));
+  }
+}
 
 /**
  * Correction thresholds for a media element (pass as `attachPlayer(player, {correction})`):
@@ -56,6 +165,12 @@ export const MEDIA_CORRECTION = Object.freeze({
    * Once settled, only `seekThreshold` (1 s) seeks.
    */
   eventSeekThreshold: 0.03,
+  /**
+   * A drift is closed by one timed rate change and back, sized for what that pair costs the
+   * element's position (learned: ~20 ms in Chromium, none in Firefox), not by a steady nudge
+   * that pays the cost at every start and stop.
+   */
+  fineBursts: true,
 });
 
 /** HTMLMediaElement.readyState HAVE_FUTURE_DATA: enough to play on. */
@@ -87,9 +202,18 @@ export class MediaPlayer {
     this._startLatency = null;
     this._start = null; // {at, from}: the last play() of a paused element, until its latency is read
     this._wantPlay = false;
-    this.stats = { seeks: 0, rateChanges: 0, waits: 0 };
+    this.stats = { seeks: 0, rateChanges: 0, waits: 0, seekRetries: 0 };
+    /** The element's position between its updates (learned: some engines hold `currentTime`). */
+    this.clock = new PositionClock();
+    this._sampler = null;
+    this._seekRetry = null;
 
-    el.addEventListener('playing', () => { this._seekLanded(); this._startLanded(); this._setState(STATE.PLAYING); });
+    el.addEventListener('playing', () => {
+      this._sample();
+      this._seekLanded();
+      this._startLanded();
+      this._setState(STATE.PLAYING);
+    });
     el.addEventListener('pause', () => { if (!el.ended) this._setState(STATE.PAUSED); });
     el.addEventListener('waiting', () => { this.stats.waits += 1; this._setState(STATE.BUFFERING); });
     el.addEventListener('stalled', () => {
@@ -124,6 +248,24 @@ export class MediaPlayer {
   }
 
   /**
+   * While the element plays, reads it every few ms for the position clock: until it is
+   * known to move on every read (then the clock passes reads through and this stops), or
+   * for as long as it plays when it holds its position between updates.
+   */
+  _sample() {
+    if (this._sampler !== null) return;
+    const tick = () => {
+      this._sampler = null;
+      const el = this.element;
+      if (el.paused || el.ended || !this.clock.learning()) return;
+      // A seek in play may land without a new "playing": keep watching through it.
+      if (!el.seeking) this.clock.observe(el.currentTime || 0, performance.now(), el.playbackRate || 1, true);
+      this._sampler = setTimeout(tick, POSITION_CLOCK_TIMINGS.sampleMs);
+    };
+    this._sampler = setTimeout(tick, 0);
+  }
+
+  /**
    * A seek landed: a moment later, compare where the element is with where it would be had
    * it played on from the target the instant it was asked to seek. The shortfall, in
    * seconds of wall clock, is this element's seek latency.
@@ -139,8 +281,10 @@ export class MediaPlayer {
       if (el.paused || this._state !== STATE.PLAYING) return;
       const elapsed = (performance.now() - seek.at) / 1000;
       const rate = el.playbackRate || 1;
-      const latency = elapsed - (el.currentTime - seek.target) / rate;
-      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const measured = elapsed - (this.getCurrentTime() - seek.target) / rate;
+      // An element that seeks at once (Firefox) measures about 0, a little either side.
+      if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+      const latency = Math.max(0, measured);
       const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
       this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
     }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
@@ -160,8 +304,10 @@ export class MediaPlayer {
       const el = this.element;
       if (el.paused || this._seek || this._state !== STATE.PLAYING) return;
       const rate = el.playbackRate || 1;
-      const latency = (performance.now() - start.at) / 1000 - (el.currentTime - start.from) / rate;
-      if (!(latency >= 0) || latency > MEDIA_PLAYER_TIMINGS.maxStartLatency) return;
+      const measured = (performance.now() - start.at) / 1000 - (this.getCurrentTime() - start.from) / rate;
+      // An element that starts at once (Firefox) measures about 0, a little either side.
+      if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxStartLatency) return;
+      const latency = Math.max(0, measured);
       const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
       this._startLatency = this._startLatency === null ? latency : this._startLatency * (1 - g) + latency * g;
     }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
@@ -182,6 +328,7 @@ export class MediaPlayer {
     this._seek = null;
     this._start = null;
     const rate = el.playbackRate;
+    this.clock.reset();
     el.src = this._url;
     // load() resets playbackRate to defaultPlaybackRate: keep the room's.
     el.defaultPlaybackRate = rate;
@@ -235,13 +382,34 @@ export class MediaPlayer {
     const landing = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
     this._seek = { at: performance.now(), target: landing, measuring: false };
     this._start = null;
+    this.clock.reset();
     el.currentTime = landing;
+    this._watchSeek(this._seek);
+  }
+
+  /** Reloads at the seek's target if it is still waiting for data after `seekRetryMs` (see there). */
+  _watchSeek(seek) {
+    clearTimeout(this._seekRetry);
+    this._seekRetry = setTimeout(() => {
+      const el = this.element;
+      if (this._seek !== seek || !el.seeking || el.readyState >= HAVE_FUTURE_DATA) return;
+      // Where it would be now (a load playing adds its own start-up on top).
+      const ahead = this._wantPlay ? ((performance.now() - seek.at) / 1000) * (el.playbackRate || 1) : 0;
+      const landing = Number.isFinite(el.duration) ? Math.min(seek.target + ahead, el.duration) : seek.target + ahead;
+      this.stats.seekRetries += 1;
+      this._load(this._url, landing, this._wantPlay);
+    }, MEDIA_PLAYER_TIMINGS.seekRetryMs);
   }
 
   /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */
   getSeekLatency() { return this._seekLatency; }
 
-  getCurrentTime() { return this.element.currentTime || 0; }
+  /** The element's position now: its `currentTime`, or between the updates of an engine that holds it, extrapolated ({@link PositionClock}). */
+  getCurrentTime() {
+    const el = this.element;
+    const playing = !el.paused && !el.seeking && this._state === STATE.PLAYING;
+    return this.clock.position(el.currentTime || 0, performance.now(), el.playbackRate || 1, playing);
+  }
   getDuration() { return Number.isFinite(this.element.duration) ? this.element.duration : 0; }
   getPlayerState() { return this._state; }
   /** Positioned with data to play on: what a ready-gate report says. */
@@ -286,6 +454,8 @@ export class MediaPlayer {
   }
 
   destroy() {
+    clearTimeout(this._sampler);
+    clearTimeout(this._seekRetry);
     this.element.pause();
     this.element.removeAttribute('src');
     this.element.load();

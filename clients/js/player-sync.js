@@ -107,6 +107,11 @@ export class PlayerSync {
     this._seekStartedAt = null;
     this._seekLandedAt = -Infinity;
     this.bursts = 0;
+    /** Seconds of position a rate change and back costs this player at the room's last rate, learned by fine bursts. */
+    this.rateChangeCost = 0;
+    this._rateCosts = new Map(); // room rate -> that cost (Chromium's grows with the rate)
+    this._roomRate = null; // the room's rate at the last check in play
+    this._rateLandAt = null; // a room rate change is judged afresh once it has reached the position
     this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
     this._wasBuffering = false;
     this._loadedUntil = -Infinity; // until then, the end of a buffering is the start of a new item
@@ -299,9 +304,12 @@ export class PlayerSync {
    * nudge takes seconds to close what an aimed seek never opens).
    */
   _seekAhead(rate) {
-    const own = typeof this.player.getSeekLatency === 'function' ? Number(this.player.getSeekLatency()) : NaN;
-    let latency = Number.isFinite(own) && own > 0 ? own : this.seekLatency;
-    if (!(latency > 0) && typeof this.player.getStartLatency === 'function') {
+    // The player's own measure, once it has one (null before): 0 is a measure too (Firefox's
+    // element seeks at once), not a missing one.
+    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency() : null;
+    const own = raw === null || raw === undefined ? NaN : Number(raw);
+    let latency = Number.isFinite(own) && own >= 0 ? own : this.seekLatency;
+    if (!Number.isFinite(own) && !(latency > 0) && typeof this.player.getStartLatency === 'function') {
       const start = Number(this.player.getStartLatency());
       if (Number.isFinite(start) && start > 0) latency = Math.min(start, this.correction.maxStartLead);
     }
@@ -326,18 +334,77 @@ export class PlayerSync {
     return Array.isArray(rates) && rates.length > 1 ? rates : null;
   }
 
-  /** Plays `rate` for `seconds`, then the room's rate again; no measuring until it settled. */
-  _startBurst(rate, seconds, roomRate) {
+  /**
+   * Plays `rate` for `seconds`, then the room's rate again; no measuring until it settled
+   * (`settleMs` after it ended). `plan` ({drift, cost}) marks a fine burst: what it was to
+   * close, to learn the rate-change cost from what it did.
+   */
+  _startBurst(rate, seconds, roomRate, { settleMs = this.correction.burstSettleMs, plan = null } = {}) {
     this._endBurst(false);
     const now = performance.now();
     const ms = seconds * 1000;
-    this.bursts += 1;
-    this.mode = PlayerMode.BURST;
+    if (plan) this.nudges += 1;
+    else this.bursts += 1;
+    this.mode = plan ? PlayerMode.NUDGING : PlayerMode.BURST;
     this._recent = [];
     this._setRate(rate);
     // A timer, not the next check: the burst's length is the correction, to the millisecond.
     const timer = setTimeout(() => this._endBurst(true, roomRate), ms);
-    this._burst = { until: now + ms, settleUntil: now + ms + this.correction.burstSettleMs, timer, ended: false };
+    this._burst = {
+      startedAt: now, until: now + ms, settleUntil: now + ms + settleMs, settleMs, timer, ended: false, plan, rate, roomRate,
+    };
+  }
+
+  /**
+   * A fine burst (a player that takes any rate, `correction.fineBursts`): closes `drift` by
+   * one timed rate change and back, sized for what such a pair costs this player's position
+   * (`rateChangeCost`, learned: Chromium's element falls ~20 ms behind at every change of
+   * rate, Firefox's none). A steady nudge would pay that cost at every start and stop and
+   * flap around the room; a planned pair pays it once and is then judged.
+   */
+  _startFineBurst(drift, roomRate) {
+    const c = this.correction;
+    // Seconds of position the burst's rate must gain (negative: lose).
+    this.rateChangeCost = this._rateCosts.get(roomRate) ?? 0;
+    let want = this.rateChangeCost - drift;
+    // The pair's cost alone closes about this drift: the shortest pair, its cost is the correction.
+    if (Math.abs(want) < c.nudgeStop) want = Math.sign(want || -drift) * c.nudgeStop;
+    // Faster for a larger gap (up to maxNudge), so a burst stays short.
+    const fraction = Math.min(c.maxNudge, Math.max(c.fineBurstFraction, Math.abs(want) / c.fineBurstSeconds));
+    const rate = roomRate * (want > 0 ? 1 + fraction : 1 - fraction);
+    const seconds = Math.min(c.maxBurstSeconds, Math.abs(want) / Math.abs(rate - roomRate));
+    this._startBurst(rate, seconds, roomRate, { settleMs: c.fineBurstSettleMs, plan: { drift, cost: this.rateChangeCost } });
+  }
+
+  /**
+   * Whether a change of the room's rate is still on its way to the position (a player with
+   * fine bursts): an element takes a new rate late and may lose position doing so (Chromium:
+   * ~180 ms, then 20-70 ms lost, more at higher rates). It is judged once it has landed, by
+   * the event threshold like any change: a large loss is sought, not glided.
+   */
+  _rateChanged(rate, now) {
+    if (this._roomRate !== rate) {
+      if (this._roomRate !== null) this._rateLandAt = now + this.correction.rateLandMs;
+      this._roomRate = rate;
+    }
+    if (this._rateLandAt === null) return false;
+    if (now < this._rateLandAt) return true;
+    this._rateLandAt = null;
+    this.eventPending = true;
+    this._newChange();
+    return false;
+  }
+
+  /** A fine burst settled: `measured` against what it planned teaches the cost of a rate pair. */
+  _learnRateChangeCost(burst, measured) {
+    const { plan } = burst;
+    if (!plan || !burst.ended) return;
+    const gained = (burst.rate - burst.roomRate) * ((burst.until - burst.startedAt) / 1000);
+    const expected = plan.drift + gained - plan.cost;
+    const cost = plan.cost - (measured - expected) * this.correction.rateChangeCostGain;
+    const max = this.correction.maxRateChangeCost;
+    this.rateChangeCost = Math.min(max, Math.max(-max, cost));
+    this._rateCosts.set(burst.roomRate, this.rateChangeCost);
   }
 
   /** Ends a burst early or on time; `restore` sets the room's rate back. */
@@ -349,7 +416,7 @@ export class PlayerSync {
       this._setRate(st ? st.rate : roomRate);
       this._burst.ended = true;
       this._burst.until = performance.now();
-      this._burst.settleUntil = this._burst.until + this.correction.burstSettleMs;
+      this._burst.settleUntil = this._burst.until + this._burst.settleMs;
       this._recent = [];
     } else {
       this._burst = null;
@@ -566,10 +633,12 @@ export class PlayerSync {
     }
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
+    let settledBurst = null;
     if (this._burst) {
       // The timer ends it on time; a check that finds it overdue (a throttled timer) ends it too.
       if (!this._burst.ended && now >= this._burst.until) this._endBurst(true, st.rate);
-      if (now < this._burst.settleUntil) { this.mode = PlayerMode.BURST; return; }
+      if (now < this._burst.settleUntil) { this.mode = this._burst.plan ? PlayerMode.NUDGING : PlayerMode.BURST; return; }
+      settledBurst = this._burst;
       this._burst = null;
     }
 
@@ -591,7 +660,9 @@ export class PlayerSync {
       }
     }
 
+    if (this.correction.fineBursts && this._rateChanged(st.rate, now)) { this.mode = PlayerMode.NUDGING; return; }
     const measured = this.position() - target;
+    if (settledBurst && !afterEvent) this._learnRateChangeCost(settledBurst, measured);
     const fresh = afterEvent || this.eventPending;
     // Decide on the median of the last three readings: a real player's position
     // arrives by message and jitters; one odd reading should not start a nudge.
@@ -659,6 +730,9 @@ export class PlayerSync {
         this._followUpUsed = true;
         this._followUpPending = true;
       }
+    } else if (d.action === 'nudge' && this.correction.fineBursts) {
+      this.nudging = false;
+      this._startFineBurst(drift, st.rate);
     } else if (d.action === 'nudge') {
       if (!this.nudging) this.nudges += 1;
       this.nudging = true;

@@ -126,6 +126,26 @@ export const DEFAULT_CORRECTION = Object.freeze({
    * restarting); a burst decided on that stale reading would be wasted.
    */
   seekLandMs: 300,
+
+  // Fine bursts (a player that takes any rate, with `fineBursts` set: a media element).
+
+  /** Correct a small drift by one timed rate change and back, sized for its learned cost, instead of a steady nudge. */
+  fineBursts: false,
+  /** A fine burst plays at least this fraction faster or slower than the room ... */
+  fineBurstFraction: 0.05,
+  /** ... and more (up to `maxNudge`) for a gap that would take it longer than this many seconds. */
+  fineBurstSeconds: 0.4,
+  /**
+   * After a fine burst's rate change back: no measuring for this long (ms). Chromium's element
+   * takes a new rate ~180 ms after it is set; judged sooner, the burst is not over yet.
+   */
+  fineBurstSettleMs: 450,
+  /** Weight of one fine burst's miss in the learned rate-change cost (0..1). */
+  rateChangeCostGain: 0.6,
+  /** Seconds: the most a rate change and back is taken to cost (either way). */
+  maxRateChangeCost: 0.1,
+  /** After the room's rate changed: when to judge the player afresh, the new rate having reached its position (ms). */
+  rateLandMs: 400,
   /** Weight of a new seek-latency sample in the learned average (0..1). */
   seekLatencyGain: 0.5,
   /** Seconds: the largest seek latency believed (a longer one was a stall, not a seek). */

@@ -258,6 +258,56 @@ export function probe(page) {
   });
 }
 
+/**
+ * Like {@link probe}, but a media player's position is read on its element where it
+ * moves, not through the page's corrector: an engine may hold `currentTime` between
+ * updates (Firefox ESR: every 40 ms), so the read waits, one task at a time (at most
+ * 100 ms), for the next new value, and takes it, the wall clock and the room's position
+ * at that instant. An engine that moves its value on every read (Chromium) answers on
+ * the first task. Paused, seeking or on another player: the page's own reading.
+ * Also: `own`, the page's own reading then, `seeks` and `mode` of the corrector, and the
+ * media element's readiness (`element`).
+ */
+export function probeElement(page) {
+  return page.evaluate(async () => {
+    const s = window.syncroom;
+    const el = s.playerKind === 'media' ? document.querySelector('video.media-player') : null;
+    const nextTask = () => new Promise((r) => {
+      const c = new MessageChannel();
+      c.port1.onmessage = () => r();
+      c.port2.postMessage(0);
+    });
+    let player = s.playerPosition();
+    let room = s.roomPosition();
+    let own = player;
+    let t = performance.now();
+    if (el && !el.paused && !el.seeking) {
+      const v0 = el.currentTime;
+      for (;;) {
+        await nextTask();
+        const v = el.currentTime;
+        if (v !== v0 || performance.now() - t > 100) {
+          player = v;
+          room = s.roomPosition();
+          own = s.playerPosition();
+          t = performance.now();
+          break;
+        }
+      }
+    }
+    const h = s.health();
+    return {
+      wall: performance.timeOrigin + t, player, room, own, state: s.state(), kind: s.playerKind,
+      health: h, seeks: h.seeks, mode: h.mode,
+      element: el ? {
+        readyState: el.readyState, paused: el.paused, seeking: el.seeking, networkState: el.networkState,
+        bufferedTo: el.buffered.length ? el.buffered.end(el.buffered.length - 1) : null, currentTime: el.currentTime,
+        seekRetries: s.client.sync && s.client.sync.player.stats ? s.client.sync.player.stats.seekRetries : null,
+      } : null,
+    };
+  });
+}
+
 /** Sends a JSON request to the server; resolves to `{status, body}`. */
 export async function api(base, method, route, body, token) {
   const headers = {};

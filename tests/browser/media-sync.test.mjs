@@ -3,12 +3,14 @@
 // --media-dir), through the media element player and through the page's real
 // YouTube code driving the YT.Player stand-in (tests/browser/fixtures/youtube-standin.js,
 // served as https://www.youtube.com/iframe_api by request interception; nothing
-// leaves the machine). Chromium runs the whole sequence; Firefox each kind of change
-// once on a media file (load and play, seek, rate, pause) and a load on the stand-in,
-// to keep the suite short.
+// leaves the machine). Chromium runs the whole sequence. The second run is a mixed room:
+// a Firefox host, one Firefox and one Chromium listener, each kind of change once on a
+// media file (load and play, seek, rate, pause) and a load on the stand-in, to keep the
+// suite short.
 //
 // After each change the listeners' |player position - room position| and the gap
-// between the two listeners are sampled for a few seconds after 2 s of settling;
+// between the two listeners are sampled for a few seconds after 2 s of settling (a media
+// element read on the element where it moves: helpers.mjs probeElement);
 // the figures are printed (and written to browser-artifacts/media-drift.json). The
 // assertions are generous (P95_BOUND_S) so a loaded 2-core machine never flakes;
 // the real figures are bench/sync.mjs's.
@@ -18,15 +20,19 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  startServer, launchBrowser, openPage, waitFor, joinAsListener, api, fmtMs, ARTIFACTS, Engine, ENGINES,
+  startServer, launchBrowser, openPage, waitFor, joinAsListener, api, fmtMs, ARTIFACTS, Engine, probeElement,
 } from './helpers.mjs';
 import { mediaDir } from './fixtures/media.mjs';
 
-// Listeners within this of the room and of each other, p95. Firefox's bound is wider:
-// the corrector does not yet learn Firefox's element (its rate changes and seeks land
-// differently), and on a loaded 2-core machine a change has measured up to ~250 ms there.
-// The targets themselves are bench/sync.mjs's (BENCHMARKS.md).
-const P95_BOUND_S = { [Engine.CHROMIUM]: 0.1, [Engine.FIREFOX]: 0.4 };
+// Listeners within this of the room and of each other, p95, in either room: generous, so a
+// loaded 2-core machine does not flake (the targets, 15-20 ms, are bench/sync.mjs's:
+// BENCHMARKS.md).
+const P95_BOUND_S = 0.1;
+/** The runs: one engine throughout, or a mixed room (host and first listener in `engine`, the second in `other`). */
+const RUNS = [
+  { name: 'in chromium', engine: Engine.CHROMIUM, other: null },
+  { name: 'in a mixed room: a Firefox host and listener, a Chromium listener', engine: Engine.FIREFOX, other: Engine.CHROMIUM },
+];
 const SETTLE_MS = 2000; // after the change has reached every listener's player
 const SAMPLE_MS = 2000; // then sampled for this long
 const SAMPLE_EVERY_MS = 50;
@@ -38,6 +44,7 @@ const YT_ID_2 = 'standinBBBB';
 
 let server;
 let browser;
+let otherBrowser;
 let engine;
 let media;
 let host;
@@ -59,29 +66,21 @@ before(async () => {
 after(async () => {
   fs.writeFileSync(path.join(ARTIFACTS, 'media-drift.json'), `${JSON.stringify(report, null, 2)}\n`);
   if (browser) await browser.close();
+  if (otherBrowser) await otherBrowser.close();
   if (server) await server.stop();
   if (media) media.remove();
 });
 
-/** openPage, and the URLs that failed (a 404 in page.errors names none). */
-async function open() {
-  const page = await openPage(browser, { youtubeStandin: true });
+/** openPage (in `inBrowser`), and the URLs that failed (a 404 in page.errors names none). */
+async function open(inBrowser = browser) {
+  const page = await openPage(inBrowser, { youtubeStandin: true });
   page.failedUrls = [];
   page.on('response', (res) => { if (res.status() >= 400) page.failedUrls.push(`${res.status()} ${res.url()}`); });
   return page;
 }
 
-/** One instant of a page: its player and the room, read in one evaluation. */
-function probeOne(page) {
-  return page.evaluate(() => {
-    const s = window.syncroom;
-    return {
-      wall: performance.timeOrigin + performance.now(),
-      player: s.playerPosition(), room: s.roomPosition(), state: s.state(), kind: s.playerKind,
-      health: s.health(), lat: s.client.sync ? [s.client.sync.seekLatency, s.client.sync.seekLead, s.client.sync.bursts] : null,
-    };
-  });
-}
+/** One instant of a page: its player (a media element read where it moves) and the room. */
+const probeOne = probeElement;
 
 /** How far two pages' players are apart, brought to one instant. */
 function pairGap(a, b) {
@@ -118,7 +117,7 @@ async function step(t, label, act, expect, kind) {
     const probes = [];
     for (const page of listeners) probes.push(await probeOne(page));
     for (const p of probes) vsRoom.push(Math.abs(p.player - p.room));
-    if (process.env.DEBUG_SYNC) console.log(label, probes.map((p) => `${((p.player - p.room) * 1000).toFixed(0)}ms ${p.health.mode} r${p.health.rate} s${p.health.seeks} ${JSON.stringify(p.lat)}`).join(' | '));
+    if (process.env.DEBUG_SYNC) console.log(label, probes.map((p) => `${((p.player - p.room) * 1000).toFixed(0)}ms ${p.health.mode} r${p.health.rate} s${p.health.seeks}`).join(' | '));
     vsEach.push(pairGap(probes[0], probes[1]));
     await new Promise((r) => setTimeout(r, SAMPLE_EVERY_MS));
   }
@@ -138,8 +137,8 @@ async function step(t, label, act, expect, kind) {
   t.diagnostic(`${label} [${kind}, ${engine}]: listener↔room p50 ${fmtMs(row.vs_room_p50_ms / 1000)} p95 ${fmtMs(row.vs_room_p95_ms / 1000)}; `
     + `listener↔listener p50 ${fmtMs(row.vs_listener_p50_ms / 1000)} p95 ${fmtMs(row.vs_listener_p95_ms / 1000)}; `
     + `seeks while sampling ${row.seeks_while_sampling}`);
-  assert.ok(row.vs_room_p95_ms <= P95_BOUND_S[engine] * 1000, `${label}: listener↔room p95 ${row.vs_room_p95_ms.toFixed(1)} ms`);
-  assert.ok(row.vs_listener_p95_ms <= P95_BOUND_S[engine] * 1000, `${label}: listener↔listener p95 ${row.vs_listener_p95_ms.toFixed(1)} ms`);
+  assert.ok(row.vs_room_p95_ms <= P95_BOUND_S * 1000, `${label}: listener↔room p95 ${row.vs_room_p95_ms.toFixed(1)} ms`);
+  assert.ok(row.vs_listener_p95_ms <= P95_BOUND_S * 1000, `${label}: listener↔listener p95 ${row.vs_listener_p95_ms.toFixed(1)} ms`);
 }
 
 const command = (body) => async () => {
@@ -147,11 +146,12 @@ const command = (body) => async () => {
   assert.equal(res.status, 200, `${JSON.stringify(body)}: ${JSON.stringify(res.body)}`);
 };
 
-for (const name of ENGINES) {
-  describe(`in ${name}`, () => {
+for (const run of RUNS) {
+  describe(run.name, () => {
     before(async () => {
-      engine = name;
-      browser = await launchBrowser(engine);
+      engine = run.other ? `${run.engine}+${run.other}` : run.engine;
+      browser = await launchBrowser(run.engine);
+      otherBrowser = run.other ? await launchBrowser(run.other) : null;
       host = null;
       listeners = [];
       roomId = null;
@@ -160,7 +160,9 @@ for (const name of ENGINES) {
 
     after(async () => {
       if (browser) await browser.close();
+      if (otherBrowser) await otherBrowser.close();
       browser = null;
+      otherBrowser = null;
     });
 
     test('a host and two listeners on the YouTube stand-in and on media files', { timeout: 150000 }, async (t) => {
@@ -174,8 +176,8 @@ for (const name of ENGINES) {
       roomId = await host.evaluate(() => window.syncroom.roomId);
       hostToken = await host.evaluate((id) => localStorage.getItem(`syncroom:host:${id}`), roomId);
       assert.equal(await host.evaluate(() => window.syncroom.playerKind), 'youtube');
-      for (const name of ['Lee', 'Mo']) {
-        const page = await open();
+      for (const [i, name] of ['Lee', 'Mo'].entries()) {
+        const page = await open(i === 1 && otherBrowser ? otherBrowser : browser);
         await joinAsListener(page, server.url, roomId, name, { query: '?player=youtube' });
         listeners.push(page);
       }
@@ -191,8 +193,8 @@ for (const name of ENGINES) {
       }));
       assert.equal(boxes[1], boxes[0], 'the media link box is styled like the YouTube link box');
 
-      // Chromium runs every step; Firefox one change of each kind, on the media element.
-      const full = engine === Engine.CHROMIUM;
+      // Chromium runs every step; the mixed room one change of each kind, on the media element.
+      const full = !run.other;
 
       // 1. A YouTube item: the page's real YouTube code drives the stand-in.
       const isYt = (st) => st.video_id === YT_ID;

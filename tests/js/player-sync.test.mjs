@@ -534,3 +534,56 @@ describe('PlayerSync: a late joiner on a player that takes time to start and to 
     assert.equal(sync.mode, 'nudging', `drift ${drift()}`);
   });
 });
+
+describe('PlayerSync: fine bursts on a player whose rate changes cost position', () => {
+  /** Like Chromium's element: each change away from 1× loses `cost` seconds of position at once. */
+  class CostlyRates extends FakePlayer {
+    constructor(cost) { super(); this.cost = cost; }
+
+    setPlaybackRate(r) {
+      const away = r !== 1 && r !== this.rate;
+      super.setPlaybackRate(r);
+      if (away && this.state === PlayerState.PLAYING) this.rebase(this.raw() - this.cost);
+    }
+  }
+
+  const fine = { fineBursts: true, nudgeStart: 0.008, nudgeStop: 0.002 };
+
+  function attachCostly(cost) {
+    attach();
+    sync.stop();
+    player = new CostlyRates(cost);
+    sync = new PlayerSync(player, {
+      state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+    }, { interval: 1e9, correction: fine });
+  }
+
+  test('learns what a rate pair costs and closes a drift with one pair sized for it, without seeking', () => {
+    attachCostly(0.02);
+    sync.roomChanged();
+    run(2000);
+    let worst = 0;
+    for (let i = 0; i < 4; i += 1) {
+      // The player slips 25 ms behind (a stall); each time it is closed by a rate pair.
+      player.rebase(player.raw() - 0.025);
+      run(3000);
+      worst = Math.abs(drift());
+    }
+    assert.ok(Math.abs(sync.rateChangeCost - 0.02) < 0.008, `learned cost ${sync.rateChangeCost}`);
+    assert.ok(worst < 0.015, `drift after the last slip ${worst}`);
+    assert.equal(sync.seeks, 0);
+    assert.ok(sync.nudges >= 4, `fine bursts ${sync.nudges}`);
+  });
+
+  test('a player whose rate changes cost nothing learns no cost and closes a slip in one pair', () => {
+    attachCostly(0);
+    sync.roomChanged();
+    run(2000);
+    player.rebase(player.raw() - 0.025);
+    const before = sync.nudges;
+    run(3000);
+    assert.ok(Math.abs(drift()) < 0.012, `drift ${drift()}`);
+    assert.ok(Math.abs(sync.rateChangeCost) < 0.005, `learned cost ${sync.rateChangeCost}`);
+    assert.ok(sync.nudges - before <= 2, `pairs ${sync.nudges - before}`);
+  });
+});
