@@ -558,8 +558,9 @@ async fn a_stream_that_ends_takes_its_vote_away_on_three_nodes() {
 
 async fn votes_are_refused_while_vote_skip_is_off(nodes: Nodes) {
     let (room, host, _) = nodes.next().create_room(json!({ "video_id": VIDEO })).await;
-    let mut streams = listeners(&nodes, &room, 1).await;
-    let token = streams.remove(0).1;
+    // The stream stays open to the end: a stream that has ended casts no vote.
+    let streams = listeners(&nodes, &room, 1).await;
+    let token = streams[0].1.clone();
     let body = assert_error(vote(&nodes, &room, &token).await, 400, "invalid_command").await;
     drop(body);
     let off = vote(&nodes, &room, &token).await;
@@ -609,6 +610,7 @@ async fn votes_are_refused_while_vote_skip_is_off(nodes: Nodes) {
     let other_room = nodes.next().create_room(json!({})).await.0;
     assert_error(vote(&nodes, &other_room, &token).await, 403, "forbidden").await;
     assert_eq!(vote_ok(&nodes, &room, &token).await["counted"], true);
+    drop(streams);
 }
 
 #[tokio::test]
