@@ -655,6 +655,9 @@ async fn killing_a_node_loses_no_room(shared: &Shared) {
     let mut stream = doomed.app.events(&room).await;
     stream.expect_snapshot().await;
     let before = doomed.app.get_room(&room).await;
+    // The doomed node's listener is counted before it dies: otherwise the
+    // count below could be right at once, having proved nothing.
+    survivor.wait_listeners(&room, 1).await;
 
     doomed.child.kill().expect("SIGKILL the node");
     let _ = doomed.child.wait();
