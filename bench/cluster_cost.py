@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""What a room command costs Redis over a Redis Cluster, counted, not timed.
+"""What a room command costs Redis over a Redis Cluster: counted, and with
+--latency, what waiting for a replica adds to its answer.
 
 Starts a cluster of 3 primaries + 3 replicas (redis-server --cluster-enabled,
 redis-cli --cluster create) on free ports, and 4 syncroom nodes on it
@@ -21,6 +22,15 @@ Counts do not depend on the machine's speed. CPU is not measured (noise with
 ten processes on two cores).
 
     bench/cluster_cost.py [--commands 200]
+
+With --latency, it times instead what --redis-wait-replicas costs a command:
+one syncroom node on the same cluster, one room, one listener, SEEKS seeks
+sent one after the other, and the p50/p99 of the POST /commands answer as the
+client sees it. The node is restarted for each run, alternating
+--redis-wait-replicas 0 and 1 (RUNS runs of each, 0 first): on a shared,
+noisy machine only alternation makes the two comparable. Use a release build.
+
+    bench/cluster_cost.py --latency [--seeks 300] [--runs 3]
 
 Uses the newer of target/release/syncroom and target/debug/syncroom
 (SYNCROOM_BIN overrides). Not part of scripts/test.
@@ -183,9 +193,106 @@ def report(title, counts, x_shard, n):
         print(f"  {port} ({role}): {total} commands per X command {shown}")
 
 
+def start_syncroom(binary, seeds, tmp, extra=()):
+    """One syncroom node on the cluster, ready; returns (port, process)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--listen", f"127.0.0.1:{port}", "--redis-cluster", seeds,
+         "--rooms-per-minute", "1000", "--rooms-burst", "1000",
+         "--max-rooms-per-client", "1000", "--commands-per-minute", "100000",
+         "--commands-burst", "100000", *extra],
+        stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/syncroom-{port}.log", "w"))
+    deadline = time.time() + 20
+    while True:
+        try:
+            if request(port, "GET", "/readyz")[0] == 200:
+                return port, proc
+        except OSError:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            with open(f"{tmp}/syncroom-{port}.log") as log:
+                sys.exit(f"syncroom on {port} never became ready:\n{log.read()[-2000:]}")
+        time.sleep(0.1)
+
+
+def percentile(sorted_ms, p):
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * p / 100))]
+
+
+def latency_run(binary, seeds, tmp, wait, seeks, shards):
+    """p50/p99 (ms) of a seek's answer on a fresh node with --redis-wait-replicas `wait`,
+    and the WAITs the primaries took per timed seek (0 or 1: the setting did act)."""
+    port, proc = start_syncroom(binary, seeds, tmp, ["--redis-wait-replicas", str(wait)])
+    stop = threading.Event()
+    try:
+        status, body = request(port, "POST", "/api/rooms", {"video_id": "dQw4w9WgXcQ"})
+        assert status == 201, (status, body)
+        room, token = body["room_id"], body["host_token"]
+        listen(port, room, stop)
+        time.sleep(0.5)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+
+        def seek(position):
+            started = time.perf_counter()
+            conn.request("POST", f"/api/rooms/{room}/commands",
+                         json.dumps({"type": "seek", "position": position}), headers)
+            response = conn.getresponse()
+            response.read()
+            took = (time.perf_counter() - started) * 1000
+            assert response.status == 200, response.status
+            return took
+
+        for i in range(20):  # warm-up: connections, scripts loaded, caches
+            seek(i + 1)
+        reset(shards)
+        times = sorted(seek(i + 21) for i in range(seeks))
+        waits = sum(counts.get("wait", 0) for counts in stats(shards).values())
+        conn.close()
+        return percentile(times, 50), percentile(times, 99), waits / seeks
+    finally:
+        stop.set()
+        proc.kill()
+        proc.wait()
+
+
+def wait_replicas_attached(owners):
+    """Until every primary has its replica online, so that WAIT 1 can be answered."""
+    deadline = time.time() + 30
+    while not all("connected_slaves:1" in (info := cli(port, "INFO", "replication"))
+                  and "state=online" in info for port in owners):
+        if time.time() > deadline:
+            sys.exit("a primary has no replica online")
+        time.sleep(0.1)
+
+
+def latency(binary, seeds, tmp, seeks, runs, shards):
+    print(f"--redis-wait-replicas 0 and 1 alternating, {runs} runs each, {seeks} seeks a run, "
+          f"one node, one room, one listener ({os.path.basename(os.path.dirname(binary))} build)")
+    results = {0: [], 1: []}
+    for _ in range(runs):
+        for wait in (0, 1):
+            load = os.getloadavg()[0]
+            p50, p99, waits = latency_run(binary, seeds, tmp, wait, seeks, shards)
+            results[wait].append((p50, p99))
+            print(f"  wait-replicas {wait}: p50 {p50:.2f} ms  p99 {p99:.2f} ms  "
+                  f"WAIT per seek {waits:.2f}  (load average {load:.2f})", flush=True)
+    for wait, found in results.items():
+        p50s = sorted(r[0] for r in found)
+        p99s = sorted(r[1] for r in found)
+        print(f"wait-replicas {wait}: p50 median of runs {p50s[len(p50s) // 2]:.2f} ms "
+              f"(range {p50s[0]:.2f}-{p50s[-1]:.2f}), p99 median {p99s[len(p99s) // 2]:.2f} ms "
+              f"(range {p99s[0]:.2f}-{p99s[-1]:.2f})")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--commands", type=int, default=200)
+    parser.add_argument("--latency", action="store_true",
+                        help="time commands with --redis-wait-replicas 0 and 1 instead")
+    parser.add_argument("--seeks", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     built = [p for p in (f"{ROOT}/target/release/syncroom", f"{ROOT}/target/debug/syncroom")
              if os.path.exists(p)]
@@ -201,26 +308,15 @@ def main():
         seed = nodes[0][0]
         owners = primaries(seed)
         seeds = ",".join(f"redis://127.0.0.1:{p}" for p, _ in nodes)
-        http_ports = [free_port() for _ in range(4)]
-        for port in http_ports:
-            procs.append(subprocess.Popen(
-                [binary, "--listen", f"127.0.0.1:{port}", "--redis-cluster", seeds,
-                 "--rooms-per-minute", "1000", "--rooms-burst", "1000",
-                 "--max-rooms-per-client", "1000", "--commands-per-minute", "100000",
-                 "--commands-burst", "100000"],
-                stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/syncroom-{port}.log", "w")))
-        for port in http_ports:
-            deadline = time.time() + 20
-            while True:
-                try:
-                    if request(port, "GET", "/readyz")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                if time.time() > deadline:
-                    with open(f"{tmp}/syncroom-{port}.log") as log:
-                        sys.exit(f"syncroom on {port} never became ready:\n{log.read()[-2000:]}")
-                time.sleep(0.1)
+        if args.latency:
+            wait_replicas_attached(owners)
+            latency(binary, seeds, tmp, args.seeks, args.runs, list(owners))
+            return
+        http_ports = []
+        for _ in range(4):
+            port, proc = start_syncroom(binary, seeds, tmp)
+            http_ports.append(port)
+            procs.append(proc)
         # Rooms until X and one room on each other shard are known.
         rooms = {}
         for i in range(60):

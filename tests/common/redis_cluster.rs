@@ -63,9 +63,24 @@ impl RedisCluster {
     }
 
     /// A cluster that does not fail a stalled primary over for 15 s, so that a
-    /// test can stall a shard and wake it with its role unchanged.
+    /// test can stall a shard and wake it with its role unchanged. It is
+    /// joined with the short node timeout and given the long one once settled:
+    /// nodes gossip more often the shorter it is, and joined with the long one
+    /// the cluster takes about 10 s to agree on its replicas instead of 3.
     pub async fn start_slow_to_fail_over() -> Self {
-        Self::start_with(SLOW_NODE_TIMEOUT_MS).await
+        let cluster = Self::start_with(NODE_TIMEOUT_MS).await;
+        for port in cluster.live_ports() {
+            let () = query(
+                port,
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("cluster-node-timeout")
+                    .arg(SLOW_NODE_TIMEOUT_MS),
+            )
+            .await
+            .expect("CONFIG SET cluster-node-timeout");
+        }
+        cluster
     }
 
     async fn start_with(node_timeout_ms: &str) -> Self {
