@@ -50,6 +50,12 @@ pub(crate) trait Store: Send + Sized + 'static {
     /// The room's listeners over every node, with `here` listening on this one.
     fn listeners_with(&self, here: usize) -> u64;
 
+    /// Whether the votes as heard agree with [`Store::listeners_with`]: not
+    /// while votes of streams that ended here are being taken back elsewhere.
+    fn votes_settled(&self) -> bool {
+        true
+    }
+
     /// Those taking part in the open ready gate, as its quorum counts them.
     fn gate_listeners(&self, core: &Core) -> u64;
 
@@ -307,6 +313,9 @@ pub(crate) fn check_gate<S: Store>(store: &mut S, core: &mut Core) {
 /// Skips the loaded item when the votes are enough with the listeners over
 /// every node (once per item; the room decides again when it commits).
 pub(crate) fn check_votes<S: Store>(store: &mut S, core: &mut Core) {
+    if !store.votes_settled() {
+        return;
+    }
     let listeners = store.listeners_with(core.hub.listeners());
     let skip = core.votes.skip();
     let Some(item) = core.room.vote_skip_met(skip, listeners) else {

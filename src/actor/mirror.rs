@@ -12,6 +12,7 @@
 //! all of them); the heartbeat also forgets the expired reports there.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +127,7 @@ pub fn spawn(
         reported_gate: 0,
         starts: context.settings.starts,
         reporting: Arc::default(),
+        taking_back: Arc::default(),
     };
     let mut core = Core::new(room, hub, context);
     // Listeners that join see it in their snapshot; nobody here needs an event.
@@ -167,6 +169,26 @@ struct Link {
     starts: StartPolicy,
     /// Held by the listener-count report under way.
     reporting: Arc<tokio::sync::Mutex<()>>,
+    /// Take-backs of votes of streams that ended here, under way. Until they
+    /// land, this node's own count is already without those streams but the
+    /// votes it heard still hold theirs: it must not find the votes enough.
+    taking_back: Arc<AtomicUsize>,
+}
+
+/// One take-back of votes under way (see [`Link::taking_back`]), until dropped.
+struct TakingBack(Arc<AtomicUsize>);
+
+impl TakingBack {
+    fn new(link: &Link) -> Self {
+        link.taking_back.fetch_add(1, Ordering::AcqRel);
+        Self(link.taking_back.clone())
+    }
+}
+
+impl Drop for TakingBack {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Link {
@@ -305,6 +327,10 @@ struct Mirror {
 impl Store for Mirror {
     fn listeners_with(&self, here: usize) -> u64 {
         self.link.listeners_now(here)
+    }
+
+    fn votes_settled(&self) -> bool {
+        self.link.taking_back.load(Ordering::Acquire) == 0
     }
 
     fn gate_listeners(&self, _core: &Core) -> u64 {
@@ -812,13 +838,16 @@ impl Mirror {
         let room_id = core.room.room_id.clone();
         let counts = core.hub.status.clone();
         let gone = std::mem::take(&mut self.votes_gone);
+        let taking_back = (!gone.is_empty()).then(|| TakingBack::new(&link));
         let item = core.room.item_since;
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
             // older count would stand until the next heartbeat).
             let _turn = link.reporting.lock().await;
-            forget_votes(&link, &room_id, item, gone).await;
+            if let Some(taking_back) = taking_back {
+                forget_votes(&link, &room_id, item, gone, taking_back).await;
+            }
             let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
             // A failed report is retried by the next heartbeat; it also means the
             // feed may be silently gone (a dead link sends no disconnection), so
@@ -897,11 +926,12 @@ impl Mirror {
         }
         let gone = std::mem::take(&mut self.votes_gone);
         let link = self.link.clone();
+        let taking_back = TakingBack::new(&link);
         let room_id = core.room.room_id.clone();
         let item = core.room.item_since;
         tokio::spawn(async move {
             let _turn = link.reporting.lock().await;
-            forget_votes(&link, &room_id, item, gone).await;
+            forget_votes(&link, &room_id, item, gone, taking_back).await;
         });
     }
 
@@ -962,11 +992,26 @@ impl Mirror {
 /// Takes back the votes of streams that ended, in batches. A vote that could
 /// not be taken back (the store away) stays until the item changes: votes are
 /// kept per item.
-async fn forget_votes(link: &Link, room_id: &str, item: u64, gone: Vec<String>) {
+/// Takes back the votes of streams that ended here; then, the take-back over,
+/// the mirror checks the votes again as they now stand (a check it skipped
+/// meanwhile may have been due).
+async fn forget_votes(
+    link: &Link,
+    room_id: &str,
+    item: u64,
+    gone: Vec<String>,
+    taking_back: TakingBack,
+) {
+    let mut skip = None;
     for batch in gone.chunks(FORGET_BATCH) {
         let forget = VoteChange::Forget(batch.to_vec());
-        if link.shared.vote(room_id, item, forget).await.is_err() {
-            return;
+        match link.shared.vote(room_id, item, forget).await {
+            Ok((_, now)) => skip = Some(now),
+            Err(Unavailable) => break,
         }
+    }
+    drop(taking_back);
+    if let Some(skip) = skip {
+        link.deliver(Feed::Votes { item, skip }).await;
     }
 }

@@ -36,10 +36,7 @@ impl Redis {
                 if let Ok(Some(_)) = redis.child.try_wait() {
                     break; // the port was taken meanwhile: try another
                 }
-                if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-                {
+                if answers_as(port, redis.child.id()).await {
                     return redis;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -62,10 +59,7 @@ impl Redis {
         }
         self.child = spawn_server(self.port, &self._dir.0);
         let deadline = Instant::now() + START_BOUND;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
+        while !answers_as(self.port, self.child.id()).await {
             assert!(Instant::now() < deadline, "redis-server did not restart");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -83,6 +77,36 @@ impl Redis {
             .expect("run kill");
         assert!(status.success(), "kill -{name} redis");
     }
+}
+
+/// Whether the Redis answering on `port` is the process `pid`: a free port can
+/// be taken by another process between the test picking it and its server
+/// binding it, and a connection that succeeds proves only that someone listens.
+async fn answers_as(port: u16, pid: u32) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let wanted = format!("process_id:{pid}\r\n");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read_all = async {
+        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") && seen.len() < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), read_all).await;
+    String::from_utf8_lossy(&seen).contains(&wanted)
 }
 
 impl Drop for Redis {
