@@ -33,7 +33,7 @@ use crate::room::gate::{GateProgress, ReadyTally};
 use crate::room::members::Member;
 use crate::room::state::{Access, GateSettings, Room, RoomView};
 use crate::room::sync::{DriftReport, SyncAnnouncer, SyncSummary};
-use crate::room::votes::{VoteProgress, VoteTally};
+use crate::room::votes::{VoteProgress, VoteTally, VOTES_OFF};
 use crate::room::Inputs;
 
 /// Pause before a start or end of an item that changed nothing is tried
@@ -114,7 +114,7 @@ pub(crate) trait Store: Send + Sized + 'static {
         respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
     );
 
-    /// A listener's vote to skip the loaded item: counted, and the votes checked.
+    /// A listener's vote to skip the loaded item (vote skip is on): counted, and the votes checked.
     fn vote(
         &mut self,
         core: &mut Core,
@@ -556,12 +556,27 @@ impl<S: Store> RoomActor<S> {
                 respond_to,
             } => store.sync_report(core, stream, report, respond_to),
             Request::Kicked { stream, respond_to } => store.kicked(core, stream, respond_to),
-            Request::Vote { stream, respond_to } => store.vote(core, stream, respond_to),
+            Request::Vote { stream, respond_to } => vote(store, core, stream, respond_to),
             Request::Feed(feed) => store.feed(core, feed),
             // Answered above.
             Request::View { .. } | Request::Subscribe { .. } | Request::Resync { .. } => {}
         }
     }
+}
+
+/// A vote to skip the loaded item: refused while the room has vote skip off
+/// (in either store), else counted by the store.
+fn vote<S: Store>(
+    store: &mut S,
+    core: &mut Core,
+    stream: String,
+    respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
+) {
+    if !core.room.vote_skip.is_on() {
+        let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
+        return;
+    }
+    store.vote(core, stream, respond_to);
 }
 
 /// The requests the room alone decides, committed like any change: chat,

@@ -28,7 +28,7 @@ use crate::room::members::Member;
 use crate::room::moderation::KickedStreams;
 use crate::room::state::{Inputs, Room};
 use crate::room::sync::{DriftReport, SyncBoard, SyncSummary};
-use crate::room::votes::{VoteProgress, VOTES_OFF};
+use crate::room::votes::VoteProgress;
 use crate::store::RoomStore;
 
 /// Starts the actor of a room kept here and returns its handle. `store`: where
@@ -213,10 +213,6 @@ impl Store for Here {
         respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
     ) {
         let settings = core.room.vote_skip;
-        if !settings.is_on() {
-            let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
-            return;
-        }
         // A stream that ended took its vote back: its token, still valid, adds none.
         let counted = core.hub.is_streaming(&stream)
             && core.room.state.source.is_some()

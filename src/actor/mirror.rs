@@ -36,7 +36,7 @@ use crate::room::gate::GateProgress;
 use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
 use crate::room::state::{Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{DriftReport, SyncChange, SyncSummary, SyncTaken};
-use crate::room::votes::{VoteChange, VoteProgress, VOTES_OFF};
+use crate::room::votes::{VoteChange, VoteProgress};
 
 /// A mirror with no listeners here goes after this long idle; the room itself
 /// lives on in the shared store until its own TTL.
@@ -945,10 +945,6 @@ impl Mirror {
         respond_to: oneshot::Sender<Result<VoteProgress, RoomError>>,
     ) {
         let settings = core.room.vote_skip;
-        if !settings.is_on() {
-            let _ = respond_to.send(Err(CommandError::InvalidCommand(VOTES_OFF.into()).into()));
-            return;
-        }
         let listeners = self.link.listeners_now(core.hub.listeners());
         let (skip, item) = (core.votes.skip(), core.room.item_since);
         if core.room.state.source.is_none() {
