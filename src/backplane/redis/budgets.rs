@@ -210,37 +210,34 @@ impl RedisBackplane {
                     .map_err(unavailable)
             })
             .await?;
-        let stale: Vec<String> = stream::iter(members)
-            .map(|id| {
-                let mut conn = self.commands.clone();
-                async move {
-                    let field = match budget {
-                        Budget::Creator => "c",
-                        Budget::Persistent => "p",
-                    };
-                    let value: Option<String> = self
-                        .bounded(async {
-                            conn.hget(keys::room(&id), field).await.map_err(unavailable)
-                        })
-                        .await?;
-                    let counts = match budget {
-                        Budget::Creator => value.as_deref() == Some(key),
-                        Budget::Persistent => value.as_deref() == Some("1"),
-                    };
-                    Ok::<_, Unavailable>((!counts).then_some(id))
-                }
-            })
-            .buffer_unordered(CLEANUP_CONCURRENCY)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .filter_map(Result::transpose)
-            .collect::<Result<_, _>>()?;
-        if stale.is_empty() {
+        let stale = which_gone(members, |id| {
+            let mut conn = self.commands.clone();
+            async move {
+                let field = match budget {
+                    Budget::Creator => "c",
+                    Budget::Persistent => "p",
+                };
+                let value: Option<String> = self
+                    .bounded(async { conn.hget(keys::room(&id), field).await.map_err(unavailable) })
+                    .await?;
+                let counts = match budget {
+                    Budget::Creator => value.as_deref() == Some(key),
+                    Budget::Persistent => value.as_deref() == Some("1"),
+                };
+                Ok((!counts).then_some(id))
+            }
+        })
+        .await?;
+        self.remove_members(key, stale).await
+    }
+
+    /// Removes `members` from the sorted set `key` (nothing to do for none).
+    async fn remove_members(&self, key: &str, members: Vec<String>) -> Result<(), Unavailable> {
+        if members.is_empty() {
             return Ok(());
         }
         let mut conn = self.commands.clone();
-        self.bounded(async { conn.zrem(key, stale).await.map_err(unavailable) })
+        self.bounded(async { conn.zrem(key, members).await.map_err(unavailable) })
             .await
     }
 
@@ -264,21 +261,11 @@ impl RedisBackplane {
             let ids: Vec<String> = self
                 .bounded(async { conn.zrange(&key, 0, -1).await.map_err(unavailable) })
                 .await?;
-            let gone: Vec<String> = stream::iter(ids)
-                .map(|id| async move { self.exists(&id).await.map(|yes| (!yes).then_some(id)) })
-                .buffer_unordered(CLEANUP_CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-                .into_iter()
-                .filter_map(Result::transpose)
-                .collect::<Result<_, _>>()?;
-            if !gone.is_empty() {
-                let mut conn = self.commands.clone();
-                self.bounded(async {
-                    conn.zrem::<_, _, ()>(&key, gone).await.map_err(unavailable)
-                })
-                .await?;
-            }
+            let gone = which_gone(ids, |id| async move {
+                self.exists(&id).await.map(|yes| (!yes).then_some(id))
+            })
+            .await?;
+            self.remove_members(&key, gone).await?;
         }
         Ok(())
     }
@@ -361,4 +348,21 @@ impl RedisBackplane {
         // The next presence report of any node serving the room writes it again.
         let _ = written;
     }
+}
+
+/// Of `ids`, those `gone` answers with (`Some(id)`), asked `CLEANUP_CONCURRENCY`
+/// at a time; the first failure fails the lot.
+async fn which_gone<F, Fut>(ids: Vec<String>, gone: F) -> Result<Vec<String>, Unavailable>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, Unavailable>>,
+{
+    stream::iter(ids)
+        .map(gone)
+        .buffer_unordered(CLEANUP_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .filter_map(Result::transpose)
+        .collect()
 }
