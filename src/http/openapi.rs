@@ -116,7 +116,9 @@ impl Modify for HostToken {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "The `host_token` a room's creation answered, shown only then.",
+                        "The `host_token` a room's creation answered (shown only then), or a \
+                         co-host's `cohost_token` where the room's permissions give the action \
+                         to co-hosts.",
                     ))
                     .build(),
             ),
