@@ -177,6 +177,15 @@ export function deleteChat(roomId, chatVersion, token, baseUrl = '') {
   return sendCommand(roomId, { type: 'delete_chat', chat_version: chatVersion }, token, baseUrl);
 }
 
+/**
+ * Ends one listener's event stream (`kick`, group `moderate`), named by its stream id (from
+ * its `hello`, or the room's `members`). Its token is refused from then on; a reload joins
+ * again with a new stream. Resolves to `{version, room}` (the room does not change).
+ */
+export function kick(roomId, stream, token, baseUrl = '') {
+  return sendCommand(roomId, { type: 'kick', stream }, token, baseUrl);
+}
+
 const cohostsPath = (roomId) => `/api/rooms/${encodeURIComponent(roomId)}/cohosts`;
 
 /**

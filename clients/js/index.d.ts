@@ -309,6 +309,8 @@ export declare function sendChat(roomId: string, name: string, text: string, bas
 export declare function setPermissions(roomId: string, permissions: Partial<Permissions>, hostToken: string, baseUrl?: string): Promise<CommandResult>;
 /** Group `moderate`: removes the kept chat message sent as `chatVersion` (`404` when not kept). */
 export declare function deleteChat(roomId: string, chatVersion: number, token: string | null, baseUrl?: string): Promise<CommandResult>;
+/** Group `moderate`: ends the listener's stream `stream` (its `hello` id, as in `members`); its token is refused from then on. */
+export declare function kick(roomId: string, stream: string, token: string | null, baseUrl?: string): Promise<CommandResult>;
 /** Host only: makes a co-host; the token is shown only here. */
 export declare function addCohost(roomId: string, name: string, hostToken: string, baseUrl?: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
 /** Host only: the room's co-hosts, oldest first, never their tokens. */
@@ -640,7 +642,7 @@ export interface SyncRoomEventMap {
   chat_deleted: CustomEvent<{ version: number; chat_version: number; server_time: number }>;
   vote_skip: CustomEvent<{ version: number; vote_skip: VoteSkip; server_time: number }>;
   votes: CustomEvent<Votes & { server_time: number }>;
-  /** This stream was kicked by a moderator: it ends next; a reload opens a new one. */
+  /** This stream was kicked by a moderator: it ends next, and the room stops (it does not reconnect); a reload opens a new one. */
   kicked: CustomEvent<{ server_time: number }>;
   /** Who's here changed: apply to the room's `members` (`left` are stream ids), at most one a second. */
   members: CustomEvent<{ joined: Member[]; left: string[]; unnamed: number }>;
@@ -731,6 +733,8 @@ export declare class SyncRoom extends EventTarget {
   setPermissions(permissions: Partial<Permissions>): Promise<CommandResult>;
   /** Group `moderate`. */
   deleteChat(chatVersion: number): Promise<CommandResult>;
+  /** Group `moderate`: ends that listener's stream (a stream id of `members`). */
+  kick(stream: string): Promise<CommandResult>;
   /** Host only. */
   addCohost(name: string): Promise<{ cohost_id: string; cohost_token: string; name: string }>;
   /** Host only. */

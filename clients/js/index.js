@@ -22,7 +22,7 @@ export { VERSION } from './version.js';
 export {
   ApiError, request, createRoom, listRooms, getRoom, sendCommand, sendChat, deleteRoom,
   resetHostToken, reportSync, sendReady, listMedia, mediaArtUrl, queueAdd, queueAddAll, setQueueMode,
-  setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost, cohostLink,
+  setPersistent, setPermissions, deleteChat, kick, addCohost, listCohosts, revokeCohost, cohostLink,
   setVoteSkip, sendVote,
 } from './api.js';
 export { Group, Who, roomPermissions, admits, deriveControl } from './permissions.js';

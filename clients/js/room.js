@@ -82,6 +82,9 @@
  * - `start`    — `{starts_at}`: a pending start's moment came (the player was started)
  * - `ready`    — the gate's progress after this page reported its item ready
  * - `closed`   — `{version?, reason}`: `deleted`, `expired` or `not_found`; the client stops
+ * - `kicked`   — `{server_time}`: a moderator ended this stream (`kick`); the client stops and
+ *   does not reconnect (a reload joins again, as a new stream)
+ * - `members`  — `{joined, left, unnamed}`: who's here changed (apply to `room.room.members`)
  * - `connection` — `{status}`: `connecting`, `live`, `reconnecting`, `closed`
  * - `health`   — the same object as {@link SyncRoom#health}, a few times a second
  * - `localchange` — `{type, position?, rate?}`: the person used the player's own controls
@@ -111,7 +114,7 @@ import { roomPosition as computeRoomPosition, DriftWindow, effectiveState } from
 import { SyncReporter, displayName } from './sync-report.js';
 import {
   ApiError, getRoom, sendCommand, sendChat, deleteRoom, resetHostToken, sendReady, queueAdd, queueAddAll,
-  setQueueMode, setPersistent, setPermissions, deleteChat, addCohost, listCohosts, revokeCohost,
+  setQueueMode, setPersistent, setPermissions, deleteChat, kick, addCohost, listCohosts, revokeCohost,
   setVoteSkip, sendVote,
 } from './api.js';
 import { roomPermissions, admits, Group, Who } from './permissions.js';
@@ -452,7 +455,10 @@ export class SyncRoom extends EventTarget {
     for (const type of NOTICE_EVENTS) {
       es.addEventListener(type, (e) => {
         const data = parse(e.data);
-        if (data && this._es === es) this._emit(type, data);
+        if (!data || this._es !== es) return;
+        this._emit(type, data);
+        // A kicked stream ends next: the room must not reconnect by itself (a reload may).
+        if (type === 'kicked') this.stop();
       });
     }
   }
@@ -737,6 +743,11 @@ export class SyncRoom extends EventTarget {
   /** Removes the chat message sent as `chatVersion` (group `moderate`). */
   deleteChat(chatVersion) {
     return deleteChat(this.roomId, chatVersion, this.token, this.baseUrl);
+  }
+
+  /** Ends the listener's stream `stream` (a stream id of the room's `members`; group `moderate`). */
+  kick(stream) {
+    return kick(this.roomId, stream, this.token, this.baseUrl);
   }
 
   /** Makes a co-host named `name`; resolves to `{cohost_id, cohost_token, name}` (host only). */

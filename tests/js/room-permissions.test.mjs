@@ -11,7 +11,7 @@ import http from 'node:http';
 import { SyncRoom } from '../../clients/js/room.js';
 import { roomPermissions, admits, deriveControl, Who } from '../../clients/js/permissions.js';
 import {
-  addCohost, listCohosts, revokeCohost, setPermissions, deleteChat, sendChat, cohostLink,
+  addCohost, listCohosts, revokeCohost, setPermissions, deleteChat, kick, sendChat, cohostLink,
 } from '../../clients/js/api.js';
 
 /** An EventSource whose events the test sends. */
@@ -125,6 +125,19 @@ test('cohosts and chat_deleted events update the room and reach listeners', () =
   assert.equal(host.room.room.version, 9);
 });
 
+test('a kicked room tells its listeners and stops: it does not reconnect by itself', () => {
+  const [, , anyone] = followers({
+    room_id: 'r1', version: 3, control: 'host', permissions: custom, cohosts: [], state, queue: [], listeners: 1, chat: [],
+  });
+  const kicked = [];
+  anyone.room.addEventListener('kicked', (e) => kicked.push(e.detail.server_time));
+  const opened = ScriptedEventSource.opened.length;
+  anyone.es.send('kicked', '', { server_time: 42 });
+  assert.deepEqual(kicked, [42]);
+  assert.equal(anyone.es.readyState, 2, 'the stream is closed by the client');
+  assert.equal(ScriptedEventSource.opened.length, opened, 'and not opened again');
+});
+
 test('the co-host, permission and chat calls send what the API names, with the token', async () => {
   const got = [];
   const server = http.createServer((req, res) => {
@@ -146,6 +159,7 @@ test('the co-host, permission and chat calls send what the API names, with the t
     assert.equal(await revokeCohost('r 1', 'c1', HOST, base), null);
     await setPermissions('r 1', { playback: 'cohost' }, HOST, base);
     await deleteChat('r 1', 12, COHOST, base);
+    await kick('r 1', 'f'.repeat(32), COHOST, base);
     await sendChat('r 1', 'Bo', 'hi', base, COHOST);
     await sendChat('r 1', 'Cy', 'yo', base);
   } finally {
@@ -158,6 +172,7 @@ test('the co-host, permission and chat calls send what the API names, with the t
     { method: 'DELETE', url: '/api/rooms/r%201/cohosts/c1', auth: bearer(HOST), body: null },
     { method: 'POST', url: '/api/rooms/r%201/commands', auth: bearer(HOST), body: { type: 'permissions', permissions: { playback: 'cohost' } } },
     { method: 'POST', url: '/api/rooms/r%201/commands', auth: bearer(COHOST), body: { type: 'delete_chat', chat_version: 12 } },
+    { method: 'POST', url: '/api/rooms/r%201/commands', auth: bearer(COHOST), body: { type: 'kick', stream: 'f'.repeat(32) } },
     { method: 'POST', url: '/api/rooms/r%201/chat', auth: bearer(COHOST), body: { name: 'Bo', text: 'hi' } },
     { method: 'POST', url: '/api/rooms/r%201/chat', auth: null, body: { name: 'Cy', text: 'yo' } },
   ]);
