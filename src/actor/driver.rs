@@ -508,11 +508,25 @@ impl<S: Store> RoomActor<S> {
     fn on_listeners_changed(&mut self) {
         let (core, store) = (&mut self.core, &mut self.store);
         let closed = core.hub.status.take_closed_streams();
+        // A stream that ended counts for nothing any more: its readiness and
+        // its vote go with it (a shared store takes them back there too).
+        for stream in &closed {
+            core.tally.forget(stream);
+            core.votes.forget(stream);
+        }
         let listeners = core.hub.on_listeners_changed();
         store.listeners_changed(core, listeners, closed);
     }
 
     fn handle(&mut self, request: Request) {
+        // A report names a stream: a stream that ended before it is followed
+        // first (its count, readiness and vote gone), so that its report
+        // cannot count with the listeners already counted without it.
+        if matches!(request, Request::Ready { .. } | Request::Vote { .. })
+            && self.core.hub.status.has_closed_streams()
+        {
+            self.on_listeners_changed();
+        }
         let (core, store) = (&mut self.core, &mut self.store);
         let Some(request) = store.refuse_read(request) else {
             return;

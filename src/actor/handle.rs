@@ -200,6 +200,14 @@ impl RoomStatus {
         }
     }
 
+    /// Whether streams closed that the actor has not followed yet.
+    pub(crate) fn has_closed_streams(&self) -> bool {
+        match self.closed_streams.lock() {
+            Ok(list) => !list.is_empty(),
+            Err(poisoned) => !poisoned.into_inner().is_empty(),
+        }
+    }
+
     /// The streams that closed since the last call.
     pub(crate) fn take_closed_streams(&self) -> Vec<String> {
         match self.closed_streams.lock() {

@@ -194,7 +194,9 @@ impl Store for Here {
         ready_gate: u64,
         respond_to: oneshot::Sender<Result<GateProgress, RoomError>>,
     ) {
-        let counted = core.tally.report(ready_gate, stream);
+        // A stream that ended took its readiness along: its token, still
+        // valid, reports nothing.
+        let counted = core.hub.is_streaming(&stream) && core.tally.report(ready_gate, stream);
         if counted {
             check_gate(self, core);
         }
@@ -278,7 +280,6 @@ impl Store for Here {
         self.announce(core, listeners);
         for stream in &closed {
             self.sync_board.forget(stream);
-            core.votes.forget(stream);
         }
         core.hub.forget_streams(&closed);
         self.refresh_sync(core);

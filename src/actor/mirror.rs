@@ -32,7 +32,7 @@ use crate::room::command::CommandError;
 use crate::room::command::{Command, CommandRequest};
 use crate::room::error::RoomError;
 use crate::room::event::{CloseReason, Event, Frame};
-use crate::room::gate::GateProgress;
+use crate::room::gate::{GateProgress, ReadyChange};
 use crate::room::members::{Member, MAX_SHOWN_MEMBERS};
 use crate::room::state::{Inputs, Room, RoomView, StartPolicy};
 use crate::room::sync::{DriftReport, SyncChange, SyncSummary, SyncTaken};
@@ -137,6 +137,7 @@ pub fn spawn(
     let mirror = Mirror {
         link,
         votes_gone: Vec::new(),
+        ready_gone: Vec::new(),
         pending: BTreeMap::new(),
         catching_up: false,
         catch_up_retry_at: None,
@@ -305,6 +306,8 @@ struct Mirror {
     link: Link,
     /// Streams that ended here whose votes are to be taken back.
     votes_gone: Vec<String>,
+    /// Streams that ended here while a gate was open: their readiness goes.
+    ready_gone: Vec<String>,
     /// Events past a gap, waiting for it to be filled.
     pending: BTreeMap<u64, (Event, Option<std::time::Instant>)>,
     /// A catch-up read is under way.
@@ -496,6 +499,11 @@ impl Store for Mirror {
 
     fn listeners_changed(&mut self, core: &mut Core, listeners: Option<u64>, closed: Vec<String>) {
         self.take_votes_back(core, &closed);
+        if core.room.state.ready_gate.is_some()
+            && self.ready_gone.len() < MAX_CLOSED_STREAMS_PENDING
+        {
+            self.ready_gone.extend_from_slice(&closed);
+        }
         let gate_changed = core.hub.status.gate_listeners() as u64 != self.link.reported_gate;
         if listeners.is_some() || gate_changed {
             self.report_listeners(core);
@@ -840,6 +848,7 @@ impl Mirror {
         let gone = std::mem::take(&mut self.votes_gone);
         let taking_back = (!gone.is_empty()).then(|| TakingBack::new(&link));
         let item = core.room.item_since;
+        let ready_gone = self.take_ready_gone(core);
         tokio::spawn(async move {
             // One report at a time, each with the counts as they are when its turn
             // comes: two spawned reports must not land in the wrong order (the
@@ -847,6 +856,10 @@ impl Mirror {
             let _turn = link.reporting.lock().await;
             if let Some(taking_back) = taking_back {
                 forget_votes(&link, &room_id, item, gone, taking_back).await;
+            }
+            // Likewise, a readiness goes before the count without its stream.
+            if let Some((gate, streams)) = ready_gone {
+                forget_ready(&link, &room_id, gate, streams).await;
             }
             let (count, gate_count) = (counts.listeners(), counts.gate_listeners());
             // A failed report is retried by the next heartbeat; it also means the
@@ -886,20 +899,17 @@ impl Mirror {
         let settings = core.room.gate(link.starts.gate);
         let inputs_at = link.inputs(core.hub.status.gate_listeners());
         tokio::spawn(async move {
-            let reply = match link
-                .shared
-                .report_ready(&room_id, ready_gate, &stream)
-                .await
-            {
-                Ok((ready, listeners)) => {
-                    if settings.met(ready, listeners) {
+            let report = ReadyChange::Report(stream);
+            let reply = match link.shared.report_ready(&room_id, ready_gate, report).await {
+                Ok((counted, ready, listeners)) => {
+                    if counted && settings.met(ready, listeners) {
                         link.release_gate(&room_id, ready_gate, inputs_at).await;
                     }
                     Ok(GateProgress {
                         ready_gate: Some(ready_gate),
                         ready,
                         listeners,
-                        counted: true,
+                        counted,
                     })
                 }
                 Err(unavailable) => Err(RoomError::from(unavailable)),
@@ -916,23 +926,39 @@ impl Mirror {
         }
     }
 
-    /// Takes back the votes of streams that ended (spawned; the change comes
-    /// back on the feed). In the turn of the listener-count reports: a vote
-    /// must be gone before the count without its stream reaches other nodes,
-    /// or they could find the votes enough that no longer are.
+    /// Takes back the votes, and the readiness, of streams that ended
+    /// (spawned; the change comes back on the feed). In the turn of the
+    /// listener-count reports: a vote must be gone before the count without
+    /// its stream reaches other nodes, or they could find the votes enough
+    /// that no longer are (a readiness, the quorum).
     fn forget_votes_gone(&mut self, core: &mut Core) {
-        if self.votes_gone.is_empty() {
+        let ready_gone = self.take_ready_gone(core);
+        if self.votes_gone.is_empty() && ready_gone.is_none() {
             return;
         }
         let gone = std::mem::take(&mut self.votes_gone);
         let link = self.link.clone();
-        let taking_back = TakingBack::new(&link);
+        let taking_back = (!gone.is_empty()).then(|| TakingBack::new(&link));
         let room_id = core.room.room_id.clone();
         let item = core.room.item_since;
         tokio::spawn(async move {
             let _turn = link.reporting.lock().await;
-            forget_votes(&link, &room_id, item, gone, taking_back).await;
+            if let Some(taking_back) = taking_back {
+                forget_votes(&link, &room_id, item, gone, taking_back).await;
+            }
+            if let Some((gate, streams)) = ready_gone {
+                forget_ready(&link, &room_id, gate, streams).await;
+            }
         });
+    }
+
+    /// The streams that ended here while a gate was open, with the gate open
+    /// now, whose readiness they take back (none when no gate is open any
+    /// more: no count is left to correct).
+    fn take_ready_gone(&mut self, core: &Core) -> Option<(u64, Vec<String>)> {
+        let gone = std::mem::take(&mut self.ready_gone);
+        let gate = core.room.state.ready_gate?;
+        (!gone.is_empty()).then_some((gate, gone))
     }
 
     /// A listener's vote to skip the loaded item: counted in the shared store
@@ -982,6 +1008,23 @@ impl Mirror {
             };
             let _ = respond_to.send(reply);
         });
+    }
+}
+
+/// Takes back the readiness of streams that ended, in batches (the progress
+/// comes back on the feed). One that could not be taken back (the store
+/// away) stays until the gate closes, at its deadline at the latest.
+async fn forget_ready(link: &Link, room_id: &str, gate: u64, gone: Vec<String>) {
+    for batch in gone.chunks(FORGET_BATCH) {
+        let forget = ReadyChange::Forget(batch.to_vec());
+        if link
+            .shared
+            .report_ready(room_id, gate, forget)
+            .await
+            .is_err()
+        {
+            break;
+        }
     }
 }
 

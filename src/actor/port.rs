@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use crate::room::command::CommandError;
 pub use crate::room::error::{RoomError, Unavailable};
 use crate::room::event::Event;
+use crate::room::gate::ReadyChange;
 use crate::room::members::Member;
 use crate::room::state::Room;
 use crate::room::sync::{SyncChange, SyncSummary, SyncTaken};
@@ -114,14 +115,16 @@ pub trait SharedRooms: Send + Sync + 'static {
         gate_count: usize,
     ) -> PortFuture<'a, Result<u64, Unavailable>>;
 
-    /// Counts event stream `stream` ready for the room's gate `ready_gate`;
-    /// answers (ready, taking part) over every node, and tells every node.
+    /// Counts an event stream ready for the room's gate `ready_gate`, or takes
+    /// back the readiness of streams that ended (their tokens then report
+    /// nothing); answers whether a report counted and (ready, taking part)
+    /// over every node, and tells every node of a change ([`Feed::Gate`]).
     fn report_ready<'a>(
         &'a self,
         room_id: &'a str,
         ready_gate: u64,
-        stream: &'a str,
-    ) -> PortFuture<'a, Result<(u64, u64), Unavailable>>;
+        change: ReadyChange,
+    ) -> PortFuture<'a, Result<(bool, u64, u64), Unavailable>>;
 
     /// A secret every node of the cluster holds, agreed when the node joined:
     /// it signs what one node issues and another must check (stream tokens).

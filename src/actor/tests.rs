@@ -179,6 +179,7 @@ on_both_stores!(
     an_item_at_its_end_gives_way_to_the_next_in_the_queue,
     a_scheduled_start_happens_at_its_moment,
     the_ready_gate_opens_once_its_quorum_is_ready,
+    a_ready_stream_that_leaves_takes_its_readiness_along,
     an_idle_room_expires_after_its_ttl,
     metadata_that_arrives_later_reaches_the_room_without_a_token,
 );
@@ -250,8 +251,7 @@ async fn a_scheduled_start_happens_at_its_moment(store: Store) {
 async fn the_ready_gate_opens_once_its_quorum_is_ready(store: Store) {
     let node = Node::start(store, Duration::from_secs(3600)).await;
     let (handle, token) = node.room().await;
-    let mut listener = handle.subscribe(None).await.expect("subscribed");
-    listener.guard.set_stream("stream-1".into());
+    let mut listener = listen(&handle, "stream-1").await;
     listener.guard.join_ready_gate();
     let loaded = send(&handle, &token, video(Some(600.0), false)).await;
     let gate = loaded
@@ -274,6 +274,70 @@ async fn the_ready_gate_opens_once_its_quorum_is_ready(store: Store) {
         started.state.updated_at < deadline_start,
         "{store:?}: before the deadline"
     );
+}
+
+/// A listener of `stream` (the id its token would carry), as an event stream opens one.
+async fn listen(handle: &RoomHandle, stream: &str) -> super::handle::Subscription {
+    let info = super::handle::ListenerInfo {
+        stream: stream.into(),
+        name: None,
+    };
+    handle.subscribe_as(None, info).await.expect("subscribed")
+}
+
+async fn a_ready_stream_that_leaves_takes_its_readiness_along(store: Store) {
+    let node = Node::start(store, Duration::from_secs(3600)).await;
+    let (handle, token) = node.room().await;
+    // Everyone must be ready, and the deadline is far: only reports start it.
+    let all = Command::ReadyGate {
+        quorum: 100,
+        deadline_ms: 30_000,
+    };
+    send(&handle, &token, all).await;
+    let mut leaving = listen(&handle, "stream-1").await;
+    leaving.guard.join_ready_gate();
+    let mut staying = listen(&handle, "stream-2").await;
+    staying.guard.join_ready_gate();
+    let loaded = send(&handle, &token, video(Some(600.0), false)).await;
+    let gate = loaded.state.ready_gate.expect("a gate is open");
+    let progress = handle
+        .ready("stream-1".into(), gate)
+        .await
+        .expect("counted");
+    assert!(progress.counted, "{store:?}: {progress:?}");
+    // The ready one leaves: one of one would be everyone, but it took its
+    // readiness along, and its token (still valid) reports nothing more.
+    drop(leaving);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let again = handle
+            .ready("stream-1".into(), gate)
+            .await
+            .expect("answered");
+        if !again.counted && again.ready == 0 && again.listeners == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{store:?}: the leaver still counts: {again:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = handle.view().await.expect("the room answers");
+    assert_eq!(
+        waiting.state.ready_gate,
+        Some(gate),
+        "{store:?}: still waiting"
+    );
+    let progress = handle
+        .ready("stream-2".into(), gate)
+        .await
+        .expect("counted");
+    assert!(progress.counted, "{store:?}: {progress:?}");
+    let started = until(&handle, "the gate opens", |view| !view.state.paused).await;
+    assert_eq!(started.state.ready_gate, None, "{store:?}");
+    drop(staying);
 }
 
 async fn an_idle_room_expires_after_its_ttl(store: Store) {

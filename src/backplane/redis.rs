@@ -13,7 +13,8 @@
 //!   and the totals over live nodes (`_total`, `_gate`);
 //! - `syncroom:{id}:chat`, the last chat messages; `syncroom:{id}:ready:<gate>`;
 //!   `syncroom:{id}:kicked` and `syncroom:{id}:gone`, the streams kicked and
-//!   the streams that ended (sorted sets, bounded);
+//!   the streams that ended (sorted sets, bounded; [`READY`] and [`VOTES`]
+//!   take an ended stream's readiness and vote back and refuse its token);
 //! - `syncroom:{id}:sync`, a hash stream id → `p95_ms:received_at_ms:buffering:name` (the
 //!   listeners' drift reports, whichever node took them), and
 //!   `syncroom:{id}:sync-summary`, their summary as last published ([`SYNC`]);
@@ -82,6 +83,7 @@ use crate::actor::port::{
     Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::event::{Event, EventKind};
+use crate::room::gate::ReadyChange;
 use crate::room::members::Member;
 use crate::room::moderation::{is_stream_id, MAX_KICKED};
 use crate::room::state::ChatMessage;
@@ -117,7 +119,8 @@ const COMMIT: &str = include_str!("lua/commit.lua");
 /// Records one node's listener count and answers the total over live nodes
 /// (and what the node needs to keep the listing and the creator's set).
 const PRESENCE: &str = include_str!("lua/presence.lua");
-/// Counts a stream ready for a room's gate; answers {ready, taking part}.
+/// Counts a stream ready for a room's gate, or takes back the readiness of
+/// streams that ended; answers {counted, ready, taking part}.
 const READY: &str = include_str!("lua/ready.lua");
 /// Reserves a room's place in a budget set (see [`budgets`]).
 const RESERVE: &str = include_str!("lua/reserve.lua");
@@ -180,9 +183,9 @@ mod keys {
         format!("{ROOM_PREFIX}{room_id}}}:votes:{item}")
     }
 
-    /// The streams that ended while vote skip was on (a sorted set by end
-    /// time, newest `MAX_KICKED` kept, expiring like the votes): their tokens
-    /// add no vote.
+    /// The streams that ended while vote skip was on or a ready gate open (a
+    /// sorted set by end time, newest `MAX_KICKED` kept, expiring like the
+    /// votes): their tokens add no vote and report no readiness.
     pub fn gone(room_id: &str) -> String {
         format!("{ROOM_PREFIX}{room_id}}}:gone")
     }
@@ -1440,31 +1443,42 @@ impl RedisBackplane {
         }
     }
 
-    /// Counts `stream` ready for the room's gate `ready_gate`; answers (ready,
-    /// taking part) over every node, and publishes the progress.
+    /// Counts a stream ready for the room's gate `ready_gate`, or takes back
+    /// the readiness of streams that ended (remembered as gone: their tokens
+    /// report nothing more); answers whether a report counted, and (ready,
+    /// taking part) over every node; a change is published as progress.
     pub async fn report_ready(
         &self,
         room_id: &str,
         ready_gate: u64,
-        stream: &str,
-    ) -> Result<(u64, u64), Unavailable> {
+        change: ReadyChange,
+    ) -> Result<(bool, u64, u64), Unavailable> {
         let mut conn = self.commands.clone();
-        let (ready, listeners): (i64, i64) = self
-            .bounded(async {
-                self.ready
-                    .key(keys::ready(room_id, ready_gate))
-                    .key(keys::listeners(room_id))
-                    .arg(stream)
-                    .arg(READY_TTL.as_millis() as u64)
-                    .arg(ready_gate)
-                    .arg(keys::feed(room_id))
-                    .arg(self.layout.publish())
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-        Ok((ready.max(0) as u64, listeners.max(0) as u64))
+        let mut invocation = self.ready.key(keys::ready(room_id, ready_gate));
+        invocation
+            .key(keys::listeners(room_id))
+            .key(keys::gone(room_id))
+            .arg(READY_TTL.as_millis() as u64)
+            .arg(ready_gate)
+            .arg(keys::feed(room_id))
+            .arg(self.layout.publish());
+        let streams = match change {
+            ReadyChange::Report(stream) => {
+                invocation.arg("report");
+                vec![stream]
+            }
+            ReadyChange::Forget(streams) => {
+                invocation.arg("forget");
+                streams
+            }
+        };
+        invocation
+            .arg(MAX_KICKED)
+            .arg(VOTES_TTL.as_millis() as u64)
+            .arg(streams);
+        let (counted, ready, listeners): (i64, i64, i64) =
+            self.run_script(&invocation, &mut conn).await?;
+        Ok((counted > 0, ready.max(0) as u64, listeners.max(0) as u64))
     }
 
     /// Casts or takes back votes to skip the room's item `item`; answers
@@ -1706,10 +1720,10 @@ impl SharedRooms for RedisBackplane {
         &'a self,
         room_id: &'a str,
         ready_gate: u64,
-        stream: &'a str,
-    ) -> PortFuture<'a, Result<(u64, u64), Unavailable>> {
+        change: ReadyChange,
+    ) -> PortFuture<'a, Result<(bool, u64, u64), Unavailable>> {
         Box::pin(RedisBackplane::report_ready(
-            self, room_id, ready_gate, stream,
+            self, room_id, ready_gate, change,
         ))
     }
 

@@ -30,6 +30,15 @@ pub struct GateProgress {
     pub counted: bool,
 }
 
+/// A change to the ready streams of a gate kept in a backplane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadyChange {
+    /// This stream reports the gated item ready.
+    Report(String),
+    /// These streams ended: their readiness goes, and they report nothing more.
+    Forget(Vec<String>),
+}
+
 impl GateSettings {
     /// Whether `ready` of `listeners` is the quorum. Nobody to wait for is one.
     pub fn met(&self, ready: u64, listeners: u64) -> bool {
@@ -73,9 +82,18 @@ impl ReadyTally {
         true
     }
 
-    /// The backplane counted `ready` streams ready for `gate` (over every node).
+    /// A stream ended: its readiness goes with it (the pages still there may
+    /// or may not be the quorum without it).
+    pub fn forget(&mut self, stream: &str) {
+        if self.ready.remove(stream) {
+            self.pending = true;
+        }
+    }
+
+    /// The backplane counted `ready` streams ready for `gate` (over every
+    /// node). Exactly as heard: the count falls when a ready stream leaves.
     pub fn heard(&mut self, gate: u64, ready: u64) {
-        if self.gate == Some(gate) && ready > self.heard {
+        if self.gate == Some(gate) && ready != self.heard {
             self.heard = ready;
             self.pending = true;
         }
@@ -147,5 +165,24 @@ mod tests {
         assert_eq!(tally.ready(), 1);
         tally.follow(Some(9));
         assert_eq!(tally.ready(), 0);
+    }
+
+    #[test]
+    fn a_stream_that_leaves_takes_its_readiness_along() {
+        let mut tally = ReadyTally::default();
+        tally.follow(Some(7));
+        tally.report(7, "a".into());
+        tally.report(7, "b".into());
+        tally.forget("a");
+        tally.forget("c");
+        assert_eq!(tally.ready(), 1);
+        // Heard from the backplane: the count falls too.
+        let mut shared = ReadyTally::default();
+        shared.follow(Some(7));
+        shared.heard(7, 2);
+        shared.heard(7, 1);
+        assert_eq!(shared.ready(), 1);
+        shared.heard(6, 5);
+        assert_eq!(shared.ready(), 1, "another gate's count is not this one's");
     }
 }
