@@ -113,7 +113,8 @@ function describeError(err) {
  * the host"); a co-host's token refused outright means the host revoked it.
  */
 function refusalText(err) {
-  const named = /^(\w+) is for (.+)$/.exec(err.message || '');
+  // "queue_edit is for the host", and without a token "…: send `Authorization: …`".
+  const named = /^(\w+) is for ([^:]+)/.exec(err.message || '');
   if (named && GROUP_WORDS[named[1]]) return `${GROUP_WORDS[named[1]]} is for ${named[2]}.`;
   if (err.code === 'forbidden' && ui.room && ui.room.role === Who.COHOST) {
     forgetCohost();

@@ -320,7 +320,9 @@ impl Here {
         let took = matches!(request.command, Command::Persistent { persistent: true })
             && !was_persistent
             && {
-                core.room.authorize(token, request.command.access())?;
+                let command = &request.command;
+                core.room
+                    .authorize_for(token, command.access(), command.type_name())?;
                 core.context
                     .persistent
                     .take()

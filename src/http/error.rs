@@ -260,7 +260,7 @@ fn rejected_parts(error: &CommandError) -> (StatusCode, ErrorCode, Option<u64>) 
             (StatusCode::BAD_REQUEST, ErrorCode::InvalidCommand, None)
         }
         CommandError::InvalidValue(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidValue, None),
-        CommandError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None),
+        CommandError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, None),
         CommandError::Forbidden => (StatusCode::FORBIDDEN, ErrorCode::Forbidden, None),
         CommandError::TooManyPersistent => {
             (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, None)

@@ -17,8 +17,10 @@ pub enum CommandError {
     InvalidCommand(String),
     #[error("{0}")]
     InvalidValue(String),
-    #[error("this action needs the room's host token: send `Authorization: Bearer <host_token>`")]
-    Unauthorized,
+    /// No token where one is needed: `401 unauthorized`, naming what was
+    /// asked and who may.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("the host token does not match this room")]
     Forbidden,
     #[error("the room is at version {actual}, not the expected {expected}")]

@@ -177,7 +177,13 @@ mod tests {
         room.change_cohosts(Some("host"), &add("Ann", "a"), 1)
             .unwrap();
         let cases = [
-            (None, Err(CommandError::Unauthorized)),
+            (
+                None,
+                Err(CommandError::Unauthorized(
+                    "co-host management is for the host: send `Authorization: Bearer <host_token>`"
+                        .into(),
+                )),
+            ),
             (Some("wrong"), Err(CommandError::Forbidden)),
             (
                 Some("a"),

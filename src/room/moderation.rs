@@ -91,7 +91,7 @@ mod tests {
             let got = match decided {
                 Ok(events) => Ok(events.len()),
                 Err(CommandError::NotFound(_)) => Err("not_found"),
-                Err(CommandError::Unauthorized) => Err("unauthorized"),
+                Err(CommandError::Unauthorized(_)) => Err("unauthorized"),
                 Err(other) => panic!("{other:?}"),
             };
             assert_eq!(got, expected, "{token:?} {version}");
@@ -133,7 +133,7 @@ mod tests {
         for (token, expected) in cases {
             let got = match room.decide(token, None, kick(), &Inputs::at(3)) {
                 Ok(events) => Ok(events.len()),
-                Err(CommandError::Unauthorized) => Err("unauthorized"),
+                Err(CommandError::Unauthorized(_)) => Err("unauthorized"),
                 Err(other) => panic!("{other:?}"),
             };
             assert_eq!(got, expected, "{token:?}");

@@ -132,6 +132,19 @@ impl Who {
             Who::Anyone => "anyone",
         }
     }
+
+    /// The refusal of a request that came without a token: what it asked
+    /// for, who may, and how to send a token.
+    fn token_needed(self, what: &str) -> CommandError {
+        let token = match self {
+            Who::Host => "<host_token>",
+            Who::Cohost | Who::Anyone => "<token>",
+        };
+        CommandError::Unauthorized(format!(
+            "{what} is for {}: send `Authorization: Bearer {token}`",
+            self.described()
+        ))
+    }
 }
 
 /// Who a request comes from, by its token.
@@ -236,7 +249,7 @@ impl Permissions {
             return Ok(());
         }
         match caller {
-            Caller::Anyone => Err(CommandError::Unauthorized),
+            Caller::Anyone => Err(who.token_needed(group.name())),
             Caller::Host | Caller::Cohost => Err(CommandError::NotPermitted(format!(
                 "{} is for {}",
                 group.name(),
@@ -280,7 +293,7 @@ impl Permissions {
 pub fn check_host_only(caller: Caller, what: &str) -> Result<(), CommandError> {
     match caller {
         Caller::Host => Ok(()),
-        Caller::Anyone => Err(CommandError::Unauthorized),
+        Caller::Anyone => Err(Who::Host.token_needed(what)),
         Caller::Cohost => Err(CommandError::NotPermitted(format!(
             "{what} is for the host"
         ))),
@@ -360,13 +373,24 @@ mod tests {
     fn the_check_gives_each_caller_what_its_group_allows() {
         use Caller as C;
         let forbidden = |m: &str| Err(CommandError::NotPermitted(m.into()));
+        let unauthorized = |m: &str| Err(CommandError::Unauthorized(m.into()));
         let cases = [
             (Who::Host, C::Host, Ok(())),
             (Who::Host, C::Cohost, forbidden("skip is for the host")),
-            (Who::Host, C::Anyone, Err(CommandError::Unauthorized)),
+            (
+                Who::Host,
+                C::Anyone,
+                unauthorized("skip is for the host: send `Authorization: Bearer <host_token>`"),
+            ),
             (Who::Cohost, C::Host, Ok(())),
             (Who::Cohost, C::Cohost, Ok(())),
-            (Who::Cohost, C::Anyone, Err(CommandError::Unauthorized)),
+            (
+                Who::Cohost,
+                C::Anyone,
+                unauthorized(
+                    "skip is for the host and co-hosts: send `Authorization: Bearer <token>`",
+                ),
+            ),
             (Who::Anyone, C::Host, Ok(())),
             (Who::Anyone, C::Cohost, Ok(())),
             (Who::Anyone, C::Anyone, Ok(())),

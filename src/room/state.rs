@@ -311,14 +311,14 @@ impl Room {
             Access::HostOnly | Access::Server => check_host_only(caller, what),
         };
         match checked {
-            Err(CommandError::Unauthorized) if wrong => Err(CommandError::Forbidden),
+            Err(CommandError::Unauthorized(_)) if wrong => Err(CommandError::Forbidden),
             other => other.map(|()| caller),
         }
     }
 
     /// [`Room::authorize_for`] for calls that are not commands.
     pub fn authorize(&self, token: Option<&str>, access: Access) -> Result<(), CommandError> {
-        self.authorize_for(token, access, "this").map(|_| ())
+        self.authorize_for(token, access, "this action").map(|_| ())
     }
 
     /// The `expected_version` guard: refuses unless the room is at `expected`.
@@ -1255,10 +1255,10 @@ mod tests {
             Err(CommandError::Forbidden)
         );
         assert_eq!(room.authorize(Some("fresh"), Access::HostOnly), Ok(()));
-        assert_eq!(
+        assert!(matches!(
             room.authorize(None, Access::HostOnly),
-            Err(CommandError::Unauthorized)
-        );
+            Err(CommandError::Unauthorized(_))
+        ));
     }
 
     /// A room with a start lead and a gate, `gate_listeners` pages taking part, and
@@ -1752,7 +1752,9 @@ mod tests {
         let mut room = room();
         assert_eq!(
             room.authorize(None, Access::Group(Group::Playback)),
-            Err(CommandError::Unauthorized)
+            Err(CommandError::Unauthorized(
+                "playback is for the host: send `Authorization: Bearer <host_token>`".into()
+            ))
         );
         assert_eq!(
             room.authorize(Some("wrong"), Access::Group(Group::Playback)),
@@ -1772,7 +1774,9 @@ mod tests {
         assert_eq!(room.authorize(None, Access::Group(Group::Playback)), Ok(()));
         assert_eq!(
             room.authorize(None, Access::HostOnly),
-            Err(CommandError::Unauthorized)
+            Err(CommandError::Unauthorized(
+                "this action is for the host: send `Authorization: Bearer <host_token>`".into()
+            ))
         );
         assert_eq!(room.authorize(Some("secret"), Access::HostOnly), Ok(()));
     }
