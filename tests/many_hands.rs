@@ -324,6 +324,35 @@ async fn a_cohost_token_works_until_it_is_revoked(nodes: Nodes) {
     assert_eq!(snapshot["cohosts"], json!([]));
 }
 
+/// `--max-cohosts` bounds a room's co-hosts; a revoked one frees its place.
+#[tokio::test]
+async fn a_room_holds_at_most_max_cohosts_cohosts() {
+    let node = spawn_app(&["--max-cohosts", "2"]).await;
+    let nodes = Nodes::new(vec![node]);
+    let (room, host, _) = nodes.next().create_room(json!({})).await;
+    nodes.add_cohost(&room, &host, "Ann").await;
+    let bo = nodes.add_cohost(&room, &host, "Bo").await;
+    let node = nodes.next();
+    let add = |name: &str| {
+        node.client
+            .post(node.url(&format!("/api/rooms/{room}/cohosts")))
+            .bearer_auth(&host)
+            .json(&json!({ "name": name }))
+            .send()
+    };
+    let full = add("Cy").await.expect("POST cohosts");
+    let body = expect_status(full, 400, "a third").await;
+    assert_error_shape(&body, "invalid_value");
+    assert_eq!(
+        body["error"]["message"],
+        "this room has 2 co-hosts, the most it may have"
+    );
+    let bo_id = bo["cohost_id"].as_str().expect("cohost_id");
+    expect_status(nodes.revoke(&room, &host, bo_id).await, 204, "revoke").await;
+    let again = add("Cy").await.expect("POST cohosts");
+    expect_status(again, 201, "a place freed").await;
+}
+
 #[tokio::test]
 async fn the_permission_table_on_one_node() {
     permission_table(Nodes::new(one_node().await)).await;
