@@ -307,7 +307,12 @@ async fn a_cohost_token_works_until_it_is_revoked(nodes: Nodes) {
         .await;
     expect_status(nodes.revoke(&room, &host, &id).await, 204, "revoke").await;
     let refused = nodes.next().command(&room, Some(&cohost), seek).await;
-    assert_error(refused, 403, "forbidden").await;
+    let body = expect_status(refused, 403, "revoked").await;
+    assert_error_shape(&body, "forbidden");
+    assert_eq!(
+        body["error"]["message"],
+        "this token is neither the room's host token nor a live co-host's"
+    );
     assert_error(nodes.revoke(&room, &host, &id).await, 404, "not_found").await;
     // Each add and revoke was one `cohosts` event (after the commands' states).
     let mut cohost_events = Vec::new();

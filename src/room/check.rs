@@ -21,7 +21,8 @@ pub enum CommandError {
     /// asked and who may.
     #[error("{0}")]
     Unauthorized(String),
-    #[error("the host token does not match this room")]
+    /// A token that is no one's in this room (a revoked co-host's too).
+    #[error("this token is neither the room's host token nor a live co-host's")]
     Forbidden,
     #[error("the room is at version {actual}, not the expected {expected}")]
     VersionConflict { expected: u64, actual: u64 },
