@@ -216,23 +216,51 @@ async fn presence_and_gate_messages_written_with_cjson_keep_their_integers_exact
         "{before_ms} <= {server_time} <= {after_ms}"
     );
 
-    let (ready, listeners): (i64, i64) = redis::Script::new(READY)
-        .key("p:ready:41")
-        .key("p:listeners")
-        .arg("stream-a")
-        .arg(60_000)
-        .arg(41)
-        .arg("p:feed")
-        .arg("PUBLISH")
-        .invoke_async(&mut conn)
-        .await
-        .expect("ready.lua runs");
-    assert_eq!((ready, listeners), (1, 3));
+    assert_eq!(
+        ready_lua(&mut conn, "report", &["stream-a"]).await,
+        (1, 1, 3)
+    );
     let gate = next_message(&mut feed).await;
     assert_eq!(
         gate,
         serde_json::json!({"gate": {"ready_gate": 41, "ready": 1, "listeners": 3}})
     );
+    // A stream that ended takes its readiness along, and reports nothing more.
+    assert_eq!(
+        ready_lua(&mut conn, "forget", &["stream-a"]).await,
+        (0, 0, 3)
+    );
+    let gate = next_message(&mut feed).await;
+    assert_eq!(gate["gate"]["ready"], 0, "{gate}");
+    assert_eq!(
+        ready_lua(&mut conn, "report", &["stream-a"]).await,
+        (0, 0, 3)
+    );
+}
+
+/// Runs ready.lua on gate 41 of room `p`: KEYS ready set, listeners, gone set;
+/// ARGV set ttl, gate, feed, publish command, `op`, the gone set's bound and
+/// ttl, then `streams`. Answers (counted, ready, taking part).
+async fn ready_lua(
+    conn: &mut redis::aio::MultiplexedConnection,
+    op: &str,
+    streams: &[&str],
+) -> (i64, i64, i64) {
+    redis::Script::new(READY)
+        .key("p:ready:41")
+        .key("p:listeners")
+        .key("p:gone")
+        .arg(60_000)
+        .arg(41)
+        .arg("p:feed")
+        .arg("PUBLISH")
+        .arg(op)
+        .arg(1024)
+        .arg(86_400_000)
+        .arg(streams)
+        .invoke_async(conn)
+        .await
+        .expect("ready.lua runs")
 }
 
 async fn redis_now_ms(conn: &mut redis::aio::MultiplexedConnection) -> i64 {
