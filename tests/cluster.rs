@@ -1412,8 +1412,58 @@ async fn a_version_lost_in_a_failover_and_reused_gives_its_listeners_a_snapshot(
         let from = next.json()["version"].as_u64().expect("version");
         assert_gapless_or_resynced(stream, from, 3).await;
     }
-    for node in &nodes {
-        assert_eq!(node.get_room(&room).await["state"]["position"], 333.0);
+    // A client that got the lost version 2 resumes from it: on a node that
+    // saw it, and on one that started after it was lost. Both replay 3 after
+    // a version 2 that is not the one the client has: a snapshot instead.
+    let target = shared.args();
+    let mut args: Vec<&str> = target.iter().map(String::as_str).collect();
+    args.extend(["--redis-timeout", "1"]);
+    let late = spawn_app(&args).await;
+    wait_healthy(&late).await;
+    let resume_at_lost = format!("/api/rooms/{room}/events?last_event_id=2");
+    for node in [&nodes[1], &late] {
+        let mut resumed = open_when_answered(node, &resume_at_lost).await;
+        let first = resumed.expect_versioned().await;
+        assert_eq!(first.event, "snapshot", "{first:?}");
+        assert_eq!(
+            (first.id_num(), first.json()["state"]["position"].as_f64()),
+            (3, Some(333.0))
+        );
+        streams.push(resumed);
+    }
+    // A resume from before the lost version is replayed exactly, as ever.
+    let mut replayed =
+        open_when_answered(&late, &format!("/api/rooms/{room}/events?last_event_id=1")).await;
+    let kept = versions_until(&mut replayed, 3).await;
+    let positions: Vec<_> = kept
+        .iter()
+        .map(|e| {
+            (
+                e.event.as_str(),
+                e.id_num(),
+                e.json()["state"]["position"].as_f64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        [("state", 2, Some(222.0)), ("state", 3, Some(333.0))]
+    );
+    streams.push(replayed);
+    // And everyone goes on to the same final version.
+    let last = late
+        .command_ok(
+            &room,
+            Some(&token),
+            json!({"type": "seek", "position": 444}),
+        )
+        .await;
+    assert_eq!(last["version"], 4);
+    for stream in &mut streams {
+        assert_gapless_or_resynced(stream, 3, 4).await;
+    }
+    for node in nodes.iter().chain([&late]) {
+        assert_eq!(node.get_room(&room).await["state"]["position"], 444.0);
     }
 }
 

@@ -56,6 +56,13 @@ pub(crate) trait Store: Send + Sized + 'static {
         true
     }
 
+    /// Whether a listener at `version` may hold an event the room's history
+    /// no longer has (a shared store that lost it): its resume cannot be
+    /// replayed, and gets a snapshot.
+    fn in_doubt(&self, _version: u64) -> bool {
+        false
+    }
+
     /// Those taking part in the open ready gate, as its quorum counts them.
     fn gate_listeners(&self, core: &Core) -> u64;
 
@@ -528,9 +535,14 @@ impl<S: Store> RoomActor<S> {
             self.on_listeners_changed();
         }
         let (core, store) = (&mut self.core, &mut self.store);
-        let Some(request) = store.refuse_read(request) else {
+        let Some(mut request) = store.refuse_read(request) else {
             return;
         };
+        if let Request::Subscribe { last_event_id, .. } = &mut request {
+            if last_event_id.is_some_and(|seen| store.in_doubt(seen)) {
+                *last_event_id = None;
+            }
+        }
         let now = core.now();
         let (room, sync) = (&core.room, &core.sync);
         let (version, gate) = (room.version, core.context.settings.starts.gate);

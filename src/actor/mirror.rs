@@ -25,7 +25,8 @@ use super::handle::{
 };
 use super::hub::Hub;
 use super::port::{
-    CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, Opened, SharedRooms, Unavailable, HEARTBEAT,
+    CatchUp, Feed, FeedAlarm, FeedRoute, FeedSink, LostVersions, Opened, SharedRooms, Unavailable,
+    HEARTBEAT,
 };
 use super::{ActorContext, INBOX_CAPACITY};
 use crate::room::command::CommandError;
@@ -145,6 +146,7 @@ pub fn spawn(
         reported_at: None,
         others: BTreeMap::new(),
         shared_named: None,
+        lost: opened.lost,
     };
     RoomActor::start(core, mirror, requests_rx);
     handle
@@ -325,6 +327,9 @@ struct Mirror {
     /// This node's named listeners as last told to the others; `None` until
     /// first told (a new mirror says so at once, so the others answer).
     shared_named: Option<Vec<Member>>,
+    /// Versions a listener may hold that the shared history lost (a failover):
+    /// a resume from one of them gets a snapshot.
+    lost: LostVersions,
 }
 
 impl Store for Mirror {
@@ -334,6 +339,10 @@ impl Store for Mirror {
 
     fn votes_settled(&self) -> bool {
         self.link.taking_back.load(Ordering::Acquire) == 0
+    }
+
+    fn in_doubt(&self, version: u64) -> bool {
+        self.lost.contains(version)
     }
 
     fn gate_listeners(&self, _core: &Core) -> u64 {
@@ -667,6 +676,7 @@ impl Mirror {
             Feed::Kick { stream } => {
                 core.hub.kick(&stream, core.now());
             }
+            Feed::Lost(lost) => self.learn_lost(core, &lost),
             Feed::Members {
                 node,
                 members,
@@ -762,6 +772,7 @@ impl Mirror {
             }
         };
         self.out_of_touch = false;
+        self.learn_lost(core, &caught_up.lost);
         let Some(room) = caught_up.room else {
             // The room was deleted (or expired) while this node was not hearing.
             let event = core.room.close(CloseReason::Deleted, core.now());
@@ -800,6 +811,15 @@ impl Mirror {
             self.catching_up = false;
             self.drain_pending(core);
         }
+    }
+
+    /// Keeps the versions the shared history lost, as far back as a resume
+    /// can still be replayed from.
+    fn learn_lost(&mut self, core: &Core, lost: &LostVersions) {
+        self.lost.merge(lost);
+        let window = core.context.settings.history as u64;
+        self.lost
+            .forget_before(core.room.version.saturating_sub(window));
     }
 
     /// Tells the other nodes (spawned); a failure is made good by the next heartbeat.

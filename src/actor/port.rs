@@ -48,6 +48,11 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// Most rooms returned by `GET /api/rooms`.
 pub const LISTING_LIMIT: usize = 100;
 
+/// Most ranges a room keeps in its [`LostVersions`]: past it, the two oldest
+/// become one (a resume between them gets a snapshot it did not need, never a
+/// replay it should not have).
+pub const MAX_LOST_RANGES: usize = 16;
+
 /// "How rooms are shared": everything a node asks of the store that holds the
 /// rooms of the cluster. Every call is bounded in time by the implementation and
 /// answers [`Unavailable`] past it, with nothing changed.
@@ -211,6 +216,8 @@ pub struct Opened {
     pub listeners: u64,
     /// The room's sync summary over every node.
     pub sync: SyncSummary,
+    /// Versions a listener may hold that the shared history lost.
+    pub lost: LostVersions,
 }
 
 /// A committed change: the room after it and its events (none for a no-op).
@@ -228,6 +235,76 @@ pub struct CatchUp {
     /// The shared history no longer continues what the mirror holds (versions
     /// lost in a failover, then reused): it starts over from `room`.
     pub rewritten: bool,
+    /// Versions a listener may hold that the shared history lost, as the
+    /// store has them now (with what this catch-up found, when rewritten).
+    pub lost: LostVersions,
+}
+
+/// Versions whose events some listener may have got although the shared
+/// history no longer has them (lost in a failover, then reused by other
+/// commits). Event ids are versions, so a resume from one of them cannot be
+/// replayed exactly: it gets a snapshot. Inclusive ranges, ascending,
+/// disjoint, at most [`MAX_LOST_RANGES`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LostVersions(Vec<(u64, u64)>);
+
+impl LostVersions {
+    /// The ranges `(first, last)` as given, in any order, overlapping or not.
+    pub fn from_ranges(ranges: &[(u64, u64)]) -> Self {
+        let mut lost = Self::default();
+        for &(first, last) in ranges {
+            lost.add(first, last);
+        }
+        lost
+    }
+
+    /// The ranges `(first, last)`, as they travel and are stored.
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    /// Whether a listener at `version` may hold an event the history lost.
+    pub fn contains(&self, version: u64) -> bool {
+        self.0
+            .iter()
+            .any(|&(first, last)| first <= version && version <= last)
+    }
+
+    /// Adds `first..=last`, joined with the ranges it meets or touches.
+    pub fn add(&mut self, first: u64, last: u64) {
+        if first > last {
+            return;
+        }
+        self.0.push((first, last));
+        self.0.sort_unstable();
+        let mut joined: Vec<(u64, u64)> = Vec::with_capacity(self.0.len());
+        for (first, last) in self.0.drain(..) {
+            match joined.last_mut() {
+                Some(before) if first <= before.1.saturating_add(1) => {
+                    before.1 = before.1.max(last);
+                }
+                _ => joined.push((first, last)),
+            }
+        }
+        while joined.len() > MAX_LOST_RANGES {
+            let (_, last) = joined.remove(1);
+            joined[0].1 = last;
+        }
+        self.0 = joined;
+    }
+
+    /// Adds every range of `other`.
+    pub fn merge(&mut self, other: &LostVersions) {
+        for &(first, last) in &other.0 {
+            self.add(first, last);
+        }
+    }
+
+    /// Forgets the ranges that end before `oldest`: a resume from there is
+    /// older than the history reaches, and gets a snapshot anyway.
+    pub fn forget_before(&mut self, oldest: u64) {
+        self.0.retain(|&(_, last)| last >= oldest);
+    }
 }
 
 /// What a mirror is told, through its inbox.
@@ -260,6 +337,9 @@ pub enum Feed {
     Votes { item: u64, skip: u64 },
     /// A moderator kicked `stream`: the node holding it ends it.
     Kick { stream: String },
+    /// Versions the shared history lost, as a node that delivered them
+    /// recorded them (with every range recorded before).
+    Lost(LostVersions),
     /// Another node's named listeners in the room, counting until
     /// `expires_at` (server ms) unless it says them again.
     Members {
@@ -340,4 +420,34 @@ pub fn busiest_first(rooms: &mut Vec<RoomSummary>) {
             .then_with(|| a.room_id.cmp(&b.room_id))
     });
     rooms.truncate(LISTING_LIMIT);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lost_versions_join_ranges_that_meet_and_know_what_they_hold() {
+        let mut lost = LostVersions::from_ranges(&[(7, 9), (2, 3), (4, 4), (12, 12)]);
+        assert_eq!(lost.ranges(), &[(2, 4), (7, 9), (12, 12)]);
+        assert!(!lost.contains(1) && lost.contains(2) && lost.contains(4));
+        assert!(!lost.contains(5) && !lost.contains(10) && lost.contains(12));
+        lost.merge(&LostVersions::from_ranges(&[(8, 11), (9, 0)]));
+        assert_eq!(lost.ranges(), &[(2, 4), (7, 12)]);
+        lost.forget_before(5);
+        assert_eq!(lost.ranges(), &[(7, 12)]);
+    }
+
+    #[test]
+    fn past_the_most_lost_ranges_kept_the_oldest_become_one_and_lose_no_version() {
+        let ranges: Vec<(u64, u64)> = (0..MAX_LOST_RANGES as u64 + 2)
+            .map(|i| (i * 10, i * 10 + 1))
+            .collect();
+        let lost = LostVersions::from_ranges(&ranges);
+        assert_eq!(lost.ranges().len(), MAX_LOST_RANGES);
+        assert_eq!(lost.ranges()[0], (0, 21));
+        assert!(ranges
+            .iter()
+            .all(|&(first, last)| lost.contains(first) && lost.contains(last)));
+    }
 }

@@ -6,7 +6,8 @@
 //! touches that slot only):
 //! - `syncroom:{id}:room`, a hash: `v` (the version) and `json` (the whole
 //!   [`Room`]: state, queue, control, the host token's *hash*), `p` persistent,
-//!   `pub` public, `c` its creator's set (the name of the key below);
+//!   `pub` public, `c` its creator's set (the name of the key below), `cid` the
+//!   last commit's id and `lost` the versions a failover lost ([`lineage`]);
 //! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
 //!   `<version>-0`: the replayable history, shared by every node;
 //! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms:gate`,
@@ -80,7 +81,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::actor::port::{
     busiest_first, CatchUp, Change, Committed, CreateLimits, CreateOutcome, Feed, FeedRoute,
-    Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
+    LostVersions, Opened, PortFuture, RoomSummary, SharedRooms, Unavailable, LISTING_LIMIT,
 };
 use crate::room::event::{Event, EventKind};
 use crate::room::gate::ReadyChange;
@@ -129,6 +130,10 @@ const RESERVE: &str = include_str!("lua/reserve.lua");
 const SYNC: &str = include_str!("lua/sync.lua");
 /// Casts or takes back votes to skip an item; answers {changed, votes}.
 const VOTES: &str = include_str!("lua/votes.lua");
+/// Records the versions a room's history lost if nobody did meanwhile
+/// (compare-and-set) and publishes them: {1 written, 0 changed meanwhile, -1
+/// room gone; the value now}.
+const LOST: &str = include_str!("lua/lost.lua");
 
 /// The key layout, written once: every key of a room shares its `{room_id}`
 /// hash tag. The keys that span rooms and differ with the topology are in
@@ -251,6 +256,12 @@ enum FeedMessage {
         members: Vec<Member>,
         expires_at: i64,
     },
+    /// The versions the room's history lost (ranges, first and last), as
+    /// recorded in its hash. Older nodes log it as unreadable: a resume there
+    /// from a lost version is replayed.
+    Lost {
+        versions: Vec<(u64, u64)>,
+    },
 }
 
 /// An event as it travels between nodes: the [`Event`]'s fields, and the id of
@@ -324,6 +335,10 @@ type Routes = Arc<DashMap<Arc<str>, FeedRoute>>;
 
 /// A room hash's `json` and `cid` fields, as `HMGET` answers them.
 type JsonAndCid = (Option<String>, Option<String>);
+/// A room hash's `json`, `cid` and `lost` fields, as `HMGET` answers them.
+type JsonCidLost = (Option<String>, Option<String>, Option<String>);
+/// Each version's commit id as Redis has it (`None`: a commit without one).
+type StoredIds = std::collections::BTreeMap<u64, Option<String>>;
 
 /// Receives every message of the subscription connection, on its reader task:
 /// it must not block, so a room whose inbox is full is told to catch up instead.
@@ -469,6 +484,7 @@ impl Dispatcher {
                 }
             }
             Ok(FeedMessage::Votes { item, skip }) => Feed::Votes { item, skip },
+            Ok(FeedMessage::Lost { versions }) => Feed::Lost(LostVersions::from_ranges(&versions)),
             Err(error) => {
                 tracing::warn!(%channel, %error, "unreadable feed message ignored");
                 return;
@@ -515,6 +531,7 @@ pub struct RedisBackplane {
     sync_script: redis::Script,
     sync: SyncRules,
     votes: redis::Script,
+    lost: redis::Script,
 }
 
 /// The knobs of [`RedisBackplane::connect`].
@@ -748,6 +765,7 @@ impl RedisBackplane {
             reserve: redis::Script::new(RESERVE),
             sync_script: redis::Script::new(SYNC),
             sync: settings.sync,
+            lost: redis::Script::new(LOST),
         }))
     }
 
@@ -909,8 +927,8 @@ impl RedisBackplane {
     pub async fn open(&self, room_id: &str) -> Result<Option<Opened>, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let ((json, cid), tail, listeners, chat): (
-            JsonAndCid,
+        let ((json, cid, lost), tail, listeners, chat): (
+            JsonCidLost,
             StreamRangeReply,
             Option<u64>,
             Vec<String>,
@@ -925,6 +943,7 @@ impl RedisBackplane {
                     .arg(keys::room(room_id))
                     .arg("json")
                     .arg("cid")
+                    .arg("lost")
                     .xrevrange_count(keys::events(room_id), "+", "-", self.history)
                     .hget(keys::listeners(room_id), "_total")
                     .lrange(keys::chat(room_id), 0, -1)
@@ -969,6 +988,7 @@ impl RedisBackplane {
             history,
             listeners: listeners.unwrap_or(0),
             sync,
+            lost: parse_lost(room_id, lost.as_deref()),
         }))
     }
 
@@ -1272,8 +1292,8 @@ impl RedisBackplane {
     pub async fn catch_up(&self, room_id: &str, after: u64) -> Result<CatchUp, Unavailable> {
         let mut subscriber = self.subscriber.clone();
         let mut conn = self.commands.clone();
-        let ((json, cid), range, chat): (JsonAndCid, StreamRangeReply, Vec<String>) = self
-            .bounded(async {
+        let ((json, cid, recorded), range, chat): (JsonCidLost, StreamRangeReply, Vec<String>) =
+            self.bounded(async {
                 subscriber
                     .ping_node_of(&keys::room(room_id))
                     .await
@@ -1283,6 +1303,7 @@ impl RedisBackplane {
                     .arg(keys::room(room_id))
                     .arg("json")
                     .arg("cid")
+                    .arg("lost")
                     // From `after` itself: its commit id says whether we agree on it.
                     .xrange_count(
                         keys::events(room_id),
@@ -1301,6 +1322,7 @@ impl RedisBackplane {
                 room: None,
                 events: Vec::new(),
                 rewritten: false,
+                lost: LostVersions::default(),
             });
         };
         keep_chat(&mut room, &chat);
@@ -1320,8 +1342,22 @@ impl RedisBackplane {
         ) && events.iter().all(|(event, origin)| {
             origin.hear(&self.lineages, room_id, event.version) == Heard::InLine
         });
+        let mut lost = parse_lost(room_id, recorded.as_deref());
         if !in_line {
             tracing::warn!(%room_id, after, version = room.version, "the shared history was rewritten (a failover lost versions): listeners get a snapshot");
+            // Redis's ids as far as this read has them; a failure to record
+            // fails the catch-up, which is tried again from the same lineage.
+            let mut stored: StoredIds = events
+                .iter()
+                .map(|(event, origin)| (event.version, origin.cid.clone()))
+                .collect();
+            stored.entry(room.version).or_insert_with(|| cid.clone());
+            if let Some(id) = at_after {
+                stored.insert(after, Some(id));
+            }
+            lost = self
+                .record_rewrite(room_id, after, room.version, stored, recorded)
+                .await?;
             lineage::restart(&self.lineages, room_id, room.version, cid.as_deref());
         }
         Ok(CatchUp {
@@ -1332,7 +1368,92 @@ impl RedisBackplane {
                 Vec::new()
             },
             rewritten: !in_line,
+            lost,
         })
+    }
+
+    /// Works out which versions delivered here Redis lost (its ids in
+    /// `stored`, read further back from the stream where this node remembers
+    /// more) and records them with those recorded before (`recorded`, the
+    /// field as read); answers what is recorded now.
+    async fn record_rewrite(
+        &self,
+        room_id: &str,
+        after: u64,
+        version: u64,
+        mut stored: StoredIds,
+        recorded: Option<String>,
+    ) -> Result<LostVersions, Unavailable> {
+        let oldest = lineage::oldest(&self.lineages, room_id).filter(|oldest| *oldest < after);
+        if let Some(oldest) = oldest {
+            let mut conn = self.commands.clone();
+            let range: StreamRangeReply = self
+                .bounded(async {
+                    conn.xrange_count(
+                        keys::events(room_id),
+                        format!("{oldest}-0"),
+                        format!("{after}-0"),
+                        self.history,
+                    )
+                    .await
+                    .map_err(unavailable)
+                })
+                .await?;
+            for (event, origin) in parse_events(room_id, range) {
+                stored.insert(event.version, origin.cid);
+            }
+        }
+        match lineage::lost(&self.lineages, room_id, after, version, &stored) {
+            Some(range) => self.record_lost(room_id, range, version, recorded).await,
+            None => Ok(parse_lost(room_id, recorded.as_deref())),
+        }
+    }
+
+    /// Records `first..=last` as lost in the room hash (field `lost`), joined
+    /// with what other nodes recorded: a compare-and-set, tried again with the
+    /// field as it then is while other nodes record at the same moment (every
+    /// node that delivered the lost versions does). The ranges the history
+    /// window left behind go. The result is published on the room's feed, so
+    /// every node serving the room knows it; answers it.
+    async fn record_lost(
+        &self,
+        room_id: &str,
+        (first, last): (u64, u64),
+        version: u64,
+        mut read: Option<String>,
+    ) -> Result<LostVersions, Unavailable> {
+        let mut conn = self.commands.clone();
+        self.bounded(async {
+            loop {
+                let mut lost = parse_lost(room_id, read.as_deref());
+                lost.add(first, last);
+                lost.forget_before(version.saturating_sub(self.history as u64));
+                let value = serde_json::to_string(lost.ranges()).map_err(|_| Unavailable)?;
+                if read.as_deref() == Some(value.as_str()) {
+                    return Ok(lost);
+                }
+                let message = FeedMessage::Lost {
+                    versions: lost.ranges().to_vec(),
+                };
+                let message = serde_json::to_string(&message).map_err(|_| Unavailable)?;
+                let (status, now): (i64, String) = self
+                    .lost
+                    .key(keys::room(room_id))
+                    .arg(read.as_deref().unwrap_or(""))
+                    .arg(&value)
+                    .arg(keys::feed(room_id))
+                    .arg(self.layout.publish())
+                    .arg(message)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                if status != 0 {
+                    return Ok(lost);
+                }
+                read = Some(now).filter(|now| !now.is_empty());
+            }
+        })
+        .await
     }
 
     /// Reports this node's listener count in a room; answers the total over all
@@ -1863,7 +1984,8 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<(Event, Origin)> 
                     | FeedMessage::Gate { .. }
                     | FeedMessage::Votes { .. }
                     | FeedMessage::Kick { .. }
-                    | FeedMessage::Members { .. },
+                    | FeedMessage::Members { .. }
+                    | FeedMessage::Lost { .. },
                 ) => None,
                 Err(error) => {
                     tracing::warn!(%room_id, id = %entry.id, %error, "unreadable history entry");
@@ -1872,6 +1994,21 @@ fn parse_events(room_id: &str, range: StreamRangeReply) -> Vec<(Event, Origin)> 
             }
         })
         .collect()
+}
+
+/// The versions a room's history lost, as its hash records them (nothing, if
+/// unreadable: that is logged).
+fn parse_lost(room_id: &str, recorded: Option<&str>) -> LostVersions {
+    let Some(recorded) = recorded.filter(|r| !r.is_empty()) else {
+        return LostVersions::default();
+    };
+    match serde_json::from_str::<Vec<(u64, u64)>>(recorded) {
+        Ok(ranges) => LostVersions::from_ranges(&ranges),
+        Err(error) => {
+            tracing::warn!(%room_id, %error, "unreadable lost versions in redis");
+            LostVersions::default()
+        }
+    }
 }
 
 /// The tests' one Redis fixture, shared with the integration tests.
@@ -2022,6 +2159,111 @@ mod tests {
     async fn a_mirror_behind_the_shared_history_resyncs_its_listeners_with_a_snapshot() {
         let frames = miss_then_catch_up(2, 5).await;
         assert_eq!(frames, ["snapshot:6"]);
+    }
+
+    /// Each start frame of `subscription` as `event:version`.
+    fn start_of(subscription: &crate::actor::Subscription) -> Vec<String> {
+        subscription
+            .start
+            .iter()
+            .map(|frame| {
+                let text = String::from_utf8_lossy(&frame.bytes);
+                let name = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("event: "))
+                    .unwrap_or_default()
+                    .to_owned();
+                format!("{name}:{}", frame.version.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lost_versions_recorded_by_nodes_at_once_are_all_kept_and_resumes_from_them_get_a_snapshot(
+    ) {
+        let redis = fixture::Redis::start().await;
+        let (registry, one) = node(&redis.url(), 100).await;
+        let (_, other) = node(&redis.url(), 100).await;
+        let created = registry
+            .create(CreateRoom::default(), std::net::Ipv4Addr::LOCALHOST.into())
+            .await
+            .expect("create");
+        let id = created.room_id.as_str();
+        let handle = registry
+            .get(id)
+            .await
+            .expect("redis up")
+            .expect("room exists");
+        // Versions 1 to 5 (the room was created at 0).
+        for i in 0..5 {
+            one.commit(id, &mut |room, now| {
+                room.apply(
+                    Command::Seek { position: i as f64 },
+                    &crate::room::Inputs::at(now),
+                )
+            })
+            .await
+            .expect("commit");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let version = handle.view().await.expect("view").version;
+            if version >= 5 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the mirror is at {version}, not 5"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Two nodes that delivered different lost versions record them at once.
+        let (a, b) = tokio::join!(
+            one.record_lost(id, (2, 3), 5, None),
+            other.record_lost(id, (5, 5), 5, None)
+        );
+        a.expect("recorded");
+        b.expect("recorded");
+        let mut conn = one.commands.clone();
+        let recorded: Option<String> = conn.hget(keys::room(id), "lost").await.expect("hget");
+        let lost = parse_lost(id, recorded.as_deref());
+        assert_eq!(lost.ranges(), &[(2, 3), (5, 5)]);
+        // The mirror serving the room hears it on the feed: a resume from a
+        // lost version gets a snapshot, any other is replayed as before.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let resumed = handle.subscribe(Some(3)).await.expect("subscribe");
+            if start_of(&resumed) == ["snapshot:5"] {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                start_of(&resumed)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (seen, start) in [
+            (1, vec!["state:2", "state:3", "state:4", "state:5"]),
+            (2, vec!["snapshot:5"]),
+            (4, vec!["state:5"]),
+            (5, vec!["snapshot:5"]),
+        ] {
+            let resumed = handle.subscribe(Some(seen)).await.expect("subscribe");
+            assert_eq!(start_of(&resumed), start, "resumed at {seen}");
+        }
+        // What the history window left behind goes at the next record.
+        let lost = one
+            .record_lost(id, (150, 151), 200, recorded)
+            .await
+            .expect("recorded");
+        assert_eq!(lost.ranges(), &[(150, 151)]);
+        // A room that is gone records nothing (no hash is left behind).
+        one.record_lost("gone", (1, 1), 1, None)
+            .await
+            .expect("answered");
+        let left: bool = conn.exists(keys::room("gone")).await.expect("exists");
+        assert!(!left);
     }
 
     #[test]

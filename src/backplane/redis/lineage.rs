@@ -11,6 +11,11 @@
 //! versions it delivered; one version heard with two ids, or a room found
 //! behind what was delivered, means the history was rewritten: the mirror is
 //! told to start over from the room as Redis has it (a fresh snapshot).
+//!
+//! Before it starts over, the node works out which of the versions it
+//! delivered Redis lost ([`lost`]) and records them beside the room: a client
+//! that got one of them and resumes there, on any node, gets a snapshot rather
+//! than the replay of another history.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,6 +144,53 @@ pub(super) fn restart(lineages: &Lineages, room_id: &str, version: u64, id: Opti
     lineages.insert(Arc::from(room_id), lineage);
 }
 
+/// The oldest version whose commit id this node remembers for the room.
+pub(super) fn oldest(lineages: &Lineages, room_id: &str) -> Option<u64> {
+    let lineage = lineages.get(room_id)?;
+    lineage.ids.keys().next().copied()
+}
+
+/// The versions this node may have delivered that the room as Redis has it
+/// does not hold: from the first one Redis lost, or holds under another
+/// commit, to the last one delivered (the mirror is at `after`). `stored` is
+/// each version's commit id as Redis has it (`None`: a commit without one),
+/// from the oldest its history still holds up to `version`, the room's; the
+/// delivered versions older than that are left out, since a resume from
+/// there gets a snapshot anyway.
+pub(super) fn lost(
+    lineages: &Lineages,
+    room_id: &str,
+    after: u64,
+    version: u64,
+    stored: &BTreeMap<u64, Option<String>>,
+) -> Option<(u64, u64)> {
+    let oldest_stored = stored.keys().next().copied().unwrap_or(version);
+    let mut delivered: Vec<(u64, Option<String>)> = lineages
+        .get(room_id)
+        .map(|lineage| {
+            let ids = lineage.ids.iter();
+            ids.map(|(v, id)| (*v, Some(id.clone()))).collect()
+        })
+        .unwrap_or_default();
+    delivered.push((after, None));
+    let gone = |(v, id): &(u64, Option<String>)| {
+        *v > version
+            || (*v >= oldest_stored
+                && match (stored.get(v), id) {
+                    (None, _) => true,
+                    (Some(Some(stored)), Some(id)) => stored != id,
+                    _ => false,
+                })
+    };
+    let first = delivered
+        .iter()
+        .filter(|&d| gone(d))
+        .map(|(v, _)| *v)
+        .min()?;
+    let last = delivered.iter().map(|(v, _)| *v).max()?;
+    Some((first, last))
+}
+
 /// Forgets a room no longer served here.
 pub(super) fn forget(lineages: &Lineages, room_id: &str) {
     lineages.remove(room_id);
@@ -202,6 +254,51 @@ mod tests {
         assert!(!agrees(&lineages, "r", 4, Some("a")));
         restart(&lineages, "r", 3, Some("z"));
         assert!(agrees(&lineages, "r", 3, Some("z")));
+    }
+
+    fn stored(entries: &[(u64, &str)]) -> BTreeMap<u64, Option<String>> {
+        entries
+            .iter()
+            .map(|(v, id)| (*v, Some(id.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn the_versions_lost_run_from_the_first_redis_lost_or_holds_otherwise_to_the_last_delivered() {
+        let lineages = Lineages::default();
+        for (version, id, prev) in [(3, "c", "b"), (4, "d", "c"), (5, "e", "d"), (6, "f", "e")] {
+            hear(&lineages, "r", stamp(version, id, Some(prev)));
+        }
+        // Redis kept 3 and 4, lost 5 and 6, and reused 5.
+        let redis = stored(&[(3, "c"), (4, "d"), (5, "x")]);
+        assert_eq!(lost(&lineages, "r", 6, 5, &redis), Some((5, 6)));
+        // Reused up to 7: 5 and 6 still.
+        let redis = stored(&[(3, "c"), (4, "d"), (5, "x"), (6, "y"), (7, "z")]);
+        assert_eq!(lost(&lineages, "r", 6, 7, &redis), Some((5, 6)));
+        // Not reused yet: Redis is at 4.
+        assert_eq!(
+            lost(&lineages, "r", 6, 4, &stored(&[(3, "c"), (4, "d")])),
+            Some((5, 6))
+        );
+        // Nothing differs: nothing lost.
+        let same = stored(&[(3, "c"), (4, "d"), (5, "e"), (6, "f")]);
+        assert_eq!(lost(&lineages, "r", 6, 6, &same), None);
+        // What Redis no longer holds at all is left out; 4 differs.
+        assert_eq!(
+            lost(
+                &lineages,
+                "r",
+                6,
+                6,
+                &stored(&[(4, "w"), (5, "e"), (6, "f")])
+            ),
+            Some((4, 6))
+        );
+        // A mirror ahead of the room, remembering no ids.
+        assert_eq!(
+            lost(&Lineages::default(), "r", 9, 8, &stored(&[(8, "a")])),
+            Some((9, 9))
+        );
     }
 
     #[test]
