@@ -165,12 +165,6 @@ def _refused_by_the_room(case, response):
     # (--youtube-api-key), and the server under test has none.
     if code == "invalid_command" and kind == "queue_add" and command.get("playlist_id") is not None:
         return "PLAYLIST_NEEDS_KEY"
-    # ONE_ITEMS_FIELDS: `title`, `artist` and `duration` describe a single item; with
-    # `items` (each item carries its own) or `playlist_id` they are refused.
-    many = command.get("items") is not None or command.get("playlist_id") is not None
-    single = any(command.get(field) is not None for field in ("title", "artist", "duration"))
-    if code == "invalid_value" and kind == "queue_add" and many and single:
-        return "ONE_ITEMS_FIELDS"
     room = _room(case)
     if room is None:
         return None

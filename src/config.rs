@@ -158,8 +158,9 @@ pub struct Config {
     #[arg(long, env = "SYNCROOM_HISTORY", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub history: u32,
 
-    /// Bytes of replayable events kept per room for `Last-Event-ID` resume, whatever their count:
-    /// a resume beyond what is kept gets a snapshot.
+    /// Bytes of replayable events kept per room for `Last-Event-ID` resume, whatever their count
+    /// (with `--redis` or `--redis-cluster`, in Redis too): a resume beyond what is kept gets a
+    /// snapshot.
     #[arg(long, env = "SYNCROOM_HISTORY_BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1024 * 1024 * 1024))]
     pub history_bytes: u64,
 

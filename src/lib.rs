@@ -220,6 +220,7 @@ async fn connect_redis(
             url: target.urls().to_owned(),
             timeout: config.redis_timeout,
             history: config.history as usize,
+            history_bytes: usize::try_from(config.history_bytes).unwrap_or(usize::MAX),
             ttl: config.room_ttl,
             max_queue: config.max_queue,
             chat_history: config.chat_history as usize,

@@ -49,6 +49,7 @@ pub const CREATE_SHAPE: Shape = Shape {
     alternatives: Some(Alternatives {
         fields: ITEM_SOURCE.fields,
         presence: Presence::Optional,
+        refuses: &[],
     }),
 };
 

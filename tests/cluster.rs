@@ -798,6 +798,7 @@ async fn every_node_signs_stream_tokens_with_the_clusters_one_key() {
             url: redis.url(),
             timeout: Duration::from_secs(2),
             history: 16,
+            history_bytes: 1 << 20,
             ttl: Duration::from_secs(60),
             max_queue: 10,
             chat_history: 0,

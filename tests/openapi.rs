@@ -444,6 +444,12 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
                 let field = branch["required"][0].as_str().unwrap();
                 let expected = if field == "items" { "array" } else { "string" };
                 assert_eq!(branch["properties"][field]["type"], expected, "{name}");
+                // Many items take no single item's details: there only as `null`.
+                let many = matches!(field, "items" | "playlist_id");
+                for single in ["title", "artist", "duration"] {
+                    let refused = branch["properties"][single]["type"] == "null";
+                    assert_eq!(refused, many, "{name} {field}: {single}");
+                }
                 field.to_string()
             })
             .collect();
@@ -482,6 +488,18 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
         (
             serde_json::json!({"type": "load", "video_id": video, "media_url": "/media/a.ogg"}),
             false,
+        ),
+        (
+            serde_json::json!({"type": "queue_add", "items": [{"video_id": video}], "title": "x"}),
+            false,
+        ),
+        (
+            serde_json::json!({"type": "queue_add", "playlist_id": "PLx", "duration": 3}),
+            false,
+        ),
+        (
+            serde_json::json!({"type": "queue_add", "items": [{"video_id": video, "title": "x"}], "title": null}),
+            true,
         ),
     ] {
         let response = app.command(&room, Some(&token), body.clone()).await;

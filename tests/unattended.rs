@@ -235,6 +235,20 @@ async fn a_room_filled_with_a_playlist_plays_through_it_by_itself_over_three_nod
 /// duration: the server reads each file's length itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_files_play_through_with_durations_the_server_reads() {
+    let dir = wav_dir();
+    let media_dir = dir.to_string_lossy().into_owned();
+    let app = spawn_app(&["--media-dir", media_dir.as_str()]).await;
+    let items = json!({"type": "queue_add", "name": "Ann", "items": [
+        {"media_url": "/media/one.wav", "title": "One"},
+        {"media_url": "/media/two.wav", "title": "Two"},
+        {"media_url": "/media/three.wav", "title": "Three"},
+    ]});
+    plays_through(std::slice::from_ref(&app), items).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh folder of three one-second WAV files: one, two and three.wav.
+fn wav_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "syncroom-unattended-{}-{}",
         std::process::id(),
@@ -246,15 +260,66 @@ async fn media_files_play_through_with_durations_the_server_reads() {
     for name in ["one", "two", "three"] {
         std::fs::write(dir.join(format!("{name}.wav")), tone_wav(1.0)).expect("write a WAV");
     }
+    dir
+}
+
+/// `load` of a `/media/` file: the server reads its length before the room
+/// applies the command, so the answer and the `state` event carry it; what
+/// the host gave (a title) wins over the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_of_a_media_file_carries_the_length_the_server_read() {
+    let dir = wav_dir();
     let media_dir = dir.to_string_lossy().into_owned();
     let app = spawn_app(&["--media-dir", media_dir.as_str()]).await;
-    let items = json!({"type": "queue_add", "name": "Ann", "items": [
-        {"media_url": "/media/one.wav", "title": "One"},
-        {"media_url": "/media/two.wav", "title": "Two"},
-        {"media_url": "/media/three.wav", "title": "Three"},
-    ]});
-    plays_through(std::slice::from_ref(&app), items).await;
+    let (room, token, _) = app.create_room(json!({})).await;
+    let mut stream = app.events(&room).await;
+    stream.expect_snapshot().await;
+    let load =
+        json!({"type": "load", "media_url": "/media/two.wav", "paused": true, "title": "Mine"});
+    let answer = app.command_ok(&room, Some(&token), load).await;
+    assert_eq!(answer["room"]["state"]["duration"], 1.0, "{answer}");
+    let event = stream.expect_versioned().await;
+    let data = event.json();
+    assert_eq!(
+        (event.event.as_str(), &data["cause"]),
+        ("state", &json!("load"))
+    );
+    assert_eq!(data["state"]["duration"], 1.0, "{data}");
+    assert_eq!(data["state"]["title"], "Mine", "{data}");
+    stream.expect_quiet(QUIET).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `load` of a YouTube video with the API key: answered at once as given, then
+/// one `state` event, cause `duration`, with what the API said of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_of_a_youtube_video_learns_its_details_after_the_answer() {
+    let api = youtube_stand_in().await;
+    let args = [
+        "--youtube-api-key",
+        API_KEY,
+        "--youtube-api-url",
+        api.as_str(),
+    ];
+    let app = spawn_app(&args).await;
+    let (room, token, _) = app.create_room(json!({})).await;
+    let mut stream = app.events(&room).await;
+    stream.expect_snapshot().await;
+    let load = json!({"type": "load", "video_id": PLAYLIST_VIDEOS[1].0, "paused": true});
+    let answer = app.command_ok(&room, Some(&token), load).await;
+    assert_eq!(answer["version"], 2);
+    assert_eq!(stream.expect_versioned().await.json()["cause"], "load");
+    let event = stream.expect_versioned().await;
+    let data = event.json();
+    assert_eq!(
+        (event.event.as_str(), &data["cause"]),
+        ("state", &json!("duration"))
+    );
+    assert_eq!(data["version"], 3);
+    assert_eq!(data["state"]["duration"], 1.0, "{data}");
+    assert_eq!(data["state"]["title"], PLAYLIST_VIDEOS[1].1, "{data}");
+    assert_eq!(data["state"]["artist"], "The Band", "{data}");
+    stream.expect_quiet(QUIET).await;
 }
 
 /// The bytes of a mono 16-bit PCM WAV file of `seconds` (8 kHz, silence).

@@ -143,8 +143,6 @@ export interface Room {
   sync?: SyncSummary;
   /** What happens as items finish; `normal` by default. */
   queue_mode?: QueueModeValue;
-  /** The host keeps the room: it is exempt from the server's idle expiry. */
-  persistent?: boolean;
   permissions: Permissions;
   cohosts: Cohost[];
   /** The host's vote skip setting; `ratio: 0` is off (the default). */
@@ -651,7 +649,6 @@ export interface SyncRoomEventMap {
   visibility: CustomEvent<{ version: number; visibility: Visibility; server_time: number }>;
   chat_enabled: CustomEvent<{ version: number; chat_enabled: boolean; server_time: number }>;
   chat_cleared: CustomEvent<{ version: number; server_time: number }>;
-  persistent: CustomEvent<{ version: number; persistent: boolean; server_time: number }>;
   host_token: CustomEvent<{ version: number; server_time: number }>;
   presence: CustomEvent<{ listeners: number; server_time: number }>;
   sync: CustomEvent<SyncSummary>;

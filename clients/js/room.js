@@ -662,10 +662,6 @@ export class SyncRoom extends EventTarget {
         if (this.room) { this.room.chat_enabled = data.chat_enabled; this.room.version = data.version; }
         this._emit('chat_enabled', data);
         break;
-      case 'persistent':
-        if (this.room) { this.room.persistent = data.persistent; this.room.version = data.version; }
-        this._emit('persistent', data);
-        break;
       case 'chat_cleared':
         if (this.room) { this.room.chat = []; this.room.version = data.version; }
         this._emit('chat_cleared', data);

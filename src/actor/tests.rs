@@ -73,6 +73,7 @@ impl Node {
                         url: redis.url(),
                         timeout: Duration::from_secs(5),
                         history: 64,
+                        history_bytes: 1 << 20,
                         ttl,
                         max_queue: 10,
                         chat_history: 5,

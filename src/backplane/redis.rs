@@ -7,9 +7,11 @@
 //! - `syncroom:{id}:room`, a hash: `v` (the version) and `json` (the whole
 //!   [`Room`]: state, queue, control, the host token's *hash*), `p` persistent,
 //!   `pub` public, `c` its creator's set (the name of the key below), `cid` the
-//!   last commit's id and `lost` the versions a failover lost ([`lineage`]);
-//! - `syncroom:{id}:events`, a stream capped at `--history` entries whose ids are
-//!   `<version>-0`: the replayable history, shared by every node;
+//!   last commit's id, `lost` the versions a failover lost ([`lineage`]), `hb`
+//!   the bytes of its events stream as counted at version `hbv`;
+//! - `syncroom:{id}:events`, a stream capped at `--history` entries and
+//!   `--history-bytes` bytes of them, whose ids are `<version>-0`: the
+//!   replayable history, shared by every node;
 //! - `syncroom:{id}:listeners`, a hash node id → `count:expires_at_ms:gate`,
 //!   and the totals over live nodes (`_total`, `_gate`);
 //! - `syncroom:{id}:chat`, the last chat messages; `syncroom:{id}:ready:<gate>`;
@@ -517,6 +519,7 @@ pub struct RedisBackplane {
     node_id: String,
     timeout: Duration,
     history: usize,
+    history_bytes: usize,
     ttl: Duration,
     max_queue: usize,
     chat_history: usize,
@@ -542,6 +545,8 @@ pub struct RedisSettings {
     /// Longest wait for Redis before a request is answered `503`.
     pub timeout: Duration,
     pub history: usize,
+    /// Bytes of the shared history kept per room (`--history-bytes`).
+    pub history_bytes: usize,
     pub ttl: Duration,
     pub max_queue: usize,
     /// Chat messages kept per room (`--chat-history`), in a capped list beside it.
@@ -751,6 +756,7 @@ impl RedisBackplane {
             node_id: connected.node_id,
             timeout: settings.timeout,
             history: settings.history.max(1),
+            history_bytes: settings.history_bytes,
             ttl: settings.ttl,
             max_queue: settings.max_queue,
             chat_history: settings.chat_history,
@@ -1263,7 +1269,8 @@ impl RedisBackplane {
             .arg(flag(rewrites_chat))
             .arg(flag(room.persistent))
             .arg(self.layout.publish())
-            .arg(cid);
+            .arg(cid)
+            .arg(self.history_bytes);
         // The chat messages to keep go first, then the events.
         let kept: Vec<&ChatMessage> = room
             .chat
@@ -2040,6 +2047,7 @@ mod tests {
                 url: url.to_owned(),
                 timeout: Duration::from_secs(5),
                 history,
+                history_bytes: 1 << 20,
                 ttl: Duration::from_secs(3600),
                 max_queue: 10,
                 chat_history: 5,

@@ -196,16 +196,28 @@ pub fn body_schema(shape: &Shape, object: ObjectBuilder) -> Schema {
         Presence::Required => {
             let mut one_of = OneOfBuilder::new();
             for name in alternatives.fields {
-                one_of = one_of.item(
-                    ObjectBuilder::new()
-                        .property(*name, ObjectBuilder::new().schema_type(type_of(name)))
-                        .required(*name),
-                );
+                let mut branch = ObjectBuilder::new()
+                    .property(*name, ObjectBuilder::new().schema_type(type_of(name)))
+                    .required(*name);
+                // What this alternative refuses may be there only as `null`.
+                let refused = alternatives.refuses.iter().filter(|(a, _)| a == name);
+                for field in refused.flat_map(|(_, fields)| fields.iter()) {
+                    branch = branch.property(*field, ObjectBuilder::new().schema_type(Type::Null));
+                }
+                one_of = one_of.item(branch);
             }
+            let refusals: String = alternatives
+                .refuses
+                .iter()
+                .map(|(name, fields)| {
+                    let fields: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+                    format!(" With `{name}`, no {}.", fields.join(", "))
+                })
+                .collect();
             (
                 one_of.build().into(),
                 format!(
-                    "Exactly one of {} (`null` counts as not given).",
+                    "Exactly one of {} (`null` counts as not given).{refusals}",
                     quoted.join(" or ")
                 ),
             )

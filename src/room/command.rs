@@ -226,8 +226,9 @@ pub const MAX_ITEMS_PER_ADD: usize = 100;
 pub const PLAYLIST_NEEDS_KEY: &str =
     "playlist_id needs the server's YouTube API key (--youtube-api-key)";
 
-/// The single-item fields of `queue_add`, which `items` and `playlist_id` exclude.
-const SINGLE_ITEM_FIELDS: [&str; 5] = ["video_id", "media_url", "title", "artist", "duration"];
+/// What only a single item of `queue_add` says of itself: `items` (each item
+/// says its own) and `playlist_id` (the API says it) refuse them.
+const ONE_ITEM_ONLY: &[&str] = &["title", "artist", "duration"];
 
 /// What JSON a field takes, in the plain words of error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,18 +330,23 @@ pub struct Shape {
 pub struct Alternatives {
     pub fields: &'static [&'static str],
     pub presence: Presence,
+    /// Other fields that some alternatives refuse: `(alternative, refused)`.
+    /// Naming one beside that alternative is `invalid_value` too.
+    pub refuses: &'static [(&'static str, &'static [&'static str])],
 }
 
 /// The two ways to name an item: exactly one for `load` and `queue_add`.
 pub const ITEM_SOURCE: Alternatives = Alternatives {
     fields: &["video_id", "media_url"],
     presence: Required,
+    refuses: &[],
 };
 
 /// What `queue_add` adds: one item (by its source), `items`, or a playlist.
 pub const QUEUE_ADD_SOURCE: Alternatives = Alternatives {
     fields: &["items", "playlist_id", "video_id", "media_url"],
     presence: Required,
+    refuses: &[("items", ONE_ITEM_ONLY), ("playlist_id", ONE_ITEM_ONLY)],
 };
 
 use JsonType::{Array, Boolean, NonNegativeInteger, Number, OneOf, String as Text};
@@ -670,6 +676,17 @@ fn check_alternatives(
             quoted.join(" or ")
         )));
     }
+    let is_named = |name: &str| fields.get(name).is_some_and(|value| !value.is_null());
+    for &(alternative, refused) in alternatives.refuses {
+        if !is_named(alternative) {
+            continue;
+        }
+        if let Some(field) = refused.iter().find(|&&field| is_named(field)) {
+            return Err(CommandError::InvalidValue(format!(
+                "`{alternative}` cannot be combined with `{field}`"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -928,28 +945,12 @@ fn at_index(count: usize, index: usize, error: CommandError) -> CommandError {
 /// Decodes `queue_add` (its shape checked): `items`, `playlist_id`, or one
 /// item; a top-level `name` is the default adder of every item.
 fn decode_queue_add(mut fields: Map<String, Value>) -> Result<Command, CommandError> {
-    let named = |fields: &Map<String, Value>, field: &str| {
-        fields.get(field).is_some_and(|value| !value.is_null())
-    };
+    // The shape is checked: which fields come together is settled.
     fields.remove("type");
     let name = fields
         .get("name")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    for (excluder, also) in [("items", "playlist_id"), ("playlist_id", "items")] {
-        if !named(&fields, excluder) {
-            continue;
-        }
-        if let Some(field) = SINGLE_ITEM_FIELDS
-            .iter()
-            .chain([&also])
-            .find(|field| named(&fields, field))
-        {
-            return Err(CommandError::InvalidValue(format!(
-                "`{excluder}` cannot be combined with `{field}`"
-            )));
-        }
-    }
     if let Some(Value::String(playlist_id)) = fields.remove("playlist_id") {
         return Ok(Command::QueuePlaylist { playlist_id, name });
     }

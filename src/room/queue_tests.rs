@@ -123,6 +123,16 @@ fn queue_add_refusals_name_what_is_wrong() {
             "`items` cannot be combined with `playlist_id`",
         ),
         (
+            json!({"type": "queue_add", "items": [item], "artist": "A", "name": "Ann"}),
+            "invalid_value",
+            "`items` cannot be combined with `artist`",
+        ),
+        (
+            json!({"type": "queue_add", "playlist_id": "PL1", "duration": 3}),
+            "invalid_value",
+            "`playlist_id` cannot be combined with `duration`",
+        ),
+        (
             json!({"type": "queue_add", "items": []}),
             "invalid_value",
             "1 to 100",

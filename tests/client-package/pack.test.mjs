@@ -1,8 +1,9 @@
 // The client package as a stranger gets it: `npm pack` on
 // clients/js, the tarball installed into a scratch project in a temp dir next to
-// its one locked dependency (the `eventsource` package, from
-// tests/client-package/project/package-lock.json), and the package's own Node
-// example (clients/js/examples/node-follow.mjs) run there against a live server.
+// its locked dependencies (the `eventsource` package, and TypeScript to check the
+// package's declarations; tests/client-package/project/package-lock.json), and the
+// package's own Node example (clients/js/examples/node-follow.mjs) run there against
+// a live server.
 //
 // Between the example and the server sits a TCP proxy of this test, so it can cut
 // the event stream, change the room while the example is away, and read the
@@ -75,6 +76,20 @@ test('the installed package resolves through its exports, and says its version',
   // Internal files are not importable past the exports map.
   assert.throws(() => execFileSync(process.execPath, ['--input-type=module', '-e', "await import('syncroom-client/room.js')"],
     { cwd: project, stdio: 'pipe' }), /ERR_PACKAGE_PATH_NOT_EXPORTED/);
+});
+
+test('the installed type declarations compile under tsc --strict', () => {
+  // A project that imports every declaration file the package ships, as a TypeScript user does.
+  const types = path.join(project, 'node_modules', 'syncroom-client');
+  const files = fs.readdirSync(types).filter((f) => f.endsWith('.d.ts')).map((f) => path.join(types, f));
+  assert.ok(files.length >= 3, `declarations shipped: ${files}`);
+  const tsc = path.join(project, 'node_modules', 'typescript', 'bin', 'tsc');
+  try {
+    execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--lib', 'es2022,dom', ...files],
+      { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    assert.fail(`tsc refused the declarations:\n${e.stdout}${e.stderr}`);
+  }
 });
 
 /** A TCP proxy that can cut every connection, hold new ones, and shows each request head. */
