@@ -236,10 +236,10 @@ fn encode_head(response: &Response<()>, content_length: Option<usize>) -> Vec<u8
 /// A response whose client takes none of it for this long is ended: the
 /// connection is reset. A browser stops reading a media download once it has
 /// buffered enough (Firefox suspends it, Chromium defers it) and may leave it
-/// parked for minutes, holding one of its few connections per server (six in
-/// Firefox and Chromium); a page that then seeks past its buffer waits for a free
-/// one, and its element stalls. Both browsers ask for a new range when they need
-/// more, and a client that is gone frees its file and connection here.
+/// parked for as long as the page stays open: one of its six connections per
+/// server, a file and megabytes of socket buffers here, and forever for a client
+/// that stopped reading. Firefox was seen asking for a new range when it needed
+/// more (a browser's media cache reopens a download that ended early).
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`): the
