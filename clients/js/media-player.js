@@ -52,8 +52,8 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
   seekRetryMs: 2000,
   /**
    * ... and sooner, once it has waited this long (ms) with nothing more buffered at its target
-   * since the last look: Firefox ESR's stuck seeks asked the server for the target's range
-   * and dropped the request a few ms later, then never asked again (one look shows it, a
+   * since the last look: Firefox ESR's stuck seeks never asked the server for the target's
+   * range, or asked and dropped the request a few ms later, and then waited for good (a
    * healthy seek lands in 10-120 ms, and on a slow link the data at the target grows).
    */
   seekStuckMs: 750,
