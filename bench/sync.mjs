@@ -29,9 +29,11 @@
 //
 //   node bench/sync.mjs [--engine chromium|firefox|mixed] [--listeners 4] [--steady 30] [--settle 3]
 //                       [--kinds media,standin] [--starts 8] [--changes 0] [--after 2.5]
+//                       [--rates 1.25,1] [--browser-per-listener]
 //
 // BENCH_VERBOSE=1 prints every start: its skew, each player against the room, and
-// each page's start latency (the media element's own measure).
+// each page's start latency (the media element's own measure). BENCH_TRACE=1 prints,
+// per change and listener, what its corrector and element did from the change on.
 //
 // Needs what tests/browser/run.sh installs (Chromium and Firefox ESR, playwright-core and
 // puppeteer-core in tests/browser/node_modules) and a built server (cargo build).
@@ -52,6 +54,7 @@ const STEADY_S = Number(arg('steady', 30));
 const SETTLE_S = Number(arg('settle', 3));
 const KINDS = String(arg('kinds', 'media,standin')).split(',');
 const ENGINE = arg('engine', 'chromium');
+const SEPARATE = process.argv.includes('--browser-per-listener');
 const SAMPLE_EVERY_MS = 100;
 const LATE_JOIN_WITHIN_S = 0.05; // "converged": within 50 ms of the room ...
 const LATE_JOIN_HOLD_MS = 100; // ... and staying there this long
@@ -172,6 +175,42 @@ async function measure(kind, { browsers, server, token, roomId, listeners, query
 }
 
 /**
+ * BENCH_TRACE=1: records in each listener page what its corrector did (every check's mode
+ * and drift, each seek, burst and rate pair) and what its element said, to print per change.
+ */
+async function installTrace(page) {
+  await page.evaluate(() => {
+    const sync = window.syncroom.client.sync;
+    const el = document.querySelector('video.media-player');
+    const trace = [];
+    window.__syncTrace = trace;
+    const now = () => performance.timeOrigin + performance.now();
+    const r = (v) => (typeof v === 'number' ? Math.round(v * 10000) / 10 : v); // s -> ms, 0.1
+    const wrap = (name, describe) => {
+      const orig = sync[name].bind(sync);
+      sync[name] = (...args) => { trace.push({ at: now(), what: describe(...args) }); return orig(...args); };
+    };
+    wrap('_seek', (target) => `seek ahead ${r(target - window.syncroom.roomPosition())}`);
+    wrap('_startFineBurst', (drift) => `burst for ${r(drift)} (cost ${r(sync._rateCosts.get(sync._roomRate) ?? 0)})`);
+    const apply = sync.apply.bind(sync);
+    sync.apply = (afterEvent) => {
+      const out = apply(afterEvent);
+      trace.push({ at: now(), what: `${sync.mode} ${r(sync.lastDrift)}${afterEvent ? ' (event)' : ''}` });
+      return out;
+    };
+    for (const e of ['seeking', 'seeked', 'waiting', 'playing', 'ratechange']) {
+      el.addEventListener(e, () => trace.push({ at: now(), what: `el ${e}${e === 'ratechange' ? ` ${el.playbackRate.toFixed(4)}` : ''}` }));
+    }
+  });
+}
+
+/** The trace since `from` (wall ms), cleared: one line per listener. */
+async function takeTrace(page, from) {
+  const trace = await page.evaluate(() => window.__syncTrace.splice(0));
+  return trace.filter((e) => e.at >= from).map((e) => `${((e.at - from) / 1000).toFixed(2)} ${e.what}`).join('; ');
+}
+
+/**
  * `CHANGES` seeks and rate changes (alternately) on the playing media item; each judged
  * `AFTER_S` after it reached every listener's player, over CHANGE_SAMPLE_MS.
  */
@@ -180,12 +219,16 @@ async function measureChanges({ server, token, roomId, listeners }) {
   const samples = new Samples();
   let seeks = 0;
   const rates = String(arg('rates', '1.25,1')).split(',').map(Number);
+  const tracing = Boolean(process.env.BENCH_TRACE);
+  if (tracing) for (const page of listeners) await installTrace(page);
   for (let c = 0; c < CHANGES; c += 1) {
+    const postedAt = Date.now();
     const body = c % 2 === 0
       ? { type: 'seek', position: 30 + ((c * 37) % 400) }
       : { type: 'rate', rate: rates[((c - 1) / 2) % rates.length] };
     const res = await api(server.url, 'POST', `/api/rooms/${roomId}/commands`, body, token);
     if (res.status !== 200) throw new Error(`${JSON.stringify(body)} refused: ${res.status}`);
+    if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: posted at ${new Date(postedAt).toISOString()}`);
     await waitFor(async () => {
       for (const page of listeners) {
         const p = await probe(page);
@@ -207,6 +250,9 @@ async function measureChanges({ server, token, roomId, listeners }) {
     const afterProbes = await Promise.all(listeners.map(probe));
     const after = afterProbes.map((p) => p.seeks);
     seeks += after.reduce((s, n, i) => s + n - before[i], 0);
+    if (tracing) {
+      for (let i = 0; i < listeners.length; i += 1) console.log(`trace ${body.type} ${c} L${i} (${engines[i]}): ${await takeTrace(listeners[i], postedAt)}`);
+    }
     if (process.env.BENCH_VERBOSE) console.log(`${body.type} ${c}: seek retries so far ${afterProbes.map((p) => (p.element ? p.element.seekRetries : '-')).join(', ')}`);
   }
   // Back to rate 1 for what follows.
@@ -262,7 +308,11 @@ async function main() {
     const query = '?player=youtube';
     const listeners = [];
     for (let i = 0; i < LISTENERS; i += 1) {
-      const page = await openPage(browsers[engineOf(i)], { youtubeStandin: true });
+      // --browser-per-listener: a browser of its own for each listener (no cache or
+      // connection shared between the listeners of one engine).
+      const own = SEPARATE ? `L${i}` : engineOf(i);
+      if (!browsers[own]) browsers[own] = await launchBrowser(engineOf(i));
+      const page = await openPage(browsers[own], { youtubeStandin: true });
       await joinAsListener(page, server.url, roomId, `L${i}`, { query });
       listeners.push(page);
     }

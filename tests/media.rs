@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{assert_error, spawn_app, TestApp};
 use serde_json::{json, Value};
@@ -135,6 +136,67 @@ async fn a_byte_range_is_answered_206_with_exactly_those_bytes() {
         .expect("send");
     assert_eq!(response.status(), 416);
     assert_eq!(response.headers()["content-range"], "bytes */1000");
+}
+
+/// A connection that asked for `path` (the whole file) with a small receive buffer.
+async fn ask_for(app: &TestApp, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("SO_RCVBUF");
+    let mut stream = socket.connect(app.addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nRange: bytes=0-\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    stream
+}
+
+/// Reads until the server ends the response or the connection: the bytes read
+/// (head and body), however it ended (a reset discards what was not read yet).
+async fn read_until_ended(stream: &mut tokio::net::TcpStream, want: usize) -> usize {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < want {
+        match tokio::time::timeout(common::WAIT, stream.read(&mut buf))
+            .await
+            .expect("the answer goes on or ends in time")
+        {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_download_its_client_stops_reading_is_reset_and_a_slow_reader_gets_it_whole() {
+    use tokio::io::AsyncReadExt;
+    let dir = media_dir();
+    // Far more than the sockets on both ends hold.
+    let size = 24 << 20;
+    write(&dir.root.join("long.wav"), &pattern(size));
+    let app = app_with(&dir).await;
+    let mut parked = ask_for(&app, "/media/long.wav").await;
+    let mut slow = ask_for(&app, "/media/long.wav").await;
+    // The slow one takes a little every 300 ms, for longer than a parked download
+    // is kept; the parked one reads nothing.
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut slow_got = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        slow_got += slow.read(&mut buf).await.expect("slow read");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let parked_got = read_until_ended(&mut parked, size).await;
+    assert!(
+        parked_got < size,
+        "a download nobody read for 8 s was still served: {parked_got} bytes"
+    );
+    slow_got += read_until_ended(&mut slow, size + 1024).await;
+    // Whole: the body and its head (a few hundred bytes).
+    assert!(
+        slow_got > size && slow_got < size + 1024,
+        "a slow reader got {slow_got} bytes of {size}"
+    );
 }
 
 #[tokio::test]

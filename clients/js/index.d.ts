@@ -408,6 +408,7 @@ export interface Correction {
   fineBurstSettleMs: number;
   rateChangeCostGain: number;
   maxRateChangeCost: number;
+  maxRateChangeCostStep: number;
   /** After the room's rate changed: when to judge the player afresh (ms). */
   rateLandMs: number;
   seekLatencyGain: number;

@@ -1,7 +1,7 @@
 // Type declarations of syncroom-client/media-player (browser only: it makes a <video> element).
 import type { SyncablePlayer } from './index.js';
 
-export declare const MEDIA_PLAYER_TIMINGS: Readonly<{ seekLatencyGain: number; maxSeekLatency: number; seekMeasureMs: number; firstStartLatency: number; maxStartLatency: number; readSlack: number }>;
+export declare const MEDIA_PLAYER_TIMINGS: Readonly<{ seekLatencyGain: number; maxSeekLatency: number; seekMeasureMs: number; firstStartLatency: number; maxStartLatency: number; readSlack: number; seekRetryMs: number; seekStuckMs: number; seekLookMs: number }>;
 
 /** Tighter nudge thresholds for a media element (attachPlayer(player, {correction})). */
 export declare const MEDIA_CORRECTION: Readonly<{ nudgeStart: number; nudgeStop: number; eventSeekThreshold: number; fineBursts: boolean }>;

@@ -50,6 +50,15 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
    * help); a fresh load drops the stuck request and starts one there.
    */
   seekRetryMs: 2000,
+  /**
+   * ... and sooner, once it has waited this long (ms) with nothing more buffered at its target
+   * since the last look: Firefox ESR's stuck seeks never asked the server for the target's
+   * range, or asked and dropped the request a few ms later, and then waited for good (a
+   * healthy seek lands in 10-120 ms, and on a slow link the data at the target grows).
+   */
+  seekStuckMs: 750,
+  /** Between two looks at a seek still waiting (ms). */
+  seekLookMs: 250,
 });
 
 /** Timings of the element's position clock ({@link PositionClock}), in milliseconds. */
@@ -175,6 +184,15 @@ export const MEDIA_CORRECTION = Object.freeze({
 
 /** HTMLMediaElement.readyState HAVE_FUTURE_DATA: enough to play on. */
 const HAVE_FUTURE_DATA = 3;
+
+/** Seconds the element has buffered from `t` on (0 when `t` is in no buffered range). */
+function bufferedFrom(el, t) {
+  const ranges = el.buffered;
+  for (let i = 0; i < ranges.length; i += 1) {
+    if (ranges.start(i) <= t + 0.001 && ranges.end(i) > t) return ranges.end(i) - t;
+  }
+  return 0;
+}
 
 export class MediaPlayer {
   /**
@@ -387,18 +405,32 @@ export class MediaPlayer {
     this._watchSeek(this._seek);
   }
 
-  /** Reloads at the seek's target if it is still waiting for data after `seekRetryMs` (see there). */
+  /**
+   * Reloads at the seek's target if it is still waiting for data after `seekRetryMs`, or
+   * after `seekStuckMs` when nothing more has been buffered at the target since the last
+   * look (see there).
+   */
   _watchSeek(seek) {
     clearTimeout(this._seekRetry);
-    this._seekRetry = setTimeout(() => {
+    const T = MEDIA_PLAYER_TIMINGS;
+    let before = null;
+    const look = () => {
       const el = this.element;
       if (this._seek !== seek || !el.seeking || el.readyState >= HAVE_FUTURE_DATA) return;
+      const waited = performance.now() - seek.at;
+      const buffered = bufferedFrom(el, seek.target);
+      if (waited < T.seekRetryMs && !(waited >= T.seekStuckMs && before !== null && buffered <= before)) {
+        before = buffered;
+        this._seekRetry = setTimeout(look, T.seekLookMs);
+        return;
+      }
       // Where it would be now (a load playing adds its own start-up on top).
-      const ahead = this._wantPlay ? ((performance.now() - seek.at) / 1000) * (el.playbackRate || 1) : 0;
+      const ahead = this._wantPlay ? (waited / 1000) * (el.playbackRate || 1) : 0;
       const landing = Number.isFinite(el.duration) ? Math.min(seek.target + ahead, el.duration) : seek.target + ahead;
       this.stats.seekRetries += 1;
       this._load(this._url, landing, this._wantPlay);
-    }, MEDIA_PLAYER_TIMINGS.seekRetryMs);
+    };
+    this._seekRetry = setTimeout(look, T.seekLookMs);
   }
 
   /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */

@@ -133,6 +133,7 @@ export class PlayerSync {
     this._followUpUsed = false; // the one follow-up seek of a change was made (or is due)
     this._followUpPending = false; // after that change's seek lands, judge by the event threshold
     this._lastSeekAhead = null; // seconds the last steady-play seek aimed ahead of the room
+    this._reloadsAtSeek = 0; // the player's source reloads when the last seek was asked
     this._startingUp = false; // an item loaded to play has not played yet
     /**
      * A player known to play only the rates it lists (YouTube: `options.listedRatesOnly`)
@@ -266,7 +267,14 @@ export class PlayerSync {
     fn();
   }
 
+  /** How often the player reloaded its source to land a seek (a media player says; else 0). */
+  _reloads() {
+    const stats = this.player.stats;
+    return stats && Number.isFinite(stats.seekRetries) ? stats.seekRetries : 0;
+  }
+
   _seek(target) {
+    this._reloadsAtSeek = this._reloads();
     this._recent = [];
     this._endBurst(false);
     this._seekStartedAt = performance.now();
@@ -401,7 +409,8 @@ export class PlayerSync {
     if (!plan || !burst.ended) return;
     const gained = (burst.rate - burst.roomRate) * ((burst.until - burst.startedAt) / 1000);
     const expected = plan.drift + gained - plan.cost;
-    const cost = plan.cost - (measured - expected) * this.correction.rateChangeCostGain;
+    const step = this.correction.maxRateChangeCostStep;
+    const cost = plan.cost - Math.min(step, Math.max(-step, (measured - expected) * this.correction.rateChangeCostGain));
     const max = this.correction.maxRateChangeCost;
     this.rateChangeCost = Math.min(max, Math.max(-max, cost));
     this._rateCosts.set(burst.roomRate, this.rateChangeCost);
@@ -655,12 +664,22 @@ export class PlayerSync {
       this.eventPending = true;
       followingUp = true;
       const landed = this.position() - target;
-      if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead) {
+      // A player that reloaded its source to land the seek (a media element whose seek
+      // stalled) landed by its load, not by the seek's aim: nothing to learn from where.
+      if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead
+          && this._reloads() === this._reloadsAtSeek) {
         followUpAhead = Math.min(this.correction.maxSeekLead, Math.max(0, this._lastSeekAhead - landed));
       }
     }
 
-    if (this.correction.fineBursts && this._rateChanged(st.rate, now)) { this.mode = PlayerMode.NUDGING; return; }
+    if (this.correction.fineBursts && this._rateChanged(st.rate, now)) {
+      // The room's new rate goes to the element at once (a burst in flight ends); only the
+      // judging waits until it has landed.
+      if (this._burst && this._burst.roomRate !== st.rate) this._endBurst(false);
+      if (!this._burst) this._setRate(st.rate);
+      this.mode = PlayerMode.NUDGING;
+      return;
+    }
     const measured = this.position() - target;
     if (settledBurst && !afterEvent) this._learnRateChangeCost(settledBurst, measured);
     const fresh = afterEvent || this.eventPending;

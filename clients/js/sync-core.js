@@ -144,6 +144,12 @@ export const DEFAULT_CORRECTION = Object.freeze({
   rateChangeCostGain: 0.6,
   /** Seconds: the most a rate change and back is taken to cost (either way). */
   maxRateChangeCost: 0.1,
+  /**
+   * Seconds: the most one fine burst's miss moves that cost. A miss is mostly the cost, but
+   * an element that stalls for a moment mid-burst (a loaded machine: 100-200 ms) misses by
+   * the stall, and taken whole it misaimed the next bursts by as much.
+   */
+  maxRateChangeCostStep: 0.015,
   /** After the room's rate changed: when to judge the player afresh, the new rate having reached its position (ms). */
   rateLandMs: 400,
   /** Weight of a new seek-latency sample in the learned average (0..1). */

@@ -56,6 +56,7 @@ pub async fn file(
     let (real, meta) = library.resolve(&path).await.ok_or(ApiError::NotFound)?;
     let etag = FileVersion::of(&meta).etag();
     let (parts, _body) = request.into_parts();
+    tracing::debug!(range = ?parts.headers.get(header::RANGE), "media file asked");
 
     if if_none_match_names(&parts.headers, etag.as_bytes()) {
         return Ok(not_modified(&etag, &meta));

@@ -18,6 +18,7 @@
 //! routes, a stream asked for on a connection that served requests before,
 //! unusual heads) goes to hyper with the bytes already read put back in front.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -232,20 +233,72 @@ fn encode_head(response: &Response<()>, content_length: Option<usize>) -> Vec<u8
     out
 }
 
+/// A response whose client takes none of it for this long is ended: the
+/// connection is reset. A browser stops reading a media download once it has
+/// buffered enough (Firefox suspends it, Chromium defers it) and may leave it
+/// parked for as long as the page stays open: one of its six connections per
+/// server, a file and megabytes of socket buffers here, and forever for a client
+/// that stopped reading. Firefox was seen asking for a new range when it needed
+/// more (a browser's media cache reopens a download that ended early).
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`): the
+/// socket takes more only once the client has taken some, so "takes nothing"
+/// means the client reads nothing, not a send buffer of megabytes draining
+/// slowly.
+const NOTSENT_LOWAT: u32 = 128 * 1024;
+
 /// A connection whose first bytes were already read: they are read again first.
+/// A write the socket takes nothing of for [`WRITE_STALL_TIMEOUT`] fails, and
+/// the connection is then reset.
 pub struct Prefixed {
     prefix: Vec<u8>,
     consumed: usize,
     io: TcpStream,
+    /// While writes wait on a socket that takes nothing: when that ends it.
+    stalled_until: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Prefixed {
     pub fn new(prefix: Vec<u8>, io: TcpStream) -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(error) = socket2::SockRef::from(&io).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+            tracing::debug!(%error, "cannot set TCP_NOTSENT_LOWAT");
+        }
         Prefixed {
             prefix,
             consumed: 0,
             io,
+            stalled_until: None,
         }
+    }
+
+    /// `written` as it came, unless the socket has taken nothing for
+    /// [`WRITE_STALL_TIMEOUT`]: then an error, with the socket set to reset on
+    /// close (what it still holds is never sent).
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if written.is_ready() {
+            self.stalled_until = None;
+            return written;
+        }
+        let deadline = self
+            .stalled_until
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT)));
+        if deadline.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.stalled_until = None;
+        if let Err(error) = socket2::SockRef::from(&self.io).set_linger(Some(Duration::ZERO)) {
+            tracing::debug!(%error, "cannot set SO_LINGER");
+        }
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client took nothing of the response",
+        )))
     }
 }
 
@@ -277,7 +330,9 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch(cx, written)
     }
 
     fn poll_write_vectored(
@@ -285,7 +340,9 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.watch(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -575,6 +575,36 @@ describe('PlayerSync: fine bursts on a player whose rate changes cost position',
     assert.ok(sync.nudges >= 4, `fine bursts ${sync.nudges}`);
   });
 
+  test("a change of the room's rate reaches the player at once: in step within 1 s, no seek", () => {
+    attachCostly(0);
+    sync.roomChanged();
+    run(2000);
+    const seeks = sync.seeks;
+    room = { ...room, position: roomPosition(room, clock.t), rate: 1.25, updated_at: clock.t };
+    sync.roomChanged();
+    assert.equal(player.rate, 1.25);
+    run(1000);
+    assert.ok(Math.abs(drift()) < 0.005, `drift ${drift()}`);
+    assert.equal(sync.seeks, seeks);
+  });
+
+  test('a stall in the middle of a rate pair moves the learned cost by maxRateChangeCostStep at most', () => {
+    attachCostly(0.02);
+    sync.roomChanged();
+    run(2000);
+    for (let i = 0; i < 3; i += 1) {
+      player.rebase(player.raw() - 0.025);
+      run(3000);
+    }
+    const learned = sync.rateChangeCost;
+    player.rebase(player.raw() - 0.025);
+    run(200); // the pair starts
+    player.rebase(player.raw() - 0.15); // and the element stalls 150 ms in it
+    run(1000);
+    assert.ok(Math.abs(sync.rateChangeCost - learned) <= sync.correction.maxRateChangeCostStep + 1e-9,
+      `cost ${learned} -> ${sync.rateChangeCost}`);
+  });
+
   test('a player whose rate changes cost nothing learns no cost and closes a slip in one pair', () => {
     attachCostly(0);
     sync.roomChanged();
