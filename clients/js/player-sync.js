@@ -458,7 +458,7 @@ export class PlayerSync {
    */
   _burstCost(roomRate, rate) {
     const own = this._burstOutcomes.get(burstKey(roomRate, rate)) || [];
-    if (own.length >= 3) return median(own);
+    if (own.length >= 1) return median(own);
     const all = [...this._burstOutcomes.values()].flat();
     return all.length > 0 ? median(all) : this.correction.burstCostGuess;
   }
@@ -710,7 +710,8 @@ export class PlayerSync {
       this._burst = null;
     }
 
-    if (now - this._seekLandedAt < this.correction.seekLandMs || this._stillLanding(now, st.rate)) {
+    const stillLanding = this._stillLanding(now, st.rate); // reads the position at every check in play
+    if (now - this._seekLandedAt < this.correction.seekLandMs || stillLanding) {
       this.mode = PlayerMode.SEEKING;
       return;
     }
