@@ -700,8 +700,12 @@ export class PlayerSync {
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
     let settledBurst = null;
-    // A burst planned for another room rate is over: the room's new rate is what counts now.
-    if (this._burst && this._burst.roomRate !== st.rate) this._endBurst(false);
+    // A burst planned for another room rate is over (the room's new rate at once, and nothing
+    // learned from it): the new rate is what counts now.
+    if (this._burst && this._burst.roomRate !== st.rate) {
+      this._endBurst(true, st.rate);
+      this._burst = null;
+    }
     if (this._burst) {
       // The timer ends it on time; a check that finds it overdue (a throttled timer) ends it too.
       if (!this._burst.ended && now >= this._burst.until) this._endBurst(true, st.rate);
