@@ -341,10 +341,13 @@ export class PlayerSync {
    * reading then would plan a burst on a drift still growing. At most `maxLandMs` after.
    */
   _stillLanding(now, rate) {
+    // Only then: an extra read of another player is not free (a media element's position
+    // clock learns from how close together its reads come).
+    if (!this.correction.coarseBurstCosts) return false;
     const prev = this._landRead;
     const pos = this.position();
     this._landRead = { at: now, pos };
-    if (!this.correction.coarseBurstCosts || now - this._seekLandedAt > this.correction.maxLandMs) return false;
+    if (now - this._seekLandedAt > this.correction.maxLandMs) return false;
     if (!prev || now - prev.at > this.correction.checkIntervalMs * 2) return true;
     return pos - prev.pos < ((now - prev.at) / 1000) * rate * 0.5;
   }
@@ -714,7 +717,7 @@ export class PlayerSync {
       this._burst = null;
     }
 
-    const stillLanding = this._stillLanding(now, st.rate); // reads the position at every check in play
+    const stillLanding = this._stillLanding(now, st.rate); // with coarseBurstCosts, reads at every check in play
     if (now - this._seekLandedAt < this.correction.seekLandMs || stillLanding) {
       this.mode = PlayerMode.SEEKING;
       return;
