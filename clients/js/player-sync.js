@@ -456,12 +456,12 @@ export class PlayerSync {
 
   /**
    * What a coarse burst at `rate` and back is taken to cost at the room's `roomRate`: the
-   * median of that pair's outcomes once it has three, else of every pair's so far (a change of
+   * median of that pair's outcomes once it has one, else of every pair's so far (a change of
    * rate costs about the same), else `burstCostGuess`.
    */
   _burstCost(roomRate, rate) {
     const own = this._burstOutcomes.get(burstKey(roomRate, rate)) || [];
-    if (own.length >= 1) return median(own);
+    if (own.length > 0) return median(own);
     const all = [...this._burstOutcomes.values()].flat();
     return all.length > 0 ? median(all) : this.correction.burstCostGuess;
   }
