@@ -28,6 +28,7 @@ import {
 } from '/client/index.js';
 import { SimPlayer } from '/client/sim-player.js';
 import { MediaPlayer, MEDIA_CORRECTION } from '/client/media-player.js';
+import { YOUTUBE_CORRECTION } from '/client/youtube-player.js';
 import {
   IN_SYNC_MS, MAX_CHAT_NAME_CHARS, MAX_CHAT_TEXT_CHARS, MAX_ROOM_ID_CHARS, MAX_ROOM_NAME_CHARS, MAX_TITLE_CHARS,
 } from '/client/limits.js';
@@ -346,7 +347,8 @@ function choosePlayer(room) {
     ui.playerKind = kind;
     ui.attached = want;
     $('h-player').textContent = { youtube: 'YouTube', sim: 'Simulated', media: 'Media element' }[kind] || kind;
-    const correction = kind === 'media' ? { ...(room.options.correction || {}), ...MEDIA_CORRECTION } : room.options.correction;
+    const own = { media: MEDIA_CORRECTION, youtube: YOUTUBE_CORRECTION }[kind];
+    const correction = own ? { ...(room.options.correction || {}), ...own } : room.options.correction;
     // YouTube plays only its listed rates: bursts at those from the start, no probing nudge.
     room.attachPlayer(player, {
       kind,

@@ -400,7 +400,18 @@ export interface Correction {
   burstCostPerSecond: number;
   seekCost: number;
   burstSettleMs: number;
+  /** Size coarse bursts for what their rate pair costs the player, learned per room and listed rate. */
+  coarseBurstCosts: boolean;
+  /** Seconds: the shortest coarse burst (with coarseBurstCosts), and this many learned rate latencies. */
+  minBurstSeconds: number;
+  minBurstLatencies: number;
+  /** Outcomes of one rate pair its learned cost is the median of. */
+  burstCostSamples: number;
+  /** Seconds a rate pair is taken to cost before any was learned. */
+  burstCostGuess: number;
   seekLandMs: number;
+  /** With coarseBurstCosts: the longest wait after a seek or start for the position to move (ms). */
+  maxLandMs: number;
   /** Close a small drift by one timed rate pair sized for its learned cost (a media element), not a steady nudge. */
   fineBursts: boolean;
   fineBurstFraction: number;
@@ -416,6 +427,8 @@ export interface Correction {
 }
 
 export declare const DEFAULT_CORRECTION: Readonly<Correction>;
+/** Correction thresholds for a YouTube player (youtube-player.js): bursts sized for their learned cost, a tight tolerance. */
+export declare const YOUTUBE_CORRECTION: Readonly<Partial<Correction>>;
 
 export interface ClockSample {
   sentAt: number;
@@ -448,7 +461,7 @@ export declare function decideCorrection(
   options?: Partial<Correction>,
 ): { action: 'none' | 'nudge' | 'seek'; rate: number };
 export declare function decideCoarseCorrection(
-  input: { drift: number; rate?: number; rates: number[]; seekLatency?: number },
+  input: { drift: number; rate?: number; rates: number[]; seekLatency?: number; cost?: (rate: number) => number; minBurst?: number },
   options?: Partial<Correction>,
 ): { action: 'none' | 'burst' | 'seek'; rate: number; seconds: number };
 export declare function clampRate(rate: number): number;
@@ -568,6 +581,10 @@ export declare class PlayerSync {
   bursts: number;
   /** Seconds of position a rate change and back costs this player at the room's rate, learned by fine bursts. */
   rateChangeCost: number;
+  /** With coarseBurstCosts: seconds a burst's rate pair costs, learned, by `"<room rate>><burst rate>"`. */
+  readonly burstCosts: Map<string, number>;
+  /** Seconds from asking a rate until the player reports it taken, learned. */
+  rateLatency: number;
   held: boolean;
   position(): number;
   roomChanged(): void;

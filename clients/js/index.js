@@ -10,6 +10,7 @@
  * - `queue.js`: the room's queue, changed by `queue` events in version order (`applyQueueEvent`, `QueueMode`, ...);
  * - `sync-report.js`: this page's drift reported to the room (`SyncReporter`, sync health);
  * - `sync-core.js`: the pure arithmetic (`roomPosition`, `decideCorrection`, `DEFAULT_CORRECTION`, ...);
+ * - `youtube-player.js`: the correction a YouTube player needs (`YOUTUBE_CORRECTION`);
  * - `sim-player.js`: a simulated player with the YouTube IFrame API's interface (browser only).
  *
  * This entry point re-exports all but the simulated player, which needs a DOM:
@@ -38,3 +39,4 @@ export {
   decideCoarseCorrection, percentile, DriftWindow, DRIFT_WINDOW,
   clampRate, isVideoId, parseTimestamp, parseYouTube, formatTime,
 } from './sync-core.js';
+export { YOUTUBE_CORRECTION } from './youtube-player.js';

@@ -110,6 +110,12 @@ export class PlayerSync {
     /** Seconds of position a rate change and back costs this player at the room's last rate, learned by fine bursts. */
     this.rateChangeCost = 0;
     this._rateCosts = new Map(); // room rate -> that cost (Chromium's grows with the rate)
+    /** Seconds of position a coarse burst at a listed rate and back costs, learned per `room>burst` rates. */
+    this.burstCosts = new Map();
+    this._burstOutcomes = new Map(); // the same key -> the last few outcomes (seconds)
+    /** Seconds from asking a rate until the player reports it taken (`onPlaybackRateChange`), learned. */
+    this.rateLatency = 0;
+    this._rateAsked = null; // {rate, at}: the last rate asked, until the player reports it
     this._roomRate = null; // the room's rate at the last check in play
     this._rateLandAt = null; // a room rate change is judged afresh once it has reached the position
     this._burst = null; // {until, settleUntil, timer} while a coarse-rate burst runs or settles
@@ -290,6 +296,7 @@ export class PlayerSync {
         && Math.abs(Number(this.player.getPlaybackRate()) - rate) < 1e-3) return;
     this.appliedRate = rate;
     this.player.setPlaybackRate(rate);
+    this._rateAsked = { rate, at: performance.now() };
   }
 
   _userActive() {
@@ -335,6 +342,24 @@ export class PlayerSync {
     this.seekLatency = this.seekLatency === 0 ? took : this.seekLatency * (1 - g) + took * g;
   }
 
+  /**
+   * With `coarseBurstCosts`: whether a player that says it plays again after a seek or a start
+   * is not moving yet (its decoder and output restarting take longer than `seekLandMs` on a
+   * busy machine): its position has not advanced at half the rate since the last check. A
+   * reading then would plan a burst on a drift still growing. At most `maxLandMs` after.
+   */
+  _stillLanding(now, rate) {
+    // Only then: an extra read of another player is not free (a media element's position
+    // clock learns from how close together its reads come).
+    if (!this.correction.coarseBurstCosts) return false;
+    const prev = this._landRead;
+    const pos = this.position();
+    this._landRead = { at: now, pos };
+    if (now - this._seekLandedAt > this.correction.maxLandMs) return false;
+    if (!prev || now - prev.at > this.correction.checkIntervalMs * 2) return true;
+    return pos - prev.pos < ((now - prev.at) / 1000) * rate * 0.5;
+  }
+
   /** The listed rates of a player that only plays those (YouTube), or `null`. */
   _listedRates() {
     if (typeof this.player.getAvailablePlaybackRates !== 'function') return null;
@@ -351,9 +376,10 @@ export class PlayerSync {
     this._endBurst(false);
     const now = performance.now();
     const ms = seconds * 1000;
-    if (plan) this.nudges += 1;
+    const fine = plan !== null && !plan.coarse;
+    if (fine) this.nudges += 1;
     else this.bursts += 1;
-    this.mode = plan ? PlayerMode.NUDGING : PlayerMode.BURST;
+    this.mode = fine ? PlayerMode.NUDGING : PlayerMode.BURST;
     this._recent = [];
     this._setRate(rate);
     // A timer, not the next check: the burst's length is the correction, to the millisecond.
@@ -386,24 +412,31 @@ export class PlayerSync {
 
   /**
    * Whether a change of the room's rate is still on its way to the position (a player with
-   * fine bursts): an element takes a new rate late and may lose position doing so (Chromium:
-   * ~180 ms, then 20-70 ms lost, more at higher rates). It is judged once it has landed, by
-   * the event threshold like any change: a large loss is sought, not glided.
+   * fine bursts or learned burst costs): an element takes a new rate late and may lose
+   * position doing so (Chromium: ~180 ms, then 20-70 ms lost, more at higher rates; a YouTube
+   * player adds its own rate latency, learned). A fine-rate player is judged once it has
+   * landed by the event threshold like any change (a large loss is sought, not glided); a
+   * coarse-rate one by the steady path (a burst planned on the whole loss).
    */
   _rateChanged(rate, now) {
     if (this._roomRate !== rate) {
-      if (this._roomRate !== null) this._rateLandAt = now + this.correction.rateLandMs;
+      if (this._roomRate !== null) this._rateLandAt = now + this.correction.rateLandMs + this.rateLatency * 1000;
       this._roomRate = rate;
     }
     if (this._rateLandAt === null) return false;
     if (now < this._rateLandAt) return true;
     this._rateLandAt = null;
-    this.eventPending = true;
-    this._newChange();
+    // A fine-rate player's loss is sought like a change's; a coarse-rate one's is closed by a
+    // burst planned on the whole loss (a seek costs a YouTube player more than the burst).
+    this.eventPending = Boolean(this.correction.fineBursts);
+    if (this.correction.fineBursts) this._newChange();
     return false;
   }
 
-  /** A fine burst settled: `measured` against what it planned teaches the cost of a rate pair. */
+  /**
+   * A burst with a plan settled: `measured` against what it planned teaches the cost of its
+   * rate pair (a fine burst's per room rate; a coarse one's per room and listed rate).
+   */
   _learnRateChangeCost(burst, measured) {
     const { plan } = burst;
     if (!plan || !burst.ended) return;
@@ -412,8 +445,34 @@ export class PlayerSync {
     const step = this.correction.maxRateChangeCostStep;
     const cost = plan.cost - Math.min(step, Math.max(-step, (measured - expected) * this.correction.rateChangeCostGain));
     const max = this.correction.maxRateChangeCost;
-    this.rateChangeCost = Math.min(max, Math.max(-max, cost));
+    const learned = Math.min(max, Math.max(-max, cost));
+    if (plan.coarse) {
+      // What this burst's pair cost, kept with the pair's last few: their median is its cost (one
+      // outcome on a busy machine can be off by tens of ms; one beyond `max` is not believed).
+      const outcome = plan.drift + gained - measured;
+      if (!plan.learn || !(Math.abs(outcome) < max)) return;
+      const key = burstKey(burst.roomRate, burst.rate);
+      const outcomes = this._burstOutcomes.get(key) || [];
+      outcomes.push(outcome);
+      if (outcomes.length > this.correction.burstCostSamples) outcomes.shift();
+      this._burstOutcomes.set(key, outcomes);
+      this.burstCosts.set(key, median(outcomes));
+      return;
+    }
+    this.rateChangeCost = learned;
     this._rateCosts.set(burst.roomRate, this.rateChangeCost);
+  }
+
+  /**
+   * What a coarse burst at `rate` and back is taken to cost at the room's `roomRate`: the
+   * median of that pair's outcomes once it has one, else of every pair's so far (a change of
+   * rate costs about the same), else `burstCostGuess`.
+   */
+  _burstCost(roomRate, rate) {
+    const own = this._burstOutcomes.get(burstKey(roomRate, rate)) || [];
+    if (own.length > 0) return median(own);
+    const all = [...this._burstOutcomes.values()].flat();
+    return all.length > 0 ? median(all) : this.correction.burstCostGuess;
   }
 
   /** Ends a burst early or on time; `restore` sets the room's rate back. */
@@ -456,6 +515,16 @@ export class PlayerSync {
   }
 
   _playerRateChanged(rate) {
+    const asked = this._rateAsked;
+    if (asked && Math.abs(Number(rate) - asked.rate) < 1e-3) {
+      // Our own rate, taken: how long a rate takes to reach this player (a shorter burst never would).
+      this._rateAsked = null;
+      const took = (performance.now() - asked.at) / 1000;
+      const g = this.correction.seekLatencyGain;
+      if (took >= 0 && took < this.correction.maxBurstSeconds) {
+        this.rateLatency = this.rateLatency === 0 ? took : this.rateLatency * (1 - g) + took * g;
+      }
+    }
     const st = this.hooks.state();
     if (!st || this.appliedRate === null || Math.abs(Number(rate) - this.appliedRate) < 1e-3) return;
     // A player that rounds a nudge reports a rate near the room's: not a person's choice.
@@ -643,15 +712,25 @@ export class PlayerSync {
     // A burst closes the drift by itself: measuring mid-burst (or before the rate
     // change back has landed) would see a drift still being closed and oscillate.
     let settledBurst = null;
+    // A burst planned for another room rate is over (the room's new rate at once, and nothing
+    // learned from it): the new rate is what counts now.
+    if (this._burst && this._burst.roomRate !== st.rate) {
+      this._endBurst(true, st.rate);
+      this._burst = null;
+    }
     if (this._burst) {
       // The timer ends it on time; a check that finds it overdue (a throttled timer) ends it too.
       if (!this._burst.ended && now >= this._burst.until) this._endBurst(true, st.rate);
-      if (now < this._burst.settleUntil) { this.mode = this._burst.plan ? PlayerMode.NUDGING : PlayerMode.BURST; return; }
+      if (now < this._burst.settleUntil) { this.mode = this._burst.plan && !this._burst.plan.coarse ? PlayerMode.NUDGING : PlayerMode.BURST; return; }
       settledBurst = this._burst;
       this._burst = null;
     }
 
-    if (now - this._seekLandedAt < this.correction.seekLandMs) { this.mode = PlayerMode.SEEKING; return; }
+    const stillLanding = this._stillLanding(now, st.rate); // with coarseBurstCosts, reads at every check in play
+    if (now - this._seekLandedAt < this.correction.seekLandMs || stillLanding) {
+      this.mode = PlayerMode.SEEKING;
+      return;
+    }
     let followUpAhead = null; // where this check's seek aims, if it is the follow-up
     let followingUp = false;
     if (this._followUpPending
@@ -672,10 +751,9 @@ export class PlayerSync {
       }
     }
 
-    if (this.correction.fineBursts && this._rateChanged(st.rate, now)) {
-      // The room's new rate goes to the element at once (a burst in flight ends); only the
-      // judging waits until it has landed.
-      if (this._burst && this._burst.roomRate !== st.rate) this._endBurst(false);
+    if ((this.correction.fineBursts || this.correction.coarseBurstCosts) && this._rateChanged(st.rate, now)) {
+      // The room's new rate goes to the element at once (a burst in flight has ended above);
+      // only the judging waits until it has landed.
       if (!this._burst) this._setRate(st.rate);
       this.mode = PlayerMode.NUDGING;
       return;
@@ -710,9 +788,17 @@ export class PlayerSync {
       // A coarse-rate player in steady play: a burst at a listed rate, or a seek.
       this.eventPending = false;
       this._recordDrift(measured);
-      const c = decideCoarseCorrection({ drift, rate: st.rate, rates, seekLatency: this.seekLatency }, this.correction);
+      // A player whose bursts are sized for what their rate pair costs it (learned).
+      const learn = Boolean(this.correction.coarseBurstCosts);
+      const cost = (r) => this._burstCost(st.rate, r);
+      const c = decideCoarseCorrection({
+        drift, rate: st.rate, rates, seekLatency: this.seekLatency, cost: learn ? cost : undefined,
+        minBurst: learn ? Math.max(this.correction.minBurstSeconds, this.rateLatency * this.correction.minBurstLatencies) : 0,
+      }, this.correction);
       if (c.action === 'burst') {
-        this._startBurst(c.rate, c.seconds, st.rate);
+        // An item's first seconds teach nothing (its output is still starting: outcomes off by 50 ms and more).
+        const plan = { drift, cost: cost(c.rate), coarse: true, learn: now >= this._loadedUntil };
+        this._startBurst(c.rate, c.seconds, st.rate, learn ? { plan } : {});
       } else if (c.action === 'seek' && sinceSeek > this.correction.seekSettleMs) {
         this._setRate(st.rate);
         this._seek(target + this._seekAhead(st.rate));
@@ -766,6 +852,11 @@ export class PlayerSync {
   }
 }
 
+
+/** The key of a coarse burst's learned cost: the room's rate and the burst's. */
+function burstKey(roomRate, rate) {
+  return `${roomRate}>${rate}`;
+}
 
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b);

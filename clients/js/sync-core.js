@@ -121,11 +121,29 @@ export const DEFAULT_CORRECTION = Object.freeze({
   /** After a burst ended (back at the room's rate): let the rate change land before measuring again (ms). */
   burstSettleMs: 800,
   /**
+   * Size each burst for what its rate pair costs the player's position, learned per room and
+   * listed rate from each burst's outcome (a real YouTube player over Chromium's media stack
+   * loses position at a change of rate, as the element does); off: a burst is |drift| / step.
+   */
+  coarseBurstCosts: false,
+  /**
+   * Seconds: with `coarseBurstCosts`, the shortest burst made, and at least this many times the
+   * player's learned rate latency (a rate taken back sooner may never reach the position).
+   */
+  minBurstSeconds: 0,
+  minBurstLatencies: 1.5,
+  /** With `coarseBurstCosts`: the outcomes of one rate pair its learned cost is the median of. */
+  burstCostSamples: 5,
+  /** With `coarseBurstCosts`: seconds a burst's rate pair is taken to cost before any was learned. */
+  burstCostGuess: 0,
+  /**
    * After a seek reports playing again: no measuring for this long (ms). A player says
    * "playing" a moment before its position really moves (decoder and audio output
    * restarting); a burst decided on that stale reading would be wasted.
    */
   seekLandMs: 300,
+  /** With `coarseBurstCosts`: the longest wait, after a seek or start, for the position to move before judging it (ms). */
+  maxLandMs: 1500,
 
   // Fine bursts (a player that takes any rate, with `fineBursts` set: a media element).
 
@@ -317,6 +335,13 @@ export function decideCorrection(input, options = {}) {
  * @param {number} [input.rate=1] the room's rate
  * @param {number[]} input.rates the player's listed rates
  * @param {number} [input.seekLatency=0] seconds a seek takes to land and play again
+ * @param {(rate:number) => number} [input.cost] seconds of position a burst at `rate` and the
+ *        change back cost the player beyond what the rates explain (learned; positive: it ends
+ *        further behind). The burst is sized so the drift ends at 0 with that cost, so on a
+ *        player whose rate changes cost position a short burst the other way may be what closes
+ *        a small drift (the pair's cost does the rest).
+ * @param {number} [input.minBurst=0] seconds: a burst that would be shorter does not reach the
+ *        player's position (its rate takes longer to apply): nothing instead
  * @param {Partial<typeof DEFAULT_CORRECTION>} [options]
  * @returns {{action:'none'|'burst'|'seek', rate:number, seconds:number}} `rate`: the rate to
  *          play at (the burst's, or the room's); `seconds`: how long the burst lasts (0 otherwise)
@@ -334,15 +359,31 @@ export function decideCoarseCorrection(input, options = {}) {
   if (size > o.seekThreshold) return seek;
   const listed = (Array.isArray(input.rates) ? input.rates : [])
     .map(Number).filter((r) => Number.isFinite(r) && r >= MIN_RATE && r <= MAX_RATE);
+  const cost = (r) => {
+    const c = typeof input.cost === 'function' ? Number(input.cost(r)) : 0;
+    return Number.isFinite(c) ? c : 0;
+  };
   // Ahead: the next listed rate below the room's; behind: the next one above.
-  const burstRate = drift > 0
-    ? Math.max(...listed.filter((r) => r < rate - 1e-6), -Infinity)
-    : Math.min(...listed.filter((r) => r > rate + 1e-6), Infinity);
-  if (!Number.isFinite(burstRate)) return seek;
-  const seconds = size / Math.abs(burstRate - rate);
-  const burstCost = seconds * o.burstCostPerSecond;
+  const up = Math.min(...listed.filter((r) => r > rate + 1e-6), Infinity);
+  const down = Math.max(...listed.filter((r) => r < rate - 1e-6), -Infinity);
+  if (!Number.isFinite(drift > 0 ? down : up)) return seek;
+  // Each neighbour rate played long enough to end the drift (with its pair's cost) at 0, or,
+  // when that would be shorter than `minBurst`, for `minBurst`: the one that ends nearest 0, if
+  // it leaves clearly less than it found (a lead inside a pair's cost may be one no burst
+  // closes: two bursts to either side of the room would chase their own noise).
+  const minBurst = Math.max(0, Number(input.minBurst) || 0);
+  let plan = null;
+  for (const r of [up, down].filter(Number.isFinite)) {
+    const exact = (cost(r) - drift) / (r - rate);
+    const seconds = exact >= minBurst ? exact : minBurst;
+    const left = drift + (r - rate) * seconds - cost(r);
+    const fits = Math.abs(left) < size - o.coarseTolerance / 2;
+    if (seconds > 0 && fits && (plan === null || Math.abs(left) < Math.abs(plan.left))) plan = { rate: r, seconds, left };
+  }
+  if (plan === null) return none;
+  const burstCost = plan.seconds * o.burstCostPerSecond;
   const seekCost = o.seekCost + latency;
-  if (seconds <= o.maxBurstSeconds && burstCost <= seekCost) return { action: 'burst', rate: burstRate, seconds };
+  if (plan.seconds <= o.maxBurstSeconds && burstCost <= seekCost) return { action: 'burst', rate: plan.rate, seconds: plan.seconds };
   return seek;
 }
 

@@ -89,4 +89,22 @@ describe('decideCoarseCorrection: a burst at a listed rate, or a seek, whichever
   test('a non-finite drift does nothing', () => {
     assert.equal(decideCoarseCorrection({ drift: NaN, rate: 1, rates: YT_RATES }).action, 'none');
   });
+
+  test('with a pair cost, the burst is sized to end at 0 with it (behind: longer)', () => {
+    const d = decideCoarseCorrection({ drift: -0.1, rate: 1, rates: YT_RATES, cost: () => 0.02 });
+    assert.equal(d.rate, 1.25);
+    close(d.seconds, 0.12 / 0.25);
+    const ahead = decideCoarseCorrection({ drift: 0.1, rate: 1, rates: YT_RATES, cost: () => 0.02 });
+    assert.equal(ahead.rate, 0.75);
+    close(ahead.seconds, 0.08 / 0.25);
+  });
+
+  test('a lead smaller than the pair cost is closed by a short burst above, or left when shorter than minBurst', () => {
+    const o = { coarseTolerance: 0.005 };
+    const d = decideCoarseCorrection({ drift: 0.01, rate: 1, rates: YT_RATES, cost: () => 0.03 }, o);
+    assert.equal(d.rate, 1.25);
+    close(d.seconds, 0.08);
+    const short = decideCoarseCorrection({ drift: 0.01, rate: 1, rates: YT_RATES, cost: () => 0.03, minBurst: 0.16 }, o);
+    assert.equal(short.action, 'none', 'a 0.16 s burst either way would leave more');
+  });
 });

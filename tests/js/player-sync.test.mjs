@@ -617,3 +617,62 @@ describe('PlayerSync: fine bursts on a player whose rate changes cost position',
     assert.ok(sync.nudges - before <= 2, `pairs ${sync.nudges - before}`);
   });
 });
+
+describe('PlayerSync: coarse bursts sized for what their rate pair costs (coarseBurstCosts)', () => {
+  /** A YouTube-like player over a media stack whose change of rate away from the room's loses `cost` seconds. */
+  class CostlyCoarse extends CoarsePlayer {
+    constructor(cost) { super(); this.cost = cost; }
+
+    setPlaybackRate(r) {
+      const away = r !== 1 && r !== this.rate;
+      super.setPlaybackRate(r);
+      if (away && this.state === PlayerState.PLAYING) this.rebase(this.raw() - this.cost);
+    }
+  }
+
+  /** Like run(), but checks every 10 ms, so a burst ends within 10 ms of its plan. */
+  function runFine(ms) {
+    for (let done = 0; done < ms; done += 10) {
+      clock.t += 10;
+      sync.apply(false);
+    }
+  }
+
+  function attachCostlyCoarse(cost, correction = {}) {
+    player = new CostlyCoarse(cost);
+    sync = new PlayerSync(player, {
+      state: () => room, serverNow: () => clock.t, canControl: () => false, emit: () => {},
+    }, { interval: 1e9, listedRatesOnly: true, correction: { coarseBurstCosts: true, coarseTolerance: 0.008, minBurstSeconds: 0.08, ...correction } });
+    sync.roomChanged();
+    runFine(4000); // past the item's first seconds, which teach nothing
+  }
+
+  test('learns the pair cost and lands slips within the tolerance, without seeking', () => {
+    attachCostlyCoarse(0.02);
+    for (let i = 0; i < 4; i += 1) {
+      player.rebase(player.raw() - 0.08); // a stall: 80 ms behind
+      runFine(3000);
+    }
+    assert.ok(Math.abs(sync.burstCosts.get('1>1.25') - 0.02) < 0.004, `learned ${sync.burstCosts.get('1>1.25')}`);
+    assert.ok(Math.abs(drift()) <= 0.008, `left ${drift()}`);
+    assert.equal(sync.seeks, 0);
+  });
+
+  test('unsized, the same player is left a pair cost behind (the steady offset this fixes)', () => {
+    attachCostlyCoarse(0.02, { coarseBurstCosts: false, coarseTolerance: 0.02 });
+    player.rebase(player.raw() - 0.08);
+    runFine(3000);
+    assert.ok(drift() < -0.015, `left ${drift()}`);
+  });
+
+  test('a burst planned for another room rate ends when the room rate changes', () => {
+    attachCostlyCoarse(0);
+    player.rebase(player.raw() - 0.5); // a 2 s burst at 1.25
+    runFine(300);
+    assert.equal(player.getPlaybackRate(), 1.25);
+    room = { ...room, position: roomPosition(room, clock.t), rate: 1.5, updated_at: clock.t };
+    sync.roomChanged();
+    runFine(20);
+    assert.equal(player.getPlaybackRate(), 1.5, 'the room rate at once, not the old burst');
+  });
+});
