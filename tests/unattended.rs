@@ -180,17 +180,17 @@ async fn youtube_stand_in() -> String {
     format!("http://{addr}/youtube/v3")
 }
 
+/// The flags that point a server at the stand-in API at `api`.
+fn api_flags(api: &str) -> [&str; 4] {
+    ["--youtube-api-key", API_KEY, "--youtube-api-url", api]
+}
+
 /// Three YouTube items queued with no duration: the server asks the API
 /// after answering, and the room then plays them through by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn youtube_items_play_through_with_durations_from_the_api() {
     let api = youtube_stand_in().await;
-    let args = [
-        "--youtube-api-key",
-        API_KEY,
-        "--youtube-api-url",
-        api.as_str(),
-    ];
+    let args = api_flags(&api);
     let app = spawn_app(&args).await;
     let items: Vec<Value> = PLAYLIST_VIDEOS
         .iter()
@@ -205,12 +205,7 @@ async fn youtube_items_play_through_with_durations_from_the_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_filled_with_a_playlist_plays_through_it_by_itself() {
     let api = youtube_stand_in().await;
-    let args = [
-        "--youtube-api-key",
-        API_KEY,
-        "--youtube-api-url",
-        api.as_str(),
-    ];
+    let args = api_flags(&api);
     let app = spawn_app(&args).await;
     let playlist = json!({"type": "queue_add", "name": "Ann", "playlist_id": PLAYLIST});
     plays_through(std::slice::from_ref(&app), playlist).await;
@@ -219,12 +214,7 @@ async fn a_room_filled_with_a_playlist_plays_through_it_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_filled_with_a_playlist_plays_through_it_by_itself_over_three_nodes() {
     let api = youtube_stand_in().await;
-    let args = [
-        "--youtube-api-key",
-        API_KEY,
-        "--youtube-api-url",
-        api.as_str(),
-    ];
+    let args = api_flags(&api);
     let redis = Redis::start().await;
     let nodes = three_nodes(&redis, &args).await;
     let playlist = json!({"type": "queue_add", "name": "Ann", "playlist_id": PLAYLIST});
@@ -295,12 +285,7 @@ async fn load_of_a_media_file_carries_the_length_the_server_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_of_a_youtube_video_learns_its_details_after_the_answer() {
     let api = youtube_stand_in().await;
-    let args = [
-        "--youtube-api-key",
-        API_KEY,
-        "--youtube-api-url",
-        api.as_str(),
-    ];
+    let args = api_flags(&api);
     let app = spawn_app(&args).await;
     let (room, token, _) = app.create_room(json!({})).await;
     let mut stream = app.events(&room).await;
