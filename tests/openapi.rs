@@ -450,6 +450,14 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
                     let refused = branch["properties"][single]["type"] == "null";
                     assert_eq!(refused, many, "{name} {field}: {single}");
                 }
+                // "This one alone": the other sources only as `null`, so a branch that
+                // fails on a refused field cannot leave another to match the body.
+                for other in sources.iter().filter(|other| **other != field) {
+                    assert_eq!(
+                        branch["properties"][*other]["type"], "null",
+                        "{name} {field}: {other}"
+                    );
+                }
                 field.to_string()
             })
             .collect();
@@ -495,6 +503,10 @@ async fn an_item_is_exactly_one_of_video_id_and_media_url_in_the_schema_as_on_th
         ),
         (
             serde_json::json!({"type": "queue_add", "playlist_id": "PLx", "duration": 3}),
+            false,
+        ),
+        (
+            serde_json::json!({"type": "queue_add", "video_id": video, "playlist_id": "PLx", "duration": 3}),
             false,
         ),
         (

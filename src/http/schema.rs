@@ -199,9 +199,12 @@ pub fn body_schema(shape: &Shape, object: ObjectBuilder) -> Schema {
                 let mut branch = ObjectBuilder::new()
                     .property(*name, ObjectBuilder::new().schema_type(type_of(name)))
                     .required(*name);
-                // What this alternative refuses may be there only as `null`.
+                // The other alternatives, and what this one refuses, may be there
+                // only as `null`: each branch says "this one alone", so a branch
+                // that fails on a refused field cannot let another match instead.
+                let others = alternatives.fields.iter().filter(|other| *other != name);
                 let refused = alternatives.refuses.iter().filter(|(a, _)| a == name);
-                for field in refused.flat_map(|(_, fields)| fields.iter()) {
+                for field in others.chain(refused.flat_map(|(_, fields)| fields.iter())) {
                     branch = branch.property(*field, ObjectBuilder::new().schema_type(Type::Null));
                 }
                 one_of = one_of.item(branch);
