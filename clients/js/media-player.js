@@ -31,6 +31,12 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
    */
   seekMeasureMs: 400,
   /**
+   * A seek's latency is read sooner when the rate is about to change, but not before this
+   * long after it landed (ms): Chromium's element says `playing` a moment before its output
+   * moves (a corrector judges a landing 300 ms after it).
+   */
+  seekMeasureMinMs: 250,
+  /**
    * Seconds from play() on a paused element until its position moves, before one was
    * measured here: a scheduled start calls play() this much early. (Measured in headless
    * Chromium on a 2-core machine: about 0.1 s, the decoder and audio output starting.)
@@ -292,20 +298,33 @@ export class MediaPlayer {
     const seek = this._seek;
     if (!seek || seek.measuring) return;
     seek.measuring = true;
-    setTimeout(() => {
-      if (this._seek !== seek) return; // another seek came since: that one is measured
-      this._seek = null;
-      const el = this.element;
-      if (el.paused || this._state !== STATE.PLAYING) return;
-      const elapsed = (performance.now() - seek.at) / 1000;
-      const rate = el.playbackRate || 1;
-      const measured = elapsed - (this.getCurrentTime() - seek.target) / rate;
-      // An element that seeks at once (Firefox) measures about 0, a little either side.
-      if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
-      const latency = Math.max(0, measured);
-      const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
-      this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
-    }, MEDIA_PLAYER_TIMINGS.seekMeasureMs);
+    seek.landedAt = performance.now();
+    setTimeout(() => this._measureSeek(seek), MEDIA_PLAYER_TIMINGS.seekMeasureMs);
+  }
+
+  /**
+   * Reads a landed seek's latency (see `_seekLanded`): when its time comes, or at once when
+   * the rate is about to change (a corrector's burst right after a landing). Read after a
+   * change of rate, the advance since the seek would be divided by a rate it did not play
+   * at all along, and a burst's own gain or loss taken for the seek's latency (seen: a
+   * Firefox element that seeks in ~30 ms measured at ~55 ms, and later seeks aimed as far
+   * ahead). Too soon after the landing to have restarted for sure, it is not read at all.
+   */
+  _measureSeek(seek) {
+    if (this._seek !== seek) return; // another seek came since: that one is measured
+    this._seek = null;
+    const el = this.element;
+    if (el.paused || this._state !== STATE.PLAYING) return;
+    const now = performance.now();
+    if (now - seek.landedAt < MEDIA_PLAYER_TIMINGS.seekMeasureMinMs) return;
+    const elapsed = (now - seek.at) / 1000;
+    const rate = el.playbackRate || 1;
+    const measured = elapsed - (this.getCurrentTime() - seek.target) / rate;
+    // An element that seeks at once (Firefox) measures about 0, a little either side.
+    if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
+    const latency = Math.max(0, measured);
+    const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
+    this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
   }
 
   /**
@@ -453,6 +472,7 @@ export class MediaPlayer {
     const r = Number(rate);
     if (!Number.isFinite(r) || r <= 0 || r === this.element.playbackRate) return;
     this.stats.rateChanges += 1;
+    if (this._seek && this._seek.measuring) this._measureSeek(this._seek);
     this.element.defaultPlaybackRate = r;
     this.element.playbackRate = r;
   }

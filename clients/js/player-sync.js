@@ -331,6 +331,33 @@ export class PlayerSync {
     return Math.min(this.correction.maxSeekLead, latency * rate + this.seekLead);
   }
 
+  /**
+   * Where a change's follow-up seek aims (seconds ahead of the room), given where its first
+   * seek should have aimed (`missAhead`: its aim less how far it landed off). A player that
+   * measures its own seek latency (a media element) aims by that measure moved toward this
+   * one landing by the weight its own average gives a sample: a follow-up is made only
+   * after a wide landing, which on a busy machine is mostly a one-off (a first seek made
+   * while the page handles the change lost 75 ms, its follow-up 0.5 s later 14 ms), and
+   * aimed by that miss whole it landed 60-240 ms ahead and was glided for seconds. A
+   * player without a measure of its own has only that landing to go by.
+   */
+  _followUpAim(missAhead, rate) {
+    const max = this.correction.maxSeekLead;
+    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency() : null;
+    const own = raw === null || raw === undefined ? NaN : Number(raw);
+    let aim = missAhead;
+    if (Number.isFinite(own) && own >= 0) {
+      const measured = this._seekAhead(rate);
+      aim = measured + (missAhead - measured) * this.correction.seekLatencyGain;
+    }
+    return Math.min(max, Math.max(0, aim));
+  }
+
+  /** When and against what a steady-play seek's landing is judged (to learn `seekLead`). */
+  _newSeekCheck(now) {
+    return { at: now + this.correction.seekCheckMs, reloads: this._reloads(), bursts: this.nudges + this.bursts };
+  }
+
   /** A seek landed (the player plays again): learn how long it took. */
   _learnSeekLatency() {
     if (this._seekStartedAt === null) return;
@@ -747,7 +774,7 @@ export class PlayerSync {
       // stalled) landed by its load, not by the seek's aim: nothing to learn from where.
       if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead
           && this._reloads() === this._reloadsAtSeek) {
-        followUpAhead = Math.min(this.correction.maxSeekLead, Math.max(0, this._lastSeekAhead - landed));
+        followUpAhead = this._followUpAim(this._lastSeekAhead - landed, st.rate);
       }
     }
 
@@ -767,10 +794,13 @@ export class PlayerSync {
     if (this._recent.length > 3) this._recent.shift();
     const drift = afterEvent || this.eventPending ? measured : median(this._recent);
     if (this._seekCheck && now >= this._seekCheck.at) {
-      // Learn how late a seek lands (a real player buffers after seeking).
+      // Learn how late a seek lands (a real player buffers after seeking), from a seek that
+      // landed by itself: a player that reloaded its source landed where its load did, and
+      // after a burst the drift is that burst's outcome, not the seek's.
       const late = -drift;
       const max = this.correction.maxSeekLead;
-      if (Math.abs(late) < max) this.seekLead = Math.min(max, Math.max(0, this.seekLead + late * 0.5));
+      const own = this._reloads() === this._seekCheck.reloads && this.nudges + this.bursts === this._seekCheck.bursts;
+      if (own && Math.abs(late) < max) this.seekLead = Math.min(max, Math.max(0, this.seekLead + late * 0.5));
       this._seekCheck = null;
     }
     if (this._nudgeCheck && now >= this._nudgeCheck.at) {
@@ -802,7 +832,7 @@ export class PlayerSync {
       } else if (c.action === 'seek' && sinceSeek > this.correction.seekSettleMs) {
         this._setRate(st.rate);
         this._seek(target + this._seekAhead(st.rate));
-        this._seekCheck = { at: now + this.correction.seekCheckMs };
+        this._seekCheck = this._newSeekCheck(now);
       } else {
         this.mode = c.action === 'seek' ? PlayerMode.SEEKING : PlayerMode.IN_SYNC;
         this._setRate(st.rate);
@@ -826,7 +856,7 @@ export class PlayerSync {
       this._setRate(st.rate);
       this._lastSeekAhead = followUpAhead ?? this._seekAhead(st.rate);
       this._seek(target + this._lastSeekAhead);
-      this._seekCheck = { at: now + this.correction.seekCheckMs };
+      this._seekCheck = this._newSeekCheck(now);
       // The first seek after a change aims by a latency guessed before any was measured:
       // once it has landed (and the player measured it), the next reading is judged by
       // the event threshold once more, so a wide landing is sought again, not glided

@@ -535,6 +535,52 @@ describe('PlayerSync: a late joiner on a player that takes time to start and to 
   });
 });
 
+describe('PlayerSync: a change\'s follow-up seek on a player that measures its own seek latency', () => {
+  test('a one-off slow first seek moves the follow-up\'s aim by the weight of one sample, not whole', () => {
+    // The element says its seeks take 50 ms; the change's first seek (the page busy with the
+    // change) takes 250 ms and lands 200 ms behind; the follow-up takes 50 ms again.
+    attachRestart({ startLatency: 0.05, seekLatencies: [0.05] });
+    player.getSeekLatency = () => 0.05;
+    sync.roomChanged();
+    run(3000);
+    room = { ...room, position: 100, updated_at: clock.t };
+    player.seekLatencies = [0.25, 0.05];
+    const seeks = [];
+    recordSeeks(seeks);
+    sync.roomChanged();
+    run(1400);
+    assert.equal(seeks.length, 2, JSON.stringify(seeks));
+    const [first, followUp] = seekAims(seeks);
+    assert.ok(Math.abs(first - 0.05) < 1e-9, `first aimed ${first}`);
+    // Halfway between the element's 50 ms and the 250 ms that one seek took (aimed by
+    // that one whole, it would land 200 ms ahead and be glided for seconds).
+    assert.ok(Math.abs(followUp - 0.15) < 0.005, `follow-up aimed ${followUp}`);
+    assert.ok(Math.abs(drift() - 0.1) < 0.005, `drift ${drift()}`);
+  });
+
+  test('a seek the player landed by reloading its source teaches nothing about where seeks land', () => {
+    // No latency of its own to report: the corrector learns a seek's residual lead itself.
+    attach();
+    player.stats = { seekRetries: 0 };
+    const seekTo = player.seekTo.bind(player);
+    let reload = false;
+    player.seekTo = (s) => {
+      seekTo(s);
+      // A stalled seek the player recovered by loading its source again, 0.2 s short.
+      if (reload) { reload = false; player.stats.seekRetries += 1; player.rebase(s - 0.2); }
+    };
+    sync.roomChanged();
+    run(3000);
+    room = { ...room, position: 100, updated_at: clock.t };
+    reload = true;
+    sync.roomChanged();
+    run(1200);
+    // The follow-up (aimed by what seeks cost, not by the reload) has landed on the room.
+    assert.equal(sync.seekLead, 0);
+    assert.ok(Math.abs(drift()) < 0.005, `drift ${drift()}`);
+  });
+});
+
 describe('PlayerSync: fine bursts on a player whose rate changes cost position', () => {
   /** Like Chromium's element: each change away from 1× loses `cost` seconds of position at once. */
   class CostlyRates extends FakePlayer {
