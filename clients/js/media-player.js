@@ -37,6 +37,12 @@ export const MEDIA_PLAYER_TIMINGS = Object.freeze({
    */
   seekMeasureMinMs: 250,
   /**
+   * Seconds of data buffered at a seek's target from which it is a seek within the buffer:
+   * its latency is learned apart from a seek that must fetch first (Firefox ESR, loaded
+   * machine: 10-40 ms against 100-200 ms), so a short seek is not aimed by a long one's.
+   */
+  nearSeekBuffer: 0.5,
+  /**
    * Seconds from play() on a paused element until its position moves, before one was
    * measured here: a scheduled start calls play() this much early. (Measured in headless
    * Chromium on a 2-core machine: about 0.1 s, the decoder and audio output starting.)
@@ -223,6 +229,7 @@ export class MediaPlayer {
     this._url = null;
     this._seek = null; // {at, target, measuring}: the last seek, until its latency is read
     this._seekLatency = null;
+    this._seekLatencies = { near: null, far: null }; // the same, apart for seeks within the buffer and beyond
     this._startLatency = null;
     this._start = null; // {at, from}: the last play() of a paused element, until its latency is read
     this._wantPlay = false;
@@ -324,7 +331,10 @@ export class MediaPlayer {
     if (!(measured >= -MEDIA_PLAYER_TIMINGS.readSlack) || measured > MEDIA_PLAYER_TIMINGS.maxSeekLatency) return;
     const latency = Math.max(0, measured);
     const g = MEDIA_PLAYER_TIMINGS.seekLatencyGain;
-    this._seekLatency = this._seekLatency === null ? latency : this._seekLatency * (1 - g) + latency * g;
+    const learn = (was) => (was === null ? latency : was * (1 - g) + latency * g);
+    this._seekLatency = learn(this._seekLatency);
+    const kind = seek.near ? 'near' : 'far';
+    this._seekLatencies[kind] = learn(this._seekLatencies[kind]);
   }
 
   /**
@@ -417,7 +427,8 @@ export class MediaPlayer {
     this.stats.seeks += 1;
     const target = Math.max(0, Number(seconds) || 0);
     const landing = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
-    this._seek = { at: performance.now(), target: landing, measuring: false };
+    const near = bufferedFrom(el, landing) >= MEDIA_PLAYER_TIMINGS.nearSeekBuffer;
+    this._seek = { at: performance.now(), target: landing, measuring: false, near };
     this._start = null;
     this.clock.reset();
     el.currentTime = landing;
@@ -452,8 +463,16 @@ export class MediaPlayer {
     this._seekRetry = setTimeout(look, T.seekLookMs);
   }
 
-  /** Seconds from setting `currentTime` to playing on from there, learned; `null` before the first seek measured. */
-  getSeekLatency() { return this._seekLatency; }
+  /**
+   * Seconds from setting `currentTime` to playing on from there, learned; `null` before the
+   * first seek measured. Given the seek's `target` (s), of seeks like it: within the buffer
+   * or beyond it (each once one was measured).
+   */
+  getSeekLatency(target) {
+    if (!Number.isFinite(target)) return this._seekLatency;
+    const near = bufferedFrom(this.element, target) >= MEDIA_PLAYER_TIMINGS.nearSeekBuffer;
+    return this._seekLatencies[near ? 'near' : 'far'] ?? this._seekLatency;
+  }
 
   /** The element's position now: its `currentTime`, or between the updates of an engine that holds it, extrapolated ({@link PositionClock}). */
   getCurrentTime() {

@@ -318,10 +318,10 @@ export class PlayerSync {
    * element's first seek otherwise lands a start latency, ~0.1 s, behind, and the
    * nudge takes seconds to close what an aimed seek never opens).
    */
-  _seekAhead(rate) {
-    // The player's own measure, once it has one (null before): 0 is a measure too (Firefox's
-    // element seeks at once), not a missing one.
-    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency() : null;
+  _seekAhead(rate, target) {
+    // The player's own measure (of seeks like this one, given its target), once it has one
+    // (null before): 0 is a measure too (Firefox's element seeks at once), not a missing one.
+    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency(target) : null;
     const own = raw === null || raw === undefined ? NaN : Number(raw);
     let latency = Number.isFinite(own) && own >= 0 ? own : this.seekLatency;
     if (!Number.isFinite(own) && !(latency > 0) && typeof this.player.getStartLatency === 'function') {
@@ -332,24 +332,20 @@ export class PlayerSync {
   }
 
   /**
-   * Where a change's follow-up seek aims (seconds ahead of the room), given where its first
-   * seek should have aimed (`missAhead`: its aim less how far it landed off). A player that
-   * measures its own seek latency (a media element) aims by that measure moved toward this
-   * one landing by the weight its own average gives a sample: a follow-up is made only
-   * after a wide landing, which on a busy machine is mostly a one-off (a first seek made
-   * while the page handles the change lost 75 ms, its follow-up 0.5 s later 14 ms), and
-   * aimed by that miss whole it landed 60-240 ms ahead and was glided for seconds. A
-   * player without a measure of its own has only that landing to go by.
+   * Where a change's follow-up seek to `target` aims (seconds ahead of the room), given where
+   * its first seek should have aimed (`missAhead`: its aim less how far it landed off). A
+   * player that measures its own seek latency (a media element) aims by that measure, of
+   * seeks like this one: the first seek's miss is not this one's. The first went far and
+   * waited for data (on a busy machine 100-200 ms, while the page handled the change); the
+   * follow-up lands in what it fetched (10-40 ms), and aimed by that miss it landed
+   * 60-240 ms ahead and was glided for seconds. A player without a measure of its own has
+   * only that landing to go by.
    */
-  _followUpAim(missAhead, rate) {
+  _followUpAim(missAhead, rate, target) {
     const max = this.correction.maxSeekLead;
-    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency() : null;
+    const raw = typeof this.player.getSeekLatency === 'function' ? this.player.getSeekLatency(target) : null;
     const own = raw === null || raw === undefined ? NaN : Number(raw);
-    let aim = missAhead;
-    if (Number.isFinite(own) && own >= 0) {
-      const measured = this._seekAhead(rate);
-      aim = measured + (missAhead - measured) * this.correction.seekLatencyGain;
-    }
+    const aim = Number.isFinite(own) && own >= 0 ? this._seekAhead(rate, target) : missAhead;
     return Math.min(max, Math.max(0, aim));
   }
 
@@ -710,7 +706,7 @@ export class PlayerSync {
       // Starting is the cheapest moment to land exactly: seek unless already close.
       const drift = this.position() - target;
       const d = decideCorrection({ drift, paused: false, rate: st.rate, starting: true }, this.correction);
-      if (d.action === 'seek') this._seek(target + this._seekAhead(st.rate));
+      if (d.action === 'seek') this._seek(target + this._seekAhead(st.rate, target));
       this._setRate(st.rate);
       this._call(() => this.player.playVideo());
       this._lastPlayCallAt = now;
@@ -774,7 +770,7 @@ export class PlayerSync {
       // stalled) landed by its load, not by the seek's aim: nothing to learn from where.
       if (this._lastSeekAhead !== null && Math.abs(landed) < this.correction.maxSeekLead
           && this._reloads() === this._reloadsAtSeek) {
-        followUpAhead = this._followUpAim(this._lastSeekAhead - landed, st.rate);
+        followUpAhead = this._followUpAim(this._lastSeekAhead - landed, st.rate, target);
       }
     }
 
@@ -831,7 +827,7 @@ export class PlayerSync {
         this._startBurst(c.rate, c.seconds, st.rate, learn ? { plan } : {});
       } else if (c.action === 'seek' && sinceSeek > this.correction.seekSettleMs) {
         this._setRate(st.rate);
-        this._seek(target + this._seekAhead(st.rate));
+        this._seek(target + this._seekAhead(st.rate, target));
         this._seekCheck = this._newSeekCheck(now);
       } else {
         this.mode = c.action === 'seek' ? PlayerMode.SEEKING : PlayerMode.IN_SYNC;
@@ -854,7 +850,7 @@ export class PlayerSync {
     if (d.action === 'seek' && (mayReseek || sinceSeek > this.correction.seekSettleMs)) {
       this.nudging = false;
       this._setRate(st.rate);
-      this._lastSeekAhead = followUpAhead ?? this._seekAhead(st.rate);
+      this._lastSeekAhead = followUpAhead ?? this._seekAhead(st.rate, target);
       this._seek(target + this._lastSeekAhead);
       this._seekCheck = this._newSeekCheck(now);
       // The first seek after a change aims by a latency guessed before any was measured:
