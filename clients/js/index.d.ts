@@ -549,8 +549,8 @@ export interface SyncablePlayer {
   removeEventListener?(name: string, listener: (event: { data: unknown }) => void): void;
   /** Optional: the rates the player really plays (YouTube's menu); used once it rounds a nudge. */
   getAvailablePlaybackRates?(): number[];
-  /** Optional: the player's own measure of its seek latency, seconds. */
-  getSeekLatency?(): number | null;
+  /** Optional: the player's own measure of its seek latency, seconds (given the seek's target: of seeks like it). */
+  getSeekLatency?(target?: number): number | null;
   /** Optional (the simulated player): takes the room's duration. */
   setDuration?(seconds: number): void;
 }

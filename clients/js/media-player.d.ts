@@ -49,8 +49,8 @@ export declare class MediaPlayer implements SyncablePlayer {
   getPlaybackRate(): number;
   setPlaybackRate(rate: number): void;
   getAvailablePlaybackRates(): number[];
-  /** Seconds from setting currentTime to playing again, learned; null before the first seek. */
-  getSeekLatency(): number | null;
+  /** Seconds from setting currentTime to playing again, learned; null before the first seek. Given the target: of seeks within the buffer, or beyond it. */
+  getSeekLatency(target?: number): number | null;
   seekTo(seconds: number, allowSeekAhead?: boolean): void;
   playVideo(): void;
   pauseVideo(): void;
