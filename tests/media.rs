@@ -174,7 +174,9 @@ async fn a_download_its_client_stops_reading_is_reset_and_a_slow_reader_gets_it_
     // Far more than the sockets on both ends hold.
     let size = 24 << 20;
     write(&dir.root.join("long.wav"), &pattern(size));
-    let app = app_with(&dir).await;
+    // A short keepalive: a connection that takes nothing is reset after two of them (2 s).
+    let root = dir.root.to_str().expect("utf-8 temp path");
+    let app = spawn_app(&["--media-dir", root, "--keepalive", "1"]).await;
     let mut parked = ask_for(&app, "/media/long.wav").await;
     let mut slow = ask_for(&app, "/media/long.wav").await;
     // The slow one takes a little every 300 ms, for longer than a parked download

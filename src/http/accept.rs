@@ -181,7 +181,7 @@ async fn serve_connection(
     }
     // A command's body wakes its own connection task: see `PollAgain`.
     PollAgain::new(serve_hyper(
-        Prefixed::new(head, stream),
+        Prefixed::new(head, stream, limits.stall_timeout),
         peer,
         router,
         limits.header_timeout,

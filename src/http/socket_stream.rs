@@ -233,15 +233,6 @@ fn encode_head(response: &Response<()>, content_length: Option<usize>) -> Vec<u8
     out
 }
 
-/// A response whose client takes none of it for this long is ended: the
-/// connection is reset. A browser stops reading a media download once it has
-/// buffered enough (Firefox suspends it, Chromium defers it) and may leave it
-/// parked for as long as the page stays open: one of its six connections per
-/// server, a file and megabytes of socket buffers here, and forever for a client
-/// that stopped reading. Firefox was seen asking for a new range when it needed
-/// more (a browser's media cache reopens a download that ended early).
-pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Unsent bytes the kernel holds for a connection (`TCP_NOTSENT_LOWAT`): the
 /// socket takes more only once the client has taken some, so "takes nothing"
 /// means the client reads nothing, not a send buffer of megabytes draining
@@ -249,18 +240,26 @@ pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(5);
 const NOTSENT_LOWAT: u32 = 128 * 1024;
 
 /// A connection whose first bytes were already read: they are read again first.
-/// A write the socket takes nothing of for [`WRITE_STALL_TIMEOUT`] fails, and
-/// the connection is then reset.
+///
+/// A write the socket takes nothing of for `stall` (the streams' cut-off, two
+/// keepalive intervals) fails, and the connection is then reset, as a stream's
+/// on the direct path and a TLS connection are. A browser stops reading a media
+/// download once it has buffered enough (Firefox suspends it, Chromium defers
+/// it) and may leave it parked for as long as the page stays open: one of its
+/// six connections per server, a file and megabytes of socket buffers here, and
+/// forever for a client that stopped reading. A browser's media cache asks for
+/// a new range where it needs more (Firefox was seen doing so).
 pub struct Prefixed {
     prefix: Vec<u8>,
     consumed: usize,
     io: TcpStream,
+    stall: Duration,
     /// While writes wait on a socket that takes nothing: when that ends it.
     stalled_until: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Prefixed {
-    pub fn new(prefix: Vec<u8>, io: TcpStream) -> Self {
+    pub fn new(prefix: Vec<u8>, io: TcpStream, stall: Duration) -> Self {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Err(error) = socket2::SockRef::from(&io).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
             tracing::debug!(%error, "cannot set TCP_NOTSENT_LOWAT");
@@ -269,12 +268,13 @@ impl Prefixed {
             prefix,
             consumed: 0,
             io,
+            stall,
             stalled_until: None,
         }
     }
 
     /// `written` as it came, unless the socket has taken nothing for
-    /// [`WRITE_STALL_TIMEOUT`]: then an error, with the socket set to reset on
+    /// `stall`: then an error, with the socket set to reset on
     /// close (what it still holds is never sent).
     fn watch<T>(
         &mut self,
@@ -285,9 +285,10 @@ impl Prefixed {
             self.stalled_until = None;
             return written;
         }
+        let stall = self.stall;
         let deadline = self
             .stalled_until
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL_TIMEOUT)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
         if deadline.as_mut().poll(cx).is_pending() {
             return Poll::Pending;
         }
