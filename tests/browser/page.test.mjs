@@ -52,7 +52,8 @@ test('on a phone, the home page lists unnamed and long-named rooms without scrol
   // The unnamed room's own page: the same friendly title, no hex id, no sideways scroll.
   const page = await openPage(browser, PHONE);
   await page.goto(`${server.url}/r/${unnamed.body.room_id}?player=sim`);
-  await waitFor(() => page.locator('#join-title').textContent().then((x) => x.startsWith('Join')), { what: 'the join dialog' });
+  // The dialog says "Join the room" until the room's own title has arrived.
+  await waitFor(() => page.locator('#join-title').textContent().then((x) => /^Join “.+”$/.test(x)), { what: "the join dialog with the room's title" });
   const joinTitle = await page.locator('#join-title').textContent();
   assert.ok(!joinTitle.includes(unnamed.body.room_id), joinTitle);
   assert.equal(await overflowX(page), 0, 'join dialog scrolls sideways');
