@@ -2029,6 +2029,7 @@ mod tests {
     use crate::actor::RoomSettings;
     use crate::registry::{CreateRoom, Registry};
     use crate::room::command::CommandRequest;
+    use crate::room::event::SharedFrame;
     use crate::room::{Command, SystemClock};
     use crate::telemetry::Metrics;
 
@@ -2124,12 +2125,7 @@ mod tests {
             let Some(version) = frame.version else {
                 continue;
             };
-            let text = String::from_utf8_lossy(&frame.bytes);
-            let name = text
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or_default();
-            frames.push(format!("{name}:{version}"));
+            frames.push(label(&frame));
             if version >= target {
                 break;
             }
@@ -2169,21 +2165,19 @@ mod tests {
         assert_eq!(frames, ["snapshot:6"]);
     }
 
+    /// A frame as `event:version` (0 for a frame without one).
+    fn label(frame: &SharedFrame) -> String {
+        let text = String::from_utf8_lossy(&frame.bytes);
+        let name = text
+            .lines()
+            .find_map(|l| l.strip_prefix("event: "))
+            .unwrap_or_default();
+        format!("{name}:{}", frame.version.unwrap_or_default())
+    }
+
     /// Each start frame of `subscription` as `event:version`.
     fn start_of(subscription: &crate::actor::Subscription) -> Vec<String> {
-        subscription
-            .start
-            .iter()
-            .map(|frame| {
-                let text = String::from_utf8_lossy(&frame.bytes);
-                let name = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("event: "))
-                    .unwrap_or_default()
-                    .to_owned();
-                format!("{name}:{}", frame.version.unwrap_or_default())
-            })
-            .collect()
+        subscription.start.iter().map(label).collect()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
