@@ -206,6 +206,11 @@ function bufferedFrom(el, t) {
   return 0;
 }
 
+/** Whether a seek to `t` lands within what the element has buffered (see `nearSeekBuffer`). */
+function seeksWithinBuffer(el, t) {
+  return bufferedFrom(el, t) >= MEDIA_PLAYER_TIMINGS.nearSeekBuffer;
+}
+
 export class MediaPlayer {
   /**
    * @param {HTMLElement|string} target the element (or its id) the `<video>` replaces
@@ -427,7 +432,7 @@ export class MediaPlayer {
     this.stats.seeks += 1;
     const target = Math.max(0, Number(seconds) || 0);
     const landing = Number.isFinite(el.duration) ? Math.min(target, el.duration) : target;
-    const near = bufferedFrom(el, landing) >= MEDIA_PLAYER_TIMINGS.nearSeekBuffer;
+    const near = seeksWithinBuffer(el, landing);
     this._seek = { at: performance.now(), target: landing, measuring: false, near };
     this._start = null;
     this.clock.reset();
@@ -470,8 +475,8 @@ export class MediaPlayer {
    */
   getSeekLatency(target) {
     if (!Number.isFinite(target)) return this._seekLatency;
-    const near = bufferedFrom(this.element, target) >= MEDIA_PLAYER_TIMINGS.nearSeekBuffer;
-    return this._seekLatencies[near ? 'near' : 'far'] ?? this._seekLatency;
+    const kind = seeksWithinBuffer(this.element, target) ? 'near' : 'far';
+    return this._seekLatencies[kind] ?? this._seekLatency;
   }
 
   /** The element's position now: its `currentTime`, or between the updates of an engine that holds it, extrapolated ({@link PositionClock}). */
